@@ -1,1 +1,15 @@
-//! x
+//! The Dhwani server: configuration, the SIP user-agent core, the tokio
+//! driver, and (for now) placeholder media. The library crates do the
+//! protocol work: `sip` (messages, transactions, dialogs, transports),
+//! `media`, `ivr-dsl` and `recordings`.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+pub mod cli;
+pub mod config;
+pub mod server;
+pub mod silence;
+pub mod tls;
+pub mod ua;

@@ -1,1 +1,7 @@
-fn main(){}
+//! `dhwani`: see `dhwani --help`.
+
+use clap::Parser;
+
+fn main() -> anyhow::Result<()> {
+    dhwani::cli::run(dhwani::cli::Cli::parse())
+}

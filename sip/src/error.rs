@@ -118,7 +118,9 @@ impl Error {
             | Error::MissingContentLength
             | Error::MalformedSdp(_) => Some(StatusCode::BAD_REQUEST),
             Error::TooManyTransactions { .. } => Some(StatusCode::SERVICE_UNAVAILABLE),
-            Error::UnknownTransaction | Error::UnknownDialog => Some(StatusCode::CALL_DOES_NOT_EXIST),
+            Error::UnknownTransaction | Error::UnknownDialog => {
+                Some(StatusCode::CALL_DOES_NOT_EXIST)
+            }
             Error::Incomplete | Error::MalformedStartLine | Error::Digest(_) | Error::Io(_) => None,
         }
     }
@@ -146,3 +148,9 @@ impl Error {
 
 /// Result alias of the `sip` crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Error {
+        Error::Io(e.to_string())
+    }
+}

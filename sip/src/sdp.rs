@@ -188,7 +188,9 @@ pub fn parse_audio_offer(body: &[u8]) -> Result<AudioOffer> {
                 }
                 match name {
                     "rtpmap" => {
-                        let (pt, rest) = arg.split_once(' ').ok_or(Error::MalformedSdp("bad rtpmap"))?;
+                        let (pt, rest) = arg
+                            .split_once(' ')
+                            .ok_or(Error::MalformedSdp("bad rtpmap"))?;
                         let pt: u8 = pt.parse().map_err(|_| Error::MalformedSdp("bad rtpmap"))?;
                         let mut parts = rest.trim().split('/');
                         let enc = parts.next().unwrap_or_default();
@@ -336,8 +338,18 @@ mod tests {
         let n = negotiate(&o, &["PCMU", "PCMA"]).unwrap();
         assert_eq!(n.codec.payload_type, 0);
         assert_eq!(n.telephone_event.unwrap().payload_type, 101);
-        let answer = write_answer(1, 1, "127.0.0.1:10000".parse().unwrap(), &negotiate(&o, &["PCMA"]).unwrap(), Direction::SendRecv, 20);
-        assert!(answer.contains("m=audio 10000 RTP/AVP 8 101\r\n"), "{answer}");
+        let answer = write_answer(
+            1,
+            1,
+            "127.0.0.1:10000".parse().unwrap(),
+            &negotiate(&o, &["PCMA"]).unwrap(),
+            Direction::SendRecv,
+            20,
+        );
+        assert!(
+            answer.contains("m=audio 10000 RTP/AVP 8 101\r\n"),
+            "{answer}"
+        );
         let back = parse_audio_offer(answer.as_bytes()).unwrap();
         assert_eq!(back.formats[0].encoding, "PCMA");
     }
@@ -351,7 +363,13 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        for bad in ["", "v=0\r\nm=audio x RTP/AVP 0\r\n", "v=0\r\nc=IN IP4 nope\r\nm=audio 1 RTP/AVP 0\r\n", "hello", "v=0\r\nm=audio 5 RTP/AVP 300\r\n"] {
+        for bad in [
+            "",
+            "v=0\r\nm=audio x RTP/AVP 0\r\n",
+            "v=0\r\nc=IN IP4 nope\r\nm=audio 1 RTP/AVP 0\r\n",
+            "hello",
+            "v=0\r\nm=audio 5 RTP/AVP 300\r\n",
+        ] {
             assert!(parse_audio_offer(bad.as_bytes()).is_err(), "{bad:?}");
         }
     }

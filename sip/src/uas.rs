@@ -7,7 +7,7 @@
 use bytes::Bytes;
 
 use crate::header::MediaType;
-use crate::message::{HeaderName, Method, Request, ResponseBuilder, Response, StatusCode};
+use crate::message::{HeaderName, Method, Request, Response, ResponseBuilder, StatusCode};
 use crate::uri::Scheme;
 
 /// What this UAS implements.
@@ -47,7 +47,11 @@ impl Default for Policy {
 impl Policy {
     /// The Allow header value.
     pub fn allow_header(&self) -> String {
-        self.allow.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+        self.allow
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
     }
     /// The Accept header value for a method (all types when none given).
     pub fn accept_header(&self, method: Option<&Method>) -> String {
@@ -142,16 +146,20 @@ pub fn check_request(req: &Request, policy: &Policy) -> Result<(), Rejection> {
             .collect();
         if !unsupported.is_empty() {
             let mut r = Rejection::new(StatusCode::BAD_EXTENSION, "Bad Extension");
-            r.headers.push((HeaderName::Unsupported, unsupported.join(", ")));
+            r.headers
+                .push((HeaderName::Unsupported, unsupported.join(", ")));
             return Err(r);
         }
     }
     // §8.2.3: content processing.
     if !req.body.is_empty() && req.method != Method::Cancel && req.method != Method::Bye {
         let accept_415 = || {
-            let mut r = Rejection::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "Unsupported Media Type");
-            r.headers.push((HeaderName::Accept, policy.accept_header(Some(&req.method))));
-            r.headers.push((HeaderName::AcceptEncoding, "identity".to_owned()));
+            let mut r =
+                Rejection::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "Unsupported Media Type");
+            r.headers
+                .push((HeaderName::Accept, policy.accept_header(Some(&req.method))));
+            r.headers
+                .push((HeaderName::AcceptEncoding, "identity".to_owned()));
             r
         };
         if let Some(enc) = req.headers.get(&HeaderName::ContentEncoding) {
@@ -174,9 +182,8 @@ pub fn check_request(req: &Request, policy: &Policy) -> Result<(), Rejection> {
 }
 
 fn accepts(policy: &Policy, method: &Method, mt: &MediaType) -> bool {
-    policy.accept.iter().any(|(m, t)| {
-        m == method
-            && t.split_once('/')
-                .is_some_and(|(k, s)| mt.is(k, s))
-    })
+    policy
+        .accept
+        .iter()
+        .any(|(m, t)| m == method && t.split_once('/').is_some_and(|(k, s)| mt.is(k, s)))
 }

@@ -126,7 +126,10 @@ impl Uri {
         } else {
             Scheme::Other(raw.slice(..colon))
         };
-        if raw.iter().any(|&c| c <= b' ' || c == 0x7f || c == b'<' || c == b'>' || c == b'"') {
+        if raw
+            .iter()
+            .any(|&c| c <= b' ' || c == 0x7f || c == b'<' || c == b'>' || c == b'"')
+        {
             return Err(Error::MalformedUri);
         }
         let rest = raw.slice(colon + 1..);
@@ -147,7 +150,8 @@ impl Uri {
                 let number = rest.slice(..semi);
                 if number.is_empty()
                     || !number.iter().all(|&c| {
-                        c.is_ascii_hexdigit() || matches!(c, b'+' | b'-' | b'.' | b'(' | b')' | b'*' | b'#')
+                        c.is_ascii_hexdigit()
+                            || matches!(c, b'+' | b'-' | b'.' | b'(' | b')' | b'*' | b'#')
                     })
                 {
                     return Err(Error::MalformedUri);

@@ -83,7 +83,13 @@ struct Pending2xx {
 impl Dialog {
     /// Creates the dialog of a 2xx to `invite` (§12.1.1). `local_tag` is the
     /// To tag of our 2xx; `local_cseq` the first CSeq we will use.
-    pub fn new_uas(invite: &Request, local_tag: Bytes, timers: Timers, reliable: bool, local_cseq: u32) -> Result<Dialog> {
+    pub fn new_uas(
+        invite: &Request,
+        local_tag: Bytes,
+        timers: Timers,
+        reliable: bool,
+        local_cseq: u32,
+    ) -> Result<Dialog> {
         let from = invite.from()?;
         let remote_target = invite
             .headers
@@ -97,7 +103,11 @@ impl Dialog {
             .get_all(&HeaderName::RecordRoute)
             .flat_map(crate::header::split_commas)
             .collect();
-        let to = invite.headers.get(&HeaderName::To).cloned().unwrap_or_default();
+        let to = invite
+            .headers
+            .get(&HeaderName::To)
+            .cloned()
+            .unwrap_or_default();
         let mut local_uri = Vec::with_capacity(to.len() + 5 + local_tag.len());
         local_uri.extend_from_slice(&to);
         local_uri.extend_from_slice(b";tag=");
@@ -112,7 +122,11 @@ impl Dialog {
             timers,
             reliable,
             local_uri: Bytes::from(local_uri),
-            remote_uri: invite.headers.get(&HeaderName::From).cloned().unwrap_or_default(),
+            remote_uri: invite
+                .headers
+                .get(&HeaderName::From)
+                .cloned()
+                .unwrap_or_default(),
             remote_target,
             route_set,
             remote_cseq: cseq,
@@ -216,7 +230,10 @@ impl Dialog {
         headers.push(HeaderName::From, self.local_uri.clone());
         headers.push(HeaderName::To, self.remote_uri.clone());
         headers.push(HeaderName::CallId, self.id.call_id.clone());
-        headers.push(HeaderName::CSeq, Bytes::from(format!("{} {}", self.local_cseq, method)));
+        headers.push(
+            HeaderName::CSeq,
+            Bytes::from(format!("{} {}", self.local_cseq, method)),
+        );
         // §12.2.1.1: loose routing keeps the target as Request-URI; a strict
         // first route becomes the Request-URI and the target goes last.
         let first_route = self
@@ -257,7 +274,9 @@ mod tests {
     use crate::message::{Limits, Message, parse_message};
 
     fn invite(extra: &str) -> Request {
-        let raw = format!("INVITE sip:1000@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKa\r\n{extra}From: <sip:caller@127.0.0.1>;tag=remote\r\nTo: <sip:1000@127.0.0.1>\r\nCall-ID: call-1\r\nCSeq: 5 INVITE\r\nContact: <sip:caller@127.0.0.1:5070>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n");
+        let raw = format!(
+            "INVITE sip:1000@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKa\r\n{extra}From: <sip:caller@127.0.0.1>;tag=remote\r\nTo: <sip:1000@127.0.0.1>\r\nCall-ID: call-1\r\nCSeq: 5 INVITE\r\nContact: <sip:caller@127.0.0.1:5070>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        );
         match parse_message(Bytes::from(raw), &Limits::default()).unwrap() {
             Message::Request(r) => r,
             _ => unreachable!(),
@@ -267,7 +286,14 @@ mod tests {
     #[test]
     fn the_2xx_is_resent_until_ack_and_gives_up_after_64_t1() {
         let t0 = Instant::now();
-        let mut d = Dialog::new_uas(&invite(""), Bytes::from_static(b"local"), Timers::default(), false, 1).unwrap();
+        let mut d = Dialog::new_uas(
+            &invite(""),
+            Bytes::from_static(b"local"),
+            Timers::default(),
+            false,
+            1,
+        )
+        .unwrap();
         d.accept(t0, Bytes::from_static(b"200"));
         let mut now = t0;
         let mut sends = vec![];
@@ -291,10 +317,20 @@ mod tests {
     fn the_ack_stops_retransmission() {
         let t0 = Instant::now();
         let inv = invite("");
-        let mut d = Dialog::new_uas(&inv, Bytes::from_static(b"local"), Timers::default(), false, 1).unwrap();
+        let mut d = Dialog::new_uas(
+            &inv,
+            Bytes::from_static(b"local"),
+            Timers::default(),
+            false,
+            1,
+        )
+        .unwrap();
         d.accept(t0, Bytes::from_static(b"200"));
         let raw = "ACK sip:1000@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKb\r\nFrom: <sip:caller@127.0.0.1>;tag=remote\r\nTo: <sip:1000@127.0.0.1>;tag=local\r\nCall-ID: call-1\r\nCSeq: 5 ACK\r\nContent-Length: 0\r\n\r\n";
-        let Message::Request(ack) = parse_message(Bytes::from(raw), &Limits::default()).unwrap() else { unreachable!() };
+        let Message::Request(ack) = parse_message(Bytes::from(raw), &Limits::default()).unwrap()
+        else {
+            unreachable!()
+        };
         assert_eq!(DialogId::for_incoming(&ack).unwrap(), *d.id());
         d.handle_ack(&ack);
         assert!(d.poll_timeout().is_none());
@@ -303,10 +339,24 @@ mod tests {
     #[test]
     fn a_bye_follows_the_route_set_and_targets_the_contact() {
         let inv = invite("Record-Route: <sip:p1.local;lr>, <sip:p2.local;lr>\r\n");
-        let mut d = Dialog::new_uas(&inv, Bytes::from_static(b"local"), Timers::default(), false, 1).unwrap();
-        let bye = d.make_request(Method::Bye, "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKbye", "sip:dhwani@127.0.0.1:5060");
+        let mut d = Dialog::new_uas(
+            &inv,
+            Bytes::from_static(b"local"),
+            Timers::default(),
+            false,
+            1,
+        )
+        .unwrap();
+        let bye = d.make_request(
+            Method::Bye,
+            "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKbye",
+            "sip:dhwani@127.0.0.1:5060",
+        );
         let text = String::from_utf8(bye.to_bytes().to_vec()).unwrap();
-        assert!(text.starts_with("BYE sip:caller@127.0.0.1:5070 SIP/2.0\r\n"), "{text}");
+        assert!(
+            text.starts_with("BYE sip:caller@127.0.0.1:5070 SIP/2.0\r\n"),
+            "{text}"
+        );
         assert!(text.contains("Route: <sip:p1.local;lr>\r\nRoute: <sip:p2.local;lr>\r\n"));
         assert!(text.contains("From: <sip:1000@127.0.0.1>;tag=local\r\n"));
         assert!(text.contains("To: <sip:caller@127.0.0.1>;tag=remote\r\n"));
@@ -316,12 +366,27 @@ mod tests {
     #[test]
     fn an_out_of_order_cseq_is_refused_with_500() {
         let inv = invite("");
-        let mut d = Dialog::new_uas(&inv, Bytes::from_static(b"local"), Timers::default(), false, 1).unwrap();
+        let mut d = Dialog::new_uas(
+            &inv,
+            Bytes::from_static(b"local"),
+            Timers::default(),
+            false,
+            1,
+        )
+        .unwrap();
         let mk = |n: u32| {
-            let raw = format!("BYE sip:1000@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK{n}\r\nFrom: <sip:caller@127.0.0.1>;tag=remote\r\nTo: <sip:1000@127.0.0.1>;tag=local\r\nCall-ID: call-1\r\nCSeq: {n} BYE\r\nContent-Length: 0\r\n\r\n");
-            match parse_message(Bytes::from(raw), &Limits::default()).unwrap() { Message::Request(r) => r, _ => unreachable!() }
+            let raw = format!(
+                "BYE sip:1000@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK{n}\r\nFrom: <sip:caller@127.0.0.1>;tag=remote\r\nTo: <sip:1000@127.0.0.1>;tag=local\r\nCall-ID: call-1\r\nCSeq: {n} BYE\r\nContent-Length: 0\r\n\r\n"
+            );
+            match parse_message(Bytes::from(raw), &Limits::default()).unwrap() {
+                Message::Request(r) => r,
+                _ => unreachable!(),
+            }
         };
-        assert_eq!(d.handle_request(&mk(4)), Err(StatusCode::SERVER_INTERNAL_ERROR));
+        assert_eq!(
+            d.handle_request(&mk(4)),
+            Err(StatusCode::SERVER_INTERNAL_ERROR)
+        );
         assert_eq!(d.handle_request(&mk(6)), Ok(()));
     }
 }

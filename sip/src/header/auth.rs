@@ -48,7 +48,8 @@ impl AuthParams {
             if pos >= len {
                 break;
             }
-            let eq = pos + memchr::memchr(b'=', v.get(pos..).unwrap_or_default()).ok_or(bad.clone())?;
+            let eq =
+                pos + memchr::memchr(b'=', v.get(pos..).unwrap_or_default()).ok_or(bad.clone())?;
             let name = trim(&v.slice(pos..eq));
             if !is_token(&name) {
                 return Err(bad);

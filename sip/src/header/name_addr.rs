@@ -29,7 +29,9 @@ pub struct NameAddr {
 impl NameAddr {
     /// Parses a single name-addr or addr-spec with parameters.
     pub fn parse(v: &Bytes) -> Result<NameAddr> {
-        let bad = Error::MalformedHeader { header: "name-addr" };
+        let bad = Error::MalformedHeader {
+            header: "name-addr",
+        };
         let v = trim(v);
         let (display, uri_raw, rest) = if v.first() == Some(&b'"') {
             let q = quoted_end(&v).ok_or(bad.clone())?;
@@ -39,7 +41,11 @@ impl NameAddr {
                 return Err(bad);
             }
             let close = memchr::memchr(b'>', &after).ok_or(bad.clone())?;
-            (Some(display), after.slice(1..close), after.slice(close + 1..))
+            (
+                Some(display),
+                after.slice(1..close),
+                after.slice(close + 1..),
+            )
         } else if let Some(lt) = memchr::memchr(b'<', &v) {
             let display = trim(&v.slice(..lt));
             if !display
@@ -48,7 +54,8 @@ impl NameAddr {
             {
                 return Err(bad);
             }
-            let close = lt + memchr::memchr(b'>', v.get(lt..).unwrap_or_default()).ok_or(bad.clone())?;
+            let close =
+                lt + memchr::memchr(b'>', v.get(lt..).unwrap_or_default()).ok_or(bad.clone())?;
             let display = (!display.is_empty()).then_some(display);
             (display, v.slice(lt + 1..close), v.slice(close + 1..))
         } else {
@@ -90,7 +97,8 @@ impl Contacts {
                     star = true;
                 } else {
                     list.push(
-                        NameAddr::parse(&v).map_err(|_| Error::MalformedHeader { header: "Contact" })?,
+                        NameAddr::parse(&v)
+                            .map_err(|_| Error::MalformedHeader { header: "Contact" })?,
                     );
                 }
             }

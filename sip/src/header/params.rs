@@ -20,7 +20,9 @@ impl Params {
             return Ok(Params(out));
         }
         if raw.first() != Some(&b';') {
-            return Err(Error::MalformedHeader { header: "parameter" });
+            return Err(Error::MalformedHeader {
+                header: "parameter",
+            });
         }
         let mut pos = 1;
         while pos <= raw.len() {
@@ -28,8 +30,11 @@ impl Params {
             let mut i = pos;
             while let Some(&c) = raw.get(i) {
                 if c == b'"' {
-                    let q = quoted_end(raw.get(i..).unwrap_or_default())
-                        .ok_or(Error::MalformedHeader { header: "parameter" })?;
+                    let q = quoted_end(raw.get(i..).unwrap_or_default()).ok_or(
+                        Error::MalformedHeader {
+                            header: "parameter",
+                        },
+                    )?;
                     i += q;
                     continue;
                 }
@@ -40,18 +45,22 @@ impl Params {
             }
             let part = trim(&raw.slice(pos..i.min(raw.len())));
             if part.is_empty() {
-                return Err(Error::MalformedHeader { header: "parameter" });
+                return Err(Error::MalformedHeader {
+                    header: "parameter",
+                });
             }
             let (name, value) = match memchr::memchr(b'=', &part) {
                 Some(eq) => (trim(&part.slice(..eq)), Some(trim(&part.slice(eq + 1..)))),
                 None => (part, None),
             };
             let name_ok = !name.is_empty()
-                && name
-                    .iter()
-                    .all(|&c| is_token_char(c) || matches!(c, b'[' | b']' | b'/' | b':' | b'&' | b'$'));
+                && name.iter().all(|&c| {
+                    is_token_char(c) || matches!(c, b'[' | b']' | b'/' | b':' | b'&' | b'$')
+                });
             if !name_ok || value.as_ref().is_some_and(|v| v.is_empty()) {
-                return Err(Error::MalformedHeader { header: "parameter" });
+                return Err(Error::MalformedHeader {
+                    header: "parameter",
+                });
             }
             out.push((name, value));
             pos = i + 1;

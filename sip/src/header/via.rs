@@ -68,7 +68,9 @@ impl Via {
             let close = memchr::memchr(b']', &sent_by).ok_or(bad.clone())?;
             let port = match sent_by.get(close + 1) {
                 None => None,
-                Some(b':') => Some(parse_port(trim(&sent_by.slice(close + 2..)).as_ref()).ok_or(bad.clone())?),
+                Some(b':') => Some(
+                    parse_port(trim(&sent_by.slice(close + 2..)).as_ref()).ok_or(bad.clone())?,
+                ),
                 Some(_) => return Err(bad),
             };
             (sent_by.slice(..close + 1), port)
@@ -108,6 +110,8 @@ impl Via {
 
     /// `Some(None)` when `rport` is present without a value (RFC 3581 §3).
     pub fn rport(&self) -> Option<Option<u16>> {
-        self.params.get(b"rport").map(|v| v.and_then(|p| parse_port(&p)))
+        self.params
+            .get(b"rport")
+            .map(|v| v.and_then(|p| parse_port(&p)))
     }
 }

@@ -4,8 +4,7 @@
 use bytes::Bytes;
 
 use crate::header::{
-    CSeq, Challenge, Contacts, Credentials, MediaType, NameAddr, Via, parse_u32, split_commas,
-    trim,
+    CSeq, Challenge, Contacts, Credentials, MediaType, NameAddr, Via, parse_u32, split_commas, trim,
 };
 use crate::{Error, Result};
 
@@ -172,7 +171,10 @@ impl Headers {
     }
     /// Every value (line) of a field.
     pub fn get_all<'a>(&'a self, name: &'a HeaderName) -> impl Iterator<Item = &'a Bytes> + 'a {
-        self.0.iter().filter(move |h| &h.name == name).map(|h| &h.value)
+        self.0
+            .iter()
+            .filter(move |h| &h.name == name)
+            .map(|h| &h.value)
     }
     /// All fields.
     pub fn iter(&self) -> impl Iterator<Item = &Header> {

@@ -8,6 +8,7 @@
 mod headers;
 mod method;
 mod parse;
+mod raw_reply;
 mod serialize;
 mod status;
 
@@ -16,6 +17,7 @@ use bytes::Bytes;
 pub use headers::{Header, HeaderName, Headers};
 pub use method::Method;
 pub use parse::{Limits, parse_message, scan_headers};
+pub use raw_reply::reply_to_raw;
 pub use serialize::ResponseBuilder;
 pub use status::StatusCode;
 

@@ -86,7 +86,11 @@ pub fn parse_message(buf: Bytes, limits: &Limits) -> Result<Message> {
         Some(n) => buf.slice(body_start..body_start + n),
         None => buf.slice(body_start..),
     };
-    if start.len() >= 4 && start.get(..4).is_some_and(|p| p.eq_ignore_ascii_case(b"SIP/")) {
+    if start.len() >= 4
+        && start
+            .get(..4)
+            .is_some_and(|p| p.eq_ignore_ascii_case(b"SIP/"))
+    {
         parse_status_line(&start).map(|(status, reason)| {
             Message::Response(Response {
                 status,
@@ -208,7 +212,8 @@ fn parse_headers(buf: &Bytes, mut pos: usize, limits: &Limits) -> Result<(Header
             // A continuation without a header to continue.
             return Err(Error::MalformedHeaderLine { line: line_no });
         }
-        let colon = memchr::memchr(b':', line).ok_or(Error::MalformedHeaderLine { line: line_no })?;
+        let colon =
+            memchr::memchr(b':', line).ok_or(Error::MalformedHeaderLine { line: line_no })?;
         let name_raw = trim_end_ws(line.get(..colon).unwrap_or_default());
         if name_raw.is_empty() || !name_raw.iter().all(|&c| is_token_char(c)) {
             return Err(Error::MalformedHeaderLine { line: line_no });
@@ -326,7 +331,9 @@ fn parse_request_line(line: &Bytes) -> Result<(Method, Uri)> {
 fn parse_status_line(line: &Bytes) -> Result<(StatusCode, Bytes)> {
     let sp1 = memchr::memchr(b' ', line).ok_or(Error::MalformedStartLine)?;
     parse_version(line.get(..sp1).unwrap_or_default())?;
-    let code = line.get(sp1 + 1..sp1 + 4).ok_or(Error::MalformedStartLine)?;
+    let code = line
+        .get(sp1 + 1..sp1 + 4)
+        .ok_or(Error::MalformedStartLine)?;
     if !code.iter().all(u8::is_ascii_digit) {
         return Err(Error::MalformedStartLine);
     }

@@ -145,9 +145,10 @@ impl ResponseBuilder {
 
     /// Sets the body and its Content-Type.
     pub fn body(mut self, content_type: &'static str, body: impl Into<Bytes>) -> ResponseBuilder {
-        self.response
-            .headers
-            .push(HeaderName::ContentType, Bytes::from_static(content_type.as_bytes()));
+        self.response.headers.push(
+            HeaderName::ContentType,
+            Bytes::from_static(content_type.as_bytes()),
+        );
         self.response.body = body.into();
         self
     }

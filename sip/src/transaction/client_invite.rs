@@ -84,25 +84,33 @@ impl ClientInvite {
                 self.table.clear(TimerName::A);
                 if code < 200 {
                     self.state = State::Proceeding;
-                    self.out.push_back(Output::Event(TxEvent::Response(response.clone())));
+                    self.out
+                        .push_back(Output::Event(TxEvent::Response(response.clone())));
                 } else if code < 300 {
                     self.state = State::Accepted;
                     self.table.clear(TimerName::B);
                     self.table.set(TimerName::M, now + self.timers.t1x64());
-                    self.out.push_back(Output::Event(TxEvent::Response(response.clone())));
+                    self.out
+                        .push_back(Output::Event(TxEvent::Response(response.clone())));
                 } else {
                     self.state = State::Completed;
                     self.table.clear(TimerName::B);
                     let ack = ack_for_failure(&self.request, response).to_bytes();
                     self.out.push_back(Output::Transmit(ack.clone()));
                     self.ack = Some(ack);
-                    let wait = if self.reliable { Duration::ZERO } else { Duration::from_secs(32) };
+                    let wait = if self.reliable {
+                        Duration::ZERO
+                    } else {
+                        Duration::from_secs(32)
+                    };
                     self.table.set(TimerName::D, now + wait);
-                    self.out.push_back(Output::Event(TxEvent::Response(response.clone())));
+                    self.out
+                        .push_back(Output::Event(TxEvent::Response(response.clone())));
                 }
             }
             State::Accepted if (200..300).contains(&code) => {
-                self.out.push_back(Output::Event(TxEvent::Response(response.clone())));
+                self.out
+                    .push_back(Output::Event(TxEvent::Response(response.clone())));
             }
             State::Completed if code >= 300 => {
                 if let Some(a) = &self.ack {
@@ -116,7 +124,8 @@ impl ClientInvite {
     /// A deadline passed.
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.table.take_due(TimerName::A, now) && self.state == State::Calling {
-            self.out.push_back(Output::Transmit(self.request_bytes.clone()));
+            self.out
+                .push_back(Output::Transmit(self.request_bytes.clone()));
             self.a_interval *= 2;
             self.table.set(TimerName::A, now + self.a_interval);
         }
@@ -195,7 +204,9 @@ mod tests {
         }
     }
     fn response(code: u16) -> Response {
-        let raw = format!("SIP/2.0 {code} X\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKc1\r\nFrom: <sip:a@127.0.0.1>;tag=a\r\nTo: <sip:bob@127.0.0.1>;tag=b\r\nCall-ID: x\r\nCSeq: 7 INVITE\r\nContent-Length: 0\r\n\r\n");
+        let raw = format!(
+            "SIP/2.0 {code} X\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKc1\r\nFrom: <sip:a@127.0.0.1>;tag=a\r\nTo: <sip:bob@127.0.0.1>;tag=b\r\nCall-ID: x\r\nCSeq: 7 INVITE\r\nContent-Length: 0\r\n\r\n"
+        );
         match parse_message(Bytes::from(raw), &Limits::default()).unwrap() {
             Message::Response(r) => r,
             _ => unreachable!(),
@@ -240,7 +251,10 @@ mod tests {
         assert!(text.starts_with("ACK sip:bob@127.0.0.1 SIP/2.0\r\n"));
         assert!(text.contains("CSeq: 7 ACK"));
         assert!(text.contains("tag=b"));
-        assert!(matches!(tx.poll_output(), Some(Output::Event(TxEvent::Response(_)))));
+        assert!(matches!(
+            tx.poll_output(),
+            Some(Output::Event(TxEvent::Response(_)))
+        ));
         tx.handle_response(t0, &response(486));
         assert!(matches!(tx.poll_output(), Some(Output::Transmit(_))));
         assert!(tx.poll_output().is_none(), "the TU hears a failure once");

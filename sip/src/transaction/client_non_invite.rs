@@ -70,12 +70,17 @@ impl ClientNonInvite {
         if !matches!(self.state, State::Trying | State::Proceeding) {
             return;
         }
-        self.out.push_back(Output::Event(TxEvent::Response(response.clone())));
+        self.out
+            .push_back(Output::Event(TxEvent::Response(response.clone())));
         if response.status.is_final() {
             self.state = State::Completed;
             self.table.clear(TimerName::E);
             self.table.clear(TimerName::F);
-            let wait = if self.reliable { Duration::ZERO } else { self.timers.t4 };
+            let wait = if self.reliable {
+                Duration::ZERO
+            } else {
+                self.timers.t4
+            };
             self.table.set(TimerName::K, now + wait);
         } else {
             self.state = State::Proceeding;

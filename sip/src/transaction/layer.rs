@@ -247,9 +247,17 @@ impl<A: Clone> Layer<A> {
             None
         };
         let mut merged = false;
-        let merge_key = match (request.to().ok().and_then(|t| t.tag()), request.from().ok().and_then(|f| f.tag())) {
+        let merge_key = match (
+            request.to().ok().and_then(|t| t.tag()),
+            request.from().ok().and_then(|f| f.tag()),
+        ) {
             (None, Some(from_tag)) if request.method != Method::Cancel => {
-                let mk = (from_tag, request.call_id()?, request.cseq()?.seq, request.method.clone());
+                let mk = (
+                    from_tag,
+                    request.call_id()?,
+                    request.cseq()?.seq,
+                    request.method.clone(),
+                );
                 if self.merged.contains_key(&mk) {
                     merged = true;
                     None
@@ -289,14 +297,13 @@ impl<A: Clone> Layer<A> {
 
     /// Sends a response through a server transaction.
     pub fn respond(&mut self, now: Instant, id: TxId, response: Response) -> Result<()> {
-        let e = self
-            .entries
-            .get_mut(&id)
-            .ok_or(Error::UnknownTransaction)?;
+        let e = self.entries.get_mut(&id).ok_or(Error::UnknownTransaction)?;
         let code = response.status.as_u16();
         let bytes = response.to_bytes();
         match &mut e.machine {
-            Machine::ServerInvite(m) => m.handle_input(now, server_invite::Input::Respond(code, bytes)),
+            Machine::ServerInvite(m) => {
+                m.handle_input(now, server_invite::Input::Respond(code, bytes))
+            }
             Machine::ServerNonInvite(m) => {
                 m.handle_input(now, server_non_invite::Input::Respond(code, bytes))
             }
@@ -316,13 +323,24 @@ impl<A: Clone> Layer<A> {
 
     /// Starts a client transaction for `request` (its top Via must carry a
     /// fresh branch).
-    pub fn send_request(&mut self, now: Instant, request: Request, peer: A, reliable: bool) -> Result<TxId> {
+    pub fn send_request(
+        &mut self,
+        now: Instant,
+        request: Request,
+        peer: A,
+        reliable: bool,
+    ) -> Result<TxId> {
         let key = Key::for_client(&request)?;
         let id = self.alloc_id();
         let machine = if request.method == Method::Invite {
             Machine::ClientInvite(ClientInvite::new(now, self.timers, reliable, request))
         } else {
-            Machine::ClientNonInvite(ClientNonInvite::new(now, self.timers, reliable, request.to_bytes()))
+            Machine::ClientNonInvite(ClientNonInvite::new(
+                now,
+                self.timers,
+                reliable,
+                request.to_bytes(),
+            ))
         };
         self.by_key.insert(key.clone(), id);
         self.entries.insert(

@@ -111,7 +111,11 @@ impl ServerInvite {
                 self.state = State::Confirmed;
                 self.table.clear(TimerName::G);
                 self.table.clear(TimerName::H);
-                let wait = if self.reliable { Duration::ZERO } else { self.timers.t4 };
+                let wait = if self.reliable {
+                    Duration::ZERO
+                } else {
+                    self.timers.t4
+                };
                 self.table.set(TimerName::I, now + wait);
             }
             (_, Input::Timeout) => self.on_timeout(now),
@@ -200,7 +204,11 @@ mod tests {
         let mut tx = ServerInvite::new(Timers::default(), true);
         tx.handle_input(t0, Input::Respond(487, Bytes::from_static(b"487")));
         drain(&mut tx);
-        assert_eq!(tx.poll_timeout(), Some(t0 + Duration::from_secs(32)), "no G on reliable transports");
+        assert_eq!(
+            tx.poll_timeout(),
+            Some(t0 + Duration::from_secs(32)),
+            "no G on reliable transports"
+        );
         tx.handle_input(t0 + Duration::from_secs(32), Input::Timeout);
         let out = drain(&mut tx);
         assert!(matches!(out[0], Output::Event(TxEvent::Timeout)));
@@ -243,7 +251,10 @@ mod tests {
         assert_eq!(tx.state(), State::Accepted);
         drain(&mut tx);
         tx.handle_input(t0, Input::Retransmission);
-        assert!(drain(&mut tx).is_empty(), "INVITE retransmissions are absorbed in Accepted");
+        assert!(
+            drain(&mut tx).is_empty(),
+            "INVITE retransmissions are absorbed in Accepted"
+        );
         tx.handle_input(t0 + Duration::from_secs(32), Input::Timeout);
         assert_eq!(tx.state(), State::Terminated);
     }

@@ -81,7 +81,11 @@ impl ServerNonInvite {
                 self.last_response = Some(bytes);
                 if code >= 200 {
                     self.state = State::Completed;
-                    let wait = if self.reliable { Duration::ZERO } else { self.timers.t1x64() };
+                    let wait = if self.reliable {
+                        Duration::ZERO
+                    } else {
+                        self.timers.t1x64()
+                    };
                     self.table.set(TimerName::J, now + wait);
                 } else {
                     self.state = State::Proceeding;

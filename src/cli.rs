@@ -1,0 +1,106 @@
+//! The `dhwani` command line.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, parse_listen};
+
+/// Dhwani: an IVR and voice-call media server.
+#[derive(Debug, Parser)]
+#[command(name = "dhwani", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (with no flags: the embedded default config, SIP on
+    /// 127.0.0.1:5060 over UDP and TCP, data in ./data).
+    Serve {
+        /// TOML config file (keys documented in docs/config.md).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Listen on `udp:ADDR:PORT`, `tcp:...`, `tls:...`, or a bare
+        /// `ADDR:PORT` (UDP and TCP). Repeatable; replaces sip.listen.
+        #[arg(long, value_name = "ADDR:PORT")]
+        listen: Vec<String>,
+        /// Data directory (overrides data_dir).
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve {
+            config,
+            listen,
+            data_dir,
+        } => {
+            let mut cfg = Config::load(config.as_deref())?;
+            if !listen.is_empty() {
+                for l in &listen {
+                    parse_listen(l).map_err(|m| anyhow::anyhow!("--listen: {m}"))?;
+                }
+                cfg.sip.listen = listen;
+            }
+            if let Some(d) = data_dir {
+                cfg.data_dir = d;
+            }
+            init_logging(&cfg.log);
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the tokio runtime")?;
+            rt.block_on(serve(cfg))
+        }
+    }
+}
+
+fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .try_init();
+}
+
+async fn serve(cfg: Config) -> anyhow::Result<()> {
+    let server = crate::server::Server::start(&cfg).await?;
+    wait_for_signal().await;
+    tracing::info!("signal received, shutting down");
+    server.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        match (term, int) {
+            (Ok(mut t), Ok(mut i)) => {
+                tokio::select! {
+                    _ = t.recv() => {}
+                    _ = i.recv() => {}
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

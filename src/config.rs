@@ -1,0 +1,418 @@
+//! The server configuration: a TOML file (or the embedded default), every key
+//! documented in `docs/config.md`. An unknown key or a bad value is a startup
+//! error that names the key and the line.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The embedded default configuration (`config/default.toml`).
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// TOML syntax, an unknown key or a wrongly typed value.
+    #[error("{origin}: {message}")]
+    Parse {
+        /// The file (or "embedded default").
+        origin: String,
+        /// toml's message, which names the line, column and key.
+        message: String,
+    },
+    /// A value of the right type but not allowed.
+    #[error("{origin}:{line}: `{key}`: {message}")]
+    Invalid {
+        /// The file.
+        origin: String,
+        /// 1-based line of the key (0 when not in the file).
+        line: usize,
+        /// The dotted key.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the server keeps its data.
+    pub data_dir: PathBuf,
+    /// Log filter (tracing `EnvFilter` syntax); `RUST_LOG` overrides it.
+    pub log: String,
+    /// SIP signalling.
+    pub sip: SipConfig,
+    /// RTP media.
+    pub media: MediaConfig,
+    /// Call handling.
+    pub calls: CallsConfig,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            data_dir: PathBuf::from("./data"),
+            log: "info".to_owned(),
+            sip: SipConfig::default(),
+            media: MediaConfig::default(),
+            calls: CallsConfig::default(),
+        }
+    }
+}
+
+/// `[sip]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SipConfig {
+    /// Listening sockets: `udp:ADDR:PORT`, `tcp:...`, `tls:...`, or a bare
+    /// `ADDR:PORT` for UDP and TCP both.
+    pub listen: Vec<String>,
+    /// PEM certificate chain for TLS listeners.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for TLS listeners.
+    pub tls_key: Option<PathBuf>,
+    /// RFC 3261 T1 in ms.
+    pub t1_ms: u64,
+    /// RFC 3261 T2 in ms.
+    pub t2_ms: u64,
+    /// RFC 3261 T4 in ms.
+    pub t4_ms: u64,
+    /// Largest message accepted, bytes (larger: 513).
+    pub max_message_bytes: usize,
+    /// Most header fields in one message.
+    pub max_headers: usize,
+    /// Longest header line, bytes.
+    pub max_header_line_bytes: usize,
+    /// Most Via values in one message.
+    pub max_vias: usize,
+    /// Most transactions alive at once (beyond: 503).
+    pub max_transactions: usize,
+    /// Most TCP/TLS connections at once.
+    pub max_connections: usize,
+    /// Most TCP/TLS connections from one IP address.
+    pub max_connections_per_ip: usize,
+    /// Idle TCP/TLS connections are closed after this many seconds.
+    pub idle_timeout_secs: u64,
+    /// A TCP/TLS peer must complete a started message within this many seconds.
+    pub message_timeout_secs: u64,
+    /// A TLS peer must complete its handshake within this many seconds.
+    pub tls_handshake_timeout_secs: u64,
+    /// The user part of our Contact and the Server header's product.
+    pub user_agent: String,
+}
+
+impl Default for SipConfig {
+    fn default() -> SipConfig {
+        SipConfig {
+            listen: vec!["udp:127.0.0.1:5060".into(), "tcp:127.0.0.1:5060".into()],
+            tls_cert: None,
+            tls_key: None,
+            t1_ms: 500,
+            t2_ms: 4000,
+            t4_ms: 5000,
+            max_message_bytes: 65_535,
+            max_headers: 128,
+            max_header_line_bytes: 4096,
+            max_vias: 32,
+            max_transactions: 200_000,
+            max_connections: 4096,
+            max_connections_per_ip: 256,
+            idle_timeout_secs: 600,
+            message_timeout_secs: 10,
+            tls_handshake_timeout_secs: 10,
+            user_agent: "Dhwani".into(),
+        }
+    }
+}
+
+/// `[media]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MediaConfig {
+    /// The address RTP sockets bind to and SDP announces.
+    pub rtp_ip: IpAddr,
+    /// RTP port range, `LOW-HIGH` (even ports are used).
+    pub rtp_ports: String,
+    /// Codec preference, first match with the offer wins.
+    pub codecs: Vec<String>,
+}
+
+impl Default for MediaConfig {
+    fn default() -> MediaConfig {
+        MediaConfig {
+            rtp_ip: IpAddr::from([127, 0, 0, 1]),
+            rtp_ports: "10000-20000".into(),
+            codecs: vec!["PCMU".into(), "PCMA".into()],
+        }
+    }
+}
+
+/// `[calls]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CallsConfig {
+    /// Most calls at once (beyond: 503 with Retry-After).
+    pub max_calls: usize,
+    /// Until the media and IVR issues land, we hang up (BYE) after this many seconds.
+    pub max_call_secs: u64,
+    /// Ring (180) for this many ms before answering; 0 answers at once.
+    pub answer_after_ms: u64,
+    /// Retry-After seconds in a 503.
+    pub retry_after_secs: u32,
+}
+
+impl Default for CallsConfig {
+    fn default() -> CallsConfig {
+        CallsConfig {
+            max_calls: 1000,
+            max_call_secs: 30,
+            answer_after_ms: 0,
+            retry_after_secs: 5,
+        }
+    }
+}
+
+/// One listening socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listen {
+    /// UDP.
+    Udp(SocketAddr),
+    /// TCP.
+    Tcp(SocketAddr),
+    /// TLS.
+    Tls(SocketAddr),
+}
+
+/// Parses one `--listen` / `sip.listen` entry; a bare address means UDP and TCP.
+pub fn parse_listen(s: &str) -> Result<Vec<Listen>, String> {
+    let (kind, addr) = match s.split_once(':') {
+        Some((k @ ("udp" | "tcp" | "tls"), rest)) => (Some(k), rest),
+        _ => (None, s),
+    };
+    let addr: SocketAddr = addr
+        .parse()
+        .map_err(|_| format!("`{s}` is not [udp:|tcp:|tls:]ADDR:PORT (IPv6: [::1]:5060)"))?;
+    Ok(match kind {
+        Some("udp") => vec![Listen::Udp(addr)],
+        Some("tcp") => vec![Listen::Tcp(addr)],
+        Some("tls") => vec![Listen::Tls(addr)],
+        _ => vec![Listen::Udp(addr), Listen::Tcp(addr)],
+    })
+}
+
+/// Parses `LOW-HIGH`.
+pub fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
+    let (a, b) = s
+        .split_once('-')
+        .ok_or_else(|| format!("`{s}` is not LOW-HIGH"))?;
+    let lo: u16 = a
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{a}` is not a port"))?;
+    let hi: u16 = b
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{b}` is not a port"))?;
+    if lo == 0 || lo >= hi {
+        return Err(format!("`{s}`: need 0 < LOW < HIGH"));
+    }
+    Ok((lo, hi))
+}
+
+impl Config {
+    /// Loads `path`, or the embedded default when `None`.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        match path {
+            None => Config::parse(DEFAULT_TOML, "embedded default config"),
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.to_owned(),
+                    source,
+                })?;
+                Config::parse(&text, &p.display().to_string())
+            }
+        }
+    }
+
+    /// Parses and validates TOML text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            origin: origin.to_owned(),
+            message: e.to_string(),
+        })?;
+        config.validate(text, origin)?;
+        Ok(config)
+    }
+
+    fn validate(&self, text: &str, origin: &str) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            origin: origin.to_owned(),
+            line: line_of(text, key),
+            key: key.to_owned(),
+            message,
+        };
+        for l in &self.sip.listen {
+            parse_listen(l).map_err(|m| invalid("sip.listen", m))?;
+        }
+        parse_port_range(&self.media.rtp_ports).map_err(|m| invalid("media.rtp_ports", m))?;
+        if self.media.codecs.is_empty() {
+            return Err(invalid("media.codecs", "name at least one codec".into()));
+        }
+        for c in &self.media.codecs {
+            if !["PCMU", "PCMA"].contains(&c.to_ascii_uppercase().as_str()) {
+                return Err(invalid(
+                    "media.codecs",
+                    format!("`{c}` is not supported yet; use PCMU or PCMA"),
+                ));
+            }
+        }
+        let checks: [(&str, bool, &str); 8] = [
+            ("sip.t1_ms", self.sip.t1_ms == 0, "must be > 0"),
+            (
+                "sip.t2_ms",
+                self.sip.t2_ms < self.sip.t1_ms,
+                "must be >= t1_ms",
+            ),
+            (
+                "sip.max_message_bytes",
+                self.sip.max_message_bytes < 1024 || self.sip.max_message_bytes > 1 << 20,
+                "must be 1024..=1048576",
+            ),
+            ("sip.max_headers", self.sip.max_headers < 8, "must be >= 8"),
+            (
+                "sip.max_header_line_bytes",
+                self.sip.max_header_line_bytes < 256,
+                "must be >= 256",
+            ),
+            ("sip.max_vias", self.sip.max_vias == 0, "must be > 0"),
+            ("calls.max_calls", self.calls.max_calls == 0, "must be > 0"),
+            (
+                "calls.max_call_secs",
+                self.calls.max_call_secs == 0,
+                "must be > 0",
+            ),
+        ];
+        for (key, bad, msg) in checks {
+            if bad {
+                return Err(invalid(key, msg.into()));
+            }
+        }
+        if self.sip.tls_cert.is_some() != self.sip.tls_key.is_some() {
+            return Err(invalid(
+                "sip.tls_cert",
+                "tls_cert and tls_key go together".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// All listening sockets.
+    pub fn listens(&self) -> Vec<Listen> {
+        self.sip
+            .listen
+            .iter()
+            .filter_map(|l| parse_listen(l).ok())
+            .flatten()
+            .collect()
+    }
+
+    /// RFC 3261 timers.
+    pub fn timers(&self) -> sip::transaction::Timers {
+        sip::transaction::Timers {
+            t1: Duration::from_millis(self.sip.t1_ms),
+            t2: Duration::from_millis(self.sip.t2_ms),
+            t4: Duration::from_millis(self.sip.t4_ms),
+        }
+    }
+
+    /// Parser limits.
+    pub fn limits(&self) -> sip::message::Limits {
+        sip::message::Limits {
+            max_message_bytes: self.sip.max_message_bytes,
+            max_headers: self.sip.max_headers,
+            max_header_line_bytes: self.sip.max_header_line_bytes,
+            max_vias: self.sip.max_vias,
+        }
+    }
+}
+
+/// The line on which the last segment of a dotted key is set (best effort,
+/// for error messages): the first `name =` after the `[section]` header.
+fn line_of(text: &str, dotted: &str) -> usize {
+    let (section, name) = dotted.rsplit_once('.').unwrap_or(("", dotted));
+    let mut in_section = section.is_empty();
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if t.starts_with('[') {
+            in_section = t.trim_matches(|c| c == '[' || c == ']').trim() == section;
+            continue;
+        }
+        if in_section {
+            if let Some((k, _)) = t.split_once('=') {
+                if k.trim() == name {
+                    return i + 1;
+                }
+            }
+        }
+    }
+    0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_default_loads() {
+        let c = Config::load(None).unwrap();
+        assert_eq!(c.listens().len(), 2);
+        assert_eq!(c.calls.max_call_secs, 30);
+    }
+
+    #[test]
+    fn an_unknown_key_names_the_key_and_line() {
+        let err = Config::parse("[sip]\nlisten = []\nlisen = []\n", "x.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("lisen"), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_value_names_the_key_and_line() {
+        let err = Config::parse("[media]\n\nrtp_ports = \"20000-100\"\n", "x.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("x.toml:3: `media.rtp_ports`"), "{err}");
+        let err = Config::parse("[sip]\nlisten = [\"udp:nope\"]\n", "x.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("x.toml:2: `sip.listen`"), "{err}");
+        let err = Config::parse("[calls]\nmax_calls = \"many\"\n", "x.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("max_calls") && err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn listen_forms() {
+        assert_eq!(parse_listen("127.0.0.1:5070").unwrap().len(), 2);
+        assert_eq!(
+            parse_listen("tls:[::1]:5061").unwrap(),
+            vec![Listen::Tls("[::1]:5061".parse().unwrap())]
+        );
+        assert!(parse_listen("sctp:127.0.0.1:1").is_err());
+    }
+}

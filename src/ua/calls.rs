@@ -1,0 +1,478 @@
+//! Calls: answering an INVITE, the dialog that follows, CANCEL, BYE,
+//! re-INVITE, INFO, and ending calls.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::Bytes;
+use sip::dialog::{self, Dialog, DialogId};
+use sip::message::{HeaderName, Method, Request, ResponseBuilder, StatusCode};
+use sip::sdp::{self, Direction, Negotiated};
+use sip::transaction::TxId;
+use sip::transport::Flow;
+
+use super::{Action, Core};
+
+/// Identifies a call inside the core and to its media task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CallId(pub u64);
+
+/// Binds RTP sockets from the configured port range.
+pub trait PortAllocator {
+    /// A bound socket, or `None` when the range is exhausted.
+    fn allocate(&mut self) -> Option<std::net::UdpSocket>;
+}
+
+/// What a call's media task needs.
+#[derive(Debug)]
+pub struct CallSetup {
+    /// The call.
+    pub id: CallId,
+    /// The SIP Call-ID, for logs.
+    pub sip_call_id: String,
+    /// Our RTP socket.
+    pub socket: std::net::UdpSocket,
+    /// Where the caller wants RTP.
+    pub remote_rtp: SocketAddr,
+    /// The chosen codec.
+    pub negotiated: Negotiated,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum CallState {
+    /// 100 (and maybe 180) sent, 200 pending.
+    Ringing,
+    /// 200 sent.
+    Answered,
+    /// The INVITE was refused or cancelled; the record goes when its transaction does.
+    Failed,
+    /// BYE sent, waiting for its answer.
+    Ending,
+}
+
+pub(super) struct Call {
+    pub(super) state: CallState,
+    pub(super) invite_tx: TxId,
+    pub(super) invite: Request,
+    pub(super) flow: Flow,
+    pub(super) local_tag: String,
+    pub(super) dialog: Option<Dialog>,
+    pub(super) answer_at: Option<Instant>,
+    pub(super) scheduled: Option<Instant>,
+    pub(super) setup: Option<CallSetup>,
+    pub(super) local_sdp: String,
+    pub(super) sdp_version: u64,
+    pub(super) media_started: bool,
+}
+
+impl Call {
+    pub(super) fn next_deadline(&self) -> Option<Instant> {
+        let d = self.dialog.as_ref().and_then(Dialog::poll_timeout);
+        match (self.answer_at, d) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+    pub(super) fn call_id_text(&self) -> String {
+        self.invite
+            .call_id()
+            .map(|c| String::from_utf8_lossy(&c).into_owned())
+            .unwrap_or_default()
+    }
+}
+
+fn contact_for(flow: &Flow, user: &str) -> String {
+    let t = match flow.transport {
+        sip::transport::Transport::Udp => "",
+        sip::transport::Transport::Tcp => ";transport=tcp",
+        sip::transport::Transport::Tls => ";transport=tls",
+    };
+    let scheme = if flow.transport == sip::transport::Transport::Tls {
+        "sips"
+    } else {
+        "sip"
+    };
+    format!("{scheme}:{user}@{}{t}", flow.local)
+}
+
+impl Core {
+    pub(super) fn new_call(&mut self, now: Instant, tx: TxId, flow: Flow, invite: Request) {
+        let call_id_text = invite
+            .call_id()
+            .map(|c| String::from_utf8_lossy(&c).into_owned())
+            .unwrap_or_default();
+        if self.draining || self.calls.len() >= self.settings.max_calls {
+            let retry = self.settings.retry_after_secs.to_string();
+            tracing::info!(call_id = %call_id_text, "refusing call: at capacity");
+            self.respond(
+                now,
+                tx,
+                &invite,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Service Unavailable",
+                &[(HeaderName::RetryAfter, retry)],
+            );
+            return;
+        }
+        if !matches!(invite.headers.contacts(), Ok(sip::header::Contacts::List(ref l)) if !l.is_empty())
+        {
+            self.respond(
+                now,
+                tx,
+                &invite,
+                StatusCode::BAD_REQUEST,
+                "Missing Contact Header",
+                &[],
+            );
+            return;
+        }
+        // Offer/answer (RFC 3264). A late offer (INVITE without SDP) is not
+        // supported yet.
+        let offer = match sdp::parse_audio_offer(&invite.body) {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::info!(call_id = %call_id_text, error = %e, "unusable offer");
+                let warning = format!("399 dhwani \"{e}\"");
+                self.respond(
+                    now,
+                    tx,
+                    &invite,
+                    StatusCode::NOT_ACCEPTABLE_HERE,
+                    "Not Acceptable Here",
+                    &[(HeaderName::Warning, warning)],
+                );
+                return;
+            }
+        };
+        let prefs: Vec<&str> = self.settings.codecs.iter().map(String::as_str).collect();
+        let Some(negotiated) = sdp::negotiate(&offer, &prefs) else {
+            tracing::info!(call_id = %call_id_text, "no codec in common");
+            self.respond(
+                now,
+                tx,
+                &invite,
+                StatusCode::NOT_ACCEPTABLE_HERE,
+                "Not Acceptable Here",
+                &[(
+                    HeaderName::Warning,
+                    "305 dhwani \"Incompatible media format: we speak PCMU, PCMA\"".to_owned(),
+                )],
+            );
+            return;
+        };
+        let Some(socket) = self.ports.allocate() else {
+            tracing::warn!(call_id = %call_id_text, "RTP port range exhausted");
+            let retry = self.settings.retry_after_secs.to_string();
+            self.respond(
+                now,
+                tx,
+                &invite,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "No Media Ports",
+                &[(HeaderName::RetryAfter, retry)],
+            );
+            return;
+        };
+        let local_rtp = match socket.local_addr() {
+            Ok(a) => a,
+            Err(_) => return,
+        };
+        let session_id: u64 = rand::Rng::random::<u32>(&mut self.rng).into();
+        let local_sdp = sdp::write_answer(
+            session_id,
+            1,
+            local_rtp,
+            &negotiated,
+            offer.direction.answer(),
+            20,
+        );
+        self.next_call += 1;
+        let id = CallId(self.next_call);
+        let local_tag = self.new_tag();
+        // 100 Trying at once (§17.2.1: quench INVITE retransmissions).
+        let trying = ResponseBuilder::new(&invite, StatusCode::TRYING).build();
+        let _ = self.layer.respond(now, tx, trying);
+        let answer_at = now + self.settings.answer_after;
+        let call = Call {
+            state: CallState::Ringing,
+            invite_tx: tx,
+            invite: invite.clone(),
+            flow,
+            local_tag: local_tag.clone(),
+            dialog: None,
+            answer_at: Some(answer_at),
+            scheduled: None,
+            setup: Some(CallSetup {
+                id,
+                sip_call_id: call_id_text.clone(),
+                socket,
+                remote_rtp: offer.rtp,
+                negotiated,
+            }),
+            local_sdp,
+            sdp_version: 1,
+            media_started: false,
+        };
+        tracing::info!(call_id = %call_id_text, remote = %flow.remote, transport = %flow.transport, "incoming call");
+        self.calls.insert(id, call);
+        self.by_invite.insert(tx, id);
+        if self.settings.answer_after.is_zero() {
+            self.answer(now, id);
+        } else {
+            let ringing = ResponseBuilder::new(&invite, StatusCode::RINGING)
+                .to_tag(local_tag.as_bytes())
+                .build();
+            let _ = self.layer.respond(now, tx, ringing);
+            self.reschedule(id);
+        }
+    }
+
+    fn answer(&mut self, now: Instant, id: CallId) {
+        let timers = self.settings.timers;
+        let ua = self.settings.user_agent.clone();
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if call.state != CallState::Ringing {
+            return;
+        }
+        call.answer_at = None;
+        let contact = contact_for(&call.flow, "dhwani");
+        let ok = ResponseBuilder::new(&call.invite, StatusCode::OK)
+            .to_tag(call.local_tag.as_bytes())
+            .header(HeaderName::Contact, Bytes::from(format!("<{contact}>")))
+            .header(HeaderName::Allow, Bytes::from(self.policy.allow_header()))
+            .header(HeaderName::Server, Bytes::from(ua))
+            .body("application/sdp", Bytes::from(call.local_sdp.clone()))
+            .build();
+        let dialog = match Dialog::new_uas(
+            &call.invite,
+            Bytes::from(call.local_tag.clone()),
+            timers,
+            call.flow.transport.is_reliable(),
+            0,
+        ) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::info!(error = %e, "cannot create dialog");
+                return;
+            }
+        };
+        let bytes = ok.to_bytes();
+        let mut dialog = dialog;
+        dialog.accept(now, bytes);
+        let did = dialog.id().clone();
+        call.dialog = Some(dialog);
+        call.state = CallState::Answered;
+        let _ = self.layer.respond(now, call.invite_tx, ok);
+        if let Some(setup) = call.setup.take() {
+            call.media_started = true;
+            self.actions.push_back(Action::StartMedia(setup));
+        }
+        self.by_dialog.insert(did, id);
+        self.stats.calls_answered += 1;
+        self.reschedule(id);
+    }
+
+    pub(super) fn call_timeout(&mut self, now: Instant, id: CallId) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if call.answer_at.is_some_and(|a| a <= now) {
+            self.answer(now, id);
+            return;
+        }
+        let mut outs = Vec::new();
+        if let Some(d) = call.dialog.as_mut() {
+            d.handle_timeout(now);
+            while let Some(o) = d.poll_output() {
+                outs.push(o);
+            }
+        }
+        let flow = call.flow;
+        for o in outs {
+            match o {
+                dialog::Output::Transmit(b) => self.actions.push_back(Action::Send(flow, b)),
+                dialog::Output::AckTimeout => {
+                    tracing::info!(call_id = %self.calls.get(&id).map(Call::call_id_text).unwrap_or_default(), "no ACK for our 2xx: ending call");
+                    self.send_bye(now, id);
+                }
+            }
+        }
+        self.reschedule(id);
+    }
+
+    pub(super) fn handle_ack(&mut self, now: Instant, ack: &Request) {
+        let Ok(did) = DialogId::for_incoming(ack) else {
+            return;
+        };
+        let Some(&id) = self.by_dialog.get(&did) else {
+            return;
+        };
+        if let Some(d) = self.calls.get_mut(&id).and_then(|c| c.dialog.as_mut()) {
+            d.handle_ack(ack);
+        }
+        self.reschedule(id);
+        let _ = now;
+    }
+
+    pub(super) fn handle_cancel(
+        &mut self,
+        now: Instant,
+        tx: TxId,
+        cancels: Option<TxId>,
+        cancel: &Request,
+    ) {
+        let Some(invite_tx) = cancels else {
+            self.respond(
+                now,
+                tx,
+                cancel,
+                StatusCode::CALL_DOES_NOT_EXIST,
+                "Call/Transaction Does Not Exist",
+                &[],
+            );
+            return;
+        };
+        // §9.2: the CANCEL itself always gets 200 when it matched.
+        self.respond(now, tx, cancel, StatusCode::OK, "OK", &[]);
+        let Some(&id) = self.by_invite.get(&invite_tx) else {
+            return;
+        };
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if call.state != CallState::Ringing {
+            return; // Already answered: the CANCEL has no effect (§9.2).
+        }
+        call.state = CallState::Failed;
+        call.answer_at = None;
+        let resp = ResponseBuilder::new(&call.invite, StatusCode::REQUEST_TERMINATED)
+            .to_tag(call.local_tag.as_bytes())
+            .build();
+        tracing::info!(call_id = %call.call_id_text(), "call cancelled before answer");
+        let _ = self.layer.respond(now, invite_tx, resp);
+        self.end_call(id, "cancelled");
+    }
+
+    pub(super) fn in_dialog(&mut self, now: Instant, tx: TxId, req: Request) {
+        let Ok(did) = DialogId::for_incoming(&req) else {
+            return;
+        };
+        let Some(&id) = self.by_dialog.get(&did) else {
+            self.respond(
+                now,
+                tx,
+                &req,
+                StatusCode::CALL_DOES_NOT_EXIST,
+                "Call/Transaction Does Not Exist",
+                &[],
+            );
+            return;
+        };
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let Some(dialog) = call.dialog.as_mut() else {
+            return;
+        };
+        if let Err(status) = dialog.handle_request(&req) {
+            self.respond(now, tx, &req, status, status.canonical_reason(), &[]);
+            return;
+        }
+        match req.method {
+            Method::Bye => {
+                tracing::info!(call_id = %call.call_id_text(), "caller hung up");
+                self.respond(now, tx, &req, StatusCode::OK, "OK", &[]);
+                self.end_call(id, "remote bye");
+            }
+            Method::Info => {
+                // DTMF over SIP INFO reaches the media engine in a later issue;
+                // for now it is acknowledged and logged.
+                tracing::info!(call_id = %call.call_id_text(), body = %String::from_utf8_lossy(&req.body).trim(), "INFO received");
+                self.respond(now, tx, &req, StatusCode::OK, "OK", &[]);
+            }
+            Method::Invite => {
+                // Re-INVITE: answer with our session again (version bumped),
+                // mirroring the new offer's direction (hold/unhold).
+                let direction = sdp::parse_audio_offer(&req.body)
+                    .map(|o| o.direction.answer())
+                    .unwrap_or(Direction::SendRecv);
+                call.sdp_version += 1;
+                let body = call
+                    .local_sdp
+                    .replacen(" 1 IN ", &format!(" {} IN ", call.sdp_version), 1)
+                    .replace("a=sendrecv", &format!("a={}", dir_str(direction)));
+                let contact = contact_for(&call.flow, "dhwani");
+                let ok = ResponseBuilder::new(&req, StatusCode::OK)
+                    .header(HeaderName::Contact, Bytes::from(format!("<{contact}>")))
+                    .body("application/sdp", Bytes::from(body))
+                    .build();
+                let _ = self.layer.respond(now, tx, ok);
+            }
+            _ => self.respond(now, tx, &req, StatusCode::OK, "OK", &[]),
+        }
+    }
+
+    pub(super) fn send_bye(&mut self, now: Instant, id: CallId) {
+        let branch = self.new_branch();
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if call.state != CallState::Answered {
+            return;
+        }
+        let Some(dialog) = call.dialog.as_mut() else {
+            return;
+        };
+        let via = format!(
+            "SIP/2.0/{} {};branch={branch};rport",
+            call.flow.transport.via_token(),
+            call.flow.local
+        );
+        let contact = contact_for(&call.flow, "dhwani");
+        let bye = dialog.make_request(Method::Bye, &via, &contact);
+        call.state = CallState::Ending;
+        let flow = call.flow;
+        if call.media_started {
+            call.media_started = false;
+            self.actions.push_back(Action::StopMedia(id));
+        }
+        match self
+            .layer
+            .send_request(now, bye, flow, flow.transport.is_reliable())
+        {
+            Ok(tx) => {
+                self.by_bye.insert(tx, id);
+            }
+            Err(_) => self.end_call(id, "bye not sent"),
+        }
+    }
+
+    pub(super) fn end_call(&mut self, id: CallId, reason: &str) {
+        let Some(mut call) = self.calls.remove(&id) else {
+            return;
+        };
+        if let Some(at) = call.scheduled.take() {
+            self.schedule.remove(&(at, id));
+        }
+        if let Some(d) = &call.dialog {
+            self.by_dialog.remove(d.id());
+        }
+        self.by_invite.remove(&call.invite_tx);
+        if call.media_started {
+            self.actions.push_back(Action::StopMedia(id));
+        }
+        self.stats.calls_ended += 1;
+        tracing::info!(call_id = %call.call_id_text(), reason, "call ended");
+    }
+}
+
+fn dir_str(d: Direction) -> &'static str {
+    match d {
+        Direction::SendRecv => "sendrecv",
+        Direction::SendOnly => "sendonly",
+        Direction::RecvOnly => "recvonly",
+        Direction::Inactive => "inactive",
+    }
+}

@@ -1,0 +1,429 @@
+//! The user-agent core: what Dhwani does with each SIP message.
+//!
+//! It owns the transaction layer and the dialogs, applies the UAS rules of
+//! RFC 3261 §8.2, answers calls (100, optionally 180, then 200 with an SDP
+//! answer), handles CANCEL, BYE, OPTIONS, INFO and re-INVITE, and ends calls
+//! with BYE when asked. It does no IO itself: every step returns
+//! [`Action`]s that the driver in [`crate::server`] carries out (send bytes,
+//! start or stop a call's media task). `now` is passed in.
+
+mod calls;
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rand::Rng;
+use sip::dialog::DialogId;
+use sip::message::{
+    HeaderName, Limits, Message, Method, Request, Response, ResponseBuilder, StatusCode,
+    parse_message, reply_to_raw,
+};
+use sip::transaction::{Layer, LayerOutput, Timers, TxEvent, TxId};
+use sip::transport::Flow;
+use sip::uas::Policy;
+
+use calls::{Call, CallState};
+pub use calls::{CallId, CallSetup, PortAllocator};
+
+/// What the driver must do.
+#[derive(Debug)]
+pub enum Action {
+    /// Send bytes along a flow.
+    Send(Flow, Bytes),
+    /// Start a call's media (the RTP socket is already bound).
+    StartMedia(CallSetup),
+    /// Stop a call's media.
+    StopMedia(CallId),
+}
+
+/// Settings of the core.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Parser limits.
+    pub limits: Limits,
+    /// RFC 3261 timers.
+    pub timers: Timers,
+    /// Transaction cap.
+    pub max_transactions: usize,
+    /// Call cap (503 beyond).
+    pub max_calls: usize,
+    /// Retry-After of a 503.
+    pub retry_after_secs: u32,
+    /// Ring this long before answering.
+    pub answer_after: Duration,
+    /// Codec preference.
+    pub codecs: Vec<String>,
+    /// Server header / Contact user.
+    pub user_agent: String,
+}
+
+/// Counters an operator (and the tests) can read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Messages that did not parse.
+    pub malformed: u64,
+    /// Responses nobody was waiting for.
+    pub stray_responses: u64,
+    /// Calls answered.
+    pub calls_answered: u64,
+    /// Calls ended (any reason).
+    pub calls_ended: u64,
+}
+
+/// The core.
+pub struct Core {
+    settings: Settings,
+    policy: Policy,
+    layer: Layer<Flow>,
+    calls: HashMap<CallId, Call>,
+    by_dialog: HashMap<DialogId, CallId>,
+    by_invite: HashMap<TxId, CallId>,
+    by_bye: HashMap<TxId, CallId>,
+    schedule: BTreeSet<(Instant, CallId)>,
+    next_call: u64,
+    ports: Box<dyn PortAllocator + Send>,
+    rng: rand::rngs::StdRng,
+    actions: VecDeque<Action>,
+    draining: bool,
+    stats: Stats,
+}
+
+impl Core {
+    /// A core with its port allocator and RNG seed (tests pass a fixed seed).
+    pub fn new(settings: Settings, ports: Box<dyn PortAllocator + Send>, seed: u64) -> Core {
+        use rand::SeedableRng;
+        Core {
+            layer: Layer::new(settings.timers, settings.max_transactions),
+            settings,
+            policy: Policy::default(),
+            calls: HashMap::new(),
+            by_dialog: HashMap::new(),
+            by_invite: HashMap::new(),
+            by_bye: HashMap::new(),
+            schedule: BTreeSet::new(),
+            next_call: 0,
+            ports,
+            rng: rand::rngs::StdRng::seed_from_u64(seed),
+            actions: VecDeque::new(),
+            draining: false,
+            stats: Stats::default(),
+        }
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Calls in progress.
+    pub fn call_count(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Next action for the driver.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// When to call [`Core::handle_timeout`].
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let calls = self.schedule.first().map(|(at, _)| *at);
+        match (self.layer.poll_timeout(), calls) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Bytes arrived on a flow.
+    pub fn handle_bytes(&mut self, now: Instant, flow: Flow, bytes: Bytes) {
+        match parse_message(bytes.clone(), &self.settings.limits) {
+            Ok(Message::Request(req)) => self.handle_request(now, flow, req),
+            Ok(Message::Response(resp)) => self.handle_response(now, resp),
+            Err(e) => {
+                self.stats.malformed += 1;
+                tracing::info!(remote = %flow.remote, transport = %flow.transport, error = %e, "malformed message");
+                if let Some(status) = e.status_code() {
+                    if let Some(reply) = reply_to_raw(&bytes, status, &e.reason_phrase()) {
+                        self.actions
+                            .push_back(Action::Send(reply_flow_raw(&flow), reply));
+                    }
+                }
+            }
+        }
+        self.pump(now);
+    }
+
+    /// A deadline passed.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.layer.handle_timeout(now);
+        while let Some(&(at, id)) = self.schedule.first() {
+            if at > now {
+                break;
+            }
+            self.schedule.remove(&(at, id));
+            if let Some(c) = self.calls.get_mut(&id) {
+                c.scheduled = None;
+            }
+            self.call_timeout(now, id);
+        }
+        self.pump(now);
+    }
+
+    /// The media side asks to end a call (max duration reached, media timeout).
+    pub fn hangup(&mut self, now: Instant, id: CallId, reason: &str) {
+        if let Some(call) = self.calls.get(&id) {
+            tracing::info!(call_id = %call.call_id_text(), reason, "hanging up");
+        }
+        self.send_bye(now, id);
+        self.pump(now);
+    }
+
+    /// Stop taking calls (503) and end the ones in progress with BYE.
+    pub fn drain(&mut self, now: Instant) {
+        self.draining = true;
+        let ids: Vec<CallId> = self.calls.keys().copied().collect();
+        for id in ids {
+            self.send_bye(now, id);
+        }
+        self.pump(now);
+    }
+
+    /// Moves layer outputs into actions.
+    fn pump(&mut self, now: Instant) {
+        while let Some(out) = self.layer.poll_output() {
+            match out {
+                LayerOutput::Transmit { peer, bytes } => {
+                    self.actions.push_back(Action::Send(peer, bytes))
+                }
+                LayerOutput::Event { id, event } => self.tx_event(now, id, event),
+            }
+        }
+    }
+
+    fn tx_event(&mut self, now: Instant, id: TxId, event: TxEvent) {
+        match event {
+            TxEvent::Response(resp) => {
+                if let Some(call) = self.by_bye.get(&id).copied() {
+                    if resp.status.is_final() {
+                        self.by_bye.remove(&id);
+                        self.end_call(call, "bye answered");
+                    }
+                }
+            }
+            TxEvent::Timeout => {
+                if let Some(call) = self.by_bye.remove(&id) {
+                    self.end_call(call, "bye timed out");
+                }
+            }
+            TxEvent::Terminated => {
+                self.by_bye.remove(&id);
+                if let Some(call) = self.by_invite.remove(&id) {
+                    // A call that never got past the INVITE transaction.
+                    if self
+                        .calls
+                        .get(&call)
+                        .is_some_and(|c| c.state == CallState::Failed)
+                    {
+                        self.end_call(call, "invite failed");
+                    }
+                }
+            }
+        }
+        let _ = now;
+    }
+
+    fn handle_response(&mut self, now: Instant, resp: Response) {
+        if !self.layer.handle_response(now, resp) {
+            // §17.1.3 / RFC 4475 §3.3: a response with no transaction is dropped.
+            self.stats.stray_responses += 1;
+        }
+    }
+
+    fn handle_request(&mut self, now: Instant, flow: Flow, mut req: Request) {
+        let reply_flow = match stamp_via(&mut req, &flow) {
+            Some(f) => f,
+            None => {
+                // Without a usable Via there is nowhere to answer (§18.2.2).
+                self.stats.malformed += 1;
+                tracing::info!(remote = %flow.remote, "request without a usable Via dropped");
+                if let Some(r) = reply_to_raw(
+                    &req.to_bytes(),
+                    StatusCode::BAD_REQUEST,
+                    "Malformed Via Header",
+                ) {
+                    self.actions
+                        .push_back(Action::Send(reply_flow_raw(&flow), r));
+                }
+                return;
+            }
+        };
+        let tu = match self
+            .layer
+            .handle_request(now, req, reply_flow, flow.transport.is_reliable())
+        {
+            Ok(Some(tu)) => tu,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::info!(remote = %flow.remote, error = %e, "request refused by transaction layer");
+                return;
+            }
+        };
+        let req = &tu.request;
+        if req.method == Method::Ack {
+            self.handle_ack(now, req);
+            return;
+        }
+        if tu.merged {
+            self.respond(
+                now,
+                tu.id,
+                req,
+                StatusCode::LOOP_DETECTED,
+                "Loop Detected",
+                &[],
+            );
+            return;
+        }
+        if let Err(rej) = sip::uas::check_request(req, &self.policy) {
+            tracing::info!(remote = %flow.remote, status = %rej.status, reason = %rej.reason, method = %req.method, "request rejected");
+            let tag = self.new_tag();
+            let resp = rej.to_response(req, tag.as_bytes());
+            let _ = self.layer.respond(now, tu.id, resp);
+            return;
+        }
+        let in_dialog = req.to().ok().and_then(|t| t.tag()).is_some();
+        match (&req.method, in_dialog) {
+            (Method::Invite, false) => self.new_call(now, tu.id, flow, req.clone()),
+            (Method::Options, _) => {
+                let allow = self.policy.allow_header();
+                let accept = self.policy.accept_header(Some(&Method::Invite));
+                let supported = self.policy.supported_header();
+                let headers = [
+                    (HeaderName::Allow, allow),
+                    (HeaderName::Accept, accept),
+                    (HeaderName::Supported, supported),
+                    (HeaderName::AcceptEncoding, "identity".to_owned()),
+                    (HeaderName::AcceptLanguage, "en".to_owned()),
+                ];
+                self.respond(now, tu.id, req, StatusCode::OK, "OK", &headers);
+            }
+            (Method::Cancel, _) => self.handle_cancel(now, tu.id, tu.cancels, req),
+            (_, true) => self.in_dialog(now, tu.id, req.clone()),
+            (_, false) => {
+                // BYE, INFO... outside any dialog.
+                self.respond(
+                    now,
+                    tu.id,
+                    req,
+                    StatusCode::CALL_DOES_NOT_EXIST,
+                    "Call/Transaction Does Not Exist",
+                    &[],
+                );
+            }
+        }
+    }
+
+    fn respond(
+        &mut self,
+        now: Instant,
+        tx: TxId,
+        req: &Request,
+        status: StatusCode,
+        reason: &str,
+        headers: &[(HeaderName, String)],
+    ) {
+        let tag = self.new_tag();
+        let mut b = ResponseBuilder::new(req, status)
+            .reason(reason)
+            .to_tag(tag.as_bytes())
+            .header(
+                HeaderName::Server,
+                Bytes::from(self.settings.user_agent.clone()),
+            );
+        for (n, v) in headers {
+            b = b.header(n.clone(), Bytes::from(v.clone()));
+        }
+        if let Err(e) = self.layer.respond(now, tx, b.build()) {
+            tracing::debug!(error = %e, "response not sent");
+        }
+    }
+
+    fn new_tag(&mut self) -> String {
+        format!("{:016x}", self.rng.random::<u64>())
+    }
+
+    fn new_branch(&mut self) -> String {
+        format!("z9hG4bK{:016x}", self.rng.random::<u64>())
+    }
+
+    fn reschedule(&mut self, id: CallId) {
+        let Some(c) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if let Some(old) = c.scheduled.take() {
+            self.schedule.remove(&(old, id));
+        }
+        if let Some(at) = c.next_deadline() {
+            c.scheduled = Some(at);
+            self.schedule.insert((at, id));
+        }
+    }
+}
+
+/// Adds `received` and `rport` to the top Via (RFC 3261 §18.2.1, RFC 3581
+/// §4) and returns the flow a response must take (§18.2.2): for UDP the
+/// source address when `rport` was asked for, else the source IP with the
+/// sent-by port; for streams the connection itself.
+///
+/// A `maddr` in Via is deliberately not honoured: sending responses to an
+/// address named by the request would make us a reflector toward third
+/// parties. Responses always go back to where the request came from.
+fn stamp_via(req: &mut Request, flow: &Flow) -> Option<Flow> {
+    let via = req.top_via().ok()?;
+    let first_line = req.headers.first_mut(&HeaderName::Via)?;
+    let mut values = sip::header::split_commas(&first_line.value);
+    let top = values.next()?;
+    let rest: Vec<Bytes> = values.collect();
+    let src_ip = flow.remote.ip();
+    let host_matches = match &via.host {
+        sip::uri::Host::V4(a) => std::net::IpAddr::V4(*a) == src_ip,
+        sip::uri::Host::V6(a) => std::net::IpAddr::V6(*a) == src_ip,
+        sip::uri::Host::Domain(_) => false,
+    };
+    let wants_rport = via.rport().is_some();
+    let mut parts: Vec<String> = Vec::new();
+    for (i, p) in String::from_utf8_lossy(&top).split(';').enumerate() {
+        let name = p.split('=').next().unwrap_or_default().trim();
+        if i > 0 && name.eq_ignore_ascii_case("received") {
+            continue;
+        }
+        if i > 0 && name.eq_ignore_ascii_case("rport") {
+            parts.push(format!("rport={}", flow.remote.port()));
+        } else {
+            parts.push(p.to_owned());
+        }
+    }
+    if !host_matches || wants_rport {
+        parts.push(format!("received={src_ip}"));
+    }
+    let stamped = parts.join(";");
+    let mut value = stamped;
+    for r in rest {
+        value.push_str(", ");
+        value.push_str(&String::from_utf8_lossy(&r));
+    }
+    first_line.value = Bytes::from(value);
+    let mut reply = *flow;
+    if !flow.transport.is_reliable() && !wants_rport {
+        reply.remote = SocketAddr::new(src_ip, via.port.unwrap_or(5060));
+    }
+    Some(reply)
+}
+
+/// The flow for a reply to something we could not parse: straight back to
+/// the source.
+fn reply_flow_raw(flow: &Flow) -> Flow {
+    *flow
+}
