@@ -1,0 +1,192 @@
+//! Shared helpers of the end-to-end tests: start the real `dhwani` binary on
+//! loopback ports chosen by the OS, find SIPp, run it with bounded time.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// A running server, killed on drop.
+pub struct Server {
+    child: Child,
+    /// Bound sockets, as (transport, address) from the "listening" log lines.
+    pub bound: Vec<(String, SocketAddr)>,
+    logs: mpsc::Receiver<String>,
+    /// Everything logged so far.
+    pub log: Vec<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    /// Starts `dhwani serve` with extra TOML appended to a config that
+    /// listens on UDP and TCP port 0 on 127.0.0.1.
+    pub fn start(extra_toml: &str) -> Server {
+        Server::start_with(&["udp:127.0.0.1:0", "tcp:127.0.0.1:0"], extra_toml)
+    }
+
+    /// Starts with explicit `--listen` values.
+    pub fn start_with(listen: &[&str], extra_toml: &str) -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let cfg = dir.path().join("dhwani.toml");
+        std::fs::write(&cfg, format!("log = \"info\"\n{extra_toml}")).expect("write config");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_dhwani"));
+        cmd.arg("serve").arg("--config").arg(&cfg).arg("--data-dir").arg(dir.path().join("data"));
+        for l in listen {
+            cmd.arg("--listen").arg(l);
+        }
+        let mut child = cmd
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn dhwani");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut server = Server { child, bound: vec![], logs: rx, log: vec![], _dir: dir };
+        let expected = listen.len();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while server.bound.len() < expected {
+            let line = server.next_line(deadline).unwrap_or_else(|| panic!("server did not start; log:\n{}", server.log.join("\n")));
+            if line.contains(" listening ") {
+                let field = |name: &str| {
+                    line.split_whitespace()
+                        .find_map(|w| w.strip_prefix(name))
+                        .map(str::to_owned)
+                };
+                let (Some(t), Some(a)) = (field("transport="), field("addr=")) else { continue };
+                server.bound.push((t, a.parse().expect("addr")));
+            }
+        }
+        server
+    }
+
+    fn next_line(&mut self, deadline: Instant) -> Option<String> {
+        let wait = deadline.checked_duration_since(Instant::now())?;
+        let line = self.logs.recv_timeout(wait).ok()?;
+        self.log.push(line.clone());
+        Some(line)
+    }
+
+    /// The address of the first socket of `transport`.
+    pub fn addr(&self, transport: &str) -> SocketAddr {
+        self.bound
+            .iter()
+            .find(|(t, _)| t == transport)
+            .map(|(_, a)| *a)
+            .unwrap_or_else(|| panic!("no {transport} socket"))
+    }
+
+    /// Waits (bounded) for a log line containing `needle`.
+    pub fn wait_for_log(&mut self, needle: &str, within: Duration) -> bool {
+        if self.log.iter().any(|l| l.contains(needle)) {
+            return true;
+        }
+        let deadline = Instant::now() + within;
+        while let Some(line) = self.next_line(deadline) {
+            if line.contains(needle) {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Sends SIGTERM and waits (bounded) for a clean exit.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return st;
+            }
+            assert!(Instant::now() < deadline, "server did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The SIPp binary; the test command installs it (`scripts/test.sh`).
+pub fn sipp() -> PathBuf {
+    let p = PathBuf::from("/usr/bin/sipp");
+    assert!(p.exists(), "SIPp is missing: run ./scripts/test.sh, which installs the sip-tester package");
+    p
+}
+
+/// A free UDP port on loopback (for SIPp's media port).
+pub fn free_udp_port() -> u16 {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    s.local_addr().expect("addr").port()
+}
+
+/// The outcome of one SIPp run.
+pub struct SippRun {
+    /// Exit code (0: every call succeeded).
+    pub code: Option<i32>,
+    /// Successful calls from the final statistics.
+    pub successful: u64,
+    /// Failed calls from the final statistics.
+    pub failed: u64,
+    /// SIPp's output.
+    pub output: String,
+}
+
+/// Runs SIPp against `target` with `args`, bounded by `limit`.
+pub fn run_sipp(target: SocketAddr, args: &[&str], limit: Duration) -> SippRun {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mp = free_udp_port().to_string();
+    let mut cmd = Command::new(sipp());
+    cmd.current_dir(dir.path())
+        .arg(target.to_string())
+        .args(["-i", "127.0.0.1", "-mp", &mp, "-nostdin", "-timeout"])
+        .arg(format!("{}s", limit.as_secs()))
+        .args(["-timeout_error", "-max_recv_loops", "1000", "-trace_stat", "-stf", "stats.csv"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let out = cmd.output().expect("run sipp");
+    let mut output = String::from_utf8_lossy(&out.stdout).into_owned();
+    output.push_str(&String::from_utf8_lossy(&out.stderr));
+    let stats = std::fs::read_to_string(dir.path().join("stats.csv")).unwrap_or_default();
+    let (successful, failed) = parse_stats(&stats);
+    SippRun { code: out.status.code(), successful, failed, output }
+}
+
+/// Reads SuccessfulCall(C) and FailedCall(C) of the last row of SIPp's
+/// statistics file.
+fn parse_stats(csv: &str) -> (u64, u64) {
+    let mut lines = csv.lines().filter(|l| !l.trim().is_empty());
+    let Some(header) = lines.next() else { return (0, 0) };
+    let Some(last) = lines.last() else { return (0, 0) };
+    let cols: Vec<&str> = header.split(';').collect();
+    let vals: Vec<&str> = last.split(';').collect();
+    let get = |name: &str| {
+        cols.iter()
+            .position(|c| *c == name)
+            .and_then(|i| vals.get(i))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (get("SuccessfulCall(C)"), get("FailedCall(C)"))
+}
+
+/// The scenario file of this repository.
+pub fn scenario(name: &str) -> String {
+    format!("{}/tests/sipp/{name}", env!("CARGO_MANIFEST_DIR"))
+}
