@@ -249,17 +249,17 @@ impl Headers {
     pub fn cseq(&self) -> Result<CSeq> {
         CSeq::parse(self.single(&HeaderName::CSeq, "CSeq")?)
     }
-    /// Max-Forwards, if present.
+    /// Max-Forwards, if present (at most once, 0..=255).
     pub fn max_forwards(&self) -> Result<Option<u32>> {
-        match self.get(&HeaderName::MaxForwards) {
-            None => Ok(None),
-            Some(v) => parse_u32(v)
-                .filter(|&n| n <= 255)
-                .map(Some)
-                .ok_or(Error::MalformedHeader {
-                    header: "Max-Forwards",
-                }),
+        let bad = Error::MalformedHeader {
+            header: "Max-Forwards",
+        };
+        let mut it = self.get_all(&HeaderName::MaxForwards);
+        let Some(v) = it.next() else { return Ok(None) };
+        if it.next().is_some() {
+            return Err(bad);
         }
+        parse_u32(v).filter(|&n| n <= 255).map(Some).ok_or(bad)
     }
     /// Content-Length, if present. Several different values are an error.
     pub fn content_length(&self) -> Result<Option<usize>> {

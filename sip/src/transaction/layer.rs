@@ -247,17 +247,11 @@ impl<A: Clone> Layer<A> {
             None
         };
         let mut merged = false;
-        let merge_key = match (
-            request.to().ok().and_then(|t| t.tag()),
-            request.from().ok().and_then(|f| f.tag()),
-        ) {
-            (None, Some(from_tag)) if request.method != Method::Cancel => {
-                let mk = (
-                    from_tag,
-                    request.call_id()?,
-                    request.cseq()?.seq,
-                    request.method.clone(),
-                );
+        let to_tag = request.to().ok().and_then(|t| t.tag());
+        let from_tag = request.from().ok().and_then(|f| f.tag());
+        let merge_key = match (to_tag, from_tag, request.call_id(), request.cseq()) {
+            (None, Some(from_tag), Ok(call_id), Ok(cseq)) if request.method != Method::Cancel => {
+                let mk = (from_tag, call_id, cseq.seq, request.method.clone());
                 if self.merged.contains_key(&mk) {
                     merged = true;
                     None

@@ -1,0 +1,133 @@
+//! Hostile input over UDP and TCP: malformed messages get a 400 where a
+//! response is possible, nothing crashes, and the server still answers
+//! OPTIONS afterwards.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, UdpSocket};
+use std::time::Duration;
+
+use common::Server;
+
+fn options(branch: &str, local: std::net::SocketAddr) -> String {
+    format!(
+        "OPTIONS sip:ping@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK{branch};rport\r\nFrom: <sip:t@127.0.0.1>;tag=1\r\nTo: <sip:ping@127.0.0.1>\r\nCall-ID: {branch}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    )
+}
+
+fn recv_status(sock: &UdpSocket) -> Option<String> {
+    let mut buf = [0u8; 65_535];
+    let n = sock.recv(&mut buf).ok()?;
+    let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+    text.lines().next().map(str::to_owned)
+}
+
+#[test]
+fn malformed_datagrams_get_400s_and_options_is_still_answered() {
+    let server = Server::start("");
+    let target = server.addr("udp");
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.connect(target).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let local = sock.local_addr().unwrap();
+    let good = options("ok1", local);
+
+    // Requests with the five headers intact get a 400 naming the problem.
+    let answered: Vec<(String, &str)> = vec![
+        (good.replace("CSeq: 1 OPTIONS", "CSeq: x OPTIONS"), "400 Malformed CSeq"),
+        (good.replace("CSeq: 1 OPTIONS", "CSeq: 1 INVITE"), "400 Malformed CSeq"),
+        (good.replace("Content-Length: 0", "Content-Length: 50"), "400 Content-Length"),
+        (good.replace("From: <sip:t@127.0.0.1>;tag=1", "From: <sip:t@127.0.0.1;tag=1"), "400 Malformed From"),
+        (good.replace("Max-Forwards: 70", "Max-Forwards: 70\r\nMax-Forwards: x"), "400 Malformed Max-Forwards"),
+        (good.replace("SIP/2.0\r\nVia", "SIP/7.0\r\nVia"), "505"),
+        (good.replace("OPTIONS sip:ping@127.0.0.1", "OPTIONS http://ping.invalid"), "416"),
+        (good.replace("Max-Forwards: 70", "Max-Forwards: 70\r\nRequire: nonsense"), "420"),
+        (good.replace("OPTIONS sip", "FROB sip").replace("1 OPTIONS", "1 FROB"), "501"),
+        (good.replace("OPTIONS sip", "REGISTER sip").replace("1 OPTIONS", "1 REGISTER"), "405"),
+        (good.replace("Call-ID: ok1", "Call-ID: a b c"), "400 Malformed Call-ID"),
+    ];
+    for (i, (msg, want)) in answered.iter().enumerate() {
+        // Distinct branch and Call-ID per case, or the server rightly sees
+        // a merged request (482).
+        let msg = msg
+            .replace("branch=z9hG4bKok1", &format!("branch=z9hG4bKbad{i}"))
+            .replace("Call-ID: ok1", &format!("Call-ID: ok1-{i}"));
+        sock.send(msg.as_bytes()).unwrap();
+        let status = recv_status(&sock).unwrap_or_else(|| panic!("no answer to case {i} ({want})"));
+        assert!(status.starts_with(&format!("SIP/2.0 {want}")), "case {i}: want {want}, got {status}");
+    }
+
+    // Garbage with nothing to answer to: silently dropped.
+    let mut garbage: Vec<Vec<u8>> = vec![
+        b"\x00\x01\x02\x03".to_vec(),
+        b"INVITE\r\n\r\n".to_vec(),
+        b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKstray\r\n\r\n".to_vec(),
+        vec![b'A'; 60_000],
+        b"INVITE sip:a@b SIP/2.0\r\n".iter().chain([b' '; 5000].iter()).copied().collect(),
+        (0..300).flat_map(|i| format!("X-H{i}: v\r\n").into_bytes()).collect(),
+    ];
+    garbage.push(good.replace("Max-Forwards: 70", &"Via: SIP/2.0/UDP h;branch=z9hG4bKv\r\n".repeat(200)).into_bytes());
+    for g in &garbage {
+        sock.send(g).unwrap();
+    }
+    // The header bomb still has all five headers: it may get a 400; drain
+    // whatever comes back, then the real check.
+    sock.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    while recv_status(&sock).is_some() {}
+    sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    sock.send(options("after", local).as_bytes()).unwrap();
+    assert_eq!(recv_status(&sock).as_deref(), Some("SIP/2.0 200 OK"));
+}
+
+#[test]
+fn garbage_on_tcp_closes_that_connection_only() {
+    let server = Server::start("");
+    let target = server.addr("tcp");
+    let mut bad = TcpStream::connect(target).unwrap();
+    bad.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut good = TcpStream::connect(target).unwrap();
+    good.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    // A header line longer than the cap: unframeable, the connection closes.
+    bad.write_all(&vec![b'x'; 10_000]).unwrap();
+    let mut buf = [0u8; 16];
+    let closed = matches!(bad.read(&mut buf), Ok(0) | Err(_));
+    assert!(closed, "the garbage connection must be closed");
+    // The other connection still works.
+    let local = good.local_addr().unwrap();
+    let req = options("tcp1", local).replace("SIP/2.0/UDP", "SIP/2.0/TCP");
+    good.write_all(req.as_bytes()).unwrap();
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains("\r\n\r\n") {
+        let n = good.read(&mut chunk).unwrap();
+        assert!(n > 0, "connection closed");
+        got.extend_from_slice(&chunk[..n]);
+    }
+    assert!(String::from_utf8_lossy(&got).starts_with("SIP/2.0 200 OK\r\n"));
+}
+
+#[test]
+fn a_stalled_tcp_message_is_dropped_after_the_message_timeout() {
+    let server = Server::start("[sip]\nmessage_timeout_secs = 1\n");
+    let mut s = TcpStream::connect(server.addr("tcp")).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"OPTIONS sip:a@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP").unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 16];
+    let closed = matches!(s.read(&mut buf), Ok(0) | Err(_));
+    assert!(closed && started.elapsed() < Duration::from_secs(9), "slow-loris connection must be closed");
+}
+
+#[test]
+fn connections_beyond_the_per_ip_cap_are_refused() {
+    let server = Server::start("[sip]\nmax_connections_per_ip = 2\n");
+    let target = server.addr("tcp");
+    let _a = TcpStream::connect(target).unwrap();
+    let _b = TcpStream::connect(target).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut c = TcpStream::connect(target).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 16];
+    assert!(matches!(c.read(&mut buf), Ok(0) | Err(_)), "third connection must be closed at once");
+}
