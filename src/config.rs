@@ -359,12 +359,11 @@ fn line_of(text: &str, dotted: &str) -> usize {
             in_section = t.trim_matches(|c| c == '[' || c == ']').trim() == section;
             continue;
         }
-        if in_section {
-            if let Some((k, _)) = t.split_once('=') {
-                if k.trim() == name {
-                    return i + 1;
-                }
-            }
+        if in_section
+            && let Some((k, _)) = t.split_once('=')
+            && k.trim() == name
+        {
+            return i + 1;
         }
     }
     0

@@ -143,10 +143,10 @@ async fn drive(
                 }
             }
         }
-        if let Some(d) = drain_deadline {
-            if core.call_count() == 0 || tokio::time::Instant::now() >= d {
-                break;
-            }
+        if let Some(d) = drain_deadline
+            && (core.call_count() == 0 || tokio::time::Instant::now() >= d)
+        {
+            break;
         }
         let wake = core
             .poll_timeout()

@@ -35,17 +35,52 @@ fn malformed_datagrams_get_400s_and_options_is_still_answered() {
 
     // Requests with the five headers intact get a 400 naming the problem.
     let answered: Vec<(String, &str)> = vec![
-        (good.replace("CSeq: 1 OPTIONS", "CSeq: x OPTIONS"), "400 Malformed CSeq"),
-        (good.replace("CSeq: 1 OPTIONS", "CSeq: 1 INVITE"), "400 Malformed CSeq"),
-        (good.replace("Content-Length: 0", "Content-Length: 50"), "400 Content-Length"),
-        (good.replace("From: <sip:t@127.0.0.1>;tag=1", "From: <sip:t@127.0.0.1;tag=1"), "400 Malformed From"),
-        (good.replace("Max-Forwards: 70", "Max-Forwards: 70\r\nMax-Forwards: x"), "400 Malformed Max-Forwards"),
+        (
+            good.replace("CSeq: 1 OPTIONS", "CSeq: x OPTIONS"),
+            "400 Malformed CSeq",
+        ),
+        (
+            good.replace("CSeq: 1 OPTIONS", "CSeq: 1 INVITE"),
+            "400 Malformed CSeq",
+        ),
+        (
+            good.replace("Content-Length: 0", "Content-Length: 50"),
+            "400 Content-Length",
+        ),
+        (
+            good.replace(
+                "From: <sip:t@127.0.0.1>;tag=1",
+                "From: <sip:t@127.0.0.1;tag=1",
+            ),
+            "400 Malformed From",
+        ),
+        (
+            good.replace("Max-Forwards: 70", "Max-Forwards: 70\r\nMax-Forwards: x"),
+            "400 Malformed Max-Forwards",
+        ),
         (good.replace("SIP/2.0\r\nVia", "SIP/7.0\r\nVia"), "505"),
-        (good.replace("OPTIONS sip:ping@127.0.0.1", "OPTIONS http://ping.invalid"), "416"),
-        (good.replace("Max-Forwards: 70", "Max-Forwards: 70\r\nRequire: nonsense"), "420"),
-        (good.replace("OPTIONS sip", "FROB sip").replace("1 OPTIONS", "1 FROB"), "501"),
-        (good.replace("OPTIONS sip", "REGISTER sip").replace("1 OPTIONS", "1 REGISTER"), "405"),
-        (good.replace("Call-ID: ok1", "Call-ID: a b c"), "400 Malformed Call-ID"),
+        (
+            good.replace("OPTIONS sip:ping@127.0.0.1", "OPTIONS http://ping.invalid"),
+            "416",
+        ),
+        (
+            good.replace("Max-Forwards: 70", "Max-Forwards: 70\r\nRequire: nonsense"),
+            "420",
+        ),
+        (
+            good.replace("OPTIONS sip", "FROB sip")
+                .replace("1 OPTIONS", "1 FROB"),
+            "501",
+        ),
+        (
+            good.replace("OPTIONS sip", "REGISTER sip")
+                .replace("1 OPTIONS", "1 REGISTER"),
+            "405",
+        ),
+        (
+            good.replace("Call-ID: ok1", "Call-ID: a b c"),
+            "400 Malformed Call-ID",
+        ),
     ];
     for (i, (msg, want)) in answered.iter().enumerate() {
         // Distinct branch and Call-ID per case, or the server rightly sees
@@ -55,7 +90,10 @@ fn malformed_datagrams_get_400s_and_options_is_still_answered() {
             .replace("Call-ID: ok1", &format!("Call-ID: ok1-{i}"));
         sock.send(msg.as_bytes()).unwrap();
         let status = recv_status(&sock).unwrap_or_else(|| panic!("no answer to case {i} ({want})"));
-        assert!(status.starts_with(&format!("SIP/2.0 {want}")), "case {i}: want {want}, got {status}");
+        assert!(
+            status.starts_with(&format!("SIP/2.0 {want}")),
+            "case {i}: want {want}, got {status}"
+        );
     }
 
     // Garbage with nothing to answer to: silently dropped.
@@ -64,16 +102,29 @@ fn malformed_datagrams_get_400s_and_options_is_still_answered() {
         b"INVITE\r\n\r\n".to_vec(),
         b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKstray\r\n\r\n".to_vec(),
         vec![b'A'; 60_000],
-        b"INVITE sip:a@b SIP/2.0\r\n".iter().chain([b' '; 5000].iter()).copied().collect(),
-        (0..300).flat_map(|i| format!("X-H{i}: v\r\n").into_bytes()).collect(),
+        b"INVITE sip:a@b SIP/2.0\r\n"
+            .iter()
+            .chain([b' '; 5000].iter())
+            .copied()
+            .collect(),
+        (0..300)
+            .flat_map(|i| format!("X-H{i}: v\r\n").into_bytes())
+            .collect(),
     ];
-    garbage.push(good.replace("Max-Forwards: 70", &"Via: SIP/2.0/UDP h;branch=z9hG4bKv\r\n".repeat(200)).into_bytes());
+    garbage.push(
+        good.replace(
+            "Max-Forwards: 70",
+            &"Via: SIP/2.0/UDP h;branch=z9hG4bKv\r\n".repeat(200),
+        )
+        .into_bytes(),
+    );
     for g in &garbage {
         sock.send(g).unwrap();
     }
     // The header bomb still has all five headers: it may get a 400; drain
     // whatever comes back, then the real check.
-    sock.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
     while recv_status(&sock).is_some() {}
     sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
     sock.send(options("after", local).as_bytes()).unwrap();
@@ -112,11 +163,15 @@ fn a_stalled_tcp_message_is_dropped_after_the_message_timeout() {
     let server = Server::start("[sip]\nmessage_timeout_secs = 1\n");
     let mut s = TcpStream::connect(server.addr("tcp")).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(b"OPTIONS sip:a@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP").unwrap();
+    s.write_all(b"OPTIONS sip:a@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP")
+        .unwrap();
     let started = std::time::Instant::now();
     let mut buf = [0u8; 16];
     let closed = matches!(s.read(&mut buf), Ok(0) | Err(_));
-    assert!(closed && started.elapsed() < Duration::from_secs(9), "slow-loris connection must be closed");
+    assert!(
+        closed && started.elapsed() < Duration::from_secs(9),
+        "slow-loris connection must be closed"
+    );
 }
 
 #[test]
@@ -129,5 +184,8 @@ fn connections_beyond_the_per_ip_cap_are_refused() {
     let mut c = TcpStream::connect(target).unwrap();
     c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut buf = [0u8; 16];
-    assert!(matches!(c.read(&mut buf), Ok(0) | Err(_)), "third connection must be closed at once");
+    assert!(
+        matches!(c.read(&mut buf), Ok(0) | Err(_)),
+        "third connection must be closed at once"
+    );
 }

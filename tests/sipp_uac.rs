@@ -19,35 +19,75 @@ fn assert_all_calls(run: &common::SippRun, calls: u64) {
 #[test]
 fn two_hundred_calls_over_udp_all_succeed() {
     let server = Server::start("[calls]\nmax_call_secs = 30\n");
-    let run = run_sipp(server.addr("udp"), &["-sn", "uac", "-s", "1000", "-m", "200", "-r", "100", "-d", "200"], Duration::from_secs(60));
+    let run = run_sipp(
+        server.addr("udp"),
+        &[
+            "-sn", "uac", "-s", "1000", "-m", "200", "-r", "100", "-d", "200",
+        ],
+        Duration::from_secs(60),
+    );
     assert_all_calls(&run, 200);
 }
 
 #[test]
 fn two_hundred_calls_over_tcp_all_succeed() {
     let server = Server::start("");
-    let run = run_sipp(server.addr("tcp"), &["-sn", "uac", "-t", "t1", "-s", "1000", "-m", "200", "-r", "100", "-d", "200"], Duration::from_secs(60));
+    let run = run_sipp(
+        server.addr("tcp"),
+        &[
+            "-sn", "uac", "-t", "t1", "-s", "1000", "-m", "200", "-r", "100", "-d", "200",
+        ],
+        Duration::from_secs(60),
+    );
     assert_all_calls(&run, 200);
 }
 
 #[test]
 fn a_hundred_calls_under_ten_percent_loss_all_succeed() {
     let server = Server::start("");
-    let run = run_sipp(server.addr("udp"), &["-sn", "uac", "-s", "1000", "-m", "100", "-r", "25", "-d", "200", "-lost", "10"], Duration::from_secs(120));
+    let run = run_sipp(
+        server.addr("udp"),
+        &[
+            "-sn", "uac", "-s", "1000", "-m", "100", "-r", "25", "-d", "200", "-lost", "10",
+        ],
+        Duration::from_secs(120),
+    );
     assert_all_calls(&run, 100);
 }
 
 #[test]
 fn options_is_answered_with_allow_and_accept() {
     let server = Server::start("");
-    let run = run_sipp(server.addr("udp"), &["-sf", &common::scenario("options.xml"), "-s", "ping", "-m", "1"], Duration::from_secs(20));
+    let run = run_sipp(
+        server.addr("udp"),
+        &[
+            "-sf",
+            &common::scenario("options.xml"),
+            "-s",
+            "ping",
+            "-m",
+            "1",
+        ],
+        Duration::from_secs(20),
+    );
     assert_all_calls(&run, 1);
 }
 
 #[test]
 fn cancel_before_answer_gets_200_then_487() {
     let mut server = Server::start("[calls]\nanswer_after_ms = 10000\n");
-    let run = run_sipp(server.addr("udp"), &["-sf", &common::scenario("cancel.xml"), "-s", "1000", "-m", "1"], Duration::from_secs(20));
+    let run = run_sipp(
+        server.addr("udp"),
+        &[
+            "-sf",
+            &common::scenario("cancel.xml"),
+            "-s",
+            "1000",
+            "-m",
+            "1",
+        ],
+        Duration::from_secs(20),
+    );
     assert_all_calls(&run, 1);
     assert!(server.wait_for_log("call cancelled before answer", Duration::from_secs(5)));
 }
@@ -55,10 +95,31 @@ fn cancel_before_answer_gets_200_then_487() {
 #[test]
 fn calls_are_hung_up_by_us_after_max_call_secs() {
     let mut server = Server::start("[calls]\nmax_call_secs = 1\n");
-    let run = run_sipp(server.addr("udp"), &["-sf", &common::scenario("wait_bye.xml"), "-s", "1000", "-m", "3", "-r", "10"], Duration::from_secs(30));
+    let run = run_sipp(
+        server.addr("udp"),
+        &[
+            "-sf",
+            &common::scenario("wait_bye.xml"),
+            "-s",
+            "1000",
+            "-m",
+            "3",
+            "-r",
+            "10",
+        ],
+        Duration::from_secs(30),
+    );
     assert_all_calls(&run, 3);
-    assert!(server.wait_for_log("max_call_secs reached", Duration::from_secs(5)), "{}", server.log.join("\n"));
-    assert!(server.wait_for_log("bye answered", Duration::from_secs(5)), "{}", server.log.join("\n"));
+    assert!(
+        server.wait_for_log("max_call_secs reached", Duration::from_secs(5)),
+        "{}",
+        server.log.join("\n")
+    );
+    assert!(
+        server.wait_for_log("bye answered", Duration::from_secs(5)),
+        "{}",
+        server.log.join("\n")
+    );
 }
 
 #[test]

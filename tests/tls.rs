@@ -27,14 +27,19 @@ async fn read_message<S: tokio::io::AsyncRead + Unpin>(s: &mut S, buf: &mut Vec<
             }
         }
         let mut chunk = [0u8; 4096];
-        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut chunk)).await.expect("timely answer").expect("read");
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut chunk))
+            .await
+            .expect("timely answer")
+            .expect("read");
         assert!(n > 0, "server closed the connection");
         buf.extend_from_slice(&chunk[..n]);
     }
 }
 
 fn header<'a>(msg: &'a str, name: &str) -> &'a str {
-    msg.lines().find_map(|l| l.strip_prefix(&format!("{name}: "))).unwrap_or_default()
+    msg.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+        .unwrap_or_default()
 }
 
 #[tokio::test]
@@ -44,7 +49,11 @@ async fn a_call_over_tls_is_answered_and_hung_up() {
     let dir = tempfile::tempdir().unwrap();
     let cert_pem = certified.cert.pem();
     std::fs::write(dir.path().join("cert.pem"), &cert_pem).unwrap();
-    std::fs::write(dir.path().join("key.pem"), certified.signing_key.serialize_pem()).unwrap();
+    std::fs::write(
+        dir.path().join("key.pem"),
+        certified.signing_key.serialize_pem(),
+    )
+    .unwrap();
     let extra = format!(
         "[sip]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
         dir.path().join("cert.pem").display(),
@@ -54,16 +63,23 @@ async fn a_call_over_tls_is_answered_and_hung_up() {
     let addr = server.addr("tls");
 
     let mut roots = rustls::RootCertStore::empty();
-    roots.add(CertificateDer::from_pem_slice(cert_pem.as_bytes()).unwrap()).unwrap();
-    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    roots
+        .add(CertificateDer::from_pem_slice(cert_pem.as_bytes()).unwrap())
+        .unwrap();
+    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
     let tcp = TcpStream::connect(addr).await.unwrap();
     let local = tcp.local_addr().unwrap();
-    let mut tls = connector.connect(ServerName::try_from("localhost").unwrap(), tcp).await.unwrap();
+    let mut tls = connector
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
 
     let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\n";
     let invite = format!(
@@ -76,17 +92,27 @@ async fn a_call_over_tls_is_answered_and_hung_up() {
     assert!(trying.starts_with("SIP/2.0 100 Trying\r\n"), "{trying}");
     let ok = read_message(&mut tls, &mut buf).await;
     assert!(ok.starts_with("SIP/2.0 200 OK\r\n"), "{ok}");
-    assert!(ok.contains("m=audio ") && ok.contains(" RTP/AVP 8 101\r\n"), "PCMA and telephone-event chosen: {ok}");
+    assert!(
+        ok.contains("m=audio ") && ok.contains(" RTP/AVP 8 101\r\n"),
+        "PCMA and telephone-event chosen: {ok}"
+    );
     assert!(header(&ok, "Contact").contains("transport=tls"), "{ok}");
     let to = header(&ok, "To").to_owned();
     assert!(to.contains(";tag="));
 
-    let ack = format!("ACK sips:1000@localhost SIP/2.0\r\nVia: SIP/2.0/TLS {local};branch=z9hG4bKtls2\r\nFrom: <sips:caller@localhost>;tag=c1\r\nTo: {to}\r\nCall-ID: tls-call-1\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n");
+    let ack = format!(
+        "ACK sips:1000@localhost SIP/2.0\r\nVia: SIP/2.0/TLS {local};branch=z9hG4bKtls2\r\nFrom: <sips:caller@localhost>;tag=c1\r\nTo: {to}\r\nCall-ID: tls-call-1\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    );
     tls.write_all(ack.as_bytes()).await.unwrap();
-    let bye = format!("BYE sips:1000@localhost SIP/2.0\r\nVia: SIP/2.0/TLS {local};branch=z9hG4bKtls3\r\nFrom: <sips:caller@localhost>;tag=c1\r\nTo: {to}\r\nCall-ID: tls-call-1\r\nCSeq: 2 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n");
+    let bye = format!(
+        "BYE sips:1000@localhost SIP/2.0\r\nVia: SIP/2.0/TLS {local};branch=z9hG4bKtls3\r\nFrom: <sips:caller@localhost>;tag=c1\r\nTo: {to}\r\nCall-ID: tls-call-1\r\nCSeq: 2 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    );
     tls.write_all(bye.as_bytes()).await.unwrap();
     let bye_ok = read_message(&mut tls, &mut buf).await;
-    assert!(bye_ok.starts_with("SIP/2.0 200 OK\r\n") && bye_ok.contains("CSeq: 2 BYE"), "{bye_ok}");
+    assert!(
+        bye_ok.starts_with("SIP/2.0 200 OK\r\n") && bye_ok.contains("CSeq: 2 BYE"),
+        "{bye_ok}"
+    );
 }
 
 #[test]
@@ -94,7 +120,11 @@ fn a_tls_peer_that_never_handshakes_is_dropped() {
     let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("c.pem"), certified.cert.pem()).unwrap();
-    std::fs::write(dir.path().join("k.pem"), certified.signing_key.serialize_pem()).unwrap();
+    std::fs::write(
+        dir.path().join("k.pem"),
+        certified.signing_key.serialize_pem(),
+    )
+    .unwrap();
     let extra = format!(
         "[sip]\ntls_cert = \"{}\"\ntls_key = \"{}\"\ntls_handshake_timeout_secs = 1\n",
         dir.path().join("c.pem").display(),

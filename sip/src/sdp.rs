@@ -204,12 +204,11 @@ pub fn parse_audio_offer(body: &[u8]) -> Result<AudioOffer> {
                         }
                     }
                     "fmtp" => {
-                        if let Some((pt, rest)) = arg.split_once(' ') {
-                            if let Ok(pt) = pt.parse::<u8>() {
-                                if let Some(f) = formats.iter_mut().find(|f| f.payload_type == pt) {
-                                    f.fmtp = Some(rest.trim().to_owned());
-                                }
-                            }
+                        if let Some((pt, rest)) = arg.split_once(' ')
+                            && let Ok(pt) = pt.parse::<u8>()
+                            && let Some(f) = formats.iter_mut().find(|f| f.payload_type == pt)
+                        {
+                            f.fmtp = Some(rest.trim().to_owned());
                         }
                     }
                     "rtcp-mux" => rtcp_mux = true,

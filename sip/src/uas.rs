@@ -125,10 +125,11 @@ pub fn check_request(req: &Request, policy: &Policy) -> Result<(), Rejection> {
     }
     // A B2BUA cannot forward a request that has no hops left (§16.3 step 3);
     // OPTIONS with Max-Forwards 0 is a ping of this hop and is answered (§11).
-    if req.method != Method::Options && req.method != Method::Ack {
-        if let Ok(Some(0)) = req.headers.max_forwards() {
-            return Err(Rejection::new(StatusCode::TOO_MANY_HOPS, "Too Many Hops"));
-        }
+    if req.method != Method::Options
+        && req.method != Method::Ack
+        && let Ok(Some(0)) = req.headers.max_forwards()
+    {
+        return Err(Rejection::new(StatusCode::TOO_MANY_HOPS, "Too Many Hops"));
     }
     // §8.2.2.3: Require. Not applied to ACK and CANCEL.
     if req.method != Method::Ack && req.method != Method::Cancel {
@@ -162,10 +163,10 @@ pub fn check_request(req: &Request, policy: &Policy) -> Result<(), Rejection> {
                 .push((HeaderName::AcceptEncoding, "identity".to_owned()));
             r
         };
-        if let Some(enc) = req.headers.get(&HeaderName::ContentEncoding) {
-            if !enc.eq_ignore_ascii_case(b"identity") {
-                return Err(accept_415());
-            }
+        if let Some(enc) = req.headers.get(&HeaderName::ContentEncoding)
+            && !enc.eq_ignore_ascii_case(b"identity")
+        {
+            return Err(accept_415());
         }
         let ok = match req.headers.content_type() {
             // §7.4.1: a body without Content-Type is taken as application/sdp

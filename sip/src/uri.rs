@@ -285,12 +285,12 @@ pub fn unescape(s: &[u8]) -> Cow<'_, [u8]> {
     let mut i = 0;
     while let Some(&c) = s.get(i) {
         let hex = |j: usize| s.get(j).and_then(|d| (*d as char).to_digit(16));
-        if c == b'%' {
-            if let (Some(h), Some(l)) = (hex(i + 1), hex(i + 2)) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
+        if c == b'%'
+            && let (Some(h), Some(l)) = (hex(i + 1), hex(i + 2))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+            continue;
         }
         out.push(c);
         i += 1;

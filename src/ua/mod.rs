@@ -144,11 +144,11 @@ impl Core {
             Err(e) => {
                 self.stats.malformed += 1;
                 tracing::info!(remote = %flow.remote, transport = %flow.transport, error = %e, "malformed message");
-                if let Some(status) = e.status_code() {
-                    if let Some(reply) = reply_to_raw(&bytes, status, &e.reason_phrase()) {
-                        self.actions
-                            .push_back(Action::Send(reply_flow_raw(&flow), reply));
-                    }
+                if let Some(status) = e.status_code()
+                    && let Some(reply) = reply_to_raw(&bytes, status, &e.reason_phrase())
+                {
+                    self.actions
+                        .push_back(Action::Send(reply_flow_raw(&flow), reply));
                 }
             }
         }
@@ -205,11 +205,11 @@ impl Core {
     fn tx_event(&mut self, now: Instant, id: TxId, event: TxEvent) {
         match event {
             TxEvent::Response(resp) => {
-                if let Some(call) = self.by_bye.get(&id).copied() {
-                    if resp.status.is_final() {
-                        self.by_bye.remove(&id);
-                        self.end_call(call, "bye answered");
-                    }
+                if let Some(call) = self.by_bye.get(&id).copied()
+                    && resp.status.is_final()
+                {
+                    self.by_bye.remove(&id);
+                    self.end_call(call, "bye answered");
                 }
             }
             TxEvent::Timeout => {

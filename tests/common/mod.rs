@@ -33,7 +33,11 @@ impl Server {
         let cfg = dir.path().join("dhwani.toml");
         std::fs::write(&cfg, format!("log = \"info\"\n{extra_toml}")).expect("write config");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_dhwani"));
-        cmd.arg("serve").arg("--config").arg(&cfg).arg("--data-dir").arg(dir.path().join("data"));
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(&cfg)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"));
         for l in listen {
             cmd.arg("--listen").arg(l);
         }
@@ -52,18 +56,28 @@ impl Server {
                 }
             }
         });
-        let mut server = Server { child, bound: vec![], logs: rx, log: vec![], _dir: dir };
+        let mut server = Server {
+            child,
+            bound: vec![],
+            logs: rx,
+            log: vec![],
+            _dir: dir,
+        };
         let expected = listen.len();
         let deadline = Instant::now() + Duration::from_secs(20);
         while server.bound.len() < expected {
-            let line = server.next_line(deadline).unwrap_or_else(|| panic!("server did not start; log:\n{}", server.log.join("\n")));
+            let line = server
+                .next_line(deadline)
+                .unwrap_or_else(|| panic!("server did not start; log:\n{}", server.log.join("\n")));
             if line.contains(" listening ") {
                 let field = |name: &str| {
                     line.split_whitespace()
                         .find_map(|w| w.strip_prefix(name))
                         .map(str::to_owned)
                 };
-                let (Some(t), Some(a)) = (field("transport="), field("addr=")) else { continue };
+                let (Some(t), Some(a)) = (field("transport="), field("addr=")) else {
+                    continue;
+                };
                 server.bound.push((t, a.parse().expect("addr")));
             }
         }
@@ -125,7 +139,10 @@ impl Drop for Server {
 /// The SIPp binary; the test command installs it (`scripts/test.sh`).
 pub fn sipp() -> PathBuf {
     let p = PathBuf::from("/usr/bin/sipp");
-    assert!(p.exists(), "SIPp is missing: run ./scripts/test.sh, which installs the sip-tester package");
+    assert!(
+        p.exists(),
+        "SIPp is missing: run ./scripts/test.sh, which installs the sip-tester package"
+    );
     p
 }
 
@@ -156,7 +173,14 @@ pub fn run_sipp(target: SocketAddr, args: &[&str], limit: Duration) -> SippRun {
         .arg(target.to_string())
         .args(["-i", "127.0.0.1", "-mp", &mp, "-nostdin", "-timeout"])
         .arg(format!("{}s", limit.as_secs()))
-        .args(["-timeout_error", "-max_recv_loops", "1000", "-trace_stat", "-stf", "stats.csv"])
+        .args([
+            "-timeout_error",
+            "-max_recv_loops",
+            "1000",
+            "-trace_stat",
+            "-stf",
+            "stats.csv",
+        ])
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -165,15 +189,24 @@ pub fn run_sipp(target: SocketAddr, args: &[&str], limit: Duration) -> SippRun {
     output.push_str(&String::from_utf8_lossy(&out.stderr));
     let stats = std::fs::read_to_string(dir.path().join("stats.csv")).unwrap_or_default();
     let (successful, failed) = parse_stats(&stats);
-    SippRun { code: out.status.code(), successful, failed, output }
+    SippRun {
+        code: out.status.code(),
+        successful,
+        failed,
+        output,
+    }
 }
 
 /// Reads SuccessfulCall(C) and FailedCall(C) of the last row of SIPp's
 /// statistics file.
 fn parse_stats(csv: &str) -> (u64, u64) {
     let mut lines = csv.lines().filter(|l| !l.trim().is_empty());
-    let Some(header) = lines.next() else { return (0, 0) };
-    let Some(last) = lines.last() else { return (0, 0) };
+    let Some(header) = lines.next() else {
+        return (0, 0);
+    };
+    let Some(last) = lines.next_back() else {
+        return (0, 0);
+    };
     let cols: Vec<&str> = header.split(';').collect();
     let vals: Vec<&str> = last.split(';').collect();
     let get = |name: &str| {

@@ -104,7 +104,10 @@ impl DigestServer {
         h.update(issued.to_be_bytes());
         h.update(self.realm.as_bytes());
         let mac = h.finalize();
-        format!("{issued:016x}{}", hex::encode(mac.get(..16).unwrap_or_default()))
+        format!(
+            "{issued:016x}{}",
+            hex::encode(mac.get(..16).unwrap_or_default())
+        )
     }
 
     /// A challenge header value issued at `now_secs`.
@@ -132,10 +135,18 @@ impl DigestServer {
         if !creds.scheme.eq_ignore_ascii_case(b"Digest") {
             return Err(Rejection::Missing);
         }
-        let get = |n: &str| creds.get(n).map(|v| String::from_utf8_lossy(v).into_owned());
-        let (Some(username), Some(realm), Some(nonce), Some(uri), Some(response)) =
-            (get("username"), get("realm"), get("nonce"), get("uri"), get("response"))
-        else {
+        let get = |n: &str| {
+            creds
+                .get(n)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+        };
+        let (Some(username), Some(realm), Some(nonce), Some(uri), Some(response)) = (
+            get("username"),
+            get("realm"),
+            get("nonce"),
+            get("uri"),
+            get("response"),
+        ) else {
             return Err(Rejection::Missing);
         };
         let algorithm = match creds.get("algorithm") {
@@ -146,21 +157,45 @@ impl DigestServer {
         let known = found.is_some();
         let secret = found.unwrap_or_else(|| Secret::Password("\u{0}dummy\u{0}".into()));
         let ha1 = match secret {
-            Secret::Password(p) => algorithm.hash(format!("{username}:{}:{p}", self.realm).as_bytes()),
+            Secret::Password(p) => {
+                algorithm.hash(format!("{username}:{}:{p}", self.realm).as_bytes())
+            }
             Secret::Ha1(a, h) if a == algorithm => h,
             Secret::Ha1(..) => algorithm.hash(b"mismatched algorithm"),
         };
         let qop = get("qop");
-        let expected = compute_response(algorithm, &ha1, &nonce, method, &uri, qop.as_deref(), get("nc").as_deref(), get("cnonce").as_deref());
-        let response_ok = constant_time_eq(expected.as_bytes(), response.to_ascii_lowercase().as_bytes());
+        let expected = compute_response(
+            algorithm,
+            &ha1,
+            &nonce,
+            method,
+            &uri,
+            qop.as_deref(),
+            get("nc").as_deref(),
+            get("cnonce").as_deref(),
+        );
+        let response_ok = constant_time_eq(
+            expected.as_bytes(),
+            response.to_ascii_lowercase().as_bytes(),
+        );
         // The nonce: ours (keyed hash matches) and not expired.
-        let nonce_issued = nonce.get(..16).and_then(|t| u64::from_str_radix(t, 16).ok());
-        let nonce_ours = nonce_issued.is_some_and(|t| constant_time_eq(self.nonce_at(t).as_bytes(), nonce.as_bytes()));
-        if !known || !response_ok || !nonce_ours || realm != self.realm || qop.as_deref().is_some_and(|q| q != "auth") {
+        let nonce_issued = nonce
+            .get(..16)
+            .and_then(|t| u64::from_str_radix(t, 16).ok());
+        let nonce_ours = nonce_issued
+            .is_some_and(|t| constant_time_eq(self.nonce_at(t).as_bytes(), nonce.as_bytes()));
+        if !known
+            || !response_ok
+            || !nonce_ours
+            || realm != self.realm
+            || qop.as_deref().is_some_and(|q| q != "auth")
+        {
             return Err(Rejection::Invalid);
         }
         let issued = nonce_issued.unwrap_or(0);
-        if now_secs.saturating_sub(issued) > self.nonce_ttl_secs || issued > now_secs.saturating_add(60) {
+        if now_secs.saturating_sub(issued) > self.nonce_ttl_secs
+            || issued > now_secs.saturating_add(60)
+        {
             return Err(Rejection::Stale);
         }
         Ok(username)
@@ -182,7 +217,12 @@ pub fn compute_response(
     let ha2 = algorithm.hash(format!("{method}:{uri}").as_bytes());
     match qop {
         Some(q) => algorithm.hash(
-            format!("{ha1}:{nonce}:{}:{}:{q}:{ha2}", nc.unwrap_or_default(), cnonce.unwrap_or_default()).as_bytes(),
+            format!(
+                "{ha1}:{nonce}:{}:{}:{q}:{ha2}",
+                nc.unwrap_or_default(),
+                cnonce.unwrap_or_default()
+            )
+            .as_bytes(),
         ),
         None => algorithm.hash(format!("{ha1}:{nonce}:{ha2}").as_bytes()),
     }
@@ -199,7 +239,11 @@ pub fn authorization(
     cnonce: &str,
     nc: u32,
 ) -> Result<String> {
-    let get = |n: &str| challenge.get(n).map(|v| String::from_utf8_lossy(v).into_owned());
+    let get = |n: &str| {
+        challenge
+            .get(n)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    };
     let realm = get("realm").ok_or(Error::Digest("challenge without realm"))?;
     let nonce = get("nonce").ok_or(Error::Digest("challenge without nonce"))?;
     let algorithm = match challenge.get("algorithm") {
@@ -209,10 +253,24 @@ pub fn authorization(
     let qop = get("qop").map(|q| q.split(',').any(|t| t.trim() == "auth"));
     let ha1 = algorithm.hash(format!("{username}:{realm}:{password}").as_bytes());
     let nc = format!("{nc:08x}");
-    let mut out = format!("Digest username=\"{username}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", algorithm={}", algorithm.name());
+    let mut out = format!(
+        "Digest username=\"{username}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", algorithm={}",
+        algorithm.name()
+    );
     if qop == Some(true) {
-        let resp = compute_response(algorithm, &ha1, &nonce, method, uri, Some("auth"), Some(&nc), Some(cnonce));
-        out.push_str(&format!(", qop=auth, nc={nc}, cnonce=\"{cnonce}\", response=\"{resp}\""));
+        let resp = compute_response(
+            algorithm,
+            &ha1,
+            &nonce,
+            method,
+            uri,
+            Some("auth"),
+            Some(&nc),
+            Some(cnonce),
+        );
+        out.push_str(&format!(
+            ", qop=auth, nc={nc}, cnonce=\"{cnonce}\", response=\"{resp}\""
+        ));
     } else {
         let resp = compute_response(algorithm, &ha1, &nonce, method, uri, None, None, None);
         out.push_str(&format!(", response=\"{resp}\""));
@@ -244,10 +302,22 @@ mod tests {
         let cnonce = "f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ";
         for (alg, want) in [
             (Algorithm::Md5, "8ca523f5e9506fed4657c9700eebdbec"),
-            (Algorithm::Sha256, "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1"),
+            (
+                Algorithm::Sha256,
+                "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1",
+            ),
         ] {
             let ha1 = alg.hash(b"Mufasa:http-auth@example.org:Circle of Life");
-            let got = compute_response(alg, &ha1, nonce, "GET", "/dir/index.html", Some("auth"), Some("00000001"), Some(cnonce));
+            let got = compute_response(
+                alg,
+                &ha1,
+                nonce,
+                "GET",
+                "/dir/index.html",
+                Some("auth"),
+                Some("00000001"),
+                Some(cnonce),
+            );
             assert_eq!(got, want, "{alg:?}");
         }
     }
@@ -255,7 +325,16 @@ mod tests {
     #[test]
     fn rfc2617_section_3_5_vector() {
         let ha1 = Algorithm::Md5.hash(b"Mufasa:testrealm@host.com:Circle Of Life");
-        let got = compute_response(Algorithm::Md5, &ha1, "dcd98b7102dd2f0e8b11d0f600bfb0c093", "GET", "/dir/index.html", Some("auth"), Some("00000001"), Some("0a4f113b"));
+        let got = compute_response(
+            Algorithm::Md5,
+            &ha1,
+            "dcd98b7102dd2f0e8b11d0f600bfb0c093",
+            "GET",
+            "/dir/index.html",
+            Some("auth"),
+            Some("00000001"),
+            Some("0a4f113b"),
+        );
         assert_eq!(got, "6629fae49393a05397450978507c4ef1");
     }
 
@@ -263,7 +342,13 @@ mod tests {
         DigestServer::new("dhwani.test", [7; 32], 300)
     }
 
-    fn answer(server: &DigestServer, at: u64, alg: Algorithm, user: &str, pass: &str) -> Credentials {
+    fn answer(
+        server: &DigestServer,
+        at: u64,
+        alg: Algorithm,
+        user: &str,
+        pass: &str,
+    ) -> Credentials {
         let ch = AuthParams::parse(&Bytes::from(server.challenge(at, alg, false))).unwrap();
         let auth = authorization(&ch, "REGISTER", "sip:dhwani.test", user, pass, "abc", 1).unwrap();
         AuthParams::parse(&Bytes::from(auth)).unwrap()
@@ -274,7 +359,9 @@ mod tests {
         let s = server();
         for alg in [Algorithm::Md5, Algorithm::Sha256] {
             let creds = answer(&s, 1000, alg, "agent7", "s3cret");
-            let got = s.verify(&creds, "REGISTER", 1010, |u| (u == "agent7").then(|| Secret::Password("s3cret".into())));
+            let got = s.verify(&creds, "REGISTER", 1010, |u| {
+                (u == "agent7").then(|| Secret::Password("s3cret".into()))
+            });
             assert_eq!(got, Ok("agent7".to_owned()));
             let ha1 = alg.hash(b"agent7:dhwani.test:s3cret");
             let got = s.verify(&creds, "REGISTER", 1010, |_| Some(Secret::Ha1(alg, ha1)));
@@ -287,11 +374,20 @@ mod tests {
         let s = server();
         let creds = answer(&s, 1000, Algorithm::Sha256, "agent7", "wrong");
         let lookup = |u: &str| (u == "agent7").then(|| Secret::Password("s3cret".into()));
-        assert_eq!(s.verify(&creds, "REGISTER", 1001, lookup), Err(Rejection::Invalid));
+        assert_eq!(
+            s.verify(&creds, "REGISTER", 1001, lookup),
+            Err(Rejection::Invalid)
+        );
         let creds = answer(&s, 1000, Algorithm::Sha256, "nobody", "x");
-        assert_eq!(s.verify(&creds, "REGISTER", 1001, lookup), Err(Rejection::Invalid));
+        assert_eq!(
+            s.verify(&creds, "REGISTER", 1001, lookup),
+            Err(Rejection::Invalid)
+        );
         let creds = answer(&s, 1000, Algorithm::Sha256, "agent7", "s3cret");
-        assert_eq!(s.verify(&creds, "INVITE", 1001, lookup), Err(Rejection::Invalid));
+        assert_eq!(
+            s.verify(&creds, "INVITE", 1001, lookup),
+            Err(Rejection::Invalid)
+        );
     }
 
     #[test]
@@ -299,10 +395,16 @@ mod tests {
         let s = server();
         let lookup = |_: &str| Some(Secret::Password("s3cret".into()));
         let creds = answer(&s, 1000, Algorithm::Md5, "agent7", "s3cret");
-        assert_eq!(s.verify(&creds, "REGISTER", 1000 + 301, lookup), Err(Rejection::Stale));
+        assert_eq!(
+            s.verify(&creds, "REGISTER", 1000 + 301, lookup),
+            Err(Rejection::Stale)
+        );
         let other = DigestServer::new("dhwani.test", [8; 32], 300);
         let forged = answer(&other, 1000, Algorithm::Md5, "agent7", "s3cret");
-        assert_eq!(s.verify(&forged, "REGISTER", 1001, lookup), Err(Rejection::Invalid));
+        assert_eq!(
+            s.verify(&forged, "REGISTER", 1001, lookup),
+            Err(Rejection::Invalid)
+        );
         assert!(s.challenge(5, Algorithm::Md5, true).ends_with("stale=true"));
     }
 
@@ -310,6 +412,9 @@ mod tests {
     fn the_challenge_does_not_depend_on_the_user() {
         // The challenge takes no user at all: same bytes for anyone at one instant.
         let s = server();
-        assert_eq!(s.challenge(42, Algorithm::Sha256, false), s.challenge(42, Algorithm::Sha256, false));
+        assert_eq!(
+            s.challenge(42, Algorithm::Sha256, false),
+            s.challenge(42, Algorithm::Sha256, false)
+        );
     }
 }

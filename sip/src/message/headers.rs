@@ -280,7 +280,7 @@ impl Headers {
     /// Content-Type, if present.
     pub fn content_type(&self) -> Result<Option<MediaType>> {
         self.get(&HeaderName::ContentType)
-            .map(|v| MediaType::parse(v))
+            .map(MediaType::parse)
             .transpose()
     }
     /// Contact values (`*` or a list of name-addrs).
@@ -322,10 +322,10 @@ impl Headers {
     }
     /// Authorization (or Proxy-Authorization) credentials, if present.
     pub fn credentials(&self, name: &HeaderName) -> Result<Option<Credentials>> {
-        self.get(name).map(|v| Credentials::parse(v)).transpose()
+        self.get(name).map(Credentials::parse).transpose()
     }
     /// WWW-Authenticate (or Proxy-Authenticate) challenge, if present.
     pub fn challenge(&self, name: &HeaderName) -> Result<Option<Challenge>> {
-        self.get(name).map(|v| Challenge::parse(v)).transpose()
+        self.get(name).map(Challenge::parse).transpose()
     }
 }

@@ -268,8 +268,8 @@ fn parse_headers(buf: &Bytes, mut pos: usize, limits: &Limits) -> Result<(Header
 /// Joins folded lines: every CRLF followed by whitespace becomes one SP.
 fn unfold(raw: &[u8]) -> Bytes {
     let mut out = Vec::with_capacity(raw.len());
-    let mut lines = raw.split(|&c| c == b'\n').peekable();
-    while let Some(line) = lines.next() {
+    let lines = raw.split(|&c| c == b'\n').peekable();
+    for line in lines {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let t = crate::header::trim_slice(line);
         if !t.is_empty() {

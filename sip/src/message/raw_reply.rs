@@ -41,10 +41,10 @@ pub fn reply_to_raw(raw: &[u8], status: StatusCode, reason: &str) -> Option<Byte
         };
         let name = name.trim().to_ascii_lowercase();
         for (i, (full, compact, _)) in wanted.iter().enumerate() {
-            if name == *full || (!compact.is_empty() && name == *compact) {
-                if let Some(slot) = found.get_mut(i) {
-                    slot.push(value.trim());
-                }
+            if (name == *full || (!compact.is_empty() && name == *compact))
+                && let Some(slot) = found.get_mut(i)
+            {
+                slot.push(value.trim());
             }
         }
     }

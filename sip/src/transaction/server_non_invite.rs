@@ -91,12 +91,10 @@ impl ServerNonInvite {
                     self.state = State::Proceeding;
                 }
             }
-            (_, Input::Timeout) => {
-                if self.table.take_due(TimerName::J, now) {
-                    self.state = State::Terminated;
-                    self.table.clear_all();
-                    self.out.push_back(Output::Event(TxEvent::Terminated));
-                }
+            (_, Input::Timeout) if self.table.take_due(TimerName::J, now) => {
+                self.state = State::Terminated;
+                self.table.clear_all();
+                self.out.push_back(Output::Event(TxEvent::Terminated));
             }
             _ => {}
         }

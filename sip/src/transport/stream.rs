@@ -156,12 +156,12 @@ fn register(
 
 fn unregister(inner: &Inner, id: ConnId, remote: SocketAddr) {
     let mut t = inner.conns.lock().unwrap_or_else(PoisonError::into_inner);
-    if t.conns.remove(&id).is_some() {
-        if let Some(n) = t.per_ip.get_mut(&remote.ip()) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                t.per_ip.remove(&remote.ip());
-            }
+    if t.conns.remove(&id).is_some()
+        && let Some(n) = t.per_ip.get_mut(&remote.ip())
+    {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            t.per_ip.remove(&remote.ip());
         }
     }
 }

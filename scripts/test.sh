@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Dhwani's test command: installs what the tests need on a bare Debian
+# machine (SIPp), then runs formatting, lints, every unit and end-to-end
+# test, and builds the benchmarks. Used as is by CI (.ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v sipp >/dev/null 2>&1 || need_apt+=(sip-tester)
+command -v unshare >/dev/null 2>&1 || need_apt+=(util-linux)
+command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "installing: ${need_apt[*]}"
+  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt clippy || true
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+cargo check -p sip --no-default-features
+# One SIPp-driven test binary at a time keeps 2-core machines honest.
+cargo test --workspace -- --test-threads=2
+cargo bench --workspace --no-run
