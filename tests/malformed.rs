@@ -189,3 +189,32 @@ fn connections_beyond_the_per_ip_cap_are_refused() {
         "third connection must be closed at once"
     );
 }
+
+#[test]
+fn an_over_size_request_gets_513() {
+    let server = Server::start("[sip]\nmax_message_bytes = 2048\n");
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.connect(server.addr("udp")).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let local = sock.local_addr().unwrap();
+    let pad = "X-Pad: ".to_owned() + &"p".repeat(200) + "\r\n";
+    let big = options("big1", local).replace(
+        "Max-Forwards: 70\r\n",
+        &format!("Max-Forwards: 70\r\n{}", pad.repeat(15)),
+    );
+    assert!(big.len() > 2048);
+    sock.send(big.as_bytes()).unwrap();
+    let status = recv_status(&sock).expect("an answer");
+    assert!(status.starts_with("SIP/2.0 513"), "{status}");
+}
+
+#[test]
+fn options_over_ipv6_loopback_is_answered() {
+    let server = Server::start_with(&["udp:[::1]:0"], "");
+    let sock = UdpSocket::bind("[::1]:0").unwrap();
+    sock.connect(server.addr("udp")).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let local = sock.local_addr().unwrap();
+    sock.send(options("v6", local).as_bytes()).unwrap();
+    assert_eq!(recv_status(&sock).as_deref(), Some("SIP/2.0 200 OK"));
+}
