@@ -23,4 +23,6 @@ cargo clippy --workspace --all-targets -- -D warnings
 cargo check -p sip --no-default-features
 # One SIPp-driven test binary at a time keeps 2-core machines honest.
 cargo test --workspace -- --test-threads=2
+# The fuzz target (outside the workspace) must keep building.
+cargo check --manifest-path fuzz/Cargo.toml
 cargo bench --workspace --no-run
