@@ -1,6 +1,7 @@
 //! The IVR language of Dhwani: lexer, parser, diagnostics, checker, compiled
 //! flow, and a sans-IO interpreter with a simulator.
-//!
-//! Not built yet: this crate is a placeholder until the IVR language issue
-//! lands. It will own no IO: prompts, digits and time reach the interpreter
-//! as events from the server's call task.
+pub mod ast;
+pub mod diag;
+pub mod lexer;
+pub mod parser;
+pub mod source;
