@@ -1,6 +1,7 @@
 //! The `dhwani` command line.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -33,11 +34,18 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
     },
+    /// Check, test and try IVR flows (`.ivr` files; see docs/ivr-dsl.md).
+    Flow {
+        /// What to do with the flows.
+        #[command(subcommand)]
+        command: crate::flowcmd::FlowCommand,
+    },
 }
 
 /// Runs the parsed command line.
-pub fn run(cli: Cli) -> anyhow::Result<()> {
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Flow { command } => crate::flowcmd::run(command),
         Command::Serve {
             config,
             listen,
@@ -58,7 +66,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 .enable_all()
                 .build()
                 .context("cannot start the tokio runtime")?;
-            rt.block_on(serve(cfg))
+            rt.block_on(serve(cfg))?;
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod flowcmd;
 pub mod server;
 pub mod silence;
 pub mod tls;

@@ -2,6 +2,6 @@
 
 use clap::Parser;
 
-fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<std::process::ExitCode> {
     dhwani::cli::run(dhwani::cli::Cli::parse())
 }

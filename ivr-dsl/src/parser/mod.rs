@@ -12,7 +12,7 @@
 //! ```
 
 mod expr;
-mod stmt;
+pub mod stmt;
 
 use crate::ast::{File, Header, Hours, HoursRange, Item, ItemKind, Name, Text};
 use crate::diag::{Diagnostic, suggest};

@@ -1,0 +1,263 @@
+//! `dhwani flow check|test|run`: the IVR language's command-line tools.
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Subcommand;
+use ivr_dsl::interp::{CallContext, Input, Interpreter, Outcome, Output, Playable, QueueOutcome};
+use ivr_dsl::sim::script::{RunError, run_file};
+use ivr_dsl::{FsHost, load};
+
+/// `dhwani flow ...`
+#[derive(Debug, Subcommand)]
+pub enum FlowCommand {
+    /// Check flows: print every error and warning with its place and a
+    /// hint. Exit status 1 when any flow has errors.
+    Check {
+        /// Flow files (`.ivr`).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Run a flow's tests (`NAME.ivrtest` beside `NAME.ivr`) on simulated
+    /// time. Exit status 1 when any test fails.
+    Test {
+        /// Flow files or test files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Print the transcript of passing tests too.
+        #[arg(long, short)]
+        verbose: bool,
+    },
+    /// Try a flow in the terminal: see what the caller would hear, type the
+    /// keys they would press (real time: timeouts run while you think).
+    Run {
+        /// The flow file.
+        file: PathBuf,
+        /// The caller's number.
+        #[arg(long, default_value = "+910000000000")]
+        caller: String,
+    },
+}
+
+/// Runs a `flow` subcommand.
+pub fn run(cmd: FlowCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        FlowCommand::Check { files } => Ok(check(&files)),
+        FlowCommand::Test { files, verbose } => Ok(test(&files, verbose)),
+        FlowCommand::Run { file, caller } => interactive(&file, &caller),
+    }
+}
+
+fn check(files: &[PathBuf]) -> ExitCode {
+    let mut failed = false;
+    for f in files {
+        let loaded = load(f, &FsHost);
+        eprint!("{}", loaded.render());
+        let (errors, warnings) = loaded.counts();
+        match &loaded.flow {
+            Some(flow) => println!(
+                "{}: ok, flow \"{}\" version {} ({} steps, {} warning{})",
+                f.display(),
+                flow.name,
+                flow.version,
+                flow.steps.len(),
+                warnings,
+                if warnings == 1 { "" } else { "s" }
+            ),
+            None => {
+                failed = true;
+                println!(
+                    "{}: {errors} error{}, {warnings} warning{}; the flow cannot be used",
+                    f.display(),
+                    if errors == 1 { "" } else { "s" },
+                    if warnings == 1 { "" } else { "s" }
+                );
+            }
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn test(files: &[PathBuf], verbose: bool) -> ExitCode {
+    let mut failed = false;
+    for f in files {
+        let test_path = if f.extension().is_some_and(|e| e == "ivr") {
+            f.with_extension("ivrtest")
+        } else {
+            f.clone()
+        };
+        match run_file(&test_path, &FsHost) {
+            Ok(report) => {
+                print!("{}", report.render(verbose));
+                failed |= report.failed() > 0 || report.results.is_empty();
+            }
+            Err(RunError::Script(e)) => {
+                eprintln!("error: {e}");
+                failed = true;
+            }
+            Err(RunError::Flow(diags)) => {
+                eprint!("{diags}");
+                eprintln!("error: the flow under test has errors");
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn interactive(file: &Path, caller: &str) -> anyhow::Result<ExitCode> {
+    let loaded = load(file, &FsHost);
+    eprint!("{}", loaded.render());
+    let Some(flow) = loaded.flow.clone() else {
+        return Ok(ExitCode::FAILURE);
+    };
+    let (tx, rx) = mpsc::channel::<Option<String>>();
+    std::thread::spawn(move || {
+        let stdin = std::io::stdin();
+        for line in stdin.lock().lines() {
+            if tx.send(line.ok()).is_err() {
+                return;
+            }
+        }
+        let _ = tx.send(None);
+    });
+    println!(
+        "Calling \"{}\" (version {}) as {caller}.",
+        flow.name, flow.version
+    );
+    println!("Type keys (0-9 * #) and Enter to press them, `hangup` to hang up.\n");
+    let ctx = CallContext {
+        call_id: "terminal".into(),
+        caller: caller.to_owned(),
+        called: flow.numbers.first().cloned().unwrap_or_default(),
+        start_time: jiff::Timestamp::now(),
+    };
+    let mut it = Interpreter::start(Arc::clone(&flow), ctx, Instant::now());
+    let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut out = std::io::stdout();
+    loop {
+        let mut inputs = Vec::new();
+        while let Some(o) = it.poll_output() {
+            match o {
+                Output::Play { prompts, .. } => {
+                    for p in prompts {
+                        match p {
+                            Playable::File(f) => {
+                                println!("  ♪ {}", f.strip_prefix(&dir).unwrap_or(&f).display())
+                            }
+                            Playable::Say { text, .. } => println!("  \"{text}\""),
+                        }
+                    }
+                    inputs.push(Input::PromptFinished);
+                }
+                Output::Log(ev) if ev.kind == "step" => {
+                    let name = ev.fields.first().map(|(_, v)| v.as_str()).unwrap_or("");
+                    println!("[step {name}]");
+                }
+                Output::Log(ev) if ev.kind == "error" => println!("[error {:?}]", ev.fields),
+                Output::Log(_) | Output::StopPlayback | Output::StopRecord => {}
+                Output::Consent { granted } => {
+                    println!("[consent: {}]", if granted { "yes" } else { "no" })
+                }
+                Output::Recording(op) => println!("[call recording: {op:?}]"),
+                Output::Record { max, .. } => {
+                    println!(
+                        "[recording a message, up to {}s: press Enter when done]",
+                        max.as_secs()
+                    );
+                    wait_line(&rx, None);
+                    inputs.push(Input::RecordingFinished {
+                        id: "terminal-1".into(),
+                        duration: Duration::from_secs(5),
+                    });
+                }
+                Output::Queue { name, .. } => {
+                    println!("[queue \"{name}\": no agents in this terminal session]");
+                    inputs.push(Input::QueueDone(QueueOutcome::Unavailable));
+                }
+                Output::Transfer { target } => {
+                    println!("[transfer to {target}]");
+                    inputs.push(Input::TransferDone(Ok(())));
+                }
+                Output::Fetch {
+                    method, url, body, ..
+                } => {
+                    println!(
+                        "[fetch {method:?} {url} {}]",
+                        body.map(|b| b.to_string()).unwrap_or_default()
+                    );
+                    print!("  type the JSON reply (empty: the request fails): ");
+                    out.flush().context("stdout")?;
+                    let reply = wait_line(&rx, None).flatten().unwrap_or_default();
+                    inputs.push(Input::FetchDone(if reply.trim().is_empty() {
+                        Err("no reply".into())
+                    } else {
+                        serde_json::from_str(&reply).map_err(|e| e.to_string())
+                    }));
+                }
+                Output::Hangup { reason } => println!("[hangup: {reason}]"),
+            }
+        }
+        for i in inputs.drain(..) {
+            it.handle_input(Instant::now(), i);
+        }
+        if it.is_ended() {
+            match it.outcome() {
+                Some(Outcome::CallerHungUp) => println!("You hung up."),
+                Some(o) => println!("Call ended: {o:?}"),
+                None => {}
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        if it.poll_output_pending() {
+            continue;
+        }
+        let deadline = it.poll_timeout();
+        match wait_line(&rx, deadline) {
+            Some(Some(line)) => {
+                let line = line.trim();
+                if line == "hangup" {
+                    it.handle_input(Instant::now(), Input::HangUp);
+                    continue;
+                }
+                for k in line.chars().filter(|c| !c.is_whitespace()) {
+                    if k.is_ascii_digit() || k == '*' || k == '#' {
+                        it.handle_input(Instant::now(), Input::Digit(k));
+                    } else {
+                        println!("  (`{k}` is not a phone key)");
+                    }
+                }
+            }
+            Some(None) => {
+                it.handle_input(Instant::now(), Input::HangUp);
+            }
+            None => it.handle_input(Instant::now(), Input::Timeout),
+        }
+    }
+}
+
+/// Next line from stdin, or None at the deadline. `Some(None)`: stdin closed.
+fn wait_line(
+    rx: &mpsc::Receiver<Option<String>>,
+    deadline: Option<Instant>,
+) -> Option<Option<String>> {
+    match deadline {
+        Some(d) => rx
+            .recv_timeout(d.saturating_duration_since(Instant::now()))
+            .ok(),
+        None => Some(rx.recv().ok().flatten()),
+    }
+}
