@@ -222,8 +222,9 @@ impl Lexer<'_, '_> {
                 self.push(Tok::Indent, start, i);
             }
         } else if width < current {
+            let mut popped = None;
             while self.indents.last().is_some_and(|&w| w > width) {
-                self.indents.pop();
+                popped = self.indents.pop();
                 self.push(Tok::Dedent, i, i);
             }
             if self.indents.last().copied().unwrap_or(0) != width {
@@ -236,7 +237,12 @@ impl Lexer<'_, '_> {
                     .label(format!("{width} spaces"))
                     .hint("line it up with the line that starts the block it belongs to"),
                 );
-                self.indents.push(width);
+                // Keep the line in the block it was closest to, so one
+                // misaligned line does not end its step.
+                if let Some(level) = popped {
+                    self.indents.push(level);
+                    self.out.pop();
+                }
             }
         }
         self.tokens(i, end);
@@ -251,6 +257,24 @@ impl Lexer<'_, '_> {
                 b' ' | b'\t' | b'\r' => i += 1,
                 b'#' => return,
                 b'"' => i = self.string(i, end),
+                b'\'' => {
+                    // A common slip: lex it as a string so the rest of the
+                    // line still parses, and say how to write it.
+                    self.diags.push(
+                        Diagnostic::error("E004", self.span(i, i + 1), "strings use double quotes")
+                            .label("single quote")
+                            .hint("write \"like this\" instead of 'like this'"),
+                    );
+                    let close = self
+                        .bytes
+                        .get(i + 1..end)
+                        .and_then(|r| r.iter().position(|&b| b == b'\''))
+                        .map_or(end, |p| i + 1 + p);
+                    let text = self.text.get(i + 1..close).unwrap_or("").to_owned();
+                    let stop = (close + 1).min(end);
+                    self.push(Tok::Str(vec![StrPart::Text(text)]), i, stop);
+                    i = stop;
+                }
                 b'0'..=b'9' => i = self.number(i, end),
                 b'a'..=b'z' | b'A'..=b'Z' | b'_' => {
                     i += 1;
@@ -449,10 +473,14 @@ impl Lexer<'_, '_> {
                 (Some(h), Some(m), 1 | 2, 2) if h < 24 && m < 60 => {
                     self.push(Tok::Time(h * 60 + m), start, j)
                 }
-                _ => self.diags.push(
-                    Diagnostic::error("E009", self.span(start, j), "bad time of day")
-                        .hint("write a 24-hour time as HH:MM, from 00:00 to 23:59"),
-                ),
+                _ => {
+                    self.diags.push(
+                        Diagnostic::error("E009", self.span(start, j), "bad time of day")
+                            .hint("write a 24-hour time as HH:MM, from 00:00 to 23:59"),
+                    );
+                    // A stand-in keeps the rest of the line parsing.
+                    self.push(Tok::Time(23 * 60 + 59), start, j);
+                }
             }
             return j;
         }
@@ -471,10 +499,13 @@ impl Lexer<'_, '_> {
                 .filter(|_| k - start == 10);
             match date {
                 Some(d) => self.push(Tok::Date(d), start, k),
-                None => self.diags.push(
-                    Diagnostic::error("E010", self.span(start, k), "bad date")
-                        .hint("write dates as YYYY-MM-DD, e.g. 2026-08-15"),
-                ),
+                None => {
+                    self.diags.push(
+                        Diagnostic::error("E010", self.span(start, k), "bad date")
+                            .hint("write dates as YYYY-MM-DD, e.g. 2026-08-15"),
+                    );
+                    self.push(Tok::Date(jiff::civil::Date::MIN), start, k);
+                }
             }
             return k;
         }
@@ -525,15 +556,20 @@ impl Lexer<'_, '_> {
                     .label("not a duration")
                     .hint("use a number with ms, s, m or h, e.g. 500ms, 5s, 2m, 1m30s"),
                 );
+                self.push(Tok::Duration(Duration::from_secs(1)), start, j);
             }
             return j;
         }
         match self.text.get(start..i).and_then(|s| s.parse::<i64>().ok()) {
             Some(v) => self.push(Tok::Int(v), start, i),
-            None => self.diags.push(
-                Diagnostic::error("E012", self.span(start, i), "number is too large")
-                    .hint("numbers must fit in 18 digits; quote long digit strings: \"123...\""),
-            ),
+            None => {
+                self.diags.push(
+                    Diagnostic::error("E012", self.span(start, i), "number is too large").hint(
+                        "numbers must fit in 18 digits; quote long digit strings: \"123...\"",
+                    ),
+                );
+                self.push(Tok::Int(0), start, i);
+            }
         }
         i
     }
@@ -615,7 +651,7 @@ mod tests {
         let mut d = Vec::new();
         let t = lex(FileId(0), "a 5x 25:00 'q' \"open\nb", &mut d);
         let codes: Vec<_> = d.iter().map(|d| d.code).collect();
-        assert_eq!(codes, vec!["E011", "E009", "E004", "E004", "E007"]);
+        assert_eq!(codes, vec!["E011", "E009", "E004", "E007"]);
         assert_eq!(t.last().map(|t| &t.tok), Some(&Tok::Eof));
     }
 }

@@ -121,7 +121,9 @@ pub fn graph(flow: &Flow, diags: &mut Vec<Diagnostic>) {
         stack.extend(buf.iter().copied());
     }
     for s in &flow.steps {
-        if !reached.get(s.entry as usize).copied().unwrap_or(true) {
+        // Shared files define more steps than each flow uses.
+        let included = s.span.file.0 != 0;
+        if !included && !reached.get(s.entry as usize).copied().unwrap_or(true) {
             let d = if s.is_block {
                 Diagnostic::warning(
                     "W057",
@@ -140,6 +142,9 @@ pub fn graph(flow: &Flow, diags: &mut Vec<Diagnostic>) {
             diags.push(d);
         }
     }
+    // Nodes already reported as a loop with no way out: the silent-caller
+    // warning would only repeat it.
+    let mut reported = vec![false; n];
     for silent in [false, true] {
         let graph: Vec<(Vec<Pc>, bool)> = (0..n)
             .map(|pc| {
@@ -169,8 +174,20 @@ pub fn graph(flow: &Flow, diags: &mut Vec<Diagnostic>) {
             let waits = comp
                 .iter()
                 .any(|pc| flow.instr(*pc).is_some_and(waits_for_caller));
-            if silent && !waits {
+            if silent
+                && (!waits
+                    || comp
+                        .iter()
+                        .all(|pc| reported.get(*pc as usize).copied().unwrap_or(false)))
+            {
                 continue; // reported (or fine) in the full graph
+            }
+            if !silent {
+                for pc in &comp {
+                    if let Some(r) = reported.get_mut(*pc as usize) {
+                        *r = true;
+                    }
+                }
             }
             let mut steps: Vec<usize> = comp
                 .iter()
@@ -178,29 +195,28 @@ pub fn graph(flow: &Flow, diags: &mut Vec<Diagnostic>) {
                 .collect();
             steps.sort_unstable();
             steps.dedup();
-            let names: Vec<String> = steps
-                .iter()
-                .filter_map(|s| flow.steps.get(*s).map(|i| format!("`{}`", i.name)))
-                .collect();
+            let names = step_list(
+                &steps
+                    .iter()
+                    .filter_map(|s| flow.steps.get(*s).map(|i| format!("`{}`", i.name)))
+                    .collect::<Vec<_>>(),
+            );
             let Some(head) = steps.first().and_then(|s| flow.steps.get(*s)) else {
                 continue;
             };
             let mut d = if silent {
-                Diagnostic::warning("W061", head.span, format!("a caller who presses nothing loops through {} forever", names.join(", ")))
+                Diagnostic::warning("W061", head.span, format!("a caller who presses nothing loops through {names} forever"))
                     .label("loop starts here")
                     .hint("send `on timeout` to a step that says goodbye and hangs up, or count attempts with `set` and leave with `if`")
             } else if waits {
-                Diagnostic::error("E060", head.span, format!("{} loop with no way out", names.join(", ")))
+                Diagnostic::error("E060", head.span, format!("{names} loop with no way out"))
                     .label("loop starts here")
                     .hint("give the caller an exit: a branch to a step that hangs up, transfers or queues")
             } else {
                 Diagnostic::error(
                     "E060",
                     head.span,
-                    format!(
-                        "{} loop forever without waiting for the caller",
-                        names.join(", ")
-                    ),
+                    format!("{names} loop forever without waiting for the caller"),
                 )
                 .label("loop starts here")
                 .hint("add a `gather` to the loop, or leave it with `if` after a number of rounds")
@@ -215,5 +231,14 @@ pub fn graph(flow: &Flow, diags: &mut Vec<Diagnostic>) {
             }
             diags.push(d);
         }
+    }
+}
+
+/// "step `a`", "steps `a` and `b`", "steps `a`, `b` and `c`".
+fn step_list(names: &[String]) -> String {
+    match names {
+        [] => "steps".to_owned(),
+        [one] => format!("step {one}"),
+        [init @ .., last] => format!("steps {} and {last}", init.join(", ")),
     }
 }

@@ -426,7 +426,9 @@ impl<'a> Emitter<'a> {
         }
         let rel = t.template();
         let path = self.cur_dir.join(&rel);
-        if !self.host.prompt_exists(&path) {
+        if !t.is_plain() {
+            // Reported above; the name is not a file name.
+        } else if !self.host.prompt_exists(&path) {
             self.diags.push(
                 Diagnostic::error("E066", t.span, format!("prompt file `{rel}` not found"))
                     .label(format!("looked for {}", path.display()))

@@ -22,6 +22,11 @@ use crate::flow::{Flow, Hours, StepId, StepInfo, Version};
 use crate::parser::parse;
 use crate::source::{FileId, Sources, Span};
 
+/// Flow-shape findings that a parse error elsewhere can cause.
+const CASCADING: [&str; 9] = [
+    "E056", "E060", "W057", "W058", "W061", "W062", "W080", "W089", "E071",
+];
+
 /// Most files one flow may include (directly or not).
 pub const MAX_FILES: usize = 32;
 /// Most steps and blocks in one flow.
@@ -187,8 +192,14 @@ fn load_inner(path: &Path, text: String, host: &dyn Host, mut sources: Sources) 
         }
         files.push(ParsedFile { id, dir, ast });
     }
+    let parse_failed = diags.iter().any(Diagnostic::is_error);
     let version = Version(hex::encode(hasher.finalize()).chars().take(16).collect());
     let flow = compile(&files, version, host, &mut diags);
+    if parse_failed {
+        // Lines the parser dropped would show up again as steps that fall
+        // off their end, loops without exits and unreachable steps.
+        diags.retain(|d| !CASCADING.contains(&d.code));
+    }
     diag::sort(&mut diags);
     diags.dedup();
     let has_errors = diags.iter().any(|d| d.severity == Severity::Error);

@@ -145,7 +145,7 @@ impl Parser<'_> {
             self.recover();
             return None;
         };
-        let span = start.to(self.prev_span());
+        let span = self.line_span(start);
         // Statements whose body was parsed already consumed their line end.
         if !matches!(
             kind,
@@ -163,6 +163,21 @@ impl Parser<'_> {
             }
         }
         Some(Stmt { kind, span })
+    }
+
+    /// From `start` to the last token on its line (not into a body).
+    fn line_span(&self, start: Span) -> Span {
+        let mut end = start;
+        for t in &self.toks {
+            if t.span.file != start.file || t.span.start < start.start {
+                continue;
+            }
+            if matches!(t.tok, Tok::Newline | Tok::Indent | Tok::Dedent | Tok::Eof) {
+                break;
+            }
+            end = t.span;
+        }
+        start.to(end)
     }
 
     fn target(&mut self, verb: &str) -> Option<Name> {

@@ -20,8 +20,9 @@
 //! answered|overflow|unavailable`, `stub transfer ok|fail "why"`, `stub
 //! record DURATION`. Expectations match the transcript in order, each
 //! after the previous one: `expect hear|play|step|digits|log|consent|
-//! recording|record|queue|transfer|fetch|hangup|error ...`, plus `expect
-//! ended` and `expect var NAME = VALUE`.
+//! recording|record|queue|transfer|fetch|hangup|error ...`, `expect no
+//! KIND ...` (nothing like it happened), `expect ended` and `expect var
+//! NAME = VALUE`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -50,6 +51,15 @@ pub enum Step {
         /// Texts it must contain (all).
         texts: Vec<String>,
         /// Whole line as written (for reports).
+        shown: String,
+    },
+    /// No transcript line of this kind containing this text, so far.
+    ExpectNone {
+        /// Entry kind.
+        kind: &'static str,
+        /// Texts it must not contain (all).
+        texts: Vec<String>,
+        /// Whole line as written.
         shown: String,
     },
     /// The flow has ended.
@@ -199,8 +209,14 @@ pub fn parse(path: &Path, text: &str) -> Result<TestFile, String> {
                 case.stubs.push(stub);
             }
             "expect" => {
-                let what = need(1, "what to expect")?;
-                let args: Vec<String> = words.iter().skip(2).map(|(w, _)| w.clone()).collect();
+                let negated = word(1) == Some("no");
+                let skip = usize::from(negated);
+                let what = need(1 + skip, "what to expect")?;
+                let args: Vec<String> = words
+                    .iter()
+                    .skip(2 + skip)
+                    .map(|(w, _)| w.clone())
+                    .collect();
                 let shown = raw.trim().to_owned();
                 let step = match what.as_str() {
                     "ended" => Step::ExpectEnded,
@@ -259,10 +275,18 @@ pub fn parse(path: &Path, text: &str) -> Result<TestFile, String> {
                                 ));
                             }
                         };
-                        Step::Expect {
-                            kind,
-                            texts: args,
-                            shown,
+                        if negated {
+                            Step::ExpectNone {
+                                kind,
+                                texts: args,
+                                shown,
+                            }
+                        } else {
+                            Step::Expect {
+                                kind,
+                                texts: args,
+                                shown,
+                            }
                         }
                     }
                 };
@@ -409,6 +433,19 @@ pub fn run_case(flow: &Arc<Flow>, case: &Case, flow_dir: &Path) -> CaseResult {
                         ));
                         break;
                     }
+                }
+            }
+            Step::ExpectNone { kind, texts, shown } => {
+                sim.listen();
+                if let Some(e) = sim
+                    .transcript
+                    .iter()
+                    .find(|e| e.kind == *kind && texts.iter().all(|t| contains(&e.text, t)))
+                {
+                    failure = Some(format!(
+                        "line {line}: `{shown}`, but the transcript has\n  + {e}\n"
+                    ));
+                    break;
                 }
             }
             Step::ExpectEnded => {
