@@ -138,7 +138,8 @@ pub fn lex(file: FileId, text: &str, diags: &mut Vec<Diagnostic>) -> Vec<Token> 
         file,
         text,
         bytes: text.as_bytes(),
-        out: Vec::new(),
+        // About one token per four bytes of a typical flow.
+        out: Vec::with_capacity(text.len() / 4 + 8),
         diags,
         indents: vec![0],
     };
@@ -534,7 +535,7 @@ impl Lexer<'_, '_> {
                     None => ok = false,
                 }
                 j = u_end;
-                if !(j < end && self.at(j).is_ascii_digit()) || !ok {
+                if !(j < end && self.at(j).is_ascii_digit() && ok) {
                     break;
                 }
             }

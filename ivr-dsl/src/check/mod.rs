@@ -146,27 +146,22 @@ pub fn graph(flow: &Flow, diags: &mut Vec<Diagnostic>) {
     // warning would only repeat it.
     let mut reported = vec![false; n];
     for silent in [false, true] {
-        let graph: Vec<(Vec<Pc>, bool)> = (0..n)
-            .map(|pc| {
-                let pc = Pc::try_from(pc).unwrap_or(Pc::MAX);
-                let ends = successors(flow, pc, silent, &mut buf);
-                (buf.clone(), ends)
-            })
-            .collect();
+        let mut graph = scc::Graph::with_capacity(n);
+        for pc in 0..n {
+            let pc = Pc::try_from(pc).unwrap_or(Pc::MAX);
+            let ends = successors(flow, pc, silent, &mut buf);
+            graph.push(&buf, ends);
+        }
         for comp in scc::components(&graph) {
             let Some(&first) = comp.first() else { continue };
-            let looping = comp.len() > 1
-                || graph
-                    .get(first as usize)
-                    .is_some_and(|(s, _)| s.contains(&first));
+            let looping = comp.len() > 1 || graph.successors(first as usize).contains(&first);
             if !looping || !reached.get(first as usize).copied().unwrap_or(false) {
                 continue;
             }
             let inside = |pc: &Pc| comp.binary_search(pc).is_ok();
             let has_exit = comp.iter().any(|pc| {
-                graph
-                    .get(*pc as usize)
-                    .is_some_and(|(succ, ends)| *ends || succ.iter().any(|s| !inside(s)))
+                graph.ends(*pc as usize)
+                    || graph.successors(*pc as usize).iter().any(|s| !inside(s))
             });
             if has_exit {
                 continue;

@@ -3,8 +3,52 @@
 
 use crate::flow::Pc;
 
-/// Components of `graph` (successor lists), each sorted by pc.
-pub fn components(graph: &[(Vec<Pc>, bool)]) -> Vec<Vec<Pc>> {
+/// Successor lists of every node, stored flat (one allocation, not one per
+/// node: a 1,000-step flow has thousands of nodes).
+#[derive(Debug, Default)]
+pub struct Graph {
+    starts: Vec<usize>,
+    edges: Vec<Pc>,
+    ends: Vec<bool>,
+}
+
+impl Graph {
+    /// Room for `n` nodes.
+    pub fn with_capacity(n: usize) -> Graph {
+        Graph {
+            starts: Vec::with_capacity(n + 1),
+            edges: Vec::with_capacity(n * 2),
+            ends: Vec::with_capacity(n),
+        }
+    }
+
+    /// Adds the next node: its successors and whether it can end the call.
+    pub fn push(&mut self, successors: &[Pc], ends: bool) {
+        self.starts.push(self.edges.len());
+        self.edges.extend_from_slice(successors);
+        self.ends.push(ends);
+    }
+
+    /// Number of nodes.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Successors of node `v`.
+    pub fn successors(&self, v: usize) -> &[Pc] {
+        let start = self.starts.get(v).copied().unwrap_or(0);
+        let end = self.starts.get(v + 1).copied().unwrap_or(self.edges.len());
+        self.edges.get(start..end).unwrap_or(&[])
+    }
+
+    /// True when node `v` can end the call.
+    pub fn ends(&self, v: usize) -> bool {
+        self.ends.get(v).copied().unwrap_or(false)
+    }
+}
+
+/// Components of `graph`, each sorted by pc.
+pub fn components(graph: &Graph) -> Vec<Vec<Pc>> {
     let n = graph.len();
     const UNSEEN: usize = usize::MAX;
     let mut index = vec![UNSEEN; n];
@@ -27,10 +71,7 @@ pub fn components(graph: &[(Vec<Pc>, bool)]) -> Vec<Vec<Pc>> {
                 stack.push(v);
                 set(&mut on_stack, v, true);
             }
-            let succ = graph
-                .get(v)
-                .and_then(|(s, _)| s.get(*i))
-                .map(|s| *s as usize);
+            let succ = graph.successors(v).get(*i).map(|s| *s as usize);
             *i += 1;
             match succ {
                 Some(w) if w < n => {
@@ -88,12 +129,11 @@ mod tests {
     #[test]
     fn finds_cycles() {
         // 0 -> 1 -> 2 -> 1, 2 -> 3
-        let g = vec![
-            (vec![1], false),
-            (vec![2], false),
-            (vec![1, 3], false),
-            (vec![], true),
-        ];
+        let mut g = Graph::default();
+        g.push(&[1], false);
+        g.push(&[2], false);
+        g.push(&[1, 3], false);
+        g.push(&[], true);
         let mut c = components(&g);
         c.sort();
         assert_eq!(c, vec![vec![0], vec![1, 2], vec![3]]);

@@ -102,6 +102,7 @@ pub(super) struct Emitter<'a> {
     var_index: HashMap<String, VarId>,
     var_ty: Vec<Ty>,
     prompt_files: Vec<PathBuf>,
+    prompt_seen: std::collections::HashSet<PathBuf>,
     uses_tts: bool,
     cur: StepId,
     cur_dir: PathBuf,
@@ -138,6 +139,7 @@ impl<'a> Emitter<'a> {
             var_index: HashMap::new(),
             var_ty: Vec::new(),
             prompt_files: Vec::new(),
+            prompt_seen: std::collections::HashSet::new(),
             uses_tts: false,
             cur: StepId(0),
             cur_dir: PathBuf::new(),
@@ -259,19 +261,18 @@ impl<'a> Emitter<'a> {
                         self.declare_var(&n.text, Ty::Any, false);
                     }
                 }
-                StmtKind::Set { var, .. } => {
-                    // Typed after all names are known.
+                // Typed after all names are known.
+                StmtKind::Set { var, .. }
                     if !self.var_index.contains_key(&var.text)
-                        && Builtin::named(&var.text).is_none()
-                    {
-                        let id = VarId(u16::try_from(self.vars.len()).unwrap_or(u16::MAX));
-                        self.vars.push(VarInfo {
-                            name: var.text.clone(),
-                            sensitive: false,
-                        });
-                        self.var_ty.push(Ty::Any);
-                        self.var_index.insert(var.text.clone(), id);
-                    }
+                        && Builtin::named(&var.text).is_none() =>
+                {
+                    let id = VarId(u16::try_from(self.vars.len()).unwrap_or(u16::MAX));
+                    self.vars.push(VarInfo {
+                        name: var.text.clone(),
+                        sensitive: false,
+                    });
+                    self.var_ty.push(Ty::Any);
+                    self.var_index.insert(var.text.clone(), id);
                 }
                 StmtKind::If { arms, otherwise } => {
                     for a in arms {
@@ -434,7 +435,7 @@ impl<'a> Emitter<'a> {
                     .label(format!("looked for {}", path.display()))
                     .hint("paths are relative to the flow file's folder; check the name and that the file was deployed"),
             );
-        } else if !self.prompt_files.contains(&path) {
+        } else if self.prompt_seen.insert(path.clone()) {
             self.prompt_files.push(path.clone());
         }
         path
@@ -1133,7 +1134,7 @@ fn builtin_ty(b: Builtin) -> Ty {
 /// `90s` -> `1m30s`.
 pub fn fmt_duration(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1000 != 0 {
+    if !ms.is_multiple_of(1000) {
         return format!("{ms}ms");
     }
     let s = ms / 1000;

@@ -314,20 +314,18 @@ fn compile(
         if let Some(first) = header
             .hours
             .iter()
-            .find(|x| x.name.text == h.name.text && x.name.span != h.name.span)
+            .find(|x| x.name.text == h.name.text && x.name.span.start < h.name.span.start)
         {
-            if first.name.span.start < h.name.span.start {
-                diags.push(
-                    Diagnostic::error(
-                        "E085",
-                        h.name.span,
-                        format!("hours `{}` are defined twice", h.name.text),
-                    )
-                    .related(first.name.span, "first defined here")
-                    .hint("put all ranges on one `hours` line, separated by commas"),
-                );
-                continue;
-            }
+            diags.push(
+                Diagnostic::error(
+                    "E085",
+                    h.name.span,
+                    format!("hours `{}` are defined twice", h.name.text),
+                )
+                .related(first.name.span, "first defined here")
+                .hint("put all ranges on one `hours` line, separated by commas"),
+            );
+            continue;
         }
         hours.push(Hours {
             name: h.name.text.clone(),

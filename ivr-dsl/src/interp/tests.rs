@@ -271,10 +271,8 @@ fn max_digits_finish_without_waiting() {
 
 #[test]
 fn sensitive_gather_pauses_and_resumes_recording() {
-    let body = format!(
-        "step start\n  consent say \"Record?\"\n  recording start\n  goto s\n{}",
-        COLLECT.replace("step s\n", "step s\n")
-    );
+    let body =
+        format!("step start\n  consent say \"Record?\"\n  recording start\n  goto s\n{COLLECT}");
     let mut c = Call::new(&body);
     c.take();
     c.input(Input::PromptFinished);

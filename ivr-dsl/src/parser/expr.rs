@@ -53,7 +53,7 @@ impl Parser<'_> {
 
     fn not_expr(&mut self, depth: usize) -> Option<Expr> {
         if self.is_word("not") {
-            let start = self.bump().span;
+            let start = self.bump();
             let inner = self.not_expr(depth + 1)?;
             let span = start.to(inner.span);
             return Some(Expr {
@@ -119,7 +119,7 @@ impl Parser<'_> {
 
     fn unary(&mut self, depth: usize) -> Option<Expr> {
         if matches!(self.peek(), Tok::Minus) {
-            let start = self.bump().span;
+            let start = self.bump();
             let inner = self.unary(depth + 1)?;
             let span = start.to(inner.span);
             return Some(Expr {
@@ -132,19 +132,29 @@ impl Parser<'_> {
 
     fn atom(&mut self, depth: usize) -> Option<Expr> {
         let span = self.span();
-        let kind = match self.peek().clone() {
-            Tok::Int(v) => ExprKind::Int(v),
-            Tok::Str(parts) => ExprKind::Str(parts),
-            Tok::Time(t) => ExprKind::Time(t),
-            Tok::Date(d) => ExprKind::Date(d),
+        let kind = match self.peek() {
+            Tok::Int(v) => ExprKind::Int(*v),
+            Tok::Str(_) => match self.take() {
+                (Tok::Str(parts), span) => {
+                    return Some(Expr {
+                        kind: ExprKind::Str(parts),
+                        span,
+                    });
+                }
+                _ => return None,
+            },
+            Tok::Time(t) => ExprKind::Time(*t),
+            Tok::Date(d) => ExprKind::Date(*d),
             Tok::Word(w) if w == "true" => ExprKind::Bool(true),
             Tok::Word(w) if w == "false" => ExprKind::Bool(false),
             Tok::Word(w) if matches!(w.as_str(), "and" | "or" | "not") => {
                 self.expected("a value", "an operator needs a value on each side");
                 return None;
             }
-            Tok::Word(w) => {
-                self.bump();
+            Tok::Word(_) => {
+                let (Tok::Word(w), _) = self.take() else {
+                    return None;
+                };
                 if self.eat(&Tok::LParen) {
                     let mut args = Vec::new();
                     if !self.eat(&Tok::RParen) {

@@ -79,15 +79,27 @@ impl Parser<'_> {
             .map_or_else(|| self.span(), |t| t.span)
     }
 
-    fn bump(&mut self) -> Token {
-        let t = self.toks.get(self.pos).cloned().unwrap_or(Token {
-            tok: Tok::Eof,
-            span: self.span(),
-        });
+    /// Moves past the current token, returning its span.
+    fn bump(&mut self) -> Span {
+        let span = self.span();
         if self.pos < self.toks.len() {
             self.pos += 1;
         }
-        t
+        span
+    }
+
+    /// Moves past the current token, taking its value (the parser never
+    /// reads a token twice; spans stay for `prev_span`).
+    fn take(&mut self) -> (Tok, Span) {
+        let span = self.span();
+        let tok = match self.toks.get_mut(self.pos) {
+            Some(t) => std::mem::replace(&mut t.tok, Tok::Eof),
+            None => Tok::Eof,
+        };
+        if self.pos < self.toks.len() {
+            self.pos += 1;
+        }
+        (tok, span)
     }
 
     fn is_word(&self, w: &str) -> bool {
@@ -178,10 +190,11 @@ impl Parser<'_> {
     }
 
     fn name(&mut self, what: &str, hint: &str) -> Option<Name> {
-        match self.peek().clone() {
-            Tok::Word(w) => {
-                let span = self.bump().span;
-                Some(Name { text: w, span })
+        match self.peek() {
+            Tok::Word(_) => {
+                let (tok, span) = self.take();
+                let Tok::Word(text) = tok else { return None };
+                Some(Name { text, span })
             }
             _ => {
                 self.expected(what, hint);
@@ -191,9 +204,10 @@ impl Parser<'_> {
     }
 
     fn text(&mut self, what: &str, hint: &str) -> Option<Text> {
-        match self.peek().clone() {
-            Tok::Str(parts) => {
-                let span = self.bump().span;
+        match self.peek() {
+            Tok::Str(_) => {
+                let (tok, span) = self.take();
+                let Tok::Str(parts) = tok else { return None };
                 Some(Text { parts, span })
             }
             _ => {
@@ -305,7 +319,7 @@ impl Parser<'_> {
     }
 
     fn header(&mut self) -> Option<Header> {
-        let start = self.bump().span;
+        let start = self.bump();
         let name = match self.text("the flow's name in quotes", "write `flow \"Acme Support\"`") {
             Some(n) => n,
             None => {
@@ -349,14 +363,14 @@ impl Parser<'_> {
                         match self.peek().clone() {
                             Tok::Int(_) => {
                                 let t = self.bump();
-                                let span = if plus { start.to(t.span) } else { t.span };
+                                let span = if plus { start.to(t) } else { t };
                                 h.numbers.push(Name {
                                     text: self.snippet(span),
                                     span,
                                 });
                             }
                             Tok::Str(parts) => {
-                                let span = self.bump().span;
+                                let span = self.bump();
                                 let text = Text { parts, span }.template();
                                 h.numbers.push(Name { text, span });
                             }
@@ -379,10 +393,10 @@ impl Parser<'_> {
                     let v = match self.peek().clone() {
                         Tok::Word(x) => Some(Name {
                             text: x,
-                            span: self.bump().span,
+                            span: self.bump(),
                         }),
                         Tok::Str(parts) => {
-                            let span = self.bump().span;
+                            let span = self.bump();
                             Some(Name {
                                 text: Text { parts, span }.template(),
                                 span,
@@ -417,7 +431,7 @@ impl Parser<'_> {
                     loop {
                         match self.peek().clone() {
                             Tok::Date(d) => {
-                                let span = self.bump().span;
+                                let span = self.bump();
                                 h.holidays.push((d, span));
                             }
                             _ => {
@@ -489,7 +503,7 @@ impl Parser<'_> {
             let start = self.span();
             let days = match self.peek().clone() {
                 Tok::Word(w) => {
-                    let span = self.bump().span;
+                    let span = self.bump();
                     match parse_days(&w) {
                         Some(d) => d,
                         None => {

@@ -77,15 +77,17 @@ impl Parser<'_> {
 
     fn stmt(&mut self) -> Option<Stmt> {
         let start = self.span();
-        let Tok::Word(verb) = self.peek().clone() else {
+        if !matches!(self.peek(), Tok::Word(_)) {
             self.expected(
                 "a statement",
                 "lines in a step start with a verb such as `say`, `gather` or `goto`",
             );
             self.recover();
             return None;
+        }
+        let (Tok::Word(verb), _) = self.take() else {
+            return None;
         };
-        self.bump();
         let kind = match verb.as_str() {
             "play" | "say" => self.play(&verb),
             "gather" => self.gather().map(|g| StmtKind::Gather(Box::new(g))),
@@ -167,15 +169,26 @@ impl Parser<'_> {
 
     /// From `start` to the last token on its line (not into a body).
     fn line_span(&self, start: Span) -> Span {
+        let begin = start.start as usize;
+        let line_end = self
+            .src
+            .get(begin..)
+            .and_then(|r| r.find('\n'))
+            .map_or(self.src.len(), |i| begin + i);
+        // Search from the statement's first token (a few tokens back).
+        let from = self
+            .toks
+            .get(..self.pos)
+            .and_then(|t| t.iter().rposition(|t| t.span == start))
+            .unwrap_or(0);
         let mut end = start;
-        for t in &self.toks {
-            if t.span.file != start.file || t.span.start < start.start {
-                continue;
-            }
-            if matches!(t.tok, Tok::Newline | Tok::Indent | Tok::Dedent | Tok::Eof) {
+        for t in self.toks.iter().skip(from) {
+            if t.span.file != start.file || t.span.start as usize >= line_end {
                 break;
             }
-            end = t.span;
+            if t.span.end > t.span.start {
+                end = t.span;
+            }
         }
         start.to(end)
     }
@@ -192,9 +205,9 @@ impl Parser<'_> {
 
     pub(crate) fn duration(&mut self, what: &str, hint: &str) -> Option<(Duration, Span)> {
         match self.peek().clone() {
-            Tok::Duration(d) => Some((d, self.bump().span)),
+            Tok::Duration(d) => Some((d, self.bump())),
             Tok::Int(n) => {
-                let span = self.bump().span;
+                let span = self.bump();
                 self.diags.push(
                     Diagnostic::error("E033", span, format!("`{n}` has no unit"))
                         .label("a duration needs a unit")
@@ -212,7 +225,7 @@ impl Parser<'_> {
     fn count(&mut self, hint: &str) -> Option<(u32, Span)> {
         match self.peek().clone() {
             Tok::Int(n) => {
-                let span = self.bump().span;
+                let span = self.bump();
                 match u32::try_from(n) {
                     Ok(v) if v <= 1000 => Some((v, span)),
                     _ => {
