@@ -33,6 +33,11 @@ pub enum FlowCommand {
         #[arg(long, short)]
         verbose: bool,
     },
+    /// Explain a statement of the language (all of them without VERB).
+    Explain {
+        /// A statement, e.g. `gather`.
+        verb: Option<String>,
+    },
     /// Try a flow in the terminal: see what the caller would hear, type the
     /// keys they would press (real time: timeouts run while you think).
     Run {
@@ -50,6 +55,40 @@ pub fn run(cmd: FlowCommand) -> anyhow::Result<ExitCode> {
         FlowCommand::Check { files } => Ok(check(&files)),
         FlowCommand::Test { files, verbose } => Ok(test(&files, verbose)),
         FlowCommand::Run { file, caller } => interactive(&file, &caller),
+        FlowCommand::Explain { verb } => Ok(explain(verb.as_deref())),
+    }
+}
+
+fn explain(verb: Option<&str>) -> ExitCode {
+    use ivr_dsl::verbs::{VERBS, verb as find};
+    let show = |v: &ivr_dsl::verbs::Verb| {
+        println!(
+            "{}\n  {}\n\n  {}\n\n  example:\n    {}\n",
+            v.name,
+            v.syntax,
+            v.about,
+            v.example.replace('\n', "\n  ")
+        );
+    };
+    match verb {
+        None => {
+            println!("Statements of the IVR language (docs/ivr-dsl.md has the full reference):\n");
+            for v in VERBS {
+                println!("  {:<10} {}", v.name, v.syntax);
+            }
+            println!("\n`dhwani flow explain VERB` explains one.");
+            ExitCode::SUCCESS
+        }
+        Some(name) => match find(name) {
+            Some(v) => {
+                show(v);
+                ExitCode::SUCCESS
+            }
+            None => {
+                eprintln!("no statement `{name}`; `dhwani flow explain` lists them");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 

@@ -10,12 +10,15 @@ pub mod check;
 pub mod compile;
 pub mod diag;
 pub mod flow;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod interp;
 pub mod lexer;
 pub mod parser;
 pub mod sim;
 pub mod source;
 pub mod value;
+pub mod verbs;
 
 pub use compile::{FsHost, Host, Loaded, load, load_str};
 pub use diag::{Diagnostic, Severity};

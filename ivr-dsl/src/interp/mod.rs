@@ -319,6 +319,17 @@ impl Interpreter {
         if self.is_ended() {
             return;
         }
+        // A deadline that passed before this input arrived fires first: a
+        // key pressed after the inter-digit timeout belongs to what comes
+        // next, whatever order the driver noticed the two in.
+        if !matches!(input, Input::Timeout | Input::HangUp)
+            && self.poll_timeout().is_some_and(|t| t <= now)
+        {
+            self.handle_input(now, Input::Timeout);
+            if self.is_ended() {
+                return;
+            }
+        }
         if input == Input::HangUp {
             self.log("hangup", vec![("by".into(), "caller".into())]);
             self.finish(Outcome::CallerHungUp);

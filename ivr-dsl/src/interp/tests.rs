@@ -575,3 +575,17 @@ fn stale_timeouts_are_ignored() {
         "before the deadline nothing happens"
     );
 }
+
+#[test]
+fn an_overdue_deadline_fires_before_a_late_key() {
+    let mut c = Call::new(COLLECT);
+    c.take();
+    c.input(Input::PromptFinished);
+    for d in "123".chars() {
+        c.input(Input::Digit(d));
+    }
+    // The driver is late: the inter-digit timeout passed, then a key came.
+    c.advance(Duration::from_secs(3));
+    let out = c.input(Input::Digit('4'));
+    assert_eq!(said(&out), ["Got 123"], "the 4 came after input had ended");
+}
