@@ -148,4 +148,18 @@ mod tests {
             assert!(d.is_empty(), "{}: {d:#?}", v.name);
         }
     }
+
+    #[test]
+    fn the_reference_has_a_section_for_every_statement() {
+        let doc = include_str!("../../docs/ivr-dsl.md");
+        for v in VERBS {
+            assert!(
+                doc.contains(&format!("### `{}`", v.name))
+                    || doc.contains(&format!("### `{}` and", v.name))
+                    || doc.contains(&format!("and `{}`\n", v.name)),
+                "docs/ivr-dsl.md has no section for `{}`",
+                v.name
+            );
+        }
+    }
 }

@@ -1,0 +1,166 @@
+//! `dhwani flow ...` end to end: the real binary on the example flows and
+//! on broken ones, checking exit statuses and what a person sees.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn dhwani() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_dhwani"))
+}
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/flows")
+}
+
+#[test]
+fn check_accepts_the_examples_and_prints_their_versions() {
+    let out = dhwani()
+        .args(["flow", "check"])
+        .args(["bank.ivr", "clinic.ivr", "support.ivr"].map(|f| examples().join(f)))
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout.matches(": ok, flow").count(), 3, "{stdout}");
+    assert!(stdout.contains("version "), "{stdout}");
+}
+
+#[test]
+fn check_rejects_a_broken_flow_with_located_hints() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let flow = dir.path().join("broken.ivr");
+    std::fs::write(
+        &flow,
+        "flow \"Broken\"\n  numbers 1000\n\nstep main\n  gather digits 1\n    say \"Press 1\"\n    on 1 -> mian\n  sya \"x\"\n  goto main\n",
+    )
+    .expect("write");
+    let out = dhwani()
+        .args(["flow", "check"])
+        .arg(&flow)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("broken.ivr:7:13"), "{stderr}");
+    assert!(stderr.contains("did you mean `main`?"), "{stderr}");
+    assert!(stderr.contains("broken.ivr:8:3"), "{stderr}");
+    assert!(stderr.contains("did you mean `say`?"), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("cannot be used"));
+}
+
+#[test]
+fn test_passes_the_examples_and_fails_a_wrong_expectation() {
+    let out = dhwani()
+        .args(["flow", "test"])
+        .args(["bank.ivr", "clinic.ivr", "support.ivr"].map(|f| examples().join(f)))
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert_eq!(stdout.matches("test result: ok").count(), 3, "{stdout}");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("mini.ivr"),
+        "flow \"Mini\"\n\nstep main\n  say \"Hello there\"\n  hangup \"done\"\n",
+    )
+    .expect("write");
+    std::fs::write(
+        dir.path().join("mini.ivrtest"),
+        "test \"greets\"\n  expect hear \"Hello there\"\n  expect hangup \"done\"\n\ntest \"wrong\"\n  expect hear \"Goodbye\"\n",
+    )
+    .expect("write");
+    let out = dhwani()
+        .args(["flow", "test"])
+        .arg(dir.path().join("mini.ivr"))
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("test greets ... ok"), "{stdout}");
+    assert!(stdout.contains("test wrong ... FAILED"), "{stdout}");
+    assert!(stdout.contains("- expect hear \"Goodbye\""), "{stdout}");
+    assert!(
+        stdout.contains("+ [  0.000s] hear \"Hello there\""),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn run_lets_a_person_walk_a_flow_in_the_terminal() {
+    let mut child = dhwani()
+        .args(["flow", "run", "--caller", "+919800000009"])
+        .arg(examples().join("bank.ivr"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdin = child.stdin.take().expect("stdin");
+    // Decline recording, then hang up at the main menu.
+    stdin.write_all(b"2\n").expect("write");
+    std::thread::sleep(Duration::from_millis(300));
+    stdin.write_all(b"hangup\n").expect("write");
+    drop(stdin);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if child.try_wait().expect("wait").is_some() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "flow run did not end");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut out)
+        .expect("read");
+    assert!(out.contains("[step welcome]"), "{out}");
+    assert!(out.contains("\"Welcome to Acme Bank.\""), "{out}");
+    assert!(out.contains("[consent: no]"), "{out}");
+    assert!(out.contains("[step main_menu]"), "{out}");
+    assert!(out.contains("You hung up."), "{out}");
+}
+
+#[test]
+fn explain_documents_every_statement() {
+    let out = dhwani().args(["flow", "explain"]).output().expect("run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for v in [
+        "say",
+        "play",
+        "gather",
+        "goto",
+        "call",
+        "return",
+        "if",
+        "set",
+        "wait",
+        "hangup",
+        "record",
+        "consent",
+        "recording",
+        "queue",
+        "transfer",
+        "log",
+        "fetch",
+    ] {
+        assert!(
+            stdout.contains(&format!("  {v} ")),
+            "{v} missing from:\n{stdout}"
+        );
+    }
+    let out = dhwani()
+        .args(["flow", "explain", "nonsense"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+}
