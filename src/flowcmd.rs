@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Subcommand;
+use ivr_dsl::Error;
 use ivr_dsl::interp::{CallContext, Input, Interpreter, Outcome, Output, Playable, QueueOutcome};
-use ivr_dsl::sim::script::{RunError, run_file};
+use ivr_dsl::sim::script::run_file;
 use ivr_dsl::{FsHost, load};
 
 /// `dhwani flow ...`
@@ -139,13 +140,13 @@ fn test(files: &[PathBuf], verbose: bool) -> ExitCode {
                 print!("{}", report.render(verbose));
                 failed |= report.failed() > 0 || report.results.is_empty();
             }
-            Err(RunError::Script(e)) => {
-                eprintln!("error: {e}");
+            Err(Error::InvalidFlow { rendered, .. }) => {
+                eprint!("{rendered}");
+                eprintln!("error: the flow under test has errors");
                 failed = true;
             }
-            Err(RunError::Flow(diags)) => {
-                eprint!("{diags}");
-                eprintln!("error: the flow under test has errors");
+            Err(e) => {
+                eprintln!("error: {e}");
                 failed = true;
             }
         }

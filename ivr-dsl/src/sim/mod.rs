@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::allow::AllowList;
 use crate::flow::Flow;
 use crate::interp::{CallContext, Input, Interpreter, Output, Playable, QueueOutcome};
 
@@ -70,6 +71,7 @@ pub struct Simulator {
     stubs: Vec<Stub>,
     records: u32,
     flow_dir: PathBuf,
+    allow: Option<AllowList>,
     /// What happened so far.
     pub transcript: Vec<Entry>,
 }
@@ -87,11 +89,14 @@ pub fn nominal_duration(p: &Playable) -> Duration {
 
 impl Simulator {
     /// Starts a call. `flow_dir` shortens file names in the transcript.
+    /// With an allow-list, a `fetch` to any other host fails as it would in
+    /// the server.
     pub fn start(
         flow: Arc<Flow>,
         ctx: CallContext,
         stubs: Vec<Stub>,
         flow_dir: &Path,
+        allow: Option<AllowList>,
     ) -> Simulator {
         let base = Instant::now();
         let interp = Interpreter::start(flow, ctx, base);
@@ -104,6 +109,7 @@ impl Simulator {
             stubs,
             records: 0,
             flow_dir: flow_dir.to_path_buf(),
+            allow,
             transcript: Vec::new(),
         };
         s.drain();
@@ -222,20 +228,27 @@ impl Simulator {
             Output::Fetch {
                 method, url, body, ..
             } => {
-                let r = match self
-                    .take_stub(|s| matches!(s, Stub::FetchReply(_) | Stub::FetchFail(_)))
-                {
-                    Some(Stub::FetchReply(v)) => Ok(v),
-                    Some(Stub::FetchFail(e)) => Err(e),
-                    _ => Err("no reply stubbed in the test".to_owned()),
+                let denied = self.allow.as_ref().and_then(|a| a.check(&url).err());
+                let r = match denied {
+                    Some(e) => Err(e.to_string()),
+                    None => match self
+                        .take_stub(|s| matches!(s, Stub::FetchReply(_) | Stub::FetchFail(_)))
+                    {
+                        Some(Stub::FetchReply(v)) => Ok(v),
+                        Some(Stub::FetchFail(e)) => Err(e),
+                        _ => Err("no reply stubbed in the test".to_owned()),
+                    },
+                };
+                let method = match method {
+                    crate::ast::Method::Get => "GET",
+                    crate::ast::Method::Post => "POST",
                 };
                 let body = body.map(|b| format!(" {b}")).unwrap_or_default();
-                self.note(
-                    "fetch",
-                    format!("{method:?} {url}{body}")
-                        .replacen("Get", "GET", 1)
-                        .replacen("Post", "POST", 1),
-                );
+                let result = match &r {
+                    Ok(_) => String::new(),
+                    Err(e) => format!(" -> failed: {e}"),
+                };
+                self.note("fetch", format!("{method} {url}{body}{result}"));
                 self.pending
                     .push_back((self.now + Duration::from_millis(100), Input::FetchDone(r)));
             }

@@ -14,6 +14,9 @@
 //!   expect hangup "completed"
 //! ```
 //!
+//! `allow "host", ...` at the top makes `fetch` to any other host fail,
+//! as the server's per-tenant allow-list would.
+//!
 //! Caller actions: `press KEYS` (after the prompt ends), `barge KEYS` (over
 //! the prompt), `wait DURATION` (silence), `hangup`. Host stubs (used in
 //! order by kind): `stub fetch JSON`, `stub fetch fail "why"`, `stub queue
@@ -29,7 +32,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Entry, Simulator, Stub};
+use crate::allow::AllowList;
 use crate::compile::{Host, load};
+use crate::error::Error;
 use crate::flow::Flow;
 use crate::interp::{CallContext, QueueOutcome};
 
@@ -90,6 +95,8 @@ pub struct Case {
 pub struct TestFile {
     /// The flow it tests.
     pub flow: PathBuf,
+    /// Hosts `fetch` may call (`allow "host"` lines); None: any.
+    pub allow: Option<AllowList>,
     /// Its tests.
     pub cases: Vec<Case>,
 }
@@ -106,10 +113,13 @@ pub struct CaseResult {
 }
 
 /// Parses a test file. Errors carry `file:line:column`.
-pub fn parse(path: &Path, text: &str) -> Result<TestFile, String> {
-    let err =
-        |line: usize, col: usize, msg: String| format!("{}:{line}:{col}: {msg}", path.display());
+pub fn parse(path: &Path, text: &str) -> Result<TestFile, Error> {
+    let err = |line: usize, col: usize, message: String| Error::TestScript {
+        location: format!("{}:{line}:{col}", path.display()),
+        message,
+    };
     let mut flow = None;
+    let mut allow: Vec<String> = Vec::new();
     let mut caller = "+910000000000".to_owned();
     let mut at: jiff::civil::DateTime = jiff::civil::date(2026, 1, 5).at(10, 0, 0, 0);
     let mut cases: Vec<Case> = Vec::new();
@@ -130,6 +140,17 @@ pub fn parse(path: &Path, text: &str) -> Result<TestFile, String> {
                     flow = Some(PathBuf::from(word(1).ok_or_else(|| {
                         err(line, col(1), "write `flow \"name.ivr\"`".into())
                     })?))
+                }
+                "allow" => {
+                    if words.len() < 2 {
+                        return Err(err(line, col(1), "write `allow \"api.example.in\"`".into()));
+                    }
+                    allow.extend(
+                        words
+                            .iter()
+                            .skip(1)
+                            .map(|(w, _)| w.trim_end_matches(',').to_owned()),
+                    );
                 }
                 "caller" => {
                     caller = word(1)
@@ -307,7 +328,12 @@ pub fn parse(path: &Path, text: &str) -> Result<TestFile, String> {
         Some(f) => path.parent().unwrap_or(Path::new("")).join(f),
         None => path.with_extension("ivr"),
     };
-    Ok(TestFile { flow, cases })
+    let allow = if allow.is_empty() {
+        None
+    } else {
+        Some(AllowList::new(&allow).map_err(|m| err(1, 1, m))?)
+    };
+    Ok(TestFile { flow, allow, cases })
 }
 
 fn parse_at(s: &str) -> Result<jiff::civil::DateTime, String> {
@@ -385,7 +411,12 @@ fn split(line: &str) -> Result<Vec<(String, usize)>, (usize, String)> {
 }
 
 /// Runs one case against a loaded flow.
-pub fn run_case(flow: &Arc<Flow>, case: &Case, flow_dir: &Path) -> CaseResult {
+pub fn run_case(
+    flow: &Arc<Flow>,
+    case: &Case,
+    flow_dir: &Path,
+    allow: Option<&AllowList>,
+) -> CaseResult {
     let start_time = flow
         .timezone
         .to_timestamp(case.at)
@@ -396,7 +427,13 @@ pub fn run_case(flow: &Arc<Flow>, case: &Case, flow_dir: &Path) -> CaseResult {
         called: flow.numbers.first().cloned().unwrap_or_default(),
         start_time,
     };
-    let mut sim = Simulator::start(Arc::clone(flow), ctx, case.stubs.clone(), flow_dir);
+    let mut sim = Simulator::start(
+        Arc::clone(flow),
+        ctx,
+        case.stubs.clone(),
+        flow_dir,
+        allow.cloned(),
+    );
     let mut cursor = 0usize;
     let mut failure = None;
     for (line, step) in &case.steps {
@@ -544,29 +581,92 @@ impl Report {
     }
 }
 
-/// Why a test file could not run.
-#[derive(Debug, Clone)]
-pub enum RunError {
-    /// The test file is malformed.
-    Script(String),
-    /// The flow has errors (rendered diagnostics).
-    Flow(String),
-}
-
 /// Loads a test file and its flow, and runs every case.
-pub fn run_file(test_path: &Path, host: &dyn Host) -> Result<Report, RunError> {
-    let text = host
-        .read(test_path)
-        .map_err(|e| RunError::Script(format!("{}: {e}", test_path.display())))?;
-    let tf = parse(test_path, &text).map_err(RunError::Script)?;
+pub fn run_file(test_path: &Path, host: &dyn Host) -> Result<Report, Error> {
+    let text = host.read(test_path).map_err(|message| Error::Read {
+        path: test_path.to_path_buf(),
+        message,
+    })?;
+    let tf = parse(test_path, &text)?;
     let loaded = load(&tf.flow, host);
     let Some(flow) = loaded.flow.clone() else {
-        return Err(RunError::Flow(loaded.render()));
+        return Err(Error::InvalidFlow {
+            errors: loaded.counts().0,
+            rendered: loaded.render(),
+        });
     };
     let dir = tf.flow.parent().map(Path::to_path_buf).unwrap_or_default();
-    let results = tf.cases.iter().map(|c| run_case(&flow, c, &dir)).collect();
+    let results = tf
+        .cases
+        .iter()
+        .map(|c| run_case(&flow, c, &dir, tf.allow.as_ref()))
+        .collect();
     Ok(Report {
         flow: tf.flow,
         results,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compile::load_str;
+
+    struct NoFiles;
+
+    impl Host for NoFiles {
+        fn read(&self, _: &Path) -> Result<String, String> {
+            Err("none".into())
+        }
+        fn prompt_exists(&self, _: &Path) -> bool {
+            true
+        }
+    }
+
+    fn run(flow: &str, script: &str) -> Vec<CaseResult> {
+        let flow = load_str(Path::new("t.ivr"), flow, &NoFiles)
+            .flow
+            .expect("flow");
+        let tf = parse(Path::new("t.ivrtest"), script).expect("script");
+        tf.cases
+            .iter()
+            .map(|c| run_case(&flow, c, Path::new(""), tf.allow.as_ref()))
+            .collect()
+    }
+
+    const FETCHING: &str = "flow \"F\"\n\nstep s\n  fetch get \"https://evil.example/x\"\n    on failure -> no\n  hangup \"fetched\"\nstep no\n  hangup \"refused\"\n";
+
+    #[test]
+    fn fetches_outside_the_allow_list_fail() {
+        let r = run(
+            FETCHING,
+            "allow \"api.acme.in\"\ntest \"t\"\n  stub fetch {}\n  expect fetch \"not on the tenant's allow-list\"\n  expect hangup \"refused\"\n",
+        );
+        assert_eq!(r[0].failure, None, "{:?}", r[0].transcript);
+        let r = run(
+            FETCHING,
+            "test \"t\"\n  stub fetch {}\n  expect hangup \"fetched\"\n",
+        );
+        assert_eq!(r[0].failure, None, "without a list the stub answers");
+    }
+
+    #[test]
+    fn script_mistakes_name_their_place() {
+        let e = parse(Path::new("x.ivrtest"), "test \"a\"\n  press 12a\n").expect_err("bad keys");
+        assert!(e.to_string().starts_with("x.ivrtest:2:9:"), "{e}");
+        let e = parse(Path::new("x.ivrtest"), "test \"a\"\n  expect hearr \"x\"\n")
+            .expect_err("bad kind");
+        assert!(e.to_string().contains("cannot expect `hearr`"), "{e}");
+        let e = parse(Path::new("x.ivrtest"), "  press 1\n").expect_err("no test");
+        assert!(e.to_string().contains("before any `test"), "{e}");
+    }
+
+    #[test]
+    fn a_failed_expectation_shows_what_happened_instead() {
+        let flow = "flow \"F\"\n\nstep s\n  say \"Hello\"\n  hangup\n";
+        let r = run(flow, "test \"t\"\n  expect hear \"Goodbye\"\n");
+        let f = r[0].failure.as_deref().expect("fails");
+        assert!(f.contains("- expect hear \"Goodbye\""), "{f}");
+        assert!(f.contains("+ [  0.000s] hear \"Hello\""), "{f}");
+    }
 }
