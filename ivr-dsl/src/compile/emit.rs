@@ -10,15 +10,14 @@ use super::{Host, ParsedFile};
 use crate::ast::{self, BranchOn, ExprKind, RecordingOp, StmtKind};
 use crate::diag::{Diagnostic, suggest};
 use crate::flow::{
-    Builtin, Consent, Expr, Fetch, Func, Gather, Hours, Instr, Pc, Piece, Prompt, Queue, Record,
-    StepId, StepInfo, Template, VarId, VarInfo,
+    Builtin, Consent, Hours, Instr, Pc, Piece, Prompt, Record, StepId, StepInfo, Template, VarId,
+    VarInfo,
 };
 use crate::lexer::StrPart;
 use crate::source::Span;
-use crate::value::Value;
 
 /// A duration option: default, lowest, highest.
-struct Limit {
+pub(super) struct Limit {
     default: Duration,
     min: Duration,
     max: Duration,
@@ -28,12 +27,12 @@ const fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
 }
 
-const GATHER_TIMEOUT: Limit = Limit {
+pub(super) const GATHER_TIMEOUT: Limit = Limit {
     default: secs(5),
     min: secs(1),
     max: secs(60),
 };
-const GATHER_BETWEEN: Limit = Limit {
+pub(super) const GATHER_BETWEEN: Limit = Limit {
     default: secs(3),
     min: secs(1),
     max: secs(30),
@@ -58,23 +57,22 @@ const WAIT: Limit = Limit {
     min: Duration::from_millis(100),
     max: secs(600),
 };
-const QUEUE_MAX_WAIT: Limit = Limit {
+pub(super) const QUEUE_MAX_WAIT: Limit = Limit {
     default: secs(600),
     min: secs(10),
     max: secs(7200),
 };
-const QUEUE_ANNOUNCE: Limit = Limit {
+pub(super) const QUEUE_ANNOUNCE: Limit = Limit {
     default: secs(60),
     min: secs(15),
     max: secs(600),
 };
-const FETCH_TIMEOUT: Limit = Limit {
+pub(super) const FETCH_TIMEOUT: Limit = Limit {
     default: secs(3),
     min: Duration::from_millis(100),
     max: secs(10),
 };
 const MAX_RETRIES: u32 = 10;
-const FUNCS: [&str; 4] = ["open", "len", "startswith", "endswith"];
 
 pub(super) type Output = (
     Vec<Instr>,
@@ -88,28 +86,28 @@ pub(super) type Output = (
 );
 
 pub(super) struct Emitter<'a> {
-    items: &'a [(&'a ParsedFile, &'a ast::Item)],
-    steps: Vec<StepInfo>,
-    index: HashMap<String, StepId>,
-    hours: Vec<Hours>,
-    header: &'a ast::Header,
-    host: &'a dyn Host,
-    diags: &'a mut Vec<Diagnostic>,
-    code: Vec<Instr>,
-    step_of: Vec<StepId>,
-    spans: Vec<Span>,
-    vars: Vec<VarInfo>,
-    var_index: HashMap<String, VarId>,
-    var_ty: Vec<Ty>,
-    prompt_files: Vec<PathBuf>,
-    prompt_seen: std::collections::HashSet<PathBuf>,
-    uses_tts: bool,
-    cur: StepId,
-    cur_dir: PathBuf,
-    cur_is_block: bool,
-    consent_at: Option<Span>,
-    recording_starts: Vec<Span>,
-    calls: Vec<(StepId, StepId, Span)>,
+    pub(super) items: &'a [(&'a ParsedFile, &'a ast::Item)],
+    pub(super) steps: Vec<StepInfo>,
+    pub(super) index: HashMap<String, StepId>,
+    pub(super) hours: Vec<Hours>,
+    pub(super) header: &'a ast::Header,
+    pub(super) host: &'a dyn Host,
+    pub(super) diags: &'a mut Vec<Diagnostic>,
+    pub(super) code: Vec<Instr>,
+    pub(super) step_of: Vec<StepId>,
+    pub(super) spans: Vec<Span>,
+    pub(super) vars: Vec<VarInfo>,
+    pub(super) var_index: HashMap<String, VarId>,
+    pub(super) var_ty: Vec<Ty>,
+    pub(super) prompt_files: Vec<PathBuf>,
+    pub(super) prompt_seen: std::collections::HashSet<PathBuf>,
+    pub(super) uses_tts: bool,
+    pub(super) cur: StepId,
+    pub(super) cur_dir: PathBuf,
+    pub(super) cur_is_block: bool,
+    pub(super) consent_at: Option<Span>,
+    pub(super) recording_starts: Vec<Span>,
+    pub(super) calls: Vec<(StepId, StepId, Span)>,
 }
 
 impl<'a> Emitter<'a> {
@@ -206,11 +204,11 @@ impl<'a> Emitter<'a> {
         }
     }
 
-    fn pc(&self) -> Pc {
+    pub(super) fn pc(&self) -> Pc {
         Pc::try_from(self.code.len()).unwrap_or(Pc::MAX)
     }
 
-    fn emit(&mut self, i: Instr, span: Span) -> usize {
+    pub(super) fn emit(&mut self, i: Instr, span: Span) -> usize {
         self.code.push(i);
         self.step_of.push(self.cur);
         self.spans.push(span);
@@ -351,7 +349,7 @@ impl<'a> Emitter<'a> {
             .copied()
     }
 
-    fn unknown_var(&mut self, name: &str, span: Span) {
+    pub(super) fn unknown_var(&mut self, name: &str, span: Span) {
         let mut candidates: Vec<&str> = self.var_index.keys().map(String::as_str).collect();
         candidates.extend(Builtin::ALL.iter().map(|(n, _)| *n));
         candidates.sort_unstable();
@@ -384,7 +382,7 @@ impl<'a> Emitter<'a> {
 
     // ----- templates and prompts ------------------------------------
 
-    fn template(&mut self, t: &ast::Text, spoken: bool) -> Template {
+    pub(super) fn template(&mut self, t: &ast::Text, spoken: bool) -> Template {
         let mut out = Vec::new();
         for p in &t.parts {
             match p {
@@ -408,7 +406,7 @@ impl<'a> Emitter<'a> {
         Template(out)
     }
 
-    fn prompt(&mut self, p: &ast::Prompt) -> Prompt {
+    pub(super) fn prompt(&mut self, p: &ast::Prompt) -> Prompt {
         match p {
             ast::Prompt::Say(t) => {
                 self.uses_tts = true;
@@ -418,7 +416,7 @@ impl<'a> Emitter<'a> {
         }
     }
 
-    fn prompt_file(&mut self, t: &ast::Text) -> PathBuf {
+    pub(super) fn prompt_file(&mut self, t: &ast::Text) -> PathBuf {
         if !t.is_plain() {
             self.diags.push(
                 Diagnostic::error("E065", t.span, "prompt file names cannot contain `{variables}`")
@@ -443,7 +441,7 @@ impl<'a> Emitter<'a> {
 
     // ----- targets -----------------------------------------------------
 
-    fn step_ref(&mut self, name: &ast::Name, want_block: bool) -> Option<StepId> {
+    pub(super) fn step_ref(&mut self, name: &ast::Name, want_block: bool) -> Option<StepId> {
         match self.index.get(&name.text).copied() {
             Some(id) => {
                 let is_block = self.steps.get(id.0 as usize).is_some_and(|s| s.is_block);
@@ -495,7 +493,7 @@ impl<'a> Emitter<'a> {
         }
     }
 
-    fn limit(&mut self, v: Option<(Duration, Span)>, l: &Limit, what: &str) -> Duration {
+    pub(super) fn limit(&mut self, v: Option<(Duration, Span)>, l: &Limit, what: &str) -> Duration {
         match v {
             None => l.default,
             Some((d, span)) => {
@@ -518,7 +516,7 @@ impl<'a> Emitter<'a> {
         }
     }
 
-    fn retries(&mut self, v: Option<(u32, Span)>, default: u32) -> u32 {
+    pub(super) fn retries(&mut self, v: Option<(u32, Span)>, default: u32) -> u32 {
         match v {
             None => default,
             Some((n, span)) => {
@@ -533,7 +531,7 @@ impl<'a> Emitter<'a> {
         }
     }
 
-    fn barge_in(&self, v: Option<bool>) -> bool {
+    pub(super) fn barge_in(&self, v: Option<bool>) -> bool {
         v.or(self.header.barge_in).unwrap_or(true)
     }
 
@@ -683,134 +681,6 @@ impl<'a> Emitter<'a> {
         }
     }
 
-    fn single_branch(&mut self, branches: &[ast::Branch], on: BranchOn) -> Option<StepId> {
-        let mut found = None;
-        for b in branches.iter().filter(|b| b.on == on) {
-            if found.is_some() {
-                self.diags.push(
-                    Diagnostic::error("E063", b.span, "this branch is given twice")
-                        .hint("keep one `on` line per outcome"),
-                );
-                continue;
-            }
-            found = Some(self.step_ref(&b.target, false));
-        }
-        found.flatten()
-    }
-
-    fn gather(&mut self, g: &ast::Gather, span: Span) -> bool {
-        let into_name = g.into.as_ref().map_or("digits", |n| n.text.as_str());
-        if let Some(n) = &g.into
-            && Builtin::named(&n.text).is_some()
-        {
-            self.diags.push(
-                Diagnostic::error(
-                    "E051",
-                    n.span,
-                    format!("`{}` is built in and cannot be set", n.text),
-                )
-                .hint("choose another name for the digits"),
-            );
-        }
-        let into = self.var_index.get(into_name).copied().unwrap_or(VarId(0));
-        let timeout = self.limit(g.timeout, &GATHER_TIMEOUT, "a timeout");
-        let between = self.limit(g.between, &GATHER_BETWEEN, "an inter-digit timeout");
-        let retries = self.retries(g.retries, 2);
-        if g.prompts.is_empty() {
-            self.diags.push(
-                Diagnostic::warning("W089", span, "`gather` has no prompt")
-                    .hint("indent a `say \"...\"` or `play \"...\"` line under it so the caller knows what to press"),
-            );
-        }
-        let prompts = g.prompts.iter().map(|p| self.prompt(p)).collect();
-        let reprompts = g.reprompts.iter().map(|p| self.prompt(p)).collect();
-        let mut choices: Vec<(String, StepId)> = Vec::new();
-        let mut first_seen: HashMap<String, Span> = HashMap::new();
-        let mut has_choices = false;
-        for b in &g.branches {
-            let BranchOn::Choice(c) = &b.on else { continue };
-            has_choices = true;
-            if let Some(prev) = first_seen.get(c) {
-                self.diags.push(
-                    Diagnostic::error("E063", b.span, format!("choice `{c}` is given twice"))
-                        .related(*prev, "first given here")
-                        .hint("each choice may lead to one step only; remove one of them"),
-                );
-                continue;
-            }
-            first_seen.insert(c.clone(), b.span);
-            let len = u32::try_from(c.chars().count()).unwrap_or(u32::MAX);
-            if len < g.min || len > g.max {
-                let span_digits = g.digits_span.unwrap_or(span);
-                self.diags.push(
-                    Diagnostic::error("E064", b.span, format!("choice `{c}` can never be entered"))
-                        .label(format!("{len} digit{}", if len == 1 { "" } else { "s" }))
-                        .related(
-                            span_digits,
-                            format!("this gather takes {} to {} digits", g.min, g.max),
-                        )
-                        .hint("make the choice fit the digit count, or change `digits`"),
-                );
-            } else if let Some(k) = g.end_key.map(|k| k.0).filter(|k| c.contains(*k)) {
-                self.diags.push(
-                    Diagnostic::error("E064", b.span, format!("choice `{c}` can never be entered"))
-                        .label(format!("contains the end key {k}"))
-                        .hint(
-                            "pressing the end key finishes input; choose another end key or choice",
-                        ),
-                );
-            }
-            if let Some(id) = self.step_ref(&b.target, false) {
-                choices.push((c.clone(), id));
-            }
-        }
-        let on_invalid = self.single_branch(&g.branches, BranchOn::Invalid);
-        let on_timeout = self.single_branch(&g.branches, BranchOn::Timeout);
-        let missing: Vec<&str> = [
-            (
-                g.branches.iter().all(|b| b.on != BranchOn::Timeout),
-                "timeout",
-            ),
-            (
-                has_choices && g.branches.iter().all(|b| b.on != BranchOn::Invalid),
-                "invalid",
-            ),
-        ]
-        .into_iter()
-        .filter_map(|(m, n)| m.then_some(n))
-        .collect();
-        if !missing.is_empty() {
-            let list = missing
-                .iter()
-                .map(|m| format!("`on {m}`"))
-                .collect::<Vec<_>>()
-                .join(" or ");
-            self.diags.push(
-                Diagnostic::warning("W062", span, format!("`gather` has no {list} branch"))
-                    .hint(format!("add {} under it; otherwise, after the last retry the flow goes on to the next line", missing.iter().map(|m| format!("`on {m} -> STEP`")).collect::<Vec<_>>().join(" and "))),
-            );
-        }
-        let ends = has_choices && on_invalid.is_some() && on_timeout.is_some();
-        let gather = Gather {
-            into,
-            min: g.min,
-            max: g.max,
-            end_key: g.end_key.map(|k| k.0),
-            timeout,
-            between,
-            retries,
-            sensitive: g.sensitive,
-            barge_in: self.barge_in(g.barge_in),
-            prompts,
-            reprompts,
-            choices,
-            on_invalid,
-            on_timeout,
-        };
-        self.emit(Instr::Gather(Box::new(gather)), span);
-        !ends
-    }
-
     fn if_stmt(&mut self, arms: &[ast::Arm], otherwise: Option<&[ast::Stmt]>, span: Span) -> bool {
         let mut to_end = Vec::new();
         let mut completes = otherwise.is_none();
@@ -844,225 +714,6 @@ impl<'a> Emitter<'a> {
             }
         }
         completes
-    }
-
-    fn queue(&mut self, q: &ast::Queue, span: Span) -> bool {
-        let name = q.name.template();
-        if name.trim().is_empty() || !q.name.is_plain() {
-            self.diags.push(
-                Diagnostic::error("E090", q.name.span, "queue name must be plain text")
-                    .hint("write the queue's name as configured, e.g. `queue \"support\"`"),
-            );
-        }
-        let hold = q.hold.as_ref().map(|h| self.prompt_file(h));
-        let max_wait = self.limit(q.max_wait, &QUEUE_MAX_WAIT, "a maximum wait");
-        let announce_every = q
-            .announce
-            .map(|a| self.limit(Some(a), &QUEUE_ANNOUNCE, "an announcement interval"));
-        let on_overflow = self.single_branch(&q.branches, BranchOn::Overflow);
-        if on_overflow.is_none() {
-            self.diags.push(
-                Diagnostic::warning("W080", span, "`queue` has no `on overflow` branch")
-                    .hint("add `on overflow -> STEP` (e.g. voicemail); otherwise a caller who waits too long goes on to the next line"),
-            );
-        }
-        let queue = Queue {
-            name,
-            hold,
-            announce_every,
-            max_wait,
-            on_overflow,
-        };
-        self.emit(Instr::Queue(Box::new(queue)), span);
-        on_overflow.is_none()
-    }
-
-    fn fetch(&mut self, f: &ast::Fetch, span: Span) -> bool {
-        let starts_https = matches!(f.url.parts.first(), Some(StrPart::Text(t)) if t.starts_with("https://") && t.len() > "https://".len());
-        if !starts_https {
-            self.diags.push(
-                Diagnostic::error("E075", f.url.span, "`fetch` needs an https:// URL with a fixed host")
-                    .hint("write the scheme and host literally, e.g. \"https://api.acme.in/balance?account={account}\""),
-            );
-        }
-        let url = self.template(&f.url, false);
-        let timeout = self.limit(f.timeout, &FETCH_TIMEOUT, "a timeout");
-        let mut send = Vec::new();
-        for n in &f.send {
-            match self.var_index.get(&n.text) {
-                Some(v) => send.push((n.text.clone(), *v)),
-                None => self.unknown_var(&n.text, n.span),
-            }
-        }
-        let into = f
-            .into
-            .iter()
-            .filter_map(|n| self.var_index.get(&n.text).map(|v| (n.text.clone(), *v)))
-            .collect();
-        let on_failure = self.single_branch(&f.branches, BranchOn::Failure);
-        if on_failure.is_none() {
-            self.diags.push(
-                Diagnostic::warning("W080", span, "`fetch` has no `on failure` branch")
-                    .hint("add `on failure -> STEP`; otherwise a failed request goes on to the next line with the variables unchanged"),
-            );
-        }
-        let fetch = Fetch {
-            method: f.method,
-            url,
-            timeout,
-            send,
-            into,
-            on_failure,
-        };
-        self.emit(Instr::Fetch(Box::new(fetch)), span);
-        true
-    }
-
-    // ----- expressions ---------------------------------------------------
-
-    fn expr(&mut self, e: &ast::Expr) -> (Expr, Ty) {
-        match &e.kind {
-            ExprKind::Int(v) => (Expr::Const(Value::Int(*v)), Ty::Int),
-            ExprKind::Bool(b) => (Expr::Const(Value::Bool(*b)), Ty::Bool),
-            ExprKind::Time(t) => (Expr::Const(Value::Time(*t)), Ty::Time),
-            ExprKind::Date(d) => (Expr::Const(Value::Date(*d)), Ty::Date),
-            ExprKind::Str(parts) => {
-                let t = self.template(
-                    &ast::Text {
-                        parts: parts.clone(),
-                        span: e.span,
-                    },
-                    false,
-                );
-                match t.0.as_slice() {
-                    [] => (Expr::Const(Value::Str(String::new())), Ty::Str),
-                    [Piece::Text(s)] => (Expr::Const(Value::Str(s.clone())), Ty::Str),
-                    _ => (Expr::Template(t), Ty::Str),
-                }
-            }
-            ExprKind::Var(name) => {
-                if let Some(b) = Builtin::named(name) {
-                    return (Expr::Builtin(b), builtin_ty(b));
-                }
-                if self.hours.iter().any(|h| &h.name == name) {
-                    self.diags.push(
-                        Diagnostic::error(
-                            "E069",
-                            e.span,
-                            format!("`{name}` are opening hours, not a value"),
-                        )
-                        .hint(format!("test them with `open({name})`")),
-                    );
-                    return (Expr::Const(Value::Bool(false)), Ty::Bool);
-                }
-                match self.var_index.get(name).copied() {
-                    Some(v) => (
-                        Expr::Var(v),
-                        self.var_ty.get(v.0 as usize).copied().unwrap_or(Ty::Any),
-                    ),
-                    None => {
-                        self.unknown_var(name, e.span);
-                        (Expr::Const(Value::default()), Ty::Any)
-                    }
-                }
-            }
-            ExprKind::Not(inner) => {
-                let (x, t) = self.expr(inner);
-                if !matches!(t, Ty::Bool | Ty::Any) {
-                    self.type_error(
-                        inner.span,
-                        format!("`not` needs a condition, this is {}", t.describe()),
-                    );
-                }
-                (Expr::Not(Box::new(x)), Ty::Bool)
-            }
-            ExprKind::Neg(inner) => {
-                let (x, t) = self.expr(inner);
-                if !matches!(t, Ty::Int | Ty::Str | Ty::Any) {
-                    self.type_error(inner.span, format!("cannot negate {}", t.describe()));
-                }
-                (Expr::Neg(Box::new(x)), Ty::Int)
-            }
-            ExprKind::Binary(op, a, b) => {
-                let (x, ta) = self.expr(a);
-                let (y, tb) = self.expr(b);
-                let ty = match types::binary(*op, ta, tb) {
-                    Ok(t) => t,
-                    Err(m) => {
-                        self.type_error(e.span, m);
-                        Ty::Any
-                    }
-                };
-                (Expr::Binary(*op, Box::new(x), Box::new(y)), ty)
-            }
-            ExprKind::Call(name, args) => self.call(name, args, e.span),
-        }
-    }
-
-    fn type_error(&mut self, span: Span, message: String) {
-        self.diags.push(
-            Diagnostic::error("E070", span, message)
-                .hint("compare like with like: numbers with numbers, times like 09:30 with `time`, text with \"text\""),
-        );
-    }
-
-    fn call(&mut self, name: &ast::Name, args: &[ast::Expr], span: Span) -> (Expr, Ty) {
-        let arity = |n: &str| match n {
-            "open" | "len" => 1,
-            _ => 2,
-        };
-        if !FUNCS.contains(&name.text.as_str()) {
-            let mut d = Diagnostic::error(
-                "E068",
-                name.span,
-                format!("unknown function `{}`", name.text),
-            );
-            d = match suggest(&name.text, FUNCS) {
-                Some(s) => d.hint(format!("did you mean `{s}`?")),
-                None => d.hint("functions are open(hours), len(text), startswith(text, prefix), endswith(text, suffix)"),
-            };
-            self.diags.push(d);
-            return (Expr::Const(Value::Bool(false)), Ty::Any);
-        }
-        if args.len() != arity(&name.text) {
-            self.diags.push(
-                Diagnostic::error("E068", span, format!("`{}` takes {} argument{}", name.text, arity(&name.text), if arity(&name.text) == 1 { "" } else { "s" }))
-                    .hint("functions are open(hours), len(text), startswith(text, prefix), endswith(text, suffix)"),
-            );
-            return (Expr::Const(Value::Bool(false)), Ty::Any);
-        }
-        if name.text == "open" {
-            let hours_name = match args.first().map(|a| &a.kind) {
-                Some(ExprKind::Var(n)) => Some(n.as_str()),
-                _ => None,
-            };
-            let idx = hours_name.and_then(|n| self.hours.iter().position(|h| h.name == n));
-            return match idx {
-                Some(i) => (
-                    Expr::Call(Func::Open(u16::try_from(i).unwrap_or(u16::MAX)), Vec::new()),
-                    Ty::Bool,
-                ),
-                None => {
-                    let arg_span = args.first().map_or(span, |a| a.span);
-                    let names: Vec<&str> = self.hours.iter().map(|h| h.name.as_str()).collect();
-                    let mut d = Diagnostic::error("E069", arg_span, "unknown opening hours");
-                    d = match hours_name.and_then(|n| suggest(n, names.iter().copied())) {
-                        Some(s) => d.hint(format!("did you mean `{s}`?")),
-                        None => d.hint(
-                            "declare them in the flow header: `hours office mon-fri 09:00-18:00`",
-                        ),
-                    };
-                    self.diags.push(d);
-                    (Expr::Const(Value::Bool(false)), Ty::Bool)
-                }
-            };
-        }
-        let lowered: Vec<Expr> = args.iter().map(|a| self.expr(a).0).collect();
-        match name.text.as_str() {
-            "len" => (Expr::Call(Func::Len, lowered), Ty::Int),
-            "startswith" => (Expr::Call(Func::StartsWith, lowered), Ty::Bool),
-            _ => (Expr::Call(Func::EndsWith, lowered), Ty::Bool),
-        }
     }
 
     /// Blocks may call blocks, but never themselves (directly or not):
@@ -1122,7 +773,7 @@ impl<'a> Emitter<'a> {
     }
 }
 
-fn builtin_ty(b: Builtin) -> Ty {
+pub(super) fn builtin_ty(b: Builtin) -> Ty {
     match b {
         Builtin::Time => Ty::Time,
         Builtin::Date => Ty::Date,

@@ -5,7 +5,9 @@
 //! Reading files goes through [`Host`], so the crate stays free of IO in
 //! tests and the server can load flows from anywhere.
 
+mod branching;
 mod emit;
+mod expr;
 mod types;
 
 pub use emit::fmt_duration;

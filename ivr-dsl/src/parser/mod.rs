@@ -11,6 +11,7 @@
 //! item    = ("step" | "block") name NL INDENT { stmt } DEDENT
 //! ```
 
+mod effects;
 mod expr;
 pub mod stmt;
 

@@ -10,10 +10,7 @@
 use std::time::Duration;
 
 use super::Parser;
-use crate::ast::{
-    Arm, Branch, BranchOn, Consent, Fetch, Gather, Method, Name, Prompt, Queue, Record,
-    RecordingOp, Stmt, StmtKind, Text, Transfer,
-};
+use crate::ast::{Arm, Branch, BranchOn, Gather, Name, Prompt, Stmt, StmtKind, Text};
 use crate::diag::{Diagnostic, suggest};
 use crate::lexer::{StrPart, Tok};
 use crate::source::Span;
@@ -222,7 +219,7 @@ impl Parser<'_> {
         }
     }
 
-    fn count(&mut self, hint: &str) -> Option<(u32, Span)> {
+    pub(super) fn count(&mut self, hint: &str) -> Option<(u32, Span)> {
         match self.peek().clone() {
             Tok::Int(n) => {
                 let span = self.bump();
@@ -244,7 +241,7 @@ impl Parser<'_> {
     }
 
     /// A phone key: `1`, `"#"`, `*`.
-    fn key(&mut self) -> Option<(char, Span)> {
+    pub(super) fn key(&mut self) -> Option<(char, Span)> {
         let span = self.span();
         let c = match self.peek().clone() {
             Tok::Int(n) if (0..=9).contains(&n) => char::from_digit(n as u32, 10),
@@ -274,7 +271,7 @@ impl Parser<'_> {
         }
     }
 
-    fn prompt(&mut self) -> Option<Prompt> {
+    pub(super) fn prompt(&mut self) -> Option<Prompt> {
         if self.eat_word("say") {
             self.text("the text to say in quotes", "write `say \"Welcome\"`")
                 .map(Prompt::Say)
@@ -294,7 +291,7 @@ impl Parser<'_> {
     }
 
     /// Reports an unknown option and returns None.
-    fn unknown_option<T>(&mut self, verb: &str, keys: &[&str]) -> Option<T> {
+    pub(super) fn unknown_option<T>(&mut self, verb: &str, keys: &[&str]) -> Option<T> {
         let span = self.span();
         let found = self.peek().describe();
         let mut d = Diagnostic::error("E036", span, format!("unknown option {found} for `{verb}`"))
@@ -317,7 +314,7 @@ impl Parser<'_> {
     }
 
     /// Runs `f` on each comma-separated option until the line ends.
-    fn options(&mut self, mut f: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+    pub(super) fn options(&mut self, mut f: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
         while !self.at_line_end() {
             f(self)?;
             if !self.eat(&Tok::Comma) {
@@ -466,7 +463,7 @@ impl Parser<'_> {
         Some(g)
     }
 
-    fn unknown_body_line<T>(&mut self, verb: &str, allowed: &str) -> Option<T> {
+    pub(super) fn unknown_body_line<T>(&mut self, verb: &str, allowed: &str) -> Option<T> {
         let span = self.span();
         let found = self.peek().describe();
         self.diags.push(
@@ -483,7 +480,7 @@ impl Parser<'_> {
     }
 
     /// An optional indented body: each line goes to `f`.
-    fn body(&mut self, _verb: &str, mut f: impl FnMut(&mut Self) -> Option<()>) {
+    pub(super) fn body(&mut self, _verb: &str, mut f: impl FnMut(&mut Self) -> Option<()>) {
         if !self.eat(&Tok::Indent) {
             return;
         }
@@ -509,7 +506,7 @@ impl Parser<'_> {
     }
 
     /// `on CHOICE {, CHOICE} -> step`: one branch per choice.
-    fn branch(&mut self, words: &[&str], digits: bool) -> Option<Vec<Branch>> {
+    pub(super) fn branch(&mut self, words: &[&str], digits: bool) -> Option<Vec<Branch>> {
         self.bump(); // on
         let mut ons = Vec::new();
         loop {
@@ -654,228 +651,6 @@ impl Parser<'_> {
             return Some(Vec::new());
         }
         Some(self.block())
-    }
-
-    fn record(&mut self) -> Option<Record> {
-        let mut r = Record {
-            into: None,
-            max: None,
-            beep: false,
-            silence: None,
-            end_key: None,
-        };
-        const KEYS: [&str; 5] = ["into", "max", "beep", "silence", "end"];
-        self.options(|p| {
-            if p.eat_word("into") {
-                r.into = Some(p.name("a variable name", "write `into message`")?);
-            } else if p.eat_word("max") {
-                r.max = Some(p.duration("a duration", "write `max 2m`")?);
-            } else if p.eat_word("beep") {
-                r.beep = true;
-            } else if p.eat_word("silence") {
-                r.silence = Some(p.duration("a duration", "write `silence 5s`")?);
-            } else if p.eat_word("end") {
-                r.end_key = Some(p.key()?);
-            } else {
-                return p.unknown_option("record", &KEYS);
-            }
-            Some(())
-        })?;
-        Some(r)
-    }
-
-    fn consent(&mut self, start: Span) -> Option<Consent> {
-        let prompt = self.prompt()?;
-        let mut c = Consent {
-            prompt,
-            yes: ('1', start),
-            no: ('2', start),
-            timeout: None,
-            retries: None,
-        };
-        if self.eat(&Tok::Comma) {
-            const KEYS: [&str; 4] = ["yes", "no", "timeout", "retries"];
-            self.options(|p| {
-                if p.eat_word("yes") {
-                    c.yes = p.key()?;
-                } else if p.eat_word("no") {
-                    c.no = p.key()?;
-                } else if p.eat_word("timeout") {
-                    c.timeout = Some(p.duration("a duration", "write `timeout 5s`")?);
-                } else if p.eat_word("retries") {
-                    c.retries = Some(p.count("retries run from 0 to 10")?);
-                } else {
-                    return p.unknown_option("consent", &KEYS);
-                }
-                Some(())
-            })?;
-        }
-        Some(c)
-    }
-
-    fn recording_op(&mut self) -> Option<StmtKind> {
-        let op = if self.eat_word("start") {
-            RecordingOp::Start
-        } else if self.eat_word("stop") {
-            RecordingOp::Stop
-        } else if self.eat_word("pause") {
-            RecordingOp::Pause
-        } else if self.eat_word("resume") {
-            RecordingOp::Resume
-        } else {
-            self.expected(
-                "`start`, `stop`, `pause` or `resume`",
-                "write `recording start` (after a `consent`)",
-            );
-            return None;
-        };
-        Some(StmtKind::Recording(op))
-    }
-
-    fn queue(&mut self) -> Option<Queue> {
-        let name = self.text("the queue name in quotes", "write `queue \"support\"`")?;
-        let mut q = Queue {
-            name,
-            hold: None,
-            announce: None,
-            max_wait: None,
-            branches: Vec::new(),
-        };
-        if self.eat(&Tok::Comma) {
-            const KEYS: [&str; 3] = ["hold", "announce every", "max wait"];
-            self.options(|p| {
-                if p.eat_word("hold") {
-                    q.hold = Some(p.text(
-                        "a file name in quotes",
-                        "write `hold \"prompts/music.wav\"`",
-                    )?);
-                } else if p.is_word("announce")
-                    && matches!(p.peek_at(1), Tok::Word(w) if w == "every")
-                {
-                    p.bump();
-                    p.bump();
-                    q.announce = Some(p.duration("a duration", "write `announce every 30s`")?);
-                } else if p.is_word("max") && matches!(p.peek_at(1), Tok::Word(w) if w == "wait") {
-                    p.bump();
-                    p.bump();
-                    q.max_wait = Some(p.duration("a duration", "write `max wait 10m`")?);
-                } else {
-                    return p.unknown_option("queue", &KEYS);
-                }
-                Some(())
-            })?;
-        }
-        self.end_line("the `queue` options");
-        self.body("queue", |p| {
-            if p.is_word("on") {
-                q.branches.extend(p.branch(&["overflow"], false)?);
-                Some(())
-            } else {
-                p.unknown_body_line("queue", "`on overflow -> step`")
-            }
-        });
-        Some(q)
-    }
-
-    fn transfer(&mut self) -> Option<Transfer> {
-        let target = self.text(
-            "a number or SIP URI in quotes",
-            "write `transfer \"+911140000000\"` or `transfer \"sip:desk@pbx.example\"`",
-        )?;
-        let mut t = Transfer {
-            target,
-            branches: Vec::new(),
-        };
-        self.end_line("the transfer target");
-        self.body("transfer", |p| {
-            if p.is_word("on") {
-                t.branches.extend(p.branch(&["failure"], false)?);
-                Some(())
-            } else {
-                p.unknown_body_line("transfer", "`on failure -> step`")
-            }
-        });
-        Some(t)
-    }
-
-    fn log(&mut self) -> Option<StmtKind> {
-        let event = self.text(
-            "the event name in quotes",
-            "write `log \"balance.checked\" account=account`",
-        )?;
-        let mut fields = Vec::new();
-        loop {
-            self.eat(&Tok::Comma);
-            if self.at_line_end() {
-                break;
-            }
-            let key = self.name("a field name", "write fields as `key=value`")?;
-            if !self.eat(&Tok::Assign) {
-                self.expected("`=`", "write fields as `key=value`");
-                return None;
-            }
-            let value = self.expr()?;
-            fields.push((key, value));
-        }
-        Some(StmtKind::Log { event, fields })
-    }
-
-    fn fetch(&mut self) -> Option<Fetch> {
-        let method = if self.eat_word("get") {
-            Method::Get
-        } else if self.eat_word("post") {
-            Method::Post
-        } else {
-            self.expected(
-                "`get` or `post`",
-                "write `fetch get \"https://api.example.in/x\"`",
-            );
-            return None;
-        };
-        let url = self.text(
-            "the URL in quotes",
-            "write `fetch get \"https://api.example.in/balance?account={account}\"`",
-        )?;
-        let mut f = Fetch {
-            method,
-            url,
-            timeout: None,
-            send: Vec::new(),
-            into: Vec::new(),
-            branches: Vec::new(),
-        };
-        if self.eat(&Tok::Comma) {
-            self.options(|p| {
-                if p.eat_word("timeout") {
-                    f.timeout = Some(p.duration("a duration", "write `timeout 3s`")?);
-                    Some(())
-                } else {
-                    p.unknown_option("fetch", &["timeout"])
-                }
-            })?;
-        }
-        self.end_line("the `fetch` options");
-        self.body("fetch", |p| {
-            let list = |p: &mut Parser<'_>, out: &mut Vec<Name>| -> Option<()> {
-                loop {
-                    out.push(p.name("a variable name", "list variables like `send account, pin`")?);
-                    if !p.eat(&Tok::Comma) {
-                        return Some(());
-                    }
-                }
-            };
-            if p.eat_word("send") {
-                list(p, &mut f.send)
-            } else if p.eat_word("into") {
-                list(p, &mut f.into)
-            } else if p.is_word("on") {
-                f.branches.extend(p.branch(&["failure"], false)?);
-                Some(())
-            } else {
-                p.unknown_body_line("fetch", "`send a, b`, `into x, y` or `on failure -> step`")
-            }
-        });
-        Some(f)
     }
 }
 
