@@ -101,12 +101,12 @@ impl Parser<'_> {
                         "write `hold \"prompts/music.wav\"`",
                     )?);
                 } else if p.is_word("announce")
-                    && matches!(p.peek_at(1), Tok::Word(w) if w == "every")
+                    && matches!(p.peek_at(1), Tok::Word(w) if *w == "every")
                 {
                     p.bump();
                     p.bump();
                     q.announce = Some(p.duration("a duration", "write `announce every 30s`")?);
-                } else if p.is_word("max") && matches!(p.peek_at(1), Tok::Word(w) if w == "wait") {
+                } else if p.is_word("max") && matches!(p.peek_at(1), Tok::Word(w) if *w == "wait") {
                     p.bump();
                     p.bump();
                     q.max_wait = Some(p.duration("a duration", "write `max wait 10m`")?);

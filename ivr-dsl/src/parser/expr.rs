@@ -145,9 +145,9 @@ impl Parser<'_> {
             },
             Tok::Time(t) => ExprKind::Time(*t),
             Tok::Date(d) => ExprKind::Date(*d),
-            Tok::Word(w) if w == "true" => ExprKind::Bool(true),
-            Tok::Word(w) if w == "false" => ExprKind::Bool(false),
-            Tok::Word(w) if matches!(w.as_str(), "and" | "or" | "not") => {
+            Tok::Word(w) if *w == "true" => ExprKind::Bool(true),
+            Tok::Word(w) if *w == "false" => ExprKind::Bool(false),
+            Tok::Word(w) if matches!(*w, "and" | "or" | "not") => {
                 self.expected("a value", "an operator needs a value on each side");
                 return None;
             }
@@ -174,12 +174,18 @@ impl Parser<'_> {
                     }
                     let call_span = span.to(self.prev_span());
                     return Some(Expr {
-                        kind: ExprKind::Call(Name { text: w, span }, args),
+                        kind: ExprKind::Call(
+                            Name {
+                                text: w.to_owned(),
+                                span,
+                            },
+                            args,
+                        ),
                         span: call_span,
                     });
                 }
                 return Some(Expr {
-                    kind: ExprKind::Var(w),
+                    kind: ExprKind::Var(w.to_owned()),
                     span,
                 });
             }

@@ -48,7 +48,7 @@ pub fn parse(file: FileId, text: &str, diags: &mut Vec<Diagnostic>) -> File {
 }
 
 pub(crate) struct Parser<'a> {
-    toks: Vec<Token>,
+    toks: Vec<Token<'a>>,
     pos: usize,
     file: FileId,
     src: &'a str,
@@ -57,12 +57,12 @@ pub(crate) struct Parser<'a> {
 
 const TOP_LEVEL: [&str; 4] = ["flow", "include", "step", "block"];
 
-impl Parser<'_> {
-    fn peek(&self) -> &Tok {
+impl<'a> Parser<'a> {
+    fn peek(&self) -> &Tok<'a> {
         self.toks.get(self.pos).map_or(&Tok::Eof, |t| &t.tok)
     }
 
-    fn peek_at(&self, n: usize) -> &Tok {
+    fn peek_at(&self, n: usize) -> &Tok<'a> {
         self.toks.get(self.pos + n).map_or(&Tok::Eof, |t| &t.tok)
     }
 
@@ -91,7 +91,7 @@ impl Parser<'_> {
 
     /// Moves past the current token, taking its value (the parser never
     /// reads a token twice; spans stay for `prev_span`).
-    fn take(&mut self) -> (Tok, Span) {
+    fn take(&mut self) -> (Tok<'a>, Span) {
         let span = self.span();
         let tok = match self.toks.get_mut(self.pos) {
             Some(t) => std::mem::replace(&mut t.tok, Tok::Eof),
@@ -104,7 +104,7 @@ impl Parser<'_> {
     }
 
     fn is_word(&self, w: &str) -> bool {
-        matches!(self.peek(), Tok::Word(x) if x == w)
+        matches!(self.peek(), Tok::Word(x) if *x == w)
     }
 
     fn eat_word(&mut self, w: &str) -> bool {
@@ -195,7 +195,10 @@ impl Parser<'_> {
             Tok::Word(_) => {
                 let (tok, span) = self.take();
                 let Tok::Word(text) = tok else { return None };
-                Some(Name { text, span })
+                Some(Name {
+                    text: text.to_owned(),
+                    span,
+                })
             }
             _ => {
                 self.expected(what, hint);
@@ -234,7 +237,7 @@ impl Parser<'_> {
                     );
                     self.skip_block();
                 }
-                Tok::Word(w) if w == "flow" => {
+                Tok::Word("flow") => {
                     let span = self.span();
                     let misplaced = f.header.is_some() || !f.items.is_empty();
                     let h = self.header();
@@ -247,7 +250,7 @@ impl Parser<'_> {
                         f.header = h;
                     }
                 }
-                Tok::Word(w) if w == "include" => {
+                Tok::Word("include") => {
                     self.bump();
                     match self.text("a file name in quotes", "write `include \"shared.ivr\"`") {
                         Some(t) => {
@@ -267,7 +270,7 @@ impl Parser<'_> {
                     let mut d =
                         Diagnostic::error("E024", span, format!("`{w}` cannot start a line here"))
                             .label("expected `step`, `block`, `include` or `flow`");
-                    d = match suggest(&w, TOP_LEVEL) {
+                    d = match suggest(w, TOP_LEVEL) {
                         Some(s) => d.hint(format!("did you mean `{s}`?")),
                         None => d.hint("statements go indented under a `step NAME` line"),
                     };
@@ -356,7 +359,7 @@ impl Parser<'_> {
                 Tok::Newline => {
                     self.bump();
                 }
-                Tok::Word(w) if w == "numbers" => {
+                Tok::Word("numbers") => {
                     self.bump();
                     loop {
                         let plus = self.eat(&Tok::Plus);
@@ -393,7 +396,7 @@ impl Parser<'_> {
                     self.bump();
                     let v = match self.peek().clone() {
                         Tok::Word(x) => Some(Name {
-                            text: x,
+                            text: x.to_owned(),
                             span: self.bump(),
                         }),
                         Tok::Str(parts) => {
@@ -415,19 +418,19 @@ impl Parser<'_> {
                     }
                     self.end_line(&format!("`{w}`"));
                 }
-                Tok::Word(w) if w == "barge-in" => {
+                Tok::Word("barge-in") => {
                     self.bump();
                     h.barge_in = self.on_off();
                     self.end_line("`barge-in`");
                 }
-                Tok::Word(w) if w == "hours" => {
+                Tok::Word("hours") => {
                     self.bump();
                     if let Some(hours) = self.hours() {
                         h.hours.push(hours);
                     }
                     self.end_line("the hours");
                 }
-                Tok::Word(w) if w == "holidays" => {
+                Tok::Word("holidays") => {
                     self.bump();
                     loop {
                         match self.peek().clone() {
@@ -456,7 +459,7 @@ impl Parser<'_> {
                         format!("unknown flow setting `{w}`"),
                     )
                     .label("not a setting");
-                    d = match suggest(&w, KEYS) {
+                    d = match suggest(w, KEYS) {
                         Some(s) => d.hint(format!("did you mean `{s}`?")),
                         None => d.hint("the settings are numbers, voice, timezone, barge-in, hours and holidays"),
                     };
@@ -505,7 +508,7 @@ impl Parser<'_> {
             let days = match self.peek().clone() {
                 Tok::Word(w) => {
                     let span = self.bump();
-                    match parse_days(&w) {
+                    match parse_days(w) {
                         Some(d) => d,
                         None => {
                             self.diags.push(

@@ -85,8 +85,8 @@ impl Parser<'_> {
         let (Tok::Word(verb), _) = self.take() else {
             return None;
         };
-        let kind = match verb.as_str() {
-            "play" | "say" => self.play(&verb),
+        let kind = match verb {
+            "play" | "say" => self.play(verb),
             "gather" => self.gather().map(|g| StmtKind::Gather(Box::new(g))),
             "goto" => self.target("goto").map(StmtKind::Goto),
             "call" => self.target("call").map(StmtKind::Call),
@@ -297,15 +297,15 @@ impl Parser<'_> {
         let mut d = Diagnostic::error("E036", span, format!("unknown option {found} for `{verb}`"))
             .label("not an option here");
         let word = match self.peek() {
-            Tok::Word(w) => w.clone(),
-            _ => String::new(),
+            Tok::Word(w) => *w,
+            _ => "",
         };
         let list = keys
             .iter()
             .map(|k| format!("`{k}`"))
             .collect::<Vec<_>>()
             .join(", ");
-        d = match suggest(&word, keys.iter().copied()) {
+        d = match suggest(word, keys.iter().copied()) {
             Some(s) => d.hint(format!("did you mean `{s}`? `{verb}` takes {list}")),
             None => d.hint(format!("`{verb}` takes {list}")),
         };
@@ -538,9 +538,9 @@ impl Parser<'_> {
                     }
                     BranchOn::Choice(t)
                 }
-                Tok::Word(w) if words.contains(&w.as_str()) => {
+                Tok::Word(w) if words.contains(&w) => {
                     self.bump();
-                    match w.as_str() {
+                    match w {
                         "invalid" => BranchOn::Invalid,
                         "timeout" => BranchOn::Timeout,
                         "overflow" => BranchOn::Overflow,
