@@ -1,8 +1,13 @@
-//! Dhwani's media engine: RTP/RTCP sessions, codecs (G.711, G.722, L16),
-//! jitter buffer, DTMF (RFC 4733, SIP INFO, in-band), prompt decoding and
-//! resampling, pacing, bridging and the recording tap.
+//! Dhwani's media engine: codecs (G.711 μ-law and A-law, L16), DTMF
+//! (RFC 4733 events and an in-band detector), and (in progress) RTP
+//! sessions, jitter buffer, prompt decoding and resampling, pacing,
+//! bridging and the recording tap.
 //!
-//! Not built yet: this crate is a placeholder until the media issue lands.
-//! Until then the server sends RTP silence itself (see `dhwani::call`).
-//! Like every Dhwani core crate it will hold sans-IO state machines only;
-//! sockets and clocks belong to the server's drivers.
+//! Like every Dhwani core crate it holds sans-IO state machines only:
+//! sockets and clocks belong to the server's drivers, which pass time in.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+pub mod codec;
