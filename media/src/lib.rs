@@ -12,3 +12,4 @@
 
 pub mod codec;
 pub mod dtmf;
+pub mod jitter;
