@@ -13,3 +13,4 @@
 pub mod codec;
 pub mod dtmf;
 pub mod jitter;
+pub mod rtp;

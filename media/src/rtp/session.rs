@@ -1,0 +1,633 @@
+//! One RTP session: strict source learning, receive validation and
+//! statistics, sending, RTCP reports, DTMF events and the media timeout.
+//!
+//! ```text
+//!  Learning ──packet from the SDP address──────────────► Latched(addr, ssrc)
+//!     │ ──N packets in sequence from one other source──►   (NAT: only early
+//!     │      (one address, one SSRC), within the window     in the call)
+//!     └ before latching, every packet is sent to the SDP address
+//! ```
+//!
+//! Strictness (as Asterisk's `strictrtp` and rtpengine's strict-source):
+//! once latched, packets from any other address are dropped and counted,
+//! and nothing is ever sent to an address that was not learned; a packet
+//! from the SDP address during the learning window takes over from a NAT
+//! latch. Packets are validated before they touch any state: RTP version 2,
+//! a header that fits (CSRC count, extension, padding), a negotiated
+//! payload type, the RFC 3550 sequence check. The session never panics on
+//! input; every drop has a counter.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+use rand::Rng;
+use webrtc_util::marshal::{Marshal, Unmarshal};
+
+use super::stats::{RecvStats, SeqCheck};
+use crate::dtmf::rfc4733::{self, Digit};
+
+/// Settings of a session, mostly from the SDP offer/answer.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the SDP says to send RTP.
+    pub remote: SocketAddr,
+    /// RTCP multiplexed on the RTP port (RFC 5761, `a=rtcp-mux`).
+    pub rtcp_mux: bool,
+    /// The audio payload type.
+    pub payload_type: u8,
+    /// The codec's RTP clock rate.
+    pub clock_rate: u32,
+    /// The telephone-event payload type, if negotiated.
+    pub telephone_event: Option<u8>,
+    /// Report interval (RFC 3550: 5 s), randomised by ±50%.
+    pub rtcp_interval: Duration,
+    /// No RTP for this long raises [`Output::MediaTimeout`].
+    pub media_timeout: Duration,
+    /// Packets in sequence from one other source before latching to it.
+    pub learn_packets: u32,
+    /// How long after the start another source may be learned.
+    pub learn_window: Duration,
+    /// RTCP CNAME.
+    pub cname: String,
+}
+
+impl Config {
+    /// Defaults for `remote` with the given payload type and clock rate.
+    pub fn new(remote: SocketAddr, payload_type: u8, clock_rate: u32) -> Config {
+        Config {
+            remote,
+            rtcp_mux: false,
+            payload_type,
+            clock_rate,
+            telephone_event: None,
+            rtcp_interval: Duration::from_secs(5),
+            media_timeout: Duration::from_secs(30),
+            learn_packets: 4,
+            learn_window: Duration::from_secs(5),
+            cname: "dhwani".into(),
+        }
+    }
+}
+
+/// Something that happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input<'a> {
+    /// A datagram arrived on the session's port.
+    Datagram {
+        /// Its source.
+        from: SocketAddr,
+        /// Its bytes.
+        bytes: &'a [u8],
+    },
+    /// `poll_timeout` was reached.
+    Timeout,
+}
+
+/// Something for the driver or the call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Send these bytes.
+    Transmit {
+        /// To.
+        to: SocketAddr,
+        /// RTP or RTCP.
+        bytes: Bytes,
+        /// True for RTCP (goes on the RTCP port unless muxed).
+        rtcp: bool,
+    },
+    /// Audio from the peer, in the negotiated codec.
+    Audio {
+        /// RTP sequence number.
+        seq: u16,
+        /// RTP timestamp.
+        timestamp: u32,
+        /// Codec payload.
+        payload: Bytes,
+    },
+    /// A DTMF digit from telephone-events.
+    Digit(Digit),
+    /// The session latched to its peer's address.
+    Latched(SocketAddr),
+    /// No RTP for `media_timeout`.
+    MediaTimeout,
+}
+
+/// Counters (all drops are counted, never logged per packet).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// RTP packets accepted.
+    pub rtp_received: u64,
+    /// RTCP packets accepted.
+    pub rtcp_received: u64,
+    /// Dropped: not from the latched (or learnable) source.
+    pub foreign: u64,
+    /// Dropped: not a valid RTP/RTCP packet.
+    pub malformed: u64,
+    /// Dropped: payload type not negotiated.
+    pub unknown_payload_type: u64,
+    /// Dropped: sequence number far out of line.
+    pub bad_sequence: u64,
+    /// RTP packets sent.
+    pub rtp_sent: u64,
+    /// RTP payload bytes sent.
+    pub octets_sent: u64,
+    /// RTCP reports sent.
+    pub rtcp_sent: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    addr: SocketAddr,
+    ssrc: u32,
+    last_seq: u16,
+    count: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Peer {
+    Learning(Option<Candidate>),
+    Latched { addr: SocketAddr, ssrc: u32 },
+}
+
+/// The RTP session of one call leg.
+#[derive(Debug)]
+pub struct Session {
+    cfg: Config,
+    start: Instant,
+    wall_start: SystemTime,
+    peer: Peer,
+    recv: Option<(u32, RecvStats)>,
+    ssrc: u32,
+    seq: u16,
+    timestamp: u32,
+    /// Timestamp of the last packet sent, and when (for SR rtp_time).
+    sent_at: Option<(Instant, u32)>,
+    next_rtcp: Instant,
+    rtcp_jitter_seed: u32,
+    last_rtp: Instant,
+    receiving: bool,
+    timed_out: bool,
+    /// Middle 32 bits of the peer's last SR NTP time, and when it came.
+    last_sr: Option<(u32, Instant)>,
+    dtmf: rfc4733::Receiver,
+    dtmf_out: Vec<(Instant, bool, [u8; 4], u32)>,
+    out: Vec<Output>,
+    /// Counters.
+    pub counters: Counters,
+}
+
+/// Seconds from 1900 (NTP) to 1970 (Unix).
+const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
+
+impl Session {
+    /// A session starting at `now` (wall clock `wall`), with random SSRC,
+    /// sequence number and timestamp from `rng`.
+    pub fn new(cfg: Config, rng: &mut impl Rng, now: Instant, wall: SystemTime) -> Session {
+        let seed: u32 = rng.random();
+        let mut s = Session {
+            dtmf: rfc4733::Receiver::new(cfg.clock_rate),
+            start: now,
+            wall_start: wall,
+            peer: Peer::Learning(None),
+            recv: None,
+            ssrc: rng.random(),
+            seq: rng.random(),
+            timestamp: rng.random(),
+            sent_at: None,
+            next_rtcp: now,
+            rtcp_jitter_seed: seed | 1,
+            last_rtp: now,
+            receiving: true,
+            timed_out: false,
+            last_sr: None,
+            dtmf_out: Vec::new(),
+            out: Vec::new(),
+            counters: Counters::default(),
+            cfg,
+        };
+        s.next_rtcp = now + s.rtcp_delay();
+        s
+    }
+
+    /// Our SSRC.
+    pub fn ssrc(&self) -> u32 {
+        self.ssrc
+    }
+
+    /// Where RTP goes: the learned address, or the SDP one before that.
+    pub fn send_addr(&self) -> SocketAddr {
+        match self.peer {
+            Peer::Latched { addr, .. } => addr,
+            Peer::Learning(_) => self.cfg.remote,
+        }
+    }
+
+    /// The latched peer, if any.
+    pub fn latched(&self) -> Option<SocketAddr> {
+        match self.peer {
+            Peer::Latched { addr, .. } => Some(addr),
+            Peer::Learning(_) => None,
+        }
+    }
+
+    /// The SSRC of the latched peer's stream.
+    pub fn remote_ssrc(&self) -> Option<u32> {
+        match self.peer {
+            Peer::Latched { ssrc, .. } => Some(ssrc),
+            Peer::Learning(_) => None,
+        }
+    }
+
+    /// Reception statistics of the current source.
+    pub fn recv_stats(&self) -> Option<&RecvStats> {
+        self.recv.as_ref().map(|(_, s)| s)
+    }
+
+    /// Pauses the media timeout (call on hold: sendonly/inactive).
+    pub fn set_receiving(&mut self, now: Instant, on: bool) {
+        self.receiving = on;
+        self.last_rtp = now;
+        self.timed_out = false;
+    }
+
+    fn rtcp_delay(&mut self) -> Duration {
+        // xorshift: deterministic from the seed, ±50% as RFC 3550 §6.3.1.
+        let mut x = self.rtcp_jitter_seed;
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        self.rtcp_jitter_seed = x;
+        let factor = 0.5 + f64::from(x % 1000) / 1000.0;
+        self.cfg.rtcp_interval.mul_f64(factor)
+    }
+
+    /// The next output.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        if self.out.is_empty() {
+            None
+        } else {
+            Some(self.out.remove(0))
+        }
+    }
+
+    /// When to call with [`Input::Timeout`].
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut t = self.next_rtcp;
+        if self.receiving && !self.timed_out {
+            t = t.min(self.last_rtp + self.cfg.media_timeout);
+        }
+        if let Some(d) = self.dtmf.poll_timeout() {
+            t = t.min(d);
+        }
+        if let Some((at, ..)) = self.dtmf_out.first() {
+            t = t.min(*at);
+        }
+        Some(t)
+    }
+
+    /// Feeds one input.
+    pub fn handle_input(&mut self, now: Instant, input: Input<'_>) {
+        match input {
+            Input::Timeout => self.handle_timeout(now),
+            Input::Datagram { from, bytes } => {
+                // RFC 5761 §4: second byte 192-223 (with the marker bit
+                // folded in) is RTCP.
+                match bytes.get(1).copied() {
+                    Some(b) if (192..=223).contains(&b) => self.handle_rtcp(now, from, bytes),
+                    _ => self.handle_rtp(now, from, bytes),
+                }
+            }
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.dtmf.handle_timeout(now);
+        self.drain_digits();
+        while self.dtmf_out.first().is_some_and(|(at, ..)| *at <= now) {
+            let (_, marker, payload, ts) = self.dtmf_out.remove(0);
+            if let Some(pt) = self.cfg.telephone_event {
+                self.transmit_rtp(pt, marker, ts, &payload);
+            }
+        }
+        if self.receiving && !self.timed_out && now >= self.last_rtp + self.cfg.media_timeout {
+            self.timed_out = true;
+            self.out.push(Output::MediaTimeout);
+        }
+        if now >= self.next_rtcp {
+            self.send_report(now);
+            self.next_rtcp = now + self.rtcp_delay();
+        }
+    }
+
+    fn drain_digits(&mut self) {
+        while let Some(d) = self.dtmf.poll_digit() {
+            self.out.push(Output::Digit(d));
+        }
+    }
+
+    fn source_allowed(&mut self, now: Instant, from: SocketAddr, ssrc: u32, seq: u16) -> bool {
+        let in_window = now.saturating_duration_since(self.start) < self.cfg.learn_window;
+        match self.peer {
+            Peer::Latched { addr, .. } if addr == from => {
+                self.peer = Peer::Latched { addr, ssrc };
+                true
+            }
+            Peer::Latched { addr, .. } => {
+                // The signalled address may still take over early on.
+                if from == self.cfg.remote && addr != self.cfg.remote && in_window {
+                    self.latch(from, ssrc);
+                    true
+                } else {
+                    false
+                }
+            }
+            Peer::Learning(cand) => {
+                if from == self.cfg.remote {
+                    self.latch(from, ssrc);
+                    return true;
+                }
+                if !in_window {
+                    return false;
+                }
+                let next = match cand {
+                    Some(c)
+                        if c.addr == from
+                            && c.ssrc == ssrc
+                            && seq == c.last_seq.wrapping_add(1) =>
+                    {
+                        Candidate {
+                            last_seq: seq,
+                            count: c.count + 1,
+                            ..c
+                        }
+                    }
+                    _ => Candidate {
+                        addr: from,
+                        ssrc,
+                        last_seq: seq,
+                        count: 1,
+                    },
+                };
+                if next.count >= self.cfg.learn_packets {
+                    self.latch(from, ssrc);
+                    true
+                } else {
+                    self.peer = Peer::Learning(Some(next));
+                    false
+                }
+            }
+        }
+    }
+
+    fn latch(&mut self, addr: SocketAddr, ssrc: u32) {
+        self.peer = Peer::Latched { addr, ssrc };
+        self.out.push(Output::Latched(addr));
+    }
+
+    fn handle_rtp(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        let Some(packet) = parse_rtp(bytes) else {
+            self.counters.malformed += 1;
+            return;
+        };
+        let h = &packet.header;
+        let pt = h.payload_type;
+        if pt != self.cfg.payload_type && Some(pt) != self.cfg.telephone_event {
+            self.counters.unknown_payload_type += 1;
+            return;
+        }
+        if !self.source_allowed(now, from, h.ssrc, h.sequence_number) {
+            self.counters.foreign += 1;
+            return;
+        }
+        let stats = match &mut self.recv {
+            Some((ssrc, s)) if *ssrc == h.ssrc => s,
+            _ => {
+                self.recv = Some((h.ssrc, RecvStats::new(h.sequence_number)));
+                match &mut self.recv {
+                    Some((_, s)) => s,
+                    None => return,
+                }
+            }
+        };
+        if stats.update_seq(h.sequence_number) == SeqCheck::Bad {
+            self.counters.bad_sequence += 1;
+            return;
+        }
+        stats.bytes += packet.payload.len() as u64;
+        let arrival = now.saturating_duration_since(self.start).as_micros() as i64
+            * i64::from(self.cfg.clock_rate)
+            / 1_000_000;
+        stats.update_jitter(arrival, h.timestamp);
+        self.counters.rtp_received += 1;
+        self.last_rtp = now;
+        self.timed_out = false;
+        if Some(pt) == self.cfg.telephone_event {
+            self.dtmf.handle_packet(now, h.timestamp, &packet.payload);
+            self.drain_digits();
+        } else {
+            self.out.push(Output::Audio {
+                seq: h.sequence_number,
+                timestamp: h.timestamp,
+                payload: packet.payload,
+            });
+        }
+    }
+
+    fn handle_rtcp(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        // Reports only from the peer's address (any port: RTCP may come
+        // from RTP port + 1).
+        if from.ip() != self.send_addr().ip() {
+            self.counters.foreign += 1;
+            return;
+        }
+        let mut buf = bytes;
+        let Ok(packets) = rtcp::packet::unmarshal(&mut buf) else {
+            self.counters.malformed += 1;
+            return;
+        };
+        self.counters.rtcp_received += 1;
+        for p in packets {
+            if let Some(sr) = p
+                .as_any()
+                .downcast_ref::<rtcp::sender_report::SenderReport>()
+            {
+                self.last_sr = Some((((sr.ntp_time >> 16) & 0xFFFF_FFFF) as u32, now));
+            }
+        }
+    }
+
+    fn transmit_rtp(&mut self, pt: u8, marker: bool, timestamp: u32, payload: &[u8]) {
+        let packet = rtp::packet::Packet {
+            header: rtp::header::Header {
+                version: 2,
+                marker,
+                payload_type: pt,
+                sequence_number: self.seq,
+                timestamp,
+                ssrc: self.ssrc,
+                ..Default::default()
+            },
+            payload: Bytes::copy_from_slice(payload),
+        };
+        let Ok(bytes) = packet.marshal() else { return };
+        self.seq = self.seq.wrapping_add(1);
+        self.counters.rtp_sent += 1;
+        self.counters.octets_sent += payload.len() as u64;
+        let to = self.send_addr();
+        self.out.push(Output::Transmit {
+            to,
+            bytes,
+            rtcp: false,
+        });
+    }
+
+    /// Sends one frame of audio (`samples` long) now; the timestamp then
+    /// moves on by `samples`. Set `marker` on the first packet after a
+    /// silence (RFC 3551 §4.1).
+    pub fn send_audio(&mut self, now: Instant, payload: &[u8], samples: u32, marker: bool) {
+        let ts = self.timestamp;
+        self.transmit_rtp(self.cfg.payload_type, marker, ts, payload);
+        self.sent_at = Some((now, ts));
+        self.timestamp = self.timestamp.wrapping_add(samples);
+    }
+
+    /// Moves the timestamp on without sending (silence suppressed).
+    pub fn skip_samples(&mut self, samples: u32) {
+        self.timestamp = self.timestamp.wrapping_add(samples);
+    }
+
+    /// Schedules the RFC 4733 packets of one digit, starting now. Returns
+    /// false when telephone-event was not negotiated or the key is not DTMF.
+    pub fn send_digit(&mut self, now: Instant, key: char, length: Duration) -> bool {
+        if self.cfg.telephone_event.is_none() {
+            return false;
+        }
+        let Some(packets) = rfc4733::send(
+            key,
+            length,
+            Duration::from_millis(20),
+            self.cfg.clock_rate,
+            10,
+        ) else {
+            return false;
+        };
+        let ts = self.timestamp;
+        for p in packets {
+            self.dtmf_out.push((now + p.at, p.marker, p.payload, ts));
+        }
+        self.handle_timeout(now);
+        true
+    }
+
+    fn ntp(&self, now: Instant) -> u64 {
+        let wall = self.wall_start + now.saturating_duration_since(self.start);
+        let d = wall.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let secs = d.as_secs() + NTP_UNIX_OFFSET;
+        let frac = (u64::from(d.subsec_nanos()) << 32) / 1_000_000_000;
+        (secs << 32) | frac
+    }
+
+    fn send_report(&mut self, now: Instant) {
+        let reports = match &mut self.recv {
+            Some((ssrc, s)) => {
+                let (lsr, dlsr) = match self.last_sr {
+                    Some((lsr, at)) => {
+                        let delay = now.saturating_duration_since(at);
+                        (
+                            lsr,
+                            u32::try_from(delay.as_micros() * 65536 / 1_000_000)
+                                .unwrap_or(u32::MAX),
+                        )
+                    }
+                    None => (0, 0),
+                };
+                vec![rtcp::reception_report::ReceptionReport {
+                    ssrc: *ssrc,
+                    fraction_lost: s.take_fraction_lost(),
+                    total_lost: s.lost().clamp(-(1 << 23), (1 << 23) - 1) as u32 & 0x00FF_FFFF,
+                    last_sequence_number: s.extended_max(),
+                    jitter: s.jitter(),
+                    last_sender_report: lsr,
+                    delay: dlsr,
+                }]
+            }
+            None => Vec::new(),
+        };
+        let mut packets: Vec<Box<dyn rtcp::packet::Packet + Send + Sync>> = Vec::new();
+        match self.sent_at {
+            Some((at, ts)) => {
+                let elapsed = now.saturating_duration_since(at);
+                let rtp_time = ts.wrapping_add(
+                    (elapsed.as_micros() * u128::from(self.cfg.clock_rate) / 1_000_000) as u32,
+                );
+                packets.push(Box::new(rtcp::sender_report::SenderReport {
+                    ssrc: self.ssrc,
+                    ntp_time: self.ntp(now),
+                    rtp_time,
+                    packet_count: self.counters.rtp_sent as u32,
+                    octet_count: self.counters.octets_sent as u32,
+                    reports,
+                    profile_extensions: Bytes::new(),
+                }));
+            }
+            None => packets.push(Box::new(rtcp::receiver_report::ReceiverReport {
+                ssrc: self.ssrc,
+                reports,
+                profile_extensions: Bytes::new(),
+            })),
+        }
+        packets.push(Box::new(rtcp::source_description::SourceDescription {
+            chunks: vec![rtcp::source_description::SourceDescriptionChunk {
+                source: self.ssrc,
+                items: vec![rtcp::source_description::SourceDescriptionItem {
+                    sdes_type: rtcp::source_description::SdesType::SdesCname,
+                    text: Bytes::from(self.cfg.cname.clone()),
+                }],
+            }],
+        }));
+        let Ok(bytes) = rtcp::packet::marshal(&packets) else {
+            return;
+        };
+        let addr = self.send_addr();
+        let to = if self.cfg.rtcp_mux {
+            addr
+        } else {
+            SocketAddr::new(addr.ip(), addr.port().wrapping_add(1))
+        };
+        self.counters.rtcp_sent += 1;
+        self.out.push(Output::Transmit {
+            to,
+            bytes,
+            rtcp: true,
+        });
+    }
+}
+
+/// Parses an RTP packet after checking what the header claims fits.
+pub fn parse_rtp(bytes: &[u8]) -> Option<rtp::packet::Packet> {
+    let first = *bytes.first()?;
+    if first >> 6 != 2 || bytes.len() < 12 {
+        return None;
+    }
+    let csrc = usize::from(first & 0x0F);
+    let mut header_len = 12 + 4 * csrc;
+    if first & 0x10 != 0 {
+        let ext: [u8; 2] = bytes.get(header_len + 2..header_len + 4)?.try_into().ok()?;
+        header_len += 4 + 4 * usize::from(u16::from_be_bytes(ext));
+    }
+    if header_len > bytes.len() {
+        return None;
+    }
+    if first & 0x20 != 0 {
+        let pad = usize::from(*bytes.last()?);
+        if pad == 0 || header_len + pad > bytes.len() {
+            return None;
+        }
+    }
+    let mut buf = BytesMut::from(bytes).freeze();
+    rtp::packet::Packet::unmarshal(&mut buf).ok()
+}
+
+#[cfg(test)]
+mod tests;
