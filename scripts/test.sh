@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Dhwani's test command: installs what the tests need on a bare Debian
-# machine (SIPp), then runs formatting, lints, every unit and end-to-end
-# test, and builds the benchmarks. Used as is by CI (.ci/run).
+# machine (SIPp; espeak-ng for the DTMF talk-off test), then runs
+# formatting, lints, every unit and end-to-end test, and builds the
+# benchmarks. Used as is by CI (.ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +10,7 @@ need_apt=()
 command -v sipp >/dev/null 2>&1 || need_apt+=(sip-tester)
 command -v unshare >/dev/null 2>&1 || need_apt+=(util-linux)
 command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
+command -v espeak-ng >/dev/null 2>&1 || need_apt+=(espeak-ng)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi

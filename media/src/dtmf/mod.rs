@@ -1,6 +1,7 @@
 //! DTMF from the three sources phones use: RFC 4733 telephone-events
 //! ([`rfc4733`]), SIP INFO bodies ([`info`]), and (next) in-band tones.
 
+pub mod inband;
 pub mod info;
 pub mod rfc4733;
 

@@ -1,0 +1,274 @@
+//! In-band DTMF: a Goertzel detector for tones in the audio (ITU-T Q.23
+//! frequencies, Q.24 acceptance).
+//!
+//! Each of the eight frequencies is measured over its own window of about
+//! 20 cycles (constant Q: 229 samples at 697 Hz, 98 at 1633 Hz), so every
+//! tone gets the same relative frequency resolution: a tone 1.5% off still
+//! carries most of its energy into its bin, one 3.5% off does not. Every
+//! 5 ms (40 samples) the detector checks, over the windows ending now:
+//!
+//! 1. one low-group and one high-group tone stand out (each at least
+//!    [`MIN_TONE_POWER`] and 6 dB above the others in its group);
+//! 2. twist: the low tone at most 8 dB above the high one (normal twist),
+//!    the high at most 4 dB above the low (reverse twist);
+//! 3. the two tones carry most of the signal's energy (speech spreads its
+//!    energy and fails this);
+//!
+//! and reports a digit once the same pair has held for [`MIN_HOLD`]: a
+//! 40 ms tone is reported, a 30 ms one is not. The digit ends after
+//! 20 ms without the pair.
+
+use std::collections::VecDeque;
+
+/// Sample rate this detector works at.
+pub const RATE: u32 = 8000;
+const LOW: [f32; 4] = [697.0, 770.0, 852.0, 941.0];
+const HIGH: [f32; 4] = [1209.0, 1336.0, 1477.0, 1633.0];
+const KEYS: [[char; 4]; 4] = [
+    ['1', '2', '3', 'A'],
+    ['4', '5', '6', 'B'],
+    ['7', '8', '9', 'C'],
+    ['*', '0', '#', 'D'],
+];
+/// Cycles of each tone in its window.
+const CYCLES: f32 = 20.0;
+/// Samples between checks.
+const HOP: usize = 40;
+/// Largest window (the 697 Hz tone's).
+const MAX_WINDOW: usize = 230;
+/// Smallest window (the 1633 Hz tone's).
+const MIN_WINDOW: usize = 98;
+/// The signal's power over the shortest and the longest window may differ
+/// by this ratio at most: the tone fills the whole long window (onsets and
+/// ends of tones fail this, so a tone is counted only while it lasts).
+const STEADY: f32 = 1.15;
+/// Least power of each tone (mean square, 16-bit units): a tone of
+/// amplitude 700, about -35 dBm0.
+pub const MIN_TONE_POWER: f32 = 700.0 * 700.0 / 2.0;
+/// Normal twist limit (low group louder), as a power ratio: 9 dB, so
+/// that 8 dB passes with room for measurement error.
+const NORMAL_TWIST: f32 = 7.94;
+/// Reverse twist limit (high group louder): 5 dB, for the 4 dB of Q.24.
+const REVERSE_TWIST: f32 = 3.16;
+/// The other tones of a group must be this far below its peak (6 dB).
+const RELATIVE_PEAK: f32 = 0.25;
+/// Share of the signal's power the two tones must carry.
+const TONE_SHARE: f32 = 0.55;
+/// Consecutive checks with the same steady pair before a digit, 5 ms
+/// apart: with the 29 ms window, 40 ms tones give 3 or 4 (whatever their
+/// alignment with the checks), 30 ms tones at most 2.
+pub const MIN_HOLD: usize = 3;
+/// Checks without the pair before the digit ends.
+const RELEASE: usize = 4;
+
+struct Tone {
+    /// 2 cos(2πf/fs)
+    coeff: f32,
+    window: usize,
+}
+
+/// An in-band DTMF detector for one 8 kHz stream.
+pub struct Detector {
+    tones: Vec<Tone>,
+    history: VecDeque<f32>,
+    since_check: usize,
+    candidate: Option<char>,
+    hits: usize,
+    misses: usize,
+    /// The digit being held (already reported).
+    current: Option<char>,
+    out: VecDeque<char>,
+}
+
+impl Default for Detector {
+    fn default() -> Detector {
+        Detector::new()
+    }
+}
+
+impl std::fmt::Debug for Detector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Detector")
+            .field("current", &self.current)
+            .finish()
+    }
+}
+
+impl Detector {
+    /// A detector with no history.
+    pub fn new() -> Detector {
+        let tones = LOW
+            .iter()
+            .chain(HIGH.iter())
+            .map(|&f| {
+                let window = ((CYCLES * RATE as f32 / f).round() as usize).min(MAX_WINDOW);
+                Tone {
+                    coeff: 2.0 * (2.0 * std::f32::consts::PI * f / RATE as f32).cos(),
+                    window,
+                }
+            })
+            .collect();
+        Detector {
+            tones,
+            history: VecDeque::with_capacity(MAX_WINDOW + HOP),
+            since_check: 0,
+            candidate: None,
+            hits: 0,
+            misses: 0,
+            current: None,
+            out: VecDeque::new(),
+        }
+    }
+
+    /// Feeds samples (any number).
+    pub fn handle_samples(&mut self, samples: &[i16]) {
+        for &s in samples {
+            if self.history.len() == MAX_WINDOW {
+                self.history.pop_front();
+            }
+            self.history.push_back(f32::from(s));
+            self.since_check += 1;
+            if self.since_check == HOP {
+                self.since_check = 0;
+                self.check();
+            }
+        }
+    }
+
+    /// The next digit detected.
+    pub fn poll_digit(&mut self) -> Option<char> {
+        self.out.pop_front()
+    }
+
+    fn power(&self, t: &Tone) -> f32 {
+        let n = t.window.min(self.history.len());
+        let (mut s1, mut s2) = (0f32, 0f32);
+        for &x in self.history.iter().skip(self.history.len() - n) {
+            let s0 = x + t.coeff * s1 - s2;
+            s2 = s1;
+            s1 = s0;
+        }
+        // |X|^2 scaled so a tone of amplitude A gives A^2/2.
+        let mag2 = s1 * s1 + s2 * s2 - t.coeff * s1 * s2;
+        2.0 * mag2 / (n as f32 * n as f32)
+    }
+
+    /// The pair present in the windows ending now, if any.
+    fn pair(&self) -> Option<char> {
+        if self.history.len() < MAX_WINDOW {
+            return None;
+        }
+        // Mean power over the longest window (the low tones' span) and
+        // over the shortest one.
+        let total: f32 =
+            self.history.iter().map(|x| x * x).sum::<f32>() / self.history.len() as f32;
+        if total < 2.0 * MIN_TONE_POWER {
+            return None;
+        }
+        let short: f32 = self
+            .history
+            .iter()
+            .rev()
+            .take(MIN_WINDOW)
+            .map(|x| x * x)
+            .sum::<f32>()
+            / MIN_WINDOW as f32;
+        if short > total * STEADY || total > short * STEADY {
+            return None;
+        }
+        let p: Vec<f32> = self.tones.iter().map(|t| self.power(t)).collect();
+        let (low, high) = p.split_at(4);
+        let (li, lp) = peak(low)?;
+        let (hi, hp) = peak(high)?;
+        if lp < MIN_TONE_POWER || hp < MIN_TONE_POWER {
+            return None;
+        }
+        if lp > hp * NORMAL_TWIST || hp > lp * REVERSE_TWIST {
+            return None;
+        }
+        let stands_out = |group: &[f32], i: usize, peak: f32| {
+            group
+                .iter()
+                .enumerate()
+                .all(|(j, &x)| j == i || x <= peak * RELATIVE_PEAK)
+        };
+        if !stands_out(low, li, lp) || !stands_out(high, hi, hp) {
+            return None;
+        }
+        if lp + hp < TONE_SHARE * total {
+            return None;
+        }
+        KEYS.get(li).and_then(|r| r.get(hi)).copied()
+    }
+
+    fn check(&mut self) {
+        let pair = self.pair();
+        match pair {
+            Some(k) if Some(k) == self.candidate => self.hits += 1,
+            Some(k) => {
+                self.candidate = Some(k);
+                self.hits = 1;
+            }
+            None => {
+                self.candidate = None;
+                self.hits = 0;
+            }
+        }
+        if pair.is_some() && pair == self.current {
+            self.misses = 0;
+            return;
+        }
+        if let Some(k) = pair
+            && self.hits >= MIN_HOLD
+            && self.current.is_none()
+        {
+            self.current = Some(k);
+            self.misses = 0;
+            self.out.push_back(k);
+            return;
+        }
+        if self.current.is_some() {
+            self.misses += 1;
+            if self.misses >= RELEASE {
+                self.current = None;
+            }
+        }
+    }
+}
+
+fn peak(group: &[f32]) -> Option<(usize, f32)> {
+    group
+        .iter()
+        .copied()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+}
+
+/// Frequencies of a key (low, high), for generating test tones.
+pub fn frequencies(key: char) -> Option<(f32, f32)> {
+    KEYS.iter().enumerate().find_map(|(r, row)| {
+        row.iter()
+            .position(|k| *k == key.to_ascii_uppercase())
+            .map(|c| (LOW[r], HIGH[c]))
+    })
+}
+
+/// Generates a DTMF tone: `ms` of the key's two frequencies (times
+/// `detune`), with the low tone at `low_amp` and the high at `high_amp`.
+pub fn tone(key: char, ms: u32, detune: f32, low_amp: f32, high_amp: f32, phase: f32) -> Vec<i16> {
+    let Some((fl, fh)) = frequencies(key) else {
+        return Vec::new();
+    };
+    let n = (RATE * ms / 1000) as usize;
+    (0..n)
+        .map(|i| {
+            let t = i as f32 / RATE as f32;
+            let v = low_amp * (2.0 * std::f32::consts::PI * fl * detune * t + phase).sin()
+                + high_amp * (2.0 * std::f32::consts::PI * fh * detune * t + 2.0 * phase).sin();
+            v.clamp(-32768.0, 32767.0) as i16
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

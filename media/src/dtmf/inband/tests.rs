@@ -1,0 +1,159 @@
+//! Q.24 acceptance tests of the in-band detector on generated tones.
+
+use super::*;
+
+const KEYS_ALL: &str = "123A456B789C*0#D";
+/// About -10 dBm0 per tone.
+const AMP: f32 = 7000.0;
+
+fn detect(signal: &[i16]) -> String {
+    let mut d = Detector::new();
+    // Feed in odd-sized chunks, as RTP would (20 ms) but misaligned.
+    for chunk in signal.chunks(137) {
+        d.handle_samples(chunk);
+    }
+    std::iter::from_fn(|| d.poll_digit()).collect()
+}
+
+fn silence(ms: u32) -> Vec<i16> {
+    vec![0; (RATE * ms / 1000) as usize]
+}
+
+fn with_gaps(parts: &[Vec<i16>]) -> Vec<i16> {
+    let mut v = silence(50);
+    for p in parts {
+        v.extend_from_slice(p);
+        v.extend(silence(60));
+    }
+    v
+}
+
+#[test]
+fn every_key_at_nominal_frequency() {
+    for k in KEYS_ALL.chars() {
+        assert_eq!(
+            detect(&with_gaps(&[tone(k, 60, 1.0, AMP, AMP, 0.3)])),
+            k.to_string(),
+            "{k}"
+        );
+    }
+}
+
+#[test]
+fn a_sequence_of_digits_is_reported_in_order_once_each() {
+    let parts: Vec<_> = "0123456789*#"
+        .chars()
+        .map(|k| tone(k, 80, 1.0, AMP, AMP, 0.0))
+        .collect();
+    assert_eq!(detect(&with_gaps(&parts)), "0123456789*#");
+    // The same key twice needs the pause between.
+    let parts = vec![
+        tone('5', 80, 1.0, AMP, AMP, 0.0),
+        tone('5', 80, 1.0, AMP, AMP, 1.0),
+    ];
+    assert_eq!(detect(&with_gaps(&parts)), "55");
+}
+
+#[test]
+fn within_one_and_a_half_percent_is_accepted() {
+    for k in KEYS_ALL.chars() {
+        for detune in [1.014, 0.986] {
+            assert_eq!(
+                detect(&with_gaps(&[tone(k, 60, detune, AMP, AMP, 0.0)])),
+                k.to_string(),
+                "{k} x{detune}"
+            );
+        }
+    }
+}
+
+#[test]
+fn beyond_three_and_a_half_percent_is_rejected() {
+    for k in KEYS_ALL.chars() {
+        for detune in [1.036, 0.964] {
+            assert_eq!(
+                detect(&with_gaps(&[tone(k, 60, detune, AMP, AMP, 0.0)])),
+                "",
+                "{k} x{detune}"
+            );
+        }
+    }
+}
+
+#[test]
+fn twist_up_to_eight_db_normal_and_four_db_reverse() {
+    let db = |d: f32| 10f32.powf(d / 20.0);
+    for k in "159#".chars() {
+        // Normal twist: low group louder.
+        assert_eq!(
+            detect(&with_gaps(&[tone(k, 60, 1.0, AMP, AMP / db(7.9), 0.0)])),
+            k.to_string(),
+            "{k} normal 7.9 dB"
+        );
+        // Reverse twist: high group louder.
+        assert_eq!(
+            detect(&with_gaps(&[tone(k, 60, 1.0, AMP / db(3.9), AMP, 0.0)])),
+            k.to_string(),
+            "{k} reverse 3.9 dB"
+        );
+        // Far beyond: one tone alone is not a digit.
+        assert_eq!(
+            detect(&with_gaps(&[tone(k, 60, 1.0, AMP, AMP / db(20.0), 0.0)])),
+            "",
+            "{k} 20 dB"
+        );
+    }
+}
+
+#[test]
+fn forty_ms_fires_and_thirty_ms_does_not() {
+    for k in KEYS_ALL.chars() {
+        for phase in [0.0, 1.3, 2.9] {
+            for lead in [0, 13, 27] {
+                let mut s = silence(50 + lead);
+                s.extend(tone(k, 40, 1.0, AMP, AMP, phase));
+                s.extend(silence(60));
+                assert_eq!(detect(&s), k.to_string(), "{k} 40 ms, lead {lead}");
+                let mut s = silence(50 + lead);
+                s.extend(tone(k, 30, 1.0, AMP, AMP, phase));
+                s.extend(silence(60));
+                assert_eq!(detect(&s), "", "{k} 30 ms, lead {lead}");
+            }
+        }
+    }
+}
+
+#[test]
+fn quiet_tones_and_silence_and_noise_do_not_fire() {
+    assert_eq!(
+        detect(&with_gaps(&[tone('5', 80, 1.0, 300.0, 300.0, 0.0)])),
+        "",
+        "about -42 dBm0"
+    );
+    assert_eq!(detect(&silence(1000)), "");
+    // White-ish noise from a linear congruential generator.
+    let mut x: u32 = 12345;
+    let noise: Vec<i16> = (0..8000 * 5)
+        .map(|_| {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            ((x >> 16) as i16) / 4
+        })
+        .collect();
+    assert_eq!(detect(&noise), "");
+}
+
+#[test]
+fn a_single_tone_or_a_chord_of_three_is_not_a_digit() {
+    let one: Vec<i16> = (0..800)
+        .map(|i| (AMP * (2.0 * std::f32::consts::PI * 770.0 * i as f32 / 8000.0).sin()) as i16)
+        .collect();
+    assert_eq!(detect(&with_gaps(&[one])), "");
+    let a = tone('1', 80, 1.0, AMP, AMP, 0.0);
+    let b = tone('5', 80, 1.0, AMP, 0.0, 0.0);
+    let chord: Vec<i16> = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| x.saturating_add(*y))
+        .collect();
+    assert_eq!(detect(&with_gaps(&[chord])), "", "two low tones at once");
+}
