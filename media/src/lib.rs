@@ -13,4 +13,5 @@
 pub mod codec;
 pub mod dtmf;
 pub mod jitter;
+pub mod prompt;
 pub mod rtp;
