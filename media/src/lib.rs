@@ -15,3 +15,4 @@ pub mod dtmf;
 pub mod jitter;
 pub mod prompt;
 pub mod rtp;
+pub mod tts;
