@@ -147,6 +147,13 @@ pub struct MediaConfig {
     pub rtp_ports: String,
     /// Codec preference, first match with the offer wins.
     pub codecs: Vec<String>,
+    /// The prompt an answered call hears first (until the IVR issue lands);
+    /// empty: the built-in welcome.
+    pub welcome_prompt: String,
+    /// No RTP for this long ends the call.
+    pub timeout_secs: u64,
+    /// Listen for DTMF tones in the audio as well as RFC 4733 and INFO.
+    pub inband_dtmf: bool,
 }
 
 impl Default for MediaConfig {
@@ -155,6 +162,9 @@ impl Default for MediaConfig {
             rtp_ip: IpAddr::from([127, 0, 0, 1]),
             rtp_ports: "10000-20000".into(),
             codecs: vec!["PCMU".into(), "PCMA".into()],
+            welcome_prompt: String::new(),
+            timeout_secs: 30,
+            inband_dtmf: true,
         }
     }
 }
@@ -271,14 +281,14 @@ impl Config {
             return Err(invalid("media.codecs", "name at least one codec".into()));
         }
         for c in &self.media.codecs {
-            if !["PCMU", "PCMA"].contains(&c.to_ascii_uppercase().as_str()) {
+            if !["PCMU", "PCMA", "L16"].contains(&c.to_ascii_uppercase().as_str()) {
                 return Err(invalid(
                     "media.codecs",
-                    format!("`{c}` is not supported yet; use PCMU or PCMA"),
+                    format!("`{c}` is not supported yet; use PCMU, PCMA or L16"),
                 ));
             }
         }
-        let checks: [(&str, bool, &str); 8] = [
+        let checks: [(&str, bool, &str); 9] = [
             ("sip.t1_ms", self.sip.t1_ms == 0, "must be > 0"),
             (
                 "sip.t2_ms",
@@ -298,6 +308,11 @@ impl Config {
             ),
             ("sip.max_vias", self.sip.max_vias == 0, "must be > 0"),
             ("calls.max_calls", self.calls.max_calls == 0, "must be > 0"),
+            (
+                "media.timeout_secs",
+                self.media.timeout_secs == 0,
+                "must be > 0",
+            ),
             (
                 "calls.max_call_secs",
                 self.calls.max_call_secs == 0,

@@ -10,7 +10,7 @@
 pub mod cli;
 pub mod config;
 pub mod flowcmd;
+pub mod media_task;
 pub mod server;
-pub mod silence;
 pub mod tls;
 pub mod ua;

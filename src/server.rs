@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Listen, parse_port_range};
-use crate::silence::{self, HangupReason, RtpPorts};
+use crate::media_task::{self, HangupReason, RtpPorts};
 use crate::ua::{Action, CallId, Core, Settings};
 
 fn clock_now() -> std::time::Instant {
@@ -30,6 +30,10 @@ pub struct Server {
 impl Server {
     /// Binds everything and starts the core.
     pub async fn start(config: &Config) -> anyhow::Result<Server> {
+        // Decode prompts before listening: a call answered at once must
+        // find them ready.
+        let welcome = media_task::load_welcome(&config.media.welcome_prompt)
+            .context("media.welcome_prompt")?;
         std::fs::create_dir_all(&config.data_dir).with_context(|| {
             format!("cannot create data directory {}", config.data_dir.display())
         })?;
@@ -86,8 +90,13 @@ impl Server {
             Box::new(RtpPorts::new(config.media.rtp_ip, lo, hi)),
             rand::random(),
         );
-        let max_call = Duration::from_secs(config.calls.max_call_secs);
-        let core_task = tokio::spawn(drive(core, handle, ev_rx, shutdown.clone(), max_call));
+        let media = Arc::new(media_task::Settings {
+            welcome_8k: welcome,
+            timeout: Duration::from_secs(config.media.timeout_secs),
+            inband_dtmf: config.media.inband_dtmf,
+            max_duration: Duration::from_secs(config.calls.max_call_secs),
+        });
+        let core_task = tokio::spawn(drive(core, handle, ev_rx, shutdown.clone(), media));
         Ok(Server {
             bound,
             shutdown,
@@ -109,10 +118,11 @@ async fn drive(
     transports: transport::TransportHandle,
     mut events: mpsc::Receiver<Event>,
     shutdown: CancellationToken,
-    max_call: Duration,
+    media_settings: Arc<media_task::Settings>,
 ) {
     let (hangup_tx, mut hangup_rx) = mpsc::channel::<(CallId, HangupReason)>(1024);
-    let mut media: HashMap<CallId, CancellationToken> = HashMap::new();
+    let mut media: HashMap<CallId, (CancellationToken, mpsc::Sender<media::call::Command>)> =
+        HashMap::new();
     let transports = Arc::new(transports);
     let mut drain_deadline: Option<tokio::time::Instant> = None;
     loop {
@@ -125,20 +135,24 @@ async fn drive(
                 }
                 Action::StartMedia(setup) => {
                     let stop = CancellationToken::new();
-                    media.insert(setup.id, stop.clone());
-                    tokio::spawn(silence::run(
-                        setup.id,
-                        setup.socket,
-                        setup.remote_rtp,
-                        setup.negotiated.codec.payload_type,
-                        max_call,
+                    let (cmd_tx, cmd_rx) = mpsc::channel(64);
+                    media.insert(setup.id, (stop.clone(), cmd_tx));
+                    tokio::spawn(media_task::run(
+                        setup,
+                        Arc::clone(&media_settings),
+                        cmd_rx,
                         stop,
                         hangup_tx.clone(),
                     ));
                 }
                 Action::StopMedia(id) => {
-                    if let Some(stop) = media.remove(&id) {
+                    if let Some((stop, _)) = media.remove(&id) {
                         stop.cancel();
+                    }
+                }
+                Action::InfoDigit(id, key) => {
+                    if let Some((_, tx)) = media.get(&id) {
+                        let _ = tx.try_send(media::call::Command::InfoDigit(key));
                     }
                 }
             }
@@ -160,7 +174,10 @@ async fn drive(
                 None => break,
             },
             Some((id, reason)) = hangup_rx.recv() => {
-                let why = match reason { HangupReason::MaxDuration => "max_call_secs reached" };
+                let why = match reason {
+                    HangupReason::MaxDuration => "max_call_secs reached",
+                    HangupReason::MediaTimeout => "media timeout",
+                };
                 core.hangup(clock_now(), id, why);
             }
             _ = tokio::time::sleep_until(wake) => core.handle_timeout(clock_now()),
@@ -171,7 +188,7 @@ async fn drive(
             }
         }
     }
-    for (_, stop) in media {
+    for (_, (stop, _)) in media {
         stop.cancel();
     }
 }

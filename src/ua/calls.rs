@@ -387,9 +387,27 @@ impl Core {
                 self.end_call(id, "remote bye");
             }
             Method::Info => {
-                // DTMF over SIP INFO reaches the media engine in a later issue;
-                // for now it is acknowledged and logged.
-                tracing::info!(call_id = %call.call_id_text(), body = %String::from_utf8_lossy(&req.body).trim(), "INFO received");
+                // DTMF relay (application/dtmf-relay, application/dtmf) goes
+                // to the call's media, which reports it with the others.
+                let content_type = req
+                    .headers
+                    .content_type()
+                    .ok()
+                    .flatten()
+                    .map(|t| {
+                        format!(
+                            "{}/{}",
+                            String::from_utf8_lossy(&t.kind),
+                            String::from_utf8_lossy(&t.subtype)
+                        )
+                    })
+                    .unwrap_or_default();
+                match media::dtmf::info::parse(&content_type, &req.body) {
+                    Some(d) => self.actions.push_back(super::Action::InfoDigit(id, d.key)),
+                    None => {
+                        tracing::debug!(call_id = %call.call_id_text(), content_type, "INFO without DTMF")
+                    }
+                }
                 self.respond(now, tx, &req, StatusCode::OK, "OK", &[]);
             }
             Method::Invite => {

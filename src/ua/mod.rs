@@ -36,6 +36,8 @@ pub enum Action {
     StartMedia(CallSetup),
     /// Stop a call's media.
     StopMedia(CallId),
+    /// A DTMF key arrived in a SIP INFO request of the call.
+    InfoDigit(CallId, char),
 }
 
 /// Settings of the core.
