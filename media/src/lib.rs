@@ -16,4 +16,5 @@ pub mod dtmf;
 pub mod jitter;
 pub mod prompt;
 pub mod rtp;
+pub mod tap;
 pub mod tts;
