@@ -14,6 +14,7 @@ pub mod call;
 pub mod codec;
 pub mod dtmf;
 pub mod jitter;
+pub mod mix;
 pub mod prompt;
 pub mod rtp;
 pub mod tap;

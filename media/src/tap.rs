@@ -23,8 +23,15 @@ pub struct WavSink<W: Write + Seek> {
 impl<W: Write + Seek> WavSink<W> {
     /// A WAV at `rate` into `out`.
     pub fn new(out: W, rate: u32) -> Result<WavSink<W>, hound::Error> {
-        let spec = hound::WavSpec { channels: 2, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
-        Ok(WavSink { writer: hound::WavWriter::new(out, spec)? })
+        let spec = hound::WavSpec {
+            channels: 2,
+            sample_rate: rate,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        Ok(WavSink {
+            writer: hound::WavWriter::new(out, spec)?,
+        })
     }
 }
 
@@ -34,8 +41,10 @@ impl<W: Write + Seek> Sink for WavSink<W> {
     fn write_frame(&mut self, caller: &[i16], far_end: &[i16]) -> Result<(), hound::Error> {
         let n = caller.len().max(far_end.len());
         for i in 0..n {
-            self.writer.write_sample(caller.get(i).copied().unwrap_or(0))?;
-            self.writer.write_sample(far_end.get(i).copied().unwrap_or(0))?;
+            self.writer
+                .write_sample(caller.get(i).copied().unwrap_or(0))?;
+            self.writer
+                .write_sample(far_end.get(i).copied().unwrap_or(0))?;
         }
         Ok(())
     }
@@ -62,22 +71,49 @@ mod tests {
     #[test]
     fn a_call_records_to_a_stereo_wav_with_both_sides_aligned() {
         let peer: SocketAddr = "127.0.0.1:40000".parse().expect("addr");
-        let cfg = Config { rtp: crate::rtp::Config::new(peer, 0, 8000), codec: Codec::Pcmu, inband_dtmf: false, tap: true };
+        let cfg = Config {
+            rtp: crate::rtp::Config::new(peer, 0, 8000),
+            codec: Codec::Pcmu,
+            inband_dtmf: false,
+            tap: true,
+        };
         let t0 = Instant::now();
-        let mut m = CallMedia::new(cfg, &mut StdRng::seed_from_u64(3), t0, SystemTime::UNIX_EPOCH);
+        let mut m = CallMedia::new(
+            cfg,
+            &mut StdRng::seed_from_u64(3),
+            t0,
+            SystemTime::UNIX_EPOCH,
+        );
         // We play 200 ms of a loud tone; the caller talks (another level)
         // from 100 ms to 300 ms.
-        m.handle_command(t0, Command::Play { prompts: vec![Arc::from(vec![8000i16; 1600])], barge_in: false });
+        m.handle_command(
+            t0,
+            Command::Play {
+                prompts: vec![Arc::from(vec![8000i16; 1600])],
+                barge_in: false,
+            },
+        );
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("call.wav");
-        let mut sink = WavSink::new(std::io::BufWriter::new(std::fs::File::create(&path).expect("create")), 8000).expect("wav");
+        let mut sink = WavSink::new(
+            std::io::BufWriter::new(std::fs::File::create(&path).expect("create")),
+            8000,
+        )
+        .expect("wav");
         for i in 0..50u32 {
             let now = t0 + FRAME * i;
             if (5..15).contains(&i) {
                 let mut payload = Vec::new();
                 Codec::Pcmu.encode(&[-4000i16; 160], &mut payload);
                 let pkt = ::rtp::packet::Packet {
-                    header: ::rtp::header::Header { version: 2, payload_type: 0, sequence_number: i as u16, timestamp: i * 160, ssrc: 5, ..Default::default() },
+                    header: ::rtp::header::Header {
+                        version: 2,
+                        payload_type: 0,
+                        sequence_number: i as u16,
+                        timestamp: i * 160,
+                        ssrc: 5,
+                        ..Default::default()
+                    },
                     payload: bytes::Bytes::from(payload),
                 };
                 m.handle_datagram(now, peer, &pkt.marshal().expect("marshal"));
@@ -93,7 +129,11 @@ mod tests {
         let mut r = hound::WavReader::open(&path).expect("open");
         assert_eq!(r.spec().channels, 2);
         let samples: Vec<i16> = r.samples::<i16>().map(|s| s.expect("sample")).collect();
-        assert_eq!(samples.len(), 50 * 160 * 2, "one second, both channels, no gaps");
+        assert_eq!(
+            samples.len(),
+            50 * 160 * 2,
+            "one second, both channels, no gaps"
+        );
         let left: Vec<i16> = samples.iter().step_by(2).copied().collect();
         let right: Vec<i16> = samples.iter().skip(1).step_by(2).copied().collect();
         let level = |v: &[i16]| v.iter().map(|s| i32::from(*s).abs()).max().unwrap_or(0);
