@@ -281,10 +281,10 @@ impl Config {
             return Err(invalid("media.codecs", "name at least one codec".into()));
         }
         for c in &self.media.codecs {
-            if !["PCMU", "PCMA", "L16"].contains(&c.to_ascii_uppercase().as_str()) {
+            if media::codec::Codec::named(c).is_none() {
                 return Err(invalid(
                     "media.codecs",
-                    format!("`{c}` is not supported yet; use PCMU, PCMA or L16"),
+                    format!("`{c}` is not supported; use PCMU, PCMA, G722 or L16"),
                 ));
             }
         }

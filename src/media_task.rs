@@ -37,22 +37,14 @@ pub enum HangupReason {
 pub struct Settings {
     /// The welcome prompt at 8 kHz.
     pub welcome_8k: Arc<[i16]>,
+    /// The welcome prompt at 16 kHz (G.722 calls).
+    pub welcome_16k: Arc<[i16]>,
     /// No RTP for this long ends the call.
     pub timeout: Duration,
     /// Run the in-band DTMF detector.
     pub inband_dtmf: bool,
     /// Hang up after this long.
     pub max_duration: Duration,
-}
-
-/// The codec for a negotiated encoding name.
-pub fn codec_of(encoding: &str) -> Option<Codec> {
-    match encoding.to_ascii_uppercase().as_str() {
-        "PCMU" => Some(Codec::Pcmu),
-        "PCMA" => Some(Codec::Pcma),
-        "L16" => Some(Codec::L16),
-        _ => None,
-    }
 }
 
 fn clock_now() -> std::time::Instant {
@@ -69,7 +61,7 @@ pub async fn run(
 ) {
     let id = setup.id;
     let call_id = setup.sip_call_id.clone();
-    let Some(codec) = codec_of(&setup.negotiated.codec.encoding) else {
+    let Some(codec) = Codec::named(&setup.negotiated.codec.encoding) else {
         tracing::warn!(call_id, codec = %setup.negotiated.codec.encoding, "no media engine for this codec");
         return;
     };
@@ -83,7 +75,7 @@ pub async fn run(
     let mut rtp = media::rtp::Config::new(
         setup.remote_rtp,
         setup.negotiated.codec.payload_type,
-        codec.sample_rate(),
+        codec.rtp_clock_rate(),
     );
     rtp.telephone_event = setup
         .negotiated
@@ -99,10 +91,15 @@ pub async fn run(
     };
     let started = clock_now();
     let mut core = CallMedia::new(cfg, &mut rand::rng(), started, SystemTime::now());
+    let welcome = if codec.sample_rate() == 16000 {
+        &settings.welcome_16k
+    } else {
+        &settings.welcome_8k
+    };
     core.handle_command(
         started,
         Command::Play {
-            prompts: vec![Arc::clone(&settings.welcome_8k)],
+            prompts: vec![Arc::clone(welcome)],
             barge_in: false,
         },
     );
@@ -149,8 +146,8 @@ pub async fn run(
     }
 }
 
-/// Decodes the welcome prompt (a file, or the built-in one) at 8 kHz.
-pub fn load_welcome(path: &str) -> Result<Arc<[i16]>, media::prompt::PromptError> {
+/// Decodes the welcome prompt (a file, or the built-in one) at `rate`.
+pub fn load_welcome(path: &str, rate: u32) -> Result<Arc<[i16]>, media::prompt::PromptError> {
     let pcm = if path.is_empty() {
         media::prompt::decode_bytes(
             BUILTIN_WELCOME.to_vec(),
@@ -160,7 +157,7 @@ pub fn load_welcome(path: &str) -> Result<Arc<[i16]>, media::prompt::PromptError
     } else {
         media::prompt::decode_file(std::path::Path::new(path))?
     };
-    Ok(media::prompt::resample(&pcm, 8000, std::path::Path::new(path))?.into())
+    Ok(media::prompt::resample(&pcm, rate, std::path::Path::new(path))?.into())
 }
 
 /// Binds RTP sockets on even ports of a range, round robin.

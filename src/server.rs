@@ -32,7 +32,9 @@ impl Server {
     pub async fn start(config: &Config) -> anyhow::Result<Server> {
         // Decode prompts before listening: a call answered at once must
         // find them ready.
-        let welcome = media_task::load_welcome(&config.media.welcome_prompt)
+        let welcome_8k = media_task::load_welcome(&config.media.welcome_prompt, 8000)
+            .context("media.welcome_prompt")?;
+        let welcome_16k = media_task::load_welcome(&config.media.welcome_prompt, 16000)
             .context("media.welcome_prompt")?;
         std::fs::create_dir_all(&config.data_dir).with_context(|| {
             format!("cannot create data directory {}", config.data_dir.display())
@@ -91,7 +93,8 @@ impl Server {
             rand::random(),
         );
         let media = Arc::new(media_task::Settings {
-            welcome_8k: welcome,
+            welcome_8k,
+            welcome_16k,
             timeout: Duration::from_secs(config.media.timeout_secs),
             inband_dtmf: config.media.inband_dtmf,
             max_duration: Duration::from_secs(config.calls.max_call_secs),

@@ -32,8 +32,8 @@ const HEAD: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
       s=-
       c=IN IP4 [media_ip]
       t=0 0
-      m=audio MEDIA_PORT RTP/AVP 0 101
-      a=rtpmap:0 PCMU/8000
+      m=audio MEDIA_PORT RTP/AVP CODEC_PT 101
+      a=rtpmap:CODEC_PT CODEC_NAME/8000
       a=rtpmap:101 telephone-event/8000
       a=fmtp:101 0-15
 
@@ -82,12 +82,21 @@ const TAIL: &str = r#"
 "#;
 
 fn scenario(dir: &std::path::Path, media_port: &str, middle: &str) -> String {
+    scenario_with(dir, media_port, (0, "PCMU"), middle)
+}
+
+fn scenario_with(
+    dir: &std::path::Path,
+    media_port: &str,
+    codec: (u8, &str),
+    middle: &str,
+) -> String {
     let path = dir.join("scenario.xml");
-    std::fs::write(
-        &path,
-        format!("{}{middle}{TAIL}", HEAD.replace("MEDIA_PORT", media_port)),
-    )
-    .expect("write scenario");
+    let head = HEAD
+        .replace("MEDIA_PORT", media_port)
+        .replace("CODEC_PT", &codec.0.to_string())
+        .replace("CODEC_NAME", codec.1);
+    std::fs::write(&path, format!("{head}{middle}{TAIL}")).expect("write scenario");
     path.display().to_string()
 }
 
@@ -95,20 +104,26 @@ fn start() -> Server {
     Server::start("[calls]\nmax_call_secs = 20\n")
 }
 
-#[test]
-fn the_caller_hears_the_welcome_prompt_paced_at_20_ms() {
-    let server = start();
+/// Calls with `codec` offered, and checks the server's RTP: count,
+/// pacing, payload size, and that it carries the prompt.
+fn hear_the_prompt(server: Server, codec: (u8, &str), payload_len: usize) {
     let rtp = UdpSocket::bind("127.0.0.1:0").expect("bind");
     rtp.set_read_timeout(Some(Duration::from_millis(100)))
         .expect("timeout");
     let port = rtp.local_addr().expect("addr").port().to_string();
     let dir = tempfile::tempdir().expect("tempdir");
-    let sc = scenario(dir.path(), &port, r#"  <pause milliseconds="3000"/>"#);
+    let sc = scenario_with(
+        dir.path(),
+        &port,
+        codec,
+        r#"  <pause milliseconds="3000"/>"#,
+    );
     let target = server.addr("udp");
     let sipp = std::thread::spawn(move || {
         run_sipp(target, &["-sf", &sc, "-m", "1"], Duration::from_secs(20))
     });
     // Receive the server's RTP while the call lasts.
+    let mut coder = media::codec::Coder::new(media::codec::Codec::named(codec.1).expect("codec"));
     let mut arrivals = Vec::new();
     let mut loud = 0usize;
     let started = Instant::now();
@@ -118,12 +133,18 @@ fn the_caller_hears_the_welcome_prompt_paced_at_20_ms() {
             let Some(p) = media::rtp::session::parse_rtp(&buf[..n]) else {
                 continue;
             };
-            if p.header.payload_type != 0 {
+            if p.header.payload_type != codec.0 {
                 continue;
             }
             arrivals.push(Instant::now());
+            assert_eq!(
+                p.payload.len(),
+                payload_len,
+                "{} bytes per 20 ms",
+                payload_len
+            );
             let mut pcm = Vec::new();
-            media::codec::Codec::Pcmu.decode(&p.payload, &mut pcm);
+            coder.decode(&p.payload, &mut pcm);
             if pcm.iter().any(|s| s.abs() > 2000) {
                 loud += 1;
             }
@@ -154,6 +175,18 @@ fn the_caller_hears_the_welcome_prompt_paced_at_20_ms() {
         loud >= 50,
         "the prompt (speech) is in the packets: {loud} loud packets"
     );
+}
+
+#[test]
+fn the_caller_hears_the_welcome_prompt_paced_at_20_ms() {
+    hear_the_prompt(start(), (0, "PCMU"), 160);
+}
+
+#[test]
+fn a_g722_caller_hears_the_prompt_in_wideband() {
+    let server =
+        Server::start("[media]\ncodecs = [\"G722\", \"PCMU\"]\n[calls]\nmax_call_secs = 20\n");
+    hear_the_prompt(server, (9, "G722"), 160);
 }
 
 #[test]

@@ -22,9 +22,10 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use rand::Rng;
 
-use crate::codec::Codec;
+use crate::codec::{Codec, Coder};
 use crate::dtmf::{Source, inband};
 use crate::jitter::{self, Frame, JitterBuffer};
+use crate::mix::FrameResampler;
 use crate::rtp::{self, Session};
 
 /// One frame: 20 ms.
@@ -119,8 +120,11 @@ struct Player {
 pub struct CallMedia {
     session: Session,
     codec: Codec,
+    coder: Coder,
     jitter: JitterBuffer,
     detector: Option<inband::Detector>,
+    /// Wideband audio goes to the 8 kHz detector through this.
+    detector_resampler: Option<FrameResampler>,
     player: Player,
     tap: bool,
     next_frame: Instant,
@@ -138,14 +142,19 @@ impl CallMedia {
     /// Starts a call's media at `now`.
     pub fn new(cfg: Config, rng: &mut impl Rng, now: Instant, wall: SystemTime) -> CallMedia {
         let jcfg = jitter::Config {
-            clock_rate: cfg.codec.sample_rate(),
+            clock_rate: cfg.codec.rtp_clock_rate(),
             ..jitter::Config::default()
         };
+        let rate = cfg.codec.sample_rate();
         CallMedia {
             session: Session::new(cfg.rtp, rng, now, wall),
             codec: cfg.codec,
+            coder: Coder::new(cfg.codec),
             jitter: JitterBuffer::new(jcfg),
             detector: cfg.inband_dtmf.then(inband::Detector::new),
+            detector_resampler: (cfg.inband_dtmf && rate != inband::RATE)
+                .then(|| FrameResampler::new(rate, inband::RATE))
+                .flatten(),
             player: Player::default(),
             tap: cfg.tap,
             next_frame: now,
@@ -237,7 +246,7 @@ impl CallMedia {
                 let skip = (behind.as_micros() / FRAME.as_micros()) as u32 + 1;
                 self.skipped_frames += u64::from(skip);
                 self.session
-                    .skip_samples(skip * self.codec.frame_samples() as u32);
+                    .skip_samples(skip * self.codec.frame_rtp_units());
                 self.next_frame += FRAME * skip;
                 break;
             }
@@ -290,7 +299,7 @@ impl CallMedia {
         let mut caller = Vec::with_capacity(n);
         match self.jitter.poll_frame(now) {
             Some(Frame::Audio(payload)) => {
-                self.codec.decode(&payload, &mut caller);
+                self.coder.decode(&payload, &mut caller);
                 caller.resize(n, 0);
                 self.last_good.clone_from(&caller);
                 self.lost_run = 0;
@@ -303,7 +312,14 @@ impl CallMedia {
         }
         let mut heard = Vec::new();
         if let Some(d) = self.detector.as_mut() {
-            d.handle_samples(&caller);
+            match self.detector_resampler.as_mut() {
+                Some(r) => {
+                    let mut narrow = Vec::with_capacity(160);
+                    r.process(&caller, &mut narrow);
+                    d.handle_samples(&narrow);
+                }
+                None => d.handle_samples(&caller),
+            }
             heard.extend(std::iter::from_fn(|| d.poll_digit()));
         }
         for k in heard {
@@ -330,10 +346,12 @@ impl CallMedia {
         let silent = far.is_empty();
         far.resize(n, 0);
         let mut payload = Vec::with_capacity(n * 2);
-        self.codec.encode(&far, &mut payload);
-        // RFC 3551 §4.1: the marker starts a talkspurt.
+        self.coder.encode(&far, &mut payload);
+        // RFC 3551 §4.1: the marker starts a talkspurt. The timestamp moves
+        // in RTP clock units (8000 Hz for G.722's 16 kHz audio).
+        let units = self.codec.frame_rtp_units();
         self.session
-            .send_audio(now, &payload, n as u32, self.was_silent && !silent);
+            .send_audio(now, &payload, units, self.was_silent && !silent);
         self.was_silent = silent;
         self.drain_session(now);
         if self.tap {

@@ -155,7 +155,10 @@ impl Core {
                 "Not Acceptable Here",
                 &[(
                     HeaderName::Warning,
-                    "305 dhwani \"Incompatible media format: we speak PCMU, PCMA\"".to_owned(),
+                    format!(
+                        "305 dhwani \"Incompatible media format: we speak {}\"",
+                        self.settings.codecs.join(", ")
+                    ),
                 )],
             );
             return;

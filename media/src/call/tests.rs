@@ -285,3 +285,73 @@ fn the_tap_is_time_aligned_with_silence_in_the_gaps() {
     );
     assert!(!loud(&taps[9].0), "silence after the caller stopped");
 }
+
+#[test]
+fn g722_calls_send_16_khz_audio_with_an_8_khz_rtp_clock_and_hear_inband_digits() {
+    let t0 = Instant::now();
+    let mut rtp = rtp::Config::new(peer(), 9, 8000);
+    rtp.telephone_event = Some(101);
+    let cfg = Config {
+        rtp,
+        codec: Codec::G722,
+        inband_dtmf: true,
+        tap: true,
+    };
+    let mut m = CallMedia::new(
+        cfg,
+        &mut StdRng::seed_from_u64(9),
+        t0,
+        SystemTime::UNIX_EPOCH,
+    );
+    // The caller sends '3' as tones in G.722.
+    let mut pcm: Vec<i16> = Vec::new();
+    let (fl, fh) = inband::frequencies('3').expect("key");
+    pcm.extend((0..1600).map(|i| {
+        let t = f64::from(i) / 16000.0;
+        ((2.0 * std::f64::consts::PI * f64::from(fl) * t).sin() * 7000.0
+            + (2.0 * std::f64::consts::PI * f64::from(fh) * t).sin() * 7000.0) as i16
+    }));
+    pcm.extend(vec![0i16; 6400]);
+    let mut enc = Coder::new(Codec::G722);
+    let mut all = Vec::new();
+    for (i, chunk) in pcm.chunks(320).enumerate() {
+        let mut payload = Vec::new();
+        enc.encode(chunk, &mut payload);
+        let at = t0 + FRAME * i as u32;
+        m.handle_datagram(at, peer(), &rtp_in(9, i as u16, 160 * i as u32, &payload));
+        m.handle_timeout(at);
+        while let Some(o) = m.poll_output() {
+            all.push((at, o));
+        }
+    }
+    let sent = sent_rtp(&all);
+    assert!(sent.len() >= 20);
+    let odd: Vec<_> = sent
+        .iter()
+        .filter(|(_, p)| !(p.header.payload_type == 9 && p.payload.len() == 160))
+        .map(|(_, p)| (p.header.payload_type, p.payload.len()))
+        .collect();
+    assert!(odd.is_empty(), "{odd:?}");
+    assert_eq!(
+        sent[1]
+            .1
+            .header
+            .timestamp
+            .wrapping_sub(sent[0].1.header.timestamp),
+        160,
+        "8 kHz RTP clock"
+    );
+    let taps = all
+        .iter()
+        .filter(|(_, o)| matches!(o, Output::Tap { caller, .. } if caller.len() == 320))
+        .count();
+    assert_eq!(taps, sent.len(), "16 kHz tap frames");
+    assert!(
+        events(&all).contains(&Event::Digit {
+            key: '3',
+            source: Source::InBand
+        }),
+        "{:?}",
+        events(&all)
+    );
+}
