@@ -83,6 +83,7 @@ pub async fn run(
         .as_ref()
         .map(|t| t.payload_type);
     rtp.media_timeout = settings.timeout;
+    rtp.rtcp_mux = setup.rtcp_mux;
     let cfg = Config {
         rtp,
         codec,

@@ -158,6 +158,11 @@ async fn drive(
                         let _ = tx.try_send(media::call::Command::InfoDigit(key));
                     }
                 }
+                Action::MediaHold(id, held) => {
+                    if let Some((_, tx)) = media.get(&id) {
+                        let _ = tx.try_send(media::call::Command::Hold(held));
+                    }
+                }
             }
         }
         if let Some(d) = drain_deadline

@@ -267,11 +267,13 @@ pub fn negotiate(offer: &AudioOffer, preference: &[&str]) -> Option<Negotiated> 
     {
         return None;
     }
+    // Every codec we speak has an 8 kHz RTP clock (G.722 included, RFC
+    // 3551 §4.5.2); an L16/16000 or L16/44100 offer is not ours.
     let codec = preference.iter().find_map(|want| {
         offer
             .formats
             .iter()
-            .find(|f| f.encoding.eq_ignore_ascii_case(want))
+            .find(|f| f.encoding.eq_ignore_ascii_case(want) && f.clock_rate == 8000)
     })?;
     let telephone_event = offer
         .formats

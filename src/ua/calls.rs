@@ -36,6 +36,9 @@ pub struct CallSetup {
     pub remote_rtp: SocketAddr,
     /// The chosen codec.
     pub negotiated: Negotiated,
+    /// RTCP shares the RTP port (the offer had a=rtcp-mux, and so does
+    /// our answer).
+    pub rtcp_mux: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -181,7 +184,7 @@ impl Core {
             Err(_) => return,
         };
         let session_id: u64 = rand::Rng::random::<u32>(&mut self.rng).into();
-        let local_sdp = sdp::write_answer(
+        let mut local_sdp = sdp::write_answer(
             session_id,
             1,
             local_rtp,
@@ -189,6 +192,9 @@ impl Core {
             offer.direction.answer(),
             20,
         );
+        if offer.rtcp_mux {
+            local_sdp.push_str("a=rtcp-mux\r\n");
+        }
         self.next_call += 1;
         let id = CallId(self.next_call);
         let local_tag = self.new_tag();
@@ -211,6 +217,7 @@ impl Core {
                 socket,
                 remote_rtp: offer.rtp,
                 negotiated,
+                rtcp_mux: offer.rtcp_mux,
             }),
             local_sdp,
             sdp_version: 1,
@@ -419,6 +426,10 @@ impl Core {
                 let direction = sdp::parse_audio_offer(&req.body)
                     .map(|o| o.direction.answer())
                     .unwrap_or(Direction::SendRecv);
+                // Held (we may only send, or nothing flows): no media
+                // timeout while the caller's side is silent on purpose.
+                let held = matches!(direction, Direction::SendOnly | Direction::Inactive);
+                self.actions.push_back(super::Action::MediaHold(id, held));
                 call.sdp_version += 1;
                 let body = call
                     .local_sdp

@@ -38,6 +38,8 @@ pub enum Action {
     StopMedia(CallId),
     /// A DTMF key arrived in a SIP INFO request of the call.
     InfoDigit(CallId, char),
+    /// The call was put on hold (true) or taken off it (false).
+    MediaHold(CallId, bool),
 }
 
 /// Settings of the core.
