@@ -61,16 +61,19 @@ pub const MIN_HOLD: usize = 3;
 /// Checks without the pair before the digit ends.
 const RELEASE: usize = 4;
 
-struct Tone {
-    /// 2 cos(2πf/fs)
-    coeff: f32,
-    window: usize,
-}
-
 /// An in-band DTMF detector for one 8 kHz stream.
 pub struct Detector {
-    tones: Vec<Tone>,
-    history: VecDeque<f32>,
+    /// Goertzel coefficient of each tone (low group first).
+    coeff: [f32; 8],
+    /// Where each tone's window starts within the longest window.
+    starts: [usize; 8],
+    /// Window length of each tone.
+    windows: [usize; 8],
+    /// The last `MAX_WINDOW` samples, written twice (at `pos` and
+    /// `pos + MAX_WINDOW`) so they are always one contiguous slice.
+    ring: Box<[f32; 2 * MAX_WINDOW]>,
+    pos: usize,
+    filled: usize,
     since_check: usize,
     candidate: Option<char>,
     hits: usize,
@@ -97,20 +100,26 @@ impl std::fmt::Debug for Detector {
 impl Detector {
     /// A detector with no history.
     pub fn new() -> Detector {
-        let tones = LOW
-            .iter()
-            .chain(HIGH.iter())
-            .map(|&f| {
-                let window = ((CYCLES * RATE as f32 / f).round() as usize).min(MAX_WINDOW);
-                Tone {
-                    coeff: 2.0 * (2.0 * std::f32::consts::PI * f / RATE as f32).cos(),
-                    window,
-                }
-            })
-            .collect();
+        let mut coeff = [0f32; 8];
+        let mut windows = [0usize; 8];
+        let mut starts = [0usize; 8];
+        for (k, &f) in LOW.iter().chain(HIGH.iter()).enumerate() {
+            let window = ((CYCLES * RATE as f32 / f).round() as usize).min(MAX_WINDOW);
+            if let (Some(c), Some(w), Some(st)) =
+                (coeff.get_mut(k), windows.get_mut(k), starts.get_mut(k))
+            {
+                *c = 2.0 * (2.0 * std::f32::consts::PI * f / RATE as f32).cos();
+                *w = window;
+                *st = MAX_WINDOW - window;
+            }
+        }
         Detector {
-            tones,
-            history: VecDeque::with_capacity(MAX_WINDOW + HOP),
+            coeff,
+            starts,
+            windows,
+            ring: Box::new([0.0; 2 * MAX_WINDOW]),
+            pos: 0,
+            filled: 0,
             since_check: 0,
             candidate: None,
             hits: 0,
@@ -123,10 +132,15 @@ impl Detector {
     /// Feeds samples (any number).
     pub fn handle_samples(&mut self, samples: &[i16]) {
         for &s in samples {
-            if self.history.len() == MAX_WINDOW {
-                self.history.pop_front();
+            let x = f32::from(s);
+            if let Some(a) = self.ring.get_mut(self.pos) {
+                *a = x;
             }
-            self.history.push_back(f32::from(s));
+            if let Some(b) = self.ring.get_mut(self.pos + MAX_WINDOW) {
+                *b = x;
+            }
+            self.pos = (self.pos + 1) % MAX_WINDOW;
+            self.filled = (self.filled + 1).min(MAX_WINDOW);
             self.since_check += 1;
             if self.since_check == HOP {
                 self.since_check = 0;
@@ -140,43 +154,67 @@ impl Detector {
         self.out.pop_front()
     }
 
-    fn power(&self, t: &Tone) -> f32 {
-        let n = t.window.min(self.history.len());
-        let (mut s1, mut s2) = (0f32, 0f32);
-        for &x in self.history.iter().skip(self.history.len() - n) {
-            let s0 = x + t.coeff * s1 - s2;
+    /// The last `MAX_WINDOW` samples, oldest first.
+    fn window(&self) -> &[f32] {
+        self.ring
+            .get(self.pos..self.pos + MAX_WINDOW)
+            .unwrap_or(&[])
+    }
+
+    /// Power of each of the eight tones over its own window ending now,
+    /// scaled so a tone of amplitude A gives A²/2. The eight Goertzel
+    /// recursions run side by side (the compiler vectorises the lanes); a
+    /// lane is fed zeros before its window starts, which leaves its state
+    /// at zero.
+    fn powers(&self) -> [f32; 8] {
+        let (mut s1, mut s2) = ([0f32; 8], [0f32; 8]);
+        let coeff = self.coeff;
+        let starts = self.starts;
+        for (i, &x) in self.window().iter().enumerate() {
+            // Branch-free lanes: the compiler turns this into SIMD.
+            let mut xs = [0f32; 8];
+            for k in 0..8 {
+                xs[k] = if i >= starts[k] { x } else { 0.0 };
+            }
+            let mut s0 = [0f32; 8];
+            for k in 0..8 {
+                s0[k] = xs[k] + coeff[k] * s1[k] - s2[k];
+            }
             s2 = s1;
             s1 = s0;
         }
-        // |X|^2 scaled so a tone of amplitude A gives A^2/2.
-        let mag2 = s1 * s1 + s2 * s2 - t.coeff * s1 * s2;
-        2.0 * mag2 / (n as f32 * n as f32)
+        let mut p = [0f32; 8];
+        for k in 0..8 {
+            let n = self.windows[k] as f32;
+            let mag2 = s1[k] * s1[k] + s2[k] * s2[k] - self.coeff[k] * s1[k] * s2[k];
+            p[k] = 2.0 * mag2 / (n * n);
+        }
+        p
     }
 
     /// The pair present in the windows ending now, if any.
     fn pair(&self) -> Option<char> {
-        if self.history.len() < MAX_WINDOW {
+        if self.filled < MAX_WINDOW {
             return None;
         }
-        // Mean power over the longest window (the low tones' span) and
-        // over the shortest one.
-        let total: f32 =
-            self.history.iter().map(|x| x * x).sum::<f32>() / self.history.len() as f32;
+        // Cheap checks first: loud enough, and steady (mean power over the
+        // longest window against the shortest). Silence and most speech
+        // stop here, before any Goertzel runs.
+        let w = self.window();
+        let total: f32 = w.iter().map(|x| x * x).sum::<f32>() / MAX_WINDOW as f32;
         if total < 2.0 * MIN_TONE_POWER {
             return None;
         }
-        let short: f32 = self
-            .history
+        let short: f32 = w
             .iter()
-            .rev()
-            .take(MIN_WINDOW)
+            .skip(MAX_WINDOW - MIN_WINDOW)
             .map(|x| x * x)
             .sum::<f32>()
             / MIN_WINDOW as f32;
         if short > total * STEADY || total > short * STEADY {
             return None;
         }
-        let p: Vec<f32> = self.tones.iter().map(|t| self.power(t)).collect();
+        let p = self.powers();
         let (low, high) = p.split_at(4);
         let (li, lp) = peak(low)?;
         let (hi, hp) = peak(high)?;

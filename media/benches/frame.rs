@@ -1,0 +1,130 @@
+//! Per-frame costs of the media engine (`cargo bench -p media --bench frame`):
+//! a whole 20 ms call frame (RTP in, jitter buffer, decode, in-band DTMF,
+//! prompt, encode, RTP out), and its parts.
+
+use std::hint::black_box;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use media::call::{CallMedia, Command, Config, FRAME};
+use media::codec::{Codec, Coder};
+use media::dtmf::inband::Detector;
+use media::mix::FrameResampler;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use webrtc_util::marshal::Marshal;
+
+fn speechlike(n: usize, seed: u32) -> Vec<i16> {
+    let mut x = seed;
+    (0..n)
+        .map(|i| {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            (((i as f64 * 0.07).sin() * 6000.0) as i32 + ((x >> 16) as i32 % 2000) - 1000) as i16
+        })
+        .collect()
+}
+
+fn rtp_packet(seq: u16, payload: &[u8]) -> Vec<u8> {
+    rtp::packet::Packet {
+        header: rtp::header::Header {
+            version: 2,
+            payload_type: 0,
+            sequence_number: seq,
+            timestamp: u32::from(seq) * 160,
+            ssrc: 1,
+            ..Default::default()
+        },
+        payload: bytes::Bytes::copy_from_slice(payload),
+    }
+    .marshal()
+    .expect("marshal")
+    .to_vec()
+}
+
+fn bench(c: &mut Criterion) {
+    let peer: SocketAddr = "127.0.0.1:40000".parse().expect("addr");
+    let pcm = speechlike(160, 1);
+    let mut payload = Vec::new();
+    Codec::Pcmu.encode(&pcm, &mut payload);
+
+    c.bench_function("call_frame_pcmu_inband_on", |b| {
+        let t0 = Instant::now();
+        let cfg = Config {
+            rtp: media::rtp::Config::new(peer, 0, 8000),
+            codec: Codec::Pcmu,
+            inband_dtmf: true,
+            tap: false,
+        };
+        let mut m = CallMedia::new(
+            cfg,
+            &mut StdRng::seed_from_u64(1),
+            t0,
+            SystemTime::UNIX_EPOCH,
+        );
+        let prompt: Arc<[i16]> = speechlike(8000 * 600, 2).into();
+        m.handle_command(
+            t0,
+            Command::Play {
+                prompts: vec![prompt],
+                barge_in: false,
+            },
+        );
+        let mut i: u32 = 0;
+        b.iter(|| {
+            let now = t0 + FRAME * i;
+            m.handle_datagram(now, peer, &rtp_packet(i as u16, &payload));
+            m.handle_timeout(now);
+            while let Some(o) = m.poll_output() {
+                black_box(o);
+            }
+            i += 1;
+        })
+    });
+    c.bench_function("inband_dtmf_detector_frame", |b| {
+        let mut d = Detector::new();
+        b.iter(|| d.handle_samples(black_box(&pcm)))
+    });
+    c.bench_function("g711_encode_decode_frame", |b| {
+        let mut out = Vec::with_capacity(160);
+        let mut back = Vec::with_capacity(160);
+        b.iter(|| {
+            out.clear();
+            back.clear();
+            Codec::Pcmu.encode(black_box(&pcm), &mut out);
+            Codec::Pcmu.decode(&out, &mut back);
+        })
+    });
+    c.bench_function("g722_encode_decode_frame", |b| {
+        let wide = speechlike(320, 3);
+        let mut coder = Coder::new(Codec::G722);
+        let mut out = Vec::with_capacity(160);
+        let mut back = Vec::with_capacity(320);
+        b.iter(|| {
+            out.clear();
+            back.clear();
+            coder.encode(black_box(&wide), &mut out);
+            coder.decode(&out, &mut back);
+        })
+    });
+    c.bench_function("resample_frame_16k_to_8k", |b| {
+        let wide = speechlike(320, 4);
+        let mut r = FrameResampler::new(16000, 8000).expect("pair");
+        let mut out = Vec::with_capacity(160);
+        b.iter(|| {
+            out.clear();
+            r.process(black_box(&wide), &mut out);
+        })
+    });
+    c.bench_function("resample_prompt_1s_44k1_to_8k", |b| {
+        let pcm = media::prompt::Pcm {
+            rate: 44100,
+            samples: speechlike(44100, 5),
+        };
+        b.iter(|| media::prompt::resample(black_box(&pcm), 8000, std::path::Path::new("bench")))
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
