@@ -46,6 +46,16 @@ pub enum PromptError {
         /// What the decoder said.
         message: String,
     },
+    /// The file ends before the audio its header announces.
+    #[error("prompt `{}`: truncated: {got} of {expected} samples present", path.display())]
+    Truncated {
+        /// The file.
+        path: PathBuf,
+        /// Samples (per channel) the header announces.
+        expected: u64,
+        /// Samples decoded.
+        got: u64,
+    },
     /// No samples at all.
     #[error("prompt `{}`: contains no audio", path.display())]
     Empty {
@@ -96,18 +106,24 @@ pub fn decode_file(path: &Path) -> Result<Pcm, PromptError> {
     if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
         hint.with_extension(ext);
     }
-    decode(Box::new(file), &hint, path)
+    decode(Box::new(file), &hint, path, true)
 }
 
-/// Decodes in-memory audio (e.g. text-to-speech output); `name` is used in
+/// Decodes in-memory audio (e.g. text-to-speech output, whose WAV header
+/// announces an "infinite" length: it is not checked); `name` is used in
 /// errors.
 pub fn decode_bytes(bytes: Vec<u8>, extension: &str, name: &Path) -> Result<Pcm, PromptError> {
     let mut hint = Hint::new();
     hint.with_extension(extension);
-    decode(Box::new(Cursor::new(bytes)), &hint, name)
+    decode(Box::new(Cursor::new(bytes)), &hint, name, false)
 }
 
-fn decode(source: Box<dyn MediaSource>, hint: &Hint, path: &Path) -> Result<Pcm, PromptError> {
+fn decode(
+    source: Box<dyn MediaSource>,
+    hint: &Hint,
+    path: &Path,
+    check_length: bool,
+) -> Result<Pcm, PromptError> {
     let not_audio = |e: SymError| PromptError::NotAudio {
         path: path.into(),
         message: e.to_string(),
@@ -128,6 +144,7 @@ fn decode(source: Box<dyn MediaSource>, hint: &Hint, path: &Path) -> Result<Pcm,
             message: "no audio track".into(),
         })?;
     let track_id = track.id;
+    let announced = track.num_frames;
     let params = track
         .codec_params
         .as_ref()
@@ -175,6 +192,19 @@ fn decode(source: Box<dyn MediaSource>, hint: &Hint, path: &Path) -> Result<Pcm,
     }
     if mono.is_empty() || rate == 0 {
         return Err(PromptError::Empty { path: path.into() });
+    }
+    // A file cut short (an interrupted upload or copy) plays a prompt
+    // that stops mid-word: refuse it. Compressed formats may announce a
+    // length that includes encoder padding, so allow 5% slack.
+    if check_length
+        && let Some(expected) = announced
+        && (mono.len() as u64) < expected - expected / 20
+    {
+        return Err(PromptError::Truncated {
+            path: path.into(),
+            expected,
+            got: mono.len() as u64,
+        });
     }
     let samples = mono
         .iter()
