@@ -65,13 +65,11 @@ pub async fn run(
         tracing::warn!(call_id, codec = %setup.negotiated.codec.encoding, "no media engine for this codec");
         return;
     };
-    let socket = setup.socket;
-    let Ok(sock) = socket
-        .set_nonblocking(true)
-        .and_then(|_| UdpSocket::from_std(socket))
-    else {
+    let to_tokio = |s: StdUdpSocket| s.set_nonblocking(true).and_then(|_| UdpSocket::from_std(s));
+    let (Ok(sock), Ok(rtcp_sock)) = (to_tokio(setup.socket), to_tokio(setup.rtcp_socket)) else {
         return;
     };
+    let rtcp_mux = setup.rtcp_mux;
     let mut rtp = media::rtp::Config::new(
         setup.remote_rtp,
         setup.negotiated.codec.payload_type,
@@ -106,11 +104,13 @@ pub async fn run(
     );
     let end = tokio::time::Instant::from_std(started) + settings.max_duration;
     let mut buf = vec![0u8; 2048];
+    let mut rtcp_buf = vec![0u8; 1500];
     loop {
         while let Some(out) = core.poll_output() {
             match out {
-                Output::Transmit { to, bytes } => {
-                    let _ = sock.send_to(&bytes, to).await;
+                Output::Transmit { to, bytes, rtcp } => {
+                    let from = if rtcp && !rtcp_mux { &rtcp_sock } else { &sock };
+                    let _ = from.send_to(&bytes, to).await;
                 }
                 Output::Event(Event::Digit { key, source }) => {
                     tracing::info!(call_id, digit = %key, source = source.name(), "DTMF received");
@@ -140,6 +140,11 @@ pub async fn run(
             got = sock.recv_from(&mut buf) => {
                 if let Ok((n, from)) = got {
                     core.handle_datagram(clock_now(), from, buf.get(..n).unwrap_or(&[]));
+                }
+            }
+            got = rtcp_sock.recv_from(&mut rtcp_buf) => {
+                if let Ok((n, from)) = got {
+                    core.handle_datagram(clock_now(), from, rtcp_buf.get(..n).unwrap_or(&[]));
                 }
             }
             Some(cmd) = commands.recv() => core.handle_command(clock_now(), cmd),
@@ -184,7 +189,7 @@ impl RtpPorts {
 }
 
 impl crate::ua::PortAllocator for RtpPorts {
-    fn allocate(&mut self) -> Option<StdUdpSocket> {
+    fn allocate(&mut self) -> Option<(StdUdpSocket, StdUdpSocket)> {
         let count = usize::from((self.high - self.low) / 2 + 1);
         for _ in 0..count {
             let port = self.next;
@@ -193,8 +198,17 @@ impl crate::ua::PortAllocator for RtpPorts {
             } else {
                 self.next + 2
             };
-            if let Ok(s) = StdUdpSocket::bind(SocketAddr::new(self.ip, port)) {
-                return Some(s);
+            let Some(rtcp_port) = port
+                .checked_add(1)
+                .filter(|p| *p <= self.high.max(port + 1))
+            else {
+                continue;
+            };
+            if let (Ok(rtp), Ok(rtcp)) = (
+                StdUdpSocket::bind(SocketAddr::new(self.ip, port)),
+                StdUdpSocket::bind(SocketAddr::new(self.ip, rtcp_port)),
+            ) {
+                return Some((rtp, rtcp));
             }
         }
         None
@@ -211,12 +225,17 @@ mod tests {
         let mut ports = RtpPorts::new("127.0.0.1".parse().unwrap(), 31001, 31005);
         let a = ports.allocate().unwrap();
         let b = ports.allocate().unwrap();
-        assert_eq!(a.local_addr().unwrap().port(), 31002);
-        assert_eq!(b.local_addr().unwrap().port(), 31004);
+        assert_eq!(a.0.local_addr().unwrap().port(), 31002);
+        assert_eq!(
+            a.1.local_addr().unwrap().port(),
+            31003,
+            "RTCP on the next port"
+        );
+        assert_eq!(b.0.local_addr().unwrap().port(), 31004);
         assert!(ports.allocate().is_none(), "range exhausted");
         drop(a);
         assert_eq!(
-            ports.allocate().unwrap().local_addr().unwrap().port(),
+            ports.allocate().unwrap().0.local_addr().unwrap().port(),
             31002
         );
     }

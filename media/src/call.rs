@@ -83,6 +83,8 @@ pub enum Output {
         to: SocketAddr,
         /// Bytes.
         bytes: Bytes,
+        /// RTCP: from the RTCP socket unless rtcp-mux.
+        rtcp: bool,
     },
     /// For the call.
     Event(Event),
@@ -275,8 +277,8 @@ impl CallMedia {
     fn drain_session(&mut self, now: Instant) {
         while let Some(o) = self.session.poll_output() {
             match o {
-                rtp::Output::Transmit { to, bytes, .. } => {
-                    self.out.push_back(Output::Transmit { to, bytes })
+                rtp::Output::Transmit { to, bytes, rtcp } => {
+                    self.out.push_back(Output::Transmit { to, bytes, rtcp })
                 }
                 rtp::Output::Audio {
                     seq,

@@ -17,10 +17,11 @@ use super::{Action, Core};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CallId(pub u64);
 
-/// Binds RTP sockets from the configured port range.
+/// Binds RTP/RTCP socket pairs from the configured port range.
 pub trait PortAllocator {
-    /// A bound socket, or `None` when the range is exhausted.
-    fn allocate(&mut self) -> Option<std::net::UdpSocket>;
+    /// A bound RTP socket on an even port and its RTCP socket on the next
+    /// (RFC 3550 §11), or `None` when the range is exhausted.
+    fn allocate(&mut self) -> Option<(std::net::UdpSocket, std::net::UdpSocket)>;
 }
 
 /// What a call's media task needs.
@@ -32,6 +33,8 @@ pub struct CallSetup {
     pub sip_call_id: String,
     /// Our RTP socket.
     pub socket: std::net::UdpSocket,
+    /// Our RTCP socket (RTP port + 1; unused with rtcp-mux).
+    pub rtcp_socket: std::net::UdpSocket,
     /// Where the caller wants RTP.
     pub remote_rtp: SocketAddr,
     /// The chosen codec.
@@ -166,7 +169,7 @@ impl Core {
             );
             return;
         };
-        let Some(socket) = self.ports.allocate() else {
+        let Some((socket, rtcp_socket)) = self.ports.allocate() else {
             tracing::warn!(call_id = %call_id_text, "RTP port range exhausted");
             let retry = self.settings.retry_after_secs.to_string();
             self.respond(
@@ -215,6 +218,7 @@ impl Core {
                 id,
                 sip_call_id: call_id_text.clone(),
                 socket,
+                rtcp_socket,
                 remote_rtp: offer.rtp,
                 negotiated,
                 rtcp_mux: offer.rtcp_mux,
