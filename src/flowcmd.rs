@@ -95,10 +95,27 @@ fn explain(verb: Option<&str>) -> ExitCode {
 
 fn check(files: &[PathBuf]) -> ExitCode {
     let mut failed = false;
+    let tts = media::tts::EspeakNg::find();
     for f in files {
         let loaded = load(f, &FsHost);
         eprint!("{}", loaded.render());
         let (errors, warnings) = loaded.counts();
+        let media_problems = loaded.flow.as_ref().map_or_else(Vec::new, |flow| {
+            crate::flowmedia::check(flow, tts.as_ref().map(|e| e as &dyn media::tts::Engine))
+        });
+        for p in &media_problems {
+            eprintln!("error: {}: {p}", f.display());
+        }
+        if !media_problems.is_empty() {
+            failed = true;
+            println!(
+                "{}: {} media problem{}; the flow cannot be used",
+                f.display(),
+                media_problems.len(),
+                if media_problems.len() == 1 { "" } else { "s" }
+            );
+            continue;
+        }
         match &loaded.flow {
             Some(flow) => println!(
                 "{}: ok, flow \"{}\" version {} ({} steps, {} warning{})",

@@ -10,6 +10,7 @@
 pub mod cli;
 pub mod config;
 pub mod flowcmd;
+pub mod flowmedia;
 pub mod media_task;
 pub mod server;
 pub mod tls;

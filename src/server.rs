@@ -158,9 +158,16 @@ async fn drive(
                         let _ = tx.try_send(media::call::Command::InfoDigit(key));
                     }
                 }
-                Action::MediaHold(id, held) => {
+                Action::MediaDirection(id, direction) => {
+                    use sip::sdp::Direction;
+                    let (send, receive) = match direction {
+                        Direction::SendRecv => (true, true),
+                        Direction::SendOnly => (true, false),
+                        Direction::RecvOnly => (false, true),
+                        Direction::Inactive => (false, false),
+                    };
                     if let Some((_, tx)) = media.get(&id) {
-                        let _ = tx.try_send(media::call::Command::Hold(held));
+                        let _ = tx.try_send(media::call::Command::Direction { send, receive });
                     }
                 }
             }

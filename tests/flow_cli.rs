@@ -164,3 +164,59 @@ fn explain_documents_every_statement() {
         .expect("run");
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn check_names_a_corrupt_prompt_and_a_missing_speech_engine() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("hello.wav"),
+        b"RIFF this is not really audio at all",
+    )
+    .expect("write");
+    let flow = dir.path().join("f.ivr");
+    std::fs::write(
+        &flow,
+        "flow \"F\"\n\nstep main\n  play \"hello.wav\"\n  say \"Bye\"\n  hangup\n",
+    )
+    .expect("write");
+    let out = dhwani()
+        .args(["flow", "check"])
+        .arg(&flow)
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("hello.wav") && stderr.contains("not a WAV"),
+        "{stderr}"
+    );
+    // Without espeak-ng on PATH, `say` cannot work: refused at load.
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/prompts/beep.wav"),
+        dir.path().join("hello.wav"),
+    )
+    .expect("copy");
+    let out = dhwani()
+        .args(["flow", "check"])
+        .arg(&flow)
+        .env("PATH", "/nonexistent")
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("no text-to-speech engine is installed"),
+        "{stderr}"
+    );
+    // With it, the flow is fine.
+    let out = dhwani()
+        .args(["flow", "check"])
+        .arg(&flow)
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -70,8 +70,15 @@ pub enum Command {
     InfoDigit(char),
     /// Send an RFC 4733 digit.
     SendDigit(char),
-    /// Hold (sendonly/inactive): stop the media timeout; resume with false.
-    Hold(bool),
+    /// The negotiated direction changed (re-INVITE hold/unhold): whether
+    /// we may send RTP, and whether the peer will (the media timeout
+    /// sleeps while it will not).
+    Direction {
+        /// We send.
+        send: bool,
+        /// We receive.
+        receive: bool,
+    },
 }
 
 /// Output of the core.
@@ -129,6 +136,7 @@ pub struct CallMedia {
     detector_resampler: Option<FrameResampler>,
     player: Player,
     tap: bool,
+    sending: bool,
     next_frame: Instant,
     was_silent: bool,
     last_good: Vec<i16>,
@@ -159,6 +167,7 @@ impl CallMedia {
                 .flatten(),
             player: Player::default(),
             tap: cfg.tap,
+            sending: true,
             next_frame: now,
             was_silent: true,
             last_good: vec![0; cfg.codec.frame_samples()],
@@ -228,7 +237,10 @@ impl CallMedia {
                     .send_digit(now, key, Duration::from_millis(100));
                 self.drain_session(now);
             }
-            Command::Hold(on) => self.session.set_receiving(now, !on),
+            Command::Direction { send, receive } => {
+                self.sending = send;
+                self.session.set_receiving(now, receive);
+            }
         }
     }
 
@@ -352,8 +364,13 @@ impl CallMedia {
         // RFC 3551 §4.1: the marker starts a talkspurt. The timestamp moves
         // in RTP clock units (8000 Hz for G.722's 16 kHz audio).
         let units = self.codec.frame_rtp_units();
-        self.session
-            .send_audio(now, &payload, units, self.was_silent && !silent);
+        if self.sending {
+            self.session
+                .send_audio(now, &payload, units, self.was_silent && !silent);
+        } else {
+            // On hold (recvonly/inactive): time goes on, nothing is sent.
+            self.session.skip_samples(units);
+        }
         self.was_silent = silent;
         self.drain_session(now);
         if self.tap {

@@ -430,10 +430,9 @@ impl Core {
                 let direction = sdp::parse_audio_offer(&req.body)
                     .map(|o| o.direction.answer())
                     .unwrap_or(Direction::SendRecv);
-                // Held (we may only send, or nothing flows): no media
-                // timeout while the caller's side is silent on purpose.
-                let held = matches!(direction, Direction::SendOnly | Direction::Inactive);
-                self.actions.push_back(super::Action::MediaHold(id, held));
+                // Hold and unhold change what may flow each way.
+                self.actions
+                    .push_back(super::Action::MediaDirection(id, direction));
                 call.sdp_version += 1;
                 let body = call
                     .local_sdp

@@ -38,8 +38,8 @@ pub enum Action {
     StopMedia(CallId),
     /// A DTMF key arrived in a SIP INFO request of the call.
     InfoDigit(CallId, char),
-    /// The call was put on hold (true) or taken off it (false).
-    MediaHold(CallId, bool),
+    /// The call's media direction changed (our side of the answer).
+    MediaDirection(CallId, sip::sdp::Direction),
 }
 
 /// Settings of the core.

@@ -55,9 +55,9 @@ fn run(m: &mut CallMedia, from: Instant, frames: u32) -> Vec<(Instant, Output)> 
 fn sent_rtp(out: &[(Instant, Output)]) -> Vec<(Instant, ::rtp::packet::Packet)> {
     out.iter()
         .filter_map(|(t, o)| match o {
-            Output::Transmit { bytes, .. } => {
-                crate::rtp::session::parse_rtp(bytes).map(|p| (*t, p))
-            }
+            Output::Transmit {
+                bytes, rtcp: false, ..
+            } => crate::rtp::session::parse_rtp(bytes).map(|p| (*t, p)),
             _ => None,
         })
         .collect()
@@ -353,5 +353,41 @@ fn g722_calls_send_16_khz_audio_with_an_8_khz_rtp_clock_and_hear_inband_digits()
         }),
         "{:?}",
         events(&all)
+    );
+}
+
+#[test]
+fn on_hold_nothing_is_sent_and_the_timeout_sleeps() {
+    let t0 = Instant::now();
+    let mut m = media(t0, false);
+    m.handle_command(
+        t0,
+        Command::Direction {
+            send: false,
+            receive: false,
+        },
+    );
+    let out = run(&mut m, t0, 2000); // 40 s, past the 30 s media timeout
+    assert!(
+        sent_rtp(&out).is_empty(),
+        "no RTP while held (RTCP goes on)"
+    );
+    assert!(!events(&out).contains(&Event::MediaTimeout));
+    let later = t0 + FRAME * 2000;
+    m.handle_command(
+        later,
+        Command::Direction {
+            send: true,
+            receive: true,
+        },
+    );
+    let out = run(&mut m, later, 5);
+    assert_eq!(
+        sent_rtp(&out)
+            .iter()
+            .filter(|(_, p)| p.header.payload_type == 0)
+            .count(),
+        5,
+        "unheld: audio again"
     );
 }

@@ -1,0 +1,28 @@
+//! What a flow needs from the media engine, checked when the flow loads
+//! (by `dhwani flow check` now, and by the server when it loads flows):
+//! every prompt file decodes (a corrupt or truncated file is named), and
+//! a flow that `say`s anything has a text-to-speech engine to say it with.
+//! The IVR language's checker already refuses missing files; this finds
+//! the ones that exist but cannot play.
+
+use ivr_dsl::Flow;
+use media::tts::Engine;
+
+/// Problems, one line each; empty when the flow can play.
+pub fn check(flow: &Flow, tts: Option<&dyn Engine>) -> Vec<String> {
+    let mut problems = Vec::new();
+    if flow.uses_tts && tts.is_none() {
+        problems.push(
+            "the flow uses `say` but no text-to-speech engine is installed: install espeak-ng (apt-get install espeak-ng), or replace `say` with `play`"
+                .to_owned(),
+        );
+    }
+    for path in &flow.prompt_files {
+        // 8 kHz is what every narrowband call needs; decoding once proves
+        // the file is audio and whole.
+        if let Err(e) = media::prompt::load(path, 8000) {
+            problems.push(e.to_string());
+        }
+    }
+    problems
+}
