@@ -134,25 +134,7 @@ fn run_lets_a_person_walk_a_flow_in_the_terminal() {
 fn explain_documents_every_statement() {
     let out = dhwani().args(["flow", "explain"]).output().expect("run");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    for v in [
-        "say",
-        "play",
-        "gather",
-        "goto",
-        "call",
-        "return",
-        "if",
-        "set",
-        "wait",
-        "hangup",
-        "record",
-        "consent",
-        "recording",
-        "queue",
-        "transfer",
-        "log",
-        "fetch",
-    ] {
+    for v in ivr_dsl::parser::stmt::VERBS {
         assert!(
             stdout.contains(&format!("  {v} ")),
             "{v} missing from:\n{stdout}"

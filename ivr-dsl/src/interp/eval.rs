@@ -115,12 +115,7 @@ impl Interpreter {
             match p {
                 Piece::Text(x) => s.push_str(x),
                 Piece::Var(v) => {
-                    let value = self
-                        .vars
-                        .get(v.0 as usize)
-                        .cloned()
-                        .unwrap_or_default()
-                        .to_string();
+                    let value = self.var_text(*v);
                     if masked && self.is_sensitive(*v) {
                         s.push_str(&mask(&value));
                     } else {
@@ -131,6 +126,14 @@ impl Interpreter {
             }
         }
         s
+    }
+
+    /// A variable's value as text (empty before it is set).
+    pub(crate) fn var_text(&self, v: crate::flow::VarId) -> String {
+        self.vars
+            .get(v.0 as usize)
+            .map(ToString::to_string)
+            .unwrap_or_default()
     }
 
     pub(crate) fn is_sensitive(&self, v: crate::flow::VarId) -> bool {

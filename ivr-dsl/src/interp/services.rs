@@ -89,12 +89,7 @@ impl Interpreter {
             }
             Method::Get => {
                 for (i, (name, v)) in f.send.iter().enumerate() {
-                    let value = self
-                        .vars
-                        .get(v.0 as usize)
-                        .cloned()
-                        .unwrap_or_default()
-                        .to_string();
+                    let value = self.var_text(*v);
                     url.push(if i == 0 && !url.contains('?') {
                         '?'
                     } else {

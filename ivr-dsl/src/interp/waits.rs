@@ -265,15 +265,7 @@ impl Interpreter {
         );
         self.end_collect(&c);
         match choice {
-            Some(step) => {
-                let to = flow
-                    .steps
-                    .get(step.0 as usize)
-                    .map(|s| s.name.clone())
-                    .unwrap_or_default();
-                self.log("branch", vec![("on".into(), shown), ("to".into(), to)]);
-                self.goto(now, step);
-            }
+            Some(step) => self.take_branch(now, step, shown),
             None => self.advance(now),
         }
     }
@@ -323,18 +315,7 @@ impl Interpreter {
             Failure::Invalid => g.on_invalid,
         };
         match target {
-            Some(step) => {
-                let to = flow
-                    .steps
-                    .get(step.0 as usize)
-                    .map(|s| s.name.clone())
-                    .unwrap_or_default();
-                self.log(
-                    "branch",
-                    vec![("on".into(), result.into()), ("to".into(), to)],
-                );
-                self.goto(now, step);
-            }
+            Some(step) => self.take_branch(now, step, result.to_owned()),
             None => self.advance(now),
         }
     }
@@ -351,6 +332,18 @@ impl Interpreter {
         self.out.push_back(Output::Consent { granted });
         self.end_collect(&c);
         self.advance(now);
+    }
+
+    /// Logs which branch was taken and goes to its step.
+    fn take_branch(&mut self, now: Instant, step: crate::flow::StepId, on: String) {
+        let to = self
+            .flow
+            .steps
+            .get(step.0 as usize)
+            .map(|s| s.name.clone())
+            .unwrap_or_default();
+        self.log("branch", vec![("on".into(), on), ("to".into(), to)]);
+        self.goto(now, step);
     }
 
     fn end_collect(&mut self, c: &Collect) {
