@@ -1,7 +1,7 @@
-//! Data keys: a fresh random key per recording, wrapped by the tenant's
-//! key-encryption key (KEK mode: the server can read its recordings back
-//! for authorised playback). The public-key mode (X25519, write-only for
-//! the server) is specified in FORMAT.md and comes with the key commands.
+//! Data keys: a fresh random key per recording, wrapped either by the
+//! tenant's key-encryption key (KEK mode: the server can read its
+//! recordings back for authorised playback) or to the tenant's X25519
+//! public key (the server can write recordings but never read them).
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Nonce};
@@ -95,4 +95,81 @@ pub fn rewrap(
     h.key_id = new_key_id.to_owned();
     h.wrapped_key = wrap_kek(new_kek, &data_key, &h.tenant, new_key_id, &h.call_id, rng)?;
     Ok(h)
+}
+
+/// The HKDF info string of key mode 1.
+const PUBKEY_INFO: &[u8] = b"dhwani recording data key v1";
+
+fn pubkey_wrapping_key(
+    shared: &[u8; 32],
+    ephemeral: &[u8; 32],
+    recipient: &[u8; 32],
+) -> Result<Key, Error> {
+    let mut salt = [0u8; 64];
+    salt[..32].copy_from_slice(ephemeral);
+    salt[32..].copy_from_slice(recipient);
+    let hk = hkdf::Hkdf::<sha2::Sha256>::new(Some(&salt), shared);
+    let mut okm = [0u8; 32];
+    hk.expand(PUBKEY_INFO, &mut okm)
+        .map_err(|_| Error::CorruptHeader("key derivation"))?;
+    Ok(Key(okm))
+}
+
+/// Key mode 1: wraps `data_key` to the tenant's X25519 public key, so only
+/// the holder of the private key can open the recording. Wrapped form:
+/// ephemeral public key (32) || ChaCha20-Poly1305(HKDF-SHA256(ECDH,
+/// salt = ephemeral || recipient), zero nonce, data key, aad) (48). The
+/// derived key is used once, so a fixed nonce is safe.
+pub fn wrap_public(
+    recipient: &[u8; 32],
+    data_key: &Key,
+    tenant: &str,
+    key_id: &str,
+    call_id: &str,
+    rng: &mut impl Rng,
+) -> Result<Vec<u8>, Error> {
+    let secret = x25519_dalek::StaticSecret::from(rng.random::<[u8; 32]>());
+    let ephemeral = x25519_dalek::PublicKey::from(&secret).to_bytes();
+    let shared = secret.diffie_hellman(&x25519_dalek::PublicKey::from(*recipient));
+    let wk = pubkey_wrapping_key(shared.as_bytes(), &ephemeral, recipient)?;
+    let cipher =
+        ChaCha20Poly1305::new_from_slice(&wk.0).map_err(|_| Error::CorruptHeader("key length"))?;
+    let aad = wrap_aad(tenant, key_id, call_id);
+    let ct = cipher
+        .encrypt(
+            &Nonce::from([0u8; 12]),
+            Payload {
+                msg: &data_key.0,
+                aad: &aad,
+            },
+        )
+        .map_err(|_| Error::CorruptHeader("cannot wrap key"))?;
+    let mut out = ephemeral.to_vec();
+    out.extend_from_slice(&ct);
+    Ok(out)
+}
+
+/// Key mode 1: opens the data key with the tenant's X25519 private key.
+pub fn unwrap_private(private: &[u8; 32], header: &Header) -> Result<Key, Error> {
+    let wrong = || Error::WrongKey {
+        key_id: header.key_id.clone(),
+    };
+    let (eph, ct) = header.wrapped_key.split_at_checked(32).ok_or_else(wrong)?;
+    let eph: [u8; 32] = eph.try_into().map_err(|_| wrong())?;
+    let secret = x25519_dalek::StaticSecret::from(*private);
+    let recipient = x25519_dalek::PublicKey::from(&secret).to_bytes();
+    let shared = secret.diffie_hellman(&x25519_dalek::PublicKey::from(eph));
+    let wk = pubkey_wrapping_key(shared.as_bytes(), &eph, &recipient)?;
+    let cipher = ChaCha20Poly1305::new_from_slice(&wk.0).map_err(|_| wrong())?;
+    let aad = wrap_aad(&header.tenant, &header.key_id, &header.call_id);
+    let pt = cipher
+        .decrypt(&Nonce::from([0u8; 12]), Payload { msg: ct, aad: &aad })
+        .map_err(|_| wrong())?;
+    let key: [u8; 32] = pt.as_slice().try_into().map_err(|_| wrong())?;
+    Ok(Key(key))
+}
+
+/// The X25519 public key of a private key.
+pub fn public_of(private: &[u8; 32]) -> [u8; 32] {
+    x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from(*private)).to_bytes()
 }

@@ -228,3 +228,40 @@ fn rewrapping_under_a_new_key_leaves_the_audio_untouched() {
         Err(Error::WrongKey { .. })
     ));
 }
+
+#[test]
+fn the_public_key_mode_opens_only_with_the_private_key() {
+    use crate::keys::{public_of, unwrap_private, wrap_public};
+    let mut rng = StdRng::seed_from_u64(11);
+    let private = [5u8; 32];
+    let public = public_of(&private);
+    let data_key = Key::random(&mut rng);
+    let header = Header {
+        key_mode: KeyMode::PublicKey,
+        tenant: "bank".into(),
+        key_id: "bank-pub-1".into(),
+        wrapped_key: wrap_public(&public, &data_key, "bank", "bank-pub-1", "call-9", &mut rng)
+            .expect("wrap"),
+        sample_rate: 16000,
+        channels: 1,
+        chunk_frames: 1600,
+        call_id: "call-9".into(),
+        nonce_prefix: [3; 7],
+    };
+    let samples: Vec<i16> = (0..16000).map(|i| (i * 3) as i16).collect();
+    let mut w = Writer::new(Vec::new(), &header, &data_key).expect("writer");
+    w.write_samples(&samples).expect("write");
+    let bytes = w.finish().expect("finish");
+    let mut out = Vec::new();
+    decrypt(&bytes[..], |h| unwrap_private(&private, h), &mut out).expect("the business opens it");
+    assert_eq!(pcm(&out), samples);
+    assert!(matches!(
+        verify(&bytes[..], |h| unwrap_private(&[6u8; 32], h)),
+        Err(Error::WrongKey { .. })
+    ));
+    // The server only has the public key: it cannot treat it as a KEK.
+    assert!(matches!(
+        verify(&bytes[..], |h| unwrap_kek(&Key(public), h)),
+        Err(Error::WrongKey { .. })
+    ));
+}
