@@ -34,6 +34,13 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
     },
+    /// Verify and decrypt encrypted call recordings (format in
+    /// recordings/FORMAT.md).
+    Recordings {
+        /// What to do.
+        #[command(subcommand)]
+        command: crate::reccmd::RecordingsCommand,
+    },
     /// Check, test and try IVR flows (`.ivr` files; see docs/ivr-dsl.md).
     Flow {
         /// What to do with the flows.
@@ -46,6 +53,7 @@ pub enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Flow { command } => crate::flowcmd::run(command),
+        Command::Recordings { command } => crate::reccmd::run(command),
         Command::Serve {
             config,
             listen,

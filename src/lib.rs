@@ -12,6 +12,7 @@ pub mod config;
 pub mod flowcmd;
 pub mod flowmedia;
 pub mod media_task;
+pub mod reccmd;
 pub mod server;
 pub mod tls;
 pub mod ua;
