@@ -17,6 +17,7 @@
 
 pub mod audit;
 pub mod error;
+pub mod file;
 pub mod header;
 pub mod keys;
 pub mod retention;
