@@ -37,6 +37,39 @@ fn wrap_aad(tenant: &str, key_id: &str, call_id: &str) -> Vec<u8> {
     aad
 }
 
+/// Seals a data key under a wrapping key: the one AEAD both key modes use.
+fn seal_key(wrapping: &Key, nonce: [u8; 12], data_key: &Key, aad: &[u8]) -> Result<Vec<u8>, Error> {
+    ChaCha20Poly1305::new_from_slice(&wrapping.0)
+        .map_err(|_| Error::CorruptHeader("key length"))?
+        .encrypt(
+            &Nonce::from(nonce),
+            Payload {
+                msg: &data_key.0,
+                aad,
+            },
+        )
+        .map_err(|_| Error::CorruptHeader("cannot wrap key"))
+}
+
+/// Opens a sealed data key; any failure means the key does not fit.
+fn open_key(wrapping: &Key, nonce: [u8; 12], sealed: &[u8], header: &Header) -> Result<Key, Error> {
+    let wrong = || Error::WrongKey {
+        key_id: header.key_id.clone(),
+    };
+    let aad = wrap_aad(&header.tenant, &header.key_id, &header.call_id);
+    let pt = ChaCha20Poly1305::new_from_slice(&wrapping.0)
+        .map_err(|_| wrong())?
+        .decrypt(
+            &Nonce::from(nonce),
+            Payload {
+                msg: sealed,
+                aad: &aad,
+            },
+        )
+        .map_err(|_| wrong())?;
+    Ok(Key(pt.as_slice().try_into().map_err(|_| wrong())?))
+}
+
 /// Wraps `data_key` with `kek`: nonce (12) || ciphertext+tag (48).
 pub fn wrap_kek(
     kek: &Key,
@@ -46,21 +79,14 @@ pub fn wrap_kek(
     call_id: &str,
     rng: &mut impl Rng,
 ) -> Result<Vec<u8>, Error> {
-    let cipher =
-        ChaCha20Poly1305::new_from_slice(&kek.0).map_err(|_| Error::CorruptHeader("key length"))?;
-    let nonce_bytes: [u8; 12] = rng.random();
-    let aad = wrap_aad(tenant, key_id, call_id);
-    let ct = cipher
-        .encrypt(
-            &Nonce::from(nonce_bytes),
-            Payload {
-                msg: &data_key.0,
-                aad: &aad,
-            },
-        )
-        .map_err(|_| Error::CorruptHeader("cannot wrap key"))?;
-    let mut out = nonce_bytes.to_vec();
-    out.extend_from_slice(&ct);
+    let nonce: [u8; 12] = rng.random();
+    let mut out = nonce.to_vec();
+    out.extend(seal_key(
+        kek,
+        nonce,
+        data_key,
+        &wrap_aad(tenant, key_id, call_id),
+    )?);
     Ok(out)
 }
 
@@ -69,15 +95,8 @@ pub fn unwrap_kek(kek: &Key, header: &Header) -> Result<Key, Error> {
     let wrong = || Error::WrongKey {
         key_id: header.key_id.clone(),
     };
-    let cipher = ChaCha20Poly1305::new_from_slice(&kek.0).map_err(|_| wrong())?;
-    let (nonce, ct) = header.wrapped_key.split_at_checked(12).ok_or_else(wrong)?;
-    let nonce: [u8; 12] = nonce.try_into().map_err(|_| wrong())?;
-    let aad = wrap_aad(&header.tenant, &header.key_id, &header.call_id);
-    let pt = cipher
-        .decrypt(&Nonce::from(nonce), Payload { msg: ct, aad: &aad })
-        .map_err(|_| wrong())?;
-    let key: [u8; 32] = pt.as_slice().try_into().map_err(|_| wrong())?;
-    Ok(Key(key))
+    let (nonce, sealed) = header.wrapped_key.split_at_checked(12).ok_or_else(wrong)?;
+    open_key(kek, nonce.try_into().map_err(|_| wrong())?, sealed, header)
 }
 
 /// Re-wraps a recording's data key under `new_kek` (key rotation): the
@@ -132,20 +151,13 @@ pub fn wrap_public(
     let ephemeral = x25519_dalek::PublicKey::from(&secret).to_bytes();
     let shared = secret.diffie_hellman(&x25519_dalek::PublicKey::from(*recipient));
     let wk = pubkey_wrapping_key(shared.as_bytes(), &ephemeral, recipient)?;
-    let cipher =
-        ChaCha20Poly1305::new_from_slice(&wk.0).map_err(|_| Error::CorruptHeader("key length"))?;
-    let aad = wrap_aad(tenant, key_id, call_id);
-    let ct = cipher
-        .encrypt(
-            &Nonce::from([0u8; 12]),
-            Payload {
-                msg: &data_key.0,
-                aad: &aad,
-            },
-        )
-        .map_err(|_| Error::CorruptHeader("cannot wrap key"))?;
     let mut out = ephemeral.to_vec();
-    out.extend_from_slice(&ct);
+    out.extend(seal_key(
+        &wk,
+        [0; 12],
+        data_key,
+        &wrap_aad(tenant, key_id, call_id),
+    )?);
     Ok(out)
 }
 
@@ -154,19 +166,13 @@ pub fn unwrap_private(private: &[u8; 32], header: &Header) -> Result<Key, Error>
     let wrong = || Error::WrongKey {
         key_id: header.key_id.clone(),
     };
-    let (eph, ct) = header.wrapped_key.split_at_checked(32).ok_or_else(wrong)?;
+    let (eph, sealed) = header.wrapped_key.split_at_checked(32).ok_or_else(wrong)?;
     let eph: [u8; 32] = eph.try_into().map_err(|_| wrong())?;
     let secret = x25519_dalek::StaticSecret::from(*private);
     let recipient = x25519_dalek::PublicKey::from(&secret).to_bytes();
     let shared = secret.diffie_hellman(&x25519_dalek::PublicKey::from(eph));
     let wk = pubkey_wrapping_key(shared.as_bytes(), &eph, &recipient)?;
-    let cipher = ChaCha20Poly1305::new_from_slice(&wk.0).map_err(|_| wrong())?;
-    let aad = wrap_aad(&header.tenant, &header.key_id, &header.call_id);
-    let pt = cipher
-        .decrypt(&Nonce::from([0u8; 12]), Payload { msg: ct, aad: &aad })
-        .map_err(|_| wrong())?;
-    let key: [u8; 32] = pt.as_slice().try_into().map_err(|_| wrong())?;
-    Ok(Key(key))
+    open_key(&wk, [0; 12], sealed, header)
 }
 
 /// The X25519 public key of a private key.
