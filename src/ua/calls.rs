@@ -102,22 +102,39 @@ fn contact_for(flow: &Flow, user: &str) -> String {
 }
 
 impl Core {
+    /// 503 with Retry-After: try again later.
+    fn refuse_busy(&mut self, now: Instant, tx: TxId, invite: &Request, reason: &str) {
+        let retry = self.settings.retry_after_secs.to_string();
+        self.respond(
+            now,
+            tx,
+            invite,
+            StatusCode::SERVICE_UNAVAILABLE,
+            reason,
+            &[(HeaderName::RetryAfter, retry)],
+        );
+    }
+
+    /// 488 with a Warning saying what was wrong with the offer.
+    fn refuse_media(&mut self, now: Instant, tx: TxId, invite: &Request, warning: String) {
+        self.respond(
+            now,
+            tx,
+            invite,
+            StatusCode::NOT_ACCEPTABLE_HERE,
+            "Not Acceptable Here",
+            &[(HeaderName::Warning, warning)],
+        );
+    }
+
     pub(super) fn new_call(&mut self, now: Instant, tx: TxId, flow: Flow, invite: Request) {
         let call_id_text = invite
             .call_id()
             .map(|c| String::from_utf8_lossy(&c).into_owned())
             .unwrap_or_default();
         if self.draining || self.calls.len() >= self.settings.max_calls {
-            let retry = self.settings.retry_after_secs.to_string();
             tracing::info!(call_id = %call_id_text, "refusing call: at capacity");
-            self.respond(
-                now,
-                tx,
-                &invite,
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Service Unavailable",
-                &[(HeaderName::RetryAfter, retry)],
-            );
+            self.refuse_busy(now, tx, &invite, "Service Unavailable");
             return;
         }
         if !matches!(invite.headers.contacts(), Ok(sip::header::Contacts::List(ref l)) if !l.is_empty())
@@ -138,48 +155,23 @@ impl Core {
             Ok(o) => o,
             Err(e) => {
                 tracing::info!(call_id = %call_id_text, error = %e, "unusable offer");
-                let warning = format!("399 dhwani \"{e}\"");
-                self.respond(
-                    now,
-                    tx,
-                    &invite,
-                    StatusCode::NOT_ACCEPTABLE_HERE,
-                    "Not Acceptable Here",
-                    &[(HeaderName::Warning, warning)],
-                );
+                self.refuse_media(now, tx, &invite, format!("399 dhwani \"{e}\""));
                 return;
             }
         };
         let prefs: Vec<&str> = self.settings.codecs.iter().map(String::as_str).collect();
         let Some(negotiated) = sdp::negotiate(&offer, &prefs) else {
             tracing::info!(call_id = %call_id_text, "no codec in common");
-            self.respond(
-                now,
-                tx,
-                &invite,
-                StatusCode::NOT_ACCEPTABLE_HERE,
-                "Not Acceptable Here",
-                &[(
-                    HeaderName::Warning,
-                    format!(
-                        "305 dhwani \"Incompatible media format: we speak {}\"",
-                        self.settings.codecs.join(", ")
-                    ),
-                )],
+            let warning = format!(
+                "305 dhwani \"Incompatible media format: we speak {}\"",
+                self.settings.codecs.join(", ")
             );
+            self.refuse_media(now, tx, &invite, warning);
             return;
         };
         let Some((socket, rtcp_socket)) = self.ports.allocate() else {
             tracing::warn!(call_id = %call_id_text, "RTP port range exhausted");
-            let retry = self.settings.retry_after_secs.to_string();
-            self.respond(
-                now,
-                tx,
-                &invite,
-                StatusCode::SERVICE_UNAVAILABLE,
-                "No Media Ports",
-                &[(HeaderName::RetryAfter, retry)],
-            );
+            self.refuse_busy(now, tx, &invite, "No Media Ports");
             return;
         };
         let local_rtp = match socket.local_addr() {
