@@ -58,6 +58,12 @@ pub struct Config {
     pub media: MediaConfig,
     /// Call handling.
     pub calls: CallsConfig,
+    /// Where calls, the interaction log and CDRs are stored.
+    pub store: StoreConfig,
+    /// The businesses hosted here: their numbers and flows.
+    pub tenants: Vec<TenantConfig>,
+    /// SIP trunks allowed to send calls. None: calls from any source.
+    pub trunks: Vec<TrunkConfig>,
 }
 
 impl Default for Config {
@@ -68,8 +74,106 @@ impl Default for Config {
             sip: SipConfig::default(),
             media: MediaConfig::default(),
             calls: CallsConfig::default(),
+            store: StoreConfig::default(),
+            tenants: Vec::new(),
+            trunks: Vec::new(),
         }
     }
+}
+
+/// `[store]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// `sqlite://PATH`, `postgres://...`, or empty for SQLite at
+    /// `DATA_DIR/dhwani.db`.
+    pub url: String,
+    /// Log writes are batched and flushed at least this often.
+    pub flush_ms: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> StoreConfig {
+        StoreConfig {
+            url: String::new(),
+            flush_ms: 200,
+        }
+    }
+}
+
+/// Flows shipped inside the binary (the demo tenant of the embedded default).
+pub const BUILTIN_DEMO_FLOWS: &str = "builtin:demo";
+
+/// `[[tenants]]`: one business.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantConfig {
+    /// Short id (letters, digits, `-`, `_`), used in the store and logs.
+    pub id: String,
+    /// Display name.
+    #[serde(default)]
+    pub name: String,
+    /// The numbers (DIDs) it owns. Each of its flows answers some of them
+    /// (the flow's `numbers` setting); a flow naming a number the tenant
+    /// does not own is refused.
+    pub numbers: Vec<String>,
+    /// Directory of its flows: every `*.ivr` file directly in it is a flow
+    /// (subdirectories hold included files and prompts). Relative paths are
+    /// from the config file's directory. `builtin:demo` is the demo flow
+    /// shipped in the binary, unpacked into `DATA_DIR/demo-flows`.
+    pub flows_dir: PathBuf,
+    /// Most calls at once for this tenant (beyond: 503).
+    #[serde(default = "default_tenant_max_calls")]
+    pub max_calls: usize,
+    /// Hosts its flows may `fetch` from (see docs/ivr-dsl.md).
+    #[serde(default)]
+    pub fetch_allow: Vec<String>,
+}
+
+fn default_tenant_max_calls() -> usize {
+    100
+}
+
+/// `[[trunks]]`: a SIP peer allowed to send calls.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrunkConfig {
+    /// Name (for logs).
+    pub name: String,
+    /// Source networks in CIDR form (`203.0.113.0/24`, `::1/128`).
+    pub networks: Vec<String>,
+    /// Digest username the trunk must authenticate with (with `password`).
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Digest password; `env:NAME` reads it from an environment variable.
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+impl TrunkConfig {
+    /// The parsed networks.
+    pub fn nets(&self) -> Vec<ipnet::IpNet> {
+        self.networks
+            .iter()
+            .filter_map(|n| parse_net(n).ok())
+            .collect()
+    }
+
+    /// The password, read from the environment for `env:NAME`.
+    pub fn resolved_password(&self) -> Option<String> {
+        let p = self.password.as_ref()?;
+        match p.strip_prefix("env:") {
+            Some(var) => std::env::var(var).ok(),
+            None => Some(p.clone()),
+        }
+    }
+}
+
+/// `10.0.0.0/8`, `::1/128`, or a bare address (a /32 or /128).
+pub fn parse_net(s: &str) -> Result<ipnet::IpNet, String> {
+    s.parse::<ipnet::IpNet>()
+        .or_else(|_| s.parse::<IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("`{s}` is not a network like 10.0.0.0/8 or ::1/128"))
 }
 
 /// `[sip]`
@@ -175,8 +279,10 @@ impl Default for MediaConfig {
 pub struct CallsConfig {
     /// Most calls at once (beyond: 503 with Retry-After).
     pub max_calls: usize,
-    /// Until the media and IVR issues land, we hang up (BYE) after this many seconds.
+    /// No call lasts longer than this: we hang up (BYE) after it.
     pub max_call_secs: u64,
+    /// On SIGTERM, calls in progress may run this long before we hang up.
+    pub drain_secs: u64,
     /// Ring (180) for this many ms before answering; 0 answers at once.
     pub answer_after_ms: u64,
     /// Retry-After seconds in a 503.
@@ -187,7 +293,8 @@ impl Default for CallsConfig {
     fn default() -> CallsConfig {
         CallsConfig {
             max_calls: 1000,
-            max_call_secs: 30,
+            max_call_secs: 4 * 3600,
+            drain_secs: 30,
             answer_after_ms: 0,
             retry_after_secs: 5,
         }
@@ -324,11 +431,82 @@ impl Config {
                 return Err(invalid(key, msg.into()));
             }
         }
+        self.validate_tenants(&invalid)?;
         if self.sip.tls_cert.is_some() != self.sip.tls_key.is_some() {
             return Err(invalid(
                 "sip.tls_cert",
                 "tls_cert and tls_key go together".into(),
             ));
+        }
+        Ok(())
+    }
+
+    fn validate_tenants(
+        &self,
+        invalid: &dyn Fn(&str, String) -> ConfigError,
+    ) -> Result<(), ConfigError> {
+        let url = &self.store.url;
+        if !(url.is_empty() || url.starts_with("sqlite:") || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            return Err(invalid(
+                "store.url",
+                format!("`{url}`: use sqlite://PATH or postgres://USER@HOST/DB (empty: SQLite in data_dir)"),
+            ));
+        }
+        let mut owner: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
+        let mut ids = std::collections::HashSet::new();
+        for t in &self.tenants {
+            let id_ok = !t.id.is_empty()
+                && t.id.len() <= 64
+                && t.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if !id_ok {
+                return Err(invalid(
+                    "id",
+                    format!("tenant id `{}`: use 1-64 letters, digits, - or _", t.id),
+                ));
+            }
+            if !ids.insert(t.id.as_str()) {
+                return Err(invalid("id", format!("tenant id `{}` is used twice", t.id)));
+            }
+            if t.max_calls == 0 {
+                return Err(invalid("max_calls", format!("tenant `{}`: must be > 0", t.id)));
+            }
+            for n in &t.numbers {
+                if n.is_empty() || !n.trim_start_matches('+').chars().all(|c| c.is_ascii_digit()) {
+                    return Err(invalid(
+                        "numbers",
+                        format!("tenant `{}`: `{n}` is not a number (digits with an optional leading +)", t.id),
+                    ));
+                }
+                if let Some(other) = owner.insert(n, &t.id) {
+                    return Err(invalid(
+                        "numbers",
+                        format!("number {n} belongs to both `{other}` and `{}`", t.id),
+                    ));
+                }
+            }
+            for host in &t.fetch_allow {
+                ivr_dsl::allow::AllowList::new([host.as_str()])
+                    .map_err(|e| invalid("fetch_allow", format!("tenant `{}`: {e}", t.id)))?;
+            }
+        }
+        for tr in &self.trunks {
+            if tr.networks.is_empty() {
+                return Err(invalid(
+                    "networks",
+                    format!("trunk `{}`: list the source networks it calls from", tr.name),
+                ));
+            }
+            for n in &tr.networks {
+                parse_net(n).map_err(|m| invalid("networks", format!("trunk `{}`: {m}", tr.name)))?;
+            }
+            if tr.username.is_some() != tr.password.is_some() {
+                return Err(invalid(
+                    "username",
+                    format!("trunk `{}`: username and password go together", tr.name),
+                ));
+            }
         }
         Ok(())
     }

@@ -14,5 +14,6 @@ pub mod flowmedia;
 pub mod media_task;
 pub mod reccmd;
 pub mod server;
+pub mod store;
 pub mod tls;
 pub mod ua;

@@ -2,6 +2,8 @@
 //! loopback ports chosen by the OS, find SIPp, run it with bounded time.
 #![allow(dead_code)]
 
+pub mod pg;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -149,6 +151,12 @@ pub fn sipp() -> PathBuf {
 /// A free UDP port on loopback (for SIPp's media port).
 pub fn free_udp_port() -> u16 {
     let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    s.local_addr().expect("addr").port()
+}
+
+/// A free TCP port on loopback.
+pub fn free_tcp_port() -> u16 {
+    let s = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     s.local_addr().expect("addr").port()
 }
 

@@ -1,0 +1,400 @@
+//! The store: calls (one row per call, completed into its CDR at hang-up)
+//! and the interaction log (one row per event of a call), in SQLite (the
+//! default, `DATA_DIR/dhwani.db`) or PostgreSQL (`store.url =
+//! "postgres://..."`).
+//!
+//! One schema and one set of queries serve both, through sqlx's `Any`
+//! driver: the SQL here is the common subset (TEXT and BIGINT columns,
+//! `$n` placeholders, `ON CONFLICT` upserts). Times are milliseconds since
+//! the Unix epoch, so both databases hold the same values. Writes come
+//! from [`writer`], which batches them off the media path.
+
+pub mod writer;
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Serialize;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+
+/// Which database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// SQLite file.
+    Sqlite,
+    /// PostgreSQL server.
+    Postgres,
+}
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Could not connect or open.
+    #[error("cannot open the store at {url}: {source}")]
+    Open {
+        /// The URL (password removed).
+        url: String,
+        /// Why.
+        source: sqlx::Error,
+    },
+    /// A query failed.
+    #[error("store query failed: {0}")]
+    Query(#[from] sqlx::Error),
+    /// The database was written by a newer Dhwani.
+    #[error("the store has schema version {found}; this Dhwani knows up to {known}: upgrade Dhwani")]
+    TooNew {
+        /// In the database.
+        found: i64,
+        /// Known here.
+        known: i64,
+    },
+}
+
+/// The schema, one entry per version; each applies in a transaction.
+/// Never edit a released entry: add a new one.
+const MIGRATIONS: &[&[&str]] = &[&[
+    "CREATE TABLE calls (
+        call_id TEXT PRIMARY KEY,
+        sip_call_id TEXT NOT NULL,
+        tenant TEXT NOT NULL,
+        flow TEXT NOT NULL,
+        flow_version TEXT NOT NULL,
+        caller TEXT NOT NULL,
+        called TEXT NOT NULL,
+        start_ms BIGINT NOT NULL,
+        answer_ms BIGINT,
+        end_ms BIGINT,
+        duration_ms BIGINT,
+        hangup_by TEXT,
+        hangup_cause TEXT,
+        outcome TEXT,
+        recording_id TEXT
+    )",
+    "CREATE INDEX calls_by_tenant ON calls (tenant, start_ms)",
+    "CREATE INDEX calls_by_caller ON calls (tenant, caller)",
+    "CREATE TABLE call_events (
+        call_id TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        at_ms BIGINT NOT NULL,
+        offset_ms BIGINT NOT NULL,
+        step TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        detail TEXT NOT NULL,
+        PRIMARY KEY (call_id, seq)
+    )",
+]];
+
+/// A call: its start, and its CDR once it ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CallRecord {
+    /// Our id for the call (unique, sortable by start time).
+    pub call_id: String,
+    /// The SIP Call-ID.
+    pub sip_call_id: String,
+    /// Tenant id.
+    pub tenant: String,
+    /// Flow name.
+    pub flow: String,
+    /// Flow version (content hash).
+    pub flow_version: String,
+    /// Caller's number (From user).
+    pub caller: String,
+    /// Number dialled.
+    pub called: String,
+    /// INVITE received, ms since the epoch.
+    pub start_ms: i64,
+    /// Answered (200 OK sent).
+    pub answer_ms: Option<i64>,
+    /// Ended.
+    pub end_ms: Option<i64>,
+    /// Answered duration, ms.
+    pub duration_ms: Option<i64>,
+    /// `caller`, `dhwani` (the flow or the server) or `system` (timeouts).
+    pub hangup_by: Option<String>,
+    /// Why, with the SIP cause (`BYE from caller`, `487 CANCEL`, ...).
+    pub hangup_cause: Option<String>,
+    /// How the flow ended (`hangup: completed`, `caller hung up`, ...).
+    pub outcome: Option<String>,
+    /// The call recording's id, when recorded.
+    pub recording_id: Option<String>,
+}
+
+/// One interaction-log event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Event {
+    /// The call.
+    pub call_id: String,
+    /// Order within the call, from 0.
+    pub seq: i64,
+    /// When, ms since the epoch.
+    pub at_ms: i64,
+    /// When, ms since the call started.
+    pub offset_ms: i64,
+    /// The flow step it happened in (empty for SIP events).
+    pub step: String,
+    /// What: `step`, `prompt`, `digits`, `branch`, `dtmf`, `sip`, ...
+    pub kind: String,
+    /// Details as a JSON object (sensitive digits already masked).
+    pub detail: String,
+}
+
+/// Filters of `calls list`.
+#[derive(Debug, Clone, Default)]
+pub struct CallFilter {
+    /// Only this tenant.
+    pub tenant: Option<String>,
+    /// Only calls from this number.
+    pub caller: Option<String>,
+    /// Only calls that started at or after this (ms since the epoch).
+    pub since_ms: Option<i64>,
+    /// At most this many (newest first).
+    pub limit: i64,
+}
+
+/// An open store.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    kind: Kind,
+}
+
+/// The URL with any password replaced, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl Store {
+    /// Opens (creating a SQLite file if needed) and migrates. An empty
+    /// `url` is SQLite at `data_dir/dhwani.db`.
+    pub async fn open(url: &str, data_dir: &Path) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let (url, kind) = if url.is_empty() {
+            (
+                format!("sqlite://{}?mode=rwc", data_dir.join("dhwani.db").display()),
+                Kind::Sqlite,
+            )
+        } else if url.starts_with("sqlite:") {
+            let u = if url.contains('?') {
+                url.to_owned()
+            } else {
+                format!("{url}?mode=rwc")
+            };
+            (u, Kind::Sqlite)
+        } else {
+            (url.to_owned(), Kind::Postgres)
+        };
+        let open_err = |source| StoreError::Open {
+            url: redact(&url),
+            source,
+        };
+        let mut opts = AnyPoolOptions::new()
+            .max_connections(if kind == Kind::Sqlite { 1 } else { 4 })
+            .acquire_timeout(Duration::from_secs(10));
+        if kind == Kind::Sqlite {
+            // WAL: readers (the CLI) never block the server's writer, and a
+            // committed batch survives a crash of the process.
+            opts = opts.after_connect(|conn, _| {
+                Box::pin(async move {
+                    sqlx::query("PRAGMA journal_mode=WAL").execute(&mut *conn).await?;
+                    sqlx::query("PRAGMA synchronous=NORMAL").execute(&mut *conn).await?;
+                    sqlx::query("PRAGMA busy_timeout=5000").execute(&mut *conn).await?;
+                    Ok(())
+                })
+            });
+        }
+        let pool = opts.connect(&url).await.map_err(open_err)?;
+        let store = Store { pool, kind };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Which database.
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        sqlx::query("CREATE TABLE IF NOT EXISTS dhwani_schema (version BIGINT NOT NULL)")
+            .execute(&self.pool)
+            .await?;
+        let current: i64 = sqlx::query("SELECT MAX(version) FROM dhwani_schema")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get::<Option<i64>, _>(0)?
+            .unwrap_or(0);
+        let known = MIGRATIONS.len() as i64;
+        if current > known {
+            return Err(StoreError::TooNew {
+                found: current,
+                known,
+            });
+        }
+        for (i, statements) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+            let mut tx = self.pool.begin().await?;
+            for s in *statements {
+                sqlx::query(*s).execute(&mut *tx).await?;
+            }
+            sqlx::query("INSERT INTO dhwani_schema (version) VALUES ($1)")
+                .bind(i as i64 + 1)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+
+    /// Writes a batch in one transaction.
+    pub async fn write(&self, batch: &[writer::Record]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for r in batch {
+            match r {
+                writer::Record::Call(c) => {
+                    sqlx::query(
+                        "INSERT INTO calls (call_id, sip_call_id, tenant, flow, flow_version, caller, called,
+                            start_ms, answer_ms, end_ms, duration_ms, hangup_by, hangup_cause, outcome, recording_id)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                         ON CONFLICT (call_id) DO UPDATE SET
+                            answer_ms = excluded.answer_ms, end_ms = excluded.end_ms,
+                            duration_ms = excluded.duration_ms, hangup_by = excluded.hangup_by,
+                            hangup_cause = excluded.hangup_cause, outcome = excluded.outcome,
+                            recording_id = excluded.recording_id, flow_version = excluded.flow_version",
+                    )
+                    .bind(&c.call_id)
+                    .bind(&c.sip_call_id)
+                    .bind(&c.tenant)
+                    .bind(&c.flow)
+                    .bind(&c.flow_version)
+                    .bind(&c.caller)
+                    .bind(&c.called)
+                    .bind(c.start_ms)
+                    .bind(c.answer_ms)
+                    .bind(c.end_ms)
+                    .bind(c.duration_ms)
+                    .bind(c.hangup_by.clone())
+                    .bind(c.hangup_cause.clone())
+                    .bind(c.outcome.clone())
+                    .bind(c.recording_id.clone())
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                writer::Record::Event(e) => {
+                    sqlx::query(
+                        "INSERT INTO call_events (call_id, seq, at_ms, offset_ms, step, kind, detail)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7)
+                         ON CONFLICT (call_id, seq) DO NOTHING",
+                    )
+                    .bind(&e.call_id)
+                    .bind(e.seq)
+                    .bind(e.at_ms)
+                    .bind(e.offset_ms)
+                    .bind(&e.step)
+                    .bind(&e.kind)
+                    .bind(&e.detail)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Calls matching `filter`, newest first.
+    pub async fn list_calls(&self, filter: &CallFilter) -> Result<Vec<CallRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT call_id, sip_call_id, tenant, flow, flow_version, caller, called, start_ms,
+                    answer_ms, end_ms, duration_ms, hangup_by, hangup_cause, outcome, recording_id
+             FROM calls
+             WHERE ($1 = '' OR tenant = $1) AND ($2 = '' OR caller = $2) AND start_ms >= $3
+             ORDER BY start_ms DESC, call_id DESC
+             LIMIT $4",
+        )
+        .bind(filter.tenant.clone().unwrap_or_default())
+        .bind(filter.caller.clone().unwrap_or_default())
+        .bind(filter.since_ms.unwrap_or(0))
+        .bind(if filter.limit > 0 { filter.limit } else { 100 })
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(call_from_row).collect()
+    }
+
+    /// One call by our id or its SIP Call-ID.
+    pub async fn call(&self, id: &str) -> Result<Option<CallRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT call_id, sip_call_id, tenant, flow, flow_version, caller, called, start_ms,
+                    answer_ms, end_ms, duration_ms, hangup_by, hangup_cause, outcome, recording_id
+             FROM calls WHERE call_id = $1 OR sip_call_id = $1
+             ORDER BY start_ms DESC LIMIT 1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(call_from_row).transpose()
+    }
+
+    /// A call's interaction log, in order.
+    pub async fn events(&self, call_id: &str) -> Result<Vec<Event>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT call_id, seq, at_ms, offset_ms, step, kind, detail FROM call_events
+             WHERE call_id = $1 ORDER BY seq",
+        )
+        .bind(call_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Event {
+                    call_id: r.try_get(0)?,
+                    seq: r.try_get(1)?,
+                    at_ms: r.try_get(2)?,
+                    offset_ms: r.try_get(3)?,
+                    step: r.try_get(4)?,
+                    kind: r.try_get(5)?,
+                    detail: r.try_get(6)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Runs one statement (tests only: to simulate other versions).
+    #[doc(hidden)]
+    pub async fn exec_for_tests(&self, sql: &'static str) {
+        let _ = sqlx::query(sql).execute(&self.pool).await;
+    }
+
+    /// Closes the pool (flushes SQLite's WAL on the last connection).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn call_from_row(r: &AnyRow) -> Result<CallRecord, StoreError> {
+    Ok(CallRecord {
+        call_id: r.try_get(0)?,
+        sip_call_id: r.try_get(1)?,
+        tenant: r.try_get(2)?,
+        flow: r.try_get(3)?,
+        flow_version: r.try_get(4)?,
+        caller: r.try_get(5)?,
+        called: r.try_get(6)?,
+        start_ms: r.try_get(7)?,
+        answer_ms: r.try_get(8)?,
+        end_ms: r.try_get(9)?,
+        duration_ms: r.try_get(10)?,
+        hangup_by: r.try_get(11)?,
+        hangup_cause: r.try_get(12)?,
+        outcome: r.try_get(13)?,
+        recording_id: r.try_get(14)?,
+    })
+}
+
