@@ -41,6 +41,18 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::reccmd::RecordingsCommand,
     },
+    /// Calls and their timelines from the store.
+    Calls {
+        /// What to do.
+        #[command(subcommand)]
+        command: crate::callscmd::CallsCommand,
+        /// TOML config file (as for `serve`).
+        #[arg(long, value_name = "FILE", global = true)]
+        config: Option<PathBuf>,
+        /// Data directory (as for `serve`).
+        #[arg(long, value_name = "DIR", global = true)]
+        data_dir: Option<PathBuf>,
+    },
     /// Check, test and try IVR flows (`.ivr` files; see docs/ivr-dsl.md).
     Flow {
         /// What to do with the flows.
@@ -53,31 +65,60 @@ pub enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Flow { command } => crate::flowcmd::run(command),
+        Command::Calls {
+            command,
+            config,
+            data_dir,
+        } => {
+            let cfg = load_config(config.as_deref(), data_dir)?;
+            crate::callscmd::run(command, &cfg)
+        }
         Command::Recordings { command } => crate::reccmd::run(command),
         Command::Serve {
             config,
             listen,
             data_dir,
         } => {
-            let mut cfg = Config::load(config.as_deref())?;
+            let mut cfg = load_config(config.as_deref(), data_dir)?;
             if !listen.is_empty() {
                 for l in &listen {
                     parse_listen(l).map_err(|m| anyhow::anyhow!("--listen: {m}"))?;
                 }
                 cfg.sip.listen = listen;
             }
-            if let Some(d) = data_dir {
-                cfg.data_dir = d;
-            }
             init_logging(&cfg.log);
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
                 .context("cannot start the tokio runtime")?;
-            rt.block_on(serve(cfg))?;
+            let config_dir = config_dir(config.as_deref());
+            rt.block_on(serve(cfg, &config_dir))?;
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The config (`--config` or the embedded default) with `--data-dir`
+/// applied: every subcommand that reads stored data calls this.
+pub fn load_config(
+    config: Option<&std::path::Path>,
+    data_dir: Option<PathBuf>,
+) -> anyhow::Result<Config> {
+    let mut cfg = Config::load(config)?;
+    if let Some(d) = data_dir {
+        cfg.data_dir = d;
+    }
+    Ok(cfg)
+}
+
+/// Where relative paths in the config are from: the config file's
+/// directory, or the current directory for the embedded default.
+pub fn config_dir(config: Option<&std::path::Path>) -> PathBuf {
+    config
+        .and_then(|p| p.parent())
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."))
 }
 
 fn init_logging(default: &str) {
@@ -91,24 +132,45 @@ fn init_logging(default: &str) {
         .try_init();
 }
 
-async fn serve(cfg: Config) -> anyhow::Result<()> {
+async fn serve(cfg: Config, config_dir: &std::path::Path) -> anyhow::Result<()> {
     // Signals are caught from before the sockets are bound, so a SIGTERM
     // that arrives during startup still shuts down cleanly.
-    let signals = Signals::new();
-    let server = crate::server::Server::start(&cfg).await?;
-    signals.wait().await;
+    let mut signals = Signals::new();
+    let server = crate::server::Server::start(&cfg, config_dir).await?;
+    let pid_file = cfg.data_dir.join("dhwani.pid");
+    if let Err(e) = std::fs::write(&pid_file, format!("{}\n", std::process::id())) {
+        tracing::warn!(file = %pid_file.display(), error = %e, "cannot write the pid file (`dhwani flow deploy` will not find the server)");
+    }
+    loop {
+        match signals.wait().await {
+            Sig::Reload => {
+                tracing::info!("SIGHUP: reloading flows");
+                server.reload();
+            }
+            Sig::Stop => break,
+        }
+    }
     tracing::info!("signal received, shutting down");
     server.shutdown().await;
+    let _ = std::fs::remove_file(&pid_file);
     tracing::info!("stopped");
     Ok(())
 }
 
-/// SIGTERM and SIGINT, registered when created.
+enum Sig {
+    Stop,
+    Reload,
+}
+
+/// SIGTERM and SIGINT (stop) and SIGHUP (reload flows), registered when
+/// created.
 struct Signals {
     #[cfg(unix)]
     term: Option<tokio::signal::unix::Signal>,
     #[cfg(unix)]
     int: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    hup: Option<tokio::signal::unix::Signal>,
 }
 
 impl Signals {
@@ -119,30 +181,34 @@ impl Signals {
             Signals {
                 term: signal(SignalKind::terminate()).ok(),
                 int: signal(SignalKind::interrupt()).ok(),
+                hup: signal(SignalKind::hangup()).ok(),
             }
         }
         #[cfg(not(unix))]
         Signals {}
     }
 
-    async fn wait(self) {
+    async fn wait(&mut self) -> Sig {
         #[cfg(unix)]
         {
-            match (self.term, self.int) {
-                (Some(mut t), Some(mut i)) => {
+            match (&mut self.term, &mut self.int, &mut self.hup) {
+                (Some(t), Some(i), Some(h)) => {
                     tokio::select! {
-                        _ = t.recv() => {}
-                        _ = i.recv() => {}
+                        _ = t.recv() => Sig::Stop,
+                        _ = i.recv() => Sig::Stop,
+                        _ = h.recv() => Sig::Reload,
                     }
                 }
                 _ => {
                     let _ = tokio::signal::ctrl_c().await;
+                    Sig::Stop
                 }
             }
         }
         #[cfg(not(unix))]
         {
             let _ = tokio::signal::ctrl_c().await;
+            Sig::Stop
         }
     }
 }

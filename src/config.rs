@@ -251,9 +251,6 @@ pub struct MediaConfig {
     pub rtp_ports: String,
     /// Codec preference, first match with the offer wins.
     pub codecs: Vec<String>,
-    /// The prompt an answered call hears first (until the IVR issue lands);
-    /// empty: the built-in welcome.
-    pub welcome_prompt: String,
     /// No RTP for this long ends the call.
     pub timeout_secs: u64,
     /// Listen for DTMF tones in the audio as well as RFC 4733 and INFO.
@@ -266,7 +263,6 @@ impl Default for MediaConfig {
             rtp_ip: IpAddr::from([127, 0, 0, 1]),
             rtp_ports: "10000-20000".into(),
             codecs: vec!["PCMU".into(), "PCMA".into()],
-            welcome_prompt: String::new(),
             timeout_secs: 30,
             inband_dtmf: true,
         }
@@ -446,12 +442,16 @@ impl Config {
         invalid: &dyn Fn(&str, String) -> ConfigError,
     ) -> Result<(), ConfigError> {
         let url = &self.store.url;
-        if !(url.is_empty() || url.starts_with("sqlite:") || url.starts_with("postgres://")
+        if !(url.is_empty()
+            || url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
             || url.starts_with("postgresql://"))
         {
             return Err(invalid(
                 "store.url",
-                format!("`{url}`: use sqlite://PATH or postgres://USER@HOST/DB (empty: SQLite in data_dir)"),
+                format!(
+                    "`{url}`: use sqlite://PATH or postgres://USER@HOST/DB (empty: SQLite in data_dir)"
+                ),
             ));
         }
         let mut owner: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
@@ -459,7 +459,9 @@ impl Config {
         for t in &self.tenants {
             let id_ok = !t.id.is_empty()
                 && t.id.len() <= 64
-                && t.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+                && t.id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
             if !id_ok {
                 return Err(invalid(
                     "id",
@@ -470,13 +472,24 @@ impl Config {
                 return Err(invalid("id", format!("tenant id `{}` is used twice", t.id)));
             }
             if t.max_calls == 0 {
-                return Err(invalid("max_calls", format!("tenant `{}`: must be > 0", t.id)));
+                return Err(invalid(
+                    "max_calls",
+                    format!("tenant `{}`: must be > 0", t.id),
+                ));
             }
             for n in &t.numbers {
-                if n.is_empty() || !n.trim_start_matches('+').chars().all(|c| c.is_ascii_digit()) {
+                if n.is_empty()
+                    || !n
+                        .trim_start_matches('+')
+                        .chars()
+                        .all(|c| c.is_ascii_digit())
+                {
                     return Err(invalid(
                         "numbers",
-                        format!("tenant `{}`: `{n}` is not a number (digits with an optional leading +)", t.id),
+                        format!(
+                            "tenant `{}`: `{n}` is not a number (digits with an optional leading +)",
+                            t.id
+                        ),
                     ));
                 }
                 if let Some(other) = owner.insert(n, &t.id) {
@@ -495,11 +508,15 @@ impl Config {
             if tr.networks.is_empty() {
                 return Err(invalid(
                     "networks",
-                    format!("trunk `{}`: list the source networks it calls from", tr.name),
+                    format!(
+                        "trunk `{}`: list the source networks it calls from",
+                        tr.name
+                    ),
                 ));
             }
             for n in &tr.networks {
-                parse_net(n).map_err(|m| invalid("networks", format!("trunk `{}`: {m}", tr.name)))?;
+                parse_net(n)
+                    .map_err(|m| invalid("networks", format!("trunk `{}`: {m}", tr.name)))?;
             }
             if tr.username.is_some() != tr.password.is_some() {
                 return Err(invalid(

@@ -7,13 +7,18 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod call_task;
+pub mod callscmd;
 pub mod cli;
 pub mod config;
 pub mod flowcmd;
 pub mod flowmedia;
-pub mod media_task;
+pub mod gate;
+pub mod keystore;
 pub mod reccmd;
+pub mod rtp_ports;
 pub mod server;
 pub mod store;
+pub mod tenants;
 pub mod tls;
 pub mod ua;

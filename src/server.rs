@@ -1,19 +1,29 @@
-//! The tokio driver of the server: binds the transports, runs the SIP core
-//! ([`crate::ua::Core`]) on one task, starts and stops each call's media
-//! task, and shuts down cleanly on SIGINT/SIGTERM.
+//! The tokio driver of the server: opens the store, loads the tenants'
+//! flows (and reloads them when their files change), binds the transports,
+//! runs the SIP core ([`crate::ua::Core`]) on one task, starts one
+//! [`crate::call_task`] per answered call (a panic there ends only that
+//! call), and drains on shutdown: no new calls (503), running calls get
+//! `calls.drain_secs` to finish, then BYE, then the log is flushed.
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::Duration;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use sip::transport::{self, Bound, Event, ListenSpec, TransportConfig};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::call_task::{self, CallEvent, HangupRequest, Shared};
 use crate::config::{Config, Listen, parse_port_range};
-use crate::media_task::{self, HangupReason, RtpPorts};
-use crate::ua::{Action, CallId, Core, Settings};
+use crate::rtp_ports::RtpPorts;
+use crate::store::Store;
+use crate::tenants::{self, Registry};
+use crate::ua::{Action, CallId, Core, Party, Settings};
+
+/// The beep before a recorded message.
+const BEEP: &[u8] = include_bytes!("../examples/prompts/beep.wav");
 
 fn clock_now() -> std::time::Instant {
     tokio::time::Instant::now().into_std()
@@ -23,22 +33,39 @@ fn clock_now() -> std::time::Instant {
 pub struct Server {
     /// The sockets it listens on.
     pub bound: Vec<Bound>,
+    /// Tenants and their live flows.
+    pub registry: Arc<Registry>,
     shutdown: CancellationToken,
     core_task: tokio::task::JoinHandle<()>,
+    writer_task: tokio::task::JoinHandle<()>,
+    store: Store,
+    reload: mpsc::Sender<()>,
 }
 
 impl Server {
-    /// Binds everything and starts the core.
-    pub async fn start(config: &Config) -> anyhow::Result<Server> {
-        // Decode prompts before listening: a call answered at once must
-        // find them ready.
-        let welcome_8k = media_task::load_welcome(&config.media.welcome_prompt, 8000)
-            .context("media.welcome_prompt")?;
-        let welcome_16k = media_task::load_welcome(&config.media.welcome_prompt, 16000)
-            .context("media.welcome_prompt")?;
+    /// Binds everything and starts the core. Relative tenant flow
+    /// directories are resolved against `config_dir`.
+    pub async fn start(config: &Config, config_dir: &Path) -> anyhow::Result<Server> {
         std::fs::create_dir_all(&config.data_dir).with_context(|| {
             format!("cannot create data directory {}", config.data_dir.display())
         })?;
+        let store = Store::open(&config.store.url, &config.data_dir).await?;
+        let registry = Arc::new(Registry::new(config, config_dir)?);
+        let report = registry.reload();
+        tenants::log_report(&report);
+        for (tenant, file, name, version, _) in &report.live {
+            tracing::info!(tenant, file = %file.display(), flow = %name, version, "flow live");
+        }
+        let mut keys = Vec::new();
+        for t in &registry.tenants {
+            keys.push(match crate::keystore::load_or_create(&config.data_dir, &t.id) {
+                Ok(k) => Some(k),
+                Err(e) => {
+                    tracing::error!(tenant = %t.id, error = %e, "no recording key: this tenant's calls cannot be recorded");
+                    None
+                }
+            });
+        }
         let tls = match (&config.sip.tls_cert, &config.sip.tls_key) {
             (Some(c), Some(k)) => Some(crate::tls::server_config(c, k)?),
             _ => None,
@@ -54,6 +81,14 @@ impl Server {
                         .context("a tls: listener needs sip.tls_cert and sip.tls_key")?,
                 ),
             });
+        }
+        if config.trunks.is_empty()
+            && config.listens().iter().any(|l| {
+                let (Listen::Udp(a) | Listen::Tcp(a) | Listen::Tls(a)) = l;
+                !a.ip().is_loopback()
+            })
+        {
+            tracing::warn!("no [[trunks]] configured: calls are accepted from any address");
         }
         let tcfg = TransportConfig {
             limits: config.limits(),
@@ -87,47 +122,123 @@ impl Server {
                 .collect(),
             user_agent: config.sip.user_agent.clone(),
         };
+        let gate = crate::gate::Gate::new(Arc::clone(&registry), &config.trunks, rand::random());
         let core = Core::new(
             settings,
             Box::new(RtpPorts::new(config.media.rtp_ip, lo, hi)),
+            Box::new(gate),
+            (clock_now(), SystemTime::now()),
             rand::random(),
         );
-        let media = Arc::new(media_task::Settings {
-            welcome_8k,
-            welcome_16k,
-            timeout: Duration::from_secs(config.media.timeout_secs),
+        let (log, writer_task) = crate::store::writer::start(
+            store.clone(),
+            Duration::from_millis(config.store.flush_ms.max(10)),
+        );
+        let tts = media::tts::EspeakNg::find()
+            .map(|e| Mutex::new(media::tts::Cache::new(Arc::new(e), 64 << 20)));
+        let shared = Arc::new(Shared {
+            media_timeout: Duration::from_secs(config.media.timeout_secs),
             inband_dtmf: config.media.inband_dtmf,
             max_duration: Duration::from_secs(config.calls.max_call_secs),
+            prompts: Mutex::new(media::prompt::Cache::new(256 << 20)),
+            tts,
+            log,
+            registry: Arc::clone(&registry),
+            keys,
+            recordings_dir: config.data_dir.join("recordings"),
+            beep: call_task::builtin_prompt(BEEP, "beep", 8000)?,
         });
-        let core_task = tokio::spawn(drive(core, handle, ev_rx, shutdown.clone(), media));
+        let (reload_tx, reload_rx) = mpsc::channel(4);
+        tokio::spawn(watch_flows(
+            Arc::clone(&registry),
+            reload_rx,
+            shutdown.clone(),
+        ));
+        let drain = Duration::from_secs(config.calls.drain_secs);
+        let core_task = tokio::spawn(drive(core, handle, ev_rx, shutdown.clone(), shared, drain));
         Ok(Server {
             bound,
+            registry,
             shutdown,
             core_task,
+            writer_task,
+            store,
+            reload: reload_tx,
         })
     }
 
-    /// Ends calls with BYE, stops listening, waits for the core to finish.
+    /// Reloads every tenant's flows now (SIGHUP, `dhwani flow deploy`).
+    pub fn reload(&self) {
+        let _ = self.reload.try_send(());
+    }
+
+    /// Drains (no new calls; running calls get `calls.drain_secs`, then
+    /// BYE), stops listening, flushes the interaction log.
     pub async fn shutdown(self) {
         self.shutdown.cancel();
         let _ = self.core_task.await;
+        // The core task held the last log senders: the writer now writes
+        // what is queued and ends.
+        let _ = self.writer_task.await;
+        self.store.close().await;
+    }
+}
+
+/// Reloads flows when files under a flows directory change (checked every
+/// second) or when asked.
+async fn watch_flows(
+    registry: Arc<Registry>,
+    mut asked: mpsc::Receiver<()>,
+    stop: CancellationToken,
+) {
+    let mut last = tenants::fingerprint(&registry);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        let forced = tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => false,
+            Some(()) = asked.recv() => true,
+        };
+        let reg = Arc::clone(&registry);
+        let Ok(fp) = tokio::task::spawn_blocking(move || tenants::fingerprint(&reg)).await else {
+            continue;
+        };
+        if fp == last && !forced {
+            continue;
+        }
+        last = fp;
+        let reg = Arc::clone(&registry);
+        if let Ok(report) = tokio::task::spawn_blocking(move || reg.reload()).await {
+            tenants::log_report(&report);
+            if forced {
+                tracing::info!(
+                    live = report.live.len(),
+                    refused = report.refused.len(),
+                    "flows reloaded"
+                );
+            }
+        }
     }
 }
 
 /// The core's event loop: every decision is the core's; this only moves
-/// bytes and wakes up on time.
+/// bytes, runs call tasks and wakes up on time.
 async fn drive(
     mut core: Core,
     transports: transport::TransportHandle,
     mut events: mpsc::Receiver<Event>,
     shutdown: CancellationToken,
-    media_settings: Arc<media_task::Settings>,
+    shared: Arc<Shared>,
+    drain: Duration,
 ) {
-    let (hangup_tx, mut hangup_rx) = mpsc::channel::<(CallId, HangupReason)>(1024);
-    let mut media: HashMap<CallId, (CancellationToken, mpsc::Sender<media::call::Command>)> =
-        HashMap::new();
+    let (hangup_tx, mut hangup_rx) = mpsc::channel::<HangupRequest>(1024);
+    let mut calls: HashMap<CallId, mpsc::Sender<CallEvent>> = HashMap::new();
+    let mut tasks = tokio::task::JoinSet::new();
     let transports = Arc::new(transports);
-    let mut drain_deadline: Option<tokio::time::Instant> = None;
+    // Draining: until the first deadline calls may finish; at it, BYE;
+    // at the second, stop regardless.
+    let mut drain_deadlines: Option<(tokio::time::Instant, tokio::time::Instant)> = None;
+    let mut byes_sent = false;
     loop {
         while let Some(action) = core.poll_action() {
             match action {
@@ -137,25 +248,57 @@ async fn drive(
                     }
                 }
                 Action::StartMedia(setup) => {
-                    let stop = CancellationToken::new();
-                    let (cmd_tx, cmd_rx) = mpsc::channel(64);
-                    media.insert(setup.id, (stop.clone(), cmd_tx));
-                    tokio::spawn(media_task::run(
+                    let (tx, rx) = mpsc::channel(64);
+                    let id = setup.id;
+                    calls.insert(id, tx);
+                    let info = setup.info.clone();
+                    let task = tokio::spawn(call_task::run(
                         setup,
-                        Arc::clone(&media_settings),
-                        cmd_rx,
-                        stop,
+                        Arc::clone(&shared),
+                        rx,
                         hangup_tx.clone(),
                     ));
+                    let hangup = hangup_tx.clone();
+                    let log = shared.log.clone();
+                    tasks.spawn(async move {
+                        if let Err(e) = task.await
+                            && e.is_panic()
+                        {
+                            // One call's bug ends that call only.
+                            tracing::error!(call_id = %info.sip_call_id, "call task panicked; ending the call");
+                            let mut r = call_task::call_record(&info);
+                            r.end_ms = SystemTime::now()
+                                .duration_since(SystemTime::UNIX_EPOCH)
+                                .ok()
+                                .map(|d| d.as_millis() as i64);
+                            r.hangup_by = Some(Party::System.name().into());
+                            r.hangup_cause = Some("internal error".into());
+                            r.outcome = Some("error: the call task failed".into());
+                            log.send(crate::store::writer::Record::Call(r));
+                            let _ = hangup
+                                .send(HangupRequest { id, by: Party::System, reason: "internal error".into() })
+                                .await;
+                        }
+                    });
                 }
-                Action::StopMedia(id) => {
-                    if let Some((stop, _)) = media.remove(&id) {
-                        stop.cancel();
+                Action::CallEnded {
+                    id,
+                    by,
+                    cause,
+                    info,
+                } => match calls.remove(&id) {
+                    Some(tx) => {
+                        let _ = tx.try_send(CallEvent::Ended { by, cause });
                     }
-                }
+                    None => {
+                        if let Some(info) = info {
+                            call_task::write_unanswered(&shared.log, &info, by, &cause);
+                        }
+                    }
+                },
                 Action::InfoDigit(id, key) => {
-                    if let Some((_, tx)) = media.get(&id) {
-                        let _ = tx.try_send(media::call::Command::InfoDigit(key));
+                    if let Some(tx) = calls.get(&id) {
+                        let _ = tx.try_send(CallEvent::InfoDigit(key));
                     }
                 }
                 Action::MediaDirection(id, direction) => {
@@ -166,44 +309,59 @@ async fn drive(
                         Direction::RecvOnly => (false, true),
                         Direction::Inactive => (false, false),
                     };
-                    if let Some((_, tx)) = media.get(&id) {
-                        let _ = tx.try_send(media::call::Command::Direction { send, receive });
+                    if let Some(tx) = calls.get(&id) {
+                        let _ = tx.try_send(CallEvent::Direction { send, receive });
                     }
                 }
             }
         }
-        if let Some(d) = drain_deadline
-            && (core.call_count() == 0 || tokio::time::Instant::now() >= d)
-        {
-            break;
+        while tasks.try_join_next().is_some() {}
+        if let Some((bye_at, stop_at)) = drain_deadlines {
+            let now = tokio::time::Instant::now();
+            if core.call_count() == 0 || now >= stop_at {
+                break;
+            }
+            if now >= bye_at && !byes_sent {
+                byes_sent = true;
+                tracing::info!(calls = core.call_count(), "drain time over: ending calls");
+                core.drain(clock_now());
+                continue;
+            }
         }
         let wake = core
             .poll_timeout()
             .map(tokio::time::Instant::from_std)
             .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
-        let wake = drain_deadline.map_or(wake, |d| wake.min(d));
+        let wake = match drain_deadlines {
+            Some((b, s)) if !byes_sent => wake.min(b).min(s),
+            Some((_, s)) => wake.min(s),
+            None => wake,
+        };
         tokio::select! {
             ev = events.recv() => match ev {
                 Some(Event::Message(m)) => core.handle_bytes(clock_now(), m.flow, m.bytes),
                 Some(Event::Rejected { .. }) => {}
                 None => break,
             },
-            Some((id, reason)) = hangup_rx.recv() => {
-                let why = match reason {
-                    HangupReason::MaxDuration => "max_call_secs reached",
-                    HangupReason::MediaTimeout => "media timeout",
-                };
-                core.hangup(clock_now(), id, why);
-            }
+            Some(req) = hangup_rx.recv() => core.hangup(clock_now(), req.id, req.by, &req.reason),
             _ = tokio::time::sleep_until(wake) => core.handle_timeout(clock_now()),
-            _ = shutdown.cancelled(), if drain_deadline.is_none() => {
-                tracing::info!(calls = core.call_count(), "shutting down: ending calls");
-                core.drain(clock_now());
-                drain_deadline = Some(tokio::time::Instant::now() + Duration::from_secs(2));
+            _ = shutdown.cancelled(), if drain_deadlines.is_none() => {
+                tracing::info!(calls = core.call_count(), drain_secs = drain.as_secs(), "shutting down: no new calls; waiting for calls to finish");
+                core.stop_accepting();
+                let now = tokio::time::Instant::now();
+                drain_deadlines = Some((now + drain, now + drain + Duration::from_secs(3)));
             }
         }
     }
-    for (_, (stop, _)) in media {
-        stop.cancel();
+    // Calls still open (their BYE unanswered): end their tasks so each
+    // writes its CDR.
+    for (_, tx) in calls.drain() {
+        let _ = tx.try_send(CallEvent::Ended {
+            by: Party::Dhwani,
+            cause: "server shutting down".into(),
+        });
     }
+    drop(hangup_tx);
+    let wait_tasks = async { while tasks.join_next().await.is_some() {} };
+    let _ = tokio::time::timeout(Duration::from_secs(5), wait_tasks).await;
 }

@@ -40,7 +40,11 @@ fn records() -> Vec<Record> {
                 seq,
                 at_ms: c.start_ms + seq * 250,
                 offset_ms: seq * 250,
-                step: if seq == 0 { String::new() } else { "main_menu".into() },
+                step: if seq == 0 {
+                    String::new()
+                } else {
+                    "main_menu".into()
+                },
                 kind: ["sip", "step", "prompt", "digits", "branch"][seq as usize].into(),
                 detail: format!(r#"{{"n":{n},"text":"caf\u00e9 ‘quoted’ \"x\""}}"#),
             }));
@@ -99,7 +103,8 @@ async fn dump(store: &Store) -> (Vec<CallRecord>, Vec<Vec<Event>>, Vec<usize>) {
 }
 
 async fn write_and_dump(store: Store) -> (Vec<CallRecord>, Vec<Vec<Event>>, Vec<usize>) {
-    let (log, task) = dhwani::store::writer::start(store.clone(), std::time::Duration::from_millis(50));
+    let (log, task) =
+        dhwani::store::writer::start(store.clone(), std::time::Duration::from_millis(50));
     for r in records() {
         log.send(r);
     }
@@ -129,7 +134,15 @@ async fn sqlite_and_postgres_store_the_same_log_and_cdrs() {
     assert_eq!(a, b, "SQLite and PostgreSQL disagree");
     // Reopening migrates nothing and keeps the data.
     let again = Store::open("", dir.path()).await.unwrap();
-    assert_eq!(again.call("sip-3@127.0.0.1").await.unwrap().unwrap().call_id, "c003");
+    assert_eq!(
+        again
+            .call("sip-3@127.0.0.1")
+            .await
+            .unwrap()
+            .unwrap()
+            .call_id,
+        "c003"
+    );
 }
 
 #[tokio::test]
@@ -140,7 +153,8 @@ async fn a_store_from_a_newer_dhwani_is_refused_by_name() {
     s.close().await;
     let url = format!("sqlite://{}", dir.path().join("dhwani.db").display());
     let raw = Store::open(&url, dir.path()).await.unwrap();
-    raw.exec_for_tests("INSERT INTO dhwani_schema (version) VALUES (99)").await;
+    raw.exec_for_tests("INSERT INTO dhwani_schema (version) VALUES (99)")
+        .await;
     raw.close().await;
     let err = Store::open("", dir.path()).await.unwrap_err().to_string();
     assert!(err.contains("schema version 99"), "{err}");

@@ -70,6 +70,8 @@ pub enum Command {
     InfoDigit(char),
     /// Send an RFC 4733 digit.
     SendDigit(char),
+    /// Start or stop [`Output::Tap`] frames (a recording started or ended).
+    Tap(bool),
     /// The negotiated direction changed (re-INVITE hold/unhold): whether
     /// we may send RTP, and whether the peer will (the media timeout
     /// sleeps while it will not).
@@ -237,6 +239,7 @@ impl CallMedia {
                     .send_digit(now, key, Duration::from_millis(100));
                 self.drain_session(now);
             }
+            Command::Tap(on) => self.tap = on,
             Command::Direction { send, receive } => {
                 self.sending = send;
                 self.session.set_receiving(now, receive);
@@ -339,9 +342,10 @@ impl CallMedia {
         for k in heard {
             self.digit(k, Source::InBand);
         }
-        // Send: the next slice of the prompt, or silence.
+        // Send: the next slice of the prompt, or silence. On hold the
+        // prompt waits where it is, to go on when the caller returns.
         let mut far = Vec::with_capacity(n);
-        while far.len() < n {
+        while self.sending && far.len() < n {
             let Some((pcm, pos)) = self.player.queue.front_mut() else {
                 break;
             };

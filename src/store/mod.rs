@@ -42,7 +42,9 @@ pub enum StoreError {
     #[error("store query failed: {0}")]
     Query(#[from] sqlx::Error),
     /// The database was written by a newer Dhwani.
-    #[error("the store has schema version {found}; this Dhwani knows up to {known}: upgrade Dhwani")]
+    #[error(
+        "the store has schema version {found}; this Dhwani knows up to {known}: upgrade Dhwani"
+    )]
     TooNew {
         /// In the database.
         found: i64,
@@ -205,9 +207,15 @@ impl Store {
             // committed batch survives a crash of the process.
             opts = opts.after_connect(|conn, _| {
                 Box::pin(async move {
-                    sqlx::query("PRAGMA journal_mode=WAL").execute(&mut *conn).await?;
-                    sqlx::query("PRAGMA synchronous=NORMAL").execute(&mut *conn).await?;
-                    sqlx::query("PRAGMA busy_timeout=5000").execute(&mut *conn).await?;
+                    sqlx::query("PRAGMA journal_mode=WAL")
+                        .execute(&mut *conn)
+                        .await?;
+                    sqlx::query("PRAGMA synchronous=NORMAL")
+                        .execute(&mut *conn)
+                        .await?;
+                    sqlx::query("PRAGMA busy_timeout=5000")
+                        .execute(&mut *conn)
+                        .await?;
                     Ok(())
                 })
             });
@@ -397,4 +405,3 @@ fn call_from_row(r: &AnyRow) -> Result<CallRecord, StoreError> {
         recording_id: r.try_get(14)?,
     })
 }
-

@@ -89,10 +89,16 @@ async fn run(store: Store, mut rx: mpsc::UnboundedReceiver<Record>, flush: Durat
                         let excess = pending.len() - MAX_BACKLOG;
                         pending.drain(..excess);
                         dropped += excess as u64;
-                        tracing::error!(dropped, "interaction log backlog full: oldest records dropped");
+                        tracing::error!(
+                            dropped,
+                            "interaction log backlog full: oldest records dropped"
+                        );
                     }
                     if !open && backoff > Duration::from_secs(5) {
-                        tracing::error!(lost = pending.len(), "giving up on the interaction log at shutdown");
+                        tracing::error!(
+                            lost = pending.len(),
+                            "giving up on the interaction log at shutdown"
+                        );
                         return;
                     }
                     tokio::time::sleep(backoff).await;

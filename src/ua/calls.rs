@@ -11,7 +11,7 @@ use sip::sdp::{self, Direction, Negotiated};
 use sip::transaction::TxId;
 use sip::transport::Flow;
 
-use super::{Action, Core};
+use super::{Action, CallInfo, Core, Party};
 
 /// Identifies a call inside the core and to its media task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -42,6 +42,8 @@ pub struct CallSetup {
     /// RTCP shares the RTP port (the offer had a=rtcp-mux, and so does
     /// our answer).
     pub rtcp_mux: bool,
+    /// Who is calling, which flow, when (for the log and the CDR).
+    pub info: CallInfo,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +71,9 @@ pub(super) struct Call {
     pub(super) local_sdp: String,
     pub(super) sdp_version: u64,
     pub(super) media_started: bool,
+    /// `Action::CallEnded` was sent.
+    pub(super) reported: bool,
+    pub(super) info: CallInfo,
 }
 
 impl Call {
@@ -149,6 +154,24 @@ impl Core {
             );
             return;
         }
+        let admitted = match self.admission.admit(self.wall(now), flow.remote, &invite) {
+            Ok(a) => a,
+            Err(r) => {
+                tracing::info!(call_id = %call_id_text, remote = %flow.remote, status = %r.status, why = %r.why, "refusing call");
+                self.respond(now, tx, &invite, r.status, r.reason, &r.headers);
+                return;
+            }
+        };
+        let in_tenant = self
+            .tenant_calls
+            .get(&admitted.tenant)
+            .copied()
+            .unwrap_or(0);
+        if in_tenant >= admitted.max_calls {
+            tracing::info!(call_id = %call_id_text, tenant = %admitted.tenant_id, "refusing call: tenant at its call limit");
+            self.refuse_busy(now, tx, &invite, "Service Unavailable");
+            return;
+        }
         // Offer/answer (RFC 3264). A late offer (INVITE without SDP) is not
         // supported yet.
         let offer = match sdp::parse_audio_offer(&invite.body) {
@@ -192,6 +215,15 @@ impl Core {
         }
         self.next_call += 1;
         let id = CallId(self.next_call);
+        let invited_at = self.wall(now);
+        let info = CallInfo {
+            record_id: record_id(invited_at, rand::Rng::random::<u32>(&mut self.rng)),
+            sip_call_id: call_id_text.clone(),
+            admitted: admitted.clone(),
+            invited_at,
+            answered_at: None,
+        };
+        *self.tenant_calls.entry(admitted.tenant).or_insert(0) += 1;
         let local_tag = self.new_tag();
         // 100 Trying at once (§17.2.1: quench INVITE retransmissions).
         let trying = ResponseBuilder::new(&invite, StatusCode::TRYING).build();
@@ -214,12 +246,16 @@ impl Core {
                 remote_rtp: offer.rtp,
                 negotiated,
                 rtcp_mux: offer.rtcp_mux,
+                info: info.clone(),
             }),
             local_sdp,
             sdp_version: 1,
             media_started: false,
+            reported: false,
+            info,
         };
-        tracing::info!(call_id = %call_id_text, remote = %flow.remote, transport = %flow.transport, "incoming call");
+        tracing::info!(call_id = %call_id_text, remote = %flow.remote, transport = %flow.transport,
+            tenant = %admitted.tenant_id, flow = %admitted.flow.name, from = %admitted.caller, to = %admitted.called, "incoming call");
         self.calls.insert(id, call);
         self.by_invite.insert(tx, id);
         if self.settings.answer_after.is_zero() {
@@ -235,6 +271,7 @@ impl Core {
 
     fn answer(&mut self, now: Instant, id: CallId) {
         let timers = self.settings.timers;
+        let wall = self.wall(now);
         let ua = self.settings.user_agent.clone();
         let Some(call) = self.calls.get_mut(&id) else {
             return;
@@ -271,7 +308,9 @@ impl Core {
         call.dialog = Some(dialog);
         call.state = CallState::Answered;
         let _ = self.layer.respond(now, call.invite_tx, ok);
-        if let Some(setup) = call.setup.take() {
+        call.info.answered_at = Some(wall);
+        if let Some(mut setup) = call.setup.take() {
+            setup.info.answered_at = Some(wall);
             call.media_started = true;
             self.actions.push_back(Action::StartMedia(setup));
         }
@@ -301,7 +340,7 @@ impl Core {
                 dialog::Output::Transmit(b) => self.actions.push_back(Action::Send(flow, b)),
                 dialog::Output::AckTimeout => {
                     tracing::info!(call_id = %self.calls.get(&id).map(Call::call_id_text).unwrap_or_default(), "no ACK for our 2xx: ending call");
-                    self.send_bye(now, id);
+                    self.send_bye(now, id, Party::System, "no ACK for our 200 OK");
                 }
             }
         }
@@ -358,7 +397,7 @@ impl Core {
             .build();
         tracing::info!(call_id = %call.call_id_text(), "call cancelled before answer");
         let _ = self.layer.respond(now, invite_tx, resp);
-        self.end_call(id, "cancelled");
+        self.end_call(id, Party::Caller, "CANCEL before answer (487)");
     }
 
     pub(super) fn in_dialog(&mut self, now: Instant, tx: TxId, req: Request) {
@@ -390,7 +429,7 @@ impl Core {
             Method::Bye => {
                 tracing::info!(call_id = %call.call_id_text(), "caller hung up");
                 self.respond(now, tx, &req, StatusCode::OK, "OK", &[]);
-                self.end_call(id, "remote bye");
+                self.end_call(id, Party::Caller, "BYE from caller");
             }
             Method::Info => {
                 // DTMF relay (application/dtmf-relay, application/dtmf) goes
@@ -441,7 +480,7 @@ impl Core {
         }
     }
 
-    pub(super) fn send_bye(&mut self, now: Instant, id: CallId) {
+    pub(super) fn send_bye(&mut self, now: Instant, id: CallId, by: Party, cause: &str) {
         let branch = self.new_branch();
         let Some(call) = self.calls.get_mut(&id) else {
             return;
@@ -461,9 +500,15 @@ impl Core {
         let bye = dialog.make_request(Method::Bye, &via, &contact);
         call.state = CallState::Ending;
         let flow = call.flow;
-        if call.media_started {
-            call.media_started = false;
-            self.actions.push_back(Action::StopMedia(id));
+        if !call.reported {
+            call.reported = true;
+            let info = (!call.media_started).then(|| Box::new(call.info.clone()));
+            self.actions.push_back(Action::CallEnded {
+                id,
+                by,
+                cause: format!("{cause} (we sent BYE)"),
+                info,
+            });
         }
         match self
             .layer
@@ -472,14 +517,21 @@ impl Core {
             Ok(tx) => {
                 self.by_bye.insert(tx, id);
             }
-            Err(_) => self.end_call(id, "bye not sent"),
+            Err(_) => self.end_call(id, Party::System, "BYE not sent"),
         }
     }
 
-    pub(super) fn end_call(&mut self, id: CallId, reason: &str) {
+    pub(super) fn end_call(&mut self, id: CallId, by: Party, reason: &str) {
         let Some(mut call) = self.calls.remove(&id) else {
             return;
         };
+        let t = call.info.admitted.tenant;
+        if let Some(n) = self.tenant_calls.get_mut(&t) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.tenant_calls.remove(&t);
+            }
+        }
         if let Some(at) = call.scheduled.take() {
             self.schedule.remove(&(at, id));
         }
@@ -487,12 +539,25 @@ impl Core {
             self.by_dialog.remove(d.id());
         }
         self.by_invite.remove(&call.invite_tx);
-        if call.media_started {
-            self.actions.push_back(Action::StopMedia(id));
+        if !call.reported {
+            call.reported = true;
+            let info = (!call.media_started).then(|| Box::new(call.info.clone()));
+            self.actions.push_back(Action::CallEnded {
+                id,
+                by,
+                cause: reason.to_owned(),
+                info,
+            });
         }
         self.stats.calls_ended += 1;
         tracing::info!(call_id = %call.call_id_text(), reason, "call ended");
     }
+}
+
+/// A call's record id: start time (UTC, sortable) and random bits.
+fn record_id(at: std::time::SystemTime, random: u32) -> String {
+    let ts = jiff::Timestamp::try_from(at).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    format!("{}-{random:08x}", ts.strftime("%Y%m%dT%H%M%SZ"))
 }
 
 fn dir_str(d: Direction) -> &'static str {

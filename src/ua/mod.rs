@@ -7,6 +7,7 @@
 //! [`Action`]s that the driver in [`crate::server`] carries out (send bytes,
 //! start or stop a call's media task). `now` is passed in.
 
+mod admission;
 mod calls;
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
@@ -24,6 +25,7 @@ use sip::transaction::{Layer, LayerOutput, Timers, TxEvent, TxId};
 use sip::transport::Flow;
 use sip::uas::Policy;
 
+pub use admission::{Admission, Admitted, CallInfo, Party, Refusal};
 use calls::{Call, CallState};
 pub use calls::{CallId, CallSetup, PortAllocator};
 
@@ -34,8 +36,19 @@ pub enum Action {
     Send(Flow, Bytes),
     /// Start a call's media (the RTP socket is already bound).
     StartMedia(CallSetup),
-    /// Stop a call's media.
-    StopMedia(CallId),
+    /// The call is over (or its media must stop: we sent BYE). `info` is
+    /// there when no media task was started (the call was never
+    /// answered), so the driver writes the CDR itself.
+    CallEnded {
+        /// The call.
+        id: CallId,
+        /// Who ended it.
+        by: Party,
+        /// Why, with the SIP cause.
+        cause: String,
+        /// The call's details when it never reached a media task.
+        info: Option<Box<CallInfo>>,
+    },
     /// A DTMF key arrived in a SIP INFO request of the call.
     InfoDigit(CallId, char),
     /// The call's media direction changed (our side of the answer).
@@ -88,6 +101,9 @@ pub struct Core {
     schedule: BTreeSet<(Instant, CallId)>,
     next_call: u64,
     ports: Box<dyn PortAllocator + Send>,
+    admission: Box<dyn Admission>,
+    tenant_calls: HashMap<usize, usize>,
+    epoch: (Instant, std::time::SystemTime),
     rng: rand::rngs::StdRng,
     actions: VecDeque<Action>,
     draining: bool,
@@ -96,7 +112,14 @@ pub struct Core {
 
 impl Core {
     /// A core with its port allocator and RNG seed (tests pass a fixed seed).
-    pub fn new(settings: Settings, ports: Box<dyn PortAllocator + Send>, seed: u64) -> Core {
+    /// `epoch` maps the `Instant`s passed in to wall-clock time (for CDRs).
+    pub fn new(
+        settings: Settings,
+        ports: Box<dyn PortAllocator + Send>,
+        admission: Box<dyn Admission>,
+        epoch: (Instant, std::time::SystemTime),
+        seed: u64,
+    ) -> Core {
         use rand::SeedableRng;
         Core {
             layer: Layer::new(settings.timers, settings.max_transactions),
@@ -109,6 +132,9 @@ impl Core {
             schedule: BTreeSet::new(),
             next_call: 0,
             ports,
+            admission,
+            tenant_calls: HashMap::new(),
+            epoch,
             rng: rand::rngs::StdRng::seed_from_u64(seed),
             actions: VecDeque::new(),
             draining: false,
@@ -175,13 +201,19 @@ impl Core {
         self.pump(now);
     }
 
-    /// The media side asks to end a call (max duration reached, media timeout).
-    pub fn hangup(&mut self, now: Instant, id: CallId, reason: &str) {
+    /// The call's task asks to end it (the flow hung up, max duration
+    /// reached, media timeout).
+    pub fn hangup(&mut self, now: Instant, id: CallId, by: Party, reason: &str) {
         if let Some(call) = self.calls.get(&id) {
             tracing::info!(call_id = %call.call_id_text(), reason, "hanging up");
         }
-        self.send_bye(now, id);
+        self.send_bye(now, id, by, reason);
         self.pump(now);
+    }
+
+    /// Stop taking calls: new INVITEs get 503 from now on.
+    pub fn stop_accepting(&mut self) {
+        self.draining = true;
     }
 
     /// Stop taking calls (503) and end the ones in progress with BYE.
@@ -189,9 +221,18 @@ impl Core {
         self.draining = true;
         let ids: Vec<CallId> = self.calls.keys().copied().collect();
         for id in ids {
-            self.send_bye(now, id);
+            self.send_bye(now, id, Party::Dhwani, "server shutting down");
         }
         self.pump(now);
+    }
+
+    /// Wall-clock time of `now`.
+    fn wall(&self, now: Instant) -> std::time::SystemTime {
+        let (i, w) = self.epoch;
+        match now.checked_duration_since(i) {
+            Some(d) => w + d,
+            None => w - i.duration_since(now),
+        }
     }
 
     /// Moves layer outputs into actions.
@@ -213,12 +254,12 @@ impl Core {
                     && resp.status.is_final()
                 {
                     self.by_bye.remove(&id);
-                    self.end_call(call, "bye answered");
+                    self.end_call(call, Party::Dhwani, "BYE answered");
                 }
             }
             TxEvent::Timeout => {
                 if let Some(call) = self.by_bye.remove(&id) {
-                    self.end_call(call, "bye timed out");
+                    self.end_call(call, Party::Dhwani, "BYE timed out");
                 }
             }
             TxEvent::Terminated => {
@@ -230,7 +271,7 @@ impl Core {
                         .get(&call)
                         .is_some_and(|c| c.state == CallState::Failed)
                     {
-                        self.end_call(call, "invite failed");
+                        self.end_call(call, Party::System, "INVITE failed");
                     }
                 }
             }

@@ -274,7 +274,14 @@ impl Interpreter {
         &self.flow
     }
 
-    /// True once the flow has ended.
+    /// True while a `sensitive` gather is collecting digits (the host must
+    /// not log the keys the caller presses).
+    pub fn is_collecting_sensitive(&self) -> bool {
+        matches!(self.wait, Wait::Gather(_))
+            && matches!(self.flow.instr(self.pc), Some(Instr::Gather(g)) if g.sensitive)
+    }
+
+    /// True when the flow has ended.
     pub fn is_ended(&self) -> bool {
         matches!(self.wait, Wait::Ended)
     }

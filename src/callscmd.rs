@@ -1,0 +1,284 @@
+//! `dhwani calls list|show`: calls and their timelines from the store
+//! (the same `--config`/`--data-dir` as `serve` find it).
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Subcommand;
+
+use crate::config::Config;
+use crate::store::{CallFilter, CallRecord, Event, Store};
+
+/// `dhwani calls ...`
+#[derive(Debug, Subcommand)]
+pub enum CallsCommand {
+    /// Calls, newest first.
+    List {
+        /// Only this tenant's calls.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Only calls from this number.
+        #[arg(long = "from", value_name = "NUMBER")]
+        from: Option<String>,
+        /// Only calls since: a date (2026-11-28), a time
+        /// (2026-11-28T10:00:00Z), or an age (30m, 2h, 7d).
+        #[arg(long)]
+        since: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        /// JSON lines, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One call's CDR and timeline: steps, what was heard and pressed.
+    Show {
+        /// The call id (from `calls list`) or its SIP Call-ID.
+        call_id: String,
+        /// JSON, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Parses `--since`: an age (`30m`, `2h`, `7d`), a date or a timestamp.
+pub fn parse_since(s: &str, now: jiff::Timestamp) -> Result<i64, String> {
+    let s = s.trim();
+    let bad = || {
+        format!(
+            "`{s}`: use an age (30m, 2h, 7d), a date (2026-11-28) or a time (2026-11-28T10:00:00Z)"
+        )
+    };
+    if let Some(unit) = s.chars().last().filter(|c| "smhd".contains(*c)) {
+        if let Ok(n) = s[..s.len() - 1].parse::<i64>() {
+            let secs = n * match unit {
+                's' => 1,
+                'm' => 60,
+                'h' => 3600,
+                _ => 86_400,
+            };
+            return Ok(now.as_millisecond() - secs * 1000);
+        }
+    }
+    if let Ok(t) = s.parse::<jiff::Timestamp>() {
+        return Ok(t.as_millisecond());
+    }
+    if let Ok(d) = s.parse::<jiff::civil::Date>() {
+        return jiff::tz::TimeZone::UTC
+            .to_timestamp(d.to_datetime(jiff::civil::Time::midnight()))
+            .map(|t| t.as_millisecond())
+            .map_err(|_| bad());
+    }
+    if let Ok(dt) = s.parse::<jiff::civil::DateTime>() {
+        return jiff::tz::TimeZone::UTC
+            .to_timestamp(dt)
+            .map(|t| t.as_millisecond())
+            .map_err(|_| bad());
+    }
+    Err(bad())
+}
+
+fn time(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_else(|_| ms.to_string())
+}
+
+fn secs(ms: i64) -> String {
+    format!("{}.{:03}s", ms / 1000, ms % 1000)
+}
+
+/// Runs a `calls` subcommand.
+pub fn run(cmd: CallsCommand, cfg: &Config) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")?;
+    rt.block_on(async {
+        let store = Store::open(&cfg.store.url, &cfg.data_dir).await?;
+        let code = match cmd {
+            CallsCommand::List {
+                tenant,
+                from,
+                since,
+                limit,
+                json,
+            } => {
+                let since_ms = since
+                    .map(|s| parse_since(&s, jiff::Timestamp::now()))
+                    .transpose()
+                    .map_err(anyhow::Error::msg)?;
+                let calls = store
+                    .list_calls(&CallFilter {
+                        tenant,
+                        caller: from,
+                        since_ms,
+                        limit,
+                    })
+                    .await?;
+                print_list(&calls, json)?;
+                ExitCode::SUCCESS
+            }
+            CallsCommand::Show { call_id, json } => match store.call(&call_id).await? {
+                None => {
+                    eprintln!("no call `{call_id}` in the store ({})", describe(cfg));
+                    ExitCode::FAILURE
+                }
+                Some(call) => {
+                    let events = store.events(&call.call_id).await?;
+                    if json {
+                        println!("{}", show_json(&call, &events));
+                    } else {
+                        print!("{}", show_text(&call, &events));
+                    }
+                    ExitCode::SUCCESS
+                }
+            },
+        };
+        store.close().await;
+        Ok(code)
+    })
+}
+
+fn describe(cfg: &Config) -> String {
+    if cfg.store.url.is_empty() {
+        format!("SQLite in {}", cfg.data_dir.display())
+    } else {
+        crate::store::redact(&cfg.store.url)
+    }
+}
+
+fn print_list(calls: &[CallRecord], json: bool) -> anyhow::Result<()> {
+    if json {
+        for c in calls {
+            println!("{}", serde_json::to_string(c)?);
+        }
+        return Ok(());
+    }
+    println!(
+        "{:<28} {:<20} {:<10} {:<16} {:<14} {:>9}  {}",
+        "CALL", "STARTED", "TENANT", "FROM", "TO", "DURATION", "OUTCOME"
+    );
+    for c in calls {
+        println!(
+            "{:<28} {:<20} {:<10} {:<16} {:<14} {:>9}  {}",
+            c.call_id,
+            time(c.start_ms).trim_end_matches(" UTC"),
+            c.tenant,
+            c.caller,
+            c.called,
+            c.duration_ms.map(secs).unwrap_or_else(|| "live".into()),
+            c.outcome.as_deref().unwrap_or("in progress"),
+        );
+    }
+    Ok(())
+}
+
+/// The call and its timeline as one JSON object.
+pub fn show_json(call: &CallRecord, events: &[Event]) -> serde_json::Value {
+    let timeline: Vec<serde_json::Value> = events
+        .iter()
+        .map(|e| {
+            serde_json::json!({
+                "seq": e.seq,
+                "at_ms": e.at_ms,
+                "offset_ms": e.offset_ms,
+                "step": e.step,
+                "kind": e.kind,
+                "detail": serde_json::from_str::<serde_json::Value>(&e.detail).unwrap_or(serde_json::Value::String(e.detail.clone())),
+            })
+        })
+        .collect();
+    serde_json::json!({ "call": call, "timeline": timeline })
+}
+
+/// The readable timeline.
+pub fn show_text(c: &CallRecord, events: &[Event]) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(s, "Call {}  (SIP Call-ID {})", c.call_id, c.sip_call_id);
+    let _ = writeln!(
+        s,
+        "  {} -> {}   tenant {}, flow \"{}\" version {}",
+        c.caller,
+        c.called,
+        c.tenant,
+        c.flow,
+        c.flow_version.get(..12).unwrap_or(&c.flow_version)
+    );
+    let _ = writeln!(s, "  started  {}", time(c.start_ms));
+    if let Some(a) = c.answer_ms {
+        let _ = writeln!(s, "  answered after {}", secs(a - c.start_ms));
+    }
+    match (c.end_ms, c.duration_ms) {
+        (Some(_), Some(d)) => {
+            let _ = writeln!(
+                s,
+                "  ended after {}: hung up by {} ({})",
+                secs(d),
+                c.hangup_by.as_deref().unwrap_or("?"),
+                c.hangup_cause.as_deref().unwrap_or("?")
+            );
+        }
+        _ => {
+            let _ = writeln!(s, "  in progress");
+        }
+    }
+    if let Some(o) = &c.outcome {
+        let _ = writeln!(s, "  outcome  {o}");
+    }
+    if let Some(r) = &c.recording_id {
+        let _ = writeln!(s, "  recording {r}");
+    }
+    let _ = writeln!(s, "\nTimeline:");
+    for e in events {
+        let detail = match serde_json::from_str::<serde_json::Value>(&e.detail) {
+            Ok(serde_json::Value::Object(m)) => m
+                .iter()
+                .map(|(k, v)| match v {
+                    serde_json::Value::String(t) => format!("{k}={t:?}"),
+                    other => format!("{k}={other}"),
+                })
+                .collect::<Vec<_>>()
+                .join(" "),
+            _ => e.detail.clone(),
+        };
+        let _ = writeln!(
+            s,
+            "  {:>10}  {:<14} {:<9} {}",
+            format!("+{}", secs(e.offset_ms)),
+            e.step,
+            e.kind,
+            detail
+        );
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_forms() {
+        let now = jiff::Timestamp::from_second(1_800_000_000).unwrap();
+        assert_eq!(
+            parse_since("2h", now).unwrap(),
+            (1_800_000_000 - 7200) * 1000
+        );
+        assert_eq!(
+            parse_since("7d", now).unwrap(),
+            (1_800_000_000 - 7 * 86_400) * 1000
+        );
+        assert_eq!(parse_since("2026-11-28", now).unwrap(), 1_795_824_000_000);
+        assert_eq!(
+            parse_since("2026-11-28T00:00:01Z", now).unwrap(),
+            1_795_824_001_000
+        );
+        assert!(
+            parse_since("yesterday", now)
+                .unwrap_err()
+                .contains("use an age")
+        );
+    }
+}

@@ -1,0 +1,97 @@
+//! Tenant keys for recordings, and opening a new encrypted recording file.
+//!
+//! Each tenant's key-encryption key (KEK) lives in a file outside the
+//! database: `DATA_DIR/keys/TENANT.kek` (64 hex digits, mode 0600). When
+//! the file is missing at startup a random key is generated into it and
+//! logged as a demo key, so the embedded default records (and
+//! `dhwani recordings decrypt --kek` reads back) with no setup. Production
+//! deployments put their own key there (or mount it).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use recordings::file::FileRecorder;
+use recordings::header::{Header, KeyMode};
+use recordings::keys::{Key, wrap_kek};
+
+/// One tenant's key.
+#[derive(Debug, Clone)]
+pub struct TenantKey {
+    /// Key id written into each recording's header.
+    pub key_id: String,
+    kek: Key,
+}
+
+/// The key file of a tenant.
+pub fn key_path(data_dir: &Path, tenant: &str) -> PathBuf {
+    data_dir.join("keys").join(format!("{tenant}.kek"))
+}
+
+/// Loads (or, when missing, generates) a tenant's KEK.
+pub fn load_or_create(data_dir: &Path, tenant: &str) -> anyhow::Result<TenantKey> {
+    let path = key_path(data_dir, tenant);
+    if !path.exists() {
+        std::fs::create_dir_all(path.parent().unwrap_or(data_dir))?;
+        let key: [u8; 32] = rand::random();
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        let mut f = opts.open(&path)?;
+        writeln!(f, "{}", hex::encode(key))?;
+        f.sync_all()?;
+        tracing::warn!(tenant, file = %path.display(), "generated a DEMO recording key: replace it with your own key for real calls");
+    }
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| anyhow::anyhow!("cannot read key file {}: {e}", path.display()))?;
+    let bytes = hex::decode(text.trim())
+        .ok()
+        .and_then(|v| <[u8; 32]>::try_from(v).ok())
+        .ok_or_else(|| anyhow::anyhow!("{}: not a key (64 hex digits)", path.display()))?;
+    // The key id names the key without revealing it.
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(bytes);
+    Ok(TenantKey {
+        key_id: format!("{tenant}-{}", hex::encode(&digest[..4])),
+        kek: Key(bytes),
+    })
+}
+
+/// Starts an encrypted recording file at `path`.
+pub fn create_recording(
+    path: &Path,
+    tenant: &str,
+    key: &TenantKey,
+    call_id: &str,
+    sample_rate: u32,
+    channels: u8,
+    now: Instant,
+) -> Result<FileRecorder, String> {
+    let mut rng = rand::rng();
+    let data_key = Key::random(&mut rng);
+    let wrapped = wrap_kek(&key.kek, &data_key, tenant, &key.key_id, call_id, &mut rng)
+        .map_err(|e| e.to_string())?;
+    let header = Header {
+        key_mode: KeyMode::Kek,
+        tenant: tenant.to_owned(),
+        key_id: key.key_id.clone(),
+        wrapped_key: wrapped,
+        sample_rate,
+        channels,
+        chunk_frames: sample_rate / 10,
+        call_id: call_id.to_owned(),
+        nonce_prefix: rand::random(),
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let file = opts
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    FileRecorder::new(file, &header, &data_key, Duration::from_secs(1), now)
+        .map_err(|e| e.to_string())
+}

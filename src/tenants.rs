@@ -1,0 +1,335 @@
+//! Tenants (the businesses hosted here), their flows, and routing: which
+//! tenant and flow answers a dialled number.
+//!
+//! Each tenant has a flows directory; every `*.ivr` file directly in it is a
+//! flow, and the flow's `numbers` setting says which of the tenant's numbers
+//! it answers. Flows are checked when loaded (language and media: prompt
+//! files decode, `say` has a speech engine). A flow with errors is refused
+//! with its diagnostics in the log, and the version already live stays live.
+//!
+//! Routing reads an immutable snapshot (`Arc<Routes>`) that a reload swaps
+//! whole, so a call that started keeps the `Arc<Flow>` it was given while
+//! new calls get the new version.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::SystemTime;
+
+use ivr_dsl::allow::AllowList;
+use ivr_dsl::{Flow, FsHost, load};
+
+use crate::config::{BUILTIN_DEMO_FLOWS, Config, TenantConfig};
+
+/// The demo flow and its files, unpacked for the embedded default.
+const DEMO_FILES: &[(&str, &[u8])] = &[
+    (
+        "flows/support.ivr",
+        include_bytes!("../examples/flows/support.ivr"),
+    ),
+    (
+        "flows/support.ivrtest",
+        include_bytes!("../examples/flows/support.ivrtest"),
+    ),
+    (
+        "flows/shared/common.ivr",
+        include_bytes!("../examples/flows/shared/common.ivr"),
+    ),
+    (
+        "prompts/chime.wav",
+        include_bytes!("../examples/prompts/chime.wav"),
+    ),
+    (
+        "prompts/hold-music.wav",
+        include_bytes!("../examples/prompts/hold-music.wav"),
+    ),
+];
+
+/// One tenant.
+#[derive(Debug)]
+pub struct Tenant {
+    /// Id.
+    pub id: Arc<str>,
+    /// Display name.
+    pub name: String,
+    /// Numbers it owns.
+    pub numbers: Vec<String>,
+    /// Where its flows are.
+    pub flows_dir: PathBuf,
+    /// Concurrent-call limit.
+    pub max_calls: usize,
+    /// Hosts its flows may fetch from.
+    pub allow: AllowList,
+}
+
+/// Where a number goes.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// Index into [`Registry::tenants`].
+    pub tenant: usize,
+    /// The flow (the version live when the call arrived).
+    pub flow: Arc<Flow>,
+}
+
+/// A snapshot of the routing table.
+#[derive(Debug, Default)]
+pub struct Routes {
+    by_number: HashMap<String, Route>,
+    /// Live flows of each tenant by file.
+    flows: Vec<BTreeMap<PathBuf, Arc<Flow>>>,
+}
+
+/// The tenants and the live routing table.
+#[derive(Debug)]
+pub struct Registry {
+    /// The tenants, in config order.
+    pub tenants: Vec<Tenant>,
+    routes: RwLock<Arc<Routes>>,
+    tts: Option<media::tts::EspeakNg>,
+}
+
+/// What a (re)load did, for logs and `flow deploy`.
+#[derive(Debug, Default)]
+pub struct LoadReport {
+    /// Flows now live: (tenant, file, name, version, changed).
+    pub live: Vec<(String, PathBuf, String, String, bool)>,
+    /// Refused flows: (tenant, file, rendered diagnostics).
+    pub refused: Vec<(String, PathBuf, String)>,
+}
+
+fn number_key(n: &str) -> &str {
+    n.trim_start_matches('+')
+}
+
+/// Unpacks the built-in demo under `data_dir/demo` (files already there
+/// are kept: they may have been edited) and returns its flows directory.
+pub fn unpack_demo(data_dir: &Path) -> std::io::Result<PathBuf> {
+    let root = data_dir.join("demo");
+    for (rel, bytes) in DEMO_FILES {
+        let p = root.join(rel);
+        if !p.exists() {
+            if let Some(parent) = p.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::write(&p, bytes)?;
+        }
+    }
+    Ok(root.join("flows"))
+}
+
+/// A tenant's flows directory: `builtin:demo` unpacked, a relative path
+/// resolved against the config file's directory.
+pub fn flows_dir(t: &TenantConfig, config_dir: &Path, data_dir: &Path) -> std::io::Result<PathBuf> {
+    if t.flows_dir == Path::new(BUILTIN_DEMO_FLOWS) {
+        unpack_demo(data_dir)
+    } else if t.flows_dir.is_relative() {
+        Ok(config_dir.join(&t.flows_dir))
+    } else {
+        Ok(t.flows_dir.clone())
+    }
+}
+
+impl Registry {
+    /// The tenants of `config` (flows not loaded yet: call [`Registry::reload`]).
+    pub fn new(config: &Config, config_dir: &Path) -> anyhow::Result<Registry> {
+        let mut tenants = Vec::new();
+        for t in &config.tenants {
+            let dir = flows_dir(t, config_dir, &config.data_dir).map_err(|e| {
+                anyhow::anyhow!("tenant `{}`: cannot unpack the demo flows: {e}", t.id)
+            })?;
+            tenants.push(Tenant {
+                id: Arc::from(t.id.as_str()),
+                name: t.name.clone(),
+                numbers: t.numbers.clone(),
+                flows_dir: dir,
+                max_calls: t.max_calls,
+                allow: AllowList::new(&t.fetch_allow).map_err(anyhow::Error::msg)?,
+            });
+        }
+        let n = tenants.len();
+        Ok(Registry {
+            tenants,
+            routes: RwLock::new(Arc::new(Routes {
+                by_number: HashMap::new(),
+                flows: vec![BTreeMap::new(); n],
+            })),
+            tts: media::tts::EspeakNg::find(),
+        })
+    }
+
+    /// The route for a dialled number.
+    pub fn route(&self, number: &str) -> Option<Route> {
+        let routes = self.routes.read().ok()?;
+        routes.by_number.get(number_key(number)).cloned()
+    }
+
+    /// A tenant by index.
+    pub fn tenant(&self, i: usize) -> Option<&Tenant> {
+        self.tenants.get(i)
+    }
+
+    /// Loads every tenant's flows and swaps the routing table. A flow that
+    /// fails keeps its previous version live (if it had one).
+    pub fn reload(&self) -> LoadReport {
+        let mut report = LoadReport::default();
+        let old = self
+            .routes
+            .read()
+            .map(|r| Arc::clone(&r))
+            .unwrap_or_default();
+        let mut flows = Vec::with_capacity(self.tenants.len());
+        for (i, t) in self.tenants.iter().enumerate() {
+            let previous = old.flows.get(i).cloned().unwrap_or_default();
+            flows.push(self.load_tenant(t, &previous, &mut report));
+        }
+        let mut by_number = HashMap::new();
+        for (i, tf) in flows.iter().enumerate() {
+            for flow in tf.values() {
+                for n in &flow.numbers {
+                    by_number.insert(
+                        number_key(n).to_owned(),
+                        Route {
+                            tenant: i,
+                            flow: Arc::clone(flow),
+                        },
+                    );
+                }
+            }
+        }
+        if let Ok(mut w) = self.routes.write() {
+            *w = Arc::new(Routes { by_number, flows });
+        }
+        report
+    }
+
+    fn load_tenant(
+        &self,
+        t: &Tenant,
+        previous: &BTreeMap<PathBuf, Arc<Flow>>,
+        report: &mut LoadReport,
+    ) -> BTreeMap<PathBuf, Arc<Flow>> {
+        let mut out = BTreeMap::new();
+        let mut files: Vec<PathBuf> = match std::fs::read_dir(&t.flows_dir) {
+            Ok(d) => d
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "ivr") && p.is_file())
+                .collect(),
+            Err(e) => {
+                report.refused.push((
+                    t.id.to_string(),
+                    t.flows_dir.clone(),
+                    format!("cannot read the flows directory: {e}"),
+                ));
+                return previous.clone();
+            }
+        };
+        files.sort();
+        let mut claimed: HashMap<String, PathBuf> = HashMap::new();
+        for file in files {
+            let refuse = |report: &mut LoadReport, why: String| {
+                report.refused.push((t.id.to_string(), file.clone(), why));
+            };
+            let loaded = load(&file, &FsHost);
+            let Some(flow) = loaded.flow.clone() else {
+                refuse(report, loaded.render());
+                if let Some(p) = previous.get(&file) {
+                    out.insert(file.clone(), Arc::clone(p));
+                }
+                continue;
+            };
+            let mut problems = crate::flowmedia::check(
+                &flow,
+                self.tts.as_ref().map(|e| e as &dyn media::tts::Engine),
+            );
+            for n in &flow.numbers {
+                if !t.numbers.iter().any(|m| number_key(m) == number_key(n)) {
+                    problems.push(format!(
+                        "the flow answers {n}, which tenant `{}` does not own (add it to the tenant's numbers)",
+                        t.id
+                    ));
+                } else if let Some(other) = claimed.get(number_key(n)) {
+                    problems.push(format!(
+                        "number {n} is already answered by {}",
+                        other.display()
+                    ));
+                }
+            }
+            if !problems.is_empty() {
+                refuse(report, problems.join("\n"));
+                if let Some(p) = previous.get(&file) {
+                    out.insert(file.clone(), Arc::clone(p));
+                }
+                continue;
+            }
+            for n in &flow.numbers {
+                claimed.insert(number_key(n).to_owned(), file.clone());
+            }
+            let changed = previous
+                .get(&file)
+                .is_none_or(|p| p.version != flow.version);
+            let flow = match previous.get(&file) {
+                Some(p) if !changed => Arc::clone(p),
+                _ => flow,
+            };
+            report.live.push((
+                t.id.to_string(),
+                file.clone(),
+                flow.name.clone(),
+                flow.version.to_string(),
+                changed,
+            ));
+            out.insert(file, flow);
+        }
+        out
+    }
+}
+
+/// A fingerprint of everything under the flows directories (names, sizes,
+/// modification times), to notice edits.
+pub fn fingerprint(reg: &Registry) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for t in &reg.tenants {
+        let mut stack = vec![t.flows_dir.clone()];
+        let mut seen = 0usize;
+        while let Some(dir) = stack.pop() {
+            let Ok(rd) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            let mut entries: Vec<_> = rd.filter_map(Result::ok).collect();
+            entries.sort_by_key(|e| e.path());
+            for e in entries {
+                seen += 1;
+                if seen > 10_000 {
+                    break;
+                }
+                let p = e.path();
+                let Ok(m) = e.metadata() else { continue };
+                if m.is_dir() {
+                    stack.push(p);
+                    continue;
+                }
+                p.hash(&mut h);
+                m.len().hash(&mut h);
+                m.modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+                    .hash(&mut h);
+            }
+        }
+    }
+    h.finish()
+}
+
+/// Logs a load report: refused flows with their diagnostics as errors.
+pub fn log_report(report: &LoadReport) {
+    for (tenant, file, name, version, changed) in &report.live {
+        if *changed {
+            tracing::info!(tenant, file = %file.display(), flow = %name, version, "flow deployed");
+        }
+    }
+    for (tenant, file, why) in &report.refused {
+        tracing::error!(tenant, file = %file.display(), "flow refused; the previous version (if any) stays live:\n{why}");
+    }
+}

@@ -1,0 +1,90 @@
+//! Who may call, and where a call goes: the hook the core asks for every
+//! new INVITE before it spends anything on it. The server's implementation
+//! ([`crate::gate::Gate`]) checks the trunk (source network, digest) and
+//! routes the dialled number to a tenant's flow.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use sip::message::{HeaderName, Request, StatusCode};
+
+/// A call let in.
+#[derive(Debug, Clone)]
+pub struct Admitted {
+    /// Tenant index (for the per-tenant call count).
+    pub tenant: usize,
+    /// Tenant id.
+    pub tenant_id: Arc<str>,
+    /// The tenant's concurrent-call limit.
+    pub max_calls: usize,
+    /// The flow, as live when the INVITE arrived.
+    pub flow: Arc<ivr_dsl::Flow>,
+    /// Caller's number (From user).
+    pub caller: String,
+    /// Number dialled (Request-URI user).
+    pub called: String,
+    /// The trunk it came in on.
+    pub trunk: String,
+}
+
+/// A call refused before it began.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    /// 403, 404, 401...
+    pub status: StatusCode,
+    /// Reason phrase.
+    pub reason: &'static str,
+    /// Extra headers (a digest challenge).
+    pub headers: Vec<(HeaderName, String)>,
+    /// For the log.
+    pub why: String,
+}
+
+/// Decides on new INVITEs.
+pub trait Admission: Send {
+    /// Admit or refuse `invite` from `source` at wall-clock `now`.
+    fn admit(
+        &mut self,
+        now: SystemTime,
+        source: SocketAddr,
+        invite: &Request,
+    ) -> Result<Admitted, Refusal>;
+}
+
+/// Who ended a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Party {
+    /// The caller (BYE, CANCEL).
+    Caller,
+    /// We did: the flow hung up, or an operator (drain).
+    Dhwani,
+    /// Nobody chose to: media timeout, no ACK, the call cap.
+    System,
+}
+
+impl Party {
+    /// `caller`, `dhwani` or `system`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Party::Caller => "caller",
+            Party::Dhwani => "dhwani",
+            Party::System => "system",
+        }
+    }
+}
+
+/// What the CDR of a call needs from the SIP side.
+#[derive(Debug, Clone)]
+pub struct CallInfo {
+    /// Our id (unique, sortable by time).
+    pub record_id: String,
+    /// SIP Call-ID.
+    pub sip_call_id: String,
+    /// Who and where.
+    pub admitted: Admitted,
+    /// INVITE arrived.
+    pub invited_at: SystemTime,
+    /// 200 OK sent.
+    pub answered_at: Option<SystemTime>,
+}
