@@ -146,6 +146,19 @@ fn outcome_text(o: Option<&Outcome>) -> String {
     }
 }
 
+/// Prompts being decoded or synthesised off the call's task.
+type PlayJob = tokio::task::JoinHandle<Result<Vec<Arc<[i16]>>, String>>;
+
+/// Waits for the play job, if any (never completes without one).
+async fn play_done(
+    job: &mut Option<PlayJob>,
+) -> Result<Result<Vec<Arc<[i16]>>, String>, tokio::task::JoinError> {
+    match job.as_mut() {
+        Some(j) => j.await,
+        None => std::future::pending().await,
+    }
+}
+
 /// A message (`record`) or the call recording in progress.
 struct Recording {
     id: String,
@@ -173,7 +186,7 @@ struct Call {
     /// Time spent on hold so far, and since when the current hold runs.
     held_total: Duration,
     held_since: Option<Instant>,
-    play_job: Option<tokio::task::JoinHandle<Result<Vec<Arc<[i16]>>, String>>>,
+    play_job: Option<PlayJob>,
     play_barge_in: bool,
     message: Option<Recording>,
     call_rec: Option<Recording>,
@@ -706,7 +719,7 @@ pub async fn run(
                 Some(CallEvent::Ended { by, cause }) => break (by, cause),
                 None => break (Party::System, "server stopped".to_owned()),
             },
-            done = async { call.play_job.as_mut().expect("guarded").await }, if call.play_job.is_some() => {
+            done = play_done(&mut call.play_job), if call.play_job.is_some() => {
                 call.play_job = None;
                 let now = clock_now();
                 match done {

@@ -49,8 +49,10 @@ pub fn parse_since(s: &str, now: jiff::Timestamp) -> Result<i64, String> {
             "`{s}`: use an age (30m, 2h, 7d), a date (2026-11-28) or a time (2026-11-28T10:00:00Z)"
         )
     };
-    if let Some(unit) = s.chars().last().filter(|c| "smhd".contains(*c)) {
-        if let Ok(n) = s[..s.len() - 1].parse::<i64>() {
+    if let Some(unit) = s.chars().last().filter(|c| "smhd".contains(*c))
+        && let Ok(n) = s[..s.len() - 1].parse::<i64>()
+    {
+        {
             let secs = n * match unit {
                 's' => 1,
                 'm' => 60,
@@ -156,8 +158,8 @@ fn print_list(calls: &[CallRecord], json: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "{:<28} {:<20} {:<10} {:<16} {:<14} {:>9}  {}",
-        "CALL", "STARTED", "TENANT", "FROM", "TO", "DURATION", "OUTCOME"
+        "{:<28} {:<20} {:<10} {:<16} {:<14} {:>9}  OUTCOME",
+        "CALL", "STARTED", "TENANT", "FROM", "TO", "DURATION"
     );
     for c in calls {
         println!(

@@ -141,14 +141,9 @@ async fn serve(cfg: Config, config_dir: &std::path::Path) -> anyhow::Result<()> 
     if let Err(e) = std::fs::write(&pid_file, format!("{}\n", std::process::id())) {
         tracing::warn!(file = %pid_file.display(), error = %e, "cannot write the pid file (`dhwani flow deploy` will not find the server)");
     }
-    loop {
-        match signals.wait().await {
-            Sig::Reload => {
-                tracing::info!("SIGHUP: reloading flows");
-                server.reload();
-            }
-            Sig::Stop => break,
-        }
+    while let Sig::Reload = signals.wait().await {
+        tracing::info!("SIGHUP: reloading flows");
+        server.reload();
     }
     tracing::info!("signal received, shutting down");
     server.shutdown().await;

@@ -52,10 +52,7 @@ impl Server {
         let store = Store::open(&config.store.url, &config.data_dir).await?;
         let registry = Arc::new(Registry::new(config, config_dir)?);
         let report = registry.reload();
-        tenants::log_report(&report);
-        for (tenant, file, name, version, _) in &report.live {
-            tracing::info!(tenant, file = %file.display(), flow = %name, version, "flow live");
-        }
+        tenants::log_report(&report, true);
         let mut keys = Vec::new();
         for t in &registry.tenants {
             keys.push(match crate::keystore::load_or_create(&config.data_dir, &t.id) {
@@ -100,7 +97,9 @@ impl Server {
         };
         let shutdown = CancellationToken::new();
         let (ev_tx, ev_rx) = mpsc::channel(8192);
-        let (handle, bound) = transport::bind(&specs, tcfg, ev_tx, shutdown.clone())
+        // The transports outlive the drain: they stop when the core does.
+        let transport_stop = CancellationToken::new();
+        let (handle, bound) = transport::bind(&specs, tcfg, ev_tx, transport_stop.clone())
             .await
             .context("cannot bind SIP sockets")?;
         for b in &bound {
@@ -155,7 +154,11 @@ impl Server {
             shutdown.clone(),
         ));
         let drain = Duration::from_secs(config.calls.drain_secs);
-        let core_task = tokio::spawn(drive(core, handle, ev_rx, shutdown.clone(), shared, drain));
+        let shutdown_for_core = shutdown.clone();
+        let core_task = tokio::spawn(async move {
+            drive(core, handle, ev_rx, shutdown_for_core, shared, drain).await;
+            transport_stop.cancel();
+        });
         Ok(Server {
             bound,
             registry,
@@ -209,7 +212,7 @@ async fn watch_flows(
         last = fp;
         let reg = Arc::clone(&registry);
         if let Ok(report) = tokio::task::spawn_blocking(move || reg.reload()).await {
-            tenants::log_report(&report);
+            tenants::log_report(&report, false);
             if forced {
                 tracing::info!(
                     live = report.live.len(),
@@ -253,7 +256,7 @@ async fn drive(
                     calls.insert(id, tx);
                     let info = setup.info.clone();
                     let task = tokio::spawn(call_task::run(
-                        setup,
+                        *setup,
                         Arc::clone(&shared),
                         rx,
                         hangup_tx.clone(),

@@ -322,10 +322,13 @@ pub fn fingerprint(reg: &Registry) -> u64 {
     h.finish()
 }
 
-/// Logs a load report: refused flows with their diagnostics as errors.
-pub fn log_report(report: &LoadReport) {
+/// Logs a load report: new versions (`flow live` at startup, `flow
+/// deployed` after), refused flows with their diagnostics as errors.
+pub fn log_report(report: &LoadReport, startup: bool) {
     for (tenant, file, name, version, changed) in &report.live {
-        if *changed {
+        if startup {
+            tracing::info!(tenant, file = %file.display(), flow = %name, version, "flow live");
+        } else if *changed {
             tracing::info!(tenant, file = %file.display(), flow = %name, version, "flow deployed");
         }
     }

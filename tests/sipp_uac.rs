@@ -116,7 +116,7 @@ fn calls_are_hung_up_by_us_after_max_call_secs() {
         server.log.join("\n")
     );
     assert!(
-        server.wait_for_log("bye answered", Duration::from_secs(5)),
+        server.wait_for_log("BYE answered", Duration::from_secs(5)),
         "{}",
         server.log.join("\n")
     );

@@ -312,7 +312,7 @@ impl Core {
         if let Some(mut setup) = call.setup.take() {
             setup.info.answered_at = Some(wall);
             call.media_started = true;
-            self.actions.push_back(Action::StartMedia(setup));
+            self.actions.push_back(Action::StartMedia(Box::new(setup)));
         }
         self.by_dialog.insert(did, id);
         self.stats.calls_answered += 1;

@@ -35,7 +35,7 @@ pub enum Action {
     /// Send bytes along a flow.
     Send(Flow, Bytes),
     /// Start a call's media (the RTP socket is already bound).
-    StartMedia(CallSetup),
+    StartMedia(Box<CallSetup>),
     /// The call is over (or its media must stop: we sent BYE). `info` is
     /// there when no media task was started (the call was never
     /// answered), so the driver writes the CDR itself.

@@ -29,11 +29,24 @@ impl Server {
         Server::start_with(&["udp:127.0.0.1:0", "tcp:127.0.0.1:0"], extra_toml)
     }
 
-    /// Starts with explicit `--listen` values.
+    /// Starts with explicit `--listen` values. Unless `extra_toml` declares
+    /// its own `[[tenants]]`, a tenant `test` owns number 1000 with a flow
+    /// that plays the welcome prompt and then waits ten minutes (SIPp
+    /// dials 1000: see [`run_sipp`]).
     pub fn start_with(listen: &[&str], extra_toml: &str) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let cfg = dir.path().join("dhwani.toml");
-        std::fs::write(&cfg, format!("log = \"info\"\n{extra_toml}")).expect("write config");
+        let mut text = format!("log = \"info\"\n{extra_toml}\n");
+        if !extra_toml.contains("[[tenants]]") {
+            let flows = dir.path().join("flows");
+            std::fs::create_dir_all(&flows).expect("flows dir");
+            std::fs::write(flows.join("test.ivr"), test_flow()).expect("write flow");
+            text.push_str(&format!(
+                "[[tenants]]\nid = \"test\"\nnumbers = [\"1000\"]\nflows_dir = \"{}\"\nmax_calls = 10000\n",
+                flows.display()
+            ));
+        }
+        std::fs::write(&cfg, text).expect("write config");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_dhwani"));
         cmd.arg("serve")
             .arg("--config")
@@ -84,6 +97,26 @@ impl Server {
             }
         }
         server
+    }
+
+    /// The server's data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self._dir.path().join("data")
+    }
+
+    /// The config file.
+    pub fn config_path(&self) -> PathBuf {
+        self._dir.path().join("dhwani.toml")
+    }
+
+    /// The directory of the config file (for flows next to it).
+    pub fn dir(&self) -> PathBuf {
+        self._dir.path().to_path_buf()
+    }
+
+    /// The pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     fn next_line(&mut self, deadline: Instant) -> Option<String> {
@@ -138,6 +171,33 @@ impl Drop for Server {
     }
 }
 
+/// A repository file's absolute path.
+pub fn repo_path(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// The default test tenant's flow: the welcome prompt, then a long wait.
+pub fn test_flow() -> String {
+    format!(
+        "flow \"Test\"\n  numbers 1000\n\nstep start\n  play \"{}\"\n  wait 10m\n  hangup \"done\"\n",
+        repo_path("examples/prompts/welcome.wav").display()
+    )
+}
+
+/// Runs `dhwani ARGS` (a CLI subcommand) and returns (status, stdout, stderr).
+pub fn dhwani(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_dhwani"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run dhwani");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// The SIPp binary; the test command installs it (`scripts/test.sh`).
 pub fn sipp() -> PathBuf {
     let p = PathBuf::from("/usr/bin/sipp");
@@ -172,7 +232,8 @@ pub struct SippRun {
     pub output: String,
 }
 
-/// Runs SIPp against `target` with `args`, bounded by `limit`.
+/// Runs SIPp against `target` with `args`, bounded by `limit`. It dials
+/// 1000 (the test tenant's number) unless `args` has its own `-s`.
 pub fn run_sipp(target: SocketAddr, args: &[&str], limit: Duration) -> SippRun {
     let dir = tempfile::tempdir().expect("temp dir");
     let mp = free_udp_port().to_string();
@@ -192,6 +253,9 @@ pub fn run_sipp(target: SocketAddr, args: &[&str], limit: Duration) -> SippRun {
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    if !args.contains(&"-s") {
+        cmd.args(["-s", "1000"]);
+    }
     let out = cmd.output().expect("run sipp");
     let mut output = String::from_utf8_lossy(&out.stdout).into_owned();
     output.push_str(&String::from_utf8_lossy(&out.stderr));

@@ -1,0 +1,614 @@
+//! Calls walking IVR flows end to end: the real binary, SIPp as the caller,
+//! the timeline and CDR read back with `dhwani calls list|show --json`.
+//! Digits arrive by SIP INFO, RFC 4733 (SIPp's pcaps; needs root, as CI
+//! runs) and in-band tones; callers hang up mid-prompt or press nothing.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Server, dhwani, run_sipp};
+use serde_json::Value;
+
+const INVITE: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="ivr">
+  <send retrans="500">
+    <![CDATA[
+
+      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+      From: "Test Caller" <sip:+919800000001@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: <sip:sipp@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=user1 53655765 2353687637 IN IP4 [local_ip]
+      s=-
+      c=IN IP4 [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0 101
+      a=rtpmap:0 PCMU/8000
+      a=rtpmap:101 telephone-event/8000
+      a=fmtp:101 0-15
+
+    ]]>
+  </send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="200" rtd="true" rrs="true"/>
+  <send>
+    <![CDATA[
+
+      ACK [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+      From: "Test Caller" <sip:+919800000001@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      [last_To:]
+      [routes]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Contact: <sip:sipp@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+"#;
+
+/// The caller hangs up.
+const CALLER_BYE: &str = r#"
+  <send retrans="500">
+    <![CDATA[
+
+      BYE [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+      From: "Test Caller" <sip:+919800000001@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      [last_To:]
+      [routes]
+      Call-ID: [call_id]
+      CSeq: 30 BYE
+      Contact: <sip:sipp@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="200"/>
+</scenario>
+"#;
+
+/// The flow hangs up: receive its BYE, answer 200.
+const SERVER_BYE: &str = r#"
+  <recv request="BYE" timeout="60000"/>
+  <send>
+    <![CDATA[
+
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+    ]]>
+  </send>
+</scenario>
+"#;
+
+fn info(digit: char, cseq: u32) -> String {
+    format!(
+        r#"  <send retrans="500">
+    <![CDATA[
+
+      INFO [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+      From: "Test Caller" <sip:+919800000001@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      [last_To:]
+      [routes]
+      Call-ID: [call_id]
+      CSeq: {cseq} INFO
+      Contact: <sip:sipp@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Type: application/dtmf-relay
+      Content-Length: [len]
+
+      Signal={digit}
+      Duration=160
+
+    ]]>
+  </send>
+  <recv response="200"/>
+"#
+    )
+}
+
+fn pause(ms: u32) -> String {
+    format!("  <pause milliseconds=\"{ms}\"/>\n")
+}
+
+fn rfc4733(digit: char) -> String {
+    let pcap = format!("/usr/share/sip-tester/dtmf_2833_{digit}.pcap");
+    assert!(
+        std::path::Path::new(&pcap).exists(),
+        "SIPp's DTMF pcaps come with the sip-tester package"
+    );
+    format!("  <nop><action><exec play_pcap_audio=\"{pcap}\"/></action></nop>\n")
+}
+
+fn write_scenario(dir: &std::path::Path, middle: &str, tail: &str) -> String {
+    let p = dir.join("scenario.xml");
+    std::fs::write(&p, format!("{INVITE}{middle}{tail}")).expect("write scenario");
+    p.display().to_string()
+}
+
+/// The demo tenant of the embedded default (number 1000, the support flow).
+const DEMO: &str = "[[tenants]]\nid = \"demo\"\nnumbers = [\"1000\", \"+911140000000\"]\nflows_dir = \"builtin:demo\"\n";
+
+fn call_once(server: &Server, sc: &str, number: &str) -> common::SippRun {
+    run_sipp(
+        server.addr("udp"),
+        &["-sf", sc, "-m", "1", "-s", number],
+        Duration::from_secs(90),
+    )
+}
+
+/// The newest call and its timeline, through the CLI.
+fn last_call(server: &Server) -> (Value, Vec<Value>) {
+    let cfg = server.config_path().display().to_string();
+    let data = server.data_dir().display().to_string();
+    // The writer flushes at least every 200 ms; the CDR follows the BYE.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (code, out, err) = dhwani(&[
+            "calls",
+            "list",
+            "--json",
+            "--config",
+            &cfg,
+            "--data-dir",
+            &data,
+        ]);
+        assert_eq!(code, 0, "{err}");
+        if let Some(line) = out.lines().next() {
+            let call: Value = serde_json::from_str(line).expect("json");
+            if call["end_ms"].is_i64() {
+                let id = call["call_id"].as_str().expect("id").to_owned();
+                let (code, out, err) = dhwani(&[
+                    "calls",
+                    "show",
+                    &id,
+                    "--json",
+                    "--config",
+                    &cfg,
+                    "--data-dir",
+                    &data,
+                ]);
+                assert_eq!(code, 0, "{err}");
+                let v: Value = serde_json::from_str(&out).expect("json");
+                let timeline = v["timeline"].as_array().expect("timeline").clone();
+                return (v["call"].clone(), timeline);
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no finished call in the store: {out}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn events<'a>(timeline: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    timeline.iter().filter(|e| e["kind"] == kind).collect()
+}
+
+fn steps(timeline: &[Value]) -> Vec<String> {
+    events(timeline, "step")
+        .iter()
+        .map(|e| e["detail"]["name"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[test]
+fn a_caller_walks_the_demo_flow_to_voicemail_with_info_digits() {
+    let mut server = Server::start(DEMO);
+    let dir = tempfile::tempdir().unwrap();
+    let middle = [
+        pause(1500),
+        info('1', 2), // consent: yes
+        pause(1500),
+        info('3', 3), // menu: leave a message; the message (silence) ends
+                      // after 5 s of silence, then the flow says goodbye
+    ]
+    .concat();
+    let sc = write_scenario(dir.path(), &middle, SERVER_BYE);
+    let run = call_once(&server, &sc, "1000");
+    assert_eq!(
+        run.successful,
+        1,
+        "{}\n{}",
+        run.output,
+        server.log.join("\n")
+    );
+    let (call, timeline) = last_call(&server);
+    assert_eq!(call["tenant"], "demo");
+    assert_eq!(call["caller"], "+919800000001");
+    assert_eq!(call["called"], "1000");
+    assert_eq!(call["hangup_by"], "dhwani", "{call}");
+    assert_eq!(call["outcome"], "hangup: voicemail", "{call}");
+    assert_eq!(
+        steps(&timeline),
+        ["welcome", "main_menu", "voicemail"],
+        "{timeline:#?}"
+    );
+    let consent = events(&timeline, "consent");
+    assert_eq!(consent.len(), 1);
+    assert_eq!(consent[0]["detail"]["granted"], "yes");
+    let branch = events(&timeline, "branch");
+    assert!(
+        branch.iter().any(|b| b["detail"]["to"] == "voicemail"),
+        "{branch:?}"
+    );
+    assert!(
+        events(&timeline, "dtmf")
+            .iter()
+            .all(|d| d["detail"]["source"] == "info")
+    );
+    assert!(
+        timeline
+            .iter()
+            .any(|e| e["kind"] == "custom" || e["detail"].to_string().contains("voicemail.left")),
+        "{timeline:#?}"
+    );
+    // The call was recorded after the yes, and the message too: both
+    // verify with the tenant's (demo) key.
+    let rec_id = call["recording_id"].as_str().expect("recording id");
+    let rec_dir = server.data_dir().join("recordings").join("demo");
+    let files: Vec<_> = std::fs::read_dir(&rec_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 2, "{files:?}");
+    assert!(
+        files
+            .iter()
+            .any(|f| f.display().to_string().contains(rec_id))
+    );
+    let kek = server.data_dir().join("keys").join("demo.kek");
+    for f in &files {
+        let (code, out, err) = dhwani(&[
+            "recordings",
+            "verify",
+            &f.display().to_string(),
+            "--kek",
+            &kek.display().to_string(),
+        ]);
+        assert_eq!(code, 0, "{out}{err}");
+    }
+    // The readable timeline names the steps.
+    let (code, text, _) = dhwani(&[
+        "calls",
+        "show",
+        call["call_id"].as_str().unwrap(),
+        "--config",
+        &server.config_path().display().to_string(),
+        "--data-dir",
+        &server.data_dir().display().to_string(),
+    ]);
+    assert_eq!(code, 0);
+    assert!(
+        text.contains("hung up by dhwani") && text.contains("main_menu"),
+        "{text}"
+    );
+    assert!(server.wait_for_log("call finished", Duration::from_secs(2)));
+}
+
+#[test]
+fn rfc4733_digits_then_a_hang_up_during_the_menu_prompt() {
+    let server = Server::start(DEMO);
+    let dir = tempfile::tempdir().unwrap();
+    let middle = [pause(1000), rfc4733('1'), pause(2500)].concat();
+    let sc = write_scenario(dir.path(), &middle, CALLER_BYE);
+    let run = call_once(&server, &sc, "1000");
+    assert_eq!(run.successful, 1, "{}", run.output);
+    let (call, timeline) = last_call(&server);
+    assert_eq!(call["hangup_by"], "caller", "{call}");
+    assert_eq!(call["hangup_cause"], "BYE from caller");
+    assert_eq!(call["outcome"], "caller hung up");
+    assert_eq!(events(&timeline, "consent")[0]["detail"]["granted"], "yes");
+    assert!(
+        events(&timeline, "dtmf")
+            .iter()
+            .any(|d| d["detail"]["source"] == "rfc4733")
+    );
+    assert_eq!(steps(&timeline), ["welcome", "main_menu"]);
+    let last_prompt = events(&timeline, "prompt")
+        .last()
+        .map(|p| p["step"].clone());
+    assert_eq!(
+        last_prompt,
+        Some(Value::from("main_menu")),
+        "hung up during the menu"
+    );
+}
+
+/// A flow with short timeouts, for callers who press nothing and for
+/// in-band digits.
+fn menu_flow(prompt: &str) -> String {
+    format!(
+        r#"flow "Menu"
+  numbers 2000
+
+step menu
+  gather digits 1, timeout 1s, retries 1
+    play "{prompt}"
+    on 5 -> five
+    on invalid -> goodbye
+    on timeout -> goodbye
+
+step five
+  log "menu.five"
+  hangup "five"
+
+step goodbye
+  play "{prompt}"
+  hangup "no input"
+"#
+    )
+}
+
+fn menu_tenant(dir: &std::path::Path) -> String {
+    let flows = dir.join("menu-flows");
+    std::fs::create_dir_all(&flows).unwrap();
+    let chime = common::repo_path("examples/prompts/chime.wav");
+    std::fs::write(
+        flows.join("menu.ivr"),
+        menu_flow(&chime.display().to_string()),
+    )
+    .unwrap();
+    format!(
+        "[[tenants]]\nid = \"menu\"\nnumbers = [\"2000\"]\nflows_dir = \"{}\"\n",
+        flows.display()
+    )
+}
+
+#[test]
+fn a_caller_who_presses_nothing_hears_the_retry_then_goodbye() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&menu_tenant(dir.path()));
+    let sc = write_scenario(dir.path(), "", SERVER_BYE);
+    let run = call_once(&server, &sc, "2000");
+    assert_eq!(run.successful, 1, "{}", run.output);
+    let (call, timeline) = last_call(&server);
+    assert_eq!(call["outcome"], "hangup: no input");
+    assert_eq!(call["hangup_by"], "dhwani");
+    assert_eq!(steps(&timeline), ["menu", "goodbye"]);
+    // The first prompt, its retry, then goodbye's.
+    assert_eq!(events(&timeline, "prompt").len(), 3, "{timeline:#?}");
+    let branch = events(&timeline, "branch");
+    assert_eq!(branch[0]["detail"]["on"], "timeout");
+}
+
+#[test]
+fn in_band_digits_walk_a_menu() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&menu_tenant(dir.path()));
+    let mut pcm = vec![0i16; 4000];
+    pcm.extend(media::dtmf::inband::tone(
+        '5', 100, 1.0, 6000.0, 6000.0, 0.0,
+    ));
+    pcm.extend(vec![0i16; 8000]);
+    let mut ulaw = Vec::new();
+    media::codec::Codec::Pcmu.encode(&pcm, &mut ulaw);
+    let file = dir.path().join("five.ulaw");
+    std::fs::write(&file, &ulaw).unwrap();
+    let middle = format!(
+        "  <nop><action><exec rtp_stream=\"{},1,0\"/></action></nop>\n",
+        file.display()
+    );
+    let sc = write_scenario(dir.path(), &middle, SERVER_BYE);
+    let run = call_once(&server, &sc, "2000");
+    assert_eq!(run.successful, 1, "{}", run.output);
+    let (call, timeline) = last_call(&server);
+    assert_eq!(call["outcome"], "hangup: five", "{timeline:#?}");
+    assert!(
+        events(&timeline, "dtmf")
+            .iter()
+            .any(|d| d["detail"]["source"] == "inband")
+    );
+}
+
+fn refused(server: &Server, number: &str) -> String {
+    let run = run_sipp(
+        server.addr("udp"),
+        &["-sn", "uac", "-m", "1", "-s", number],
+        Duration::from_secs(10),
+    );
+    assert_eq!(run.failed, 1, "{}", run.output);
+    run.output
+}
+
+#[test]
+fn unknown_numbers_get_404_and_forbidden_sources_403() {
+    let mut server = Server::start("");
+    refused(&server, "5555");
+    assert!(
+        server.wait_for_log("status=404", Duration::from_secs(5)),
+        "{}",
+        server.log.join("\n")
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut walled = Server::start(&format!(
+        "{}[[trunks]]\nname = \"carrier\"\nnetworks = [\"192.0.2.0/24\"]\n",
+        menu_tenant(dir.path())
+    ));
+    refused(&walled, "2000");
+    assert!(
+        walled.wait_for_log("status=403", Duration::from_secs(5)),
+        "{}",
+        walled.log.join("\n")
+    );
+}
+
+#[test]
+fn a_tenant_at_its_call_limit_gets_503_with_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let tenant = menu_tenant(dir.path()).replace("flows_dir", "max_calls = 1\nflows_dir");
+    let mut server = Server::start(&tenant);
+    // One call holds the tenant's only slot (it waits in the menu).
+    let sc = write_scenario(dir.path(), &pause(3000), CALLER_BYE);
+    let addr = server.addr("udp");
+    let first = std::thread::spawn(move || {
+        run_sipp(
+            addr,
+            &["-sf", &sc, "-m", "1", "-s", "2000"],
+            Duration::from_secs(20),
+        )
+    });
+    std::thread::sleep(Duration::from_millis(1000));
+    refused(&server, "2000");
+    assert!(first.join().unwrap().successful == 1);
+    assert!(
+        server.wait_for_log("tenant at its call limit", Duration::from_secs(5)),
+        "{}",
+        server.log.join("\n")
+    );
+}
+
+#[test]
+fn a_digest_trunk_challenges_a_caller_without_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(&format!(
+        "{}[[trunks]]\nname = \"carrier\"\nnetworks = [\"127.0.0.0/8\"]\nusername = \"carrier\"\npassword = \"test-only-secret\"\n",
+        menu_tenant(dir.path())
+    ));
+    // SIPp's uac without credentials: 401.
+    refused(&server, "2000");
+    assert!(
+        server.wait_for_log("status=401", Duration::from_secs(5)),
+        "{}",
+        server.log.join("\n")
+    );
+}
+
+#[test]
+fn hot_deploy_keeps_running_calls_on_their_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let tenant = menu_tenant(dir.path());
+    let mut server = Server::start(&tenant);
+    let flow_file = dir.path().join("menu-flows").join("menu.ivr");
+    let addr = server.addr("udp");
+    // Call A starts on version 1 and stays 4 s.
+    let sc_a = write_scenario(dir.path(), &pause(4000), CALLER_BYE);
+    let a = std::thread::spawn(move || {
+        run_sipp(
+            addr,
+            &["-sf", &sc_a, "-m", "1", "-s", "2000"],
+            Duration::from_secs(30),
+        )
+    });
+    std::thread::sleep(Duration::from_millis(800));
+    // A broken edit is refused and version 1 stays live.
+    std::fs::write(
+        &flow_file,
+        "flow \"Menu\"\n  numbers 2000\nstep menu\n  gather\n",
+    )
+    .unwrap();
+    assert!(
+        server.wait_for_log("flow refused", Duration::from_secs(5)),
+        "{}",
+        server.log.join("\n")
+    );
+    // A good edit deploys version 2 for new calls.
+    let chime = common::repo_path("examples/prompts/chime.wav")
+        .display()
+        .to_string();
+    std::fs::write(
+        &flow_file,
+        menu_flow(&chime).replace("\"no input\"", "\"no input v2\""),
+    )
+    .unwrap();
+    assert!(
+        server.wait_for_log("flow deployed", Duration::from_secs(5)),
+        "{}",
+        server.log.join("\n")
+    );
+    let dir_b = tempfile::tempdir().unwrap();
+    let sc_b = write_scenario(dir_b.path(), "", SERVER_BYE);
+    let b = call_once(&server, &sc_b, "2000");
+    assert_eq!(b.successful, 1, "{}", b.output);
+    assert_eq!(a.join().unwrap().successful, 1);
+    let _ = last_call(&server);
+    let cfg = server.config_path().display().to_string();
+    let data = server.data_dir().display().to_string();
+    let (_, out, _) = dhwani(&[
+        "calls",
+        "list",
+        "--json",
+        "--config",
+        &cfg,
+        "--data-dir",
+        &data,
+    ]);
+    let calls: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(calls.len(), 2, "{out}");
+    let b_call = calls
+        .iter()
+        .find(|c| c["outcome"] == "hangup: no input v2")
+        .unwrap_or_else(|| panic!("call B on v2: {out}\n{}", server.log.join("\n")));
+    let a_call = calls
+        .iter()
+        .find(|c| c["hangup_by"] == "caller")
+        .expect("call A");
+    assert_ne!(
+        a_call["flow_version"], b_call["flow_version"],
+        "A kept version 1, B got version 2"
+    );
+}
+
+#[test]
+fn sigterm_drains_a_running_call_then_flushes_its_cdr() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(&format!(
+        "{}[calls]\ndrain_secs = 10\n",
+        menu_tenant(dir.path())
+    ));
+    let sc = write_scenario(dir.path(), &pause(2500), CALLER_BYE);
+    let addr = server.addr("udp");
+    let call = std::thread::spawn(move || {
+        run_sipp(
+            addr,
+            &["-sf", &sc, "-m", "1", "-s", "2000"],
+            Duration::from_secs(20),
+        )
+    });
+    std::thread::sleep(Duration::from_millis(700));
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &server.pid().to_string()])
+        .status();
+    assert!(server.wait_for_log("waiting for calls to finish", Duration::from_secs(5)));
+    // New calls are refused while draining.
+    refused(&server, "2000");
+    let run = call.join().unwrap();
+    assert_eq!(
+        run.successful,
+        1,
+        "the running call finished normally: {}\n{}",
+        run.output,
+        server.log.join("\n")
+    );
+    assert!(
+        server.wait_for_log("stopped", Duration::from_secs(10)),
+        "{}",
+        server.log.join("\n")
+    );
+    let (call, _) = last_call(&server);
+    assert_eq!(call["hangup_by"], "caller", "{call}");
+}
