@@ -492,7 +492,8 @@ impl Config {
                         ),
                     ));
                 }
-                if let Some(other) = owner.insert(n, &t.id) {
+                // Routing ignores a leading +, so ownership does too.
+                if let Some(other) = owner.insert(n.trim_start_matches('+'), &t.id) {
                     return Err(invalid(
                         "numbers",
                         format!("number {n} belongs to both `{other}` and `{}`", t.id),
@@ -587,7 +588,10 @@ mod tests {
     fn the_embedded_default_loads() {
         let c = Config::load(None).unwrap();
         assert_eq!(c.listens().len(), 2);
-        assert_eq!(c.calls.max_call_secs, 30);
+        assert_eq!(c.calls.max_call_secs, 4 * 3600);
+        assert_eq!(c.tenants.len(), 1);
+        assert_eq!(c.tenants[0].flows_dir, Path::new(BUILTIN_DEMO_FLOWS));
+        assert_eq!(c.trunks[0].nets().len(), 2);
     }
 
     #[test]
@@ -613,6 +617,44 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("max_calls") && err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn tenant_and_trunk_mistakes_are_named() {
+        let cases = [
+            (
+                "[[tenants]]\nid = \"a b\"\nnumbers = []\nflows_dir = \"f\"\n",
+                "tenant id `a b`",
+            ),
+            (
+                "[[tenants]]\nid = \"a\"\nnumbers = [\"1000\"]\nflows_dir = \"f\"\n[[tenants]]\nid = \"b\"\nnumbers = [\"+1000\"]\nflows_dir = \"g\"\n",
+                "belongs to both",
+            ),
+            (
+                "[[tenants]]\nid = \"a\"\nnumbers = [\"1000\"]\nflows_dir = \"f\"\n[[tenants]]\nid = \"b\"\nnumbers = [\"1000\"]\nflows_dir = \"g\"\n",
+                "belongs to both `a` and `b`",
+            ),
+            (
+                "[[tenants]]\nid = \"a\"\nnumbers = [\"ten\"]\nflows_dir = \"f\"\n",
+                "`ten` is not a number",
+            ),
+            (
+                "[[trunks]]\nname = \"t\"\nnetworks = [\"10.0.0.0/33\"]\n",
+                "not a network",
+            ),
+            (
+                "[[trunks]]\nname = \"t\"\nnetworks = [\"10.0.0.0/8\"]\nusername = \"u\"\n",
+                "username and password go together",
+            ),
+            (
+                "[store]\nurl = \"mysql://x\"\n",
+                "use sqlite://PATH or postgres://",
+            ),
+        ];
+        for (toml, want) in cases {
+            let err = Config::parse(toml, "x.toml").unwrap_err().to_string();
+            assert!(err.contains(want), "{toml}: {err}");
+        }
     }
 
     #[test]

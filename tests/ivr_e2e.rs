@@ -216,16 +216,10 @@ fn steps(timeline: &[Value]) -> Vec<String> {
 #[test]
 fn a_caller_walks_the_demo_flow_to_voicemail_with_info_digits() {
     let mut server = Server::start(DEMO);
-    let dir = tempfile::tempdir().unwrap();
-    let middle = [
-        pause(1500),
-        info('1', 2), // consent: yes
-        pause(1500),
-        info('3', 3), // menu: leave a message; the message (silence) ends
-                      // after 5 s of silence, then the flow says goodbye
-    ]
-    .concat();
-    let sc = write_scenario(dir.path(), &middle, SERVER_BYE);
+    // The scenario the README's tour uses.
+    let sc = common::repo_path("examples/sipp/demo-walk.xml")
+        .display()
+        .to_string();
     let run = call_once(&server, &sc, "1000");
     assert_eq!(
         run.successful,
