@@ -127,6 +127,59 @@ fn info(digit: char, cseq: u32) -> String {
     )
 }
 
+/// A re-INVITE with `direction` (hold: sendonly; unhold: sendrecv), its
+/// 200 and our ACK.
+fn reinvite(direction: &str, cseq: u32) -> String {
+    format!(
+        r#"  <send retrans="500">
+    <![CDATA[
+
+      INVITE [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+      From: "Test Caller" <sip:+919800000001@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      [last_To:]
+      [routes]
+      Call-ID: [call_id]
+      CSeq: {cseq} INVITE
+      Contact: <sip:sipp@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=user1 53655765 {cseq} IN IP4 [local_ip]
+      s=-
+      c=IN IP4 [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0 101
+      a=rtpmap:0 PCMU/8000
+      a=rtpmap:101 telephone-event/8000
+      a={direction}
+
+    ]]>
+  </send>
+  <recv response="100" optional="true"/>
+  <recv response="200"/>
+  <send>
+    <![CDATA[
+
+      ACK [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+      From: "Test Caller" <sip:+919800000001@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      [last_To:]
+      [routes]
+      Call-ID: [call_id]
+      CSeq: {cseq} ACK
+      Contact: <sip:sipp@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+"#
+    )
+}
+
 fn pause(ms: u32) -> String {
     format!("  <pause milliseconds=\"{ms}\"/>\n")
 }
@@ -413,6 +466,39 @@ fn in_band_digits_walk_a_menu() {
         events(&timeline, "dtmf")
             .iter()
             .any(|d| d["detail"]["source"] == "inband")
+    );
+}
+
+#[test]
+fn hold_pauses_the_flow_and_unhold_resumes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&menu_tenant(dir.path()));
+    // Unheld, the menu gives up after about 4 s (prompt, 1 s, retry, 1 s,
+    // goodbye). Held for 6 s, it must still be waiting for a key.
+    let middle = [
+        pause(300),
+        reinvite("sendonly", 2),
+        pause(6000),
+        reinvite("sendrecv", 3),
+        pause(300),
+        info('5', 4),
+    ]
+    .concat();
+    let sc = write_scenario(dir.path(), &middle, SERVER_BYE);
+    let run = call_once(&server, &sc, "2000");
+    assert_eq!(run.successful, 1, "{}", run.output);
+    let (call, timeline) = last_call(&server);
+    assert_eq!(call["outcome"], "hangup: five", "{timeline:#?}");
+    let sip: Vec<&Value> = events(&timeline, "sip");
+    let held: Vec<&str> = sip
+        .iter()
+        .filter_map(|e| e["detail"]["event"].as_str())
+        .collect();
+    assert_eq!(held, ["answered", "hold", "unhold", "ended"]);
+    assert!(
+        events(&timeline, "dtmf")
+            .iter()
+            .any(|d| d["detail"]["source"] == "info")
     );
 }
 
