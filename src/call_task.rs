@@ -93,6 +93,10 @@ pub struct Shared {
     pub recordings_dir: PathBuf,
     /// The beep before a message.
     pub beep: Arc<[i16]>,
+    /// Test hook (`DHWANI_TEST_PANIC_DIGIT`): a call task panics when the
+    /// caller presses this key, so the tests can show that one call's
+    /// failure ends that call only. Unset in production.
+    pub panic_digit: Option<char>,
 }
 
 fn ms(t: SystemTime) -> i64 {
@@ -646,6 +650,12 @@ pub async fn run(
                     let _ = from.send_to(&bytes, to).await;
                 }
                 Output::Event(Event::Digit { key, source }) => {
+                    if call.shared.panic_digit == Some(key) {
+                        #[allow(clippy::panic)]
+                        {
+                            panic!("DHWANI_TEST_PANIC_DIGIT pressed");
+                        }
+                    }
                     if call.interp.is_collecting_sensitive() {
                         tracing::info!(
                             call_id = sip_call_id,

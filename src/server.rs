@@ -146,6 +146,9 @@ impl Server {
             keys,
             recordings_dir: config.data_dir.join("recordings"),
             beep: call_task::builtin_prompt(BEEP, "beep", 8000)?,
+            panic_digit: std::env::var("DHWANI_TEST_PANIC_DIGIT")
+                .ok()
+                .and_then(|v| v.chars().next()),
         });
         let (reload_tx, reload_rx) = mpsc::channel(4);
         tokio::spawn(watch_flows(

@@ -502,6 +502,61 @@ fn hold_pauses_the_flow_and_unhold_resumes_it() {
     );
 }
 
+#[test]
+fn a_panic_in_one_call_ends_that_call_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start_env(
+        &menu_tenant(dir.path()),
+        &[("DHWANI_TEST_PANIC_DIGIT", "9")],
+    );
+    let addr = server.addr("udp");
+    // Call B is in its menu while call A's task panics; B then presses 5.
+    let dir_b = tempfile::tempdir().unwrap();
+    let sc_b = write_scenario(
+        dir_b.path(),
+        &[pause(1500), info('5', 2)].concat(),
+        SERVER_BYE,
+    );
+    let b = std::thread::spawn(move || {
+        run_sipp(
+            addr,
+            &["-sf", &sc_b, "-m", "1", "-s", "2000"],
+            Duration::from_secs(20),
+        )
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let sc_a = write_scenario(dir.path(), &[pause(300), info('9', 2)].concat(), SERVER_BYE);
+    let a = call_once(&server, &sc_a, "2000");
+    assert_eq!(a.successful, 1, "call A gets a BYE: {}", a.output);
+    assert!(server.wait_for_log("call task panicked", Duration::from_secs(5)));
+    let b = b.join().unwrap();
+    assert_eq!(b.successful, 1, "call B goes on: {}", b.output);
+    // And the server takes new calls.
+    let dir_c = tempfile::tempdir().unwrap();
+    let sc_c = write_scenario(
+        dir_c.path(),
+        &[pause(300), info('5', 2)].concat(),
+        SERVER_BYE,
+    );
+    assert_eq!(call_once(&server, &sc_c, "2000").successful, 1);
+    let _ = last_call(&server); // C's CDR is written
+    let cfg = server.config_path().display().to_string();
+    let data = server.data_dir().display().to_string();
+    let (_, out, _) = dhwani(&[
+        "calls",
+        "list",
+        "--json",
+        "--config",
+        &cfg,
+        "--data-dir",
+        &data,
+    ]);
+    assert!(
+        out.contains("\"outcome\":\"error: the call task failed\""),
+        "{out}"
+    );
+}
+
 fn refused(server: &Server, number: &str) -> String {
     let run = run_sipp(
         server.addr("udp"),

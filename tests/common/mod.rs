@@ -34,6 +34,15 @@ impl Server {
     /// that plays the welcome prompt and then waits ten minutes (SIPp
     /// dials 1000: see [`run_sipp`]).
     pub fn start_with(listen: &[&str], extra_toml: &str) -> Server {
+        Server::start_full(listen, extra_toml, &[])
+    }
+
+    /// Starts with extra environment variables.
+    pub fn start_env(extra_toml: &str, env: &[(&str, &str)]) -> Server {
+        Server::start_full(&["udp:127.0.0.1:0", "tcp:127.0.0.1:0"], extra_toml, env)
+    }
+
+    fn start_full(listen: &[&str], extra_toml: &str, env: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let cfg = dir.path().join("dhwani.toml");
         let mut text = format!("log = \"info\"\n{extra_toml}\n");
@@ -55,6 +64,9 @@ impl Server {
             .arg(dir.path().join("data"));
         for l in listen {
             cmd.arg("--listen").arg(l);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
         }
         let mut child = cmd
             .env_remove("RUST_LOG")
