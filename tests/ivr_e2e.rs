@@ -440,6 +440,49 @@ fn a_caller_who_presses_nothing_hears_the_retry_then_goodbye() {
     assert_eq!(branch[0]["detail"]["on"], "timeout");
 }
 
+/// What must match between two runs of the same call script: the CDR
+/// without ids and times, and the timeline's steps, kinds and details.
+fn comparable(call: &Value, timeline: &[Value]) -> (Vec<Value>, Vec<(Value, Value, Value)>) {
+    let cdr = [
+        "tenant",
+        "flow",
+        "flow_version",
+        "caller",
+        "called",
+        "hangup_by",
+        "hangup_cause",
+        "outcome",
+    ]
+    .iter()
+    .map(|k| call[*k].clone())
+    .collect();
+    let events = timeline
+        .iter()
+        .map(|e| (e["step"].clone(), e["kind"].clone(), e["detail"].clone()))
+        .collect();
+    (cdr, events)
+}
+
+#[test]
+fn sqlite_and_postgresql_record_the_same_call_the_same_way() {
+    let pg = common::pg::TempPostgres::start();
+    let mut runs = Vec::new();
+    // One flows directory: the flow's version hashes its files' paths too.
+    let flows = tempfile::tempdir().unwrap();
+    let tenant = menu_tenant(flows.path());
+    for store in ["", pg.url.as_str()] {
+        let dir = tempfile::tempdir().unwrap();
+        let server = Server::start(&format!("[store]\nurl = \"{store}\"\n{tenant}"));
+        let sc = write_scenario(dir.path(), "", SERVER_BYE);
+        assert_eq!(call_once(&server, &sc, "2000").successful, 1);
+        let (call, timeline) = last_call(&server);
+        runs.push(comparable(&call, &timeline));
+    }
+    assert_eq!(runs[0].0, runs[1].0, "CDRs differ");
+    assert_eq!(runs[0].1, runs[1].1, "timelines differ");
+    assert!(runs[0].1.len() >= 8, "{:?}", runs[0].1);
+}
+
 #[test]
 fn in_band_digits_walk_a_menu() {
     let dir = tempfile::tempdir().unwrap();
