@@ -34,6 +34,18 @@ pub enum FlowCommand {
         #[arg(long, short)]
         verbose: bool,
     },
+    /// Check every tenant's flows as the server would load them and, when
+    /// all are good, tell the running server to deploy them (SIGHUP via
+    /// DATA_DIR/dhwani.pid). Exit status 1 when any flow is refused (the
+    /// server then keeps the live versions).
+    Deploy {
+        /// TOML config file (as for `serve`).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Data directory (as for `serve`).
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
     /// Explain a statement of the language (all of them without VERB).
     Explain {
         /// A statement, e.g. `gather`.
@@ -57,6 +69,58 @@ pub fn run(cmd: FlowCommand) -> anyhow::Result<ExitCode> {
         FlowCommand::Test { files, verbose } => Ok(test(&files, verbose)),
         FlowCommand::Run { file, caller } => interactive(&file, &caller),
         FlowCommand::Explain { verb } => Ok(explain(verb.as_deref())),
+        FlowCommand::Deploy { config, data_dir } => deploy(config.as_deref(), data_dir),
+    }
+}
+
+fn deploy(config: Option<&Path>, data_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let cfg = crate::cli::load_config(config, data_dir)?;
+    let registry = crate::tenants::Registry::new(&cfg, &crate::cli::config_dir(config))?;
+    let report = registry.reload();
+    for (tenant, file, name, version, _) in &report.live {
+        println!(
+            "{tenant}: {}: ok, flow \"{name}\" version {version}",
+            file.display()
+        );
+    }
+    for (tenant, file, w) in &report.warnings {
+        eprintln!("warning: {tenant}: {}: {w}", file.display());
+    }
+    for (tenant, file, why) in &report.refused {
+        eprintln!("{why}");
+        println!("{tenant}: {}: refused", file.display());
+    }
+    if !report.refused.is_empty() {
+        println!("not deployed: fix the flows above (the server keeps the live versions)");
+        return Ok(ExitCode::FAILURE);
+    }
+    let pid_file = cfg.data_dir.join("dhwani.pid");
+    let Ok(pid) = std::fs::read_to_string(&pid_file) else {
+        println!(
+            "no running server ({} not found): the flows load when it starts",
+            pid_file.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    };
+    let pid = pid.trim();
+    anyhow::ensure!(
+        pid.chars().all(|c| c.is_ascii_digit()) && !pid.is_empty(),
+        "{}: not a pid",
+        pid_file.display()
+    );
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", pid])
+        .status()
+        .context("cannot run kill")?;
+    if status.success() {
+        println!("deployed: server {pid} is reloading its flows");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!(
+            "server {pid} is not running (stale {}): the flows load when it starts",
+            pid_file.display()
+        );
+        Ok(ExitCode::SUCCESS)
     }
 }
 
@@ -105,6 +169,13 @@ fn check(files: &[PathBuf]) -> ExitCode {
         });
         for p in &media_problems {
             eprintln!("error: {}: {p}", f.display());
+        }
+        let not_yet = loaded
+            .flow
+            .as_ref()
+            .map_or_else(Vec::new, |flow| crate::flowmedia::not_yet_available(flow));
+        for w in &not_yet {
+            eprintln!("warning: {}: {w}", f.display());
         }
         if !media_problems.is_empty() {
             failed = true;

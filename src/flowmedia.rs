@@ -26,3 +26,33 @@ pub fn check(flow: &Flow, tts: Option<&dyn Engine>) -> Vec<String> {
     }
     problems
 }
+
+/// What the flow uses that this server cannot do yet, one warning per
+/// statement, naming its step: `queue` (agents are a later issue: the
+/// caller takes the overflow path), `transfer` (its failure path) and
+/// `fetch` (answered as failed after the allow-list check).
+pub fn not_yet_available(flow: &Flow) -> Vec<String> {
+    use ivr_dsl::flow::Instr;
+    let mut out = Vec::new();
+    for (pc, instr) in flow.code.iter().enumerate() {
+        let step = flow
+            .step_at(pc as u32)
+            .map(|s| s.name.as_str())
+            .unwrap_or("?");
+        let what = match instr {
+            Instr::Queue(q) => format!(
+                "step `{step}`: `queue \"{}\"` is not available on this server yet (agents are a later release); callers take its overflow path",
+                q.name
+            ),
+            Instr::Transfer { .. } => format!(
+                "step `{step}`: `transfer` is not available on this server yet; callers take its failure path"
+            ),
+            Instr::Fetch(_) => format!(
+                "step `{step}`: `fetch` is not available on this server yet; it fails and the flow takes its failure path"
+            ),
+            _ => continue,
+        };
+        out.push(what);
+    }
+    out
+}

@@ -95,6 +95,8 @@ pub struct LoadReport {
     pub live: Vec<(String, PathBuf, String, String, bool)>,
     /// Refused flows: (tenant, file, rendered diagnostics).
     pub refused: Vec<(String, PathBuf, String)>,
+    /// Warnings about live flows: (tenant, file, warning).
+    pub warnings: Vec<(String, PathBuf, String)>,
 }
 
 fn number_key(n: &str) -> &str {
@@ -331,6 +333,9 @@ pub fn log_report(report: &LoadReport, startup: bool) {
         } else if *changed {
             tracing::info!(tenant, file = %file.display(), flow = %name, version, "flow deployed");
         }
+    }
+    for (tenant, file, w) in &report.warnings {
+        tracing::warn!(tenant, file = %file.display(), "{w}");
     }
     for (tenant, file, why) in &report.refused {
         tracing::error!(tenant, file = %file.display(), "flow refused; the previous version (if any) stays live:\n{why}");

@@ -752,6 +752,33 @@ fn hot_deploy_keeps_running_calls_on_their_version() {
 }
 
 #[test]
+fn flow_deploy_checks_then_signals_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(&menu_tenant(dir.path()));
+    let cfg = server.config_path().display().to_string();
+    let data = server.data_dir().display().to_string();
+    let flow_file = dir.path().join("menu-flows").join("menu.ivr");
+    let good = std::fs::read_to_string(&flow_file).unwrap();
+    std::fs::write(&flow_file, good.replace("on 5 -> five", "on 5 -> fiv")).unwrap();
+    let (code, out, err) = dhwani(&["flow", "deploy", "--config", &cfg, "--data-dir", &data]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("menu.ivr:7:") && err.contains("did you mean `five`"),
+        "a located diagnostic: {err}"
+    );
+    assert!(out.contains("not deployed"), "{out}");
+    std::fs::write(&flow_file, good.replace("\"five\"", "\"five, deployed\"")).unwrap();
+    let (code, out, err) = dhwani(&["flow", "deploy", "--config", &cfg, "--data-dir", &data]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("deployed: server"), "{out}");
+    assert!(
+        server.wait_for_log("SIGHUP: reloading flows", Duration::from_secs(5)),
+        "{}",
+        server.log.join("\n")
+    );
+}
+
+#[test]
 fn sigterm_drains_a_running_call_then_flushes_its_cdr() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = Server::start(&format!(
