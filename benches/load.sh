@@ -15,11 +15,18 @@ cargo build --release -q
 work=$(mktemp -d)
 trap 'kill $srv 2>/dev/null || true; rm -rf "$work"' EXIT
 port=$((20000 + RANDOM % 20000))
+mkdir -p "$work/flows"
+printf 'flow "Answer"\n  numbers 1000\n\nstep start\n  wait 1m\n  hangup "done"\n' > "$work/flows/answer.ivr"
 cat > "$work/load.toml" <<TOML
 log = "warn"
 [calls]
 max_calls = 20000
 max_call_secs = 60
+[[tenants]]
+id = "load"
+numbers = ["1000"]
+flows_dir = "$work/flows"
+max_calls = 20000
 TOML
 ./target/release/dhwani serve --config "$work/load.toml" --listen "udp:127.0.0.1:$port" --data-dir "$work/data" 2>"$work/server.log" &
 srv=$!

@@ -793,7 +793,14 @@ pub async fn run(
     r.outcome = Some(outcome_text(call.interp.outcome()));
     r.recording_id = call.recording_ids.first().cloned();
     call.shared.log.send(Record::Call(r));
-    tracing::info!(call_id = sip_call_id, outcome = %outcome_text(call.interp.outcome()), "call finished");
+    tracing::info!(
+        call_id = sip_call_id,
+        outcome = %outcome_text(call.interp.outcome()),
+        frames = call.core.frames,
+        late_2ms = call.core.late_2ms,
+        skipped = call.core.skipped_frames,
+        "call finished"
+    );
 }
 
 /// Decodes a built-in prompt (WAV bytes) at `rate`.

@@ -148,6 +148,10 @@ pub struct CallMedia {
     pub late_frames: u64,
     /// Frames skipped because the driver was far too late.
     pub skipped_frames: u64,
+    /// Frames produced.
+    pub frames: u64,
+    /// Frames produced more than 2 ms after their deadline.
+    pub late_2ms: u64,
 }
 
 impl CallMedia {
@@ -177,6 +181,8 @@ impl CallMedia {
             out: VecDeque::new(),
             late_frames: 0,
             skipped_frames: 0,
+            frames: 0,
+            late_2ms: 0,
         }
     }
 
@@ -267,6 +273,10 @@ impl CallMedia {
                 self.next_frame += FRAME * skip;
                 break;
             }
+            if now > self.next_frame + Duration::from_millis(2) {
+                self.late_2ms += 1;
+            }
+            self.frames += 1;
             self.frame(now);
             self.next_frame += FRAME;
             done += 1;
