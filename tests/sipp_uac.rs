@@ -90,6 +90,32 @@ fn cancel_before_answer_gets_200_then_487() {
     );
     assert_all_calls(&run, 1);
     assert!(server.wait_for_log("call cancelled before answer", Duration::from_secs(5)));
+    // The unanswered call still has its CDR.
+    let cfg = server.config_path().display().to_string();
+    let data = server.data_dir().display().to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, out, _) = common::dhwani(&[
+            "calls",
+            "list",
+            "--json",
+            "--config",
+            &cfg,
+            "--data-dir",
+            &data,
+        ]);
+        if out.contains("CANCEL before answer (487)") {
+            assert!(out.contains("\"hangup_by\":\"caller\""), "{out}");
+            assert!(out.contains("\"answer_ms\":null"), "{out}");
+            assert!(out.contains("\"outcome\":\"not answered\""), "{out}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no CDR for the cancelled call: {out}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 #[test]
