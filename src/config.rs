@@ -128,6 +128,44 @@ pub struct TenantConfig {
     /// Hosts its flows may `fetch` from (see docs/ivr-dsl.md).
     #[serde(default)]
     pub fetch_allow: Vec<String>,
+    /// How long its data is kept.
+    #[serde(default)]
+    pub retention: RetentionConfig,
+}
+
+/// `[tenants.retention]`: days each class of data is kept.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// Call recordings (1 to 3650).
+    pub recordings_days: u64,
+    /// Interaction logs (TRAI/DoT: 180 to 365).
+    pub interaction_log_days: u64,
+    /// CDRs (365 to 3650; the caller's number is pseudonymised once the
+    /// interaction-log period has passed).
+    pub cdr_days: u64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> RetentionConfig {
+        let p = recordings::retention::Policy::default();
+        RetentionConfig {
+            recordings_days: p.recordings_days,
+            interaction_log_days: p.interaction_log_days,
+            cdr_days: p.cdr_days,
+        }
+    }
+}
+
+impl RetentionConfig {
+    /// As the recordings crate's policy.
+    pub fn policy(&self) -> recordings::retention::Policy {
+        recordings::retention::Policy {
+            recordings_days: self.recordings_days,
+            interaction_log_days: self.interaction_log_days,
+            cdr_days: self.cdr_days,
+        }
+    }
 }
 
 fn default_tenant_max_calls() -> usize {
@@ -471,6 +509,10 @@ impl Config {
             if !ids.insert(t.id.as_str()) {
                 return Err(invalid("id", format!("tenant id `{}` is used twice", t.id)));
             }
+            t.retention
+                .policy()
+                .validate()
+                .map_err(|m| invalid("retention", format!("tenant `{}`: {m}", t.id)))?;
             if t.max_calls == 0 {
                 return Err(invalid(
                     "max_calls",
