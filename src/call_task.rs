@@ -402,7 +402,7 @@ impl Call {
             .shared
             .recordings_dir
             .join(&tenant)
-            .join(format!("{id}.dhwrec"));
+            .join(format!("{id}.{}", crate::reccmd::EXTENSION));
         crate::keystore::create_recording(
             &path,
             &tenant,
@@ -437,6 +437,11 @@ impl Call {
                 match self.open_recording(&id, true, now) {
                     Ok(file) => {
                         self.core.handle_command(now, Command::Tap(true));
+                        self.log(
+                            step,
+                            "recording",
+                            serde_json::json!({"event": "writing", "id": id}),
+                        );
                         self.recording_ids.insert(0, id.clone());
                         self.call_rec = Some(Recording {
                             id,
@@ -460,14 +465,10 @@ impl Call {
                 }
             }
             RecordingOp::Stop => self.stop_call_recording(now),
-            RecordingOp::Pause => {
+            // The interpreter logs these itself.
+            RecordingOp::Pause | RecordingOp::Resume => {
                 if let Some(r) = self.call_rec.as_mut() {
-                    r.paused = true;
-                }
-            }
-            RecordingOp::Resume => {
-                if let Some(r) = self.call_rec.as_mut() {
-                    r.paused = false;
+                    r.paused = op == RecordingOp::Pause;
                 }
             }
             RecordingOp::Start => {}
@@ -476,6 +477,12 @@ impl Call {
 
     fn stop_call_recording(&mut self, now: Instant) {
         if let Some(r) = self.call_rec.take() {
+            let seconds = r.frames as f64 * 0.02;
+            self.log(
+                "",
+                "recording",
+                serde_json::json!({"event": "saved", "id": r.id, "seconds": seconds}),
+            );
             if self.message.is_none() {
                 self.core.handle_command(now, Command::Tap(false));
             }

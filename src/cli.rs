@@ -40,6 +40,12 @@ pub enum Command {
         /// What to do.
         #[command(subcommand)]
         command: crate::reccmd::RecordingsCommand,
+        /// TOML config file (as for `serve`).
+        #[arg(long, value_name = "FILE", global = true)]
+        config: Option<PathBuf>,
+        /// Data directory (as for `serve`).
+        #[arg(long, value_name = "DIR", global = true)]
+        data_dir: Option<PathBuf>,
     },
     /// Calls and their timelines from the store.
     Calls {
@@ -73,7 +79,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let cfg = load_config(config.as_deref(), data_dir)?;
             crate::callscmd::run(command, &cfg)
         }
-        Command::Recordings { command } => crate::reccmd::run(command),
+        Command::Recordings {
+            command,
+            config,
+            data_dir,
+        } => {
+            let cfg = load_config(config.as_deref(), data_dir)?;
+            crate::reccmd::run(command, &cfg)
+        }
         Command::Serve {
             config,
             listen,

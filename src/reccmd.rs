@@ -1,7 +1,13 @@
-//! `dhwani recordings verify|decrypt`: checking and opening encrypted
-//! recordings with a key file (a tenant's key-encryption key, or its X25519
-//! private key for write-only tenants). Key files hold 32 bytes, raw or as
-//! 64 hex digits. Keys and audio never go to the logs.
+//! `dhwani recordings list|verify|decrypt`: finding, checking and opening
+//! encrypted recordings. A recording is named by its id (the file
+//! `DATA_DIR/recordings/TENANT/ID.dhwrec`, found with the same
+//! `--config`/`--data-dir` as `serve`) or by a path.
+//!
+//! Keys: a server-held tenant key (KEK mode) is read from
+//! `DATA_DIR/keys/TENANT.kek` unless `--key`/`--kek` names a file; a
+//! write-only tenant (public-key mode) needs its X25519 private key with
+//! `--key` (or `--private-key`). Key files hold 32 bytes, raw or as 64 hex
+//! digits. Keys and audio never go to the logs.
 
 use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -13,34 +19,50 @@ use recordings::header::{Header, KeyMode};
 use recordings::keys::{Key, unwrap_kek, unwrap_private};
 use recordings::{Error, stream};
 
+use crate::config::Config;
+
+/// File name ending of recordings.
+pub const EXTENSION: &str = "dhwrec";
+
 /// `dhwani recordings ...`
 #[derive(Debug, Subcommand)]
 pub enum RecordingsCommand {
+    /// List stored recordings (newest first): id, tenant, call, key, size.
+    List {
+        /// Only this tenant's.
+        #[arg(long)]
+        tenant: Option<String>,
+    },
     /// Check recordings: intact, truncated (at which second) or tampered
-    /// (which chunk). Exit status 1 unless every one is intact.
+    /// (which chunk). With no ID, every stored recording. Exit status 1
+    /// unless every one is intact.
     Verify {
-        /// Recording files.
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
+        /// Recording ids or files.
+        recordings: Vec<String>,
         /// The key.
         #[command(flatten)]
         key: KeyArgs,
     },
     /// Decrypt a recording to standard output as WAV (streaming, constant
-    /// memory): `dhwani recordings decrypt REC --kek key.bin > call.wav`.
+    /// memory): `dhwani recordings decrypt ID > call.wav`.
     Decrypt {
-        /// The recording.
-        file: PathBuf,
+        /// The recording id or file.
+        recording: String,
         /// The key.
         #[command(flatten)]
         key: KeyArgs,
     },
 }
 
-/// Which key opens the recordings.
+/// Which key opens the recordings (default: the tenant's key file in the
+/// data directory).
 #[derive(Debug, Args)]
-#[group(required = true, multiple = false)]
+#[group(required = false, multiple = false)]
 pub struct KeyArgs {
+    /// A key file: the tenant's key-encryption key, or for a write-only
+    /// tenant its X25519 private key.
+    #[arg(long, value_name = "FILE")]
+    key: Option<PathBuf>,
     /// The tenant's key-encryption key (key mode 2).
     #[arg(long, value_name = "FILE")]
     kek: Option<PathBuf>,
@@ -66,28 +88,133 @@ fn read_key(path: &Path) -> anyhow::Result<[u8; 32]> {
         })
 }
 
-fn opener(args: &KeyArgs) -> anyhow::Result<impl Fn(&Header) -> Result<Key, Error>> {
-    let kek = args.kek.as_deref().map(read_key).transpose()?;
-    let private = args.private_key.as_deref().map(read_key).transpose()?;
-    Ok(move |h: &Header| match (h.key_mode, kek, private) {
-        (KeyMode::Kek, Some(k), _) => unwrap_kek(&Key(k), h),
-        (KeyMode::PublicKey, _, Some(p)) => unwrap_private(&p, h),
-        _ => Err(Error::WrongKey {
-            key_id: h.key_id.clone(),
-        }),
-    })
+/// The key that opens `header`: the named file, or the tenant's key file
+/// in the data directory.
+fn open_key(args: &KeyArgs, data_dir: &Path, h: &Header) -> Result<Key, Error> {
+    let named = args
+        .key
+        .as_ref()
+        .or(args.kek.as_ref())
+        .or(args.private_key.as_ref());
+    let wrong = || Error::WrongKey {
+        key_id: h.key_id.clone(),
+    };
+    let bytes = match named {
+        Some(p) => read_key(p).map_err(|e| Error::MissingKey(format!("{e:#}")))?,
+        None => {
+            if h.key_mode == KeyMode::PublicKey {
+                return Err(Error::MissingKey(format!(
+                    "tenant `{}` records write-only (public-key mode): give its private key with --key FILE",
+                    h.tenant
+                )));
+            }
+            let p = crate::keystore::key_path(data_dir, &h.tenant);
+            if !p.exists() {
+                return Err(Error::MissingKey(format!(
+                    "tenant `{}` has no key file at {} (check --data-dir, or give the key with --key FILE)",
+                    h.tenant,
+                    p.display()
+                )));
+            }
+            read_key(&p).map_err(|e| Error::MissingKey(format!("{e:#}")))?
+        }
+    };
+    match (h.key_mode, args.kek.is_some(), args.private_key.is_some()) {
+        (KeyMode::Kek, _, false) => unwrap_kek(&Key(bytes), h),
+        (KeyMode::PublicKey, false, _) => unwrap_private(&bytes, h),
+        _ => Err(wrong()),
+    }
+}
+
+/// Every stored recording file (optionally of one tenant), newest first.
+pub fn stored(data_dir: &Path, tenant: Option<&str>) -> Vec<PathBuf> {
+    let root = data_dir.join("recordings");
+    let mut out = Vec::new();
+    let Ok(tenants) = std::fs::read_dir(&root) else {
+        return out;
+    };
+    for t in tenants.filter_map(Result::ok) {
+        if tenant.is_some_and(|want| t.file_name().to_string_lossy() != want) {
+            continue;
+        }
+        let Ok(files) = std::fs::read_dir(t.path()) else {
+            continue;
+        };
+        out.extend(
+            files
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == EXTENSION)),
+        );
+    }
+    out.sort_by_key(|p| std::cmp::Reverse(std::fs::metadata(p).and_then(|m| m.modified()).ok()));
+    out
+}
+
+/// A recording id or path to its file.
+pub fn resolve(data_dir: &Path, what: &str) -> anyhow::Result<PathBuf> {
+    let p = Path::new(what);
+    if p.is_file() {
+        return Ok(p.to_path_buf());
+    }
+    let name = format!("{what}.{EXTENSION}");
+    stored(data_dir, None)
+        .into_iter()
+        .find(|f| f.file_name().is_some_and(|n| n.to_string_lossy() == name))
+        .with_context(|| {
+            format!(
+                "no recording `{what}` in {}",
+                data_dir.join("recordings").display()
+            )
+        })
+}
+
+fn header_of(path: &Path) -> Result<Header, Error> {
+    let mut f = std::fs::File::open(path).map_err(|e| Error::Io(e.to_string()))?;
+    stream::read_header(&mut f).map(|(h, _)| h)
 }
 
 /// Runs a `recordings` subcommand.
-pub fn run(cmd: RecordingsCommand) -> anyhow::Result<ExitCode> {
+pub fn run(cmd: RecordingsCommand, cfg: &Config) -> anyhow::Result<ExitCode> {
+    let data_dir = cfg.data_dir.as_path();
     match cmd {
-        RecordingsCommand::Verify { files, key } => {
-            let open = opener(&key)?;
+        RecordingsCommand::List { tenant } => {
+            println!(
+                "{:<36} {:<10} {:<8} {:<18} {:>10}",
+                "RECORDING", "TENANT", "CHANNELS", "KEY", "BYTES"
+            );
+            for f in stored(data_dir, tenant.as_deref()) {
+                let id = f
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let size = std::fs::metadata(&f).map(|m| m.len()).unwrap_or(0);
+                match header_of(&f) {
+                    Ok(h) => println!(
+                        "{id:<36} {:<10} {:<8} {:<18} {size:>10}",
+                        h.tenant,
+                        if h.channels == 2 { "stereo" } else { "mono" },
+                        h.key_id
+                    ),
+                    Err(e) => println!("{id:<36} unreadable: {e}"),
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        RecordingsCommand::Verify { recordings, key } => {
+            let files = if recordings.is_empty() {
+                stored(data_dir, None)
+            } else {
+                recordings
+                    .iter()
+                    .map(|r| resolve(data_dir, r))
+                    .collect::<anyhow::Result<Vec<_>>>()?
+            };
             let mut all_ok = true;
             for f in files {
                 let file = std::fs::File::open(&f)
                     .with_context(|| format!("cannot open {}", f.display()))?;
-                match stream::verify(BufReader::new(file), &open) {
+                match stream::verify(BufReader::new(file), |h| open_key(&key, data_dir, h)) {
                     Ok(s) => println!(
                         "{}: intact, {:.1} s, call {}, key {}",
                         f.display(),
@@ -107,13 +234,17 @@ pub fn run(cmd: RecordingsCommand) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
-        RecordingsCommand::Decrypt { file, key } => {
-            let open = opener(&key)?;
+        RecordingsCommand::Decrypt { recording, key } => {
+            let file = resolve(data_dir, &recording)?;
             let input = std::fs::File::open(&file)
                 .with_context(|| format!("cannot open {}", file.display()))?;
             let stdout = std::io::stdout();
             let mut out = BufWriter::new(stdout.lock());
-            let result = stream::decrypt(BufReader::new(input), &open, &mut out);
+            let result = stream::decrypt(
+                BufReader::new(input),
+                |h| open_key(&key, data_dir, h),
+                &mut out,
+            );
             out.flush().context("stdout")?;
             match result {
                 Ok(s) => {

@@ -325,6 +325,40 @@ fn a_caller_walks_the_demo_flow_to_voicemail_with_info_digits() {
             .iter()
             .any(|f| f.display().to_string().contains(rec_id))
     );
+    // By id, with the tenant's key found in the data directory.
+    let cfg = server.config_path().display().to_string();
+    let data = server.data_dir().display().to_string();
+    let (code, out, err) = dhwani(&[
+        "recordings",
+        "verify",
+        rec_id,
+        "--config",
+        &cfg,
+        "--data-dir",
+        &data,
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("intact"), "{out}");
+    let (code, out, err) = dhwani(&[
+        "recordings",
+        "verify",
+        "--config",
+        &cfg,
+        "--data-dir",
+        &data,
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        out.matches("intact").count(),
+        2,
+        "the call and the message: {out}"
+    );
+    let (code, out, _) = dhwani(&["recordings", "list", "--config", &cfg, "--data-dir", &data]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains(rec_id) && out.contains("stereo") && out.contains("mono"),
+        "{out}"
+    );
     let kek = server.data_dir().join("keys").join("demo.kek");
     for f in &files {
         let (code, out, err) = dhwani(&[
@@ -336,6 +370,12 @@ fn a_caller_walks_the_demo_flow_to_voicemail_with_info_digits() {
         ]);
         assert_eq!(code, 0, "{out}{err}");
     }
+    let recording = events(&timeline, "recording");
+    let started = recording
+        .iter()
+        .find(|e| e["detail"]["event"] == "writing")
+        .unwrap_or_else(|| panic!("{recording:?}"));
+    assert_eq!(started["detail"]["id"], rec_id);
     // The readable timeline names the steps.
     let (code, text, _) = dhwani(&[
         "calls",
@@ -816,4 +856,64 @@ fn sigterm_drains_a_running_call_then_flushes_its_cdr() {
     );
     let (call, _) = last_call(&server);
     assert_eq!(call["hangup_by"], "caller", "{call}");
+}
+
+/// The wall-clock time of a server log line (`2026-11-28T13:21:27.929432Z ...`).
+fn log_time(line: &str) -> std::time::SystemTime {
+    let stamp = line.split_whitespace().next().expect("timestamp");
+    let ts: jiff::Timestamp = stamp.parse().expect("log timestamp");
+    std::time::UNIX_EPOCH + Duration::from_micros(ts.as_microsecond() as u64)
+}
+
+#[test]
+fn a_recording_survives_sigkill_up_to_200_ms_before_the_kill() {
+    let mut server = Server::start(DEMO);
+    let dir = tempfile::tempdir().unwrap();
+    // Consent (1) starts the call recording; then the caller listens.
+    let middle = [pause(1500), info('1', 2), pause(20000)].concat();
+    let sc = write_scenario(dir.path(), &middle, CALLER_BYE);
+    let addr = server.addr("udp");
+    let caller = std::thread::spawn(move || {
+        run_sipp(
+            addr,
+            &["-sf", &sc, "-m", "1", "-s", "1000"],
+            Duration::from_secs(12),
+        )
+    });
+    assert!(
+        server.wait_for_log("digit=1", Duration::from_secs(10)),
+        "{}",
+        server.log.join("\n")
+    );
+    let started = log_time(server.log.iter().find(|l| l.contains("digit=1")).unwrap());
+    std::thread::sleep(Duration::from_millis(2730));
+    let killed = server.kill9();
+    let _ = caller.join();
+    let data = server.data_dir();
+    let files = std::fs::read_dir(data.join("recordings").join("demo"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect::<Vec<_>>();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let f = files[0].display().to_string();
+    let d = data.display().to_string();
+    // The file opens and verifies as truncated, not tampered: never a
+    // recording that needs repair.
+    let (code, out, _) = dhwani(&["recordings", "verify", &f, "--data-dir", &d]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("truncated"), "{out}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dhwani"))
+        .args(["recordings", "decrypt", &f, "--data-dir", &d])
+        .output()
+        .unwrap();
+    let wav = out.stdout;
+    assert!(wav.starts_with(b"RIFF"), "a WAV comes out");
+    // Stereo, 16-bit, 8 kHz.
+    let seconds = (wav.len() - 44) as f64 / (8000.0 * 2.0 * 2.0);
+    let elapsed = killed.duration_since(started).unwrap().as_secs_f64();
+    assert!(
+        seconds >= elapsed - 0.2,
+        "recorded {seconds:.3} s of the {elapsed:.3} s before the kill"
+    );
+    assert!(seconds <= elapsed + 0.05, "{seconds} > {elapsed}");
 }

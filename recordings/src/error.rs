@@ -21,6 +21,9 @@ pub enum Error {
         /// The key id the header names.
         key_id: String,
     },
+    /// No key was given or found for this recording.
+    #[error("no key to open this recording: {0}")]
+    MissingKey(String),
     /// The recording belongs to another tenant than the caller expected.
     #[error("recording belongs to tenant `{found}`, not `{expected}`")]
     WrongTenant {

@@ -161,6 +161,17 @@ impl Server {
         false
     }
 
+    /// Kills the server with SIGKILL (no chance to clean up) and returns
+    /// when that happened.
+    pub fn kill9(&mut self) -> std::time::SystemTime {
+        let at = std::time::SystemTime::now();
+        let _ = Command::new("kill")
+            .args(["-KILL", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+        at
+    }
+
     /// Sends SIGTERM and waits (bounded) for a clean exit.
     pub fn terminate(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
