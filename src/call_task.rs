@@ -93,6 +93,8 @@ pub struct Shared {
     pub recordings_dir: PathBuf,
     /// The beep before a message.
     pub beep: Arc<[i16]>,
+    /// The store (the consent-withdrawal registry).
+    pub store: crate::store::Store,
     /// Test hook (`DHWANI_TEST_PANIC_DIGIT`): a call task panics when the
     /// caller presses this key, so the tests can show that one call's
     /// failure ends that call only. Unset in production.
@@ -198,6 +200,8 @@ struct Call {
     hangup_sent: bool,
     hangup: mpsc::Sender<HangupRequest>,
     messages: u32,
+    /// The caller withdrew recording consent (registry checked at start).
+    consent_withdrawn: bool,
 }
 
 impl Call {
@@ -269,7 +273,13 @@ impl Call {
                 Step::Record { max, beep, silence } => {
                     self.messages += 1;
                     let id = format!("{}-m{}", self.info.record_id, self.messages);
-                    match self.open_recording(&id, false, now) {
+                    let opened = if self.consent_withdrawn {
+                        // The caller's voice is not kept, message or not.
+                        Err("the caller withdrew consent (privacy registry)".to_owned())
+                    } else {
+                        self.open_recording(&id, false, now)
+                    };
+                    match opened {
                         Ok(file) => {
                             if beep {
                                 self.core.handle_command(
@@ -432,6 +442,13 @@ impl Call {
 
     fn call_recording(&mut self, now: Instant, op: RecordingOp, step: &str) {
         match op {
+            RecordingOp::Start if self.consent_withdrawn => {
+                self.log(
+                    step,
+                    "recording",
+                    serde_json::json!({"event": "refused", "reason": "the caller withdrew consent (privacy registry)"}),
+                );
+            }
             RecordingOp::Start if self.call_rec.is_none() => {
                 let id = format!("{}-call", self.info.record_id);
                 match self.open_recording(&id, true, now) {
@@ -616,6 +633,19 @@ pub async fn run(
         called: info.admitted.called.clone(),
         start_time: jiff::Timestamp::try_from(started_wall).unwrap_or(jiff::Timestamp::UNIX_EPOCH),
     };
+    // The consent-withdrawal registry, by the number's pseudonym.
+    let consent_withdrawn = match shared.keys.get(info.admitted.tenant).and_then(Option::as_ref) {
+        Some(k) => shared
+            .store
+            .consent_withdrawn(&info.admitted.tenant_id, &k.pseudonym(&info.admitted.caller))
+            .await
+            .unwrap_or_else(|e| {
+                // Unknown: do not record rather than risk it.
+                tracing::error!(call_id = sip_call_id, error = %e, "cannot read the consent registry; not recording this call");
+                true
+            }),
+        None => false,
+    };
     let interp = Interpreter::start(Arc::clone(&info.admitted.flow), ctx, started);
     shared.log.send(Record::Call(call_record(&info)));
     let mut call = Call {
@@ -638,6 +668,7 @@ pub async fn run(
         hangup_sent: false,
         hangup,
         messages: 0,
+        consent_withdrawn,
     };
     call.log(
         "",

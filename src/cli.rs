@@ -47,6 +47,55 @@ pub enum Command {
         #[arg(long, value_name = "DIR", global = true)]
         data_dir: Option<PathBuf>,
     },
+    /// Data principal rights (DPDP Act 2023): export, erase, withdraw
+    /// recording consent, per tenant and caller number.
+    Privacy {
+        /// What to do.
+        #[command(subcommand)]
+        command: crate::privacycmd::PrivacyCommand,
+        /// TOML config file (as for `serve`).
+        #[arg(long, value_name = "FILE", global = true)]
+        config: Option<PathBuf>,
+        /// Data directory (as for `serve`).
+        #[arg(long, value_name = "DIR", global = true)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Legal holds: held data is never swept or erased.
+    Holds {
+        /// What to do.
+        #[command(subcommand)]
+        command: crate::privacycmd::HoldsCommand,
+        /// TOML config file (as for `serve`).
+        #[arg(long, value_name = "FILE", global = true)]
+        config: Option<PathBuf>,
+        /// Data directory (as for `serve`).
+        #[arg(long, value_name = "DIR", global = true)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Retention: apply each tenant's periods.
+    Retention {
+        /// What to do.
+        #[command(subcommand)]
+        command: crate::privacycmd::RetentionCommand,
+        /// TOML config file (as for `serve`).
+        #[arg(long, value_name = "FILE", global = true)]
+        config: Option<PathBuf>,
+        /// Data directory (as for `serve`).
+        #[arg(long, value_name = "DIR", global = true)]
+        data_dir: Option<PathBuf>,
+    },
+    /// The audit log of data access.
+    Audit {
+        /// What to do.
+        #[command(subcommand)]
+        command: crate::privacycmd::AuditCommand,
+        /// TOML config file (as for `serve`).
+        #[arg(long, value_name = "FILE", global = true)]
+        config: Option<PathBuf>,
+        /// Data directory (as for `serve`).
+        #[arg(long, value_name = "DIR", global = true)]
+        data_dir: Option<PathBuf>,
+    },
     /// Calls and their timelines from the store.
     Calls {
         /// What to do.
@@ -71,6 +120,26 @@ pub enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Flow { command } => crate::flowcmd::run(command),
+        Command::Privacy {
+            command,
+            config,
+            data_dir,
+        } => crate::privacycmd::privacy(command, &load_config(config.as_deref(), data_dir)?),
+        Command::Holds {
+            command,
+            config,
+            data_dir,
+        } => crate::privacycmd::holds(command, &load_config(config.as_deref(), data_dir)?),
+        Command::Retention {
+            command,
+            config,
+            data_dir,
+        } => crate::privacycmd::retention(command, &load_config(config.as_deref(), data_dir)?),
+        Command::Audit {
+            command,
+            config,
+            data_dir,
+        } => crate::privacycmd::audit(command, &load_config(config.as_deref(), data_dir)?),
         Command::Calls {
             command,
             config,

@@ -23,6 +23,33 @@ pub struct TenantKey {
     kek: Key,
 }
 
+impl TenantKey {
+    /// The tenant's secret for pseudonyms of caller numbers (derived from
+    /// its key, so it is as well kept and never stored beside the data).
+    pub fn pseudonym_secret(&self) -> [u8; 32] {
+        let mut h = <sha2::Sha256 as sha2::Digest>::new();
+        sha2::Digest::update(&mut h, b"dhwani pseudonym v1\0");
+        sha2::Digest::update(&mut h, self.kek.0);
+        sha2::Digest::finalize(h).into()
+    }
+
+    /// The pseudonym of a caller number.
+    pub fn pseudonym(&self, number: &str) -> String {
+        recordings::retention::pseudonym(&self.pseudonym_secret(), number)
+    }
+}
+
+/// Loads an existing tenant key (the CLI never makes one).
+pub fn load(data_dir: &Path, tenant: &str) -> anyhow::Result<TenantKey> {
+    let path = key_path(data_dir, tenant);
+    anyhow::ensure!(
+        path.exists(),
+        "tenant `{tenant}` has no key file at {} (the server makes it at first start)",
+        path.display()
+    );
+    load_or_create(data_dir, tenant)
+}
+
 /// The key file of a tenant.
 pub fn key_path(data_dir: &Path, tenant: &str) -> PathBuf {
     data_dir.join("keys").join(format!("{tenant}.kek"))
@@ -42,6 +69,11 @@ pub fn load_or_create(data_dir: &Path, tenant: &str) -> anyhow::Result<TenantKey
         writeln!(f, "{}", hex::encode(key))?;
         f.sync_all()?;
         tracing::warn!(tenant, file = %path.display(), "generated a DEMO recording key: replace it with your own key for real calls");
+        crate::privacy::Audit::new(data_dir).append(
+            "server",
+            "key.create",
+            &format!("tenant {tenant} demo key"),
+        )?;
     }
     let text = std::fs::read_to_string(&path)
         .map_err(|e| anyhow::anyhow!("cannot read key file {}: {e}", path.display()))?;

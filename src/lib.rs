@@ -15,6 +15,8 @@ pub mod flowcmd;
 pub mod flowmedia;
 pub mod gate;
 pub mod keystore;
+pub mod privacy;
+pub mod privacycmd;
 pub mod reccmd;
 pub mod rtp_ports;
 pub mod server;

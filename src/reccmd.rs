@@ -211,7 +211,13 @@ pub fn run(cmd: RecordingsCommand, cfg: &Config) -> anyhow::Result<ExitCode> {
                     .collect::<anyhow::Result<Vec<_>>>()?
             };
             let mut all_ok = true;
+            let audit = crate::privacy::Audit::new(data_dir);
             for f in files {
+                let id = f
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                audit.append(&crate::privacy::cli_actor(), "recording.verify", &id)?;
                 let file = std::fs::File::open(&f)
                     .with_context(|| format!("cannot open {}", f.display()))?;
                 match stream::verify(BufReader::new(file), |h| open_key(&key, data_dir, h)) {
@@ -236,6 +242,15 @@ pub fn run(cmd: RecordingsCommand, cfg: &Config) -> anyhow::Result<ExitCode> {
         }
         RecordingsCommand::Decrypt { recording, key } => {
             let file = resolve(data_dir, &recording)?;
+            let id = file
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            crate::privacy::Audit::new(data_dir).append(
+                &crate::privacy::cli_actor(),
+                "recording.decrypt",
+                &id,
+            )?;
             let input = std::fs::File::open(&file)
                 .with_context(|| format!("cannot open {}", file.display()))?;
             let stdout = std::io::stdout();

@@ -146,10 +146,12 @@ impl Server {
             keys,
             recordings_dir: config.data_dir.join("recordings"),
             beep: call_task::builtin_prompt(BEEP, "beep", 8000)?,
+            store: store.clone(),
             panic_digit: std::env::var("DHWANI_TEST_PANIC_DIGIT")
                 .ok()
                 .and_then(|v| v.chars().next()),
         });
+        tokio::spawn(sweeper(store.clone(), config.clone(), shutdown.clone()));
         let (reload_tx, reload_rx) = mpsc::channel(4);
         tokio::spawn(watch_flows(
             Arc::clone(&registry),
@@ -187,6 +189,27 @@ impl Server {
         // what is queued and ends.
         let _ = self.writer_task.await;
         self.store.close().await;
+    }
+}
+
+/// Applies the tenants' retention periods every hour (and once at start).
+async fn sweeper(store: Store, config: Config, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match crate::privacy::sweep(&store, &config, SystemTime::now(), "sweeper").await {
+            Ok(r) => tracing::info!(
+                recordings = r.recordings_deleted,
+                timelines = r.timelines_deleted,
+                cdrs = r.cdrs_deleted,
+                pseudonymised = r.cdrs_pseudonymised,
+                "retention sweep"
+            ),
+            Err(e) => tracing::error!(error = %e, "retention sweep failed"),
+        }
     }
 }
 

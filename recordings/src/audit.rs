@@ -85,6 +85,19 @@ impl Appender {
         }
     }
 
+    /// Continues after entry `seq` whose hash was `prev` (from an anchor).
+    pub fn at(seq: u64, prev: &str) -> Appender {
+        Appender {
+            seq,
+            prev: prev.to_owned(),
+        }
+    }
+
+    /// Entries so far and the last hash (the anchor to keep).
+    pub fn anchor(&self) -> (u64, &str) {
+        (self.seq, &self.prev)
+    }
+
     /// Writes one entry (one line) and returns it.
     pub fn append(
         &mut self,

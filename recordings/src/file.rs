@@ -66,6 +66,34 @@ impl FileRecorder {
     }
 }
 
+/// Crypto-shreds a recording: its wrapped data key is overwritten in place
+/// with random bytes and synced to disk (from then on no key opens the
+/// audio in these blocks: the file, its hard links, a snapshot that shares
+/// them), then the file is deleted. A copy made before (a backup) keeps its
+/// own wrapped key: backups of recordings must follow the same retention.
+pub fn shred(path: &std::path::Path) -> Result<(), Error> {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)?;
+    let (header, _) = crate::stream::read_header(&mut f)?;
+    let old_len = header.encode()?.len();
+    let mut shredded = header.clone();
+    let mut rng = rand::rng();
+    rand::Rng::fill(&mut rng, shredded.wrapped_key.as_mut_slice());
+    let bytes = shredded.encode()?;
+    if bytes.len() != old_len {
+        return Err(Error::CorruptHeader("header changed size"));
+    }
+    f.seek(SeekFrom::Start(0))?;
+    f.write_all(&bytes)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::remove_file(path)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use rand::SeedableRng;
@@ -121,5 +149,47 @@ mod tests {
         let bytes = std::fs::read(&path).expect("read");
         let s = crate::stream::verify(&bytes[..], |h| unwrap_kek(&kek, h)).expect("intact");
         assert!((s.seconds - 3.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_shredded_recording_cannot_be_opened_through_a_hard_link() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("r.rec");
+        let kek = Key([5; 32]);
+        let mut rng = StdRng::seed_from_u64(9);
+        let data_key = Key::random(&mut rng);
+        let header = Header {
+            key_mode: KeyMode::Kek,
+            tenant: "t".into(),
+            key_id: "k".into(),
+            wrapped_key: wrap_kek(&kek, &data_key, "t", "k", "c", &mut rng).expect("wrap"),
+            sample_rate: 8000,
+            channels: 1,
+            chunk_frames: 800,
+            call_id: "c".into(),
+            nonce_prefix: [1; 7],
+        };
+        let t0 = Instant::now();
+        let mut r = FileRecorder::new(
+            File::create(&path).expect("create"),
+            &header,
+            &data_key,
+            SYNC_INTERVAL,
+            t0,
+        )
+        .expect("recorder");
+        r.write(t0, &[7; 1600]).expect("write");
+        r.finish().expect("finish");
+        // A "backup" taken by hard link sees the same bytes as the file.
+        let backup = dir.path().join("backup.rec");
+        std::fs::hard_link(&path, &backup).expect("link");
+        shred(&path).expect("shred");
+        assert!(!path.exists(), "the file is gone");
+        let mut f = File::open(&backup).expect("backup");
+        let (h, _) = crate::stream::read_header(&mut f).expect("header still parses");
+        assert!(
+            matches!(unwrap_kek(&kek, &h), Err(Error::WrongKey { .. })),
+            "the key no longer opens it"
+        );
     }
 }

@@ -55,8 +55,9 @@ pub enum StoreError {
 
 /// The schema, one entry per version; each applies in a transaction.
 /// Never edit a released entry: add a new one.
-const MIGRATIONS: &[&[&str]] = &[&[
-    "CREATE TABLE calls (
+const MIGRATIONS: &[&[&str]] = &[
+    &[
+        "CREATE TABLE calls (
         call_id TEXT PRIMARY KEY,
         sip_call_id TEXT NOT NULL,
         tenant TEXT NOT NULL,
@@ -73,9 +74,9 @@ const MIGRATIONS: &[&[&str]] = &[&[
         outcome TEXT,
         recording_id TEXT
     )",
-    "CREATE INDEX calls_by_tenant ON calls (tenant, start_ms)",
-    "CREATE INDEX calls_by_caller ON calls (tenant, caller)",
-    "CREATE TABLE call_events (
+        "CREATE INDEX calls_by_tenant ON calls (tenant, start_ms)",
+        "CREATE INDEX calls_by_caller ON calls (tenant, caller)",
+        "CREATE TABLE call_events (
         call_id TEXT NOT NULL,
         seq BIGINT NOT NULL,
         at_ms BIGINT NOT NULL,
@@ -85,7 +86,27 @@ const MIGRATIONS: &[&[&str]] = &[&[
         detail TEXT NOT NULL,
         PRIMARY KEY (call_id, seq)
     )",
-]];
+    ],
+    &[
+        // Consent withdrawals, by the keyed pseudonym of the number (the
+        // registry must outlive an erasure without holding the number).
+        "CREATE TABLE consent_withdrawals (
+        tenant TEXT NOT NULL,
+        pseudonym TEXT NOT NULL,
+        at_ms BIGINT NOT NULL,
+        PRIMARY KEY (tenant, pseudonym)
+    )",
+        "CREATE TABLE holds (
+        hold_id TEXT PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        target TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        placed_ms BIGINT NOT NULL,
+        lifted_ms BIGINT
+    )",
+    ],
+];
 
 /// A call: its start, and its CDR once it ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -139,6 +160,45 @@ pub struct Event {
     pub kind: String,
     /// Details as a JSON object (sensitive digits already masked).
     pub detail: String,
+}
+
+/// A legal hold as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HoldRow {
+    /// Id.
+    pub hold_id: String,
+    /// Tenant.
+    pub tenant: String,
+    /// `call`, `number` or `tenant`.
+    pub scope: String,
+    /// The call id or number ("" for a tenant hold).
+    pub target: String,
+    /// Why.
+    pub reason: String,
+    /// Placed.
+    pub placed_ms: i64,
+    /// Lifted (None: stands).
+    pub lifted_ms: Option<i64>,
+}
+
+impl HoldRow {
+    /// As the retention module's hold.
+    pub fn to_hold(&self) -> recordings::retention::Hold {
+        use recordings::retention::HoldScope;
+        let scope = match self.scope.as_str() {
+            "call" => HoldScope::Call(self.target.clone()),
+            "number" => HoldScope::Number {
+                tenant: self.tenant.clone(),
+                number: self.target.clone(),
+            },
+            _ => HoldScope::Tenant(self.tenant.clone()),
+        };
+        recordings::retention::Hold {
+            scope,
+            reason: self.reason.clone(),
+            lifted: self.lifted_ms.is_some(),
+        }
+    }
 }
 
 /// Filters of `calls list`.
@@ -372,6 +432,165 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// Records that `pseudonym` (a number's) withdrew recording consent.
+    pub async fn withdraw_consent(
+        &self,
+        tenant: &str,
+        pseudonym: &str,
+        at_ms: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO consent_withdrawals (tenant, pseudonym, at_ms) VALUES ($1, $2, $3)
+             ON CONFLICT (tenant, pseudonym) DO NOTHING",
+        )
+        .bind(tenant)
+        .bind(pseudonym)
+        .bind(at_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// True when the number (by pseudonym) withdrew consent.
+    pub async fn consent_withdrawn(
+        &self,
+        tenant: &str,
+        pseudonym: &str,
+    ) -> Result<bool, StoreError> {
+        let row = sqlx::query(
+            "SELECT at_ms FROM consent_withdrawals WHERE tenant = $1 AND pseudonym = $2",
+        )
+        .bind(tenant)
+        .bind(pseudonym)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
+    }
+
+    /// Places a hold.
+    pub async fn place_hold(&self, h: &HoldRow) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO holds (hold_id, tenant, scope, target, reason, placed_ms, lifted_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, NULL)",
+        )
+        .bind(&h.hold_id)
+        .bind(&h.tenant)
+        .bind(&h.scope)
+        .bind(&h.target)
+        .bind(&h.reason)
+        .bind(h.placed_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Lifts a hold; false when there is no standing hold with that id.
+    pub async fn lift_hold(&self, hold_id: &str, at_ms: i64) -> Result<bool, StoreError> {
+        let r =
+            sqlx::query("UPDATE holds SET lifted_ms = $1 WHERE hold_id = $2 AND lifted_ms IS NULL")
+                .bind(at_ms)
+                .bind(hold_id)
+                .execute(&self.pool)
+                .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Every hold (standing and lifted).
+    pub async fn holds(&self) -> Result<Vec<HoldRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT hold_id, tenant, scope, target, reason, placed_ms, lifted_ms FROM holds ORDER BY placed_ms",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(HoldRow {
+                    hold_id: r.try_get(0)?,
+                    tenant: r.try_get(1)?,
+                    scope: r.try_get(2)?,
+                    target: r.try_get(3)?,
+                    reason: r.try_get(4)?,
+                    placed_ms: r.try_get(5)?,
+                    lifted_ms: r.try_get(6)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Every call of a tenant (all of them: for the sweeper and the rights
+    /// of a data principal), oldest first.
+    pub async fn tenant_calls(&self, tenant: &str) -> Result<Vec<CallRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT call_id, sip_call_id, tenant, flow, flow_version, caller, called, start_ms,
+                    answer_ms, end_ms, duration_ms, hangup_by, hangup_cause, outcome, recording_id
+             FROM calls WHERE tenant = $1 ORDER BY start_ms",
+        )
+        .bind(tenant)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(call_from_row).collect()
+    }
+
+    /// Deletes a call's timeline.
+    pub async fn delete_events(&self, call_id: &str) -> Result<u64, StoreError> {
+        let r = sqlx::query("DELETE FROM call_events WHERE call_id = $1")
+            .bind(call_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected())
+    }
+
+    /// Deletes a call's CDR.
+    pub async fn delete_call(&self, call_id: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM calls WHERE call_id = $1")
+            .bind(call_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Replaces the caller number of a CDR (and forgets its recording id).
+    pub async fn pseudonymise_call(
+        &self,
+        call_id: &str,
+        pseudonym: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE calls SET caller = $1 WHERE call_id = $2")
+            .bind(pseudonym)
+            .bind(call_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// After deleting personal data: SQLite rewrites the freed pages and
+    /// empties its write-ahead log, so no deleted bytes linger in the
+    /// files; PostgreSQL's VACUUM does the same for the tables.
+    pub async fn scrub(&self) -> Result<(), StoreError> {
+        match self.kind {
+            Kind::Sqlite => {
+                sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                    .execute(&self.pool)
+                    .await?;
+                sqlx::query("VACUUM").execute(&self.pool).await?;
+                sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                    .execute(&self.pool)
+                    .await?;
+            }
+            Kind::Postgres => {
+                for t in ["calls", "call_events"] {
+                    let q = if t == "calls" {
+                        "VACUUM calls"
+                    } else {
+                        "VACUUM call_events"
+                    };
+                    sqlx::query(q).execute(&self.pool).await?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Runs one statement (tests only: to simulate other versions).

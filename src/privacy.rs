@@ -1,0 +1,413 @@
+//! Data protection: the audit log, legal holds, the retention sweeper, and
+//! the rights of a data principal under India's DPDP Act 2023 (export,
+//! erasure, consent withdrawal), per tenant and caller number.
+//!
+//! - The **audit log** is `DATA_DIR/audit.log`, hash-chained
+//!   ([`recordings::audit`]), appended under a file lock by the server and
+//!   the CLI. `DATA_DIR/audit.anchor` keeps the entry count and last hash,
+//!   so cutting entries off the end is detected too. Numbers never appear
+//!   in it: subjects name a number by its keyed pseudonym.
+//! - **Erasure** deletes the number's timelines, crypto-shreds its
+//!   recordings, pseudonymises its CDRs (kept under the TRAI/DoT licence
+//!   conditions) and scrubs the database files; data under a legal hold is
+//!   kept and reported with the hold's reason.
+//! - The **sweeper** applies each tenant's retention periods at a given
+//!   time ([`sweep`]); the server runs it hourly and
+//!   `dhwani retention sweep --now` runs it at any time (tests move time).
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use anyhow::Context;
+use recordings::audit::{Appender, verify};
+use recordings::retention::{self, DataClass, Decision, Item};
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::store::{CallRecord, Store};
+
+/// The hash-chained audit log of a data directory.
+#[derive(Debug, Clone)]
+pub struct Audit {
+    log: PathBuf,
+    anchor: PathBuf,
+    lock: PathBuf,
+}
+
+/// Who is acting: `user@cli` for commands, `server` or `sweeper`.
+pub fn cli_actor() -> String {
+    let user = std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| "unknown".into());
+    format!("{user}@cli")
+}
+
+fn unix_secs(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn unix_ms(t: SystemTime) -> i64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Audit {
+    /// The audit log of `data_dir`.
+    pub fn new(data_dir: &Path) -> Audit {
+        Audit {
+            log: data_dir.join("audit.log"),
+            anchor: data_dir.join("audit.anchor"),
+            lock: data_dir.join("audit.lock"),
+        }
+    }
+
+    fn read_anchor(&self) -> anyhow::Result<Option<(u64, String)>> {
+        match std::fs::read_to_string(&self.anchor) {
+            Ok(t) => {
+                let mut it = t.split_whitespace();
+                let (Some(n), Some(h)) = (it.next().and_then(|n| n.parse().ok()), it.next()) else {
+                    anyhow::bail!("{}: malformed audit anchor", self.anchor.display());
+                };
+                Ok(Some((n, h.to_owned())))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).context("audit anchor"),
+        }
+    }
+
+    /// Appends one entry (and moves the anchor), under the lock.
+    pub fn append(&self, actor: &str, action: &str, subject: &str) -> anyhow::Result<()> {
+        if let Some(dir) = self.log.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&self.lock)
+            .context("audit lock")?;
+        lock.lock().context("audit lock")?;
+        let mut appender = match self.read_anchor()? {
+            Some((n, h)) => Appender::at(n, &h),
+            None => Appender::resume(None).map_err(|e| anyhow::anyhow!("{e}"))?,
+        };
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .context("audit log")?;
+        appender
+            .append(&mut f, unix_secs(SystemTime::now()), actor, action, subject)
+            .map_err(|e| anyhow::anyhow!("audit log: {e}"))?;
+        f.sync_data()?;
+        let (n, h) = appender.anchor();
+        let tmp = self.anchor.with_extension("tmp");
+        std::fs::write(&tmp, format!("{n} {h}\n"))?;
+        std::fs::rename(&tmp, &self.anchor)?;
+        Ok(())
+    }
+
+    /// Checks the chain and the anchor: Ok(entries) or what is wrong.
+    pub fn verify(&self) -> anyhow::Result<Result<u64, String>> {
+        let anchor = self.read_anchor()?;
+        let f = match std::fs::File::open(&self.log) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(match anchor {
+                    None => Ok(0),
+                    Some((n, _)) => Err(format!(
+                        "the audit log is missing; the anchor says {n} entries"
+                    )),
+                });
+            }
+            Err(e) => return Err(e).context("audit log"),
+        };
+        let n = match verify(BufReader::new(f)).map_err(|e| anyhow::anyhow!("{e}"))? {
+            Ok(n) => n,
+            Err(broken) => return Ok(Err(format!("{broken:?}"))),
+        };
+        let last_hash = BufReader::new(std::fs::File::open(&self.log)?)
+            .lines()
+            .map_while(Result::ok)
+            .last()
+            .and_then(|l| l.rsplit('\t').next().map(str::to_owned));
+        Ok(match anchor {
+            None if n == 0 => Ok(0),
+            None => Err(format!(
+                "{n} entries but no anchor ({})",
+                self.anchor.display()
+            )),
+            Some((m, h)) if m == n && last_hash.as_deref() == Some(h.as_str()) => Ok(n),
+            Some((m, _)) => Err(format!(
+                "entries removed from the end: the anchor says {m} entries, the log has {n}"
+            )),
+        })
+    }
+}
+
+/// Recording files of a call (the call recording and its messages).
+pub fn recordings_of(data_dir: &Path, tenant: &str, call_id: &str) -> Vec<PathBuf> {
+    let prefix = format!("{call_id}-");
+    crate::reccmd::stored(data_dir, Some(tenant))
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(&prefix))
+        })
+        .collect()
+}
+
+/// What an export wrote.
+#[derive(Debug, Serialize)]
+pub struct ExportReport {
+    /// The folder.
+    pub folder: PathBuf,
+    /// Calls exported.
+    pub calls: usize,
+    /// Recording files copied (still encrypted).
+    pub recordings: usize,
+}
+
+fn sha256_file(p: &Path) -> anyhow::Result<String> {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    let mut f = std::fs::File::open(p)?;
+    std::io::copy(&mut f, &mut h)?;
+    Ok(hex::encode(h.finalize()))
+}
+
+/// Everything held about `number` at `tenant`, into `folder`: the CDRs,
+/// the timelines, the (encrypted) recordings, and `manifest.json` listing
+/// each file with its SHA-256.
+pub async fn export(
+    store: &Store,
+    cfg: &Config,
+    tenant: &str,
+    number: &str,
+    folder: &Path,
+) -> anyhow::Result<ExportReport> {
+    std::fs::create_dir_all(folder.join("recordings"))
+        .with_context(|| format!("cannot create {}", folder.display()))?;
+    let calls: Vec<CallRecord> = store
+        .tenant_calls(tenant)
+        .await?
+        .into_iter()
+        .filter(|c| c.caller == number)
+        .collect();
+    let mut manifest_calls = Vec::new();
+    let mut n_rec = 0;
+    for c in &calls {
+        let events = store.events(&c.call_id).await?;
+        let timeline = crate::callscmd::show_json(c, &events);
+        let tl_name = format!("call-{}.json", c.call_id);
+        std::fs::write(folder.join(&tl_name), serde_json::to_vec_pretty(&timeline)?)?;
+        let mut recs = Vec::new();
+        for r in recordings_of(&cfg.data_dir, tenant, &c.call_id) {
+            let name = r
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let dest = folder.join("recordings").join(&name);
+            std::fs::copy(&r, &dest)?;
+            recs.push(serde_json::json!({"file": format!("recordings/{name}"), "sha256": sha256_file(&dest)?}));
+            n_rec += 1;
+        }
+        manifest_calls.push(serde_json::json!({
+            "call_id": c.call_id,
+            "timeline": tl_name,
+            "timeline_sha256": sha256_file(&folder.join(&tl_name))?,
+            "recordings": recs,
+        }));
+    }
+    let manifest = serde_json::json!({
+        "tenant": tenant,
+        "number": number,
+        "exported_at_ms": unix_ms(SystemTime::now()),
+        "what": "every call from this number held by the tenant: CDR and timeline per call (call-*.json), and the call's recordings, still encrypted (decrypt with the tenant's key: dhwani recordings decrypt FILE --key KEY)",
+        "calls": manifest_calls,
+    });
+    std::fs::write(
+        folder.join("manifest.json"),
+        serde_json::to_vec_pretty(&manifest)?,
+    )?;
+    Ok(ExportReport {
+        folder: folder.to_path_buf(),
+        calls: calls.len(),
+        recordings: n_rec,
+    })
+}
+
+/// What an erasure did and kept.
+#[derive(Debug, Default, Serialize)]
+pub struct EraseReport {
+    /// Calls whose data was erased.
+    pub calls_erased: usize,
+    /// Timeline events deleted.
+    pub events_deleted: u64,
+    /// Recordings crypto-shredded.
+    pub recordings_shredded: usize,
+    /// CDRs kept with the number pseudonymised.
+    pub cdrs_pseudonymised: usize,
+    /// Calls kept whole under a legal hold: (call id, hold reason).
+    pub held: Vec<(String, String)>,
+}
+
+fn holds_for(holds: &[crate::store::HoldRow], tenant: &str, call: &CallRecord) -> Option<String> {
+    let item = Item {
+        id: call.call_id.clone(),
+        tenant: tenant.to_owned(),
+        class: DataClass::Recording,
+        created: 0,
+        call_id: call.call_id.clone(),
+        caller: Some(call.caller.clone()),
+    };
+    holds
+        .iter()
+        .find(|h| h.tenant == tenant && h.to_hold().covers(&item))
+        .map(|h| format!("{} (hold {})", h.reason, h.hold_id))
+}
+
+/// Erases what `tenant` holds about `number` (see the module doc).
+pub async fn erase(
+    store: &Store,
+    cfg: &Config,
+    tenant: &str,
+    number: &str,
+) -> anyhow::Result<EraseReport> {
+    let key = crate::keystore::load(&cfg.data_dir, tenant)?;
+    let pseudonym = key.pseudonym(number);
+    let holds = store.holds().await?;
+    let mut report = EraseReport::default();
+    for c in store
+        .tenant_calls(tenant)
+        .await?
+        .into_iter()
+        .filter(|c| c.caller == number)
+    {
+        if let Some(why) = holds_for(&holds, tenant, &c) {
+            report.held.push((c.call_id.clone(), why));
+            continue;
+        }
+        for r in recordings_of(&cfg.data_dir, tenant, &c.call_id) {
+            recordings::file::shred(&r).map_err(|e| anyhow::anyhow!("{}: {e}", r.display()))?;
+            report.recordings_shredded += 1;
+        }
+        report.events_deleted += store.delete_events(&c.call_id).await?;
+        store.pseudonymise_call(&c.call_id, &pseudonym).await?;
+        report.cdrs_pseudonymised += 1;
+        report.calls_erased += 1;
+    }
+    store.scrub().await?;
+    Ok(report)
+}
+
+/// What a sweep did.
+#[derive(Debug, Default, Serialize)]
+pub struct SweepReport {
+    /// Recordings crypto-shredded.
+    pub recordings_deleted: usize,
+    /// Timelines deleted.
+    pub timelines_deleted: usize,
+    /// CDRs deleted.
+    pub cdrs_deleted: usize,
+    /// CDRs whose number was pseudonymised.
+    pub cdrs_pseudonymised: usize,
+}
+
+/// Applies every tenant's retention at `now` (holds respected); each
+/// deletion is audited.
+pub async fn sweep(
+    store: &Store,
+    cfg: &Config,
+    now: SystemTime,
+    actor: &str,
+) -> anyhow::Result<SweepReport> {
+    let audit = Audit::new(&cfg.data_dir);
+    let holds: Vec<_> = store.holds().await?;
+    let hold_list: Vec<retention::Hold> = holds.iter().map(|h| h.to_hold()).collect();
+    let mut report = SweepReport::default();
+    for t in &cfg.tenants {
+        let Ok(key) = crate::keystore::load(&cfg.data_dir, &t.id) else {
+            continue; // no key: the server never ran for it, nothing stored
+        };
+        let calls = store.tenant_calls(&t.id).await?;
+        let mut items = Vec::new();
+        for c in &calls {
+            let created = (c.start_ms / 1000).max(0) as u64;
+            let caller = (!c.caller.starts_with("anon-")).then(|| c.caller.clone());
+            for (prefix, class) in [("log", DataClass::InteractionLog), ("cdr", DataClass::Cdr)] {
+                items.push(Item {
+                    id: format!("{prefix}:{}", c.call_id),
+                    tenant: t.id.clone(),
+                    class,
+                    created,
+                    call_id: c.call_id.clone(),
+                    caller: caller.clone(),
+                });
+            }
+            for r in recordings_of(&cfg.data_dir, &t.id, &c.call_id) {
+                items.push(Item {
+                    id: format!("rec:{}", r.display()),
+                    tenant: t.id.clone(),
+                    class: DataClass::Recording,
+                    created,
+                    call_id: c.call_id.clone(),
+                    caller: caller.clone(),
+                });
+            }
+        }
+        let policy = t.retention.policy();
+        let decisions = retention::sweep(unix_secs(now), |_| policy, &hold_list, &items);
+        let mut scrub = false;
+        for d in decisions {
+            match d {
+                Decision::Delete(id) => {
+                    if let Some(path) = id.strip_prefix("rec:") {
+                        recordings::file::shred(Path::new(path))
+                            .map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
+                        report.recordings_deleted += 1;
+                    } else if let Some(call) = id.strip_prefix("log:") {
+                        store.delete_events(call).await?;
+                        report.timelines_deleted += 1;
+                    } else if let Some(call) = id.strip_prefix("cdr:") {
+                        store.delete_call(call).await?;
+                        report.cdrs_deleted += 1;
+                    }
+                    audit.append(actor, "retention.delete", &format!("tenant {} {id}", t.id))?;
+                    scrub = true;
+                }
+                Decision::Pseudonymise(id) => {
+                    let call = id.trim_start_matches("cdr:");
+                    if let Some(c) = calls.iter().find(|c| c.call_id == call) {
+                        store
+                            .pseudonymise_call(call, &key.pseudonym(&c.caller))
+                            .await?;
+                        report.cdrs_pseudonymised += 1;
+                        audit.append(
+                            actor,
+                            "retention.pseudonymise",
+                            &format!("tenant {} {id}", t.id),
+                        )?;
+                        scrub = true;
+                    }
+                }
+            }
+        }
+        if scrub {
+            store.scrub().await?;
+        }
+    }
+    Ok(report)
+}
+
+/// Writes a JSON report line to stdout.
+pub fn print_json(v: &impl Serialize) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, v)?;
+    writeln!(out)?;
+    Ok(())
+}

@@ -1,0 +1,287 @@
+//! `dhwani privacy|holds|retention|audit ...`: the data principal's rights,
+//! legal holds, the retention sweeper and the audit log from the command
+//! line (see [`crate::privacy`]). Each takes the same `--config` and
+//! `--data-dir` as `serve`; each action is written to the audit log.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+use anyhow::Context;
+use clap::Subcommand;
+
+use crate::config::Config;
+use crate::privacy::{Audit, cli_actor, print_json};
+use crate::store::{HoldRow, Store};
+
+/// `dhwani privacy ...` (DPDP Act 2023 rights, per tenant and number).
+#[derive(Debug, Subcommand)]
+pub enum PrivacyCommand {
+    /// Everything the tenant holds about a number, into a folder with a
+    /// manifest: CDRs, timelines, the encrypted recordings.
+    Export {
+        /// Tenant id.
+        #[arg(long)]
+        tenant: String,
+        /// The caller's number.
+        #[arg(long)]
+        number: String,
+        /// Folder to write (created).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Erase a number's data: timelines deleted, recordings crypto-shredded,
+    /// CDRs pseudonymised (kept under TRAI/DoT rules); held calls are kept
+    /// and reported.
+    Erase {
+        /// Tenant id.
+        #[arg(long)]
+        tenant: String,
+        /// The caller's number.
+        #[arg(long)]
+        number: String,
+    },
+    /// The number withdraws recording consent: its later calls are not
+    /// recorded, whatever the flow asks.
+    WithdrawConsent {
+        /// Tenant id.
+        #[arg(long)]
+        tenant: String,
+        /// The caller's number.
+        #[arg(long)]
+        number: String,
+    },
+}
+
+/// `dhwani holds ...` (legal holds).
+#[derive(Debug, Subcommand)]
+pub enum HoldsCommand {
+    /// Place a hold: held data is never swept or erased until lifted.
+    Place {
+        /// Tenant id.
+        #[arg(long)]
+        tenant: String,
+        /// Hold one call (its id from `calls list`).
+        #[arg(long, group = "scope")]
+        call: Option<String>,
+        /// Hold every call from a number.
+        #[arg(long, group = "scope")]
+        number: Option<String>,
+        /// Hold everything of the tenant.
+        #[arg(long, group = "scope")]
+        whole_tenant: bool,
+        /// Why (required: a case or order reference).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Lift a hold.
+    Lift {
+        /// The hold id.
+        hold_id: String,
+    },
+    /// List holds.
+    List,
+}
+
+/// `dhwani retention ...`
+#[derive(Debug, Subcommand)]
+pub enum RetentionCommand {
+    /// Apply every tenant's retention periods now (or at `--now`, to see
+    /// or test what a later date will remove).
+    Sweep {
+        /// The time to sweep at (RFC 3339, e.g. 2027-06-01T00:00:00Z).
+        #[arg(long)]
+        now: Option<String>,
+    },
+}
+
+/// `dhwani audit ...`
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the audit log's hash chain and anchor: exit 1 when an entry
+    /// was edited, removed, inserted or cut from the end.
+    Verify,
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")
+}
+
+fn tenant_known(cfg: &Config, tenant: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        cfg.tenants.iter().any(|t| t.id == tenant),
+        "no tenant `{tenant}` in the config (tenants: {})",
+        cfg.tenants
+            .iter()
+            .map(|t| t.id.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(())
+}
+
+/// Runs `dhwani privacy ...`.
+pub fn privacy(cmd: PrivacyCommand, cfg: &Config) -> anyhow::Result<ExitCode> {
+    let audit = Audit::new(&cfg.data_dir);
+    let actor = cli_actor();
+    runtime()?.block_on(async {
+        let store = Store::open(&cfg.store.url, &cfg.data_dir).await?;
+        match cmd {
+            PrivacyCommand::Export { tenant, number, out } => {
+                tenant_known(cfg, &tenant)?;
+                let key = crate::keystore::load(&cfg.data_dir, &tenant)?;
+                let r = crate::privacy::export(&store, cfg, &tenant, &number, &out).await?;
+                audit.append(&actor, "privacy.export", &format!("tenant {tenant} number {}", key.pseudonym(&number)))?;
+                print_json(&r)?;
+            }
+            PrivacyCommand::Erase { tenant, number } => {
+                tenant_known(cfg, &tenant)?;
+                let key = crate::keystore::load(&cfg.data_dir, &tenant)?;
+                let r = crate::privacy::erase(&store, cfg, &tenant, &number).await?;
+                audit.append(&actor, "privacy.erase", &format!("tenant {tenant} number {}", key.pseudonym(&number)))?;
+                print_json(&serde_json::json!({
+                    "erased": r,
+                    "kept": {
+                        "cdrs": "each call's CDR, with the number replaced by a keyed pseudonym: kept for the CDR retention period under the TRAI/DoT licence conditions",
+                        "held": "calls under a legal hold are kept whole until the hold is lifted (see `held`)",
+                        "consent": "a consent withdrawal, if any, stays registered under the pseudonym",
+                    }
+                }))?;
+            }
+            PrivacyCommand::WithdrawConsent { tenant, number } => {
+                tenant_known(cfg, &tenant)?;
+                let key = crate::keystore::load(&cfg.data_dir, &tenant)?;
+                let p = key.pseudonym(&number);
+                let at = SystemTime::now()
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map(|d| d.as_millis() as i64)
+                    .unwrap_or(0);
+                store.withdraw_consent(&tenant, &p, at).await?;
+                audit.append(&actor, "consent.withdraw", &format!("tenant {tenant} number {p}"))?;
+                println!("consent withdrawn: later calls from this number to `{tenant}` are not recorded");
+            }
+        }
+        store.close().await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Runs `dhwani holds ...`.
+pub fn holds(cmd: HoldsCommand, cfg: &Config) -> anyhow::Result<ExitCode> {
+    let audit = Audit::new(&cfg.data_dir);
+    let actor = cli_actor();
+    runtime()?.block_on(async {
+        let store = Store::open(&cfg.store.url, &cfg.data_dir).await?;
+        let code = match cmd {
+            HoldsCommand::Place {
+                tenant,
+                call,
+                number,
+                whole_tenant,
+                reason,
+            } => {
+                tenant_known(cfg, &tenant)?;
+                anyhow::ensure!(!reason.trim().is_empty(), "a hold needs a reason");
+                let (scope, target) = match (call, number, whole_tenant) {
+                    (Some(c), None, false) => ("call", c),
+                    (None, Some(n), false) => ("number", n),
+                    (None, None, true) => ("tenant", String::new()),
+                    _ => anyhow::bail!(
+                        "say what the hold covers: --call ID, --number N or --whole-tenant"
+                    ),
+                };
+                let now = SystemTime::now()
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map(|d| d.as_millis() as i64)
+                    .unwrap_or(0);
+                let hold_id = format!("hold-{:08x}", rand::random::<u32>());
+                store
+                    .place_hold(&HoldRow {
+                        hold_id: hold_id.clone(),
+                        tenant: tenant.clone(),
+                        scope: scope.into(),
+                        target: target.clone(),
+                        reason: reason.clone(),
+                        placed_ms: now,
+                        lifted_ms: None,
+                    })
+                    .await?;
+                let subject = match scope {
+                    "number" => {
+                        let key = crate::keystore::load(&cfg.data_dir, &tenant)?;
+                        format!(
+                            "{hold_id} tenant {tenant} number {}",
+                            key.pseudonym(&target)
+                        )
+                    }
+                    _ => format!("{hold_id} tenant {tenant} {scope} {target}"),
+                };
+                audit.append(&actor, "hold.place", &subject)?;
+                println!("{hold_id}");
+                ExitCode::SUCCESS
+            }
+            HoldsCommand::Lift { hold_id } => {
+                let now = SystemTime::now()
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map(|d| d.as_millis() as i64)
+                    .unwrap_or(0);
+                if store.lift_hold(&hold_id, now).await? {
+                    audit.append(&actor, "hold.lift", &hold_id)?;
+                    println!("lifted {hold_id}");
+                    ExitCode::SUCCESS
+                } else {
+                    eprintln!("no standing hold `{hold_id}`");
+                    ExitCode::FAILURE
+                }
+            }
+            HoldsCommand::List => {
+                for h in store.holds().await? {
+                    println!("{}", serde_json::to_string(&h)?);
+                }
+                ExitCode::SUCCESS
+            }
+        };
+        store.close().await;
+        Ok(code)
+    })
+}
+
+/// Runs `dhwani retention ...`.
+pub fn retention(cmd: RetentionCommand, cfg: &Config) -> anyhow::Result<ExitCode> {
+    let RetentionCommand::Sweep { now } = cmd;
+    let now = match now {
+        None => SystemTime::now(),
+        Some(s) => {
+            let ts: jiff::Timestamp = s
+                .parse()
+                .map_err(|e| anyhow::anyhow!("--now `{s}`: {e} (write 2027-06-01T00:00:00Z)"))?;
+            SystemTime::UNIX_EPOCH
+                + std::time::Duration::from_millis(ts.as_millisecond().max(0) as u64)
+        }
+    };
+    runtime()?.block_on(async {
+        let store = Store::open(&cfg.store.url, &cfg.data_dir).await?;
+        let r = crate::privacy::sweep(&store, cfg, now, &cli_actor()).await?;
+        print_json(&r)?;
+        store.close().await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Runs `dhwani audit ...`.
+pub fn audit(cmd: AuditCommand, cfg: &Config) -> anyhow::Result<ExitCode> {
+    let AuditCommand::Verify = cmd;
+    match Audit::new(&cfg.data_dir).verify()? {
+        Ok(n) => {
+            println!("audit log intact: {n} entries");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(why) => {
+            println!("audit log broken: {why}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}

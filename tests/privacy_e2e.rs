@@ -1,0 +1,324 @@
+//! The data principal's rights, legal holds, retention and the audit log,
+//! end to end: real calls through the demo flow record (with consent),
+//! then the CLI exports, withdraws consent, holds, erases and sweeps, and
+//! a byte scan of the data directory checks what is left.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::{Server, dhwani, run_sipp};
+use serde_json::Value;
+
+const DEMO: &str = "[[tenants]]\nid = \"demo\"\nnumbers = [\"1000\", \"+911140000000\"]\nflows_dir = \"builtin:demo\"\n";
+const A: &str = "+919800000001";
+const B: &str = "+919800000777";
+
+/// The README's demo walk (consent yes, leave a silent message), from `number`.
+fn walk(server: &Server, dir: &Path, number: &str) {
+    let text = std::fs::read_to_string(common::repo_path("examples/sipp/demo-walk.xml"))
+        .unwrap()
+        .replace("+919800000001", number);
+    let sc = dir.join(format!("walk{number}.xml"));
+    std::fs::write(&sc, text).unwrap();
+    let run = run_sipp(
+        server.addr("udp"),
+        &["-sf", &sc.display().to_string(), "-m", "1", "-s", "1000"],
+        Duration::from_secs(60),
+    );
+    assert_eq!(run.successful, 1, "{}", run.output);
+}
+
+struct Cli {
+    cfg: String,
+    data: String,
+}
+
+impl Cli {
+    fn run(&self, args: &[&str]) -> (i32, String, String) {
+        let mut a: Vec<&str> = args.to_vec();
+        a.extend(["--config", &self.cfg, "--data-dir", &self.data]);
+        dhwani(&a)
+    }
+    fn ok(&self, args: &[&str]) -> String {
+        let (code, out, err) = self.run(args);
+        assert_eq!(code, 0, "{args:?}: {out}{err}");
+        out
+    }
+    fn calls(&self) -> Vec<Value> {
+        self.ok(&["calls", "list", "--json"])
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+    /// Waits until `n` calls have their CDR.
+    fn wait_calls(&self, n: usize) -> Vec<Value> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let calls = self.calls();
+            if calls.iter().filter(|c| c["end_ms"].is_i64()).count() >= n {
+                return calls;
+            }
+            assert!(std::time::Instant::now() < deadline, "{calls:?}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+fn recordings(data: &Path) -> Vec<PathBuf> {
+    let dir = data.join("recordings").join("demo");
+    std::fs::read_dir(&dir)
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn export_withdraw_hold_erase_sweep_and_audit() {
+    let server = Server::start(DEMO);
+    let work = tempfile::tempdir().unwrap();
+    let data = server.data_dir();
+    let cli = Cli {
+        cfg: server.config_path().display().to_string(),
+        data: data.display().to_string(),
+    };
+    walk(&server, work.path(), A);
+    walk(&server, work.path(), B);
+    let calls = cli.wait_calls(2);
+    let call_a = calls.iter().find(|c| c["caller"] == A).unwrap()["call_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        recordings(&data).len(),
+        4,
+        "a call recording and a message each"
+    );
+
+    // Export: every call of A with its timeline and encrypted recordings.
+    let out = work.path().join("export-a");
+    let report: Value = serde_json::from_str(&cli.ok(&[
+        "privacy",
+        "export",
+        "--tenant",
+        "demo",
+        "--number",
+        A,
+        "--out",
+        &out.display().to_string(),
+    ]))
+    .unwrap();
+    assert_eq!(report["calls"], 1);
+    assert_eq!(report["recordings"], 2);
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["number"], A);
+    let rec = &manifest["calls"][0]["recordings"][0];
+    let copied = std::fs::read(out.join(rec["file"].as_str().unwrap())).unwrap();
+    use sha2::Digest;
+    assert_eq!(
+        hex::encode(sha2::Sha256::digest(&copied)),
+        rec["sha256"].as_str().unwrap()
+    );
+
+    // Consent withdrawn: A's next call is not recorded, though A says yes.
+    cli.ok(&[
+        "privacy",
+        "withdraw-consent",
+        "--tenant",
+        "demo",
+        "--number",
+        A,
+    ]);
+    walk(&server, work.path(), A);
+    let calls = cli.wait_calls(3);
+    assert_eq!(recordings(&data).len(), 4, "nothing new recorded for A");
+    let third = calls
+        .iter()
+        .find(|c| c["caller"] == A && c["call_id"] != call_a.as_str())
+        .unwrap();
+    assert!(third["recording_id"].is_null(), "{third}");
+    let shown = cli.ok(&[
+        "calls",
+        "show",
+        third["call_id"].as_str().unwrap(),
+        "--json",
+    ]);
+    assert!(shown.contains("the caller withdrew consent"), "{shown}");
+
+    // A hold on B's number stops B's erasure; lifted, the erasure runs.
+    let hold = cli.ok(&[
+        "holds",
+        "place",
+        "--tenant",
+        "demo",
+        "--number",
+        B,
+        "--reason",
+        "case 42/2026",
+    ]);
+    let hold = hold.trim().to_owned();
+    let held: Value =
+        serde_json::from_str(&cli.ok(&["privacy", "erase", "--tenant", "demo", "--number", B]))
+            .unwrap();
+    assert_eq!(held["erased"]["calls_erased"], 0);
+    assert!(
+        held["erased"]["held"][0][1]
+            .as_str()
+            .unwrap()
+            .contains("case 42/2026"),
+        "{held}"
+    );
+    assert_eq!(recordings(&data).len(), 4);
+    cli.ok(&["holds", "lift", &hold]);
+
+    // Erase A: timelines deleted, recordings shredded, CDRs pseudonymised.
+    let a_bytes: Vec<Vec<u8>> = recordings(&data)
+        .iter()
+        .filter(|p| p.display().to_string().contains(&call_a))
+        .map(|p| {
+            let b = std::fs::read(p).unwrap();
+            b[b.len() / 2..b.len() / 2 + 64].to_vec()
+        })
+        .collect();
+    assert_eq!(a_bytes.len(), 2);
+    let erased: Value =
+        serde_json::from_str(&cli.ok(&["privacy", "erase", "--tenant", "demo", "--number", A]))
+            .unwrap();
+    assert_eq!(erased["erased"]["calls_erased"], 2, "{erased}");
+    assert_eq!(erased["erased"]["recordings_shredded"], 2);
+    assert!(erased["kept"]["cdrs"].as_str().unwrap().contains("TRAI"));
+    // Neither the number nor any recording bytes of A anywhere in the data
+    // directory (database files included).
+    for f in files_under(&data) {
+        let bytes = std::fs::read(&f).unwrap();
+        for needle in [A.as_bytes(), &A.as_bytes()[1..]] {
+            assert!(
+                !contains(&bytes, needle),
+                "{} still holds the number",
+                f.display()
+            );
+        }
+        for chunk in &a_bytes {
+            assert!(
+                !contains(&bytes, chunk),
+                "{} still holds A's recording bytes",
+                f.display()
+            );
+        }
+    }
+    let calls = cli.calls();
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| c["caller"].as_str().unwrap().starts_with("anon-"))
+            .count(),
+        2
+    );
+    let shown = cli.ok(&["calls", "show", &call_a, "--json"]);
+    let v: Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(
+        v["timeline"].as_array().unwrap().len(),
+        0,
+        "the timeline is gone"
+    );
+
+    // Retention: B's call recorded now; at +91 days its recordings go
+    // (90-day default), unless held; at +181 days its timeline goes and its
+    // CDR is pseudonymised; after the CDR period the CDR goes.
+    let call_b = calls.iter().find(|c| c["caller"] == B).unwrap()["call_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let start_ms = calls.iter().find(|c| c["caller"] == B).unwrap()["start_ms"]
+        .as_i64()
+        .unwrap();
+    let at = |days: i64| {
+        jiff::Timestamp::from_millisecond(start_ms + days * 86_400_000)
+            .unwrap()
+            .to_string()
+    };
+    let hold = cli.ok(&[
+        "holds", "place", "--tenant", "demo", "--call", &call_b, "--reason", "dispute",
+    ]);
+    let r: Value =
+        serde_json::from_str(&cli.ok(&["retention", "sweep", "--now", &at(91)])).unwrap();
+    assert_eq!(r["recordings_deleted"], 0, "held: {r}");
+    assert_eq!(recordings(&data).len(), 2);
+    cli.ok(&["holds", "lift", hold.trim()]);
+    let r: Value =
+        serde_json::from_str(&cli.ok(&["retention", "sweep", "--now", &at(91)])).unwrap();
+    assert_eq!(r["recordings_deleted"], 2, "{r}");
+    assert_eq!(r["timelines_deleted"], 0, "{r}");
+    let r: Value =
+        serde_json::from_str(&cli.ok(&["retention", "sweep", "--now", &at(181)])).unwrap();
+    assert_eq!(
+        r["timelines_deleted"], 3,
+        "B's and A's two (already empty) timelines: {r}"
+    );
+    assert_eq!(r["cdrs_pseudonymised"], 1, "B's: {r}");
+    assert!(
+        cli.calls()
+            .iter()
+            .all(|c| c["caller"].as_str().unwrap().starts_with("anon-"))
+    );
+    let r: Value =
+        serde_json::from_str(&cli.ok(&["retention", "sweep", "--now", &at(8 * 366)])).unwrap();
+    assert_eq!(r["cdrs_deleted"], 3, "{r}");
+    assert!(cli.calls().is_empty());
+    // Run again: nothing more to do.
+    let r: Value =
+        serde_json::from_str(&cli.ok(&["retention", "sweep", "--now", &at(8 * 366)])).unwrap();
+    assert_eq!(r["cdrs_deleted"], 0);
+
+    // The audit log saw all of it, and detects tampering.
+    let out = cli.ok(&["audit", "verify"]);
+    assert!(out.contains("intact"), "{out}");
+    let log_path = data.join("audit.log");
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    for action in [
+        "key.create",
+        "privacy.export",
+        "consent.withdraw",
+        "hold.place",
+        "hold.lift",
+        "privacy.erase",
+        "retention.delete",
+        "retention.pseudonymise",
+    ] {
+        assert!(log.contains(action), "no {action} in the audit log:\n{log}");
+    }
+    assert!(
+        !log.contains(A) && !log.contains(B),
+        "numbers appear only as pseudonyms"
+    );
+    std::fs::write(&log_path, log.replacen("hold.lift", "hold.lif7", 1)).unwrap();
+    let (code, out, _) = cli.run(&["audit", "verify"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("Edited"), "{out}");
+    let lines: Vec<&str> = log.lines().collect();
+    std::fs::write(&log_path, lines[..lines.len() - 1].join("\n") + "\n").unwrap();
+    let (code, out, _) = cli.run(&["audit", "verify"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("removed from the end"), "{out}");
+}
