@@ -87,8 +87,9 @@ pub struct Shared {
     pub log: LogSender,
     /// Tenants (for fetch allow-lists).
     pub registry: Arc<Registry>,
-    /// Tenants' recording keys, by tenant index.
-    pub keys: Vec<Option<TenantKey>>,
+    /// Tenants' recording keys, by tenant index (reloaded on SIGHUP after
+    /// a key rotation).
+    pub keys: std::sync::RwLock<Vec<Option<TenantKey>>>,
     /// Where recordings go.
     pub recordings_dir: PathBuf,
     /// The beep before a message.
@@ -99,6 +100,13 @@ pub struct Shared {
     /// caller presses this key, so the tests can show that one call's
     /// failure ends that call only. Unset in production.
     pub panic_digit: Option<char>,
+}
+
+impl Shared {
+    /// A tenant's current recording key.
+    pub fn key(&self, tenant: usize) -> Option<TenantKey> {
+        self.keys.read().ok()?.get(tenant).cloned().flatten()
+    }
 }
 
 fn ms(t: SystemTime) -> i64 {
@@ -404,9 +412,7 @@ impl Call {
         let tenant = self.info.admitted.tenant_id.to_string();
         let key = self
             .shared
-            .keys
-            .get(self.info.admitted.tenant)
-            .and_then(Option::as_ref)
+            .key(self.info.admitted.tenant)
             .ok_or_else(|| format!("tenant `{tenant}` has no recording key"))?;
         let path = self
             .shared
@@ -416,7 +422,7 @@ impl Call {
         crate::keystore::create_recording(
             &path,
             &tenant,
-            key,
+            &key,
             &self.info.record_id,
             self.rate,
             if stereo { 2 } else { 1 },
@@ -634,7 +640,7 @@ pub async fn run(
         start_time: jiff::Timestamp::try_from(started_wall).unwrap_or(jiff::Timestamp::UNIX_EPOCH),
     };
     // The consent-withdrawal registry, by the number's pseudonym.
-    let consent_withdrawn = match shared.keys.get(info.admitted.tenant).and_then(Option::as_ref) {
+    let consent_withdrawn = match shared.key(info.admitted.tenant) {
         Some(k) => shared
             .store
             .consent_withdrawn(&info.admitted.tenant_id, &k.pseudonym(&info.admitted.caller))

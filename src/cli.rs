@@ -84,6 +84,18 @@ pub enum Command {
         #[arg(long, value_name = "DIR", global = true)]
         data_dir: Option<PathBuf>,
     },
+    /// Tenant recording keys: rotate, re-wrap stored recordings.
+    Keys {
+        /// What to do.
+        #[command(subcommand)]
+        command: crate::privacycmd::KeysCommand,
+        /// TOML config file (as for `serve`).
+        #[arg(long, value_name = "FILE", global = true)]
+        config: Option<PathBuf>,
+        /// Data directory (as for `serve`).
+        #[arg(long, value_name = "DIR", global = true)]
+        data_dir: Option<PathBuf>,
+    },
     /// The audit log of data access.
     Audit {
         /// What to do.
@@ -135,6 +147,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             config,
             data_dir,
         } => crate::privacycmd::retention(command, &load_config(config.as_deref(), data_dir)?),
+        Command::Keys {
+            command,
+            config,
+            data_dir,
+        } => crate::privacycmd::keys(command, &load_config(config.as_deref(), data_dir)?),
         Command::Audit {
             command,
             config,
@@ -201,6 +218,36 @@ pub fn config_dir(config: Option<&std::path::Path>) -> PathBuf {
         .filter(|p| !p.as_os_str().is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// Asks the server running on `data_dir` (its pid in `dhwani.pid`) to
+/// reload flows and keys (SIGHUP); says what happened.
+pub fn signal_reload(data_dir: &std::path::Path) -> anyhow::Result<String> {
+    let pid_file = data_dir.join("dhwani.pid");
+    let Ok(pid) = std::fs::read_to_string(&pid_file) else {
+        return Ok(format!(
+            "no running server ({} not found): the change applies when it starts",
+            pid_file.display()
+        ));
+    };
+    let pid = pid.trim();
+    anyhow::ensure!(
+        !pid.is_empty() && pid.chars().all(|c| c.is_ascii_digit()),
+        "{}: not a pid",
+        pid_file.display()
+    );
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", pid])
+        .status()
+        .context("cannot run kill")?;
+    Ok(if status.success() {
+        format!("deployed: server {pid} is reloading its flows and keys")
+    } else {
+        format!(
+            "server {pid} is not running (stale {}): the change applies when it starts",
+            pid_file.display()
+        )
+    })
 }
 
 fn init_logging(default: &str) {

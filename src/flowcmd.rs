@@ -94,34 +94,8 @@ fn deploy(config: Option<&Path>, data_dir: Option<PathBuf>) -> anyhow::Result<Ex
         println!("not deployed: fix the flows above (the server keeps the live versions)");
         return Ok(ExitCode::FAILURE);
     }
-    let pid_file = cfg.data_dir.join("dhwani.pid");
-    let Ok(pid) = std::fs::read_to_string(&pid_file) else {
-        println!(
-            "no running server ({} not found): the flows load when it starts",
-            pid_file.display()
-        );
-        return Ok(ExitCode::SUCCESS);
-    };
-    let pid = pid.trim();
-    anyhow::ensure!(
-        pid.chars().all(|c| c.is_ascii_digit()) && !pid.is_empty(),
-        "{}: not a pid",
-        pid_file.display()
-    );
-    let status = std::process::Command::new("kill")
-        .args(["-HUP", pid])
-        .status()
-        .context("cannot run kill")?;
-    if status.success() {
-        println!("deployed: server {pid} is reloading its flows");
-        Ok(ExitCode::SUCCESS)
-    } else {
-        println!(
-            "server {pid} is not running (stale {}): the flows load when it starts",
-            pid_file.display()
-        );
-        Ok(ExitCode::SUCCESS)
-    }
+    println!("{}", crate::cli::signal_reload(&cfg.data_dir)?);
+    Ok(ExitCode::SUCCESS)
 }
 
 fn explain(verb: Option<&str>) -> ExitCode {

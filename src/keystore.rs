@@ -55,6 +55,80 @@ pub fn key_path(data_dir: &Path, tenant: &str) -> PathBuf {
     data_dir.join("keys").join(format!("{tenant}.kek"))
 }
 
+/// Where a tenant's earlier keys are kept after a rotation (until every
+/// recording has been re-wrapped).
+pub fn archive_path(data_dir: &Path, tenant: &str, key_id: &str) -> PathBuf {
+    data_dir
+        .join("keys")
+        .join(tenant)
+        .join(format!("{key_id}.kek"))
+}
+
+fn write_key_file(path: &Path, key: &[u8; 32]) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("kek.tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts.open(&tmp)?;
+    writeln!(f, "{}", hex::encode(key))?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+fn parse_key_file(path: &Path, tenant: &str) -> anyhow::Result<TenantKey> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read key file {}: {e}", path.display()))?;
+    let bytes = hex::decode(text.trim())
+        .ok()
+        .and_then(|v| <[u8; 32]>::try_from(v).ok())
+        .ok_or_else(|| anyhow::anyhow!("{}: not a key (64 hex digits)", path.display()))?;
+    // The key id names the key without revealing it.
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(bytes);
+    Ok(TenantKey {
+        key_id: format!("{tenant}-{}", hex::encode(&digest[..4])),
+        kek: Key(bytes),
+    })
+}
+
+/// Rotates a tenant's key: the current one is archived under its id, a new
+/// random key becomes current (new recordings use it). Returns (old id,
+/// new id).
+pub fn rotate(data_dir: &Path, tenant: &str) -> anyhow::Result<(String, String)> {
+    let old = load(data_dir, tenant)?;
+    write_key_file(&archive_path(data_dir, tenant, &old.key_id), &old.kek.0)?;
+    let new: [u8; 32] = rand::random();
+    write_key_file(&key_path(data_dir, tenant), &new)?;
+    let new = load(data_dir, tenant)?;
+    Ok((old.key_id, new.key_id))
+}
+
+/// The key with `key_id` of a tenant: the current one or an archived one.
+pub fn find(data_dir: &Path, tenant: &str, key_id: &str) -> Option<TenantKey> {
+    if let Ok(k) = load(data_dir, tenant)
+        && k.key_id == key_id
+    {
+        return Some(k);
+    }
+    let p = archive_path(data_dir, tenant, key_id);
+    parse_key_file(&p, tenant)
+        .ok()
+        .filter(|k| k.key_id == key_id)
+}
+
+/// The key-encryption key itself (for re-wrapping).
+impl TenantKey {
+    /// The key.
+    pub fn kek(&self) -> &Key {
+        &self.kek
+    }
+}
+
 /// Loads (or, when missing, generates) a tenant's KEK.
 pub fn load_or_create(data_dir: &Path, tenant: &str) -> anyhow::Result<TenantKey> {
     let path = key_path(data_dir, tenant);
@@ -75,18 +149,7 @@ pub fn load_or_create(data_dir: &Path, tenant: &str) -> anyhow::Result<TenantKey
             &format!("tenant {tenant} demo key"),
         )?;
     }
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| anyhow::anyhow!("cannot read key file {}: {e}", path.display()))?;
-    let bytes = hex::decode(text.trim())
-        .ok()
-        .and_then(|v| <[u8; 32]>::try_from(v).ok())
-        .ok_or_else(|| anyhow::anyhow!("{}: not a key (64 hex digits)", path.display()))?;
-    // The key id names the key without revealing it.
-    let digest = <sha2::Sha256 as sha2::Digest>::digest(bytes);
-    Ok(TenantKey {
-        key_id: format!("{tenant}-{}", hex::encode(&digest[..4])),
-        kek: Key(bytes),
-    })
+    parse_key_file(&path, tenant)
 }
 
 /// Starts an encrypted recording file at `path`.

@@ -95,6 +95,115 @@ pub enum RetentionCommand {
     },
 }
 
+/// `dhwani keys ...` (tenant recording keys).
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Make a new key current for the tenant's new recordings; the old one
+    /// is archived (old recordings stay readable) until `keys rewrap`.
+    Rotate {
+        /// Tenant id.
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Re-wrap every stored recording of the tenant under its current key
+    /// (the audio is not touched), then remove archived keys no recording
+    /// needs.
+    Rewrap {
+        /// Tenant id.
+        #[arg(long)]
+        tenant: String,
+    },
+}
+
+/// Runs `dhwani keys ...`.
+pub fn keys(cmd: KeysCommand, cfg: &Config) -> anyhow::Result<ExitCode> {
+    let audit = Audit::new(&cfg.data_dir);
+    let actor = cli_actor();
+    match cmd {
+        KeysCommand::Rotate { tenant } => {
+            tenant_known(cfg, &tenant)?;
+            let (old, new) = crate::keystore::rotate(&cfg.data_dir, &tenant)?;
+            audit.append(
+                &actor,
+                "key.rotate",
+                &format!("tenant {tenant} {old} -> {new}"),
+            )?;
+            println!("tenant `{tenant}`: new key {new}; {old} archived until `dhwani keys rewrap`");
+            println!("{}", crate::cli::signal_reload(&cfg.data_dir)?);
+        }
+        KeysCommand::Rewrap { tenant } => {
+            tenant_known(cfg, &tenant)?;
+            let current = crate::keystore::load(&cfg.data_dir, &tenant)?;
+            let (mut done, mut already, mut failed) = (0, 0, 0);
+            for f in crate::reccmd::stored(&cfg.data_dir, Some(&tenant)) {
+                let header = std::fs::File::open(&f)
+                    .map_err(recordings::Error::from)
+                    .and_then(|mut r| recordings::stream::read_header(&mut r));
+                let h = match header {
+                    Ok((h, _)) => h,
+                    Err(e) => {
+                        eprintln!("{}: {e}", f.display());
+                        failed += 1;
+                        continue;
+                    }
+                };
+                if h.key_id == current.key_id || h.key_mode != recordings::header::KeyMode::Kek {
+                    already += 1;
+                    continue;
+                }
+                let Some(old) = crate::keystore::find(&cfg.data_dir, &tenant, &h.key_id) else {
+                    eprintln!(
+                        "{}: key `{}` is not archived; cannot re-wrap",
+                        f.display(),
+                        h.key_id
+                    );
+                    failed += 1;
+                    continue;
+                };
+                match recordings::file::rewrap_file(&f, old.kek(), current.kek(), &current.key_id) {
+                    Ok(()) => done += 1,
+                    Err(e) => {
+                        eprintln!("{}: {e}", f.display());
+                        failed += 1;
+                    }
+                }
+            }
+            audit.append(
+                &actor,
+                "key.rewrap",
+                &format!("tenant {tenant} to {} ({done} recordings)", current.key_id),
+            )?;
+            // Archived keys no recording needs any more are destroyed.
+            let mut removed = 0;
+            if failed == 0 {
+                let dir = cfg.data_dir.join("keys").join(&tenant);
+                if let Ok(rd) = std::fs::read_dir(&dir) {
+                    for e in rd.filter_map(Result::ok) {
+                        if std::fs::remove_file(e.path()).is_ok() {
+                            removed += 1;
+                        }
+                    }
+                }
+                if removed > 0 {
+                    audit.append(
+                        &actor,
+                        "key.destroy",
+                        &format!("tenant {tenant} {removed} archived keys"),
+                    )?;
+                }
+            }
+            println!(
+                "tenant `{tenant}`: {done} re-wrapped under {}, {already} already current, {failed} failed, {removed} archived keys removed",
+                current.key_id
+            );
+            if failed > 0 {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `dhwani audit ...`
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {

@@ -116,7 +116,18 @@ fn open_key(args: &KeyArgs, data_dir: &Path, h: &Header) -> Result<Key, Error> {
                     p.display()
                 )));
             }
-            read_key(&p).map_err(|e| Error::MissingKey(format!("{e:#}")))?
+            // The current key, or the archived one the header names.
+            match crate::keystore::find(data_dir, &h.tenant, &h.key_id) {
+                Some(k) => k.kek().0,
+                None => {
+                    return Err(Error::MissingKey(format!(
+                        "key `{}` is neither tenant `{}`'s current key nor archived in {}",
+                        h.key_id,
+                        h.tenant,
+                        crate::keystore::archive_path(data_dir, &h.tenant, &h.key_id).display()
+                    )));
+                }
+            }
         }
     };
     match (h.key_mode, args.kek.is_some(), args.private_key.is_some()) {

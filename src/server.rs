@@ -143,7 +143,7 @@ impl Server {
             tts,
             log,
             registry: Arc::clone(&registry),
-            keys,
+            keys: std::sync::RwLock::new(keys),
             recordings_dir: config.data_dir.join("recordings"),
             beep: call_task::builtin_prompt(BEEP, "beep", 8000)?,
             store: store.clone(),
@@ -155,6 +155,8 @@ impl Server {
         let (reload_tx, reload_rx) = mpsc::channel(4);
         tokio::spawn(watch_flows(
             Arc::clone(&registry),
+            Arc::clone(&shared),
+            config.data_dir.clone(),
             reload_rx,
             shutdown.clone(),
         ));
@@ -217,6 +219,8 @@ async fn sweeper(store: Store, config: Config, stop: CancellationToken) {
 /// second) or when asked.
 async fn watch_flows(
     registry: Arc<Registry>,
+    shared: Arc<Shared>,
+    data_dir: std::path::PathBuf,
     mut asked: mpsc::Receiver<()>,
     stop: CancellationToken,
 ) {
@@ -228,6 +232,17 @@ async fn watch_flows(
             _ = tick.tick() => false,
             Some(()) = asked.recv() => true,
         };
+        if forced {
+            // Keys too: a rotation takes effect for the next recording.
+            let keys: Vec<_> = registry
+                .tenants
+                .iter()
+                .map(|t| crate::keystore::load(&data_dir, &t.id).ok())
+                .collect();
+            if let Ok(mut k) = shared.keys.write() {
+                *k = keys;
+            }
+        }
         let reg = Arc::clone(&registry);
         let Ok(fp) = tokio::task::spawn_blocking(move || tenants::fingerprint(&reg)).await else {
             continue;

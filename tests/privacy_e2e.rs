@@ -322,3 +322,80 @@ fn export_withdraw_hold_erase_sweep_and_audit() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("removed from the end"), "{out}");
 }
+
+#[test]
+fn key_rotation_then_rewrap_keeps_every_recording_readable() {
+    let mut server = Server::start(DEMO);
+    let work = tempfile::tempdir().unwrap();
+    let data = server.data_dir();
+    let cli = Cli {
+        cfg: server.config_path().display().to_string(),
+        data: data.display().to_string(),
+    };
+    walk(&server, work.path(), A);
+    cli.wait_calls(1);
+    let old_id = cli
+        .ok(&["recordings", "list"])
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .nth(3)
+        .unwrap()
+        .to_owned();
+    let out = cli.ok(&["keys", "rotate", "--tenant", "demo"]);
+    assert!(
+        out.contains("archived") && out.contains("reloading"),
+        "{out}"
+    );
+    assert!(
+        server.wait_for_log("flows reloaded", Duration::from_secs(5)),
+        "{}",
+        server.log.join("\n")
+    );
+    walk(&server, work.path(), B);
+    cli.wait_calls(2);
+    let list = cli.ok(&["recordings", "list"]);
+    let ids: Vec<&str> = list
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(3))
+        .collect();
+    assert_eq!(ids.len(), 4, "{list}");
+    assert_eq!(
+        ids.iter().filter(|k| **k == old_id).count(),
+        2,
+        "old recordings keep the old key: {list}"
+    );
+    let new_id = ids.iter().find(|k| **k != old_id).unwrap().to_string();
+    // Both generations open: the old through the archived key.
+    let out = cli.ok(&["recordings", "verify"]);
+    assert_eq!(out.matches("intact").count(), 4, "{out}");
+    // Rewrap: everything under the new key, the archive emptied.
+    let out = cli.ok(&["keys", "rewrap", "--tenant", "demo"]);
+    assert!(
+        out.contains("2 re-wrapped") && out.contains("2 already current"),
+        "{out}"
+    );
+    let list = cli.ok(&["recordings", "list"]);
+    assert_eq!(list.matches(&new_id).count(), 4, "{list}");
+    assert_eq!(
+        std::fs::read_dir(data.join("keys").join("demo"))
+            .unwrap()
+            .count(),
+        0,
+        "archived key destroyed"
+    );
+    let out = cli.ok(&["recordings", "verify"]);
+    assert_eq!(out.matches("intact").count(), 4, "{out}");
+    let log = std::fs::read_to_string(data.join("audit.log")).unwrap();
+    for action in [
+        "key.rotate",
+        "key.rewrap",
+        "key.destroy",
+        "recording.verify",
+    ] {
+        assert!(log.contains(action), "no {action}:\n{log}");
+    }
+    assert!(cli.ok(&["audit", "verify"]).contains("intact"));
+}

@@ -94,6 +94,47 @@ pub fn shred(path: &std::path::Path) -> Result<(), Error> {
     Ok(())
 }
 
+/// Key rotation on disk: re-wraps a recording's data key from `old_kek`
+/// to `new_kek` (see [`crate::keys::rewrap`]). The new header and the
+/// untouched audio bytes go to a temporary file beside it, which is synced
+/// and renamed over the original, so a crash leaves the old or the new
+/// file, never a mix.
+pub fn rewrap_file(
+    path: &std::path::Path,
+    old_kek: &Key,
+    new_kek: &Key,
+    new_key_id: &str,
+) -> Result<(), Error> {
+    use std::io::{Read, Write};
+    let mut f = File::open(path)?;
+    let (header, carry) = crate::stream::read_header(&mut f)?;
+    let new = crate::keys::rewrap(&header, old_kek, new_kek, new_key_id, &mut rand::rng())?;
+    let tmp = path.with_extension("rewrap.tmp");
+    let result = (|| {
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
+        out.write_all(&new.encode()?)?;
+        out.write_all(&carry)?;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = f.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            out.write_all(buf.get(..n).unwrap_or_default())?;
+        }
+        out.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
 #[cfg(test)]
 mod tests {
     use rand::SeedableRng;
@@ -191,5 +232,56 @@ mod tests {
             matches!(unwrap_kek(&kek, &h), Err(Error::WrongKey { .. })),
             "the key no longer opens it"
         );
+    }
+
+    #[test]
+    fn rewrapping_a_file_changes_its_key_and_keeps_its_audio() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("r.rec");
+        let (old, new) = (Key([1; 32]), Key([2; 32]));
+        let mut rng = StdRng::seed_from_u64(4);
+        let data_key = Key::random(&mut rng);
+        let header = Header {
+            key_mode: KeyMode::Kek,
+            tenant: "t".into(),
+            key_id: "t-old".into(),
+            wrapped_key: wrap_kek(&old, &data_key, "t", "t-old", "c", &mut rng).expect("wrap"),
+            sample_rate: 8000,
+            channels: 1,
+            chunk_frames: 800,
+            call_id: "c".into(),
+            nonce_prefix: [2; 7],
+        };
+        let t0 = Instant::now();
+        let mut r = FileRecorder::new(
+            File::create(&path).expect("create"),
+            &header,
+            &data_key,
+            SYNC_INTERVAL,
+            t0,
+        )
+        .expect("recorder");
+        r.write(t0, &[9; 4000]).expect("write");
+        r.finish().expect("finish");
+        let before = std::fs::read(&path).expect("read");
+        rewrap_file(&path, &old, &new, "t-newer").expect("rewrap");
+        let after = std::fs::read(&path).expect("read");
+        let (h, _) = crate::stream::read_header(&mut after.as_slice()).expect("header");
+        assert_eq!(h.key_id, "t-newer");
+        assert!(
+            unwrap_kek(&old, &h).is_err(),
+            "the old key no longer opens it"
+        );
+        let s = crate::stream::verify(after.as_slice(), |h| unwrap_kek(&new, h)).expect("verifies");
+        assert!((s.seconds - 0.5).abs() < 0.01, "{}", s.seconds);
+        let old_len = header.encode().expect("enc").len();
+        assert_eq!(
+            before[old_len..],
+            after[h.encode().expect("enc").len()..],
+            "audio bytes untouched"
+        );
+        // A wrong old key leaves the file as it was.
+        assert!(rewrap_file(&path, &old, &new, "x").is_err());
+        assert_eq!(std::fs::read(&path).expect("read"), after);
     }
 }
