@@ -917,3 +917,39 @@ fn a_recording_survives_sigkill_up_to_200_ms_before_the_kill() {
     );
     assert!(seconds <= elapsed + 0.05, "{seconds} > {elapsed}");
 }
+
+#[test]
+fn a_full_disk_fails_the_recording_not_the_call() {
+    // 96 KiB for recordings: the call recording (32 KB/s) fills it in
+    // about three seconds, well before the caller's walk ends.
+    let mut server = Server::start_small_recordings_fs(DEMO, 96 * 1024);
+    let sc = common::repo_path("examples/sipp/demo-walk.xml")
+        .display()
+        .to_string();
+    let run = call_once(&server, &sc, "1000");
+    assert_eq!(run.successful, 1, "the call went on: {}", run.output);
+    assert!(
+        server.wait_for_log("recording failed; the call goes on", Duration::from_secs(5)),
+        "{}",
+        server.log.join("\n")
+    );
+    let (call, timeline) = last_call(&server);
+    assert_eq!(
+        call["outcome"], "hangup: voicemail",
+        "the flow ran to its end: {call}"
+    );
+    let failed: Vec<&Value> = events(&timeline, "error")
+        .into_iter()
+        .filter(|e| e["detail"]["failed"].is_string() || e["detail"]["record"].is_string())
+        .collect();
+    assert!(
+        !failed.is_empty(),
+        "the recording is marked failed: {timeline:#?}"
+    );
+    // No key or audio in the log.
+    let kek = std::fs::read_to_string(server.data_dir().join("keys").join("demo.kek")).unwrap();
+    assert!(
+        !server.log.iter().any(|l| l.contains(kek.trim())),
+        "the key leaked into the log"
+    );
+}

@@ -42,7 +42,28 @@ impl Server {
         Server::start_full(&["udp:127.0.0.1:0", "tcp:127.0.0.1:0"], extra_toml, env)
     }
 
+    /// Starts with `DATA_DIR/recordings` on a tmpfs of `bytes` in a mount
+    /// namespace of its own (`unshare -m`, as root): a full disk for the
+    /// recordings only.
+    pub fn start_small_recordings_fs(extra_toml: &str, bytes: u64) -> Server {
+        Server::start_inner(
+            &["udp:127.0.0.1:0", "tcp:127.0.0.1:0"],
+            extra_toml,
+            &[],
+            Some(bytes),
+        )
+    }
+
     fn start_full(listen: &[&str], extra_toml: &str, env: &[(&str, &str)]) -> Server {
+        Server::start_inner(listen, extra_toml, env, None)
+    }
+
+    fn start_inner(
+        listen: &[&str],
+        extra_toml: &str,
+        env: &[(&str, &str)],
+        small_fs: Option<u64>,
+    ) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let cfg = dir.path().join("dhwani.toml");
         let mut text = format!("log = \"info\"\n{extra_toml}\n");
@@ -56,7 +77,21 @@ impl Server {
             ));
         }
         std::fs::write(&cfg, text).expect("write config");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_dhwani"));
+        let mut cmd = match small_fs {
+            None => Command::new(env!("CARGO_BIN_EXE_dhwani")),
+            Some(bytes) => {
+                let rec = dir.path().join("data").join("recordings");
+                std::fs::create_dir_all(&rec).expect("recordings dir");
+                let mut c = Command::new("unshare");
+                c.args(["-m", "--", "sh", "-c"])
+                    .arg(format!(
+                        "mount -t tmpfs -o size={bytes} tmpfs \"$0\" && exec \"$@\""
+                    ))
+                    .arg(&rec)
+                    .arg(env!("CARGO_BIN_EXE_dhwani"));
+                c
+            }
+        };
         cmd.arg("serve")
             .arg("--config")
             .arg(&cfg)
