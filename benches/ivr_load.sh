@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# IVR load: N concurrent SIPp callers walk a flow that plays a prompt and
-# gathers a digit (sent by SIP INFO after HOLD seconds), then hears a
-# goodbye prompt and gets our BYE. Loopback only; bounded in calls and time.
+# IVR load: N concurrent SIPp callers walk a flow that asks recording
+# consent (the caller answers 1 by SIP INFO at once), plays a prompt and
+# gathers a digit (sent after HOLD seconds), then hears a goodbye prompt and
+# gets our BYE. Number 1000's flow does not record; 1001's records the call.
+# Loopback only; bounded in calls and time.
 #
 #   benches/ivr_load.sh [CONCURRENT] [HOLD_SECS] [RATE]
 #   defaults: 500 concurrent, 20 s each, 300 new calls/s
 #   ROUNDS=3 benches/ivr_load.sh ...   the same load again on the same
-#   server process, printing RSS after each round (growth = a leak); the
-#   figures below are for the last round
+#   server process, figures per round (RSS growth across rounds = a leak)
+#   COMPARE_RECORDING=1 benches/ivr_load.sh ...   round 1 without, round 2
+#   with an encrypted stereo recording of every call, same server
+#   RECORD=1 ...   every round records
 #
 # Prints: calls completed and failed, the server's CPU and RSS (idle, peak,
 # after), CPU time per call-second, and the share of RTP frames sent more
@@ -23,11 +27,19 @@ work=$(mktemp -d)
 trap 'kill $srv 2>/dev/null || true; rm -rf "$work"' EXIT
 port=$((20000 + RANDOM % 20000))
 mkdir -p "$work/flows"
-cat > "$work/flows/load.ivr" <<IVR
-flow "Load"
-  numbers 1000
+for rec in 0 1; do
+  number=$((1000 + rec))
+  start=""
+  [ "$rec" = 1 ] && start="recording start"
+cat > "$work/flows/load$rec.ivr" <<IVR
+flow "Load $rec"
+  numbers $number
 
 step menu
+  consent play "$PWD/examples/prompts/chime.wav", timeout 10s
+  if consent == "yes"
+    log "consented"
+    $start
   gather digits 1, timeout 60s, retries 0
     play "$PWD/examples/prompts/welcome.wav"
     on 1 -> done
@@ -38,6 +50,7 @@ step done
   play "$PWD/examples/prompts/chime.wav"
   hangup "done"
 IVR
+done
 cat > "$work/load.toml" <<TOML
 log = "warn,dhwani::call_task=info"
 [media]
@@ -47,7 +60,7 @@ timeout_secs = 120
 max_calls = 20000
 [[tenants]]
 id = "load"
-numbers = ["1000"]
+numbers = ["1000", "1001"]
 flows_dir = "$work/flows"
 max_calls = 20000
 TOML
@@ -88,7 +101,7 @@ Contact: <sip:sipp@[local_ip]:[local_port]>
 Max-Forwards: 70
 Content-Length: 0
 ]]></send>
-  <pause milliseconds="$hold_ms"/>
+  <pause milliseconds="300"/>
   <send retrans="500"><![CDATA[
 INFO [next_url] SIP/2.0
 Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
@@ -96,6 +109,23 @@ From: <sip:+9198[call_number]@[local_ip]:[local_port]>;tag=[pid]T[call_number]
 [last_To:]
 Call-ID: [call_id]
 CSeq: 2 INFO
+Contact: <sip:sipp@[local_ip]:[local_port]>
+Max-Forwards: 70
+Content-Type: application/dtmf-relay
+Content-Length: [len]
+
+Signal=1
+Duration=160
+]]></send>
+  <recv response="200"/>
+  <pause milliseconds="$hold_ms"/>
+  <send retrans="500"><![CDATA[
+INFO [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+From: <sip:+9198[call_number]@[local_ip]:[local_port]>;tag=[pid]T[call_number]
+[last_To:]
+Call-ID: [call_id]
+CSeq: 3 INFO
 Contact: <sip:sipp@[local_ip]:[local_port]>
 Max-Forwards: 70
 Content-Type: application/dtmf-relay
@@ -125,13 +155,18 @@ cpu_ticks() { awk '{print $14 + $15}' /proc/$srv/stat; }
 rss_kb() { awk '/VmRSS/ {print $2}' /proc/$srv/status; }
 idle_rss=$(rss_kb)
 ROUNDS=${ROUNDS:-1}
+[ -n "${COMPARE_RECORDING:-}" ] && ROUNDS=2
 for round in $(seq 1 "$ROUNDS"); do
+number=1000
+label="no recording"
+if [ -n "${COMPARE_RECORDING:-}" ] && [ "$round" = 2 ]; then number=1001; label="recording every call"; fi
+[ -n "${RECORD:-}" ] && { number=1001; label="recording every call"; }
 c0=$(cpu_ticks); t0=$(date +%s.%N)
 log_from=$(stat -c %s "$work/server.log")
 peak_rss=0
-(cd "$work" && timeout $((HOLD + N / RATE + 90)) sipp -sf caller.xml "127.0.0.1:$port" -s 1000 -i 127.0.0.1 \
+(cd "$work" && timeout $((HOLD + N / RATE + 90)) sipp -sf caller.xml "127.0.0.1:$port" -s "$number" -i 127.0.0.1 \
     -r "$RATE" -m "$N" -l "$N" -nostdin -timeout "$((HOLD + N / RATE + 80))s" -timeout_error \
-    -max_socket 60000 -trace_stat -stf stat.csv >/dev/null 2>&1) &
+    -max_socket 60000 -trace_stat -stf "stat$round.csv" >/dev/null 2>&1) &
 sp=$!
 while kill -0 $sp 2>/dev/null; do
   r=$(rss_kb); [ "$r" -gt "$peak_rss" ] && peak_rss=$r
@@ -141,15 +176,14 @@ wait $sp || true
 c1=$(cpu_ticks); t1=$(date +%s.%N)
 sleep 5
 after_rss=$(rss_kb)
-echo "round $round: RSS after the calls ended: $((after_rss / 1024)) MiB (idle before round 1: $((idle_rss / 1024)) MiB); open files $(ls /proc/$srv/fd | wc -l)"
-done
-read -r ok fail < <(python3 - "$work/stat.csv" <<'PY'
+read -r ok fail < <(python3 - "$work/stat$round.csv" <<'PY'
 import sys
 rows=[l.rstrip('\n').split(';') for l in open(sys.argv[1]) if l.strip()]
 h=rows[0]; last=rows[-1]
 print(last[h.index('SuccessfulCall(C)')], last[h.index('FailedCall(C)')])
 PY
 )
+echo "== round $round: $label; open files after: $(ls /proc/$srv/fd | wc -l); recordings on disk: $(find "$work/data/recordings" -type f 2>/dev/null | wc -l)"
 python3 - "$work/server.log" "$work/data/dhwani.db" "$log_from" "$c0" "$c1" "$hz" "$t0" "$t1" "$N" "$ok" "$fail" "$idle_rss" "$peak_rss" "$after_rss" <<'PY'
 import re, sqlite3, sys
 log, db, log_from, c0, c1, hz, t0, t1, n, ok, fail, idle, peak, after = sys.argv[1:]
@@ -158,13 +192,13 @@ f = open(log, errors="replace"); f.seek(int(log_from))
 for line in f:
     if 'call finished' in line:
         calls += 1
-        f = re.search(r'frames=(\d+)', line); l = re.search(r'late_2ms=(\d+)', line)
-        frames += int(f.group(1)) if f else 0; late += int(l.group(1)) if l else 0
+        fr = re.search(r'frames=(\d+)', line); l = re.search(r'late_2ms=(\d+)', line)
+        frames += int(fr.group(1)) if fr else 0; late += int(l.group(1)) if l else 0
 cpu_s = (int(c1) - int(c0)) / int(hz); wall = float(t1) - float(t0)
 con = sqlite3.connect(db)
 call_s = (con.execute("SELECT COALESCE(SUM(duration_ms),0) FROM calls WHERE start_ms >= ?", (int(float(t0) * 1000),)).fetchone()[0]) / 1000
 idle, peak, after = int(idle), int(peak), int(after)
-print(f"concurrent callers     {n} (hold before the digit: see HOLD_SECS)")
+print(f"concurrent callers     {n}")
 print(f"calls completed/failed {ok} / {fail}")
 print(f"server CPU             {cpu_s:.1f} s over {wall:.1f} s wall = {100*cpu_s/wall:.1f}% of one core")
 print(f"call-seconds served    {call_s:.0f}")
@@ -172,3 +206,4 @@ print(f"CPU per call-second    {100*cpu_s/max(call_s,1):.4f}% of one core per ac
 print(f"RSS idle/peak/after    {idle//1024} / {peak//1024} / {after//1024} MiB; per active call {(peak-idle)/max(int(n),1):.1f} KiB")
 print(f"RTP frames >2 ms late  {late} of {frames} = {100*late/max(frames,1):.2f}%")
 PY
+done
