@@ -53,6 +53,8 @@ IVR
 done
 cat > "$work/load.toml" <<TOML
 log = "warn,dhwani::call_task=info"
+[recordings]
+sync_ms = ${SYNC_MS:-1000}
 [media]
 rtp_ports = "10000-60000"
 timeout_secs = 120

@@ -92,6 +92,8 @@ pub struct Shared {
     pub keys: std::sync::RwLock<Vec<Option<TenantKey>>>,
     /// Where recordings go.
     pub recordings_dir: PathBuf,
+    /// How often recordings are synced to disk.
+    pub recording_sync: Duration,
     /// The beep before a message.
     pub beep: Arc<[i16]>,
     /// The store (the consent-withdrawal registry).
@@ -426,6 +428,7 @@ impl Call {
             &self.info.record_id,
             self.rate,
             if stereo { 2 } else { 1 },
+            self.shared.recording_sync,
             now,
         )
     }

@@ -60,6 +60,8 @@ pub struct Config {
     pub calls: CallsConfig,
     /// Where calls, the interaction log and CDRs are stored.
     pub store: StoreConfig,
+    /// Recording files.
+    pub recordings: RecordingsConfig,
     /// The businesses hosted here: their numbers and flows.
     pub tenants: Vec<TenantConfig>,
     /// SIP trunks allowed to send calls. None: calls from any source.
@@ -75,9 +77,26 @@ impl Default for Config {
             media: MediaConfig::default(),
             calls: CallsConfig::default(),
             store: StoreConfig::default(),
+            recordings: RecordingsConfig::default(),
             tenants: Vec::new(),
             trunks: Vec::new(),
         }
+    }
+}
+
+/// `[recordings]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecordingsConfig {
+    /// Each recording is synced to disk at least this often (a power loss
+    /// loses at most this much; a killed process loses at most the 100 ms
+    /// chunk in progress, whatever this is).
+    pub sync_ms: u64,
+}
+
+impl Default for RecordingsConfig {
+    fn default() -> RecordingsConfig {
+        RecordingsConfig { sync_ms: 1000 }
     }
 }
 

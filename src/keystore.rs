@@ -160,6 +160,7 @@ pub fn create_recording(
     call_id: &str,
     sample_rate: u32,
     channels: u8,
+    sync: Duration,
     now: Instant,
 ) -> Result<FileRecorder, String> {
     let mut rng = rand::rng();
@@ -187,6 +188,5 @@ pub fn create_recording(
     let file = opts
         .open(path)
         .map_err(|e| format!("{}: {e}", path.display()))?;
-    FileRecorder::new(file, &header, &data_key, Duration::from_secs(1), now)
-        .map_err(|e| e.to_string())
+    FileRecorder::new(file, &header, &data_key, sync, now).map_err(|e| e.to_string())
 }

@@ -145,6 +145,7 @@ impl Server {
             registry: Arc::clone(&registry),
             keys: std::sync::RwLock::new(keys),
             recordings_dir: config.data_dir.join("recordings"),
+            recording_sync: Duration::from_millis(config.recordings.sync_ms.max(1)),
             beep: call_task::builtin_prompt(BEEP, "beep", 8000)?,
             store: store.clone(),
             panic_digit: std::env::var("DHWANI_TEST_PANIC_DIGIT")

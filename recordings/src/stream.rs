@@ -11,7 +11,7 @@
 
 use std::io::{Read, Write};
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::aead::{Aead, AeadInOut, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Nonce};
 
 use crate::error::Error;
@@ -94,21 +94,28 @@ impl<W: Write> Writer<W> {
         } else {
             self.chunk_bytes
         };
-        let chunk: Vec<u8> = self.pending.drain(..take.min(self.pending.len())).collect();
-        let ct = self
+        let take = take.min(self.pending.len());
+        // Sealed in place: no copy of the chunk, no allocation.
+        let chunk = self
+            .pending
+            .get_mut(..take)
+            .ok_or(Error::Io("chunk bounds".into()))?;
+        let tag = self
             .cipher
-            .encrypt(
+            .encrypt_inout_detached(
                 &nonce(&self.prefix, self.counter, last),
-                Payload {
-                    msg: &chunk,
-                    aad: &self.aad,
-                },
+                &self.aad,
+                chunk.into(),
             )
             .map_err(|_| Error::Io("encryption failed".into()))?;
-        let len = u32::try_from(ct.len()).map_err(|_| Error::Io("chunk too large".into()))?;
+        let sealed_len = take + tag.len();
+        let len = u32::try_from(sealed_len).map_err(|_| Error::Io("chunk too large".into()))?;
         self.out.write_all(&len.to_be_bytes())?;
-        self.out.write_all(&ct)?;
-        self.written += 4 + ct.len() as u64;
+        self.out
+            .write_all(self.pending.get(..take).unwrap_or_default())?;
+        self.out.write_all(&tag)?;
+        self.pending.drain(..take);
+        self.written += 4 + sealed_len as u64;
         self.counter = self
             .counter
             .checked_add(1)
@@ -119,11 +126,20 @@ impl<W: Write> Writer<W> {
     /// Appends interleaved samples; each completed chunk is sealed and
     /// handed to the writer at once.
     pub fn write_samples(&mut self, interleaved: &[i16]) -> Result<(), Error> {
-        for s in interleaved {
-            self.pending.extend_from_slice(&s.to_le_bytes());
+        let mut rest = interleaved;
+        while !rest.is_empty() {
+            let room = self
+                .chunk_bytes
+                .saturating_sub(self.pending.len())
+                .div_ceil(2)
+                .max(1);
+            let (now, later) = rest.split_at(room.min(rest.len()));
+            self.pending
+                .extend(now.iter().flat_map(|s| s.to_le_bytes()));
             if self.pending.len() >= self.chunk_bytes {
                 self.seal(false)?;
             }
+            rest = later;
         }
         Ok(())
     }
