@@ -426,8 +426,7 @@ impl Call {
             &tenant,
             &key,
             &self.info.record_id,
-            self.rate,
-            if stereo { 2 } else { 1 },
+            (self.rate, if stereo { 2 } else { 1 }),
             self.shared.recording_sync,
             now,
         )

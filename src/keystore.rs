@@ -152,14 +152,14 @@ pub fn load_or_create(data_dir: &Path, tenant: &str) -> anyhow::Result<TenantKey
     parse_key_file(&path, tenant)
 }
 
-/// Starts an encrypted recording file at `path`.
+/// Starts an encrypted recording file at `path` (audio as (sample rate,
+/// channels)).
 pub fn create_recording(
     path: &Path,
     tenant: &str,
     key: &TenantKey,
     call_id: &str,
-    sample_rate: u32,
-    channels: u8,
+    (sample_rate, channels): (u32, u8),
     sync: Duration,
     now: Instant,
 ) -> Result<FileRecorder, String> {
