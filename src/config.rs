@@ -150,6 +150,22 @@ pub struct TenantConfig {
     /// How long its data is kept.
     #[serde(default)]
     pub retention: RetentionConfig,
+    /// Write-only recordings: the business's X25519 public key (64 hex
+    /// digits). Recordings are wrapped to it, so the server can write but
+    /// never read them back; the business decrypts with its private key.
+    /// Unset: the server-held key in `DATA_DIR/keys/ID.kek`.
+    #[serde(default)]
+    pub recording_public_key: Option<String>,
+}
+
+impl TenantConfig {
+    /// The parsed public key, if the tenant records write-only.
+    pub fn public_key(&self) -> Option<[u8; 32]> {
+        let hex_text = self.recording_public_key.as_deref()?;
+        hex::decode(hex_text.trim())
+            .ok()
+            .and_then(|v| <[u8; 32]>::try_from(v).ok())
+    }
 }
 
 /// `[tenants.retention]`: days each class of data is kept.
@@ -532,6 +548,12 @@ impl Config {
                 .policy()
                 .validate()
                 .map_err(|m| invalid("retention", format!("tenant `{}`: {m}", t.id)))?;
+            if t.recording_public_key.is_some() && t.public_key().is_none() {
+                return Err(invalid(
+                    "recording_public_key",
+                    format!("tenant `{}`: an X25519 public key is 64 hex digits", t.id),
+                ));
+            }
             if t.max_calls == 0 {
                 return Err(invalid(
                     "max_calls",

@@ -21,6 +21,9 @@ pub struct TenantKey {
     /// Key id written into each recording's header.
     pub key_id: String,
     kek: Key,
+    /// Write-only tenants: recordings are wrapped to this X25519 public
+    /// key instead (the KEK then only keys pseudonyms).
+    pub public: Option<[u8; 32]>,
 }
 
 impl TenantKey {
@@ -93,6 +96,7 @@ fn parse_key_file(path: &Path, tenant: &str) -> anyhow::Result<TenantKey> {
     Ok(TenantKey {
         key_id: format!("{tenant}-{}", hex::encode(&digest[..4])),
         kek: Key(bytes),
+        public: None,
     })
 }
 
@@ -126,6 +130,12 @@ impl TenantKey {
     /// The key.
     pub fn kek(&self) -> &Key {
         &self.kek
+    }
+
+    /// The same key, writing recordings to `public` when given.
+    pub fn with_public(mut self, public: Option<[u8; 32]>) -> TenantKey {
+        self.public = public;
+        self
     }
 }
 
@@ -165,12 +175,25 @@ pub fn create_recording(
 ) -> Result<FileRecorder, String> {
     let mut rng = rand::rng();
     let data_key = Key::random(&mut rng);
-    let wrapped = wrap_kek(&key.kek, &data_key, tenant, &key.key_id, call_id, &mut rng)
-        .map_err(|e| e.to_string())?;
+    let (mode, key_id, wrapped) = match key.public {
+        Some(public) => {
+            let digest = <sha2::Sha256 as sha2::Digest>::digest(public);
+            let id = format!("{tenant}-pub-{}", hex::encode(&digest[..4]));
+            let w =
+                recordings::keys::wrap_public(&public, &data_key, tenant, &id, call_id, &mut rng)
+                    .map_err(|e| e.to_string())?;
+            (KeyMode::PublicKey, id, w)
+        }
+        None => {
+            let w = wrap_kek(&key.kek, &data_key, tenant, &key.key_id, call_id, &mut rng)
+                .map_err(|e| e.to_string())?;
+            (KeyMode::Kek, key.key_id.clone(), w)
+        }
+    };
     let header = Header {
-        key_mode: KeyMode::Kek,
+        key_mode: mode,
         tenant: tenant.to_owned(),
-        key_id: key.key_id.clone(),
+        key_id,
         wrapped_key: wrapped,
         sample_rate,
         channels,

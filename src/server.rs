@@ -56,7 +56,7 @@ impl Server {
         let mut keys = Vec::new();
         for t in &registry.tenants {
             keys.push(match crate::keystore::load_or_create(&config.data_dir, &t.id) {
-                Ok(k) => Some(k),
+                Ok(k) => Some(k.with_public(t.recording_public_key)),
                 Err(e) => {
                     tracing::error!(tenant = %t.id, error = %e, "no recording key: this tenant's calls cannot be recorded");
                     None
@@ -238,7 +238,11 @@ async fn watch_flows(
             let keys: Vec<_> = registry
                 .tenants
                 .iter()
-                .map(|t| crate::keystore::load(&data_dir, &t.id).ok())
+                .map(|t| {
+                    crate::keystore::load(&data_dir, &t.id)
+                        .ok()
+                        .map(|k| k.with_public(t.recording_public_key))
+                })
                 .collect();
             if let Ok(mut k) = shared.keys.write() {
                 *k = keys;

@@ -60,6 +60,8 @@ pub struct Tenant {
     pub max_calls: usize,
     /// Hosts its flows may fetch from.
     pub allow: AllowList,
+    /// Write-only recordings to this X25519 public key.
+    pub recording_public_key: Option<[u8; 32]>,
 }
 
 /// Where a number goes.
@@ -146,6 +148,7 @@ impl Registry {
                 flows_dir: dir,
                 max_calls: t.max_calls,
                 allow: AllowList::new(&t.fetch_allow).map_err(anyhow::Error::msg)?,
+                recording_public_key: t.public_key(),
             });
         }
         let n = tenants.len();

@@ -399,3 +399,46 @@ fn key_rotation_then_rewrap_keeps_every_recording_readable() {
     }
     assert!(cli.ok(&["audit", "verify"]).contains("intact"));
 }
+
+#[test]
+fn a_write_only_tenant_s_recordings_open_only_with_its_private_key() {
+    // Test fixture key pair: the business keeps the private key.
+    let private = [0x42u8; 32];
+    let public = recordings::keys::public_of(&private);
+    let tenant = DEMO.replace(
+        "flows_dir",
+        &format!(
+            "recording_public_key = \"{}\"\nflows_dir",
+            hex::encode(public)
+        ),
+    );
+    let server = Server::start(&tenant);
+    let work = tempfile::tempdir().unwrap();
+    let data = server.data_dir();
+    let cli = Cli {
+        cfg: server.config_path().display().to_string(),
+        data: data.display().to_string(),
+    };
+    walk(&server, work.path(), A);
+    cli.wait_calls(1);
+    let list = cli.ok(&["recordings", "list"]);
+    assert_eq!(list.matches("demo-pub-").count(), 2, "{list}");
+    // The server's own key cannot open them.
+    let (code, out, _) = cli.run(&["recordings", "verify"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("write-only"), "{out}");
+    let server_kek = data.join("keys").join("demo.kek").display().to_string();
+    let (code, out, _) = cli.run(&["recordings", "verify", "--key", &server_kek]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("wrong key"), "{out}");
+    // The business's private key does.
+    let private_file = work.path().join("business.x25519");
+    std::fs::write(&private_file, hex::encode(private)).unwrap();
+    let out = cli.ok(&[
+        "recordings",
+        "verify",
+        "--key",
+        &private_file.display().to_string(),
+    ]);
+    assert_eq!(out.matches("intact").count(), 2, "{out}");
+}
