@@ -442,3 +442,101 @@ fn a_write_only_tenant_s_recordings_open_only_with_its_private_key() {
     ]);
     assert_eq!(out.matches("intact").count(), 2, "{out}");
 }
+
+#[test]
+fn a_sensitive_gather_pauses_the_call_recording_and_masks_the_keys() {
+    let flows = tempfile::tempdir().unwrap();
+    let chime = common::repo_path("examples/prompts/chime.wav")
+        .display()
+        .to_string();
+    std::fs::write(
+        flows.path().join("pin.ivr"),
+        format!(
+            "flow \"Pin\"\n  numbers 3000\n\nstep start\n  consent play \"{chime}\", timeout 10s\n  if consent == \"yes\"\n    recording start\n  gather into pin, digits 4, timeout 5s, between 3s, sensitive\n    play \"{chime}\"\n  log \"pin.entered\" pin=pin\n  wait 1s\n  hangup \"done\"\n"
+        ),
+    )
+    .unwrap();
+    let server = Server::start(&format!(
+        "[[tenants]]\nid = \"bank\"\nnumbers = [\"3000\"]\nflows_dir = \"{}\"\n",
+        flows.path().display()
+    ));
+    let work = tempfile::tempdir().unwrap();
+    // Consent at once; the PIN 4 2 4 2 over about two seconds.
+    let text = std::fs::read_to_string(common::repo_path("examples/sipp/demo-walk.xml")).unwrap();
+    let head = &text[..text.find("  <pause").unwrap()];
+    let tail = &text[text.find("  <recv request=\"BYE\"").unwrap()..];
+    let info = |d: char, cseq: u32| {
+        let start = text
+            .find("  <send retrans=\"500\">\n    <![CDATA[\n\n      INFO")
+            .unwrap();
+        let end = start
+            + text[start..].find("<recv response=\"200\"/>").unwrap()
+            + "<recv response=\"200\"/>\n".len();
+        text[start..end]
+            .replace("Signal=1", &format!("Signal={d}"))
+            .replace("CSeq: 2 INFO", &format!("CSeq: {cseq} INFO"))
+    };
+    let mut sc = head.to_owned();
+    sc.push_str("  <pause milliseconds=\"300\"/>\n");
+    sc.push_str(&info('1', 2));
+    sc.push_str("  <pause milliseconds=\"1500\"/>\n");
+    for (i, d) in ['4', '2', '4', '2'].into_iter().enumerate() {
+        sc.push_str(&info(d, 3 + i as u32));
+        sc.push_str("  <pause milliseconds=\"600\"/>\n");
+    }
+    sc.push_str(tail);
+    let path = work.path().join("pin.xml");
+    std::fs::write(&path, sc).unwrap();
+    let run = run_sipp(
+        server.addr("udp"),
+        &["-sf", &path.display().to_string(), "-m", "1", "-s", "3000"],
+        Duration::from_secs(30),
+    );
+    assert_eq!(run.successful, 1, "{}", run.output);
+    let data = server.data_dir();
+    let cli = Cli {
+        cfg: server.config_path().display().to_string(),
+        data: data.display().to_string(),
+    };
+    let calls = cli.wait_calls(1);
+    let shown = cli.ok(&[
+        "calls",
+        "show",
+        calls[0]["call_id"].as_str().unwrap(),
+        "--json",
+    ]);
+    let v: Value = serde_json::from_str(&shown).unwrap();
+    let timeline = v["timeline"].as_array().unwrap();
+    let rec: Vec<&Value> = timeline
+        .iter()
+        .filter(|e| e["kind"] == "recording")
+        .collect();
+    let events: Vec<&str> = rec
+        .iter()
+        .filter_map(|e| e["detail"]["event"].as_str())
+        .collect();
+    for want in ["started", "paused", "resumed", "saved"] {
+        assert!(events.contains(&want), "no recording {want}: {events:?}");
+    }
+    let at = |ev: &str| {
+        rec.iter().find(|e| e["detail"]["event"] == ev).unwrap()["offset_ms"]
+            .as_i64()
+            .unwrap()
+    };
+    let paused_ms = at("resumed") - at("paused");
+    let wall_ms = at("saved") - at("started");
+    let saved = rec
+        .iter()
+        .find(|e| e["detail"]["event"] == "saved")
+        .unwrap()["detail"]["seconds"]
+        .as_f64()
+        .unwrap();
+    assert!(paused_ms >= 1500, "the PIN took {paused_ms} ms");
+    assert!(
+        saved * 1000.0 <= (wall_ms - paused_ms + 200) as f64,
+        "recorded {saved} s over {wall_ms} ms with {paused_ms} ms paused"
+    );
+    // The PIN is nowhere in the timeline.
+    assert!(!shown.contains("4242"), "{shown}");
+    assert!(shown.contains("****"), "masked digits are logged: {shown}");
+}
