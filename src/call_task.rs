@@ -212,6 +212,8 @@ struct Call {
     messages: u32,
     /// The caller withdrew recording consent (registry checked at start).
     consent_withdrawn: bool,
+    /// Interleaving buffer of the call recording.
+    scratch: Vec<i16>,
 }
 
 impl Call {
@@ -524,13 +526,12 @@ impl Call {
         if let Some(r) = self.call_rec.as_mut()
             && !r.paused
         {
-            let mut inter = Vec::with_capacity(caller.len() * 2);
-            for (a, b) in caller.iter().zip(far) {
-                inter.push(*a);
-                inter.push(*b);
-            }
+            // Caller left, far end right, in a buffer kept across frames.
+            let inter = &mut self.scratch;
+            inter.clear();
+            inter.extend(caller.iter().zip(far).flat_map(|(a, b)| [*a, *b]));
             r.frames += 1;
-            if let Err(e) = r.file.write(now, &inter) {
+            if let Err(e) = r.file.write(now, inter) {
                 failed = Some(("call", r.id.clone(), e.to_string()));
             }
         }
@@ -677,6 +678,7 @@ pub async fn run(
         hangup,
         messages: 0,
         consent_withdrawn,
+        scratch: Vec::with_capacity(640),
     };
     call.log(
         "",

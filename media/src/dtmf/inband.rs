@@ -45,6 +45,10 @@ const STEADY: f32 = 1.15;
 /// Least power of each tone (mean square, 16-bit units): a tone of
 /// amplitude 700, about -35 dBm0.
 pub const MIN_TONE_POWER: f32 = 700.0 * 700.0 / 2.0;
+/// A window whose every sample is below this amplitude has a mean power
+/// under 700² = 2 x [`MIN_TONE_POWER`], which the energy check refuses: no
+/// need to compute it.
+const QUIET: u16 = 700;
 /// Normal twist limit (low group louder), as a power ratio: 9 dB, so
 /// that 8 dB passes with room for measurement error.
 const NORMAL_TWIST: f32 = 7.94;
@@ -75,6 +79,11 @@ pub struct Detector {
     pos: usize,
     filled: usize,
     since_check: usize,
+    /// Samples since the last one loud enough to matter: once a whole
+    /// window is quieter than [`QUIET`], no tone can be in it and the
+    /// checks are skipped (silence, and frames concealed as zeros, cost
+    /// only the copy into the ring).
+    quiet_run: usize,
     candidate: Option<char>,
     hits: usize,
     misses: usize,
@@ -121,6 +130,7 @@ impl Detector {
             pos: 0,
             filled: 0,
             since_check: 0,
+            quiet_run: 0,
             candidate: None,
             hits: 0,
             misses: 0,
@@ -131,21 +141,37 @@ impl Detector {
 
     /// Feeds samples (any number).
     pub fn handle_samples(&mut self, samples: &[i16]) {
-        for &s in samples {
-            let x = f32::from(s);
-            if let Some(a) = self.ring.get_mut(self.pos) {
+        let mut rest = samples;
+        while !rest.is_empty() {
+            // Up to the next check and the ring's end, in one pass.
+            let n = (HOP - self.since_check)
+                .min(MAX_WINDOW - self.pos)
+                .min(rest.len());
+            let (now, later) = rest.split_at(n);
+            let (lo, hi) = self.ring.split_at_mut(MAX_WINDOW);
+            let (Some(a), Some(b)) = (
+                lo.get_mut(self.pos..self.pos + n),
+                hi.get_mut(self.pos..self.pos + n),
+            ) else {
+                return;
+            };
+            for ((a, b), &s) in a.iter_mut().zip(b.iter_mut()).zip(now) {
+                let x = f32::from(s);
                 *a = x;
-            }
-            if let Some(b) = self.ring.get_mut(self.pos + MAX_WINDOW) {
                 *b = x;
             }
-            self.pos = (self.pos + 1) % MAX_WINDOW;
-            self.filled = (self.filled + 1).min(MAX_WINDOW);
-            self.since_check += 1;
+            match now.iter().rposition(|s| s.unsigned_abs() >= QUIET) {
+                Some(i) => self.quiet_run = n - 1 - i,
+                None => self.quiet_run += n,
+            }
+            self.pos = (self.pos + n) % MAX_WINDOW;
+            self.filled = (self.filled + n).min(MAX_WINDOW);
+            self.since_check += n;
             if self.since_check == HOP {
                 self.since_check = 0;
                 self.check();
             }
+            rest = later;
         }
     }
 
@@ -194,7 +220,7 @@ impl Detector {
 
     /// The pair present in the windows ending now, if any.
     fn pair(&self) -> Option<char> {
-        if self.filled < MAX_WINDOW {
+        if self.filled < MAX_WINDOW || self.quiet_run >= MAX_WINDOW {
             return None;
         }
         // Cheap checks first: loud enough, and steady (mean power over the
