@@ -1,5 +1,7 @@
-//! The Dhwani server: configuration, the SIP user-agent core, the tokio
-//! driver, and (for now) placeholder media. The library crates do the
+//! The Dhwani server: configuration, tenants and routing, the SIP
+//! user-agent core, the per-call task that runs a flow against the media
+//! engine, the store (timelines and CDRs), recording keys, privacy (rights,
+//! holds, retention, audit) and the command line. The library crates do the
 //! protocol work: `sip` (messages, transactions, dialogs, transports),
 //! `media`, `ivr-dsl` and `recordings`.
 #![cfg_attr(
