@@ -255,6 +255,15 @@ fn last_call(server: &Server) -> (Value, Vec<Value>) {
     }
 }
 
+/// The server logs `needle` within `secs` seconds (the log is shown if not).
+fn assert_logged(server: &mut Server, needle: &str, secs: u64) {
+    assert!(
+        server.wait_for_log(needle, Duration::from_secs(secs)),
+        "no `{needle}` in:\n{}",
+        server.log.join("\n")
+    );
+}
+
 fn events<'a>(timeline: &'a [Value], kind: &str) -> Vec<&'a Value> {
     timeline.iter().filter(|e| e["kind"] == kind).collect()
 }
@@ -654,22 +663,14 @@ fn refused(server: &Server, number: &str) -> String {
 fn unknown_numbers_get_404_and_forbidden_sources_403() {
     let mut server = Server::start("");
     refused(&server, "5555");
-    assert!(
-        server.wait_for_log("status=404", Duration::from_secs(5)),
-        "{}",
-        server.log.join("\n")
-    );
+    assert_logged(&mut server, "status=404", 5);
     let dir = tempfile::tempdir().unwrap();
     let mut walled = Server::start(&format!(
         "{}[[trunks]]\nname = \"carrier\"\nnetworks = [\"192.0.2.0/24\"]\n",
         menu_tenant(dir.path())
     ));
     refused(&walled, "2000");
-    assert!(
-        walled.wait_for_log("status=403", Duration::from_secs(5)),
-        "{}",
-        walled.log.join("\n")
-    );
+    assert_logged(&mut walled, "status=403", 5);
 }
 
 #[test]
@@ -690,11 +691,7 @@ fn a_tenant_at_its_call_limit_gets_503_with_retry_after() {
     std::thread::sleep(Duration::from_millis(1000));
     refused(&server, "2000");
     assert!(first.join().unwrap().successful == 1);
-    assert!(
-        server.wait_for_log("tenant at its call limit", Duration::from_secs(5)),
-        "{}",
-        server.log.join("\n")
-    );
+    assert_logged(&mut server, "tenant at its call limit", 5);
 }
 
 #[test]
@@ -706,11 +703,7 @@ fn a_digest_trunk_challenges_a_caller_without_credentials() {
     ));
     // SIPp's uac without credentials: 401.
     refused(&server, "2000");
-    assert!(
-        server.wait_for_log("status=401", Duration::from_secs(5)),
-        "{}",
-        server.log.join("\n")
-    );
+    assert_logged(&mut server, "status=401", 5);
 }
 
 #[test]
@@ -736,11 +729,7 @@ fn hot_deploy_keeps_running_calls_on_their_version() {
         "flow \"Menu\"\n  numbers 2000\nstep menu\n  gather\n",
     )
     .unwrap();
-    assert!(
-        server.wait_for_log("flow refused", Duration::from_secs(5)),
-        "{}",
-        server.log.join("\n")
-    );
+    assert_logged(&mut server, "flow refused", 5);
     // A good edit deploys version 2 for new calls.
     let chime = common::repo_path("examples/prompts/chime.wav")
         .display()
@@ -750,11 +739,7 @@ fn hot_deploy_keeps_running_calls_on_their_version() {
         menu_flow(&chime).replace("\"no input\"", "\"no input v2\""),
     )
     .unwrap();
-    assert!(
-        server.wait_for_log("flow deployed", Duration::from_secs(5)),
-        "{}",
-        server.log.join("\n")
-    );
+    assert_logged(&mut server, "flow deployed", 5);
     let dir_b = tempfile::tempdir().unwrap();
     let sc_b = write_scenario(dir_b.path(), "", SERVER_BYE);
     let b = call_once(&server, &sc_b, "2000");
@@ -811,11 +796,7 @@ fn flow_deploy_checks_then_signals_the_server() {
     let (code, out, err) = dhwani(&["flow", "deploy", "--config", &cfg, "--data-dir", &data]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("deployed: server"), "{out}");
-    assert!(
-        server.wait_for_log("SIGHUP: reloading flows", Duration::from_secs(5)),
-        "{}",
-        server.log.join("\n")
-    );
+    assert_logged(&mut server, "SIGHUP: reloading flows", 5);
 }
 
 #[test]
@@ -849,11 +830,7 @@ fn sigterm_drains_a_running_call_then_flushes_its_cdr() {
         run.output,
         server.log.join("\n")
     );
-    assert!(
-        server.wait_for_log("stopped", Duration::from_secs(10)),
-        "{}",
-        server.log.join("\n")
-    );
+    assert_logged(&mut server, "stopped", 10);
     let (call, _) = last_call(&server);
     assert_eq!(call["hangup_by"], "caller", "{call}");
 }
@@ -880,11 +857,7 @@ fn a_recording_survives_sigkill_up_to_200_ms_before_the_kill() {
             Duration::from_secs(12),
         )
     });
-    assert!(
-        server.wait_for_log("digit=1", Duration::from_secs(10)),
-        "{}",
-        server.log.join("\n")
-    );
+    assert_logged(&mut server, "digit=1", 10);
     let started = log_time(server.log.iter().find(|l| l.contains("digit=1")).unwrap());
     std::thread::sleep(Duration::from_millis(2730));
     let killed = server.kill9();
@@ -928,11 +901,7 @@ fn a_full_disk_fails_the_recording_not_the_call() {
         .to_string();
     let run = call_once(&server, &sc, "1000");
     assert_eq!(run.successful, 1, "the call went on: {}", run.output);
-    assert!(
-        server.wait_for_log("recording failed; the call goes on", Duration::from_secs(5)),
-        "{}",
-        server.log.join("\n")
-    );
+    assert_logged(&mut server, "recording failed; the call goes on", 5);
     let (call, timeline) = last_call(&server);
     assert_eq!(
         call["outcome"], "hangup: voicemail",

@@ -36,6 +36,14 @@ struct Cli {
 }
 
 impl Cli {
+    /// The CLI with the server's config and data directory.
+    fn of(server: &Server) -> Cli {
+        Cli {
+            cfg: server.config_path().display().to_string(),
+            data: server.data_dir().display().to_string(),
+        }
+    }
+
     fn run(&self, args: &[&str]) -> (i32, String, String) {
         let mut a: Vec<&str> = args.to_vec();
         a.extend(["--config", &self.cfg, "--data-dir", &self.data]);
@@ -98,10 +106,7 @@ fn export_withdraw_hold_erase_sweep_and_audit() {
     let server = Server::start(DEMO);
     let work = tempfile::tempdir().unwrap();
     let data = server.data_dir();
-    let cli = Cli {
-        cfg: server.config_path().display().to_string(),
-        data: data.display().to_string(),
-    };
+    let cli = Cli::of(&server);
     walk(&server, work.path(), A);
     walk(&server, work.path(), B);
     let calls = cli.wait_calls(2);
@@ -328,10 +333,7 @@ fn key_rotation_then_rewrap_keeps_every_recording_readable() {
     let mut server = Server::start(DEMO);
     let work = tempfile::tempdir().unwrap();
     let data = server.data_dir();
-    let cli = Cli {
-        cfg: server.config_path().display().to_string(),
-        data: data.display().to_string(),
-    };
+    let cli = Cli::of(&server);
     walk(&server, work.path(), A);
     cli.wait_calls(1);
     let old_id = cli
@@ -415,10 +417,7 @@ fn a_write_only_tenant_s_recordings_open_only_with_its_private_key() {
     let server = Server::start(&tenant);
     let work = tempfile::tempdir().unwrap();
     let data = server.data_dir();
-    let cli = Cli {
-        cfg: server.config_path().display().to_string(),
-        data: data.display().to_string(),
-    };
+    let cli = Cli::of(&server);
     walk(&server, work.path(), A);
     cli.wait_calls(1);
     let list = cli.ok(&["recordings", "list"]);
@@ -493,11 +492,7 @@ fn a_sensitive_gather_pauses_the_call_recording_and_masks_the_keys() {
         Duration::from_secs(30),
     );
     assert_eq!(run.successful, 1, "{}", run.output);
-    let data = server.data_dir();
-    let cli = Cli {
-        cfg: server.config_path().display().to_string(),
-        data: data.display().to_string(),
-    };
+    let cli = Cli::of(&server);
     let calls = cli.wait_calls(1);
     let shown = cli.ok(&[
         "calls",

@@ -144,6 +144,27 @@ mod tests {
     use crate::header::KeyMode;
     use crate::keys::{unwrap_kek, wrap_kek};
 
+    /// A mono 8 kHz header of tenant `t`, call `c`, wrapped with `kek`.
+    fn mono_header(
+        kek: &Key,
+        data_key: &Key,
+        key_id: &str,
+        prefix: u8,
+        rng: &mut StdRng,
+    ) -> Header {
+        Header {
+            key_mode: KeyMode::Kek,
+            tenant: "t".into(),
+            key_id: key_id.into(),
+            wrapped_key: wrap_kek(kek, data_key, "t", key_id, "c", rng).expect("wrap"),
+            sample_rate: 8000,
+            channels: 1,
+            chunk_frames: 800,
+            call_id: "c".into(),
+            nonce_prefix: [prefix; 7],
+        }
+    }
+
     #[test]
     fn chunks_reach_the_file_as_they_complete_and_syncs_follow_the_interval() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -151,17 +172,7 @@ mod tests {
         let kek = Key([3; 32]);
         let mut rng = StdRng::seed_from_u64(2);
         let data_key = Key::random(&mut rng);
-        let header = Header {
-            key_mode: KeyMode::Kek,
-            tenant: "t".into(),
-            key_id: "k".into(),
-            wrapped_key: wrap_kek(&kek, &data_key, "t", "k", "c", &mut rng).expect("wrap"),
-            sample_rate: 8000,
-            channels: 1,
-            chunk_frames: 800,
-            call_id: "c".into(),
-            nonce_prefix: [0; 7],
-        };
+        let header = mono_header(&kek, &data_key, "k", 0, &mut rng);
         let t0 = Instant::now();
         let mut r = FileRecorder::new(
             File::create(&path).expect("create"),
@@ -199,17 +210,7 @@ mod tests {
         let kek = Key([5; 32]);
         let mut rng = StdRng::seed_from_u64(9);
         let data_key = Key::random(&mut rng);
-        let header = Header {
-            key_mode: KeyMode::Kek,
-            tenant: "t".into(),
-            key_id: "k".into(),
-            wrapped_key: wrap_kek(&kek, &data_key, "t", "k", "c", &mut rng).expect("wrap"),
-            sample_rate: 8000,
-            channels: 1,
-            chunk_frames: 800,
-            call_id: "c".into(),
-            nonce_prefix: [1; 7],
-        };
+        let header = mono_header(&kek, &data_key, "k", 1, &mut rng);
         let t0 = Instant::now();
         let mut r = FileRecorder::new(
             File::create(&path).expect("create"),
@@ -241,17 +242,7 @@ mod tests {
         let (old, new) = (Key([1; 32]), Key([2; 32]));
         let mut rng = StdRng::seed_from_u64(4);
         let data_key = Key::random(&mut rng);
-        let header = Header {
-            key_mode: KeyMode::Kek,
-            tenant: "t".into(),
-            key_id: "t-old".into(),
-            wrapped_key: wrap_kek(&old, &data_key, "t", "t-old", "c", &mut rng).expect("wrap"),
-            sample_rate: 8000,
-            channels: 1,
-            chunk_frames: 800,
-            call_id: "c".into(),
-            nonce_prefix: [2; 7],
-        };
+        let header = mono_header(&old, &data_key, "t-old", 2, &mut rng);
         let t0 = Instant::now();
         let mut r = FileRecorder::new(
             File::create(&path).expect("create"),

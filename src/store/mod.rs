@@ -108,6 +108,13 @@ const MIGRATIONS: &[&[&str]] = &[
     ],
 ];
 
+/// The columns of a call, in the order [`call_from_row`] reads them (a
+/// constant: only the WHERE clauses appended to it differ, and they take
+/// their values as bound parameters).
+const CALL_SELECT: &str =
+    "SELECT call_id, sip_call_id, tenant, flow, flow_version, caller, called, start_ms,
+    answer_ms, end_ms, duration_ms, hangup_by, hangup_cause, outcome, recording_id FROM calls";
+
 /// A call: its start, and its CDR once it ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CallRecord {
@@ -379,14 +386,10 @@ impl Store {
 
     /// Calls matching `filter`, newest first.
     pub async fn list_calls(&self, filter: &CallFilter) -> Result<Vec<CallRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT call_id, sip_call_id, tenant, flow, flow_version, caller, called, start_ms,
-                    answer_ms, end_ms, duration_ms, hangup_by, hangup_cause, outcome, recording_id
-             FROM calls
-             WHERE ($1 = '' OR tenant = $1) AND ($2 = '' OR caller = $2) AND start_ms >= $3
-             ORDER BY start_ms DESC, call_id DESC
-             LIMIT $4",
-        )
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{CALL_SELECT} WHERE ($1 = '' OR tenant = $1) AND ($2 = '' OR caller = $2) AND start_ms >= $3
+             ORDER BY start_ms DESC, call_id DESC LIMIT $4"
+        )))
         .bind(filter.tenant.clone().unwrap_or_default())
         .bind(filter.caller.clone().unwrap_or_default())
         .bind(filter.since_ms.unwrap_or(0))
@@ -398,12 +401,9 @@ impl Store {
 
     /// One call by our id or its SIP Call-ID.
     pub async fn call(&self, id: &str) -> Result<Option<CallRecord>, StoreError> {
-        let row = sqlx::query(
-            "SELECT call_id, sip_call_id, tenant, flow, flow_version, caller, called, start_ms,
-                    answer_ms, end_ms, duration_ms, hangup_by, hangup_cause, outcome, recording_id
-             FROM calls WHERE call_id = $1 OR sip_call_id = $1
-             ORDER BY start_ms DESC LIMIT 1",
-        )
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{CALL_SELECT} WHERE call_id = $1 OR sip_call_id = $1 ORDER BY start_ms DESC LIMIT 1"
+        )))
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
@@ -522,11 +522,9 @@ impl Store {
     /// Every call of a tenant (all of them: for the sweeper and the rights
     /// of a data principal), oldest first.
     pub async fn tenant_calls(&self, tenant: &str) -> Result<Vec<CallRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT call_id, sip_call_id, tenant, flow, flow_version, caller, called, start_ms,
-                    answer_ms, end_ms, duration_ms, hangup_by, hangup_cause, outcome, recording_id
-             FROM calls WHERE tenant = $1 ORDER BY start_ms",
-        )
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{CALL_SELECT} WHERE tenant = $1 ORDER BY start_ms"
+        )))
         .bind(tenant)
         .fetch_all(&self.pool)
         .await?;

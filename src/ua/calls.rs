@@ -500,16 +500,13 @@ impl Core {
         let bye = dialog.make_request(Method::Bye, &via, &contact);
         call.state = CallState::Ending;
         let flow = call.flow;
-        if !call.reported {
-            call.reported = true;
-            let info = (!call.media_started).then(|| Box::new(call.info.clone()));
-            self.actions.push_back(Action::CallEnded {
-                id,
-                by,
-                cause: format!("{cause} (we sent BYE)"),
-                info,
-            });
-        }
+        report_end(
+            &mut self.actions,
+            call,
+            id,
+            by,
+            format!("{cause} (we sent BYE)"),
+        );
         match self
             .layer
             .send_request(now, bye, flow, flow.transport.is_reliable())
@@ -539,19 +536,32 @@ impl Core {
             self.by_dialog.remove(d.id());
         }
         self.by_invite.remove(&call.invite_tx);
-        if !call.reported {
-            call.reported = true;
-            let info = (!call.media_started).then(|| Box::new(call.info.clone()));
-            self.actions.push_back(Action::CallEnded {
-                id,
-                by,
-                cause: reason.to_owned(),
-                info,
-            });
-        }
+        report_end(&mut self.actions, &mut call, id, by, reason.to_owned());
         self.stats.calls_ended += 1;
         tracing::info!(call_id = %call.call_id_text(), reason, "call ended");
     }
+}
+
+/// Tells the driver, once per call, that it is over (with the call's
+/// details when no media task was started to write its CDR).
+fn report_end(
+    actions: &mut std::collections::VecDeque<Action>,
+    call: &mut Call,
+    id: CallId,
+    by: Party,
+    cause: String,
+) {
+    if call.reported {
+        return;
+    }
+    call.reported = true;
+    let info = (!call.media_started).then(|| Box::new(call.info.clone()));
+    actions.push_back(Action::CallEnded {
+        id,
+        by,
+        cause,
+        info,
+    });
 }
 
 /// A call's record id: start time (UTC, sortable) and random bits.
