@@ -9,7 +9,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Server, dhwani};
+use common::Server;
 
 const DEMO: &str = "[[tenants]]\nid = \"demo\"\nnumbers = [\"1000\", \"+911140000000\"]\nflows_dir = \"builtin:demo\"\n";
 
@@ -94,41 +94,13 @@ fn baresip_dials_the_demo_number_presses_keys_and_hangs_up() {
     let level = rms(&std::fs::read(&heard).unwrap());
     assert!(level > 100.0, "baresip heard silence (RMS {level})");
     // The stored timeline.
-    let cfg = server.config_path().display().to_string();
-    let data = server.data_dir().display().to_string();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let call = loop {
-        let (_, out, _) = dhwani(&[
-            "calls",
-            "list",
-            "--json",
-            "--config",
-            &cfg,
-            "--data-dir",
-            &data,
-        ]);
-        if let Some(line) = out.lines().next() {
-            let v: serde_json::Value = serde_json::from_str(line).unwrap();
-            if v["end_ms"].is_i64() {
-                break v;
-            }
-        }
-        assert!(std::time::Instant::now() < deadline, "no finished call");
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let call = common::finished_calls(&server).remove(0);
     assert_eq!(call["caller"], "+919800000002");
     assert_eq!(call["hangup_by"], "caller", "{call}");
-    let (code, out, err) = dhwani(&[
-        "calls",
-        "show",
-        call["call_id"].as_str().unwrap(),
-        "--json",
-        "--config",
-        &cfg,
-        "--data-dir",
-        &data,
-    ]);
-    assert_eq!(code, 0, "{err}");
+    let out = common::dhwani_for(
+        &server,
+        &["calls", "show", call["call_id"].as_str().unwrap(), "--json"],
+    );
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let timeline = v["timeline"].as_array().unwrap();
     let dtmf = timeline.iter().filter(|e| e["kind"] == "dtmf").count();

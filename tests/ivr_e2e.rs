@@ -212,47 +212,15 @@ fn call_once(server: &Server, sc: &str, number: &str) -> common::SippRun {
 
 /// The newest call and its timeline, through the CLI.
 fn last_call(server: &Server) -> (Value, Vec<Value>) {
-    let cfg = server.config_path().display().to_string();
-    let data = server.data_dir().display().to_string();
-    // The writer flushes at least every 200 ms; the CDR follows the BYE.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let (code, out, err) = dhwani(&[
-            "calls",
-            "list",
-            "--json",
-            "--config",
-            &cfg,
-            "--data-dir",
-            &data,
-        ]);
-        assert_eq!(code, 0, "{err}");
-        if let Some(line) = out.lines().next() {
-            let call: Value = serde_json::from_str(line).expect("json");
-            if call["end_ms"].is_i64() {
-                let id = call["call_id"].as_str().expect("id").to_owned();
-                let (code, out, err) = dhwani(&[
-                    "calls",
-                    "show",
-                    &id,
-                    "--json",
-                    "--config",
-                    &cfg,
-                    "--data-dir",
-                    &data,
-                ]);
-                assert_eq!(code, 0, "{err}");
-                let v: Value = serde_json::from_str(&out).expect("json");
-                let timeline = v["timeline"].as_array().expect("timeline").clone();
-                return (v["call"].clone(), timeline);
-            }
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no finished call in the store: {out}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let call = common::finished_calls(server).remove(0);
+    let id = call["call_id"].as_str().expect("id").to_owned();
+    let v: Value = serde_json::from_str(&common::dhwani_for(
+        server,
+        &["calls", "show", &id, "--json"],
+    ))
+    .expect("json");
+    let timeline = v["timeline"].as_array().expect("timeline").clone();
+    (v["call"].clone(), timeline)
 }
 
 /// The server logs `needle` within `secs` seconds (the log is shown if not).

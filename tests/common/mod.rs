@@ -256,6 +256,39 @@ pub fn dhwani(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// `dhwani ARGS --config C --data-dir D` for `server`; asserts success and
+/// returns stdout.
+pub fn dhwani_for(server: &Server, args: &[&str]) -> String {
+    let cfg = server.config_path().display().to_string();
+    let data = server.data_dir().display().to_string();
+    let mut a = args.to_vec();
+    a.extend(["--config", &cfg, "--data-dir", &data]);
+    let (code, out, err) = dhwani(&a);
+    assert_eq!(code, 0, "dhwani {args:?}: {out}{err}");
+    out
+}
+
+/// The stored calls (newest first), once the newest has its CDR (the
+/// writer flushes at least every 200 ms; the CDR follows the BYE).
+pub fn finished_calls(server: &Server) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = dhwani_for(server, &["calls", "list", "--json"]);
+        let calls: Vec<serde_json::Value> = out
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("json"))
+            .collect();
+        if calls.first().is_some_and(|c| c["end_ms"].is_i64()) {
+            return calls;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no finished call in the store: {out}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// The SIPp binary; the test command installs it (`scripts/test.sh`).
 pub fn sipp() -> PathBuf {
     let p = PathBuf::from("/usr/bin/sipp");
