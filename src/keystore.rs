@@ -1,7 +1,8 @@
 //! Tenant keys for recordings, and opening a new encrypted recording file.
 //!
-//! Each tenant's key-encryption key (KEK) lives in a file outside the
-//! database: `DATA_DIR/keys/TENANT.kek` (64 hex digits, mode 0600). When
+//! Each tenant's key-encryption key (KEK) lives outside the database: in
+//! the environment variable `DHWANI_KEK_TENANT` when set, else in the file
+//! `DATA_DIR/keys/TENANT.kek` (64 hex digits, mode 0600). When
 //! the file is missing at startup a random key is generated into it and
 //! logged as a demo key, so the embedded default records (and
 //! `dhwani recordings decrypt --kek` reads back) with no setup. Production
@@ -44,6 +45,9 @@ impl TenantKey {
 
 /// Loads an existing tenant key (the CLI never makes one).
 pub fn load(data_dir: &Path, tenant: &str) -> anyhow::Result<TenantKey> {
+    if let Some(k) = from_env(tenant)? {
+        return Ok(k);
+    }
     let path = key_path(data_dir, tenant);
     anyhow::ensure!(
         path.exists(),
@@ -51,6 +55,33 @@ pub fn load(data_dir: &Path, tenant: &str) -> anyhow::Result<TenantKey> {
         path.display()
     );
     load_or_create(data_dir, tenant)
+}
+
+/// The environment variable that may hold a tenant's key instead of its
+/// key file: `DHWANI_KEK_` and the tenant id in capitals, `-` as `_`.
+pub fn env_var(tenant: &str) -> String {
+    format!(
+        "DHWANI_KEK_{}",
+        tenant.to_ascii_uppercase().replace('-', "_")
+    )
+}
+
+/// The key from the environment, when set (64 hex digits).
+fn from_env(tenant: &str) -> anyhow::Result<Option<TenantKey>> {
+    let var = env_var(tenant);
+    let Ok(text) = std::env::var(&var) else {
+        return Ok(None);
+    };
+    let bytes = hex::decode(text.trim())
+        .ok()
+        .and_then(|v| <[u8; 32]>::try_from(v).ok())
+        .ok_or_else(|| anyhow::anyhow!("{var}: not a key (64 hex digits)"))?;
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(bytes);
+    Ok(Some(TenantKey {
+        key_id: format!("{tenant}-{}", hex::encode(&digest[..4])),
+        kek: Key(bytes),
+        public: None,
+    }))
 }
 
 /// The key file of a tenant.
@@ -104,6 +135,12 @@ fn parse_key_file(path: &Path, tenant: &str) -> anyhow::Result<TenantKey> {
 /// random key becomes current (new recordings use it). Returns (old id,
 /// new id).
 pub fn rotate(data_dir: &Path, tenant: &str) -> anyhow::Result<(String, String)> {
+    let var = env_var(tenant);
+    anyhow::ensure!(
+        std::env::var_os(&var).is_none(),
+        "tenant `{tenant}`'s key comes from {var}: rotate it there (archive the old key as {})",
+        archive_path(data_dir, tenant, "OLD_KEY_ID").display()
+    );
     let old = load(data_dir, tenant)?;
     write_key_file(&archive_path(data_dir, tenant, &old.key_id), &old.kek.0)?;
     let new: [u8; 32] = rand::random();
@@ -141,6 +178,9 @@ impl TenantKey {
 
 /// Loads (or, when missing, generates) a tenant's KEK.
 pub fn load_or_create(data_dir: &Path, tenant: &str) -> anyhow::Result<TenantKey> {
+    if let Some(k) = from_env(tenant)? {
+        return Ok(k);
+    }
     let path = key_path(data_dir, tenant);
     if !path.exists() {
         std::fs::create_dir_all(path.parent().unwrap_or(data_dir))?;

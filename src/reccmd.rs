@@ -108,24 +108,27 @@ fn open_key(args: &KeyArgs, data_dir: &Path, h: &Header) -> Result<Key, Error> {
                     h.tenant
                 )));
             }
-            let p = crate::keystore::key_path(data_dir, &h.tenant);
-            if !p.exists() {
-                return Err(Error::MissingKey(format!(
-                    "tenant `{}` has no key file at {} (check --data-dir, or give the key with --key FILE)",
-                    h.tenant,
-                    p.display()
-                )));
-            }
-            // The current key, or the archived one the header names.
+            // The current key (file or environment), or the archived one
+            // the header names.
             match crate::keystore::find(data_dir, &h.tenant, &h.key_id) {
                 Some(k) => k.kek().0,
                 None => {
-                    return Err(Error::MissingKey(format!(
-                        "key `{}` is neither tenant `{}`'s current key nor archived in {}",
-                        h.key_id,
-                        h.tenant,
-                        crate::keystore::archive_path(data_dir, &h.tenant, &h.key_id).display()
-                    )));
+                    let p = crate::keystore::key_path(data_dir, &h.tenant);
+                    return Err(Error::MissingKey(if p.exists() {
+                        format!(
+                            "key `{}` is neither tenant `{}`'s current key nor archived in {}",
+                            h.key_id,
+                            h.tenant,
+                            crate::keystore::archive_path(data_dir, &h.tenant, &h.key_id).display()
+                        )
+                    } else {
+                        format!(
+                            "tenant `{}` has no key file at {} nor {} set (check --data-dir, or give the key with --key FILE)",
+                            h.tenant,
+                            p.display(),
+                            crate::keystore::env_var(&h.tenant)
+                        )
+                    }));
                 }
             }
         }

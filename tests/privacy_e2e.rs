@@ -535,3 +535,46 @@ fn a_sensitive_gather_pauses_the_call_recording_and_masks_the_keys() {
     assert!(!shown.contains("4242"), "{shown}");
     assert!(shown.contains("****"), "masked digits are logged: {shown}");
 }
+
+#[test]
+fn a_tenant_key_from_the_environment_never_touches_the_disk() {
+    let key_hex = hex::encode([0x17u8; 32]); // test fixture key
+    let server = Server::start_env(DEMO, &[("DHWANI_KEK_DEMO", &key_hex)]);
+    let work = tempfile::tempdir().unwrap();
+    walk(&server, work.path(), A);
+    let cli = Cli::of(&server);
+    cli.wait_calls(1);
+    assert!(
+        !server.data_dir().join("keys").join("demo.kek").exists(),
+        "no key file when the key comes from the environment"
+    );
+    let run = |env: Option<&str>| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_dhwani"));
+        c.args([
+            "recordings",
+            "verify",
+            "--config",
+            &cli.cfg,
+            "--data-dir",
+            &cli.data,
+        ])
+        .env_remove("DHWANI_KEK_DEMO");
+        if let Some(k) = env {
+            c.env("DHWANI_KEK_DEMO", k);
+        }
+        let out = c.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, out) = run(Some(&key_hex));
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(out.matches("intact").count(), 2, "{out}");
+    let (code, out) = run(None);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("DHWANI_KEK_DEMO"),
+        "the error names where the key may come from: {out}"
+    );
+}
