@@ -183,6 +183,27 @@ pub fn resolve(data_dir: &Path, what: &str) -> anyhow::Result<PathBuf> {
         })
 }
 
+/// The tenant whose folder holds `path` (`DATA_DIR/recordings/TENANT/`).
+fn folder_tenant(data_dir: &Path, path: &Path) -> Option<String> {
+    let rel = path.strip_prefix(data_dir.join("recordings")).ok()?;
+    let mut parts = rel.components();
+    let tenant = parts.next()?.as_os_str().to_string_lossy().into_owned();
+    parts.next().is_some().then_some(tenant)
+}
+
+/// Opens `path`'s key, refusing a recording filed under another tenant.
+fn checked_key(args: &KeyArgs, data_dir: &Path, path: &Path, h: &Header) -> Result<Key, Error> {
+    if let Some(expected) = folder_tenant(data_dir, path)
+        && expected != h.tenant
+    {
+        return Err(Error::WrongTenant {
+            expected,
+            found: h.tenant.clone(),
+        });
+    }
+    open_key(args, data_dir, h)
+}
+
 fn header_of(path: &Path) -> Result<Header, Error> {
     let mut f = std::fs::File::open(path).map_err(|e| Error::Io(e.to_string()))?;
     stream::read_header(&mut f).map(|(h, _)| h)
@@ -234,7 +255,7 @@ pub fn run(cmd: RecordingsCommand, cfg: &Config) -> anyhow::Result<ExitCode> {
                 audit.append(&crate::privacy::cli_actor(), "recording.verify", &id)?;
                 let file = std::fs::File::open(&f)
                     .with_context(|| format!("cannot open {}", f.display()))?;
-                match stream::verify(BufReader::new(file), |h| open_key(&key, data_dir, h)) {
+                match stream::verify(BufReader::new(file), |h| checked_key(&key, data_dir, &f, h)) {
                     Ok(s) => println!(
                         "{}: intact, {:.1} s, call {}, key {}",
                         f.display(),
@@ -271,7 +292,7 @@ pub fn run(cmd: RecordingsCommand, cfg: &Config) -> anyhow::Result<ExitCode> {
             let mut out = BufWriter::new(stdout.lock());
             let result = stream::decrypt(
                 BufReader::new(input),
-                |h| open_key(&key, data_dir, h),
+                |h| checked_key(&key, data_dir, &file, h),
                 &mut out,
             );
             out.flush().context("stdout")?;
