@@ -617,27 +617,61 @@ fn a_panic_in_one_call_ends_that_call_only() {
     );
 }
 
-fn refused(server: &Server, number: &str) -> String {
+/// Calls `number` expecting a refusal with `status`, and (when given) a
+/// header matching `header_re` in it; the call fails otherwise.
+fn refused_with(server: &Server, number: &str, status: u16, header_re: Option<&str>) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let check = header_re
+        .map(|re| {
+            format!(
+                r#"><action><ereg regexp="{re}" search_in="msg" check_it="true" assign_to="h"/></action></recv>
+  <Reference variables="h"/>"#
+            )
+        })
+        .unwrap_or_else(|| "/>".to_owned());
+    let head = &INVITE[..INVITE.find("  <recv response=\"100\"").unwrap()];
+    let sc = format!(
+        r#"{head}  <recv response="100" optional="true"/>
+  <recv response="{status}"{check}
+  <send>
+    <![CDATA[
+
+      ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+      From: "Test Caller" <sip:+919800000001@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+</scenario>
+"#
+    );
+    let path = dir.path().join("refused.xml");
+    std::fs::write(&path, sc).unwrap();
     let run = run_sipp(
         server.addr("udp"),
-        &["-sn", "uac", "-m", "1", "-s", number],
+        &["-sf", &path.display().to_string(), "-m", "1", "-s", number],
         Duration::from_secs(10),
     );
-    assert_eq!(run.failed, 1, "{}", run.output);
+    assert_eq!(run.successful, 1, "expected {status}: {}", run.output);
     run.output
 }
 
 #[test]
 fn unknown_numbers_get_404_and_forbidden_sources_403() {
     let mut server = Server::start("");
-    refused(&server, "5555");
+    refused_with(&server, "5555", 404, None);
     assert_logged(&mut server, "status=404", 5);
     let dir = tempfile::tempdir().unwrap();
     let mut walled = Server::start(&format!(
         "{}[[trunks]]\nname = \"carrier\"\nnetworks = [\"192.0.2.0/24\"]\n",
         menu_tenant(dir.path())
     ));
-    refused(&walled, "2000");
+    refused_with(&walled, "2000", 403, None);
     assert_logged(&mut walled, "status=403", 5);
 }
 
@@ -657,9 +691,31 @@ fn a_tenant_at_its_call_limit_gets_503_with_retry_after() {
         )
     });
     std::thread::sleep(Duration::from_millis(1000));
-    refused(&server, "2000");
+    refused_with(&server, "2000", 503, Some("Retry-After: [0-9]+"));
     assert!(first.join().unwrap().successful == 1);
     assert_logged(&mut server, "tenant at its call limit", 5);
+}
+
+#[test]
+fn a_node_at_max_calls_gets_503_with_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(&format!(
+        "[calls]\nmax_calls = 1\nretry_after_secs = 7\n{}",
+        menu_tenant(dir.path())
+    ));
+    let sc = write_scenario(dir.path(), &pause(3000), CALLER_BYE);
+    let addr = server.addr("udp");
+    let first = std::thread::spawn(move || {
+        run_sipp(
+            addr,
+            &["-sf", &sc, "-m", "1", "-s", "2000"],
+            Duration::from_secs(20),
+        )
+    });
+    std::thread::sleep(Duration::from_millis(1000));
+    refused_with(&server, "2000", 503, Some("Retry-After: 7"));
+    assert_eq!(first.join().unwrap().successful, 1);
+    assert_logged(&mut server, "refusing call: at capacity", 5);
 }
 
 #[test]
@@ -669,8 +725,13 @@ fn a_digest_trunk_challenges_a_caller_without_credentials() {
         "{}[[trunks]]\nname = \"carrier\"\nnetworks = [\"127.0.0.0/8\"]\nusername = \"carrier\"\npassword = \"test-only-secret\"\n",
         menu_tenant(dir.path())
     ));
-    // SIPp's uac without credentials: 401.
-    refused(&server, "2000");
+    // Without credentials: 401 with a digest challenge.
+    refused_with(
+        &server,
+        "2000",
+        401,
+        Some("WWW-Authenticate: Digest realm=\"dhwani\""),
+    );
     assert_logged(&mut server, "status=401", 5);
 }
 
@@ -789,7 +850,7 @@ fn sigterm_drains_a_running_call_then_flushes_its_cdr() {
         .status();
     assert!(server.wait_for_log("waiting for calls to finish", Duration::from_secs(5)));
     // New calls are refused while draining.
-    refused(&server, "2000");
+    refused_with(&server, "2000", 503, Some("Retry-After: [0-9]+"));
     let run = call.join().unwrap();
     assert_eq!(
         run.successful,
