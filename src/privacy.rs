@@ -192,12 +192,7 @@ pub async fn export(
 ) -> anyhow::Result<ExportReport> {
     std::fs::create_dir_all(folder.join("recordings"))
         .with_context(|| format!("cannot create {}", folder.display()))?;
-    let calls: Vec<CallRecord> = store
-        .tenant_calls(tenant)
-        .await?
-        .into_iter()
-        .filter(|c| c.caller == number)
-        .collect();
+    let calls: Vec<CallRecord> = store.calls_from(tenant, number).await?;
     let mut manifest_calls = Vec::new();
     let mut n_rec = 0;
     for c in &calls {

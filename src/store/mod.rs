@@ -531,6 +531,22 @@ impl Store {
         rows.iter().map(call_from_row).collect()
     }
 
+    /// Every call of a tenant from one number, oldest first.
+    pub async fn calls_from(
+        &self,
+        tenant: &str,
+        caller: &str,
+    ) -> Result<Vec<CallRecord>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{CALL_SELECT} WHERE tenant = $1 AND caller = $2 ORDER BY start_ms"
+        )))
+        .bind(tenant)
+        .bind(caller)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(call_from_row).collect()
+    }
+
     /// Deletes a call's timeline.
     pub async fn delete_events(&self, call_id: &str) -> Result<u64, StoreError> {
         let r = sqlx::query("DELETE FROM call_events WHERE call_id = $1")
