@@ -951,3 +951,89 @@ fn a_full_disk_fails_the_recording_not_the_call() {
         "the key leaked into the log"
     );
 }
+
+/// A late offer: the INVITE has no SDP; our 200 OK offers; the ACK answers
+/// with `ack_sdp` (empty: no answer at all).
+fn late_offer_scenario(dir: &std::path::Path, ack_sdp: &str, tail: &str) -> String {
+    let (content, len) = if ack_sdp.is_empty() {
+        ("", "Content-Length: 0")
+    } else {
+        (
+            "Content-Type: application/sdp\n      ",
+            "Content-Length: [len]",
+        )
+    };
+    let sc = format!(
+        r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="late-offer">
+  <send retrans="500">
+    <![CDATA[
+
+      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+      From: "Test Caller" <sip:+919800000001@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: <sip:sipp@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="100" optional="true"/>
+  <recv response="200" rtd="true" rrs="true">
+    <action><ereg regexp="m=audio [0-9]+ RTP/AVP 0 8 101" search_in="body" check_it="true" assign_to="m"/></action>
+  </recv>
+  <Reference variables="m"/>
+  <send>
+    <![CDATA[
+
+      ACK [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+      From: "Test Caller" <sip:+919800000001@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      [last_To:]
+      [routes]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Contact: <sip:sipp@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      {content}{len}
+
+      {ack_sdp}
+    ]]>
+  </send>
+{tail}"#
+    );
+    let p = dir.join("late.xml");
+    std::fs::write(&p, sc).unwrap();
+    p.display().to_string()
+}
+
+#[test]
+fn a_late_offer_is_answered_in_the_ack() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&menu_tenant(dir.path()));
+    let answer = "v=0\n      o=user1 1 1 IN IP4 [local_ip]\n      s=-\n      c=IN IP4 [media_ip]\n      t=0 0\n      m=audio [media_port] RTP/AVP 8 101\n      a=rtpmap:8 PCMA/8000\n      a=rtpmap:101 telephone-event/8000\n";
+    let middle = [pause(500), info('5', 2)].concat();
+    let sc = late_offer_scenario(dir.path(), answer, &format!("{middle}{SERVER_BYE}"));
+    let run = call_once(&server, &sc, "2000");
+    assert_eq!(run.successful, 1, "{}", run.output);
+    let (call, timeline) = last_call(&server);
+    assert_eq!(call["outcome"], "hangup: five", "{timeline:#?}");
+    let answered = events(&timeline, "sip")[0];
+    assert_eq!(
+        answered["detail"]["codec"], "PCMA",
+        "the codec of the answer: {answered}"
+    );
+}
+
+#[test]
+fn a_late_offer_without_an_answer_is_ended_with_bye() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(&menu_tenant(dir.path()));
+    let sc = late_offer_scenario(dir.path(), "", SERVER_BYE);
+    let run = call_once(&server, &sc, "2000");
+    assert_eq!(run.successful, 1, "we sent BYE: {}", run.output);
+    assert_logged(&mut server, "no usable answer in the ACK", 5);
+}

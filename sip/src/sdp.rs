@@ -288,6 +288,65 @@ pub fn negotiate(offer: &AudioOffer, preference: &[&str]) -> Option<Negotiated> 
     })
 }
 
+/// Our formats for an offer (late offer: the INVITE had no SDP): the
+/// codecs named in `codecs`, in that order, with their static payload types
+/// (L16/8000 on dynamic 96), then telephone-event on 101.
+pub fn offer_formats(codecs: &[&str]) -> Vec<Format> {
+    let mut out: Vec<Format> = codecs
+        .iter()
+        .filter_map(|c| {
+            let (pt, name) = match c.to_ascii_uppercase().as_str() {
+                "PCMU" => (0, "PCMU"),
+                "PCMA" => (8, "PCMA"),
+                "G722" => (9, "G722"),
+                "L16" => (96, "L16"),
+                _ => return None,
+            };
+            Some(Format {
+                payload_type: pt,
+                encoding: name.to_owned(),
+                clock_rate: 8000,
+                fmtp: None,
+            })
+        })
+        .collect();
+    out.push(Format {
+        payload_type: 101,
+        encoding: "telephone-event".to_owned(),
+        clock_rate: 8000,
+        fmtp: Some("0-16".to_owned()),
+    });
+    out
+}
+
+/// Writes an SDP offer for one audio stream with `formats`.
+pub fn write_offer(
+    session_id: u64,
+    version: u64,
+    local_rtp: SocketAddr,
+    formats: &[Format],
+    ptime_ms: u32,
+) -> String {
+    let ip = local_rtp.ip();
+    let fam = if ip.is_ipv4() { "IP4" } else { "IP6" };
+    let pts: Vec<String> = formats.iter().map(|f| f.payload_type.to_string()).collect();
+    let mut attrs = String::new();
+    for f in formats {
+        attrs.push_str(&format!(
+            "a=rtpmap:{} {}/{}\r\n",
+            f.payload_type, f.encoding, f.clock_rate
+        ));
+        if let Some(p) = &f.fmtp {
+            attrs.push_str(&format!("a=fmtp:{} {p}\r\n", f.payload_type));
+        }
+    }
+    format!(
+        "v=0\r\no=dhwani {session_id} {version} IN {fam} {ip}\r\ns=dhwani\r\nc=IN {fam} {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP {pts}\r\n{attrs}a=ptime:{ptime_ms}\r\na=sendrecv\r\n",
+        port = local_rtp.port(),
+        pts = pts.join(" "),
+    )
+}
+
 /// Writes an SDP answer for one audio stream.
 pub fn write_answer(
     session_id: u64,
@@ -323,6 +382,22 @@ mod tests {
     use super::*;
 
     const OFFER: &str = "v=0\r\no=user1 53655765 2353687637 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 8 0 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n";
+
+    #[test]
+    fn our_offer_reads_back_and_an_answer_to_it_negotiates() {
+        let formats = offer_formats(&["PCMU", "G722", "bogus"]);
+        let text = write_offer(7, 1, "127.0.0.1:4000".parse().unwrap(), &formats, 20);
+        let o = parse_audio_offer(text.as_bytes()).unwrap();
+        let names: Vec<_> = o.formats.iter().map(|f| f.encoding.as_str()).collect();
+        assert_eq!(names, ["PCMU", "G722", "telephone-event"]);
+        assert_eq!(o.rtp.port(), 4000);
+        // The peer answers with G.722 only.
+        let answer = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 5000 RTP/AVP 9 101\r\na=rtpmap:101 telephone-event/8000\r\n";
+        let a = parse_audio_offer(answer.as_bytes()).unwrap();
+        let n = negotiate(&a, &["PCMU", "G722"]).unwrap();
+        assert_eq!(n.codec.encoding, "G722");
+        assert_eq!(n.telephone_event.map(|t| t.payload_type), Some(101));
+    }
 
     #[test]
     fn an_offer_is_read_in_the_offerers_order() {

@@ -71,6 +71,8 @@ pub(super) struct Call {
     pub(super) local_sdp: String,
     pub(super) sdp_version: u64,
     pub(super) media_started: bool,
+    /// Late offer: our RTP/RTCP sockets, waiting for the answer in the ACK.
+    pub(super) late_media: Option<(std::net::UdpSocket, std::net::UdpSocket)>,
     /// `Action::CallEnded` was sent.
     pub(super) reported: bool,
     pub(super) info: CallInfo,
@@ -172,25 +174,30 @@ impl Core {
             self.refuse_busy(now, tx, &invite, "Service Unavailable");
             return;
         }
-        // Offer/answer (RFC 3264). A late offer (INVITE without SDP) is not
-        // supported yet.
-        let offer = match sdp::parse_audio_offer(&invite.body) {
-            Ok(o) => o,
-            Err(e) => {
-                tracing::info!(call_id = %call_id_text, error = %e, "unusable offer");
-                self.refuse_media(now, tx, &invite, format!("399 dhwani \"{e}\""));
-                return;
-            }
-        };
+        // Offer/answer (RFC 3264). An INVITE without SDP (late offer) gets
+        // our offer in the 200 OK and must answer in the ACK.
         let prefs: Vec<&str> = self.settings.codecs.iter().map(String::as_str).collect();
-        let Some(negotiated) = sdp::negotiate(&offer, &prefs) else {
-            tracing::info!(call_id = %call_id_text, "no codec in common");
-            let warning = format!(
-                "305 dhwani \"Incompatible media format: we speak {}\"",
-                self.settings.codecs.join(", ")
-            );
-            self.refuse_media(now, tx, &invite, warning);
-            return;
+        let media = if invite.body.is_empty() {
+            None
+        } else {
+            let offer = match sdp::parse_audio_offer(&invite.body) {
+                Ok(o) => o,
+                Err(e) => {
+                    tracing::info!(call_id = %call_id_text, error = %e, "unusable offer");
+                    self.refuse_media(now, tx, &invite, format!("399 dhwani \"{e}\""));
+                    return;
+                }
+            };
+            let Some(negotiated) = sdp::negotiate(&offer, &prefs) else {
+                tracing::info!(call_id = %call_id_text, "no codec in common");
+                let warning = format!(
+                    "305 dhwani \"Incompatible media format: we speak {}\"",
+                    self.settings.codecs.join(", ")
+                );
+                self.refuse_media(now, tx, &invite, warning);
+                return;
+            };
+            Some((offer, negotiated))
         };
         let Some((socket, rtcp_socket)) = self.ports.allocate() else {
             tracing::warn!(call_id = %call_id_text, "RTP port range exhausted");
@@ -202,17 +209,23 @@ impl Core {
             Err(_) => return,
         };
         let session_id: u64 = rand::Rng::random::<u32>(&mut self.rng).into();
-        let mut local_sdp = sdp::write_answer(
-            session_id,
-            1,
-            local_rtp,
-            &negotiated,
-            offer.direction.answer(),
-            20,
-        );
-        if offer.rtcp_mux {
-            local_sdp.push_str("a=rtcp-mux\r\n");
-        }
+        let local_sdp = match &media {
+            Some((offer, negotiated)) => {
+                let mut sdp = sdp::write_answer(
+                    session_id,
+                    1,
+                    local_rtp,
+                    negotiated,
+                    offer.direction.answer(),
+                    20,
+                );
+                if offer.rtcp_mux {
+                    sdp.push_str("a=rtcp-mux\r\n");
+                }
+                sdp
+            }
+            None => sdp::write_offer(session_id, 1, local_rtp, &sdp::offer_formats(&prefs), 20),
+        };
         self.next_call += 1;
         let id = CallId(self.next_call);
         let invited_at = self.wall(now);
@@ -238,22 +251,30 @@ impl Core {
             dialog: None,
             answer_at: Some(answer_at),
             scheduled: None,
-            setup: Some(CallSetup {
-                id,
-                sip_call_id: call_id_text.clone(),
-                socket,
-                rtcp_socket,
-                remote_rtp: offer.rtp,
-                negotiated,
-                rtcp_mux: offer.rtcp_mux,
-                info: info.clone(),
-            }),
+            setup: None,
+            late_media: None,
             local_sdp,
             sdp_version: 1,
             media_started: false,
             reported: false,
             info,
         };
+        let mut call = call;
+        match media {
+            Some((offer, negotiated)) => {
+                call.setup = Some(CallSetup {
+                    id,
+                    sip_call_id: call_id_text.clone(),
+                    socket,
+                    rtcp_socket,
+                    remote_rtp: offer.rtp,
+                    negotiated,
+                    rtcp_mux: offer.rtcp_mux,
+                    info: call.info.clone(),
+                });
+            }
+            None => call.late_media = Some((socket, rtcp_socket)),
+        }
         tracing::info!(call_id = %call_id_text, remote = %flow.remote, transport = %flow.transport,
             tenant = %admitted.tenant_id, flow = %admitted.flow.name, from = %admitted.caller, to = %admitted.called, "incoming call");
         self.calls.insert(id, call);
@@ -357,8 +378,47 @@ impl Core {
         if let Some(d) = self.calls.get_mut(&id).and_then(|c| c.dialog.as_mut()) {
             d.handle_ack(ack);
         }
+        self.late_answer(now, id, ack);
         self.reschedule(id);
-        let _ = now;
+    }
+
+    /// Late offer: the ACK carries the answer to the offer in our 200 OK.
+    /// An ACK without a usable answer ends the call (RFC 3261 §13.3.1.4).
+    fn late_answer(&mut self, now: Instant, id: CallId, ack: &Request) {
+        let prefs: Vec<&str> = self.settings.codecs.iter().map(String::as_str).collect();
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let Some((socket, rtcp_socket)) = call.late_media.take() else {
+            return;
+        };
+        let answer = sdp::parse_audio_offer(&ack.body)
+            .map_err(|e| e.to_string())
+            .and_then(|a| {
+                sdp::negotiate(&a, &prefs)
+                    .map(|n| (a, n))
+                    .ok_or_else(|| "no codec of our offer".to_owned())
+            });
+        match answer {
+            Ok((a, negotiated)) => {
+                call.media_started = true;
+                let setup = CallSetup {
+                    id,
+                    sip_call_id: call.call_id_text(),
+                    socket,
+                    rtcp_socket,
+                    remote_rtp: a.rtp,
+                    negotiated,
+                    rtcp_mux: false,
+                    info: call.info.clone(),
+                };
+                self.actions.push_back(Action::StartMedia(Box::new(setup)));
+            }
+            Err(e) => {
+                tracing::info!(call_id = %call.call_id_text(), error = %e, "late offer: no usable answer in the ACK");
+                self.send_bye(now, id, Party::System, "no usable SDP answer in the ACK");
+            }
+        }
     }
 
     pub(super) fn handle_cancel(
