@@ -202,6 +202,23 @@ fn write_scenario(dir: &std::path::Path, middle: &str, tail: &str) -> String {
 /// The demo tenant of the embedded default (number 1000, the support flow).
 const DEMO: &str = "[[tenants]]\nid = \"demo\"\nnumbers = [\"1000\", \"+911140000000\"]\nflows_dir = \"builtin:demo\"\n";
 
+/// One SIPp call on its own thread (`limit` seconds at most).
+fn call_in_background(
+    server: &Server,
+    sc: String,
+    number: &'static str,
+    limit: u64,
+) -> std::thread::JoinHandle<common::SippRun> {
+    let addr = server.addr("udp");
+    std::thread::spawn(move || {
+        run_sipp(
+            addr,
+            &["-sf", &sc, "-m", "1", "-s", number],
+            Duration::from_secs(limit),
+        )
+    })
+}
+
 fn call_once(server: &Server, sc: &str, number: &str) -> common::SippRun {
     run_sipp(
         server.addr("udp"),
@@ -569,7 +586,6 @@ fn a_panic_in_one_call_ends_that_call_only() {
         &menu_tenant(dir.path()),
         &[("DHWANI_TEST_PANIC_DIGIT", "9")],
     );
-    let addr = server.addr("udp");
     // Call B is in its menu while call A's task panics; B then presses 5.
     let dir_b = tempfile::tempdir().unwrap();
     let sc_b = write_scenario(
@@ -577,13 +593,7 @@ fn a_panic_in_one_call_ends_that_call_only() {
         &[pause(1500), info('5', 2)].concat(),
         SERVER_BYE,
     );
-    let b = std::thread::spawn(move || {
-        run_sipp(
-            addr,
-            &["-sf", &sc_b, "-m", "1", "-s", "2000"],
-            Duration::from_secs(20),
-        )
-    });
+    let b = call_in_background(&server, sc_b, "2000", 20);
     std::thread::sleep(Duration::from_millis(300));
     let sc_a = write_scenario(dir.path(), &[pause(300), info('9', 2)].concat(), SERVER_BYE);
     let a = call_once(&server, &sc_a, "2000");
@@ -682,14 +692,7 @@ fn a_tenant_at_its_call_limit_gets_503_with_retry_after() {
     let mut server = Server::start(&tenant);
     // One call holds the tenant's only slot (it waits in the menu).
     let sc = write_scenario(dir.path(), &pause(3000), CALLER_BYE);
-    let addr = server.addr("udp");
-    let first = std::thread::spawn(move || {
-        run_sipp(
-            addr,
-            &["-sf", &sc, "-m", "1", "-s", "2000"],
-            Duration::from_secs(20),
-        )
-    });
+    let first = call_in_background(&server, sc, "2000", 20);
     std::thread::sleep(Duration::from_millis(1000));
     refused_with(&server, "2000", 503, Some("Retry-After: [0-9]+"));
     assert!(first.join().unwrap().successful == 1);
@@ -704,14 +707,7 @@ fn a_node_at_max_calls_gets_503_with_retry_after() {
         menu_tenant(dir.path())
     ));
     let sc = write_scenario(dir.path(), &pause(3000), CALLER_BYE);
-    let addr = server.addr("udp");
-    let first = std::thread::spawn(move || {
-        run_sipp(
-            addr,
-            &["-sf", &sc, "-m", "1", "-s", "2000"],
-            Duration::from_secs(20),
-        )
-    });
+    let first = call_in_background(&server, sc, "2000", 20);
     std::thread::sleep(Duration::from_millis(1000));
     refused_with(&server, "2000", 503, Some("Retry-After: 7"));
     assert_eq!(first.join().unwrap().successful, 1);
@@ -741,16 +737,9 @@ fn hot_deploy_keeps_running_calls_on_their_version() {
     let tenant = menu_tenant(dir.path());
     let mut server = Server::start(&tenant);
     let flow_file = dir.path().join("menu-flows").join("menu.ivr");
-    let addr = server.addr("udp");
     // Call A starts on version 1 and stays 4 s.
     let sc_a = write_scenario(dir.path(), &pause(4000), CALLER_BYE);
-    let a = std::thread::spawn(move || {
-        run_sipp(
-            addr,
-            &["-sf", &sc_a, "-m", "1", "-s", "2000"],
-            Duration::from_secs(30),
-        )
-    });
+    let a = call_in_background(&server, sc_a, "2000", 30);
     std::thread::sleep(Duration::from_millis(800));
     // A broken edit is refused and version 1 stays live.
     std::fs::write(
@@ -836,14 +825,7 @@ fn sigterm_drains_a_running_call_then_flushes_its_cdr() {
         menu_tenant(dir.path())
     ));
     let sc = write_scenario(dir.path(), &pause(2500), CALLER_BYE);
-    let addr = server.addr("udp");
-    let call = std::thread::spawn(move || {
-        run_sipp(
-            addr,
-            &["-sf", &sc, "-m", "1", "-s", "2000"],
-            Duration::from_secs(20),
-        )
-    });
+    let call = call_in_background(&server, sc, "2000", 20);
     std::thread::sleep(Duration::from_millis(700));
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &server.pid().to_string()])
@@ -878,14 +860,7 @@ fn a_recording_survives_sigkill_up_to_200_ms_before_the_kill() {
     // Consent (1) starts the call recording; then the caller listens.
     let middle = [pause(1500), info('1', 2), pause(20000)].concat();
     let sc = write_scenario(dir.path(), &middle, CALLER_BYE);
-    let addr = server.addr("udp");
-    let caller = std::thread::spawn(move || {
-        run_sipp(
-            addr,
-            &["-sf", &sc, "-m", "1", "-s", "1000"],
-            Duration::from_secs(12),
-        )
-    });
+    let caller = call_in_background(&server, sc, "1000", 12);
     assert_logged(&mut server, "digit=1", 10);
     let started = log_time(server.log.iter().find(|l| l.contains("digit=1")).unwrap());
     std::thread::sleep(Duration::from_millis(2730));

@@ -86,6 +86,12 @@ fn bench(c: &mut Criterion) {
         let mut d = Detector::new();
         b.iter(|| d.handle_samples(black_box(&pcm)))
     });
+    c.bench_function("inband_dtmf_detector_frame_quiet", |b| {
+        // Silence or concealment zeros: no window is loud enough for a tone.
+        let quiet = [0i16; 160];
+        let mut d = Detector::new();
+        b.iter(|| d.handle_samples(black_box(&quiet)))
+    });
     c.bench_function("g711_encode_decode_frame", |b| {
         let mut out = Vec::with_capacity(160);
         let mut back = Vec::with_capacity(160);
