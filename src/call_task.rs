@@ -179,8 +179,6 @@ async fn play_done(
 struct Recording {
     id: String,
     file: FileRecorder,
-    stereo: bool,
-    started: Instant,
     paused: bool,
     /// Message only: ends at this time.
     deadline: Option<Instant>,
@@ -306,8 +304,6 @@ impl Call {
                             self.message = Some(Recording {
                                 id,
                                 file,
-                                stereo: false,
-                                started: now,
                                 paused: false,
                                 deadline: Some(now + max),
                                 silence: (!silence.is_zero()).then_some((silence, Duration::ZERO)),
@@ -327,10 +323,9 @@ impl Call {
                     }
                 }
                 Step::StopRecord => self.finish_message(now),
-                Step::Consent { granted } => {
+                Step::Consent { .. } => {
                     // The interpreter logs the answer itself; nothing else
                     // to do until a `recording start`.
-                    let _ = granted;
                 }
                 Step::Recording(op) => self.call_recording(now, op, &at),
                 Step::Queue { name, .. } => {
@@ -341,8 +336,7 @@ impl Call {
                     );
                     self.input(now, Input::QueueDone(QueueOutcome::Unavailable));
                 }
-                Step::Transfer { target } => {
-                    let _ = target;
+                Step::Transfer { .. } => {
                     self.input(
                         now,
                         Input::TransferDone(Err(
@@ -473,8 +467,6 @@ impl Call {
                         self.call_rec = Some(Recording {
                             id,
                             file,
-                            stereo: true,
-                            started: now,
                             paused: false,
                             deadline: None,
                             silence: None,
@@ -513,7 +505,6 @@ impl Call {
             if self.message.is_none() {
                 self.core.handle_command(now, Command::Tap(false));
             }
-            let _ = r.started;
             if let Err(e) = r.file.finish() {
                 tracing::error!(call_id = %self.info.sip_call_id, recording = %r.id, error = %e, "call recording failed");
             }
@@ -570,7 +561,6 @@ impl Call {
             if m.deadline.is_some_and(|d| now >= d) {
                 done = true;
             }
-            let _ = m.stereo;
         }
         if done {
             self.finish_message(now);
