@@ -42,6 +42,8 @@ use crate::ua::{CallId, CallInfo, CallSetup, Party};
 /// What the SIP side tells a call.
 #[derive(Debug, Clone)]
 pub enum CallEvent {
+    /// The ACK came: the call's media may send.
+    Confirmed,
     /// A digit from SIP INFO.
     InfoDigit(char),
     /// The media direction changed (hold/unhold).
@@ -617,6 +619,8 @@ pub async fn run(
         .map(|t| t.payload_type);
     rtp.media_timeout = shared.media_timeout;
     rtp.rtcp_mux = rtcp_mux;
+    rtp.confirmed = setup.confirmed;
+    let confirmed = setup.confirmed;
     let cfg = Config {
         rtp,
         codec,
@@ -658,7 +662,9 @@ pub async fn run(
         started_wall,
         started,
         held_total: Duration::ZERO,
-        held_since: None,
+        // Until the dialog is confirmed the flow's clock waits, as on
+        // hold: its prompts could not be heard.
+        held_since: (!confirmed).then_some(started),
         play_job: None,
         play_barge_in: false,
         message: None,
@@ -717,6 +723,11 @@ pub async fn run(
                     );
                     call.input(now, Input::PromptFinished);
                 }
+                Output::Event(Event::Confirmed) => {
+                    if let Some(h) = call.held_since.take() {
+                        call.held_total += now.saturating_duration_since(h);
+                    }
+                }
                 Output::Event(Event::Latched(addr)) => {
                     tracing::debug!(call_id = sip_call_id, %addr, "RTP peer learned")
                 }
@@ -746,6 +757,7 @@ pub async fn run(
         let wake = media_wake.min(flow_wake);
         tokio::select! {
             ev = events.recv() => match ev {
+                Some(CallEvent::Confirmed) => call.core.handle_command(clock_now(), Command::Confirm),
                 Some(CallEvent::InfoDigit(k)) => call.core.handle_command(clock_now(), Command::InfoDigit(k)),
                 Some(CallEvent::Direction { send, receive }) => {
                     let now = clock_now();

@@ -345,6 +345,11 @@ async fn drive(
                         }
                     }
                 },
+                Action::MediaConfirmed(id) => {
+                    if let Some(tx) = calls.get(&id) {
+                        let _ = tx.try_send(CallEvent::Confirmed);
+                    }
+                }
                 Action::InfoDigit(id, key) => {
                     if let Some(tx) = calls.get(&id) {
                         let _ = tx.try_send(CallEvent::InfoDigit(key));

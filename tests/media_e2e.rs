@@ -154,7 +154,7 @@ fn hear_the_prompt(server: Server, codec: (u8, &str), payload_len: usize) {
                 payload_len
             );
             let mut pcm = Vec::new();
-            coder.decode(&p.payload, &mut pcm);
+            coder.decode(p.payload, &mut pcm);
             if pcm.iter().any(|s| s.abs() > 2000) {
                 loud += 1;
             }

@@ -14,9 +14,9 @@ fn seeds_mistakes_and_past_crashes_do_not_panic() {
         root.join("tests/data/fuzz"),
         root.join("tests/data/mistakes"),
     ] {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
+        // A missing folder fails: a replay that skips its corpus proves nothing.
+        let entries = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("corpus folder {} is missing: {e}", dir.display()));
         for e in entries.flatten() {
             let data = std::fs::read(e.path()).expect("read");
             ivr_dsl::fuzzing::exercise(&data);

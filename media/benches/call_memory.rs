@@ -28,7 +28,7 @@ fn main() {
         let t0 = Instant::now();
         let region = Region::new(GLOBAL);
         let cfg = Config {
-            rtp: media::rtp::Config::new(peer, pt, 8000),
+            rtp: media::rtp::Config::new(peer, pt, 8000).already_confirmed(),
             codec,
             inband_dtmf: true,
             tap: false,

@@ -52,7 +52,7 @@ fn bench(c: &mut Criterion) {
     c.bench_function("call_frame_pcmu_inband_on", |b| {
         let t0 = Instant::now();
         let cfg = Config {
-            rtp: media::rtp::Config::new(peer, 0, 8000),
+            rtp: media::rtp::Config::new(peer, 0, 8000).already_confirmed(),
             codec: Codec::Pcmu,
             inband_dtmf: true,
             tap: false,

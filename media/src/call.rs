@@ -52,6 +52,9 @@ pub enum Event {
     MediaTimeout,
     /// The RTP peer's address was learned.
     Latched(SocketAddr),
+    /// Sending started: the dialog was confirmed ([`Command::Confirm`]) or
+    /// the peer's own RTP latched. Until then prompts wait, as on hold.
+    Confirmed,
 }
 
 /// What the call asks of its media.
@@ -70,6 +73,8 @@ pub enum Command {
     InfoDigit(char),
     /// Send an RFC 4733 digit.
     SendDigit(char),
+    /// The dialog is confirmed (the ACK came): media may be sent.
+    Confirm,
     /// Start or stop [`Output::Tap`] frames (a recording started or ended).
     Tap(bool),
     /// The negotiated direction changed (re-INVITE hold/unhold): whether
@@ -139,6 +144,8 @@ pub struct CallMedia {
     player: Player,
     tap: bool,
     sending: bool,
+    /// [`Event::Confirmed`] was emitted.
+    confirmed_told: bool,
     next_frame: Instant,
     was_silent: bool,
     last_good: Vec<i16>,
@@ -162,6 +169,7 @@ impl CallMedia {
             ..jitter::Config::default()
         };
         let rate = cfg.codec.sample_rate();
+        let confirmed = cfg.rtp.confirmed;
         CallMedia {
             session: Session::new(cfg.rtp, rng, now, wall),
             codec: cfg.codec,
@@ -174,6 +182,7 @@ impl CallMedia {
             player: Player::default(),
             tap: cfg.tap,
             sending: true,
+            confirmed_told: confirmed,
             next_frame: now,
             was_silent: true,
             last_good: vec![0; cfg.codec.frame_samples()],
@@ -243,6 +252,10 @@ impl CallMedia {
             Command::SendDigit(key) => {
                 self.session
                     .send_digit(now, key, Duration::from_millis(100));
+                self.drain_session(now);
+            }
+            Command::Confirm => {
+                self.session.confirm();
                 self.drain_session(now);
             }
             Command::Tap(on) => self.tap = on,
@@ -317,6 +330,10 @@ impl CallMedia {
                 rtp::Output::MediaTimeout => self.out.push_back(Output::Event(Event::MediaTimeout)),
             }
         }
+        if !self.confirmed_told && self.session.is_confirmed() {
+            self.confirmed_told = true;
+            self.out.push_back(Output::Event(Event::Confirmed));
+        }
     }
 
     /// One 20 ms slot: receive side, then send side.
@@ -352,10 +369,11 @@ impl CallMedia {
         for k in heard {
             self.digit(k, Source::InBand);
         }
-        // Send: the next slice of the prompt, or silence. On hold the
-        // prompt waits where it is, to go on when the caller returns.
+        // Send: the next slice of the prompt, or silence. On hold, and
+        // before the dialog is confirmed, the prompt waits where it is.
+        let sending = self.sending && self.session.is_confirmed();
         let mut far = Vec::with_capacity(n);
-        while self.sending && far.len() < n {
+        while sending && far.len() < n {
             let Some((pcm, pos)) = self.player.queue.front_mut() else {
                 break;
             };
@@ -378,11 +396,12 @@ impl CallMedia {
         // RFC 3551 §4.1: the marker starts a talkspurt. The timestamp moves
         // in RTP clock units (8000 Hz for G.722's 16 kHz audio).
         let units = self.codec.frame_rtp_units();
-        if self.sending {
+        if sending {
             self.session
                 .send_audio(now, &payload, units, self.was_silent && !silent);
         } else {
-            // On hold (recvonly/inactive): time goes on, nothing is sent.
+            // On hold (recvonly/inactive) or not confirmed: time goes on,
+            // nothing is sent.
             self.session.skip_samples(units);
         }
         self.was_silent = silent;

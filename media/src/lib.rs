@@ -13,6 +13,7 @@
 pub mod call;
 pub mod codec;
 pub mod dtmf;
+pub mod fuzzing;
 pub mod jitter;
 pub mod mix;
 pub mod prompt;

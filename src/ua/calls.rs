@@ -44,6 +44,11 @@ pub struct CallSetup {
     pub rtcp_mux: bool,
     /// Who is calling, which flow, when (for the log and the CDR).
     pub info: CallInfo,
+    /// The dialog is already confirmed (late offer: media starts at the
+    /// ACK). Otherwise media waits for [`Action::MediaConfirmed`] or for
+    /// the caller's own RTP: nothing is sent to the SDP address of an
+    /// INVITE that is never ACKed.
+    pub confirmed: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +76,8 @@ pub(super) struct Call {
     pub(super) local_sdp: String,
     pub(super) sdp_version: u64,
     pub(super) media_started: bool,
+    /// The ACK of our 2xx arrived.
+    pub(super) ack_seen: bool,
     /// Late offer: our RTP/RTCP sockets, waiting for the answer in the ACK.
     pub(super) late_media: Option<(std::net::UdpSocket, std::net::UdpSocket)>,
     /// `Action::CallEnded` was sent.
@@ -256,6 +263,7 @@ impl Core {
             local_sdp,
             sdp_version: 1,
             media_started: false,
+            ack_seen: false,
             reported: false,
             info,
         };
@@ -271,6 +279,7 @@ impl Core {
                     negotiated,
                     rtcp_mux: offer.rtcp_mux,
                     info: call.info.clone(),
+                    confirmed: false,
                 });
             }
             None => call.late_media = Some((socket, rtcp_socket)),
@@ -375,8 +384,15 @@ impl Core {
         let Some(&id) = self.by_dialog.get(&did) else {
             return;
         };
-        if let Some(d) = self.calls.get_mut(&id).and_then(|c| c.dialog.as_mut()) {
-            d.handle_ack(ack);
+        if let Some(call) = self.calls.get_mut(&id) {
+            if let Some(d) = call.dialog.as_mut() {
+                d.handle_ack(ack);
+            }
+            // The first ACK of an early-offer call confirms its media.
+            if call.media_started && !call.ack_seen {
+                self.actions.push_back(Action::MediaConfirmed(id));
+            }
+            call.ack_seen = true;
         }
         self.late_answer(now, id, ack);
         self.reschedule(id);
@@ -411,6 +427,7 @@ impl Core {
                     negotiated,
                     rtcp_mux: false,
                     info: call.info.clone(),
+                    confirmed: true,
                 };
                 self.actions.push_back(Action::StartMedia(Box::new(setup)));
             }

@@ -49,6 +49,8 @@ pub enum Action {
         /// The call's details when it never reached a media task.
         info: Option<Box<CallInfo>>,
     },
+    /// The ACK of the call's 200 OK arrived: its media may start sending.
+    MediaConfirmed(CallId),
     /// A DTMF key arrived in a SIP INFO request of the call.
     InfoDigit(CallId, char),
     /// The call's media direction changed (our side of the answer).

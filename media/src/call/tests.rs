@@ -17,7 +17,7 @@ fn peer() -> SocketAddr {
 }
 
 fn media(now: Instant, tap: bool) -> CallMedia {
-    let mut rtp = rtp::Config::new(peer(), 0, 8000);
+    let mut rtp = rtp::Config::new(peer(), 0, 8000).already_confirmed();
     rtp.telephone_event = Some(101);
     let cfg = Config {
         rtp,
@@ -52,7 +52,7 @@ fn run(m: &mut CallMedia, from: Instant, frames: u32) -> Vec<(Instant, Output)> 
     out
 }
 
-fn sent_rtp(out: &[(Instant, Output)]) -> Vec<(Instant, ::rtp::packet::Packet)> {
+fn sent_rtp(out: &[(Instant, Output)]) -> Vec<(Instant, crate::rtp::packet::Packet<'_>)> {
     out.iter()
         .filter_map(|(t, o)| match o {
             Output::Transmit {
@@ -289,7 +289,7 @@ fn the_tap_is_time_aligned_with_silence_in_the_gaps() {
 #[test]
 fn g722_calls_send_16_khz_audio_with_an_8_khz_rtp_clock_and_hear_inband_digits() {
     let t0 = Instant::now();
-    let mut rtp = rtp::Config::new(peer(), 9, 8000);
+    let mut rtp = rtp::Config::new(peer(), 9, 8000).already_confirmed();
     rtp.telephone_event = Some(101);
     let cfg = Config {
         rtp,
@@ -390,4 +390,53 @@ fn on_hold_nothing_is_sent_and_the_timeout_sleeps() {
         5,
         "unheld: audio again"
     );
+}
+
+/// Issue 13 point 2: before the ACK the prompt waits and nothing goes out;
+/// the confirmation starts it from its first sample.
+#[test]
+fn an_unconfirmed_call_sends_nothing_and_its_prompt_waits() {
+    let t0 = Instant::now();
+    let mut rtp = rtp::Config::new(peer(), 0, 8000);
+    rtp.telephone_event = Some(101);
+    let cfg = Config {
+        rtp,
+        codec: Codec::Pcmu,
+        inband_dtmf: false,
+        tap: false,
+    };
+    let mut m = CallMedia::new(
+        cfg,
+        &mut StdRng::seed_from_u64(1),
+        t0,
+        SystemTime::UNIX_EPOCH,
+    );
+    let tone: Arc<[i16]> = (0..800)
+        .map(|i| ((i as f64 * 0.5).sin() * 10000.0) as i16)
+        .collect();
+    m.handle_command(
+        t0,
+        Command::Play {
+            prompts: vec![tone],
+            barge_in: false,
+        },
+    );
+    let out = run(&mut m, t0, 1500); // 30 s unACKed
+    assert!(sent_rtp(&out).is_empty());
+    assert!(
+        !out.iter()
+            .any(|(_, o)| matches!(o, Output::Transmit { .. })),
+        "no RTCP either"
+    );
+    assert!(
+        events(&out).is_empty(),
+        "the prompt did not play into the void"
+    );
+    let t1 = t0 + FRAME * 1500;
+    m.handle_command(t1, Command::Confirm);
+    let out = run(&mut m, t1, 10);
+    assert_eq!(events(&out)[0], Event::Confirmed);
+    assert!(events(&out).contains(&Event::PlaybackFinished { interrupted: false }));
+    let rtp = sent_rtp(&out);
+    assert!(rtp[0].1.header.marker && rtp[0].1.payload.iter().any(|b| *b != 0xFF));
 }

@@ -1,6 +1,9 @@
 //! RTP and RTCP for one call leg: [`Session`] (a sans-IO state machine over
-//! one UDP port pair) and the reception statistics of RFC 3550 ([`stats`]).
+//! one UDP port pair), our own wire readers for peer bytes ([`packet`],
+//! [`rtcp`]), and the reception statistics of RFC 3550 ([`stats`]).
 
+pub mod packet;
+pub mod rtcp;
 pub mod session;
 pub mod stats;
 

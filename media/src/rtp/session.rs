@@ -3,27 +3,49 @@
 //!
 //! ```text
 //!  Learning ──packet from the SDP address──────────────► Latched(addr, ssrc)
-//!     │ ──N packets in sequence from one other source──►   (NAT: only early
-//!     │      (one address, one SSRC), within the window     in the call)
+//!     │ ──N packets in sequence from the incumbent─────►   (NAT: only early
+//!     │      source (one address, one SSRC), in the window  in the call)
 //!     └ before latching, every packet is sent to the SDP address
 //! ```
 //!
 //! Strictness (as Asterisk's `strictrtp` and rtpengine's strict-source):
-//! once latched, packets from any other address are dropped and counted,
-//! and nothing is ever sent to an address that was not learned; a packet
-//! from the SDP address during the learning window takes over from a NAT
-//! latch. Packets are validated before they touch any state: RTP version 2,
-//! a header that fits (CSRC count, extension, padding), a negotiated
-//! payload type, the RFC 3550 sequence check. The session never panics on
-//! input; every drop has a counter.
+//! once latched, packets from any other address are dropped and counted
+//! before they are parsed, and nothing is ever sent to an address that was
+//! not learned.
+//!
+//! The learning rule, for a caller behind NAT whose RTP comes from an
+//! address other than the one in its SDP:
+//! - a packet from the SDP address (address and port) always latches, and
+//!   takes over from a NAT latch during the learning window;
+//! - otherwise only during the learning window (`learn_window`, 2 s from
+//!   the start), the first source to send becomes the *incumbent*. It
+//!   latches after `learn_packets` packets of one SSRC in sequence;
+//! - while the incumbent keeps sending (a gap under `learn_quiet`, 200 ms),
+//!   another address is learnable only if it continues the incumbent's
+//!   SSRC and sequence (the same stream after a NAT rebinding). So an
+//!   attacker who sprays in-sequence packets once the caller has started
+//!   cannot take over; one who sent first loses the claim as soon as it
+//!   pauses, and the SDP address beats it at any time in the window.
+//!
+//! Nothing is sent before the dialog is confirmed: until the driver calls
+//! [`Session::confirm`] (the ACK came) or the peer's own RTP latches, RTP
+//! and RTCP are counted as withheld, so a forged INVITE that is never
+//! ACKed cannot aim our media at a victim (reflection).
+//!
+//! Packets are validated before they touch any state, by our own reader
+//! ([`super::packet`], [`super::rtcp`]): RTP version 2, a header that fits
+//! (CSRC count, extension, padding), a negotiated payload type, the RFC
+//! 3550 sequence check; RTCP only as a valid compound from the latched
+//! peer's address, carrying its SSRC. The session never panics on input;
+//! every drop has a counter.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use rand::Rng;
-use webrtc_util::marshal::{Marshal, Unmarshal};
 
+use super::packet::{self, Header, Packet};
 use super::stats::{RecvStats, SeqCheck};
 use crate::dtmf::rfc4733::{self, Digit};
 
@@ -48,6 +70,13 @@ pub struct Config {
     pub learn_packets: u32,
     /// How long after the start another source may be learned.
     pub learn_window: Duration,
+    /// A learning incumbent that sends nothing for this long loses its
+    /// claim to the next source.
+    pub learn_quiet: Duration,
+    /// The dialog is confirmed (the ACK came): the session may send. When
+    /// false, nothing is sent until [`Session::confirm`] or until the
+    /// peer's own RTP latches.
+    pub confirmed: bool,
     /// RTCP CNAME.
     pub cname: String,
 }
@@ -64,9 +93,18 @@ impl Config {
             rtcp_interval: Duration::from_secs(5),
             media_timeout: Duration::from_secs(30),
             learn_packets: 4,
-            learn_window: Duration::from_secs(5),
+            learn_window: Duration::from_secs(2),
+            learn_quiet: Duration::from_millis(200),
+            confirmed: false,
             cname: "dhwani".into(),
         }
+    }
+
+    /// The same, for a leg whose dialog is already confirmed (tests,
+    /// benchmarks, a late-offer call whose ACK carried the answer).
+    pub fn already_confirmed(mut self) -> Config {
+        self.confirmed = true;
+        self
     }
 }
 
@@ -134,6 +172,8 @@ pub struct Counters {
     pub octets_sent: u64,
     /// RTCP reports sent.
     pub rtcp_sent: u64,
+    /// RTP or RTCP not sent because the dialog was not confirmed yet.
+    pub withheld: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -142,7 +182,12 @@ struct Candidate {
     ssrc: u32,
     last_seq: u16,
     count: u32,
+    last_at: Instant,
 }
+
+/// How far ahead a moved stream's sequence number may be (packets lost in
+/// a NAT rebinding) and still continue the incumbent.
+const MAX_MOVE_GAP: u16 = 16;
 
 #[derive(Debug, Clone, Copy)]
 enum Peer {
@@ -173,6 +218,7 @@ pub struct Session {
     dtmf: rfc4733::Receiver,
     dtmf_out: Vec<(Instant, bool, [u8; 4], u32)>,
     out: Vec<Output>,
+    confirmed: bool,
     /// Counters.
     pub counters: Counters,
 }
@@ -203,6 +249,7 @@ impl Session {
             last_sr: None,
             dtmf_out: Vec::new(),
             out: Vec::new(),
+            confirmed: cfg.confirmed,
             counters: Counters::default(),
             cfg,
         };
@@ -242,6 +289,17 @@ impl Session {
     /// Reception statistics of the current source.
     pub fn recv_stats(&self) -> Option<&RecvStats> {
         self.recv.as_ref().map(|(_, s)| s)
+    }
+
+    /// The dialog is confirmed (the ACK arrived): sending may start.
+    pub fn confirm(&mut self) {
+        self.confirmed = true;
+    }
+
+    /// True once the session may send: confirmed, or latched to the peer's
+    /// own RTP.
+    pub fn is_confirmed(&self) -> bool {
+        self.confirmed
     }
 
     /// Pauses the media timeout (call on hold: sendonly/inactive).
@@ -326,6 +384,8 @@ impl Session {
         }
     }
 
+    /// The learning rule of the module docs. Decides whether a packet of
+    /// `ssrc`/`seq` from `from` is the peer's, updating what is learned.
     fn source_allowed(&mut self, now: Instant, from: SocketAddr, ssrc: u32, seq: u16) -> bool {
         let in_window = now.saturating_duration_since(self.start) < self.cfg.learn_window;
         match self.peer {
@@ -350,23 +410,52 @@ impl Session {
                 if !in_window {
                     return false;
                 }
+                let fresh =
+                    |c: &Candidate| now.saturating_duration_since(c.last_at) < self.cfg.learn_quiet;
                 let next = match cand {
-                    Some(c)
-                        if c.addr == from
-                            && c.ssrc == ssrc
-                            && seq == c.last_seq.wrapping_add(1) =>
-                    {
-                        Candidate {
-                            last_seq: seq,
-                            count: c.count + 1,
-                            ..c
+                    // The incumbent's own address: its stream goes on, or
+                    // it starts a new one (new SSRC) and counts again.
+                    Some(c) if c.addr == from => {
+                        if c.ssrc == ssrc && seq == c.last_seq.wrapping_add(1) {
+                            Candidate {
+                                last_seq: seq,
+                                count: c.count.saturating_add(1),
+                                last_at: now,
+                                ..c
+                            }
+                        } else {
+                            Candidate {
+                                addr: from,
+                                ssrc,
+                                last_seq: seq,
+                                count: 1,
+                                last_at: now,
+                            }
                         }
                     }
+                    // Another address while the incumbent is sending: only
+                    // the incumbent's stream itself may move.
+                    Some(c) if fresh(&c) => {
+                        let gap = seq.wrapping_sub(c.last_seq);
+                        if c.ssrc == ssrc && (1..=MAX_MOVE_GAP).contains(&gap) {
+                            Candidate {
+                                addr: from,
+                                last_seq: seq,
+                                count: c.count.saturating_add(1),
+                                last_at: now,
+                                ..c
+                            }
+                        } else {
+                            return false;
+                        }
+                    }
+                    // No incumbent, or it went quiet: this source is next.
                     _ => Candidate {
                         addr: from,
                         ssrc,
                         last_seq: seq,
                         count: 1,
+                        last_at: now,
                     },
                 };
                 if next.count >= self.cfg.learn_packets {
@@ -382,20 +471,36 @@ impl Session {
 
     fn latch(&mut self, addr: SocketAddr, ssrc: u32) {
         self.peer = Peer::Latched { addr, ssrc };
+        // The peer's own RTP proves the address wants media (symmetric
+        // RTP): sending may start even before the ACK.
+        self.confirmed = true;
         self.out.push(Output::Latched(addr));
     }
 
     fn handle_rtp(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
-        let Some(packet) = parse_rtp(bytes) else {
+        // Cheapest first: the fixed header, then the source, and only then
+        // the variable parts (CSRCs, extension, padding).
+        let Ok(peek) = packet::peek(bytes) else {
             self.counters.malformed += 1;
             return;
         };
-        let h = &packet.header;
-        let pt = h.payload_type;
+        if let Peer::Latched { addr, .. } = self.peer
+            && from != addr
+            && from != self.cfg.remote
+        {
+            self.counters.foreign += 1;
+            return;
+        }
+        let pt = peek.payload_type;
         if pt != self.cfg.payload_type && Some(pt) != self.cfg.telephone_event {
             self.counters.unknown_payload_type += 1;
             return;
         }
+        let Ok(packet) = packet::parse(bytes) else {
+            self.counters.malformed += 1;
+            return;
+        };
+        let h = packet.header;
         if !self.source_allowed(now, from, h.ssrc, h.sequence_number) {
             self.counters.foreign += 1;
             return;
@@ -423,54 +528,61 @@ impl Session {
         self.last_rtp = now;
         self.timed_out = false;
         if Some(pt) == self.cfg.telephone_event {
-            self.dtmf.handle_packet(now, h.timestamp, &packet.payload);
+            self.dtmf.handle_packet(now, h.timestamp, packet.payload);
             self.drain_digits();
         } else {
             self.out.push(Output::Audio {
                 seq: h.sequence_number,
                 timestamp: h.timestamp,
-                payload: packet.payload,
+                payload: Bytes::copy_from_slice(packet.payload),
             });
         }
     }
 
     fn handle_rtcp(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
-        // Reports only from the peer's address (any port: RTCP may come
-        // from RTP port + 1).
-        if from.ip() != self.send_addr().ip() {
+        // Reports only from the latched peer's address (any port: RTCP may
+        // come from RTP port + 1), and only for the stream we latched to.
+        let Peer::Latched { addr, ssrc } = self.peer else {
+            self.counters.foreign += 1;
+            return;
+        };
+        if from.ip() != addr.ip() {
             self.counters.foreign += 1;
             return;
         }
-        let mut buf = bytes;
-        let Ok(packets) = rtcp::packet::unmarshal(&mut buf) else {
+        let Ok(compound) = super::rtcp::parse(bytes) else {
             self.counters.malformed += 1;
             return;
         };
+        if compound.sender_ssrc != ssrc {
+            self.counters.foreign += 1;
+            return;
+        }
         self.counters.rtcp_received += 1;
-        for p in packets {
-            if let Some(sr) = p
-                .as_any()
-                .downcast_ref::<rtcp::sender_report::SenderReport>()
-            {
-                self.last_sr = Some((((sr.ntp_time >> 16) & 0xFFFF_FFFF) as u32, now));
-            }
+        if let Some(ntp) = compound.sr_ntp {
+            self.last_sr = Some((((ntp >> 16) & 0xFFFF_FFFF) as u32, now));
         }
     }
 
     fn transmit_rtp(&mut self, pt: u8, marker: bool, timestamp: u32, payload: &[u8]) {
-        let packet = rtp::packet::Packet {
-            header: rtp::header::Header {
-                version: 2,
+        if !self.confirmed {
+            self.counters.withheld += 1;
+            return;
+        }
+        let mut buf = Vec::with_capacity(packet::FIXED_HEADER + payload.len());
+        packet::write(
+            &mut buf,
+            &Header {
                 marker,
                 payload_type: pt,
                 sequence_number: self.seq,
                 timestamp,
                 ssrc: self.ssrc,
-                ..Default::default()
+                csrc_count: 0,
             },
-            payload: Bytes::copy_from_slice(payload),
-        };
-        let Ok(bytes) = packet.marshal() else { return };
+            payload,
+        );
+        let bytes = Bytes::from(buf);
         self.seq = self.seq.wrapping_add(1);
         self.counters.rtp_sent += 1;
         self.counters.octets_sent += payload.len() as u64;
@@ -529,6 +641,10 @@ impl Session {
     }
 
     fn send_report(&mut self, now: Instant) {
+        if !self.confirmed {
+            self.counters.withheld += 1;
+            return;
+        }
         let reports = match &mut self.recv {
             Some((ssrc, s)) => {
                 let (lsr, dlsr) = match self.last_sr {
@@ -604,29 +720,9 @@ impl Session {
     }
 }
 
-/// Parses an RTP packet after checking what the header claims fits.
-pub fn parse_rtp(bytes: &[u8]) -> Option<rtp::packet::Packet> {
-    let first = *bytes.first()?;
-    if first >> 6 != 2 || bytes.len() < 12 {
-        return None;
-    }
-    let csrc = usize::from(first & 0x0F);
-    let mut header_len = 12 + 4 * csrc;
-    if first & 0x10 != 0 {
-        let ext: [u8; 2] = bytes.get(header_len + 2..header_len + 4)?.try_into().ok()?;
-        header_len += 4 + 4 * usize::from(u16::from_be_bytes(ext));
-    }
-    if header_len > bytes.len() {
-        return None;
-    }
-    if first & 0x20 != 0 {
-        let pad = usize::from(*bytes.last()?);
-        if pad == 0 || header_len + pad > bytes.len() {
-            return None;
-        }
-    }
-    let mut buf = BytesMut::from(bytes).freeze();
-    rtp::packet::Packet::unmarshal(&mut buf).ok()
+/// Parses an RTP packet (our own reader: see [`super::packet`]).
+pub fn parse_rtp(bytes: &[u8]) -> Option<Packet<'_>> {
+    packet::parse(bytes).ok()
 }
 
 #[cfg(test)]
