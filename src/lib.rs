@@ -4,25 +4,29 @@
 //! holds, retention, audit) and the command line. The library crates do the
 //! protocol work: `sip` (messages, transactions, dialogs, transports),
 //! `media`, `ivr-dsl` and `recordings`.
+//!
+//! Layers, top to bottom (`tests/layering.rs` keeps them true: a module
+//! may use the ones below it, never one above):
+//!
+//! ```text
+//!   cli        the command line: one file per subcommand group
+//!   server     startup wiring, the SIP driver, drain, periodic jobs, RTP ports, TLS
+//!   call  ua   the call task (flow + media) and the sans-IO user-agent core
+//!   tenants    registry, routing, the admission gate, flow loading and reload
+//!   privacy    keys, audit, export, erase, sweep, consent, recording file layout
+//!   store      timelines, CDRs, holds, the consent registry (SQLite / PostgreSQL)
+//!   config     the config file and its defaults
+//! ```
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
-pub mod call_task;
-pub mod callscmd;
+pub mod call;
 pub mod cli;
 pub mod config;
-pub mod flowcmd;
-pub mod flowmedia;
-pub mod gate;
-pub mod keystore;
 pub mod privacy;
-pub mod privacycmd;
-pub mod reccmd;
-pub mod rtp_ports;
 pub mod server;
 pub mod store;
 pub mod tenants;
-pub mod tls;
 pub mod ua;

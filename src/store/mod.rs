@@ -638,3 +638,21 @@ fn call_from_row(r: &AnyRow) -> Result<CallRecord, StoreError> {
         recording_id: r.try_get(14)?,
     })
 }
+
+/// The call and its timeline as one JSON object.
+pub fn call_json(call: &CallRecord, events: &[Event]) -> serde_json::Value {
+    let timeline: Vec<serde_json::Value> = events
+        .iter()
+        .map(|e| {
+            serde_json::json!({
+                "seq": e.seq,
+                "at_ms": e.at_ms,
+                "offset_ms": e.offset_ms,
+                "step": e.step,
+                "kind": e.kind,
+                "detail": serde_json::from_str::<serde_json::Value>(&e.detail).unwrap_or(serde_json::Value::String(e.detail.clone())),
+            })
+        })
+        .collect();
+    serde_json::json!({ "call": call, "timeline": timeline })
+}

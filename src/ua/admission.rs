@@ -1,6 +1,6 @@
 //! Who may call, and where a call goes: the hook the core asks for every
 //! new INVITE before it spends anything on it. The server's implementation
-//! ([`crate::gate::Gate`]) checks the trunk (source network, digest) and
+//! ([`crate::tenants::gate::Gate`]) checks the trunk (source network, digest) and
 //! routes the dialled number to a tenant's flow.
 
 use std::net::SocketAddr;

@@ -10,8 +10,9 @@ use std::time::SystemTime;
 use anyhow::Context;
 use clap::Subcommand;
 
+use super::print_json;
 use crate::config::Config;
-use crate::privacy::{Audit, cli_actor, print_json};
+use crate::privacy::{Audit, cli_actor};
 use crate::store::{HoldRow, Store};
 
 /// `dhwani privacy ...` (DPDP Act 2023 rights, per tenant and number).
@@ -122,7 +123,7 @@ pub fn keys(cmd: KeysCommand, cfg: &Config) -> anyhow::Result<ExitCode> {
     match cmd {
         KeysCommand::Rotate { tenant } => {
             tenant_known(cfg, &tenant)?;
-            let (old, new) = crate::keystore::rotate(&cfg.data_dir, &tenant)?;
+            let (old, new) = crate::privacy::keys::rotate(&cfg.data_dir, &tenant)?;
             audit.append(
                 &actor,
                 "key.rotate",
@@ -133,9 +134,9 @@ pub fn keys(cmd: KeysCommand, cfg: &Config) -> anyhow::Result<ExitCode> {
         }
         KeysCommand::Rewrap { tenant } => {
             tenant_known(cfg, &tenant)?;
-            let current = crate::keystore::load(&cfg.data_dir, &tenant)?;
+            let current = crate::privacy::keys::load(&cfg.data_dir, &tenant)?;
             let (mut done, mut already, mut failed) = (0, 0, 0);
-            for f in crate::reccmd::stored(&cfg.data_dir, Some(&tenant)) {
+            for f in crate::privacy::layout::stored(&cfg.data_dir, Some(&tenant)) {
                 let header = std::fs::File::open(&f)
                     .map_err(recordings::Error::from)
                     .and_then(|mut r| recordings::stream::read_header(&mut r));
@@ -151,7 +152,8 @@ pub fn keys(cmd: KeysCommand, cfg: &Config) -> anyhow::Result<ExitCode> {
                     already += 1;
                     continue;
                 }
-                let Some(old) = crate::keystore::find(&cfg.data_dir, &tenant, &h.key_id) else {
+                let Some(old) = crate::privacy::keys::find(&cfg.data_dir, &tenant, &h.key_id)
+                else {
                     eprintln!(
                         "{}: key `{}` is not archived; cannot re-wrap",
                         f.display(),
@@ -241,14 +243,14 @@ pub fn privacy(cmd: PrivacyCommand, cfg: &Config) -> anyhow::Result<ExitCode> {
         match cmd {
             PrivacyCommand::Export { tenant, number, out } => {
                 tenant_known(cfg, &tenant)?;
-                let key = crate::keystore::load(&cfg.data_dir, &tenant)?;
+                let key = crate::privacy::keys::load(&cfg.data_dir, &tenant)?;
                 let r = crate::privacy::export(&store, cfg, &tenant, &number, &out).await?;
                 audit.append(&actor, "privacy.export", &format!("tenant {tenant} number {}", key.pseudonym(&number)))?;
                 print_json(&r)?;
             }
             PrivacyCommand::Erase { tenant, number } => {
                 tenant_known(cfg, &tenant)?;
-                let key = crate::keystore::load(&cfg.data_dir, &tenant)?;
+                let key = crate::privacy::keys::load(&cfg.data_dir, &tenant)?;
                 let r = crate::privacy::erase(&store, cfg, &tenant, &number).await?;
                 audit.append(&actor, "privacy.erase", &format!("tenant {tenant} number {}", key.pseudonym(&number)))?;
                 print_json(&serde_json::json!({
@@ -262,7 +264,7 @@ pub fn privacy(cmd: PrivacyCommand, cfg: &Config) -> anyhow::Result<ExitCode> {
             }
             PrivacyCommand::WithdrawConsent { tenant, number } => {
                 tenant_known(cfg, &tenant)?;
-                let key = crate::keystore::load(&cfg.data_dir, &tenant)?;
+                let key = crate::privacy::keys::load(&cfg.data_dir, &tenant)?;
                 let p = key.pseudonym(&number);
                 let at = SystemTime::now()
                     .duration_since(SystemTime::UNIX_EPOCH)
@@ -320,7 +322,7 @@ pub fn holds(cmd: HoldsCommand, cfg: &Config) -> anyhow::Result<ExitCode> {
                     .await?;
                 let subject = match scope {
                     "number" => {
-                        let key = crate::keystore::load(&cfg.data_dir, &tenant)?;
+                        let key = crate::privacy::keys::load(&cfg.data_dir, &tenant)?;
                         format!(
                             "{hold_id} tenant {tenant} number {}",
                             key.pseudonym(&target)

@@ -1,9 +1,12 @@
 //! The tokio driver of the server: opens the store, loads the tenants'
 //! flows (and reloads them when their files change), binds the transports,
 //! runs the SIP core ([`crate::ua::Core`]) on one task, starts one
-//! [`crate::call_task`] per answered call (a panic there ends only that
+//! [`crate::call::task`] per answered call (a panic there ends only that
 //! call), and drains on shutdown: no new calls (503), running calls get
 //! `calls.drain_secs` to finish, then BYE, then the log is flushed.
+
+pub mod rtp_ports;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -15,15 +18,15 @@ use sip::transport::{self, Bound, Event, ListenSpec, TransportConfig};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::call_task::{self, CallEvent, HangupRequest, Shared};
+use crate::call::task::{self as call_task, CallEvent, HangupRequest, Shared};
 use crate::config::{Config, Listen, parse_port_range};
-use crate::rtp_ports::RtpPorts;
+use crate::server::rtp_ports::RtpPorts;
 use crate::store::Store;
 use crate::tenants::{self, Registry};
 use crate::ua::{Action, CallId, Core, Party, Settings};
 
 /// The beep before a recorded message.
-const BEEP: &[u8] = include_bytes!("../examples/prompts/beep.wav");
+const BEEP: &[u8] = include_bytes!("../../examples/prompts/beep.wav");
 
 fn clock_now() -> std::time::Instant {
     tokio::time::Instant::now().into_std()
@@ -55,7 +58,7 @@ impl Server {
         tenants::log_report(&report, true);
         let mut keys = Vec::new();
         for t in &registry.tenants {
-            keys.push(match crate::keystore::load_or_create(&config.data_dir, &t.id) {
+            keys.push(match crate::privacy::keys::load_or_create(&config.data_dir, &t.id) {
                 Ok(k) => Some(k.with_public(t.recording_public_key)),
                 Err(e) => {
                     tracing::error!(tenant = %t.id, error = %e, "no recording key: this tenant's calls cannot be recorded");
@@ -64,7 +67,7 @@ impl Server {
             });
         }
         let tls = match (&config.sip.tls_cert, &config.sip.tls_key) {
-            (Some(c), Some(k)) => Some(crate::tls::server_config(c, k)?),
+            (Some(c), Some(k)) => Some(crate::server::tls::server_config(c, k)?),
             _ => None,
         };
         let mut specs = Vec::new();
@@ -121,7 +124,8 @@ impl Server {
                 .collect(),
             user_agent: config.sip.user_agent.clone(),
         };
-        let gate = crate::gate::Gate::new(Arc::clone(&registry), &config.trunks, rand::random());
+        let gate =
+            crate::tenants::gate::Gate::new(Arc::clone(&registry), &config.trunks, rand::random());
         let core = Core::new(
             settings,
             Box::new(RtpPorts::new(config.media.rtp_ip, lo, hi)),
@@ -239,7 +243,7 @@ async fn watch_flows(
                 .tenants
                 .iter()
                 .map(|t| {
-                    crate::keystore::load(&data_dir, &t.id)
+                    crate::privacy::keys::load(&data_dir, &t.id)
                         .ok()
                         .map(|k| k.with_public(t.recording_public_key))
                 })

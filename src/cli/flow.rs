@@ -139,15 +139,17 @@ fn check(files: &[PathBuf]) -> ExitCode {
         eprint!("{}", loaded.render());
         let (errors, warnings) = loaded.counts();
         let media_problems = loaded.flow.as_ref().map_or_else(Vec::new, |flow| {
-            crate::flowmedia::check(flow, tts.as_ref().map(|e| e as &dyn media::tts::Engine))
+            crate::tenants::flowmedia::check(
+                flow,
+                tts.as_ref().map(|e| e as &dyn media::tts::Engine),
+            )
         });
         for p in &media_problems {
             eprintln!("error: {}: {p}", f.display());
         }
-        let not_yet = loaded
-            .flow
-            .as_ref()
-            .map_or_else(Vec::new, |flow| crate::flowmedia::not_yet_available(flow));
+        let not_yet = loaded.flow.as_ref().map_or_else(Vec::new, |flow| {
+            crate::tenants::flowmedia::not_yet_available(flow)
+        });
         for w in &not_yet {
             eprintln!("warning: {}: {w}", f.display());
         }

@@ -11,6 +11,9 @@
 //! whole, so a call that started keeps the `Arc<Flow>` it was given while
 //! new calls get the new version.
 
+pub mod flowmedia;
+pub mod gate;
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -25,23 +28,23 @@ use crate::config::{BUILTIN_DEMO_FLOWS, Config, TenantConfig};
 const DEMO_FILES: &[(&str, &[u8])] = &[
     (
         "flows/support.ivr",
-        include_bytes!("../examples/flows/support.ivr"),
+        include_bytes!("../../examples/flows/support.ivr"),
     ),
     (
         "flows/support.ivrtest",
-        include_bytes!("../examples/flows/support.ivrtest"),
+        include_bytes!("../../examples/flows/support.ivrtest"),
     ),
     (
         "flows/shared/common.ivr",
-        include_bytes!("../examples/flows/shared/common.ivr"),
+        include_bytes!("../../examples/flows/shared/common.ivr"),
     ),
     (
         "prompts/chime.wav",
-        include_bytes!("../examples/prompts/chime.wav"),
+        include_bytes!("../../examples/prompts/chime.wav"),
     ),
     (
         "prompts/hold-music.wav",
-        include_bytes!("../examples/prompts/hold-music.wav"),
+        include_bytes!("../../examples/prompts/hold-music.wav"),
     ),
 ];
 
@@ -243,7 +246,7 @@ impl Registry {
                 }
                 continue;
             };
-            let mut problems = crate::flowmedia::check(
+            let mut problems = crate::tenants::flowmedia::check(
                 &flow,
                 self.tts.as_ref().map(|e| e as &dyn media::tts::Engine),
             );

@@ -1,5 +1,5 @@
 //! RTP ports: binding each call's RTP/RTCP socket pair from the configured
-//! range. (The call itself runs in [`crate::call_task`].)
+//! range. (The call itself runs in [`crate::call::task`].)
 
 use std::net::{SocketAddr, UdpSocket as StdUdpSocket};
 

@@ -129,7 +129,7 @@ pub fn run(cmd: CallsCommand, cfg: &Config) -> anyhow::Result<ExitCode> {
                 Some(call) => {
                     let events = store.events(&call.call_id).await?;
                     if json {
-                        println!("{}", show_json(&call, &events));
+                        println!("{}", crate::store::call_json(&call, &events));
                     } else {
                         print!("{}", show_text(&call, &events));
                     }
@@ -174,24 +174,6 @@ fn print_list(calls: &[CallRecord], json: bool) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-/// The call and its timeline as one JSON object.
-pub fn show_json(call: &CallRecord, events: &[Event]) -> serde_json::Value {
-    let timeline: Vec<serde_json::Value> = events
-        .iter()
-        .map(|e| {
-            serde_json::json!({
-                "seq": e.seq,
-                "at_ms": e.at_ms,
-                "offset_ms": e.offset_ms,
-                "step": e.step,
-                "kind": e.kind,
-                "detail": serde_json::from_str::<serde_json::Value>(&e.detail).unwrap_or(serde_json::Value::String(e.detail.clone())),
-            })
-        })
-        .collect();
-    serde_json::json!({ "call": call, "timeline": timeline })
 }
 
 /// The readable timeline.

@@ -15,7 +15,10 @@
 //!   time ([`sweep`]); the server runs it hourly and
 //!   `dhwani retention sweep --now` runs it at any time (tests move time).
 
-use std::io::{BufRead, BufReader, Write};
+pub mod keys;
+pub mod layout;
+
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -152,7 +155,7 @@ impl Audit {
 /// Recording files of a call (the call recording and its messages).
 pub fn recordings_of(data_dir: &Path, tenant: &str, call_id: &str) -> Vec<PathBuf> {
     let prefix = format!("{call_id}-");
-    crate::reccmd::stored(data_dir, Some(tenant))
+    crate::privacy::layout::stored(data_dir, Some(tenant))
         .into_iter()
         .filter(|p| {
             p.file_name()
@@ -197,7 +200,7 @@ pub async fn export(
     let mut n_rec = 0;
     for c in &calls {
         let events = store.events(&c.call_id).await?;
-        let timeline = crate::callscmd::show_json(c, &events);
+        let timeline = crate::store::call_json(c, &events);
         let tl_name = format!("call-{}.json", c.call_id);
         std::fs::write(folder.join(&tl_name), serde_json::to_vec_pretty(&timeline)?)?;
         let mut recs = Vec::new();
@@ -273,7 +276,7 @@ pub async fn erase(
     tenant: &str,
     number: &str,
 ) -> anyhow::Result<EraseReport> {
-    let key = crate::keystore::load(&cfg.data_dir, tenant)?;
+    let key = crate::privacy::keys::load(&cfg.data_dir, tenant)?;
     let pseudonym = key.pseudonym(number);
     let holds = store.holds().await?;
     let mut report = EraseReport::default();
@@ -326,7 +329,7 @@ pub async fn sweep(
     let hold_list: Vec<retention::Hold> = holds.iter().map(|h| h.to_hold()).collect();
     let mut report = SweepReport::default();
     for t in &cfg.tenants {
-        let Ok(key) = crate::keystore::load(&cfg.data_dir, &t.id) else {
+        let Ok(key) = crate::privacy::keys::load(&cfg.data_dir, &t.id) else {
             continue; // no key: the server never ran for it, nothing stored
         };
         let calls = store.tenant_calls(&t.id).await?;
@@ -397,12 +400,4 @@ pub async fn sweep(
         }
     }
     Ok(report)
-}
-
-/// Writes a JSON report line to stdout.
-pub fn print_json(v: &impl Serialize) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, v)?;
-    writeln!(out)?;
-    Ok(())
 }

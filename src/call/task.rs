@@ -33,7 +33,7 @@ use recordings::file::FileRecorder;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-use crate::keystore::TenantKey;
+use crate::privacy::keys::TenantKey;
 use crate::store::writer::{LogSender, Record};
 use crate::store::{CallRecord, Event as LogEvent};
 use crate::tenants::Registry;
@@ -418,8 +418,8 @@ impl Call {
             .shared
             .recordings_dir
             .join(&tenant)
-            .join(format!("{id}.{}", crate::reccmd::EXTENSION));
-        crate::keystore::create_recording(
+            .join(format!("{id}.{}", crate::privacy::layout::EXTENSION));
+        crate::privacy::keys::create_recording(
             &path,
             &tenant,
             &key,

@@ -1,5 +1,10 @@
 //! The `dhwani` command line.
 
+pub mod calls;
+pub mod flow;
+pub mod privacy;
+pub mod recordings;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -39,7 +44,7 @@ pub enum Command {
     Recordings {
         /// What to do.
         #[command(subcommand)]
-        command: crate::reccmd::RecordingsCommand,
+        command: crate::cli::recordings::RecordingsCommand,
         /// TOML config file (as for `serve`).
         #[arg(long, value_name = "FILE", global = true)]
         config: Option<PathBuf>,
@@ -52,7 +57,7 @@ pub enum Command {
     Privacy {
         /// What to do.
         #[command(subcommand)]
-        command: crate::privacycmd::PrivacyCommand,
+        command: crate::cli::privacy::PrivacyCommand,
         /// TOML config file (as for `serve`).
         #[arg(long, value_name = "FILE", global = true)]
         config: Option<PathBuf>,
@@ -64,7 +69,7 @@ pub enum Command {
     Holds {
         /// What to do.
         #[command(subcommand)]
-        command: crate::privacycmd::HoldsCommand,
+        command: crate::cli::privacy::HoldsCommand,
         /// TOML config file (as for `serve`).
         #[arg(long, value_name = "FILE", global = true)]
         config: Option<PathBuf>,
@@ -76,7 +81,7 @@ pub enum Command {
     Retention {
         /// What to do.
         #[command(subcommand)]
-        command: crate::privacycmd::RetentionCommand,
+        command: crate::cli::privacy::RetentionCommand,
         /// TOML config file (as for `serve`).
         #[arg(long, value_name = "FILE", global = true)]
         config: Option<PathBuf>,
@@ -88,7 +93,7 @@ pub enum Command {
     Keys {
         /// What to do.
         #[command(subcommand)]
-        command: crate::privacycmd::KeysCommand,
+        command: crate::cli::privacy::KeysCommand,
         /// TOML config file (as for `serve`).
         #[arg(long, value_name = "FILE", global = true)]
         config: Option<PathBuf>,
@@ -100,7 +105,7 @@ pub enum Command {
     Audit {
         /// What to do.
         #[command(subcommand)]
-        command: crate::privacycmd::AuditCommand,
+        command: crate::cli::privacy::AuditCommand,
         /// TOML config file (as for `serve`).
         #[arg(long, value_name = "FILE", global = true)]
         config: Option<PathBuf>,
@@ -112,7 +117,7 @@ pub enum Command {
     Calls {
         /// What to do.
         #[command(subcommand)]
-        command: crate::callscmd::CallsCommand,
+        command: crate::cli::calls::CallsCommand,
         /// TOML config file (as for `serve`).
         #[arg(long, value_name = "FILE", global = true)]
         config: Option<PathBuf>,
@@ -124,46 +129,46 @@ pub enum Command {
     Flow {
         /// What to do with the flows.
         #[command(subcommand)]
-        command: crate::flowcmd::FlowCommand,
+        command: crate::cli::flow::FlowCommand,
     },
 }
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Flow { command } => crate::flowcmd::run(command),
+        Command::Flow { command } => crate::cli::flow::run(command),
         Command::Privacy {
             command,
             config,
             data_dir,
-        } => crate::privacycmd::privacy(command, &load_config(config.as_deref(), data_dir)?),
+        } => crate::cli::privacy::privacy(command, &load_config(config.as_deref(), data_dir)?),
         Command::Holds {
             command,
             config,
             data_dir,
-        } => crate::privacycmd::holds(command, &load_config(config.as_deref(), data_dir)?),
+        } => crate::cli::privacy::holds(command, &load_config(config.as_deref(), data_dir)?),
         Command::Retention {
             command,
             config,
             data_dir,
-        } => crate::privacycmd::retention(command, &load_config(config.as_deref(), data_dir)?),
+        } => crate::cli::privacy::retention(command, &load_config(config.as_deref(), data_dir)?),
         Command::Keys {
             command,
             config,
             data_dir,
-        } => crate::privacycmd::keys(command, &load_config(config.as_deref(), data_dir)?),
+        } => crate::cli::privacy::keys(command, &load_config(config.as_deref(), data_dir)?),
         Command::Audit {
             command,
             config,
             data_dir,
-        } => crate::privacycmd::audit(command, &load_config(config.as_deref(), data_dir)?),
+        } => crate::cli::privacy::audit(command, &load_config(config.as_deref(), data_dir)?),
         Command::Calls {
             command,
             config,
             data_dir,
         } => {
             let cfg = load_config(config.as_deref(), data_dir)?;
-            crate::callscmd::run(command, &cfg)
+            crate::cli::calls::run(command, &cfg)
         }
         Command::Recordings {
             command,
@@ -171,7 +176,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             data_dir,
         } => {
             let cfg = load_config(config.as_deref(), data_dir)?;
-            crate::reccmd::run(command, &cfg)
+            crate::cli::recordings::run(command, &cfg)
         }
         Command::Serve {
             config,
@@ -335,6 +340,14 @@ impl Signals {
             Sig::Stop
         }
     }
+}
+
+/// Writes a JSON report line to stdout.
+pub fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, v)?;
+    std::io::Write::write_all(&mut out, b"\n")?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 //! `--key` (or `--private-key`). Key files hold 32 bytes, raw or as 64 hex
 //! digits. Keys and audio never go to the logs.
 
+use crate::privacy::layout::{EXTENSION, stored};
 use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -20,9 +21,6 @@ use recordings::keys::{Key, unwrap_kek, unwrap_private};
 use recordings::{Error, stream};
 
 use crate::config::Config;
-
-/// File name ending of recordings.
-pub const EXTENSION: &str = "dhwrec";
 
 /// `dhwani recordings ...`
 #[derive(Debug, Subcommand)]
@@ -110,23 +108,24 @@ fn open_key(args: &KeyArgs, data_dir: &Path, h: &Header) -> Result<Key, Error> {
             }
             // The current key (file or environment), or the archived one
             // the header names.
-            match crate::keystore::find(data_dir, &h.tenant, &h.key_id) {
+            match crate::privacy::keys::find(data_dir, &h.tenant, &h.key_id) {
                 Some(k) => k.kek().0,
                 None => {
-                    let p = crate::keystore::key_path(data_dir, &h.tenant);
+                    let p = crate::privacy::keys::key_path(data_dir, &h.tenant);
                     return Err(Error::MissingKey(if p.exists() {
                         format!(
                             "key `{}` is neither tenant `{}`'s current key nor archived in {}",
                             h.key_id,
                             h.tenant,
-                            crate::keystore::archive_path(data_dir, &h.tenant, &h.key_id).display()
+                            crate::privacy::keys::archive_path(data_dir, &h.tenant, &h.key_id)
+                                .display()
                         )
                     } else {
                         format!(
                             "tenant `{}` has no key file at {} nor {} set (check --data-dir, or give the key with --key FILE)",
                             h.tenant,
                             p.display(),
-                            crate::keystore::env_var(&h.tenant)
+                            crate::privacy::keys::env_var(&h.tenant)
                         )
                     }));
                 }
@@ -138,31 +137,6 @@ fn open_key(args: &KeyArgs, data_dir: &Path, h: &Header) -> Result<Key, Error> {
         (KeyMode::PublicKey, false, _) => unwrap_private(&bytes, h),
         _ => Err(wrong()),
     }
-}
-
-/// Every stored recording file (optionally of one tenant), newest first.
-pub fn stored(data_dir: &Path, tenant: Option<&str>) -> Vec<PathBuf> {
-    let root = data_dir.join("recordings");
-    let mut out = Vec::new();
-    let Ok(tenants) = std::fs::read_dir(&root) else {
-        return out;
-    };
-    for t in tenants.filter_map(Result::ok) {
-        if tenant.is_some_and(|want| t.file_name().to_string_lossy() != want) {
-            continue;
-        }
-        let Ok(files) = std::fs::read_dir(t.path()) else {
-            continue;
-        };
-        out.extend(
-            files
-                .filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == EXTENSION)),
-        );
-    }
-    out.sort_by_key(|p| std::cmp::Reverse(std::fs::metadata(p).and_then(|m| m.modified()).ok()));
-    out
 }
 
 /// A recording id or path to its file.
