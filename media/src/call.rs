@@ -195,6 +195,11 @@ impl CallMedia {
         }
     }
 
+    /// The negotiated codec.
+    pub fn codec(&self) -> Codec {
+        self.codec
+    }
+
     /// The RTP session (counters, statistics).
     pub fn session(&self) -> &Session {
         &self.session

@@ -1,4 +1,6 @@
-//! One answered call: the task that runs the tenant's flow against the
-//! call's media and writes its timeline and CDR ([`task`]).
+//! One answered call: the sans-IO [`core`] (the flow against the media,
+//! consent and recording, the hold clock, timeline and CDR) and its thin
+//! tokio driver, [`task`].
 
+pub mod core;
 pub mod task;

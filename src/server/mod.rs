@@ -18,7 +18,8 @@ use sip::transport::{self, Bound, Event, ListenSpec, TransportConfig};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::call::task::{self as call_task, CallEvent, HangupRequest, Shared};
+use crate::call::core::SipEvent as CallEvent;
+use crate::call::task::{self as call_task, HangupRequest, Shared};
 use crate::config::{Config, Listen, parse_port_range};
 use crate::server::rtp_ports::RtpPorts;
 use crate::store::Store;
@@ -319,14 +320,7 @@ async fn drive(
                         {
                             // One call's bug ends that call only.
                             tracing::error!(call_id = %info.sip_call_id, "call task panicked; ending the call");
-                            let mut r = call_task::call_record(&info);
-                            r.end_ms = SystemTime::now()
-                                .duration_since(SystemTime::UNIX_EPOCH)
-                                .ok()
-                                .map(|d| d.as_millis() as i64);
-                            r.hangup_by = Some(Party::System.name().into());
-                            r.hangup_cause = Some("internal error".into());
-                            r.outcome = Some("error: the call task failed".into());
+                            let r = crate::call::core::failed_record(&info, SystemTime::now());
                             log.send(crate::store::writer::Record::Call(r));
                             let _ = hangup
                                 .send(HangupRequest { id, by: Party::System, reason: "internal error".into() })

@@ -1,0 +1,885 @@
+//! The sans-IO core of one answered call: the flow's [`Interpreter`]
+//! against the call's media ([`CallMedia`]), with consent and recording
+//! control, the hold clock, message-end detection, the timeline and the CDR.
+//!
+//! ```text
+//!  Input::Datagram ──► CallMedia ──digits, prompt done, tap──► Core ──► Interpreter
+//!  Input::Sip (ACK, INFO, hold, BYE) ─────────────────────────►  │  ◄── play, record, hangup
+//!  Input::Prompts (decoded PCM) ──────────────────────────────►  │
+//!  Input::Timeout ───────────────────────────────────────────►  ▼
+//!        Output::{Transmit, ResolvePrompts, Record, Hangup, Finished}
+//! ```
+//!
+//! It reads no clock and does no I/O: `now` comes with every input, wall
+//! time is the `epoch` given at start plus elapsed `now`, recordings go
+//! through the [`Recorders`] trait, and prompt files and speech are decoded
+//! by the driver when asked ([`Output::ResolvePrompts`]). The tokio driver
+//! is [`super::task`].
+//!
+//! Rules it owns:
+//! - The flow's clock stops while the caller holds the call (re-INVITE
+//!   sendonly/inactive) and before the dialog is confirmed: timeouts do not
+//!   run out and prompts wait.
+//! - Nothing is recorded without consent; a caller who withdrew consent
+//!   (the privacy registry, checked by the driver at start) is never
+//!   recorded, message or call.
+//! - A message ends on its maximum length, on the flow's end key, or after
+//!   the flow's silence once the caller has spoken or a second has passed
+//!   ([`SILENCE_MEAN_AMPLITUDE`], [`SILENCE_GRACE_FRAMES`]).
+//! - Queues and transfers are not available yet: the flow takes its
+//!   overflow or failure path and the timeline says why. `fetch` is checked
+//!   against the tenant's allow-list, then answered "not available".
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use ivr_dsl::allow::AllowList;
+use ivr_dsl::ast::RecordingOp;
+use ivr_dsl::interp::{
+    CallContext, Input as FlowInput, Interpreter, Outcome, Output as Step, Playable, QueueOutcome,
+};
+use media::call::{CallMedia, Command, Event, Output as MediaOutput};
+
+use crate::store::writer::Record;
+use crate::store::{CallRecord, Event as LogEvent};
+use crate::ua::{CallInfo, Party};
+
+/// A frame's mean absolute amplitude under this is silence, for the end of
+/// a message (speech sits in the thousands; line noise under a hundred).
+pub const SILENCE_MEAN_AMPLITUDE: i64 = 300;
+/// Silence ends a message only after this many 20 ms frames (one second),
+/// so a caller who pauses before speaking is not cut off.
+pub const SILENCE_GRACE_FRAMES: u64 = 50;
+/// One media frame.
+const FRAME: Duration = Duration::from_millis(20);
+
+/// What the SIP side tells a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SipEvent {
+    /// The ACK came: the call's media may send.
+    Confirmed,
+    /// A digit from SIP INFO.
+    InfoDigit(char),
+    /// The media direction changed (hold/unhold).
+    Direction {
+        /// We may send.
+        send: bool,
+        /// The caller sends.
+        receive: bool,
+    },
+    /// The call is over (the caller hung up, or we sent BYE).
+    Ended {
+        /// Who.
+        by: Party,
+        /// Why.
+        cause: String,
+    },
+}
+
+/// Something that happened to the call.
+#[derive(Debug)]
+pub enum Input<'a> {
+    /// A datagram on the call's RTP or RTCP socket.
+    Datagram {
+        /// Its source.
+        from: SocketAddr,
+        /// Its bytes.
+        bytes: &'a [u8],
+    },
+    /// [`Core::poll_timeout`] was reached.
+    Timeout,
+    /// From the SIP side.
+    Sip(SipEvent),
+    /// The prompts of [`Output::ResolvePrompts`] `job`, decoded at the
+    /// codec's rate, or why they cannot play.
+    Prompts {
+        /// The job.
+        job: u64,
+        /// PCM per prompt, or the error.
+        result: Result<Vec<Arc<[i16]>>, String>,
+    },
+}
+
+/// Something for the driver to do.
+#[derive(Debug)]
+pub enum Output {
+    /// Send a datagram (RTCP from the RTCP socket unless `rtcp-mux`).
+    Transmit {
+        /// To.
+        to: SocketAddr,
+        /// Bytes.
+        bytes: bytes::Bytes,
+        /// RTCP.
+        rtcp: bool,
+    },
+    /// Decode or synthesise these prompts (off the call's task) at `rate`
+    /// and answer with [`Input::Prompts`].
+    ResolvePrompts {
+        /// Answer with this job number.
+        job: u64,
+        /// The prompts.
+        prompts: Vec<Playable>,
+        /// Sample rate.
+        rate: u32,
+    },
+    /// The prompts of `job` are no longer wanted.
+    CancelPrompts {
+        /// The job.
+        job: u64,
+    },
+    /// A timeline event or a CDR for the interaction log.
+    Record(Box<Record>),
+    /// Ask the SIP side to end the call (BYE). The call goes on until
+    /// [`SipEvent::Ended`].
+    Hangup {
+        /// Who decided.
+        by: Party,
+        /// Why.
+        reason: String,
+    },
+    /// The call is over and its CDR was emitted: the driver may stop.
+    Finished,
+}
+
+/// Where recordings go (files in the server, memory in tests).
+pub trait Recorders {
+    /// Opens recording `id`: stereo (caller left, us right) or mono.
+    fn open(&mut self, id: &str, stereo: bool, now: Instant) -> Result<(), String>;
+    /// Appends samples (interleaved when stereo).
+    fn write(&mut self, id: &str, now: Instant, samples: &[i16]) -> Result<(), String>;
+    /// Closes it.
+    fn finish(&mut self, id: &str) -> Result<(), String>;
+}
+
+/// What a call starts with.
+pub struct Setup {
+    /// Who is calling, which flow, when.
+    pub info: CallInfo,
+    /// The media core, already built with the call's codec and addresses.
+    pub media: CallMedia,
+    /// Its codec's sample rate.
+    pub rate: u32,
+    /// Where `now` and wall time meet (the call's start).
+    pub epoch: (Instant, SystemTime),
+    /// The dialog is confirmed already (late offer: media started at the ACK).
+    pub confirmed: bool,
+    /// No call lasts longer.
+    pub max_duration: Duration,
+    /// The caller withdrew recording consent (the privacy registry).
+    pub consent_withdrawn: bool,
+    /// The tenant's `fetch` allow-list.
+    pub fetch_allow: AllowList,
+    /// Test hook (`DHWANI_TEST_PANIC_DIGIT`): panic on this key, so the
+    /// tests can show that one call's failure ends that call only.
+    pub panic_digit: Option<char>,
+    /// The beep before a message.
+    pub beep: Arc<[i16]>,
+}
+
+/// A message (`record`) or the call recording in progress.
+struct Recording {
+    id: String,
+    paused: bool,
+    /// Message only: ends at this time.
+    deadline: Option<Instant>,
+    /// Message only: silence that ends it, and how long it has been quiet.
+    silence: Option<(Duration, Duration)>,
+    frames: u64,
+}
+
+/// The core of one call.
+pub struct Core {
+    info: CallInfo,
+    interp: Interpreter,
+    media: CallMedia,
+    rate: u32,
+    epoch: (Instant, SystemTime),
+    max_end: Instant,
+    seq: i64,
+    /// Time the flow's clock stood still so far, and since when it stands
+    /// (hold, or the dialog not confirmed yet).
+    held_total: Duration,
+    held_since: Option<Instant>,
+    on_hold: bool,
+    play_job: Option<u64>,
+    next_job: u64,
+    play_barge_in: bool,
+    message: Option<Recording>,
+    call_rec: Option<Recording>,
+    recording_ids: Vec<String>,
+    messages: u32,
+    consent_withdrawn: bool,
+    fetch_allow: AllowList,
+    panic_digit: Option<char>,
+    beep: Arc<[i16]>,
+    hangup_sent: bool,
+    finished: bool,
+    scratch: Vec<i16>,
+    out: VecDeque<Output>,
+}
+
+impl Core {
+    /// Starts the call's flow at `now` and emits the CDR's first row and
+    /// the "answered" event.
+    pub fn new(setup: Setup, now: Instant, recorders: &mut dyn Recorders) -> Core {
+        let ctx = CallContext {
+            call_id: setup.info.record_id.clone(),
+            caller: setup.info.admitted.caller.clone(),
+            called: setup.info.admitted.called.clone(),
+            start_time: jiff::Timestamp::try_from(setup.epoch.1)
+                .unwrap_or(jiff::Timestamp::UNIX_EPOCH),
+        };
+        let interp = Interpreter::start(Arc::clone(&setup.info.admitted.flow), ctx, now);
+        let mut core = Core {
+            interp,
+            media: setup.media,
+            rate: setup.rate,
+            epoch: setup.epoch,
+            max_end: now + setup.max_duration,
+            seq: 0,
+            held_total: Duration::ZERO,
+            held_since: (!setup.confirmed).then_some(now),
+            on_hold: false,
+            play_job: None,
+            next_job: 0,
+            play_barge_in: false,
+            message: None,
+            call_rec: None,
+            recording_ids: Vec::new(),
+            messages: 0,
+            consent_withdrawn: setup.consent_withdrawn,
+            fetch_allow: setup.fetch_allow,
+            panic_digit: setup.panic_digit,
+            beep: setup.beep,
+            hangup_sent: false,
+            finished: false,
+            scratch: Vec::with_capacity(640),
+            out: VecDeque::new(),
+            info: setup.info,
+        };
+        core.out
+            .push_back(Output::Record(Box::new(Record::Call(call_record(
+                &core.info,
+            )))));
+        let flow = &core.info.admitted.flow;
+        let detail = serde_json::json!({"event": "answered", "codec": core.media.codec().name(), "flow": flow.name, "version": flow.version.to_string(), "trunk": core.info.admitted.trunk});
+        core.log(now, "", "sip", detail);
+        core.pump(now, recorders);
+        core
+    }
+
+    /// The call's details.
+    pub fn info(&self) -> &CallInfo {
+        &self.info
+    }
+
+    /// The media core (counters).
+    pub fn media(&self) -> &CallMedia {
+        &self.media
+    }
+
+    /// The flow's interpreter (state, for tests and logs).
+    pub fn interpreter(&self) -> &Interpreter {
+        &self.interp
+    }
+
+    /// True once [`Output::Finished`] was emitted.
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// The next output.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// When to send [`Input::Timeout`]: the next media frame, the flow's
+    /// next deadline (in real time), or the longest call.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.finished {
+            return None;
+        }
+        let mut t = self.media.poll_timeout();
+        if self.held_since.is_none()
+            && let Some(f) = self.interp.poll_timeout()
+        {
+            t = t.min(f + self.held_total);
+        }
+        if !self.hangup_sent {
+            t = t.min(self.max_end);
+        }
+        Some(t)
+    }
+
+    /// Feeds one input; then drain [`Core::poll_output`].
+    pub fn handle_input(&mut self, now: Instant, input: Input<'_>, rec: &mut dyn Recorders) {
+        if self.finished {
+            return;
+        }
+        match input {
+            Input::Datagram { from, bytes } => self.media.handle_datagram(now, from, bytes),
+            Input::Timeout => {
+                self.media.handle_timeout(now);
+                self.pump(now, rec);
+                if self.held_since.is_none()
+                    && self
+                        .interp
+                        .poll_timeout()
+                        .is_some_and(|t| t + self.held_total <= now)
+                {
+                    self.flow_input(now, FlowInput::Timeout);
+                }
+                if now >= self.max_end {
+                    self.request_hangup(Party::System, "max_call_secs reached".into());
+                }
+            }
+            Input::Sip(SipEvent::Confirmed) => self.media.handle_command(now, Command::Confirm),
+            Input::Sip(SipEvent::InfoDigit(k)) => {
+                self.media.handle_command(now, Command::InfoDigit(k))
+            }
+            Input::Sip(SipEvent::Direction { send, receive }) => {
+                self.media
+                    .handle_command(now, Command::Direction { send, receive });
+                match (!send, self.on_hold) {
+                    (true, false) => {
+                        self.on_hold = true;
+                        self.stop_clock(now);
+                        self.log(now, "", "sip", serde_json::json!({"event": "hold"}));
+                    }
+                    (false, true) => {
+                        self.on_hold = false;
+                        self.start_clock(now);
+                        self.log(now, "", "sip", serde_json::json!({"event": "unhold"}));
+                    }
+                    _ => {}
+                }
+            }
+            Input::Sip(SipEvent::Ended { by, cause }) => {
+                self.finish(now, by, cause, rec);
+                return;
+            }
+            Input::Prompts { job, result } => {
+                if self.play_job == Some(job) {
+                    self.play_job = None;
+                    match result {
+                        Ok(pcm) => self.media.handle_command(
+                            now,
+                            Command::Play {
+                                prompts: pcm,
+                                barge_in: self.play_barge_in,
+                            },
+                        ),
+                        Err(e) => {
+                            tracing::error!(call_id = %self.info.sip_call_id, record_id = %self.info.record_id, error = %e, "prompt cannot play");
+                            let step = self.interp.step_name().to_owned();
+                            self.log(now, &step, "error", serde_json::json!({"prompt": e}));
+                            self.flow_input(now, FlowInput::PromptFinished);
+                        }
+                    }
+                }
+            }
+        }
+        self.pump(now, rec);
+    }
+
+    fn wall(&self, now: Instant) -> SystemTime {
+        self.epoch.1 + now.saturating_duration_since(self.epoch.0)
+    }
+
+    /// The interpreter's clock: real time minus the time it stood still.
+    fn flow_now(&self, now: Instant) -> Instant {
+        let held = self.held_total
+            + self
+                .held_since
+                .map_or(Duration::ZERO, |h| now.saturating_duration_since(h));
+        now.checked_sub(held).unwrap_or(now)
+    }
+
+    fn stop_clock(&mut self, now: Instant) {
+        if self.held_since.is_none() {
+            self.held_since = Some(now);
+        }
+    }
+
+    fn start_clock(&mut self, now: Instant) {
+        if let Some(h) = self.held_since.take() {
+            self.held_total += now.saturating_duration_since(h);
+        }
+    }
+
+    fn flow_input(&mut self, now: Instant, input: FlowInput) {
+        let t = self.flow_now(now);
+        self.interp.handle_input(t, input);
+    }
+
+    fn log(&mut self, now: Instant, step: &str, kind: &str, detail: serde_json::Value) {
+        let wall = self.wall(now);
+        let e = LogEvent {
+            call_id: self.info.record_id.clone(),
+            seq: self.seq,
+            at_ms: ms(wall),
+            offset_ms: now.saturating_duration_since(self.epoch.0).as_millis() as i64,
+            step: step.to_owned(),
+            kind: kind.to_owned(),
+            detail: detail.to_string(),
+        };
+        self.seq += 1;
+        self.out
+            .push_back(Output::Record(Box::new(Record::Event(e))));
+    }
+
+    fn request_hangup(&mut self, by: Party, reason: String) {
+        if !self.hangup_sent {
+            self.hangup_sent = true;
+            self.out.push_back(Output::Hangup { by, reason });
+        }
+    }
+
+    /// Runs the flow's steps and the media's outputs until both are quiet.
+    fn pump(&mut self, now: Instant, rec: &mut dyn Recorders) {
+        loop {
+            let mut busy = self.run_steps(now, rec);
+            while let Some(out) = self.media.poll_output() {
+                busy = true;
+                self.media_output(now, out, rec);
+            }
+            if !busy {
+                break;
+            }
+        }
+        if self.interp.is_ended() && !self.hangup_sent && self.play_job.is_none() {
+            // The flow ended without a hangup (queued, transferred, error).
+            let reason = outcome_text(self.interp.outcome());
+            self.request_hangup(Party::Dhwani, reason);
+        }
+    }
+
+    fn media_output(&mut self, now: Instant, out: MediaOutput, rec: &mut dyn Recorders) {
+        match out {
+            MediaOutput::Transmit { to, bytes, rtcp } => {
+                self.out.push_back(Output::Transmit { to, bytes, rtcp })
+            }
+            MediaOutput::Event(Event::Digit { key, source }) => {
+                if self.panic_digit == Some(key) {
+                    #[allow(clippy::panic)]
+                    {
+                        panic!("DHWANI_TEST_PANIC_DIGIT pressed");
+                    }
+                }
+                let (call_id, record_id) = (&self.info.sip_call_id, &self.info.record_id);
+                if self.interp.is_collecting_sensitive() {
+                    tracing::info!(%call_id, %record_id, digit = "*", source = source.name(), "DTMF received (sensitive)");
+                } else {
+                    tracing::info!(%call_id, %record_id, digit = %key, source = source.name(), "DTMF received");
+                }
+                let step = self.interp.step_name().to_owned();
+                self.log(
+                    now,
+                    &step,
+                    "dtmf",
+                    serde_json::json!({"source": source.name()}),
+                );
+                self.flow_input(now, FlowInput::Digit(key));
+            }
+            MediaOutput::Event(Event::PlaybackFinished { interrupted }) => {
+                let step = self.interp.step_name().to_owned();
+                self.log(
+                    now,
+                    &step,
+                    "played",
+                    serde_json::json!({"interrupted": interrupted}),
+                );
+                self.flow_input(now, FlowInput::PromptFinished);
+            }
+            MediaOutput::Event(Event::Confirmed) => {
+                if !self.on_hold {
+                    self.start_clock(now);
+                }
+            }
+            MediaOutput::Event(Event::Latched(addr)) => {
+                tracing::debug!(call_id = %self.info.sip_call_id, %addr, "RTP peer learned")
+            }
+            MediaOutput::Event(Event::MediaTimeout) => {
+                tracing::info!(call_id = %self.info.sip_call_id, record_id = %self.info.record_id, "no RTP: media timeout");
+                self.request_hangup(Party::System, "media timeout".into());
+            }
+            MediaOutput::Tap { caller, far_end } => self.tap(now, &caller, &far_end, rec),
+        }
+    }
+
+    /// Carries out what the flow asked for; true if it asked anything.
+    fn run_steps(&mut self, now: Instant, rec: &mut dyn Recorders) -> bool {
+        let mut any = false;
+        while let Some(step) = self.interp.poll_output() {
+            any = true;
+            let at = self.interp.step_name().to_owned();
+            match step {
+                Step::Play { prompts, barge_in } => {
+                    if let Some(job) = self.play_job.take() {
+                        self.out.push_back(Output::CancelPrompts { job });
+                    }
+                    self.next_job += 1;
+                    self.play_job = Some(self.next_job);
+                    self.play_barge_in = barge_in;
+                    self.out.push_back(Output::ResolvePrompts {
+                        job: self.next_job,
+                        prompts,
+                        rate: self.rate,
+                    });
+                }
+                Step::StopPlayback => {
+                    if let Some(job) = self.play_job.take() {
+                        self.out.push_back(Output::CancelPrompts { job });
+                    }
+                    self.media.handle_command(now, Command::Stop);
+                }
+                Step::Log(ev) => {
+                    let mut m = serde_json::Map::new();
+                    for (k, v) in ev.fields {
+                        m.insert(k, serde_json::Value::String(v));
+                    }
+                    self.log(now, &ev.step, ev.kind, serde_json::Value::Object(m));
+                }
+                Step::Record { max, beep, silence } => {
+                    self.start_message(now, max, beep, silence, &at, rec)
+                }
+                Step::StopRecord => self.finish_message(now, rec),
+                Step::Consent { .. } => {
+                    // The interpreter logs the answer itself; nothing else
+                    // to do until a `recording start`.
+                }
+                Step::Recording(op) => self.call_recording(now, op, &at, rec),
+                Step::Queue { name, .. } => {
+                    self.log(
+                        now,
+                        &at,
+                        "queue",
+                        serde_json::json!({"name": name, "event": "not yet available", "why": "agents and queues are not available on this server yet"}),
+                    );
+                    self.flow_input(now, FlowInput::QueueDone(QueueOutcome::Unavailable));
+                }
+                Step::Transfer { .. } => self.flow_input(
+                    now,
+                    FlowInput::TransferDone(Err(
+                        "transfers are not available on this server yet".into()
+                    )),
+                ),
+                Step::Fetch { url, .. } => {
+                    let why = match self.fetch_allow.check(&url) {
+                        Ok(()) => "fetch is not available on this server yet".to_owned(),
+                        Err(e) => e.to_string(),
+                    };
+                    self.flow_input(now, FlowInput::FetchDone(Err(why)));
+                }
+                Step::Hangup { reason } => {
+                    self.request_hangup(Party::Dhwani, format!("flow: {reason}"))
+                }
+            }
+        }
+        any
+    }
+
+    fn start_message(
+        &mut self,
+        now: Instant,
+        max: Duration,
+        beep: bool,
+        silence: Duration,
+        step: &str,
+        rec: &mut dyn Recorders,
+    ) {
+        self.messages += 1;
+        let id = format!("{}-m{}", self.info.record_id, self.messages);
+        let opened = if self.consent_withdrawn {
+            // The caller's voice is not kept, message or not.
+            Err("the caller withdrew consent (privacy registry)".to_owned())
+        } else {
+            rec.open(&id, false, now)
+        };
+        match opened {
+            Ok(()) => {
+                if beep {
+                    self.media.handle_command(
+                        now,
+                        Command::Play {
+                            prompts: vec![Arc::clone(&self.beep)],
+                            barge_in: false,
+                        },
+                    );
+                }
+                self.media.handle_command(now, Command::Tap(true));
+                self.message = Some(Recording {
+                    id,
+                    paused: false,
+                    deadline: Some(now + max),
+                    silence: (!silence.is_zero()).then_some((silence, Duration::ZERO)),
+                    frames: 0,
+                });
+            }
+            Err(e) => {
+                self.log(now, step, "error", serde_json::json!({"record": e}));
+                self.flow_input(
+                    now,
+                    FlowInput::RecordingFinished {
+                        id: String::new(),
+                        duration: Duration::ZERO,
+                    },
+                );
+            }
+        }
+    }
+
+    fn finish_message(&mut self, now: Instant, rec: &mut dyn Recorders) {
+        let Some(m) = self.message.take() else {
+            return;
+        };
+        if self.call_rec.is_none() {
+            self.media.handle_command(now, Command::Tap(false));
+        }
+        let duration = FRAME * u32::try_from(m.frames).unwrap_or(u32::MAX);
+        if let Err(e) = rec.finish(&m.id) {
+            tracing::error!(call_id = %self.info.sip_call_id, recording = %m.id, error = %e, "message recording failed");
+        }
+        self.recording_ids.push(m.id.clone());
+        self.flow_input(now, FlowInput::RecordingFinished { id: m.id, duration });
+    }
+
+    fn call_recording(
+        &mut self,
+        now: Instant,
+        op: RecordingOp,
+        step: &str,
+        rec: &mut dyn Recorders,
+    ) {
+        match op {
+            RecordingOp::Start if self.consent_withdrawn => {
+                self.log(
+                    now,
+                    step,
+                    "recording",
+                    serde_json::json!({"event": "refused", "reason": "the caller withdrew consent (privacy registry)"}),
+                );
+            }
+            RecordingOp::Start if self.call_rec.is_none() => {
+                let id = format!("{}-call", self.info.record_id);
+                match rec.open(&id, true, now) {
+                    Ok(()) => {
+                        self.media.handle_command(now, Command::Tap(true));
+                        self.log(
+                            now,
+                            step,
+                            "recording",
+                            serde_json::json!({"event": "writing", "id": id}),
+                        );
+                        self.recording_ids.insert(0, id.clone());
+                        self.call_rec = Some(Recording {
+                            id,
+                            paused: false,
+                            deadline: None,
+                            silence: None,
+                            frames: 0,
+                        });
+                    }
+                    Err(e) => {
+                        tracing::error!(call_id = %self.info.sip_call_id, error = %e, "cannot start the call recording; the call goes on unrecorded");
+                        self.log(
+                            now,
+                            step,
+                            "error",
+                            serde_json::json!({"recording": format!("failed: {e}")}),
+                        );
+                    }
+                }
+            }
+            RecordingOp::Stop => self.stop_call_recording(now, rec),
+            // The interpreter logs these itself.
+            RecordingOp::Pause | RecordingOp::Resume => {
+                if let Some(r) = self.call_rec.as_mut() {
+                    r.paused = op == RecordingOp::Pause;
+                }
+            }
+            RecordingOp::Start => {}
+        }
+    }
+
+    fn stop_call_recording(&mut self, now: Instant, rec: &mut dyn Recorders) {
+        if let Some(r) = self.call_rec.take() {
+            let seconds = r.frames as f64 * FRAME.as_secs_f64();
+            self.log(
+                now,
+                "",
+                "recording",
+                serde_json::json!({"event": "saved", "id": r.id, "seconds": seconds}),
+            );
+            if self.message.is_none() {
+                self.media.handle_command(now, Command::Tap(false));
+            }
+            if let Err(e) = rec.finish(&r.id) {
+                tracing::error!(call_id = %self.info.sip_call_id, recording = %r.id, error = %e, "call recording failed");
+            }
+        }
+    }
+
+    /// 20 ms of audio each way for the recorders.
+    fn tap(&mut self, now: Instant, caller: &[i16], far: &[i16], rec: &mut dyn Recorders) {
+        let mut failed = None;
+        if let Some(r) = self.call_rec.as_mut()
+            && !r.paused
+        {
+            // Caller left, far end right, in a buffer kept across frames.
+            let inter = &mut self.scratch;
+            inter.clear();
+            inter.extend(caller.iter().zip(far).flat_map(|(a, b)| [*a, *b]));
+            r.frames += 1;
+            if let Err(e) = rec.write(&r.id, now, inter) {
+                failed = Some((r.id.clone(), e));
+            }
+        }
+        if let Some((id, e)) = failed {
+            // Full disk and the like: the call goes on, the recording is
+            // marked failed in the timeline and the log.
+            tracing::error!(call_id = %self.info.sip_call_id, recording = %id, error = %e, "recording failed; the call goes on");
+            self.log(
+                now,
+                "",
+                "error",
+                serde_json::json!({"recording": id, "failed": e, "what": "call"}),
+            );
+            self.call_rec = None;
+        }
+        let mut done = false;
+        if let Some(m) = self.message.as_mut() {
+            m.frames += 1;
+            if let Err(e) = rec.write(&m.id, now, caller) {
+                tracing::error!(call_id = %self.info.sip_call_id, recording = %m.id, error = %e, "message recording failed");
+                done = true;
+            }
+            if let Some((limit, quiet)) = m.silence.as_mut() {
+                let energy = caller.iter().map(|s| i64::from(*s).abs()).sum::<i64>()
+                    / caller.len().max(1) as i64;
+                if energy < SILENCE_MEAN_AMPLITUDE {
+                    *quiet += FRAME;
+                } else {
+                    *quiet = Duration::ZERO;
+                }
+                if *quiet >= *limit && m.frames > SILENCE_GRACE_FRAMES {
+                    done = true;
+                }
+            }
+            if m.deadline.is_some_and(|d| now >= d) {
+                done = true;
+            }
+        }
+        if done {
+            self.finish_message(now, rec);
+        }
+    }
+
+    /// The end: the flow learns the caller left, recorders close, the CDR.
+    fn finish(&mut self, now: Instant, by: Party, cause: String, rec: &mut dyn Recorders) {
+        if let Some(job) = self.play_job.take() {
+            self.out.push_back(Output::CancelPrompts { job });
+        }
+        if !self.interp.is_ended() {
+            self.flow_input(now, FlowInput::HangUp);
+            self.run_steps(now, rec);
+        }
+        self.finish_message(now, rec);
+        self.stop_call_recording(now, rec);
+        self.run_steps(now, rec);
+        // Outputs of the media (frames, reports) are of no use any more.
+        while self.media.poll_output().is_some() {}
+        self.log(
+            now,
+            "",
+            "sip",
+            serde_json::json!({"event": "ended", "by": by.name(), "cause": cause}),
+        );
+        let mut r = call_record(&self.info);
+        r.end_ms = Some(ms(self.wall(now)));
+        r.duration_ms = Some(now.saturating_duration_since(self.epoch.0).as_millis() as i64);
+        r.hangup_by = Some(by.name().into());
+        r.hangup_cause = Some(cause);
+        r.outcome = Some(outcome_text(self.interp.outcome()));
+        r.recording_id = self.recording_ids.first().cloned();
+        self.out
+            .push_back(Output::Record(Box::new(Record::Call(r))));
+        let m = &self.media;
+        tracing::info!(
+            call_id = %self.info.sip_call_id,
+            record_id = %self.info.record_id,
+            outcome = %outcome_text(self.interp.outcome()),
+            frames = m.frames,
+            late_2ms = m.late_2ms,
+            skipped = m.skipped_frames,
+            "call finished"
+        );
+        self.finished = true;
+        self.out.push_back(Output::Finished);
+    }
+}
+
+fn ms(t: SystemTime) -> i64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The CDR row of a call (also written at start, without the end).
+pub fn call_record(info: &CallInfo) -> CallRecord {
+    CallRecord {
+        call_id: info.record_id.clone(),
+        sip_call_id: info.sip_call_id.clone(),
+        tenant: info.admitted.tenant_id.to_string(),
+        flow: info.admitted.flow.name.clone(),
+        flow_version: info.admitted.flow.version.to_string(),
+        caller: info.admitted.caller.clone(),
+        called: info.admitted.called.clone(),
+        start_ms: ms(info.invited_at),
+        answer_ms: info.answered_at.map(ms),
+        end_ms: None,
+        duration_ms: None,
+        hangup_by: None,
+        hangup_cause: None,
+        outcome: None,
+        recording_id: None,
+    }
+}
+
+/// The CDR of a call that never reached its task (refused after
+/// admission, cancelled, never answered), ended at `end`.
+pub fn unanswered_record(info: &CallInfo, by: Party, cause: &str, end: SystemTime) -> CallRecord {
+    let mut r = call_record(info);
+    r.end_ms = Some(ms(end));
+    r.duration_ms = Some(0);
+    r.hangup_by = Some(by.name().into());
+    r.hangup_cause = Some(cause.into());
+    r.outcome = Some("not answered".into());
+    r
+}
+
+/// The CDR of a call whose task failed (panicked), ended at `end`.
+pub fn failed_record(info: &CallInfo, end: SystemTime) -> CallRecord {
+    let mut r = call_record(info);
+    r.end_ms = Some(ms(end));
+    r.hangup_by = Some(Party::System.name().into());
+    r.hangup_cause = Some("internal error".into());
+    r.outcome = Some("error: the call task failed".into());
+    r
+}
+
+fn outcome_text(o: Option<&Outcome>) -> String {
+    match o {
+        Some(Outcome::HungUp(r)) => format!("hangup: {r}"),
+        Some(Outcome::CallerHungUp) => "caller hung up".into(),
+        Some(Outcome::Queued(q)) => format!("queued: {q}"),
+        Some(Outcome::Transferred(t)) => format!("transferred: {t}"),
+        Some(Outcome::Error(e)) => format!("error: {e}"),
+        None => "unfinished".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

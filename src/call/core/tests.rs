@@ -1,0 +1,659 @@
+//! The call core on fake time: each test runs a flow against the core with
+//! a scripted caller (RTP packets, INFO digits, hold, BYE), recordings in
+//! memory and prompts "decoded" at once, and moves `now` in exact steps.
+//! No sockets, no sleeps: a minute of call takes milliseconds.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use ivr_dsl::interp::Playable;
+use media::call::{CallMedia, Config as MediaConfig};
+use media::codec::Codec;
+use media::rtp::packet;
+use rand::SeedableRng;
+
+use super::*;
+use crate::ua::{Admitted, CallInfo};
+
+/// Every prompt file exists; no includes.
+struct Host;
+
+impl ivr_dsl::Host for Host {
+    fn read(&self, _: &Path) -> Result<String, String> {
+        Err("no includes in these tests".into())
+    }
+    fn prompt_exists(&self, _: &Path) -> bool {
+        true
+    }
+}
+
+fn flow(text: &str) -> Arc<ivr_dsl::Flow> {
+    let loaded = ivr_dsl::load_str(Path::new("test.ivr"), text, &Host);
+    match loaded.flow {
+        Some(f) => f,
+        None => panic!("flow does not load:\n{}", loaded.render()),
+    }
+}
+
+/// A recorder in memory: samples per recording id, and which are open.
+#[derive(Default)]
+struct Memory {
+    samples: HashMap<String, Vec<i16>>,
+    stereo: HashMap<String, bool>,
+    open: Vec<String>,
+    /// Fail every write (a full disk).
+    fail_writes: bool,
+}
+
+impl Recorders for Memory {
+    fn open(&mut self, id: &str, stereo: bool, _: Instant) -> Result<(), String> {
+        self.open.push(id.to_owned());
+        self.stereo.insert(id.to_owned(), stereo);
+        self.samples.entry(id.to_owned()).or_default();
+        Ok(())
+    }
+    fn write(&mut self, id: &str, _: Instant, s: &[i16]) -> Result<(), String> {
+        if self.fail_writes {
+            return Err("No space left on device".into());
+        }
+        self.samples
+            .entry(id.to_owned())
+            .or_default()
+            .extend_from_slice(s);
+        Ok(())
+    }
+    fn finish(&mut self, id: &str) -> Result<(), String> {
+        self.open.retain(|o| o != id);
+        Ok(())
+    }
+}
+
+const PEER: &str = "127.0.0.1:40000";
+
+/// One call on fake time.
+struct Call {
+    core: Core,
+    rec: Memory,
+    t0: Instant,
+    now: Instant,
+    /// Every timeline event: (step, kind, detail).
+    events: Vec<(String, String, serde_json::Value)>,
+    cdrs: Vec<crate::store::CallRecord>,
+    hangups: Vec<(Party, String)>,
+    /// RTP packets sent to the caller, with the time.
+    sent: Vec<Instant>,
+    /// Prompts asked for (one entry per job).
+    played: Vec<Vec<Playable>>,
+    /// Seconds of audio each `say` becomes.
+    prompt_secs: f64,
+    caller_seq: u16,
+}
+
+struct Opts {
+    confirmed: bool,
+    consent_withdrawn: bool,
+    max: Duration,
+    media_timeout: Duration,
+    prompt_secs: f64,
+}
+
+impl Default for Opts {
+    fn default() -> Opts {
+        Opts {
+            confirmed: true,
+            consent_withdrawn: false,
+            max: Duration::from_secs(3600),
+            media_timeout: Duration::from_secs(30),
+            prompt_secs: 1.0,
+        }
+    }
+}
+
+impl Call {
+    fn start(text: &str, o: Opts) -> Call {
+        let t0 = Instant::now();
+        let epoch = (
+            t0,
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+        );
+        let mut rtp = media::rtp::Config::new(PEER.parse().expect("addr"), 0, 8000);
+        rtp.telephone_event = Some(101);
+        rtp.media_timeout = o.media_timeout;
+        rtp.confirmed = o.confirmed;
+        let media = CallMedia::new(
+            MediaConfig {
+                rtp,
+                codec: Codec::Pcmu,
+                inband_dtmf: false,
+                tap: false,
+            },
+            &mut rand::rngs::StdRng::seed_from_u64(1),
+            t0,
+            epoch.1,
+        );
+        let info = CallInfo {
+            record_id: "20270115-0001".into(),
+            sip_call_id: "abc@test".into(),
+            admitted: Admitted {
+                tenant: 0,
+                tenant_id: Arc::from("acme"),
+                max_calls: 10,
+                flow: flow(text),
+                caller: "+919800000001".into(),
+                called: "1000".into(),
+                trunk: "test".into(),
+            },
+            invited_at: epoch.1,
+            answered_at: Some(epoch.1),
+        };
+        let allow = ivr_dsl::allow::AllowList::new(["api.acme.in"]).expect("allow");
+        let setup = Setup {
+            info,
+            media,
+            rate: 8000,
+            epoch,
+            confirmed: o.confirmed,
+            max_duration: o.max,
+            consent_withdrawn: o.consent_withdrawn,
+            fetch_allow: allow,
+            panic_digit: None,
+            beep: Arc::from(vec![1000i16; 800]),
+        };
+        let mut rec = Memory::default();
+        let core = Core::new(setup, t0, &mut rec);
+        let mut c = Call {
+            core,
+            rec,
+            t0,
+            now: t0,
+            events: Vec::new(),
+            cdrs: Vec::new(),
+            hangups: Vec::new(),
+            sent: Vec::new(),
+            played: Vec::new(),
+            prompt_secs: o.prompt_secs,
+            caller_seq: 0,
+        };
+        c.drain();
+        c
+    }
+
+    fn input(&mut self, input: Input<'_>) {
+        self.core.handle_input(self.now, input, &mut self.rec);
+        self.drain();
+    }
+
+    fn drain(&mut self) {
+        while let Some(out) = self.core.poll_output() {
+            match out {
+                Output::Transmit { rtcp: false, .. } => self.sent.push(self.now),
+                Output::Transmit { .. } | Output::CancelPrompts { .. } | Output::Finished => {}
+                Output::ResolvePrompts { job, prompts, .. } => {
+                    let samples = (self.prompt_secs * 8000.0) as usize;
+                    let pcm = prompts
+                        .iter()
+                        .map(|_| Arc::from(vec![8000i16; samples]))
+                        .collect();
+                    self.played.push(prompts);
+                    self.core.handle_input(
+                        self.now,
+                        Input::Prompts {
+                            job,
+                            result: Ok(pcm),
+                        },
+                        &mut self.rec,
+                    );
+                }
+                Output::Record(r) => match *r {
+                    Record::Event(e) => self.events.push((
+                        e.step,
+                        e.kind,
+                        serde_json::from_str(&e.detail).expect("json detail"),
+                    )),
+                    Record::Call(r) => self.cdrs.push(r),
+                },
+                Output::Hangup { by, reason } => {
+                    // The SIP side sends BYE and reports the end.
+                    self.hangups.push((by, reason.clone()));
+                    self.core.handle_input(
+                        self.now,
+                        Input::Sip(SipEvent::Ended { by, cause: reason }),
+                        &mut self.rec,
+                    );
+                }
+            }
+        }
+    }
+
+    /// Runs timers until `now + d` (no caller audio).
+    fn wait(&mut self, d: Duration) {
+        let end = self.now + d;
+        while let Some(t) = self.core.poll_timeout() {
+            if t > end {
+                break;
+            }
+            self.now = t.max(self.now);
+            self.input(Input::Timeout);
+        }
+        self.now = end;
+    }
+
+    /// The caller sends 20 ms RTP packets for `d`: loud speech or silence.
+    fn speak(&mut self, d: Duration, loud: bool) {
+        let end = self.now + d;
+        while self.now < end && !self.core.is_finished() {
+            let payload = [if loud { 0x10 } else { 0xFF }; 160];
+            let mut b = Vec::new();
+            let h = packet::Header {
+                marker: false,
+                payload_type: 0,
+                sequence_number: self.caller_seq,
+                timestamp: u32::from(self.caller_seq) * 160,
+                ssrc: 0xCA11,
+                csrc_count: 0,
+            };
+            self.caller_seq = self.caller_seq.wrapping_add(1);
+            packet::write(&mut b, &h, &payload);
+            let from: SocketAddr = PEER.parse().expect("addr");
+            self.input(Input::Datagram { from, bytes: &b });
+            self.wait(Duration::from_millis(20));
+        }
+    }
+
+    fn press(&mut self, key: char) {
+        self.input(Input::Sip(SipEvent::InfoDigit(key)));
+    }
+
+    fn since_start(&self) -> Duration {
+        self.now - self.t0
+    }
+
+    fn kinds(&self, kind: &str) -> Vec<&serde_json::Value> {
+        self.events
+            .iter()
+            .filter(|(_, k, _)| k == kind)
+            .map(|(_, _, d)| d)
+            .collect()
+    }
+
+    fn cdr(&self) -> &crate::store::CallRecord {
+        let last = self.cdrs.last().expect("a CDR");
+        assert!(last.end_ms.is_some(), "the final CDR row");
+        last
+    }
+}
+
+const MENU: &str = r#"flow "Menu"
+  numbers 1000
+
+step main
+  gather digits 1, timeout 5s, retries 2
+    say "Press 1 for sales."
+    on 1 -> sales
+    on invalid -> goodbye
+    on timeout -> goodbye
+
+step sales
+  say "Sales."
+  hangup "sales"
+
+step goodbye
+  say "Goodbye."
+  hangup "no input"
+"#;
+
+#[test]
+fn a_silent_caller_gets_the_retries_and_the_goodbye() {
+    let mut c = Call::start(MENU, Opts::default());
+    c.wait(Duration::from_secs(60));
+    assert!(c.core.is_finished());
+    // The menu three times (first try and two retries), then goodbye.
+    let says: Vec<String> = c
+        .played
+        .iter()
+        .flatten()
+        .map(|p| format!("{p:?}"))
+        .collect();
+    assert_eq!(says.len(), 4, "{says:?}");
+    assert!(says[..3].iter().all(|s| s.contains("Press 1")));
+    assert!(says[3].contains("Goodbye"));
+    assert_eq!(
+        c.hangups,
+        vec![(Party::Dhwani, "flow: no input".to_owned())]
+    );
+    // Each try: 1 s of prompt, then the 5 s timeout; then 1 s of goodbye.
+    let t = Duration::from_millis(c.cdr().duration_ms.expect("duration") as u64);
+    assert!(
+        (Duration::from_millis(18_900)..=Duration::from_millis(19_100)).contains(&t),
+        "{t:?}"
+    );
+    assert_eq!(c.cdr().outcome.as_deref(), Some("hangup: no input"));
+}
+
+#[test]
+fn a_key_takes_its_branch_and_the_timeline_names_the_step() {
+    let mut c = Call::start(MENU, Opts::default());
+    c.wait(Duration::from_millis(300));
+    c.press('1');
+    c.wait(Duration::from_secs(5));
+    assert_eq!(c.hangups, vec![(Party::Dhwani, "flow: sales".to_owned())]);
+    let dtmf: Vec<_> = c.events.iter().filter(|(_, k, _)| k == "dtmf").collect();
+    assert_eq!(dtmf.len(), 1);
+    assert_eq!(dtmf[0].0, "main");
+    assert_eq!(dtmf[0].2["source"], "info");
+}
+
+#[test]
+fn hold_stops_the_flow_clock_and_the_prompt_and_unhold_resumes() {
+    let mut c = Call::start(MENU, Opts::default());
+    c.wait(Duration::from_millis(500));
+    let before = c.sent.len();
+    c.input(Input::Sip(SipEvent::Direction {
+        send: false,
+        receive: false,
+    }));
+    // A minute on hold: longer than every timeout of the flow.
+    c.wait(Duration::from_secs(60));
+    assert!(!c.core.is_finished(), "the flow waited on hold");
+    assert_eq!(c.sent.len(), before, "no RTP to a held caller");
+    assert!(c.hangups.is_empty());
+    c.input(Input::Sip(SipEvent::Direction {
+        send: true,
+        receive: true,
+    }));
+    // The prompt's remaining half second, then the menu's 5 s timeout.
+    c.wait(Duration::from_millis(5400));
+    assert_eq!(c.played.len(), 1, "still the first try");
+    c.wait(Duration::from_millis(200));
+    assert_eq!(c.played.len(), 2, "the retry came on the flow's clock");
+    let sip: Vec<_> = c.kinds("sip").iter().map(|d| d["event"].clone()).collect();
+    assert_eq!(sip, vec!["answered", "hold", "unhold"]);
+}
+
+#[test]
+fn before_the_ack_nothing_is_sent_and_the_flow_waits() {
+    let mut c = Call::start(
+        MENU,
+        Opts {
+            confirmed: false,
+            media_timeout: Duration::from_secs(600),
+            ..Opts::default()
+        },
+    );
+    c.wait(Duration::from_secs(20));
+    assert!(c.sent.is_empty());
+    assert!(!c.core.is_finished(), "no timeout ran before the ACK");
+    c.input(Input::Sip(SipEvent::Confirmed));
+    c.wait(Duration::from_secs(1));
+    assert!(c.sent.len() >= 45, "{} packets after the ACK", c.sent.len());
+    c.wait(Duration::from_secs(60));
+    let t = Duration::from_millis(c.cdr().duration_ms.expect("duration") as u64);
+    assert!(
+        t > Duration::from_millis(38_900),
+        "flow time started at the ACK: {t:?}"
+    );
+}
+
+const VOICEMAIL: &str = r##"flow "Voicemail"
+  numbers 1000
+
+step start
+  say "Leave a message."
+  record into message, max 10s, silence 2s, end "#"
+  say "Thanks."
+  hangup "done"
+"##;
+
+#[test]
+fn a_message_ends_on_silence_after_the_caller_spoke() {
+    let mut c = Call::start(VOICEMAIL, Opts::default());
+    c.speak(Duration::from_secs(1), false); // the prompt plays
+    c.speak(Duration::from_secs(3), true);
+    c.speak(Duration::from_secs(4), false);
+    let finished = c
+        .events
+        .iter()
+        .find(|(_, k, d)| k == "record" || d.get("duration").is_some());
+    let samples = c.rec.samples.get("20270115-0001-m1").map_or(0, Vec::len);
+    // 3 s of speech + 2 s of silence, give or take the jitter buffer.
+    let secs = samples as f64 / 8000.0;
+    assert!(
+        (4.8..=5.4).contains(&secs),
+        "{secs} s recorded; {finished:?}"
+    );
+    assert_eq!(c.rec.stereo.get("20270115-0001-m1"), Some(&false));
+    assert!(c.rec.open.is_empty(), "the message was closed");
+}
+
+#[test]
+fn a_message_ends_on_the_end_key_and_on_its_maximum() {
+    let mut c = Call::start(VOICEMAIL, Opts::default());
+    c.speak(Duration::from_secs(1), false);
+    c.speak(Duration::from_secs(2), true);
+    c.press('#');
+    let secs = c.rec.samples["20270115-0001-m1"].len() as f64 / 8000.0;
+    assert!((1.9..=2.1).contains(&secs), "{secs}");
+    assert!(c.rec.open.is_empty());
+
+    let mut c = Call::start(VOICEMAIL, Opts::default());
+    c.speak(Duration::from_secs(1), false);
+    c.speak(Duration::from_secs(15), true);
+    let secs = c.rec.samples["20270115-0001-m1"].len() as f64 / 8000.0;
+    assert!((9.9..=10.1).contains(&secs), "max 10s: {secs}");
+}
+
+const CONSENT: &str = r#"flow "Consent"
+  numbers 1000
+
+step start
+  consent say "May we record? Press 1 for yes, 2 for no."
+  if consent == "yes"
+    recording start
+  gather into card, digits 4, timeout 5s, sensitive
+    say "Enter the last four digits of your card."
+  say "Thank you."
+  hangup "done"
+"#;
+
+#[test]
+fn no_consent_no_recording() {
+    let mut c = Call::start(CONSENT, Opts::default());
+    c.wait(Duration::from_millis(1100));
+    c.press('2');
+    c.wait(Duration::from_secs(20));
+    assert!(
+        c.rec.stereo.is_empty(),
+        "nothing was opened: {:?}",
+        c.rec.stereo
+    );
+    assert_eq!(c.cdr().recording_id, None);
+}
+
+#[test]
+fn consent_records_in_stereo_and_a_sensitive_gather_pauses_it_and_masks_keys() {
+    let mut c = Call::start(CONSENT, Opts::default());
+    c.speak(Duration::from_millis(1100), false);
+    c.press('1');
+    c.speak(Duration::from_millis(1100), true); // the card prompt
+    let before = c.rec.samples["20270115-0001-call"].len();
+    for k in ['4', '2', '4', '2'] {
+        c.speak(Duration::from_millis(200), true);
+        c.press(k);
+    }
+    let during = c.rec.samples["20270115-0001-call"].len() - before;
+    c.speak(Duration::from_secs(3), true);
+    assert_eq!(c.rec.stereo.get("20270115-0001-call"), Some(&true));
+    // Paused for the whole gather (one frame each way of slack).
+    assert!(
+        during <= 2 * 320,
+        "{during} samples recorded while collecting"
+    );
+    assert!(
+        c.rec.samples["20270115-0001-call"].len() > before + 12_000,
+        "recording resumed after the gather"
+    );
+    let timeline = serde_json::to_string(&c.events).expect("json");
+    assert!(
+        !timeline.contains("4242"),
+        "the card digits leaked: {timeline}"
+    );
+    assert_eq!(c.cdr().recording_id.as_deref(), Some("20270115-0001-call"));
+}
+
+#[test]
+fn a_caller_who_withdrew_consent_is_never_recorded() {
+    let mut c = Call::start(
+        CONSENT,
+        Opts {
+            consent_withdrawn: true,
+            ..Opts::default()
+        },
+    );
+    c.wait(Duration::from_millis(1100));
+    c.press('1');
+    c.wait(Duration::from_secs(20));
+    assert!(c.rec.stereo.is_empty());
+    assert!(
+        c.kinds("recording").iter().any(|d| d["event"] == "refused"),
+        "{:?}",
+        c.events
+    );
+    let mut c = Call::start(
+        VOICEMAIL,
+        Opts {
+            consent_withdrawn: true,
+            ..Opts::default()
+        },
+    );
+    c.speak(Duration::from_secs(5), true);
+    assert!(c.rec.stereo.is_empty(), "no message either");
+}
+
+#[test]
+fn a_full_disk_fails_the_recording_not_the_call() {
+    let text = CONSENT.replace("sensitive", "timeout 5s");
+    let mut c = Call::start(&text, Opts::default());
+    c.wait(Duration::from_millis(1100));
+    c.press('1');
+    c.rec.fail_writes = true;
+    c.wait(Duration::from_millis(500));
+    assert!(
+        c.kinds("error").iter().any(|d| d["what"] == "call"),
+        "{:?}",
+        c.events
+    );
+    assert!(!c.core.is_finished());
+    c.wait(Duration::from_secs(30));
+    assert_eq!(c.cdr().outcome.as_deref(), Some("hangup: done"));
+}
+
+#[test]
+fn max_call_secs_ends_the_call() {
+    let mut c = Call::start(
+        "flow \"W\"\n  numbers 1000\n\nstep a\n  wait 10m\n  hangup \"x\"\n",
+        Opts {
+            max: Duration::from_secs(90),
+            ..Opts::default()
+        },
+    );
+    c.speak(Duration::from_secs(100), false);
+    assert_eq!(
+        c.hangups,
+        vec![(Party::System, "max_call_secs reached".to_owned())]
+    );
+    assert_eq!(c.cdr().duration_ms, Some(90_000));
+}
+
+#[test]
+fn no_rtp_for_the_media_timeout_ends_the_call() {
+    let mut c = Call::start(
+        "flow \"W\"\n  numbers 1000\n\nstep a\n  wait 10m\n  hangup \"x\"\n",
+        Opts {
+            media_timeout: Duration::from_secs(10),
+            ..Opts::default()
+        },
+    );
+    c.speak(Duration::from_secs(3), false);
+    c.wait(Duration::from_secs(20));
+    assert_eq!(c.hangups, vec![(Party::System, "media timeout".to_owned())]);
+    let t = c.cdr().duration_ms.expect("duration");
+    assert!((12_900..=13_100).contains(&t), "{t}");
+}
+
+#[test]
+fn a_bye_in_the_middle_of_a_prompt_ends_the_flow_and_writes_the_cdr() {
+    let mut c = Call::start(
+        MENU,
+        Opts {
+            prompt_secs: 10.0,
+            ..Opts::default()
+        },
+    );
+    c.wait(Duration::from_secs(3));
+    c.input(Input::Sip(SipEvent::Ended {
+        by: Party::Caller,
+        cause: "BYE".into(),
+    }));
+    assert!(c.core.is_finished());
+    assert_eq!(c.core.poll_timeout(), None);
+    let r = c.cdr();
+    assert_eq!(r.hangup_by.as_deref(), Some("caller"));
+    assert_eq!(r.outcome.as_deref(), Some("caller hung up"));
+    assert_eq!(r.duration_ms, Some(3000));
+    assert!(c.hangups.is_empty(), "we sent no BYE of our own");
+    let last = c.events.last().expect("events");
+    assert_eq!(last.2["event"], "ended");
+    assert_eq!(c.since_start(), Duration::from_secs(3));
+}
+
+#[test]
+fn queue_transfer_and_fetch_take_their_failure_paths_today() {
+    let text = r#"flow "Q"
+  numbers 1000
+
+step start
+  queue "support", max wait 10m
+    on overflow -> t
+
+step t
+  transfer "+911140000000"
+    on failure -> f
+
+step f
+  fetch get "https://api.acme.in/balance"
+    into balance
+    on failure -> g
+  goto g
+
+step g
+  fetch get "https://evil.example/x"
+    into balance
+    on failure -> done
+  goto done
+
+step done
+  hangup "all failed"
+"#;
+    let mut c = Call::start(text, Opts::default());
+    c.wait(Duration::from_secs(1));
+    assert_eq!(
+        c.hangups,
+        vec![(Party::Dhwani, "flow: all failed".to_owned())]
+    );
+    let q = c.kinds("queue");
+    assert!(
+        q.iter().any(|d| d["event"] == "not yet available"),
+        "{:?}",
+        c.events
+    );
+    let all = serde_json::to_string(&c.events).expect("json");
+    assert!(all.contains("transfers are not available"), "{all}");
+    assert!(all.contains("fetch is not available"), "{all}");
+    assert!(
+        all.contains("evil.example"),
+        "the off-list host is named in its refusal: {all}"
+    );
+}
