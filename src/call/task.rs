@@ -206,7 +206,11 @@ pub async fn run(
         return;
     };
     let to_tokio = |s: StdUdpSocket| s.set_nonblocking(true).and_then(|_| UdpSocket::from_std(s));
-    let (Ok(sock), Ok(rtcp_sock)) = (to_tokio(setup.socket), to_tokio(setup.rtcp_socket)) else {
+    let Some((rtp_socket, rtcp_socket)) = setup.ports.sockets else {
+        let _ = hangup.send(refuse("no RTP socket")).await;
+        return;
+    };
+    let (Ok(sock), Ok(rtcp_sock)) = (to_tokio(rtp_socket), to_tokio(rtcp_socket)) else {
         let _ = hangup.send(refuse("RTP socket error")).await;
         return;
     };

@@ -26,7 +26,7 @@ impl RtpPorts {
 }
 
 impl crate::ua::PortAllocator for RtpPorts {
-    fn allocate(&mut self) -> Option<(StdUdpSocket, StdUdpSocket)> {
+    fn allocate(&mut self) -> Option<crate::ua::MediaPorts> {
         let count = usize::from((self.high - self.low) / 2 + 1);
         for _ in 0..count {
             let port = self.next;
@@ -44,8 +44,12 @@ impl crate::ua::PortAllocator for RtpPorts {
             if let (Ok(rtp), Ok(rtcp)) = (
                 StdUdpSocket::bind(SocketAddr::new(self.ip, port)),
                 StdUdpSocket::bind(SocketAddr::new(self.ip, rtcp_port)),
-            ) {
-                return Some((rtp, rtcp));
+            ) && let Ok(local) = rtp.local_addr()
+            {
+                return Some(crate::ua::MediaPorts {
+                    local,
+                    sockets: Some((rtp, rtcp)),
+                });
             }
         }
         None
@@ -62,18 +66,17 @@ mod tests {
         let mut ports = RtpPorts::new("127.0.0.1".parse().unwrap(), 31001, 31005);
         let a = ports.allocate().unwrap();
         let b = ports.allocate().unwrap();
-        assert_eq!(a.0.local_addr().unwrap().port(), 31002);
+        let (rtp, rtcp) = a.sockets.as_ref().unwrap();
+        assert_eq!(a.local.port(), 31002);
+        assert_eq!(rtp.local_addr().unwrap().port(), 31002);
         assert_eq!(
-            a.1.local_addr().unwrap().port(),
+            rtcp.local_addr().unwrap().port(),
             31003,
             "RTCP on the next port"
         );
-        assert_eq!(b.0.local_addr().unwrap().port(), 31004);
+        assert_eq!(b.local.port(), 31004);
         assert!(ports.allocate().is_none(), "range exhausted");
         drop(a);
-        assert_eq!(
-            ports.allocate().unwrap().0.local_addr().unwrap().port(),
-            31002
-        );
+        assert_eq!(ports.allocate().unwrap().local.port(), 31002);
     }
 }

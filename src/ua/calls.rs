@@ -21,7 +21,18 @@ pub struct CallId(pub u64);
 pub trait PortAllocator {
     /// A bound RTP socket on an even port and its RTCP socket on the next
     /// (RFC 3550 §11), or `None` when the range is exhausted.
-    fn allocate(&mut self) -> Option<(std::net::UdpSocket, std::net::UdpSocket)>;
+    fn allocate(&mut self) -> Option<MediaPorts>;
+}
+
+/// A call's media ports: the RTP address we announce in SDP and the bound
+/// RTP and RTCP sockets. The core only carries the sockets to the media
+/// task; an allocator for the core's own tests has none to give.
+#[derive(Debug)]
+pub struct MediaPorts {
+    /// Our RTP address (RTCP is on the next port).
+    pub local: SocketAddr,
+    /// The bound RTP and RTCP sockets.
+    pub sockets: Option<(std::net::UdpSocket, std::net::UdpSocket)>,
 }
 
 /// What a call's media task needs.
@@ -31,10 +42,8 @@ pub struct CallSetup {
     pub id: CallId,
     /// The SIP Call-ID, for logs.
     pub sip_call_id: String,
-    /// Our RTP socket.
-    pub socket: std::net::UdpSocket,
-    /// Our RTCP socket (RTP port + 1; unused with rtcp-mux).
-    pub rtcp_socket: std::net::UdpSocket,
+    /// Our RTP and RTCP ports (RTCP is unused with rtcp-mux).
+    pub ports: MediaPorts,
     /// Where the caller wants RTP.
     pub remote_rtp: SocketAddr,
     /// The chosen codec.
@@ -79,7 +88,7 @@ pub(super) struct Call {
     /// The ACK of our 2xx arrived.
     pub(super) ack_seen: bool,
     /// Late offer: our RTP/RTCP sockets, waiting for the answer in the ACK.
-    pub(super) late_media: Option<(std::net::UdpSocket, std::net::UdpSocket)>,
+    pub(super) late_media: Option<MediaPorts>,
     /// `Action::CallEnded` was sent.
     pub(super) reported: bool,
     pub(super) info: CallInfo,
@@ -206,15 +215,12 @@ impl Core {
             };
             Some((offer, negotiated))
         };
-        let Some((socket, rtcp_socket)) = self.ports.allocate() else {
+        let Some(ports) = self.ports.allocate() else {
             tracing::warn!(call_id = %call_id_text, "RTP port range exhausted");
             self.refuse_busy(now, tx, &invite, "No Media Ports");
             return;
         };
-        let local_rtp = match socket.local_addr() {
-            Ok(a) => a,
-            Err(_) => return,
-        };
+        let local_rtp = ports.local;
         let session_id: u64 = rand::Rng::random::<u32>(&mut self.rng).into();
         let local_sdp = match &media {
             Some((offer, negotiated)) => {
@@ -273,8 +279,7 @@ impl Core {
                 call.setup = Some(CallSetup {
                     id,
                     sip_call_id: call_id_text.clone(),
-                    socket,
-                    rtcp_socket,
+                    ports,
                     remote_rtp: offer.rtp,
                     negotiated,
                     rtcp_mux: offer.rtcp_mux,
@@ -282,7 +287,7 @@ impl Core {
                     confirmed: false,
                 });
             }
-            None => call.late_media = Some((socket, rtcp_socket)),
+            None => call.late_media = Some(ports),
         }
         tracing::info!(call_id = %call_id_text, remote = %flow.remote, transport = %flow.transport,
             tenant = %admitted.tenant_id, flow = %admitted.flow.name, from = %admitted.caller, to = %admitted.called, "incoming call");
@@ -405,7 +410,7 @@ impl Core {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        let Some((socket, rtcp_socket)) = call.late_media.take() else {
+        let Some(ports) = call.late_media.take() else {
             return;
         };
         let answer = sdp::parse_audio_offer(&ack.body)
@@ -421,8 +426,7 @@ impl Core {
                 let setup = CallSetup {
                     id,
                     sip_call_id: call.call_id_text(),
-                    socket,
-                    rtcp_socket,
+                    ports,
                     remote_rtp: a.rtp,
                     negotiated,
                     rtcp_mux: false,

@@ -27,7 +27,7 @@ use sip::uas::Policy;
 
 pub use admission::{Admission, Admitted, CallInfo, Party, Refusal};
 use calls::{Call, CallState};
-pub use calls::{CallId, CallSetup, PortAllocator};
+pub use calls::{CallId, CallSetup, MediaPorts, PortAllocator};
 
 /// What the driver must do.
 #[derive(Debug)]
@@ -474,3 +474,6 @@ fn stamp_via(req: &mut Request, flow: &Flow) -> Option<Flow> {
 fn reply_flow_raw(flow: &Flow) -> Flow {
     *flow
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,488 @@
+//! The user-agent core against a scripted SIP peer on fake time: the peer
+//! sends bytes, the core's actions are collected (its sends parsed back),
+//! and time jumps to the core's next deadline. No sockets: the port
+//! allocator hands out addresses only.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use sip::message::{HeaderName, Limits, Message, Request, Response, StatusCode, parse_message};
+use sip::sdp::Direction;
+use sip::transaction::Timers;
+use sip::transport::{Flow, Transport};
+
+use super::*;
+
+/// Addresses only; counts what it gave out.
+struct Ports {
+    next: u16,
+    left: usize,
+}
+
+impl PortAllocator for Ports {
+    fn allocate(&mut self) -> Option<MediaPorts> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        self.next += 2;
+        Some(MediaPorts {
+            local: SocketAddr::from(([127, 0, 0, 1], self.next)),
+            sockets: None,
+        })
+    }
+}
+
+fn flow() -> Arc<ivr_dsl::Flow> {
+    struct Host;
+    impl ivr_dsl::Host for Host {
+        fn read(&self, _: &std::path::Path) -> Result<String, String> {
+            Err("none".into())
+        }
+        fn prompt_exists(&self, _: &std::path::Path) -> bool {
+            true
+        }
+    }
+    let text = "flow \"T\"\n  numbers 1000\n\nstep a\n  wait 10m\n  hangup \"x\"\n";
+    ivr_dsl::load_str(std::path::Path::new("t.ivr"), text, &Host)
+        .flow
+        .expect("flow loads")
+}
+
+/// Routes by Request-URI user: 1000 and 2000 are tenants 0 and 1 (tenant 1
+/// allows one call); 403, 401 and anything else are refused as a gate would.
+struct Gate {
+    flow: Arc<ivr_dsl::Flow>,
+}
+
+impl Admission for Gate {
+    fn admit(
+        &mut self,
+        _: SystemTime,
+        _: SocketAddr,
+        invite: &Request,
+    ) -> Result<Admitted, Refusal> {
+        let user = invite
+            .uri
+            .user
+            .as_ref()
+            .map(|u| String::from_utf8_lossy(u).into_owned())
+            .unwrap_or_default();
+        let refuse = |status, reason, headers: Vec<(HeaderName, String)>| Refusal {
+            status,
+            reason,
+            headers,
+            why: "test".into(),
+        };
+        let tenant = match user.as_str() {
+            "1000" => 0,
+            "2000" => 1,
+            "403" => return Err(refuse(StatusCode::FORBIDDEN, "Forbidden", vec![])),
+            "401" => {
+                return Err(refuse(
+                    StatusCode::UNAUTHORIZED,
+                    "Unauthorized",
+                    vec![(
+                        HeaderName::WwwAuthenticate,
+                        "Digest realm=\"dhwani\", nonce=\"n\", algorithm=SHA-256, qop=\"auth\""
+                            .into(),
+                    )],
+                ));
+            }
+            _ => return Err(refuse(StatusCode::NOT_FOUND, "Not Found", vec![])),
+        };
+        Ok(Admitted {
+            tenant,
+            tenant_id: Arc::from(if tenant == 0 { "acme" } else { "tiny" }),
+            max_calls: if tenant == 0 { 100 } else { 1 },
+            flow: Arc::clone(&self.flow),
+            caller: "+919800000001".into(),
+            called: user,
+            trunk: "test".into(),
+        })
+    }
+}
+
+const PEER: &str = "127.0.0.1:5070";
+const US: &str = "127.0.0.1:5060";
+
+struct Ua {
+    core: Core,
+    now: Instant,
+    /// Every response the core sent, parsed.
+    responses: Vec<(Instant, Response)>,
+    /// Every request the core sent (BYE), parsed.
+    requests: Vec<(Instant, Request)>,
+    started: Vec<CallSetup>,
+    ended: Vec<(CallId, Party, String, bool)>,
+    directions: Vec<(CallId, Direction)>,
+    confirmed: Vec<CallId>,
+}
+
+fn settings(max_calls: usize, answer_after: Duration) -> Settings {
+    Settings {
+        limits: Limits::default(),
+        timers: Timers::default(),
+        max_transactions: 1000,
+        max_calls,
+        retry_after_secs: 7,
+        answer_after,
+        codecs: vec!["PCMU".into(), "PCMA".into()],
+        user_agent: "dhwani-test".into(),
+    }
+}
+
+impl Ua {
+    fn new(s: Settings) -> Ua {
+        let now = Instant::now();
+        let core = Core::new(
+            s,
+            Box::new(Ports {
+                next: 20000,
+                left: 3,
+            }),
+            Box::new(Gate { flow: flow() }),
+            (
+                now,
+                SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+            ),
+            7,
+        );
+        Ua {
+            core,
+            now,
+            responses: vec![],
+            requests: vec![],
+            started: vec![],
+            ended: vec![],
+            directions: vec![],
+            confirmed: vec![],
+        }
+    }
+
+    fn flow(&self) -> Flow {
+        Flow {
+            transport: Transport::Udp,
+            local: US.parse().expect("addr"),
+            remote: PEER.parse().expect("addr"),
+            conn: None,
+        }
+    }
+
+    fn send(&mut self, text: &str) {
+        let f = self.flow();
+        self.core
+            .handle_bytes(self.now, f, Bytes::from(text.replace('\n', "\r\n")));
+        self.collect();
+    }
+
+    fn collect(&mut self) {
+        while let Some(a) = self.core.poll_action() {
+            match a {
+                Action::Send(_, bytes) => match parse_message(bytes, &Limits::default()) {
+                    Ok(Message::Response(r)) => self.responses.push((self.now, r)),
+                    Ok(Message::Request(r)) => self.requests.push((self.now, r)),
+                    Err(e) => panic!("the core sent something unparsable: {e}"),
+                },
+                Action::StartMedia(s) => self.started.push(*s),
+                Action::CallEnded {
+                    id,
+                    by,
+                    cause,
+                    info,
+                } => self.ended.push((id, by, cause, info.is_some())),
+                Action::MediaDirection(id, d) => self.directions.push((id, d)),
+                Action::MediaConfirmed(id) => self.confirmed.push(id),
+                Action::InfoDigit(..) => {}
+            }
+        }
+    }
+
+    /// Runs the core's timers up to `now + d`.
+    fn wait(&mut self, d: Duration) {
+        let end = self.now + d;
+        while let Some(t) = self.core.poll_timeout() {
+            if t > end {
+                break;
+            }
+            self.now = t.max(self.now);
+            self.core.handle_timeout(self.now);
+            self.collect();
+        }
+        self.now = end;
+    }
+
+    fn statuses(&self) -> Vec<u16> {
+        self.responses
+            .iter()
+            .map(|(_, r)| r.status.as_u16())
+            .collect()
+    }
+
+    fn last(&self, code: u16) -> &Response {
+        self.responses
+            .iter()
+            .rev()
+            .map(|(_, r)| r)
+            .find(|r| r.status.as_u16() == code)
+            .unwrap_or_else(|| panic!("no {code} in {:?}", self.statuses()))
+    }
+
+    fn to_tag(&self) -> String {
+        let to = self.last(200).headers.get(&HeaderName::To).expect("To");
+        let to = String::from_utf8_lossy(to);
+        to.split("tag=").nth(1).expect("tag").to_owned()
+    }
+}
+
+fn sdp(port: u16, direction: &str) -> String {
+    format!(
+        "v=0\no=- 1 1 IN IP4 127.0.0.1\ns=-\nc=IN IP4 127.0.0.1\nt=0 0\nm=audio {port} RTP/AVP 0 101\na=rtpmap:0 PCMU/8000\na=rtpmap:101 telephone-event/8000\na={direction}\n"
+    )
+}
+
+fn invite(
+    user: &str,
+    call: &str,
+    cseq: u32,
+    branch: &str,
+    to_tag: Option<&str>,
+    body: &str,
+) -> String {
+    let to_tag = to_tag.map(|t| format!(";tag={t}")).unwrap_or_default();
+    let body = body.replace('\n', "\r\n");
+    format!(
+        "INVITE sip:{user}@{US} SIP/2.0\nVia: SIP/2.0/UDP {PEER};branch=z9hG4bK{branch};rport\nFrom: <sip:caller@{PEER}>;tag=caller-{call}\nTo: <sip:{user}@{US}>{to_tag}\nCall-ID: {call}\nCSeq: {cseq} INVITE\nContact: <sip:caller@{PEER}>\nMax-Forwards: 70\nContent-Type: application/sdp\nContent-Length: {}\n\n{}",
+        body.len(),
+        body.replace("\r\n", "\n")
+    )
+}
+
+fn in_dialog(method: &str, call: &str, cseq: u32, branch: &str, to_tag: &str) -> String {
+    let cseq_method = if method == "ACK" { "ACK" } else { method };
+    format!(
+        "{method} sip:dhwani@{US} SIP/2.0\nVia: SIP/2.0/UDP {PEER};branch=z9hG4bK{branch};rport\nFrom: <sip:caller@{PEER}>;tag=caller-{call}\nTo: <sip:1000@{US}>;tag={to_tag}\nCall-ID: {call}\nCSeq: {cseq} {cseq_method}\nMax-Forwards: 70\nContent-Length: 0\n\n"
+    )
+}
+
+#[test]
+fn invite_is_answered_acked_and_hung_up() {
+    let mut ua = Ua::new(settings(10, Duration::ZERO));
+    ua.send(&invite("1000", "c1", 1, "a1", None, &sdp(4000, "sendrecv")));
+    assert_eq!(ua.statuses(), vec![100, 200]);
+    let ok = ua.last(200);
+    let body = String::from_utf8_lossy(&ok.body);
+    assert!(body.contains("m=audio 20002 RTP/AVP 0 101"), "{body}");
+    assert_eq!(ua.started.len(), 1);
+    assert!(!ua.started[0].confirmed, "media waits for the ACK");
+    assert_eq!(
+        ua.started[0].remote_rtp,
+        "127.0.0.1:4000".parse().expect("addr")
+    );
+    let tag = ua.to_tag();
+    ua.send(&in_dialog("ACK", "c1", 1, "a1ack", &tag));
+    assert_eq!(ua.confirmed, vec![ua.started[0].id]);
+    // A retransmitted ACK confirms nothing twice.
+    ua.send(&in_dialog("ACK", "c1", 1, "a1ack", &tag));
+    assert_eq!(ua.confirmed.len(), 1);
+    // No 200 retransmission once ACKed.
+    ua.wait(Duration::from_secs(40));
+    assert_eq!(ua.statuses(), vec![100, 200]);
+    ua.send(&in_dialog("BYE", "c1", 2, "a1bye", &tag));
+    assert_eq!(ua.statuses(), vec![100, 200, 200]);
+    assert_eq!(ua.ended.len(), 1);
+    assert_eq!(ua.ended[0].1, Party::Caller);
+    assert!(!ua.ended[0].3, "answered: the media task writes the CDR");
+    ua.wait(Duration::from_secs(40));
+    assert_eq!(ua.core.call_count(), 0);
+}
+
+#[test]
+fn a_lost_ack_retransmits_the_200_then_ends_the_call_with_bye() {
+    let mut ua = Ua::new(settings(10, Duration::ZERO));
+    let t0 = ua.now;
+    ua.send(&invite("1000", "c2", 1, "b1", None, &sdp(4000, "sendrecv")));
+    ua.wait(Duration::from_secs(40));
+    let oks: Vec<Duration> = ua
+        .responses
+        .iter()
+        .filter(|(_, r)| r.status.as_u16() == 200)
+        .map(|(t, _)| *t - t0)
+        .collect();
+    // RFC 3261 §13.3.1.4: T1, doubling to T2, for 64*T1.
+    let want: Vec<Duration> = [
+        0u64, 500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500,
+    ]
+    .iter()
+    .map(|ms| Duration::from_millis(*ms))
+    .collect();
+    assert_eq!(oks, want);
+    // One BYE (with its own Timer E retransmissions: nobody answers it).
+    assert!(ua.requests.iter().all(|(_, r)| r.method == Method::Bye));
+    let branches: std::collections::BTreeSet<_> = ua
+        .requests
+        .iter()
+        .map(|(_, r)| r.headers.get(&HeaderName::Via).cloned())
+        .collect();
+    assert_eq!(branches.len(), 1, "one BYE transaction");
+    assert_eq!(ua.requests[0].0 - t0, Duration::from_secs(32));
+    assert!(ua.confirmed.is_empty());
+    assert_eq!(ua.ended.len(), 1);
+    assert!(ua.ended[0].2.contains("no ACK"), "{:?}", ua.ended);
+}
+
+#[test]
+fn cancel_before_the_answer_gets_487_and_after_it_changes_nothing() {
+    let mut ua = Ua::new(settings(10, Duration::from_secs(2)));
+    ua.send(&invite("1000", "c3", 1, "c1", None, &sdp(4000, "sendrecv")));
+    assert_eq!(ua.statuses(), vec![100, 180]);
+    ua.wait(Duration::from_millis(500));
+    ua.send(&format!(
+        "CANCEL sip:1000@{US} SIP/2.0\nVia: SIP/2.0/UDP {PEER};branch=z9hG4bKc1;rport\nFrom: <sip:caller@{PEER}>;tag=caller-c3\nTo: <sip:1000@{US}>\nCall-ID: c3\nCSeq: 1 CANCEL\nMax-Forwards: 70\nContent-Length: 0\n\n"
+    ));
+    assert_eq!(ua.statuses(), vec![100, 180, 200, 487]);
+    assert_eq!(
+        ua.last(200)
+            .headers
+            .get(&HeaderName::CSeq)
+            .map(|v| v.to_vec()),
+        Some(b"1 CANCEL".to_vec())
+    );
+    assert!(ua.started.is_empty(), "no media for a cancelled call");
+    assert_eq!(ua.ended.len(), 1);
+    assert!(ua.ended[0].3, "not answered: the driver writes the CDR");
+    ua.wait(Duration::from_secs(5));
+    assert!(
+        !ua.statuses().iter().skip(4).any(|s| *s == 200),
+        "the answer timer did not fire after the CANCEL: {:?}",
+        ua.statuses()
+    );
+
+    // The race the other way: the 200 went out first; CANCEL gets its own
+    // 200 and the call goes on (§9.2).
+    let mut ua = Ua::new(settings(10, Duration::ZERO));
+    ua.send(&invite("1000", "c4", 1, "d1", None, &sdp(4000, "sendrecv")));
+    ua.send(&format!(
+        "CANCEL sip:1000@{US} SIP/2.0\nVia: SIP/2.0/UDP {PEER};branch=z9hG4bKd1;rport\nFrom: <sip:caller@{PEER}>;tag=caller-c4\nTo: <sip:1000@{US}>\nCall-ID: c4\nCSeq: 1 CANCEL\nMax-Forwards: 70\nContent-Length: 0\n\n"
+    ));
+    assert_eq!(ua.statuses(), vec![100, 200, 200]);
+    assert!(ua.ended.is_empty());
+    assert_eq!(ua.core.call_count(), 1);
+}
+
+#[test]
+fn a_reinvite_holds_and_unholds() {
+    let mut ua = Ua::new(settings(10, Duration::ZERO));
+    ua.send(&invite("1000", "c5", 1, "e1", None, &sdp(4000, "sendrecv")));
+    let tag = ua.to_tag();
+    ua.send(&in_dialog("ACK", "c5", 1, "e1ack", &tag));
+    ua.send(&invite(
+        "1000",
+        "c5",
+        2,
+        "e2",
+        Some(&tag),
+        &sdp(4000, "sendonly"),
+    ));
+    let body = String::from_utf8_lossy(&ua.last(200).body).into_owned();
+    assert!(body.contains("a=recvonly"), "{body}");
+    ua.send(&in_dialog("ACK", "c5", 2, "e2ack", &tag));
+    ua.send(&invite(
+        "1000",
+        "c5",
+        3,
+        "e3",
+        Some(&tag),
+        &sdp(4000, "sendrecv"),
+    ));
+    let body = String::from_utf8_lossy(&ua.last(200).body).into_owned();
+    assert!(body.contains("a=sendrecv"), "{body}");
+    let id = ua.started[0].id;
+    assert_eq!(
+        ua.directions,
+        vec![(id, Direction::RecvOnly), (id, Direction::SendRecv)]
+    );
+}
+
+#[test]
+fn the_node_and_tenant_caps_and_draining_answer_503_with_retry_after() {
+    let mut ua = Ua::new(settings(2, Duration::ZERO));
+    ua.send(&invite("2000", "t1", 1, "f1", None, &sdp(4000, "sendrecv")));
+    ua.send(&invite("2000", "t2", 1, "f2", None, &sdp(4000, "sendrecv")));
+    assert_eq!(
+        ua.statuses(),
+        vec![100, 200, 503],
+        "tenant 2000 allows one call"
+    );
+    ua.send(&invite("1000", "n1", 1, "f3", None, &sdp(4000, "sendrecv")));
+    ua.send(&invite("1000", "n2", 1, "f4", None, &sdp(4000, "sendrecv")));
+    assert_eq!(
+        ua.statuses(),
+        vec![100, 200, 503, 100, 200, 503],
+        "the node allows two"
+    );
+    assert_eq!(
+        ua.last(503)
+            .headers
+            .get(&HeaderName::RetryAfter)
+            .map(|v| v.to_vec()),
+        Some(b"7".to_vec())
+    );
+    let mut ua = Ua::new(settings(10, Duration::ZERO));
+    ua.core.stop_accepting();
+    ua.send(&invite("1000", "d1", 1, "g1", None, &sdp(4000, "sendrecv")));
+    assert_eq!(ua.statuses(), vec![503]);
+    assert!(ua.started.is_empty());
+}
+
+#[test]
+fn refusals_of_the_gate_reach_the_caller_with_their_headers() {
+    let mut ua = Ua::new(settings(10, Duration::ZERO));
+    for (i, user) in ["999", "403", "401"].iter().enumerate() {
+        ua.send(&invite(
+            user,
+            &format!("r{i}"),
+            1,
+            &format!("h{i}"),
+            None,
+            &sdp(4000, "sendrecv"),
+        ));
+    }
+    assert_eq!(ua.statuses(), vec![404, 403, 401]);
+    let challenge = ua
+        .last(401)
+        .headers
+        .get(&HeaderName::WwwAuthenticate)
+        .expect("challenge");
+    assert!(String::from_utf8_lossy(challenge).contains("algorithm=SHA-256"));
+    assert!(ua.started.is_empty());
+    assert_eq!(ua.core.call_count(), 0);
+}
+
+#[test]
+fn an_exhausted_port_range_is_a_503_and_an_unusable_offer_a_488() {
+    let mut ua = Ua::new(settings(10, Duration::ZERO));
+    for i in 0..4 {
+        ua.send(&invite(
+            "1000",
+            &format!("p{i}"),
+            1,
+            &format!("i{i}"),
+            None,
+            &sdp(4000, "sendrecv"),
+        ));
+    }
+    assert_eq!(ua.statuses(), vec![100, 200, 100, 200, 100, 200, 503]);
+    let mut ua = Ua::new(settings(10, Duration::ZERO));
+    let video_only = "v=0\no=- 1 1 IN IP4 127.0.0.1\ns=-\nc=IN IP4 127.0.0.1\nt=0 0\nm=audio 4000 RTP/AVP 18\na=rtpmap:18 G729/8000\n";
+    ua.send(&invite("1000", "x1", 1, "j1", None, video_only));
+    assert_eq!(ua.statuses(), vec![488]);
+    let warning = ua
+        .last(488)
+        .headers
+        .get(&HeaderName::Warning)
+        .expect("Warning");
+    assert!(String::from_utf8_lossy(warning).starts_with("305"));
+}
