@@ -75,6 +75,15 @@ pub enum Command {
     SendDigit(char),
     /// The dialog is confirmed (the ACK came): media may be sent.
     Confirm,
+    /// A re-INVITE moved the media or renumbered its payload types.
+    Remote {
+        /// Where RTP goes now.
+        remote: SocketAddr,
+        /// The codec's payload type.
+        payload_type: u8,
+        /// telephone-event's payload type.
+        telephone_event: Option<u8>,
+    },
     /// Start or stop [`Output::Tap`] frames (a recording started or ended).
     Tap(bool),
     /// The negotiated direction changed (re-INVITE hold/unhold): whether
@@ -259,6 +268,13 @@ impl CallMedia {
                     .send_digit(now, key, Duration::from_millis(100));
                 self.drain_session(now);
             }
+            Command::Remote {
+                remote,
+                payload_type,
+                telephone_event,
+            } => self
+                .session
+                .update_remote(now, remote, payload_type, telephone_event),
             Command::Confirm => {
                 self.session.confirm();
                 self.drain_session(now);

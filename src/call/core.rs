@@ -62,13 +62,9 @@ pub enum SipEvent {
     Confirmed,
     /// A digit from SIP INFO.
     InfoDigit(char),
-    /// The media direction changed (hold/unhold).
-    Direction {
-        /// We may send.
-        send: bool,
-        /// The caller sends.
-        receive: bool,
-    },
+    /// A re-INVITE changed the media: direction (hold/unhold), address,
+    /// payload types.
+    MediaUpdate(sip::sdp::MediaUpdate),
     /// The call is over (the caller hung up, or we sent BYE).
     Ended {
         /// Who.
@@ -339,7 +335,19 @@ impl Core {
             Input::Sip(SipEvent::InfoDigit(k)) => {
                 self.media.handle_command(now, Command::InfoDigit(k))
             }
-            Input::Sip(SipEvent::Direction { send, receive }) => {
+            Input::Sip(SipEvent::MediaUpdate(u)) => {
+                let (send, receive) = (u.direction.sends(), u.direction.receives());
+                self.media.handle_command(
+                    now,
+                    Command::Remote {
+                        remote: u.remote,
+                        payload_type: u.payload_type,
+                        telephone_event: u.telephone_event,
+                    },
+                );
+                if u.moved {
+                    tracing::info!(call_id = %self.info.sip_call_id, record_id = %self.info.record_id, remote = %u.remote, "re-INVITE moved the media");
+                }
                 self.media
                     .handle_command(now, Command::Direction { send, receive });
                 match (!send, self.on_hold) {

@@ -353,16 +353,9 @@ async fn drive(
                         let _ = tx.try_send(CallEvent::InfoDigit(key));
                     }
                 }
-                Action::MediaDirection(id, direction) => {
-                    use sip::sdp::Direction;
-                    let (send, receive) = match direction {
-                        Direction::SendRecv => (true, true),
-                        Direction::SendOnly => (true, false),
-                        Direction::RecvOnly => (false, true),
-                        Direction::Inactive => (false, false),
-                    };
+                Action::MediaUpdate(id, update) => {
                     if let Some(tx) = calls.get(&id) {
-                        let _ = tx.try_send(CallEvent::Direction { send, receive });
+                        let _ = tx.try_send(CallEvent::MediaUpdate(update));
                     }
                 }
             }

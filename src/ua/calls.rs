@@ -7,7 +7,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use sip::dialog::{self, Dialog, DialogId};
 use sip::message::{HeaderName, Method, Request, ResponseBuilder, StatusCode};
-use sip::sdp::{self, Direction, Negotiated};
+use sip::sdp::{self, LocalSession, Negotiated};
 use sip::transaction::TxId;
 use sip::transport::Flow;
 
@@ -82,8 +82,12 @@ pub(super) struct Call {
     pub(super) answer_at: Option<Instant>,
     pub(super) scheduled: Option<Instant>,
     pub(super) setup: Option<CallSetup>,
+    /// The body of our 200 OK: the answer, or our offer (late offer).
     pub(super) local_sdp: String,
-    pub(super) sdp_version: u64,
+    /// `o=` session id of our SDP.
+    pub(super) sdp_id: u64,
+    /// What offer/answer agreed (after the ACK, for a late offer).
+    pub(super) session: Option<LocalSession>,
     pub(super) media_started: bool,
     /// The ACK of our 2xx arrived.
     pub(super) ack_seen: bool,
@@ -222,21 +226,11 @@ impl Core {
         };
         let local_rtp = ports.local;
         let session_id: u64 = rand::Rng::random::<u32>(&mut self.rng).into();
-        let local_sdp = match &media {
-            Some((offer, negotiated)) => {
-                let mut sdp = sdp::write_answer(
-                    session_id,
-                    1,
-                    local_rtp,
-                    negotiated,
-                    offer.direction.answer(),
-                    20,
-                );
-                if offer.rtcp_mux {
-                    sdp.push_str("a=rtcp-mux\r\n");
-                }
-                sdp
-            }
+        let session = media
+            .as_ref()
+            .and_then(|(offer, _)| LocalSession::answer(offer, &prefs, session_id, local_rtp, 20));
+        let local_sdp = match &session {
+            Some(s) => s.to_sdp(),
             None => sdp::write_offer(session_id, 1, local_rtp, &sdp::offer_formats(&prefs), 20),
         };
         self.next_call += 1;
@@ -267,7 +261,8 @@ impl Core {
             setup: None,
             late_media: None,
             local_sdp,
-            sdp_version: 1,
+            sdp_id: session_id,
+            session,
             media_started: false,
             ack_seen: false,
             reported: false,
@@ -423,6 +418,13 @@ impl Core {
         match answer {
             Ok((a, negotiated)) => {
                 call.media_started = true;
+                call.session = Some(LocalSession::from_answer(
+                    &a,
+                    negotiated.clone(),
+                    call.sdp_id,
+                    ports.local,
+                    20,
+                ));
                 let setup = CallSetup {
                     id,
                     sip_call_id: call.call_id_text(),
@@ -537,19 +539,38 @@ impl Core {
                 self.respond(now, tx, &req, StatusCode::OK, "OK", &[]);
             }
             Method::Invite => {
-                // Re-INVITE: answer with our session again (version bumped),
-                // mirroring the new offer's direction (hold/unhold).
-                let direction = sdp::parse_audio_offer(&req.body)
-                    .map(|o| o.direction.answer())
-                    .unwrap_or(Direction::SendRecv);
-                // Hold and unhold change what may flow each way.
-                self.actions
-                    .push_back(super::Action::MediaDirection(id, direction));
-                call.sdp_version += 1;
-                let body = call
-                    .local_sdp
-                    .replacen(" 1 IN ", &format!(" {} IN ", call.sdp_version), 1)
-                    .replace("a=sendrecv", &format!("a={}", dir_str(direction)));
+                // Re-INVITE (RFC 3264 §8): answer from the agreed session;
+                // the media task follows whatever changed.
+                let prefs: Vec<&str> = self.settings.codecs.iter().map(String::as_str).collect();
+                let Some(session) = call.session.as_mut() else {
+                    // Our late offer is still unanswered (§14.2).
+                    self.respond(
+                        now,
+                        tx,
+                        &req,
+                        StatusCode::REQUEST_PENDING,
+                        "Request Pending",
+                        &[],
+                    );
+                    return;
+                };
+                if !req.body.is_empty() {
+                    let update = sdp::parse_audio_offer(&req.body)
+                        .map_err(|_| sdp::ReofferError::NotUsable)
+                        .and_then(|offer| session.reoffer(&offer, &prefs));
+                    match update {
+                        Ok(u) => self.actions.push_back(super::Action::MediaUpdate(id, u)),
+                        Err(e) => {
+                            tracing::info!(call_id = %call.call_id_text(), error = %e, "re-INVITE refused; the call goes on as it was");
+                            let warning = format!("305 dhwani \"{e}\"");
+                            self.refuse_media(now, tx, &req, warning);
+                            return;
+                        }
+                    }
+                }
+                // Without a body the re-INVITE asks for our offer: the
+                // current session again (its answer in the ACK is not read).
+                let body = session.to_sdp();
                 let contact = contact_for(&call.flow, "dhwani");
                 let ok = ResponseBuilder::new(&req, StatusCode::OK)
                     .header(HeaderName::Contact, Bytes::from(format!("<{contact}>")))
@@ -649,13 +670,4 @@ fn report_end(
 fn record_id(at: std::time::SystemTime, random: u32) -> String {
     let ts = jiff::Timestamp::try_from(at).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
     format!("{}-{random:08x}", ts.strftime("%Y%m%dT%H%M%SZ"))
-}
-
-fn dir_str(d: Direction) -> &'static str {
-    match d {
-        Direction::SendRecv => "sendrecv",
-        Direction::SendOnly => "sendonly",
-        Direction::RecvOnly => "recvonly",
-        Direction::Inactive => "inactive",
-    }
 }

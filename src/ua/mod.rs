@@ -53,8 +53,9 @@ pub enum Action {
     MediaConfirmed(CallId),
     /// A DTMF key arrived in a SIP INFO request of the call.
     InfoDigit(CallId, char),
-    /// The call's media direction changed (our side of the answer).
-    MediaDirection(CallId, sip::sdp::Direction),
+    /// A re-INVITE changed the call's media (address, payload types or
+    /// direction): the media task follows.
+    MediaUpdate(CallId, sip::sdp::MediaUpdate),
 }
 
 /// Settings of the core.

@@ -117,7 +117,7 @@ struct Ua {
     requests: Vec<(Instant, Request)>,
     started: Vec<CallSetup>,
     ended: Vec<(CallId, Party, String, bool)>,
-    directions: Vec<(CallId, Direction)>,
+    updates: Vec<(CallId, sip::sdp::MediaUpdate)>,
     confirmed: Vec<CallId>,
 }
 
@@ -157,7 +157,7 @@ impl Ua {
             requests: vec![],
             started: vec![],
             ended: vec![],
-            directions: vec![],
+            updates: vec![],
             confirmed: vec![],
         }
     }
@@ -193,7 +193,7 @@ impl Ua {
                     cause,
                     info,
                 } => self.ended.push((id, by, cause, info.is_some())),
-                Action::MediaDirection(id, d) => self.directions.push((id, d)),
+                Action::MediaUpdate(id, u) => self.updates.push((id, u)),
                 Action::MediaConfirmed(id) => self.confirmed.push(id),
                 Action::InfoDigit(..) => {}
             }
@@ -400,10 +400,35 @@ fn a_reinvite_holds_and_unholds() {
     let body = String::from_utf8_lossy(&ua.last(200).body).into_owned();
     assert!(body.contains("a=sendrecv"), "{body}");
     let id = ua.started[0].id;
+    let directions: Vec<_> = ua.updates.iter().map(|(i, u)| (*i, u.direction)).collect();
     assert_eq!(
-        ua.directions,
+        directions,
         vec![(id, Direction::RecvOnly), (id, Direction::SendRecv)]
     );
+    assert!(ua.updates.iter().all(|(_, u)| !u.moved));
+}
+
+#[test]
+fn a_reinvite_that_moves_the_media_is_answered_from_the_session_and_reported() {
+    let mut ua = Ua::new(settings(10, Duration::ZERO));
+    ua.send(&invite("1000", "m1", 1, "k1", None, &sdp(4000, "sendrecv")));
+    let tag = ua.to_tag();
+    let first = String::from_utf8_lossy(&ua.last(200).body).into_owned();
+    ua.send(&in_dialog("ACK", "m1", 1, "k1ack", &tag));
+    let moved = sdp(4100, "sendrecv").replace("127.0.0.1", "127.0.0.2");
+    ua.send(&invite("1000", "m1", 2, "k2", Some(&tag), &moved));
+    let (_, u) = ua.updates.last().expect("an update");
+    assert!(u.moved);
+    assert_eq!(u.remote, "127.0.0.2:4100".parse().expect("addr"));
+    let again = String::from_utf8_lossy(&ua.last(200).body).into_owned();
+    // Our side did not change: the same description, version and all.
+    assert_eq!(again, first);
+    // A re-offer without the call's codec: 488, the call goes on.
+    let pcma = "v=0\no=- 1 2 IN IP4 127.0.0.1\ns=-\nc=IN IP4 127.0.0.1\nt=0 0\nm=audio 4000 RTP/AVP 8\na=rtpmap:8 PCMA/8000\n";
+    ua.send(&invite("1000", "m1", 3, "k3", Some(&tag), pcma));
+    assert_eq!(ua.statuses().last(), Some(&488));
+    assert_eq!(ua.updates.len(), 1);
+    assert!(ua.ended.is_empty());
 }
 
 #[test]

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod pg;
+pub mod rawsip;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;

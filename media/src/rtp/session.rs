@@ -200,6 +200,12 @@ enum Peer {
 pub struct Session {
     cfg: Config,
     start: Instant,
+    /// Learning of the peer's address started here (the start, or the
+    /// last re-INVITE that moved the media).
+    learn_start: Instant,
+    /// The address a re-INVITE moved the media away from: never learned
+    /// again (its last packets in flight must not pull the media back).
+    abandoned: Option<SocketAddr>,
     wall_start: SystemTime,
     peer: Peer,
     recv: Option<(u32, RecvStats)>,
@@ -234,6 +240,8 @@ impl Session {
         let mut s = Session {
             dtmf: rfc4733::Receiver::new(cfg.clock_rate),
             start: now,
+            learn_start: now,
+            abandoned: None,
             wall_start: wall,
             peer: Peer::Learning(None),
             recv: None,
@@ -289,6 +297,28 @@ impl Session {
     /// Reception statistics of the current source.
     pub fn recv_stats(&self) -> Option<&RecvStats> {
         self.recv.as_ref().map(|(_, s)| s)
+    }
+
+    /// The peer's offer changed mid-call (a re-INVITE): RTP goes to
+    /// `remote` now, with these payload types. A new address starts
+    /// learning afresh (the learning window counts from `now`), so media
+    /// follows a peer whose SBC moved it.
+    pub fn update_remote(
+        &mut self,
+        now: Instant,
+        remote: SocketAddr,
+        payload_type: u8,
+        telephone_event: Option<u8>,
+    ) {
+        self.cfg.payload_type = payload_type;
+        self.cfg.telephone_event = telephone_event;
+        if remote != self.cfg.remote {
+            self.abandoned = Some(self.send_addr());
+            self.cfg.remote = remote;
+            self.peer = Peer::Learning(None);
+            self.learn_start = now;
+            self.last_rtp = now;
+        }
     }
 
     /// The dialog is confirmed (the ACK arrived): sending may start.
@@ -387,7 +417,7 @@ impl Session {
     /// The learning rule of the module docs. Decides whether a packet of
     /// `ssrc`/`seq` from `from` is the peer's, updating what is learned.
     fn source_allowed(&mut self, now: Instant, from: SocketAddr, ssrc: u32, seq: u16) -> bool {
-        let in_window = now.saturating_duration_since(self.start) < self.cfg.learn_window;
+        let in_window = now.saturating_duration_since(self.learn_start) < self.cfg.learn_window;
         match self.peer {
             Peer::Latched { addr, .. } if addr == from => {
                 self.peer = Peer::Latched { addr, ssrc };
@@ -407,7 +437,7 @@ impl Session {
                     self.latch(from, ssrc);
                     return true;
                 }
-                if !in_window {
+                if !in_window || self.abandoned == Some(from) {
                     return false;
                 }
                 let fresh =

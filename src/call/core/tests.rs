@@ -85,6 +85,8 @@ struct Call {
     hangups: Vec<(Party, String)>,
     /// RTP packets sent to the caller, with the time.
     sent: Vec<Instant>,
+    /// Where each RTP packet went.
+    sent_to: Vec<SocketAddr>,
     /// Prompts asked for (one entry per job).
     played: Vec<Vec<Playable>>,
     /// Seconds of audio each `say` becomes.
@@ -173,6 +175,7 @@ impl Call {
             cdrs: Vec::new(),
             hangups: Vec::new(),
             sent: Vec::new(),
+            sent_to: Vec::new(),
             played: Vec::new(),
             prompt_secs: o.prompt_secs,
             caller_seq: 0,
@@ -189,7 +192,12 @@ impl Call {
     fn drain(&mut self) {
         while let Some(out) = self.core.poll_output() {
             match out {
-                Output::Transmit { rtcp: false, .. } => self.sent.push(self.now),
+                Output::Transmit {
+                    rtcp: false, to, ..
+                } => {
+                    self.sent.push(self.now);
+                    self.sent_to.push(to);
+                }
                 Output::Transmit { .. } | Output::CancelPrompts { .. } | Output::Finished => {}
                 Output::ResolvePrompts { job, prompts, .. } => {
                     let samples = (self.prompt_secs * 8000.0) as usize;
@@ -261,6 +269,19 @@ impl Call {
             self.input(Input::Datagram { from, bytes: &b });
             self.wait(Duration::from_millis(20));
         }
+    }
+
+    /// A re-INVITE as the UA core reports it.
+    fn reinvite(&mut self, direction: sip::sdp::Direction, remote: &str) {
+        let remote: SocketAddr = remote.parse().expect("addr");
+        let update = sip::sdp::MediaUpdate {
+            remote,
+            moved: remote != PEER.parse().expect("addr"),
+            payload_type: 0,
+            telephone_event: Some(101),
+            direction,
+        };
+        self.input(Input::Sip(SipEvent::MediaUpdate(update)));
     }
 
     fn press(&mut self, key: char) {
@@ -351,19 +372,13 @@ fn hold_stops_the_flow_clock_and_the_prompt_and_unhold_resumes() {
     let mut c = Call::start(MENU, Opts::default());
     c.wait(Duration::from_millis(500));
     let before = c.sent.len();
-    c.input(Input::Sip(SipEvent::Direction {
-        send: false,
-        receive: false,
-    }));
+    c.reinvite(sip::sdp::Direction::Inactive, PEER);
     // A minute on hold: longer than every timeout of the flow.
     c.wait(Duration::from_secs(60));
     assert!(!c.core.is_finished(), "the flow waited on hold");
     assert_eq!(c.sent.len(), before, "no RTP to a held caller");
     assert!(c.hangups.is_empty());
-    c.input(Input::Sip(SipEvent::Direction {
-        send: true,
-        receive: true,
-    }));
+    c.reinvite(sip::sdp::Direction::SendRecv, PEER);
     // The prompt's remaining half second, then the menu's 5 s timeout.
     c.wait(Duration::from_millis(5400));
     assert_eq!(c.played.len(), 1, "still the first try");
@@ -655,5 +670,54 @@ step done
     assert!(
         all.contains("evil.example"),
         "the off-list host is named in its refusal: {all}"
+    );
+}
+
+#[test]
+fn a_reinvite_that_moves_the_media_is_followed() {
+    let mut c = Call::start(MENU, Opts::default());
+    c.speak(Duration::from_millis(500), false);
+    assert!(
+        c.sent_to
+            .iter()
+            .all(|a| *a == PEER.parse::<SocketAddr>().expect("addr"))
+    );
+    let n = c.sent_to.len();
+    // An SBC moves the caller's media to another port.
+    c.reinvite(sip::sdp::Direction::SendRecv, "127.0.0.1:40100");
+    c.wait(Duration::from_millis(200));
+    let moved: Vec<_> = c.sent_to[n..].to_vec();
+    assert!(moved.len() >= 9, "{} packets after the move", moved.len());
+    assert!(
+        moved
+            .iter()
+            .all(|a| *a == "127.0.0.1:40100".parse::<SocketAddr>().expect("addr")),
+        "{moved:?}"
+    );
+    // The old address is no longer the caller: its last packets, even a
+    // run in sequence, neither count nor pull the media back.
+    let from: SocketAddr = PEER.parse().expect("addr");
+    let before = c.core.media().session().counters.rtp_received;
+    for seq in 9000..9010u16 {
+        let mut b = Vec::new();
+        let h = packet::Header {
+            marker: false,
+            payload_type: 0,
+            sequence_number: seq,
+            timestamp: u32::from(seq) * 160,
+            ssrc: 0xCA11,
+            csrc_count: 0,
+        };
+        packet::write(&mut b, &h, &[0xFF; 160]);
+        c.input(Input::Datagram { from, bytes: &b });
+    }
+    assert_eq!(c.core.media().session().counters.rtp_received, before);
+    let n = c.sent_to.len();
+    c.wait(Duration::from_millis(100));
+    assert!(
+        c.sent_to[n..]
+            .iter()
+            .all(|a| *a == "127.0.0.1:40100".parse::<SocketAddr>().expect("addr")),
+        "media went back to the old address"
     );
 }

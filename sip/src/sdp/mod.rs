@@ -16,6 +16,10 @@ use std::net::{IpAddr, SocketAddr};
 
 use crate::{Error, Result};
 
+mod session;
+
+pub use session::{LocalSession, MediaUpdate, ReofferError};
+
 /// Media direction attributes (RFC 3264 §5.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -30,6 +34,14 @@ pub enum Direction {
 }
 
 impl Direction {
+    /// We may send.
+    pub fn sends(self) -> bool {
+        matches!(self, Direction::SendRecv | Direction::SendOnly)
+    }
+    /// We may receive.
+    pub fn receives(self) -> bool {
+        matches!(self, Direction::SendRecv | Direction::RecvOnly)
+    }
     /// The answer's direction for an offered one (RFC 3264 §6.1).
     pub fn answer(self) -> Direction {
         match self {
@@ -39,7 +51,8 @@ impl Direction {
             Direction::Inactive => Direction::Inactive,
         }
     }
-    fn as_str(self) -> &'static str {
+    /// The attribute's name (`sendrecv`...).
+    pub fn as_str(self) -> &'static str {
         match self {
             Direction::SendRecv => "sendrecv",
             Direction::SendOnly => "sendonly",
