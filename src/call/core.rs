@@ -139,14 +139,17 @@ pub enum Output {
     Finished,
 }
 
-/// Where recordings go (files in the server, memory in tests).
+/// Where recordings go (encrypted files in the server, memory in tests).
+/// A failure is logged and marked in the timeline; the call goes on.
 pub trait Recorders {
+    /// What goes wrong (a full disk, a missing key).
+    type Error: std::fmt::Display;
     /// Opens recording `id`: stereo (caller left, us right) or mono.
-    fn open(&mut self, id: &str, stereo: bool, now: Instant) -> Result<(), String>;
+    fn open(&mut self, id: &str, stereo: bool, now: Instant) -> Result<(), Self::Error>;
     /// Appends samples (interleaved when stereo).
-    fn write(&mut self, id: &str, now: Instant, samples: &[i16]) -> Result<(), String>;
+    fn write(&mut self, id: &str, now: Instant, samples: &[i16]) -> Result<(), Self::Error>;
     /// Closes it.
-    fn finish(&mut self, id: &str) -> Result<(), String>;
+    fn finish(&mut self, id: &str) -> Result<(), Self::Error>;
 }
 
 /// What a call starts with.
@@ -219,7 +222,7 @@ pub struct Core {
 impl Core {
     /// Starts the call's flow at `now` and emits the CDR's first row and
     /// the "answered" event.
-    pub fn new(setup: Setup, now: Instant, recorders: &mut dyn Recorders) -> Core {
+    pub fn new(setup: Setup, now: Instant, recorders: &mut impl Recorders) -> Core {
         let ctx = CallContext {
             call_id: setup.info.record_id.clone(),
             caller: setup.info.admitted.caller.clone(),
@@ -310,7 +313,7 @@ impl Core {
     }
 
     /// Feeds one input; then drain [`Core::poll_output`].
-    pub fn handle_input(&mut self, now: Instant, input: Input<'_>, rec: &mut dyn Recorders) {
+    pub fn handle_input(&mut self, now: Instant, input: Input<'_>, rec: &mut impl Recorders) {
         if self.finished {
             return;
         }
@@ -446,7 +449,7 @@ impl Core {
     }
 
     /// Runs the flow's steps and the media's outputs until both are quiet.
-    fn pump(&mut self, now: Instant, rec: &mut dyn Recorders) {
+    fn pump(&mut self, now: Instant, rec: &mut impl Recorders) {
         loop {
             let mut busy = self.run_steps(now, rec);
             while let Some(out) = self.media.poll_output() {
@@ -464,7 +467,7 @@ impl Core {
         }
     }
 
-    fn media_output(&mut self, now: Instant, out: MediaOutput, rec: &mut dyn Recorders) {
+    fn media_output(&mut self, now: Instant, out: MediaOutput, rec: &mut impl Recorders) {
         match out {
             MediaOutput::Transmit { to, bytes, rtcp } => {
                 self.out.push_back(Output::Transmit { to, bytes, rtcp })
@@ -518,7 +521,7 @@ impl Core {
     }
 
     /// Carries out what the flow asked for; true if it asked anything.
-    fn run_steps(&mut self, now: Instant, rec: &mut dyn Recorders) -> bool {
+    fn run_steps(&mut self, now: Instant, rec: &mut impl Recorders) -> bool {
         let mut any = false;
         while let Some(step) = self.interp.poll_output() {
             any = true;
@@ -596,7 +599,7 @@ impl Core {
         beep: bool,
         silence: Duration,
         step: &str,
-        rec: &mut dyn Recorders,
+        rec: &mut impl Recorders,
     ) {
         self.messages += 1;
         let id = format!("{}-m{}", self.info.record_id, self.messages);
@@ -604,7 +607,7 @@ impl Core {
             // The caller's voice is not kept, message or not.
             Err("the caller withdrew consent (privacy registry)".to_owned())
         } else {
-            rec.open(&id, false, now)
+            rec.open(&id, false, now).map_err(|e| e.to_string())
         };
         match opened {
             Ok(()) => {
@@ -639,7 +642,7 @@ impl Core {
         }
     }
 
-    fn finish_message(&mut self, now: Instant, rec: &mut dyn Recorders) {
+    fn finish_message(&mut self, now: Instant, rec: &mut impl Recorders) {
         let Some(m) = self.message.take() else {
             return;
         };
@@ -659,7 +662,7 @@ impl Core {
         now: Instant,
         op: RecordingOp,
         step: &str,
-        rec: &mut dyn Recorders,
+        rec: &mut impl Recorders,
     ) {
         match op {
             RecordingOp::Start if self.consent_withdrawn => {
@@ -712,7 +715,7 @@ impl Core {
         }
     }
 
-    fn stop_call_recording(&mut self, now: Instant, rec: &mut dyn Recorders) {
+    fn stop_call_recording(&mut self, now: Instant, rec: &mut impl Recorders) {
         if let Some(r) = self.call_rec.take() {
             let seconds = r.frames as f64 * FRAME.as_secs_f64();
             self.log(
@@ -731,7 +734,7 @@ impl Core {
     }
 
     /// 20 ms of audio each way for the recorders.
-    fn tap(&mut self, now: Instant, caller: &[i16], far: &[i16], rec: &mut dyn Recorders) {
+    fn tap(&mut self, now: Instant, caller: &[i16], far: &[i16], rec: &mut impl Recorders) {
         let mut failed = None;
         if let Some(r) = self.call_rec.as_mut()
             && !r.paused
@@ -742,7 +745,7 @@ impl Core {
             inter.extend(caller.iter().zip(far).flat_map(|(a, b)| [*a, *b]));
             r.frames += 1;
             if let Err(e) = rec.write(&r.id, now, inter) {
-                failed = Some((r.id.clone(), e));
+                failed = Some((r.id.clone(), e.to_string()));
             }
         }
         if let Some((id, e)) = failed {
@@ -786,7 +789,7 @@ impl Core {
     }
 
     /// The end: the flow learns the caller left, recorders close, the CDR.
-    fn finish(&mut self, now: Instant, by: Party, cause: String, rec: &mut dyn Recorders) {
+    fn finish(&mut self, now: Instant, by: Party, cause: String, rec: &mut impl Recorders) {
         if let Some(job) = self.play_job.take() {
             self.out.push_back(Output::CancelPrompts { job });
         }

@@ -20,6 +20,7 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use super::core::{Core, Input, Output, Recorders, Setup, SipEvent};
+use crate::privacy::keys::RecordingError;
 use crate::privacy::keys::TenantKey;
 use crate::store::writer::{LogSender, Record};
 use crate::tenants::Registry;
@@ -94,11 +95,15 @@ struct FileRecorders {
 }
 
 impl Recorders for FileRecorders {
-    fn open(&mut self, id: &str, stereo: bool, now: Instant) -> Result<(), String> {
+    type Error = RecordingError;
+
+    fn open(&mut self, id: &str, stereo: bool, now: Instant) -> Result<(), RecordingError> {
         let key = self
             .shared
             .key(self.tenant)
-            .ok_or_else(|| format!("tenant `{}` has no recording key", self.tenant_id))?;
+            .ok_or_else(|| RecordingError::NoKey {
+                tenant: self.tenant_id.clone(),
+            })?;
         let path = self
             .shared
             .recordings_dir
@@ -117,20 +122,20 @@ impl Recorders for FileRecorders {
         Ok(())
     }
 
-    fn write(&mut self, id: &str, now: Instant, samples: &[i16]) -> Result<(), String> {
+    fn write(&mut self, id: &str, now: Instant, samples: &[i16]) -> Result<(), RecordingError> {
         let file = self
             .open
             .get_mut(id)
-            .ok_or_else(|| format!("recording {id} is not open"))?;
+            .ok_or_else(|| RecordingError::NotOpen { id: id.to_owned() })?;
         file.write(now, samples).map_err(|e| {
             self.open.remove(id);
-            e.to_string()
+            RecordingError::from(e)
         })
     }
 
-    fn finish(&mut self, id: &str) -> Result<(), String> {
+    fn finish(&mut self, id: &str) -> Result<(), RecordingError> {
         match self.open.remove(id) {
-            Some(f) => f.finish().map_err(|e| e.to_string()),
+            Some(f) => Ok(f.finish()?),
             None => Ok(()),
         }
     }

@@ -202,6 +202,35 @@ pub fn load_or_create(data_dir: &Path, tenant: &str) -> anyhow::Result<TenantKey
     parse_key_file(&path, tenant)
 }
 
+/// Why a recording could not be started or written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecordingError {
+    /// The tenant has no recording key loaded.
+    #[error("tenant `{tenant}` has no recording key")]
+    NoKey {
+        /// The tenant.
+        tenant: String,
+    },
+    /// The file or its folder could not be created.
+    #[error("{path}: {source}")]
+    Create {
+        /// The path.
+        path: std::path::PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Wrapping the key or writing the stream failed.
+    #[error(transparent)]
+    Recording(#[from] recordings::Error),
+    /// A write to a recording that is not open.
+    #[error("recording {id} is not open")]
+    NotOpen {
+        /// The recording id.
+        id: String,
+    },
+}
+
 /// Starts an encrypted recording file at `path` (audio as (sample rate,
 /// channels)).
 pub fn create_recording(
@@ -212,7 +241,7 @@ pub fn create_recording(
     (sample_rate, channels): (u32, u8),
     sync: Duration,
     now: Instant,
-) -> Result<FileRecorder, String> {
+) -> Result<FileRecorder, RecordingError> {
     let mut rng = rand::rng();
     let data_key = Key::random(&mut rng);
     let (mode, key_id, wrapped) = match key.public {
@@ -220,13 +249,11 @@ pub fn create_recording(
             let digest = <sha2::Sha256 as sha2::Digest>::digest(public);
             let id = format!("{tenant}-pub-{}", hex::encode(&digest[..4]));
             let w =
-                recordings::keys::wrap_public(&public, &data_key, tenant, &id, call_id, &mut rng)
-                    .map_err(|e| e.to_string())?;
+                recordings::keys::wrap_public(&public, &data_key, tenant, &id, call_id, &mut rng)?;
             (KeyMode::PublicKey, id, w)
         }
         None => {
-            let w = wrap_kek(&key.kek, &data_key, tenant, &key.key_id, call_id, &mut rng)
-                .map_err(|e| e.to_string())?;
+            let w = wrap_kek(&key.kek, &data_key, tenant, &key.key_id, call_id, &mut rng)?;
             (KeyMode::Kek, key.key_id.clone(), w)
         }
     };
@@ -242,14 +269,18 @@ pub fn create_recording(
         nonce_prefix: rand::random(),
     };
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(|source| RecordingError::Create {
+            path: dir.to_owned(),
+            source,
+        })?;
     }
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let file = opts
-        .open(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    FileRecorder::new(file, &header, &data_key, sync, now).map_err(|e| e.to_string())
+    let file = opts.open(path).map_err(|source| RecordingError::Create {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(FileRecorder::new(file, &header, &data_key, sync, now)?)
 }

@@ -49,15 +49,17 @@ struct Memory {
 }
 
 impl Recorders for Memory {
-    fn open(&mut self, id: &str, stereo: bool, _: Instant) -> Result<(), String> {
+    type Error = std::io::Error;
+
+    fn open(&mut self, id: &str, stereo: bool, _: Instant) -> Result<(), std::io::Error> {
         self.open.push(id.to_owned());
         self.stereo.insert(id.to_owned(), stereo);
         self.samples.entry(id.to_owned()).or_default();
         Ok(())
     }
-    fn write(&mut self, id: &str, _: Instant, s: &[i16]) -> Result<(), String> {
+    fn write(&mut self, id: &str, _: Instant, s: &[i16]) -> Result<(), std::io::Error> {
         if self.fail_writes {
-            return Err("No space left on device".into());
+            return Err(std::io::Error::from(std::io::ErrorKind::StorageFull));
         }
         self.samples
             .entry(id.to_owned())
@@ -65,7 +67,7 @@ impl Recorders for Memory {
             .extend_from_slice(s);
         Ok(())
     }
-    fn finish(&mut self, id: &str) -> Result<(), String> {
+    fn finish(&mut self, id: &str) -> Result<(), std::io::Error> {
         self.open.retain(|o| o != id);
         Ok(())
     }
