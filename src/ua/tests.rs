@@ -113,6 +113,8 @@ struct Ua {
     now: Instant,
     /// Every response the core sent, parsed.
     responses: Vec<(Instant, Response)>,
+    /// Where each response went.
+    response_to: Vec<SocketAddr>,
     /// Every request the core sent (BYE), parsed.
     requests: Vec<(Instant, Request)>,
     started: Vec<CallSetup>,
@@ -154,6 +156,7 @@ impl Ua {
             core,
             now,
             responses: vec![],
+            response_to: vec![],
             requests: vec![],
             started: vec![],
             ended: vec![],
@@ -181,8 +184,11 @@ impl Ua {
     fn collect(&mut self) {
         while let Some(a) = self.core.poll_action() {
             match a {
-                Action::Send(_, bytes) => match parse_message(bytes, &Limits::default()) {
-                    Ok(Message::Response(r)) => self.responses.push((self.now, r)),
+                Action::Send(flow, bytes) => match parse_message(bytes, &Limits::default()) {
+                    Ok(Message::Response(r)) => {
+                        self.responses.push((self.now, r));
+                        self.response_to.push(flow.remote);
+                    }
                     Ok(Message::Request(r)) => self.requests.push((self.now, r)),
                     Err(e) => panic!("the core sent something unparsable: {e}"),
                 },
@@ -510,4 +516,42 @@ fn an_exhausted_port_range_is_a_503_and_an_unusable_offer_a_488() {
         .get(&HeaderName::Warning)
         .expect("Warning");
     assert!(String::from_utf8_lossy(warning).starts_with("305"));
+}
+
+#[test]
+fn responses_go_to_the_source_with_received_and_rport_stamped() {
+    // RFC 3581 §4: with rport, to the source address and port; the Via
+    // gets received= and rport= (RFC 3261 §18.2.1).
+    let mut ua = Ua::new(settings(10, Duration::ZERO));
+    let options = |via: &str, b: &str| {
+        format!(
+            "OPTIONS sip:1000@{US} SIP/2.0\nVia: SIP/2.0/UDP {via};branch=z9hG4bK{b}\nFrom: <sip:a@{PEER}>;tag=1\nTo: <sip:1000@{US}>\nCall-ID: o{b}\nCSeq: 1 OPTIONS\nMax-Forwards: 70\nContent-Length: 0\n\n"
+        )
+    };
+    ua.send(&options("10.9.9.9:5999;rport", "r1"));
+    assert_eq!(ua.response_to[0], PEER.parse::<SocketAddr>().expect("addr"));
+    let via = String::from_utf8_lossy(
+        ua.responses[0]
+            .1
+            .headers
+            .get(&HeaderName::Via)
+            .expect("Via"),
+    )
+    .into_owned();
+    assert!(
+        via.contains("rport=5070") && via.contains("received=127.0.0.1"),
+        "{via}"
+    );
+    // Without rport (§18.2.2): the source IP, the port the Via names.
+    ua.send(&options("127.0.0.1:5999", "r2"));
+    assert_eq!(
+        ua.response_to[1],
+        "127.0.0.1:5999".parse::<SocketAddr>().expect("addr")
+    );
+    // And never to a maddr the request names (no reflection).
+    ua.send(&options("127.0.0.1:5999;maddr=10.1.1.1", "r3"));
+    assert_eq!(
+        ua.response_to[2].ip(),
+        PEER.parse::<SocketAddr>().expect("addr").ip()
+    );
 }
