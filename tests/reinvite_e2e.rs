@@ -65,4 +65,21 @@ fn media_follows_a_reinvite_to_a_new_port() {
     )
     .expect("bye");
     assert!(recv_sip(&sip, "200 OK", Duration::from_secs(3)).is_some());
+    // From the CDR to the server's log: the record id is on the call's
+    // lines, next to the SIP Call-ID.
+    let calls = common::finished_calls(&server);
+    let record = calls[0]["call_id"].as_str().expect("record id").to_owned();
+    assert!(server.wait_for_log("call finished", Duration::from_secs(5)));
+    let tagged: Vec<&String> = server
+        .log
+        .iter()
+        .filter(|l| l.contains(&format!("record_id={record}")))
+        .collect();
+    assert!(
+        tagged.iter().any(|l| l.contains("call finished") && l.contains("call_id=moving")),
+        "no line with both ids:\n{}",
+        server.log.join("\n")
+    );
+    assert!(tagged.iter().any(|l| l.contains("re-INVITE moved the media")));
+    assert!(tagged.iter().any(|l| l.contains("incoming call")));
 }

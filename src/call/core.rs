@@ -224,7 +224,7 @@ impl Core {
     /// the "answered" event.
     pub fn new(setup: Setup, now: Instant, recorders: &mut impl Recorders) -> Core {
         let ctx = CallContext {
-            call_id: setup.info.record_id.clone(),
+            call_id: setup.info.record_id.to_string(),
             caller: setup.info.admitted.caller.clone(),
             called: setup.info.admitted.called.clone(),
             start_time: jiff::Timestamp::try_from(setup.epoch.1)
@@ -428,7 +428,7 @@ impl Core {
     fn log(&mut self, now: Instant, step: &str, kind: &str, detail: serde_json::Value) {
         let wall = self.wall(now);
         let e = LogEvent {
-            call_id: self.info.record_id.clone(),
+            call_id: self.info.record_id.to_string(),
             seq: self.seq,
             at_ms: ms(wall),
             offset_ms: now.saturating_duration_since(self.epoch.0).as_millis() as i64,
@@ -841,8 +841,8 @@ fn ms(t: SystemTime) -> i64 {
 /// The CDR row of a call (also written at start, without the end).
 pub fn call_record(info: &CallInfo) -> CallRecord {
     CallRecord {
-        call_id: info.record_id.clone(),
-        sip_call_id: info.sip_call_id.clone(),
+        call_id: info.record_id.to_string(),
+        sip_call_id: info.sip_call_id.to_string(),
         tenant: info.admitted.tenant_id.to_string(),
         flow: info.admitted.flow.name.clone(),
         flow_version: info.admitted.flow.version.to_string(),

@@ -24,13 +24,13 @@ use crate::privacy::keys::RecordingError;
 use crate::privacy::keys::TenantKey;
 use crate::store::writer::{LogSender, Record};
 use crate::tenants::Registry;
-use crate::ua::{CallId, CallInfo, CallSetup, Party};
+use crate::ua::{CallInfo, CallSetup, CallSlot, Party};
 
 /// A call asks the SIP side to hang up.
 #[derive(Debug)]
 pub struct HangupRequest {
     /// The call.
-    pub id: CallId,
+    pub id: CallSlot,
     /// Who decided.
     pub by: Party,
     /// Why.
@@ -256,7 +256,7 @@ pub async fn run(
         shared: Arc::clone(&shared),
         tenant: info.admitted.tenant,
         tenant_id: info.admitted.tenant_id.to_string(),
-        record_id: info.record_id.clone(),
+        record_id: info.record_id.to_string(),
         rate: codec.sample_rate(),
         open: HashMap::new(),
     };

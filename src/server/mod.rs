@@ -24,7 +24,7 @@ use crate::config::{Config, Listen, parse_port_range};
 use crate::server::rtp_ports::RtpPorts;
 use crate::store::Store;
 use crate::tenants::{self, Registry};
-use crate::ua::{Action, CallId, Core, Party, Settings};
+use crate::ua::{Action, CallSlot, Core, Party, Settings};
 
 /// The beep before a recorded message.
 const BEEP: &[u8] = include_bytes!("../../examples/prompts/beep.wav");
@@ -286,7 +286,7 @@ async fn drive(
     drain: Duration,
 ) {
     let (hangup_tx, mut hangup_rx) = mpsc::channel::<HangupRequest>(1024);
-    let mut calls: HashMap<CallId, mpsc::Sender<CallEvent>> = HashMap::new();
+    let mut calls: HashMap<CallSlot, mpsc::Sender<CallEvent>> = HashMap::new();
     let mut tasks = tokio::task::JoinSet::new();
     let transports = Arc::new(transports);
     // Draining: until the first deadline calls may finish; at it, BYE;

@@ -9,6 +9,8 @@ use std::time::SystemTime;
 
 use sip::message::{HeaderName, Request, StatusCode};
 
+use super::ids::{RecordId, SipCallId};
+
 /// A call let in.
 #[derive(Debug, Clone)]
 pub struct Admitted {
@@ -78,9 +80,9 @@ impl Party {
 #[derive(Debug, Clone)]
 pub struct CallInfo {
     /// Our id (unique, sortable by time).
-    pub record_id: String,
+    pub record_id: RecordId,
     /// SIP Call-ID.
-    pub sip_call_id: String,
+    pub sip_call_id: SipCallId,
     /// Who and where.
     pub admitted: Admitted,
     /// INVITE arrived.

@@ -11,11 +11,8 @@ use sip::sdp::{self, LocalSession, Negotiated};
 use sip::transaction::TxId;
 use sip::transport::Flow;
 
+use super::ids::{CallSlot, RecordId, SipCallId};
 use super::{Action, CallInfo, Core, Party};
-
-/// Identifies a call inside the core and to its media task.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct CallId(pub u64);
 
 /// Binds RTP/RTCP socket pairs from the configured port range.
 pub trait PortAllocator {
@@ -39,9 +36,9 @@ pub struct MediaPorts {
 #[derive(Debug)]
 pub struct CallSetup {
     /// The call.
-    pub id: CallId,
+    pub id: CallSlot,
     /// The SIP Call-ID, for logs.
-    pub sip_call_id: String,
+    pub sip_call_id: SipCallId,
     /// Our RTP and RTCP ports (RTCP is unused with rtcp-mux).
     pub ports: MediaPorts,
     /// Where the caller wants RTP.
@@ -234,11 +231,14 @@ impl Core {
             None => sdp::write_offer(session_id, 1, local_rtp, &sdp::offer_formats(&prefs), 20),
         };
         self.next_call += 1;
-        let id = CallId(self.next_call);
+        let id = CallSlot(self.next_call);
         let invited_at = self.wall(now);
         let info = CallInfo {
-            record_id: record_id(invited_at, rand::Rng::random::<u32>(&mut self.rng)),
-            sip_call_id: call_id_text.clone(),
+            record_id: RecordId(record_id(
+                invited_at,
+                rand::Rng::random::<u32>(&mut self.rng),
+            )),
+            sip_call_id: SipCallId(call_id_text.clone()),
             admitted: admitted.clone(),
             invited_at,
             answered_at: None,
@@ -273,7 +273,7 @@ impl Core {
             Some((offer, negotiated)) => {
                 call.setup = Some(CallSetup {
                     id,
-                    sip_call_id: call_id_text.clone(),
+                    sip_call_id: SipCallId(call_id_text.clone()),
                     ports,
                     remote_rtp: offer.rtp,
                     negotiated,
@@ -284,7 +284,7 @@ impl Core {
             }
             None => call.late_media = Some(ports),
         }
-        tracing::info!(call_id = %call_id_text, remote = %flow.remote, transport = %flow.transport,
+        tracing::info!(call_id = %call_id_text, record_id = %call.info.record_id, remote = %flow.remote, transport = %flow.transport,
             tenant = %admitted.tenant_id, flow = %admitted.flow.name, from = %admitted.caller, to = %admitted.called, "incoming call");
         self.calls.insert(id, call);
         self.by_invite.insert(tx, id);
@@ -299,7 +299,7 @@ impl Core {
         }
     }
 
-    fn answer(&mut self, now: Instant, id: CallId) {
+    fn answer(&mut self, now: Instant, id: CallSlot) {
         let timers = self.settings.timers;
         let wall = self.wall(now);
         let ua = self.settings.user_agent.clone();
@@ -349,7 +349,7 @@ impl Core {
         self.reschedule(id);
     }
 
-    pub(super) fn call_timeout(&mut self, now: Instant, id: CallId) {
+    pub(super) fn call_timeout(&mut self, now: Instant, id: CallSlot) {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -369,7 +369,9 @@ impl Core {
             match o {
                 dialog::Output::Transmit(b) => self.actions.push_back(Action::Send(flow, b)),
                 dialog::Output::AckTimeout => {
-                    tracing::info!(call_id = %self.calls.get(&id).map(Call::call_id_text).unwrap_or_default(), "no ACK for our 2xx: ending call");
+                    if let Some(call) = self.calls.get(&id) {
+                        tracing::info!(call_id = %call.call_id_text(), record_id = %call.info.record_id, "no ACK for our 2xx: ending call");
+                    }
                     self.send_bye(now, id, Party::System, "no ACK for our 200 OK");
                 }
             }
@@ -400,7 +402,7 @@ impl Core {
 
     /// Late offer: the ACK carries the answer to the offer in our 200 OK.
     /// An ACK without a usable answer ends the call (RFC 3261 §13.3.1.4).
-    fn late_answer(&mut self, now: Instant, id: CallId, ack: &Request) {
+    fn late_answer(&mut self, now: Instant, id: CallSlot, ack: &Request) {
         let prefs: Vec<&str> = self.settings.codecs.iter().map(String::as_str).collect();
         let Some(call) = self.calls.get_mut(&id) else {
             return;
@@ -427,7 +429,7 @@ impl Core {
                 ));
                 let setup = CallSetup {
                     id,
-                    sip_call_id: call.call_id_text(),
+                    sip_call_id: SipCallId(call.call_id_text()),
                     ports,
                     remote_rtp: a.rtp,
                     negotiated,
@@ -438,7 +440,7 @@ impl Core {
                 self.actions.push_back(Action::StartMedia(Box::new(setup)));
             }
             Err(e) => {
-                tracing::info!(call_id = %call.call_id_text(), error = %e, "late offer: no usable answer in the ACK");
+                tracing::info!(call_id = %call.call_id_text(), record_id = %call.info.record_id, error = %e, "late offer: no usable answer in the ACK");
                 self.send_bye(now, id, Party::System, "no usable SDP answer in the ACK");
             }
         }
@@ -478,7 +480,7 @@ impl Core {
         let resp = ResponseBuilder::new(&call.invite, StatusCode::REQUEST_TERMINATED)
             .to_tag(call.local_tag.as_bytes())
             .build();
-        tracing::info!(call_id = %call.call_id_text(), "call cancelled before answer");
+        tracing::info!(call_id = %call.call_id_text(), record_id = %call.info.record_id, "call cancelled before answer");
         let _ = self.layer.respond(now, invite_tx, resp);
         self.end_call(id, Party::Caller, "CANCEL before answer (487)");
     }
@@ -510,7 +512,7 @@ impl Core {
         }
         match req.method {
             Method::Bye => {
-                tracing::info!(call_id = %call.call_id_text(), "caller hung up");
+                tracing::info!(call_id = %call.call_id_text(), record_id = %call.info.record_id, "caller hung up");
                 self.respond(now, tx, &req, StatusCode::OK, "OK", &[]);
                 self.end_call(id, Party::Caller, "BYE from caller");
             }
@@ -533,7 +535,7 @@ impl Core {
                 match media::dtmf::info::parse(&content_type, &req.body) {
                     Some(d) => self.actions.push_back(super::Action::InfoDigit(id, d.key)),
                     None => {
-                        tracing::debug!(call_id = %call.call_id_text(), content_type, "INFO without DTMF")
+                        tracing::debug!(call_id = %call.call_id_text(), record_id = %call.info.record_id, content_type, "INFO without DTMF")
                     }
                 }
                 self.respond(now, tx, &req, StatusCode::OK, "OK", &[]);
@@ -561,7 +563,7 @@ impl Core {
                     match update {
                         Ok(u) => self.actions.push_back(super::Action::MediaUpdate(id, u)),
                         Err(e) => {
-                            tracing::info!(call_id = %call.call_id_text(), error = %e, "re-INVITE refused; the call goes on as it was");
+                            tracing::info!(call_id = %call.call_id_text(), record_id = %call.info.record_id, error = %e, "re-INVITE refused; the call goes on as it was");
                             let warning = format!("305 dhwani \"{e}\"");
                             self.refuse_media(now, tx, &req, warning);
                             return;
@@ -582,7 +584,7 @@ impl Core {
         }
     }
 
-    pub(super) fn send_bye(&mut self, now: Instant, id: CallId, by: Party, cause: &str) {
+    pub(super) fn send_bye(&mut self, now: Instant, id: CallSlot, by: Party, cause: &str) {
         let branch = self.new_branch();
         let Some(call) = self.calls.get_mut(&id) else {
             return;
@@ -620,7 +622,7 @@ impl Core {
         }
     }
 
-    pub(super) fn end_call(&mut self, id: CallId, by: Party, reason: &str) {
+    pub(super) fn end_call(&mut self, id: CallSlot, by: Party, reason: &str) {
         let Some(mut call) = self.calls.remove(&id) else {
             return;
         };
@@ -640,7 +642,7 @@ impl Core {
         self.by_invite.remove(&call.invite_tx);
         report_end(&mut self.actions, &mut call, id, by, reason.to_owned());
         self.stats.calls_ended += 1;
-        tracing::info!(call_id = %call.call_id_text(), reason, "call ended");
+        tracing::info!(call_id = %call.call_id_text(), record_id = %call.info.record_id, reason, "call ended");
     }
 }
 
@@ -649,7 +651,7 @@ impl Core {
 fn report_end(
     actions: &mut std::collections::VecDeque<Action>,
     call: &mut Call,
-    id: CallId,
+    id: CallSlot,
     by: Party,
     cause: String,
 ) {

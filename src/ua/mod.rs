@@ -9,6 +9,7 @@
 
 mod admission;
 mod calls;
+pub mod ids;
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -27,7 +28,8 @@ use sip::uas::Policy;
 
 pub use admission::{Admission, Admitted, CallInfo, Party, Refusal};
 use calls::{Call, CallState};
-pub use calls::{CallId, CallSetup, MediaPorts, PortAllocator};
+pub use calls::{CallSetup, MediaPorts, PortAllocator};
+pub use ids::{CallSlot, RecordId, SipCallId};
 
 /// What the driver must do.
 #[derive(Debug)]
@@ -41,7 +43,7 @@ pub enum Action {
     /// answered), so the driver writes the CDR itself.
     CallEnded {
         /// The call.
-        id: CallId,
+        id: CallSlot,
         /// Who ended it.
         by: Party,
         /// Why, with the SIP cause.
@@ -50,12 +52,12 @@ pub enum Action {
         info: Option<Box<CallInfo>>,
     },
     /// The ACK of the call's 200 OK arrived: its media may start sending.
-    MediaConfirmed(CallId),
+    MediaConfirmed(CallSlot),
     /// A DTMF key arrived in a SIP INFO request of the call.
-    InfoDigit(CallId, char),
+    InfoDigit(CallSlot, char),
     /// A re-INVITE changed the call's media (address, payload types or
     /// direction): the media task follows.
-    MediaUpdate(CallId, sip::sdp::MediaUpdate),
+    MediaUpdate(CallSlot, sip::sdp::MediaUpdate),
 }
 
 /// Settings of the core.
@@ -97,11 +99,11 @@ pub struct Core {
     settings: Settings,
     policy: Policy,
     layer: Layer<Flow>,
-    calls: HashMap<CallId, Call>,
-    by_dialog: HashMap<DialogId, CallId>,
-    by_invite: HashMap<TxId, CallId>,
-    by_bye: HashMap<TxId, CallId>,
-    schedule: BTreeSet<(Instant, CallId)>,
+    calls: HashMap<CallSlot, Call>,
+    by_dialog: HashMap<DialogId, CallSlot>,
+    by_invite: HashMap<TxId, CallSlot>,
+    by_bye: HashMap<TxId, CallSlot>,
+    schedule: BTreeSet<(Instant, CallSlot)>,
     next_call: u64,
     ports: Box<dyn PortAllocator + Send>,
     admission: Box<dyn Admission>,
@@ -206,9 +208,9 @@ impl Core {
 
     /// The call's task asks to end it (the flow hung up, max duration
     /// reached, media timeout).
-    pub fn hangup(&mut self, now: Instant, id: CallId, by: Party, reason: &str) {
+    pub fn hangup(&mut self, now: Instant, id: CallSlot, by: Party, reason: &str) {
         if let Some(call) = self.calls.get(&id) {
-            tracing::info!(call_id = %call.call_id_text(), reason, "hanging up");
+            tracing::info!(call_id = %call.call_id_text(), record_id = %call.info.record_id, reason, "hanging up");
         }
         self.send_bye(now, id, by, reason);
         self.pump(now);
@@ -222,7 +224,7 @@ impl Core {
     /// Stop taking calls (503) and end the ones in progress with BYE.
     pub fn drain(&mut self, now: Instant) {
         self.draining = true;
-        let ids: Vec<CallId> = self.calls.keys().copied().collect();
+        let ids: Vec<CallSlot> = self.calls.keys().copied().collect();
         for id in ids {
             self.send_bye(now, id, Party::Dhwani, "server shutting down");
         }
@@ -406,7 +408,7 @@ impl Core {
         format!("z9hG4bK{:016x}", self.rng.random::<u64>())
     }
 
-    fn reschedule(&mut self, id: CallId) {
+    fn reschedule(&mut self, id: CallSlot) {
         let Some(c) = self.calls.get_mut(&id) else {
             return;
         };

@@ -118,9 +118,9 @@ struct Ua {
     /// Every request the core sent (BYE), parsed.
     requests: Vec<(Instant, Request)>,
     started: Vec<CallSetup>,
-    ended: Vec<(CallId, Party, String, bool)>,
-    updates: Vec<(CallId, sip::sdp::MediaUpdate)>,
-    confirmed: Vec<CallId>,
+    ended: Vec<(CallSlot, Party, String, bool)>,
+    updates: Vec<(CallSlot, sip::sdp::MediaUpdate)>,
+    confirmed: Vec<CallSlot>,
 }
 
 fn settings(max_calls: usize, answer_after: Duration) -> Settings {

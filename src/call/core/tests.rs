@@ -16,7 +16,7 @@ use media::rtp::packet;
 use rand::SeedableRng;
 
 use super::*;
-use crate::ua::{Admitted, CallInfo};
+use crate::ua::{Admitted, CallInfo, RecordId, SipCallId};
 
 /// Every prompt file exists; no includes.
 struct Host;
@@ -139,8 +139,8 @@ impl Call {
             epoch.1,
         );
         let info = CallInfo {
-            record_id: "20270115-0001".into(),
-            sip_call_id: "abc@test".into(),
+            record_id: RecordId("20270115-0001".into()),
+            sip_call_id: SipCallId("abc@test".into()),
             admitted: Admitted {
                 tenant: 0,
                 tenant_id: Arc::from("acme"),
