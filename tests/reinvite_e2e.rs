@@ -76,10 +76,16 @@ fn media_follows_a_reinvite_to_a_new_port() {
         .filter(|l| l.contains(&format!("record_id={record}")))
         .collect();
     assert!(
-        tagged.iter().any(|l| l.contains("call finished") && l.contains("call_id=moving")),
+        tagged
+            .iter()
+            .any(|l| l.contains("call finished") && l.contains("call_id=moving")),
         "no line with both ids:\n{}",
         server.log.join("\n")
     );
-    assert!(tagged.iter().any(|l| l.contains("re-INVITE moved the media")));
+    assert!(
+        tagged
+            .iter()
+            .any(|l| l.contains("re-INVITE moved the media"))
+    );
     assert!(tagged.iter().any(|l| l.contains("incoming call")));
 }

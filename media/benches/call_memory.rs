@@ -28,7 +28,12 @@ fn main() {
         let t0 = Instant::now();
         let region = Region::new(GLOBAL);
         let cfg = Config {
-            rtp: media::rtp::Config::new(peer, pt, 8000).already_confirmed(),
+            rtp: media::rtp::Config::new(
+                peer,
+                media::rtp::PayloadType(pt),
+                media::rtp::ClockRate(8000),
+            )
+            .already_confirmed(),
             codec,
             inband_dtmf: true,
             tap: false,

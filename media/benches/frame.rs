@@ -52,7 +52,12 @@ fn bench(c: &mut Criterion) {
     c.bench_function("call_frame_pcmu_inband_on", |b| {
         let t0 = Instant::now();
         let cfg = Config {
-            rtp: media::rtp::Config::new(peer, 0, 8000).already_confirmed(),
+            rtp: media::rtp::Config::new(
+                peer,
+                media::rtp::PayloadType(0),
+                media::rtp::ClockRate(8000),
+            )
+            .already_confirmed(),
             codec: Codec::Pcmu,
             inband_dtmf: true,
             tap: false,

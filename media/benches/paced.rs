@@ -54,7 +54,12 @@ fn main() {
         let mut calls: Vec<(CallMedia, u16)> = (0..n)
             .map(|i| {
                 let cfg = Config {
-                    rtp: media::rtp::Config::new(peer, 0, 8000).already_confirmed(),
+                    rtp: media::rtp::Config::new(
+                        peer,
+                        media::rtp::PayloadType(0),
+                        media::rtp::ClockRate(8000),
+                    )
+                    .already_confirmed(),
                     codec: Codec::Pcmu,
                     inband_dtmf: true,
                     tap: false,

@@ -80,9 +80,9 @@ pub enum Command {
         /// Where RTP goes now.
         remote: SocketAddr,
         /// The codec's payload type.
-        payload_type: u8,
+        payload_type: rtp::PayloadType,
         /// telephone-event's payload type.
-        telephone_event: Option<u8>,
+        telephone_event: Option<rtp::PayloadType>,
     },
     /// Start or stop [`Output::Tap`] frames (a recording started or ended).
     Tap(bool),

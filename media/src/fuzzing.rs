@@ -60,8 +60,8 @@ pub fn rfc4733_events(data: &[u8]) {
 pub fn receive_path(data: &[u8]) {
     let peer: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 40000));
     let stranger: SocketAddr = SocketAddr::from(([127, 0, 0, 2], 40002));
-    let mut cfg = rtp::Config::new(peer, 0, 8000);
-    cfg.telephone_event = Some(101);
+    let mut cfg = rtp::Config::new(peer, rtp::PayloadType(0), rtp::ClockRate(8000));
+    cfg.telephone_event = Some(rtp::PayloadType(101));
     let t0 = Instant::now();
     let mut m = CallMedia::new(
         Config {

@@ -23,7 +23,7 @@
 //!
 //! let peer: SocketAddr = "127.0.0.1:40000".parse().unwrap();
 //! let cfg = Config {
-//!     rtp: media::rtp::Config::new(peer, 0, 8000),
+//!     rtp: media::rtp::Config::new(peer, media::rtp::PayloadType(0), media::rtp::ClockRate(8000)),
 //!     codec: Codec::Pcmu,
 //!     inband_dtmf: true,
 //!     tap: false,

@@ -72,7 +72,12 @@ mod tests {
     fn a_call_records_to_a_stereo_wav_with_both_sides_aligned() {
         let peer: SocketAddr = "127.0.0.1:40000".parse().expect("addr");
         let cfg = Config {
-            rtp: crate::rtp::Config::new(peer, 0, 8000).already_confirmed(),
+            rtp: crate::rtp::Config::new(
+                peer,
+                crate::rtp::PayloadType(0),
+                crate::rtp::ClockRate(8000),
+            )
+            .already_confirmed(),
             codec: Codec::Pcmu,
             inband_dtmf: false,
             tap: true,

@@ -344,8 +344,8 @@ impl Core {
                     now,
                     Command::Remote {
                         remote: u.remote,
-                        payload_type: u.payload_type,
-                        telephone_event: u.telephone_event,
+                        payload_type: media::rtp::PayloadType(u.payload_type),
+                        telephone_event: u.telephone_event.map(media::rtp::PayloadType),
                     },
                 );
                 if u.moved {

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 use ivr_dsl::interp::Playable;
 use media::call::{CallMedia, Config};
 use media::codec::Codec;
+use media::rtp::{ClockRate, PayloadType};
 use recordings::file::FileRecorder;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -223,14 +224,14 @@ pub async fn run(
     let rtcp_mux = setup.rtcp_mux;
     let mut rtp = media::rtp::Config::new(
         setup.remote_rtp,
-        setup.negotiated.codec.payload_type,
-        codec.rtp_clock_rate(),
+        PayloadType(setup.negotiated.codec.payload_type),
+        ClockRate(codec.rtp_clock_rate()),
     );
     rtp.telephone_event = setup
         .negotiated
         .telephone_event
         .as_ref()
-        .map(|t| t.payload_type);
+        .map(|t| PayloadType(t.payload_type));
     rtp.media_timeout = shared.media_timeout;
     rtp.rtcp_mux = rtcp_mux;
     rtp.confirmed = setup.confirmed;

@@ -17,8 +17,13 @@ fn peer() -> SocketAddr {
 }
 
 fn media(now: Instant, tap: bool) -> CallMedia {
-    let mut rtp = rtp::Config::new(peer(), 0, 8000).already_confirmed();
-    rtp.telephone_event = Some(101);
+    let mut rtp = rtp::Config::new(
+        peer(),
+        crate::rtp::PayloadType(0),
+        crate::rtp::ClockRate(8000),
+    )
+    .already_confirmed();
+    rtp.telephone_event = Some(crate::rtp::PayloadType(101));
     let cfg = Config {
         rtp,
         codec: Codec::Pcmu,
@@ -289,8 +294,13 @@ fn the_tap_is_time_aligned_with_silence_in_the_gaps() {
 #[test]
 fn g722_calls_send_16_khz_audio_with_an_8_khz_rtp_clock_and_hear_inband_digits() {
     let t0 = Instant::now();
-    let mut rtp = rtp::Config::new(peer(), 9, 8000).already_confirmed();
-    rtp.telephone_event = Some(101);
+    let mut rtp = rtp::Config::new(
+        peer(),
+        crate::rtp::PayloadType(9),
+        crate::rtp::ClockRate(8000),
+    )
+    .already_confirmed();
+    rtp.telephone_event = Some(crate::rtp::PayloadType(101));
     let cfg = Config {
         rtp,
         codec: Codec::G722,
@@ -397,8 +407,12 @@ fn on_hold_nothing_is_sent_and_the_timeout_sleeps() {
 #[test]
 fn an_unconfirmed_call_sends_nothing_and_its_prompt_waits() {
     let t0 = Instant::now();
-    let mut rtp = rtp::Config::new(peer(), 0, 8000);
-    rtp.telephone_event = Some(101);
+    let mut rtp = rtp::Config::new(
+        peer(),
+        crate::rtp::PayloadType(0),
+        crate::rtp::ClockRate(8000),
+    );
+    rtp.telephone_event = Some(crate::rtp::PayloadType(101));
     let cfg = Config {
         rtp,
         codec: Codec::Pcmu,

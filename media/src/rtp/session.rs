@@ -45,6 +45,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use rand::Rng;
 
+use super::id::{ClockRate, PayloadType, Ssrc};
 use super::packet::{self, Header, Packet};
 use super::stats::{RecvStats, SeqCheck};
 use crate::dtmf::rfc4733::{self, Digit};
@@ -57,11 +58,11 @@ pub struct Config {
     /// RTCP multiplexed on the RTP port (RFC 5761, `a=rtcp-mux`).
     pub rtcp_mux: bool,
     /// The audio payload type.
-    pub payload_type: u8,
+    pub payload_type: PayloadType,
     /// The codec's RTP clock rate.
-    pub clock_rate: u32,
+    pub clock_rate: ClockRate,
     /// The telephone-event payload type, if negotiated.
-    pub telephone_event: Option<u8>,
+    pub telephone_event: Option<PayloadType>,
     /// Report interval (RFC 3550: 5 s), randomised by ±50%.
     pub rtcp_interval: Duration,
     /// No RTP for this long raises [`Output::MediaTimeout`].
@@ -83,7 +84,7 @@ pub struct Config {
 
 impl Config {
     /// Defaults for `remote` with the given payload type and clock rate.
-    pub fn new(remote: SocketAddr, payload_type: u8, clock_rate: u32) -> Config {
+    pub fn new(remote: SocketAddr, payload_type: PayloadType, clock_rate: ClockRate) -> Config {
         Config {
             remote,
             rtcp_mux: false,
@@ -238,7 +239,7 @@ impl Session {
     pub fn new(cfg: Config, rng: &mut impl Rng, now: Instant, wall: SystemTime) -> Session {
         let seed: u32 = rng.random();
         let mut s = Session {
-            dtmf: rfc4733::Receiver::new(cfg.clock_rate),
+            dtmf: rfc4733::Receiver::new(cfg.clock_rate.0),
             start: now,
             learn_start: now,
             abandoned: None,
@@ -266,8 +267,8 @@ impl Session {
     }
 
     /// Our SSRC.
-    pub fn ssrc(&self) -> u32 {
-        self.ssrc
+    pub fn ssrc(&self) -> Ssrc {
+        Ssrc(self.ssrc)
     }
 
     /// Where RTP goes: the learned address, or the SDP one before that.
@@ -287,9 +288,9 @@ impl Session {
     }
 
     /// The SSRC of the latched peer's stream.
-    pub fn remote_ssrc(&self) -> Option<u32> {
+    pub fn remote_ssrc(&self) -> Option<Ssrc> {
         match self.peer {
-            Peer::Latched { ssrc, .. } => Some(ssrc),
+            Peer::Latched { ssrc, .. } => Some(Ssrc(ssrc)),
             Peer::Learning(_) => None,
         }
     }
@@ -307,8 +308,8 @@ impl Session {
         &mut self,
         now: Instant,
         remote: SocketAddr,
-        payload_type: u8,
-        telephone_event: Option<u8>,
+        payload_type: PayloadType,
+        telephone_event: Option<PayloadType>,
     ) {
         self.cfg.payload_type = payload_type;
         self.cfg.telephone_event = telephone_event;
@@ -395,7 +396,7 @@ impl Session {
         while self.dtmf_out.first().is_some_and(|(at, ..)| *at <= now) {
             let (_, marker, payload, ts) = self.dtmf_out.remove(0);
             if let Some(pt) = self.cfg.telephone_event {
-                self.transmit_rtp(pt, marker, ts, &payload);
+                self.transmit_rtp(pt.0, marker, ts, &payload);
             }
         }
         if self.receiving && !self.timed_out && now >= self.last_rtp + self.cfg.media_timeout {
@@ -521,7 +522,7 @@ impl Session {
             self.counters.foreign += 1;
             return;
         }
-        let pt = peek.payload_type;
+        let pt = PayloadType(peek.payload_type);
         if pt != self.cfg.payload_type && Some(pt) != self.cfg.telephone_event {
             self.counters.unknown_payload_type += 1;
             return;
@@ -551,7 +552,7 @@ impl Session {
         }
         stats.bytes += packet.payload.len() as u64;
         let arrival = now.saturating_duration_since(self.start).as_micros() as i64
-            * i64::from(self.cfg.clock_rate)
+            * i64::from(self.cfg.clock_rate.0)
             / 1_000_000;
         stats.update_jitter(arrival, h.timestamp);
         self.counters.rtp_received += 1;
@@ -629,7 +630,7 @@ impl Session {
     /// silence (RFC 3551 §4.1).
     pub fn send_audio(&mut self, now: Instant, payload: &[u8], samples: u32, marker: bool) {
         let ts = self.timestamp;
-        self.transmit_rtp(self.cfg.payload_type, marker, ts, payload);
+        self.transmit_rtp(self.cfg.payload_type.0, marker, ts, payload);
         self.sent_at = Some((now, ts));
         self.timestamp = self.timestamp.wrapping_add(samples);
     }
@@ -649,7 +650,7 @@ impl Session {
             key,
             length,
             Duration::from_millis(20),
-            self.cfg.clock_rate,
+            self.cfg.clock_rate.0,
             10,
         ) else {
             return false;
@@ -705,7 +706,7 @@ impl Session {
             Some((at, ts)) => {
                 let elapsed = now.saturating_duration_since(at);
                 let rtp_time = ts.wrapping_add(
-                    (elapsed.as_micros() * u128::from(self.cfg.clock_rate) / 1_000_000) as u32,
+                    (elapsed.as_micros() * u128::from(self.cfg.clock_rate.0) / 1_000_000) as u32,
                 );
                 packets.push(Box::new(rtcp::sender_report::SenderReport {
                     ssrc: self.ssrc,

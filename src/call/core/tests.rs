@@ -123,8 +123,12 @@ impl Call {
             t0,
             SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
         );
-        let mut rtp = media::rtp::Config::new(PEER.parse().expect("addr"), 0, 8000);
-        rtp.telephone_event = Some(101);
+        let mut rtp = media::rtp::Config::new(
+            PEER.parse().expect("addr"),
+            media::rtp::PayloadType(0),
+            media::rtp::ClockRate(8000),
+        );
+        rtp.telephone_event = Some(media::rtp::PayloadType(101));
         rtp.media_timeout = o.media_timeout;
         rtp.confirmed = o.confirmed;
         let media = CallMedia::new(

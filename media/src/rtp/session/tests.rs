@@ -18,8 +18,9 @@ fn addr(s: &str) -> SocketAddr {
 }
 
 fn session(now: Instant) -> Session {
-    let mut cfg = Config::new(addr("10.0.0.5:4000"), PT, 8000).already_confirmed();
-    cfg.telephone_event = Some(TE);
+    let mut cfg =
+        Config::new(addr("10.0.0.5:4000"), PayloadType(PT), ClockRate(8000)).already_confirmed();
+    cfg.telephone_event = Some(crate::rtp::PayloadType(TE));
     Session::new(
         cfg,
         &mut StdRng::seed_from_u64(7),
@@ -74,7 +75,7 @@ fn the_sdp_address_latches_at_once() {
     );
     assert_eq!(out[0], Output::Latched(addr("10.0.0.5:4000")));
     assert_eq!(audio_count(&out), 1);
-    assert_eq!(s.remote_ssrc(), Some(99));
+    assert_eq!(s.remote_ssrc(), Some(Ssrc(99)));
     s.send_audio(t0, &[0xFF; 160], 160, true);
     match s.poll_output() {
         Some(Output::Transmit {
@@ -227,7 +228,7 @@ fn an_attacker_cannot_take_over_a_nat_caller_during_learning() {
     }
     assert_eq!(latched, vec![addr(caller)]);
     assert_eq!(s.send_addr(), addr(caller));
-    assert_eq!(s.remote_ssrc(), Some(0xCA11));
+    assert_eq!(s.remote_ssrc(), Some(Ssrc(0xCA11)));
     assert_eq!(
         s.counters.foreign,
         20 + 3,
@@ -263,7 +264,7 @@ fn a_stream_that_moves_address_while_learning_keeps_its_count() {
 #[test]
 fn nothing_is_sent_before_the_dialog_is_confirmed() {
     let t0 = Instant::now();
-    let cfg = Config::new(addr("10.0.0.5:4000"), PT, 8000);
+    let cfg = Config::new(addr("10.0.0.5:4000"), PayloadType(PT), ClockRate(8000));
     let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
     let mut s = Session::new(cfg.clone(), &mut StdRng::seed_from_u64(7), t0, wall);
     let mut sent = 0;
