@@ -74,11 +74,23 @@ pub enum SipEvent {
     },
 }
 
+/// A media leg of the call. Today a call has one, the caller's; a queued
+/// call that reaches an agent gets a second leg, and every datagram in and
+/// out already says which leg it belongs to, so the agents work adds a
+/// variant here and a bridge between the legs, not a new shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Leg {
+    /// The caller's leg: the dialog the INVITE created.
+    Caller,
+}
+
 /// Something that happened to the call.
 #[derive(Debug)]
 pub enum Input<'a> {
-    /// A datagram on the call's RTP or RTCP socket.
+    /// A datagram on one of the call's RTP or RTCP sockets.
     Datagram {
+        /// Whose socket it came in on.
+        leg: Leg,
         /// Its source.
         from: SocketAddr,
         /// Its bytes.
@@ -103,6 +115,8 @@ pub enum Input<'a> {
 pub enum Output {
     /// Send a datagram (RTCP from the RTCP socket unless `rtcp-mux`).
     Transmit {
+        /// From which leg's sockets.
+        leg: Leg,
         /// To.
         to: SocketAddr,
         /// Bytes.
@@ -318,7 +332,11 @@ impl Core {
             return;
         }
         match input {
-            Input::Datagram { from, bytes } => self.media.handle_datagram(now, from, bytes),
+            Input::Datagram {
+                leg: Leg::Caller,
+                from,
+                bytes,
+            } => self.media.handle_datagram(now, from, bytes),
             Input::Timeout => {
                 self.media.handle_timeout(now);
                 self.pump(now, rec);
@@ -469,9 +487,12 @@ impl Core {
 
     fn media_output(&mut self, now: Instant, out: MediaOutput, rec: &mut impl Recorders) {
         match out {
-            MediaOutput::Transmit { to, bytes, rtcp } => {
-                self.out.push_back(Output::Transmit { to, bytes, rtcp })
-            }
+            MediaOutput::Transmit { to, bytes, rtcp } => self.out.push_back(Output::Transmit {
+                leg: Leg::Caller,
+                to,
+                bytes,
+                rtcp,
+            }),
             MediaOutput::Event(Event::Digit { key, source }) => {
                 if self.panic_digit == Some(key) {
                     #[allow(clippy::panic)]

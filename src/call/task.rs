@@ -20,7 +20,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
-use super::core::{Core, Input, Output, Recorders, Setup, SipEvent};
+use super::core::{Core, Input, Leg, Output, Recorders, Setup, SipEvent};
 use crate::privacy::keys::RecordingError;
 use crate::privacy::keys::TenantKey;
 use crate::store::writer::{LogSender, Record};
@@ -293,7 +293,12 @@ pub async fn run(
     loop {
         while let Some(out) = core.poll_output() {
             match out {
-                Output::Transmit { to, bytes, rtcp } => {
+                Output::Transmit {
+                    leg: Leg::Caller,
+                    to,
+                    bytes,
+                    rtcp,
+                } => {
                     let from = if rtcp && !rtcp_mux { &rtcp_sock } else { &sock };
                     let _ = from.send_to(&bytes, to).await;
                 }
@@ -340,13 +345,13 @@ pub async fn run(
             got = sock.recv_from(&mut buf) => {
                 if let Ok((n, from)) = got {
                     let bytes = buf.get(..n).unwrap_or(&[]);
-                    core.handle_input(clock_now(), Input::Datagram { from, bytes }, &mut recorders);
+                    core.handle_input(clock_now(), Input::Datagram { leg: Leg::Caller, from, bytes }, &mut recorders);
                 }
             }
             got = rtcp_sock.recv_from(&mut rtcp_buf) => {
                 if let Ok((n, from)) = got {
                     let bytes = rtcp_buf.get(..n).unwrap_or(&[]);
-                    core.handle_input(clock_now(), Input::Datagram { from, bytes }, &mut recorders);
+                    core.handle_input(clock_now(), Input::Datagram { leg: Leg::Caller, from, bytes }, &mut recorders);
                 }
             }
         }

@@ -272,7 +272,11 @@ impl Call {
             self.caller_seq = self.caller_seq.wrapping_add(1);
             packet::write(&mut b, &h, &payload);
             let from: SocketAddr = PEER.parse().expect("addr");
-            self.input(Input::Datagram { from, bytes: &b });
+            self.input(Input::Datagram {
+                leg: Leg::Caller,
+                from,
+                bytes: &b,
+            });
             self.wait(Duration::from_millis(20));
         }
     }
@@ -715,7 +719,11 @@ fn a_reinvite_that_moves_the_media_is_followed() {
             csrc_count: 0,
         };
         packet::write(&mut b, &h, &[0xFF; 160]);
-        c.input(Input::Datagram { from, bytes: &b });
+        c.input(Input::Datagram {
+            leg: Leg::Caller,
+            from,
+            bytes: &b,
+        });
     }
     assert_eq!(c.core.media().session().counters.rtp_received, before);
     let n = c.sent_to.len();
