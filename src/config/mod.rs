@@ -66,6 +66,31 @@ pub struct Config {
     pub tenants: Vec<TenantConfig>,
     /// SIP trunks allowed to send calls. None: calls from any source.
     pub trunks: Vec<TrunkConfig>,
+    /// Protection against hostile peers.
+    pub security: SecurityConfig,
+}
+
+/// `[security]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecurityConfig {
+    /// Failed digest authentications from one source, within
+    /// `auth_window_secs`, that lock it out (1 to 10).
+    pub auth_max_failures: u32,
+    /// The window failures are counted in.
+    pub auth_window_secs: u64,
+    /// How long a locked-out source gets 403 (at least 600).
+    pub auth_lockout_secs: u64,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> SecurityConfig {
+        SecurityConfig {
+            auth_max_failures: 10,
+            auth_window_secs: 60,
+            auth_lockout_secs: 600,
+        }
+    }
 }
 
 impl Default for Config {
@@ -80,6 +105,7 @@ impl Default for Config {
             recordings: RecordingsConfig::default(),
             tenants: Vec::new(),
             trunks: Vec::new(),
+            security: SecurityConfig::default(),
         }
     }
 }
@@ -464,7 +490,22 @@ impl Config {
                 ));
             }
         }
-        let checks: [(&str, bool, &str); 9] = [
+        let checks: [(&str, bool, &str); 12] = [
+            (
+                "security.auth_max_failures",
+                !(1..=10).contains(&self.security.auth_max_failures),
+                "must be 1 to 10",
+            ),
+            (
+                "security.auth_window_secs",
+                self.security.auth_window_secs < 60,
+                "must be at least 60",
+            ),
+            (
+                "security.auth_lockout_secs",
+                self.security.auth_lockout_secs < 600,
+                "must be at least 600 (ten minutes)",
+            ),
             ("sip.t1_ms", self.sip.t1_ms == 0, "must be > 0"),
             (
                 "sip.t2_ms",

@@ -125,8 +125,17 @@ impl Server {
                 .collect(),
             user_agent: config.sip.user_agent.clone(),
         };
-        let gate =
-            crate::tenants::gate::Gate::new(Arc::clone(&registry), &config.trunks, rand::random());
+        let gate = crate::tenants::gate::Gate::new(
+            Arc::clone(&registry),
+            &config.trunks,
+            rand::random(),
+            crate::tenants::lockout::Limits {
+                max_failures: config.security.auth_max_failures,
+                window: Duration::from_secs(config.security.auth_window_secs),
+                lockout: Duration::from_secs(config.security.auth_lockout_secs),
+                ..crate::tenants::lockout::Limits::default()
+            },
+        );
         let core = Core::new(
             settings,
             Box::new(RtpPorts::new(config.media.rtp_ip, lo, hi)),

@@ -3,24 +3,35 @@
 //! number's tenant and flow).
 //!
 //! Refusals: a source in no trunk's networks gets 403; a trunk with
-//! credentials challenges with 401 until the INVITE carries valid digest
-//! credentials; a number no tenant's flow answers gets 404. With no trunks
-//! configured every source may call (a warning is logged at startup unless
-//! the server listens only on loopback).
+//! credentials challenges with 401 (SHA-256 offered first, then MD5 for old
+//! phones) until the INVITE carries valid digest credentials; a number no
+//! tenant's flow answers gets 404. With no trunks configured every source
+//! may call (a warning is logged at startup unless the server listens only
+//! on loopback).
+//!
+//! Digest hardening: credentials must name the Request-URI and use a fresh
+//! nonce count (a replayed `Authorization` is refused); every failure is
+//! counted per source and per username ([`super::lockout`]), and a source
+//! that fails `security.auth_max_failures` times in
+//! `security.auth_window_secs` gets 403 for `security.auth_lockout_secs`,
+//! the right password included. Each lockout is a `security` log event.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use sip::auth::{Algorithm, DigestServer, Rejection, Secret};
+use sip::auth::{Algorithm, Attempt, DigestServer, NonceCounts, Rejection, Secret};
 use sip::message::{HeaderName, Request, StatusCode};
 
+use super::lockout::{self, Lockouts, Verdict};
 use crate::config::TrunkConfig;
 use crate::tenants::Registry;
 use crate::ua::{Admission, Admitted, Refusal};
 
 /// Digest nonces live this long.
 const NONCE_TTL_SECS: u64 = 300;
+/// Nonces whose counts are remembered at most (about 100 bytes each).
+const MAX_TRACKED_NONCES: usize = 100_000;
 
 #[derive(Debug)]
 struct Trunk {
@@ -35,12 +46,24 @@ pub struct Gate {
     registry: Arc<Registry>,
     trunks: Vec<Trunk>,
     digest: DigestServer,
+    counts: NonceCounts,
+    lockouts: Lockouts,
+    /// Makes each challenge's nonce unique.
+    salt: u32,
 }
 
 impl Gate {
     /// From the configured trunks; `secret` keys digest nonces.
-    pub fn new(registry: Arc<Registry>, trunks: &[TrunkConfig], secret: [u8; 32]) -> Gate {
+    pub fn new(
+        registry: Arc<Registry>,
+        trunks: &[TrunkConfig],
+        secret: [u8; 32],
+        limits: lockout::Limits,
+    ) -> Gate {
         Gate {
+            counts: NonceCounts::new(MAX_TRACKED_NONCES, NONCE_TTL_SECS),
+            lockouts: Lockouts::new(limits),
+            salt: 0,
             registry,
             trunks: trunks
                 .iter()
@@ -55,15 +78,30 @@ impl Gate {
     }
 
     fn check_trunk(
-        &self,
-        now_secs: u64,
+        &mut self,
+        now: SystemTime,
         source: SocketAddr,
         invite: &Request,
     ) -> Result<String, Refusal> {
         if self.trunks.is_empty() {
             return Ok(String::new());
         }
+        let now_secs = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         let ip = source.ip().to_canonical();
+        if let Some(until) = self.lockouts.locked(ip, now) {
+            let left = until.duration_since(now).unwrap_or_default().as_secs();
+            return Err(Refusal {
+                status: StatusCode::FORBIDDEN,
+                reason: "Forbidden",
+                headers: vec![],
+                why: format!(
+                    "{ip} is locked out after repeated authentication failures ({left} s left)"
+                ),
+            });
+        }
         let Some(trunk) = self
             .trunks
             .iter()
@@ -79,34 +117,81 @@ impl Gate {
         let Some((user, password)) = &trunk.credentials else {
             return Ok(trunk.name.clone());
         };
-        let challenge = |stale: bool, why: String| Refusal {
+        let trunk_name = trunk.name.clone();
+        self.salt = self.salt.wrapping_add(1);
+        let salt = self.salt;
+        // RFC 7616 §3.7 / RFC 8760: the preferred algorithm first.
+        let challenge = |digest: &DigestServer, stale: bool, why: String| Refusal {
             status: StatusCode::UNAUTHORIZED,
             reason: "Unauthorized",
-            headers: vec![(
-                HeaderName::WwwAuthenticate,
-                self.digest.challenge(now_secs, Algorithm::Md5, stale),
-            )],
+            headers: vec![
+                (
+                    HeaderName::WwwAuthenticate,
+                    digest.challenge(now_secs, salt, Algorithm::Sha256, stale),
+                ),
+                (
+                    HeaderName::WwwAuthenticate,
+                    digest.challenge(now_secs, salt, Algorithm::Md5, stale),
+                ),
+            ],
             why,
         };
         let creds = match invite.headers.credentials(&HeaderName::Authorization) {
             Ok(Some(c)) => c,
             _ => {
                 return Err(challenge(
+                    &self.digest,
                     false,
-                    format!("trunk `{}` needs digest credentials", trunk.name),
+                    format!("trunk `{trunk_name}` needs digest credentials"),
                 ));
             }
         };
+        let request_uri = String::from_utf8_lossy(invite.uri.as_bytes()).into_owned();
+        let attempt = Attempt {
+            method: "INVITE",
+            request_uri: &request_uri,
+            now_secs,
+        };
         let lookup = |u: &str| (u == user).then(|| Secret::Password(password.clone()));
-        match self.digest.verify(&creds, "INVITE", now_secs, lookup) {
-            Ok(_) => Ok(trunk.name.clone()),
-            Err(Rejection::Stale) => Err(challenge(true, "stale nonce".into())),
-            Err(Rejection::Missing) => Err(challenge(false, "no usable credentials".into())),
-            Err(Rejection::Invalid) => Err(challenge(
-                false,
-                format!("wrong digest credentials for trunk `{}`", trunk.name),
-            )),
+        let failure = match self
+            .digest
+            .verify(&creds, &attempt, &mut self.counts, lookup)
+        {
+            Ok(_) => return Ok(trunk_name),
+            Err(Rejection::Stale) => {
+                return Err(challenge(&self.digest, true, "stale nonce".into()));
+            }
+            Err(Rejection::Missing) => {
+                return Err(challenge(
+                    &self.digest,
+                    false,
+                    "no usable credentials".into(),
+                ));
+            }
+            Err(Rejection::Invalid) => "wrong digest credentials",
+            Err(Rejection::UriMismatch) => "digest uri is not the Request-URI",
+            Err(Rejection::Replayed) => "replayed nonce count",
+        };
+        let username = creds
+            .get("username")
+            .map(|u| String::from_utf8_lossy(u).into_owned());
+        for v in self.lockouts.fail(ip, username.as_deref(), now) {
+            match v {
+                Verdict::SourceLocked(until) => {
+                    let secs = until.duration_since(now).unwrap_or_default().as_secs();
+                    tracing::warn!(target: "security", event = "auth_lockout", source = %ip, trunk = %trunk_name, lockout_secs = secs, "source locked out after repeated authentication failures");
+                }
+                Verdict::UsernameUnderAttack => {
+                    tracing::warn!(target: "security", event = "auth_username_attacked", trunk = %trunk_name, "repeated authentication failures for one username from several sources");
+                }
+                Verdict::Counted => {}
+            }
         }
+        Err(challenge(
+            &self.digest,
+            false,
+            format!("{failure} for trunk `{trunk_name}`"),
+        ))
     }
 }
 
@@ -123,11 +208,7 @@ impl Admission for Gate {
         source: SocketAddr,
         invite: &Request,
     ) -> Result<Admitted, Refusal> {
-        let now_secs = now
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        let trunk = self.check_trunk(now_secs, source, invite)?;
+        let trunk = self.check_trunk(now, source, invite)?;
         let mut called = user_of(&invite.uri);
         if called.is_empty() {
             called = invite.to().map(|t| user_of(&t.uri)).unwrap_or_default();
@@ -155,5 +236,173 @@ impl Admission for Gate {
             called,
             trunk,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use sip::message::{Limits, Message, parse_message};
+
+    use super::*;
+    use crate::config::Config;
+
+    fn gate() -> Gate {
+        let cfg = Config::default();
+        let registry = Arc::new(Registry::new(&cfg, std::path::Path::new(".")).expect("registry"));
+        let trunk = TrunkConfig {
+            name: "carrier".into(),
+            networks: vec!["198.51.100.0/24".into()],
+            username: Some("carrier".into()),
+            password: Some("right-password".into()),
+        };
+        Gate::new(registry, &[trunk], [9; 32], lockout::Limits::default())
+    }
+
+    fn at(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + secs)
+    }
+
+    fn invite(uri: &str, authorization: Option<&str>) -> Request {
+        let auth = authorization
+            .map(|a| format!("Authorization: {a}\r\n"))
+            .unwrap_or_default();
+        let text = format!(
+            "INVITE {uri} SIP/2.0\r\nVia: SIP/2.0/UDP 198.51.100.5:5060;branch=z9hG4bK1\r\nFrom: <sip:caller@198.51.100.5>;tag=1\r\nTo: <{uri}>\r\nCall-ID: g1\r\nCSeq: 1 INVITE\r\nContact: <sip:caller@198.51.100.5>\r\n{auth}Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        );
+        match parse_message(Bytes::from(text), &Limits::default()) {
+            Ok(Message::Request(r)) => r,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// The challenges of a refusal, SHA-256 first.
+    fn challenges(r: &Refusal) -> Vec<String> {
+        r.headers
+            .iter()
+            .filter(|(n, _)| *n == HeaderName::WwwAuthenticate)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    /// Answers the SHA-256 challenge of `r` for `uri`.
+    fn answer(r: &Refusal, uri: &str, user: &str, password: &str, nc: u32) -> String {
+        let ch = sip::header::AuthParams::parse(&Bytes::from(challenges(r)[0].clone()))
+            .expect("challenge");
+        sip::auth::authorization(&ch, "INVITE", uri, user, password, "c0ffee", nc)
+            .expect("authorization")
+    }
+
+    fn source(last: u8) -> SocketAddr {
+        SocketAddr::from(([198, 51, 100, last], 5060))
+    }
+
+    const URI: &str = "sip:1000@203.0.113.1";
+
+    #[test]
+    fn sha256_is_offered_before_md5_and_the_challenge_is_the_same_for_any_user() {
+        let mut g = gate();
+        let first = g
+            .admit(at(0), source(5), &invite(URI, None))
+            .expect_err("challenge");
+        let c = challenges(&first);
+        assert_eq!(c.len(), 2);
+        assert!(
+            c[0].contains("algorithm=SHA-256") && c[1].contains("algorithm=MD5"),
+            "{c:?}"
+        );
+        // Wrong password for the real user, and any password for a user
+        // that does not exist: the same answer but for the fresh nonce.
+        let wrong = answer(&first, URI, "carrier", "guess", 1);
+        let unknown = answer(&first, URI, "nobody", "guess", 1);
+        let a = g
+            .admit(at(1), source(5), &invite(URI, Some(&wrong)))
+            .expect_err("refused");
+        let b = g
+            .admit(at(1), source(6), &invite(URI, Some(&unknown)))
+            .expect_err("refused");
+        let masked = |r: &Refusal| -> Vec<String> {
+            challenges(r)
+                .iter()
+                .map(|c| {
+                    let start = c.find("nonce=\"").expect("nonce") + 7;
+                    let end = start + c[start..].find('"').expect("end");
+                    format!("{}{}", &c[..start], &c[end..])
+                })
+                .collect()
+        };
+        assert_eq!((a.status, a.reason), (b.status, b.reason));
+        assert_eq!(masked(&a), masked(&b));
+        assert_ne!(
+            challenges(&a),
+            challenges(&b),
+            "each challenge has its own nonce"
+        );
+    }
+
+    #[test]
+    fn a_replayed_authorization_and_one_for_another_uri_are_refused() {
+        let mut g = gate();
+        let ch = g
+            .admit(at(0), source(5), &invite(URI, None))
+            .expect_err("challenge");
+        let good = answer(&ch, URI, "carrier", "right-password", 1);
+        // Routing fails (no tenant owns 1000 here): past the trunk check.
+        let first = g
+            .admit(at(1), source(5), &invite(URI, Some(&good)))
+            .expect_err("no route");
+        assert_eq!(first.status, StatusCode::NOT_FOUND);
+        let replay = g
+            .admit(at(2), source(5), &invite(URI, Some(&good)))
+            .expect_err("replay");
+        assert_eq!(replay.status, StatusCode::UNAUTHORIZED, "{}", replay.why);
+        assert!(replay.why.contains("replayed"), "{}", replay.why);
+        let other = "sip:2000@203.0.113.1";
+        let lifted = g
+            .admit(at(3), source(5), &invite(other, Some(&good)))
+            .expect_err("lifted");
+        assert!(lifted.why.contains("Request-URI"), "{}", lifted.why);
+    }
+
+    #[test]
+    fn ten_wrong_guesses_lock_the_source_out_even_for_the_right_password() {
+        let mut g = gate();
+        let ch = g
+            .admit(at(0), source(5), &invite(URI, None))
+            .expect_err("challenge");
+        for i in 0..10u32 {
+            let guess = answer(&ch, URI, "carrier", &format!("guess{i}"), i + 1);
+            let r = g
+                .admit(at(1), source(5), &invite(URI, Some(&guess)))
+                .expect_err("wrong");
+            assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+        }
+        let right = answer(&ch, URI, "carrier", "right-password", 50);
+        let locked = g
+            .admit(at(2), source(5), &invite(URI, Some(&right)))
+            .expect_err("locked");
+        assert_eq!(locked.status, StatusCode::FORBIDDEN, "{}", locked.why);
+        assert!(locked.why.contains("locked out"));
+        // Another source with the right password is not affected.
+        let ch2 = g
+            .admit(at(2), source(6), &invite(URI, None))
+            .expect_err("challenge");
+        let right2 = answer(&ch2, URI, "carrier", "right-password", 1);
+        let ok = g
+            .admit(at(3), source(6), &invite(URI, Some(&right2)))
+            .expect_err("no route");
+        assert_eq!(
+            ok.status,
+            StatusCode::NOT_FOUND,
+            "past the trunk: {}",
+            ok.why
+        );
+        // Ten minutes later the locked source may try again.
+        let later = g
+            .admit(at(603), source(5), &invite(URI, None))
+            .expect_err("challenge");
+        assert_eq!(later.status, StatusCode::UNAUTHORIZED);
     }
 }

@@ -13,6 +13,7 @@
 
 pub mod flowmedia;
 pub mod gate;
+pub mod lockout;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};

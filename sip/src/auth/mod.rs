@@ -12,6 +12,11 @@
 //! and verifying an unknown user costs the same hashing as a known one, so
 //! neither the answer nor its timing reveals which users exist.
 //!
+//! Replays: `qop=auth` is required (without it RFC 2617 has no nonce
+//! count), the digest `uri` must be the request's Request-URI, and
+//! [`NonceCounts`] remembers the highest `nc` seen per nonce, so an
+//! `Authorization` header copied off the wire is refused the second time.
+//!
 //! Sans-IO: the current time (seconds since the Unix epoch) is passed in.
 
 use md5::{Digest as _, Md5};
@@ -70,9 +75,87 @@ pub enum Rejection {
     Missing,
     /// The nonce was ours but expired: challenge again with `stale=true`.
     Stale,
-    /// Wrong password, unknown user, forged nonce, wrong realm...: challenge
-    /// (and count it: repeated failures are an attack).
+    /// Wrong password, unknown user, forged nonce, wrong realm, no
+    /// `qop=auth`...: challenge (and count it: repeated failures are an
+    /// attack).
     Invalid,
+    /// The digest `uri` is not the request's Request-URI (credentials
+    /// lifted from another request).
+    UriMismatch,
+    /// A nonce count at or below one already used with this nonce: a
+    /// replayed header.
+    Replayed,
+}
+
+/// What is being authenticated.
+#[derive(Debug, Clone, Copy)]
+pub struct Attempt<'a> {
+    /// The request's method.
+    pub method: &'a str,
+    /// The request's Request-URI, as it appears on the request line.
+    pub request_uri: &'a str,
+    /// Seconds since the Unix epoch.
+    pub now_secs: u64,
+}
+
+/// The highest nonce count seen per nonce (RFC 7616 §3.4: a server that
+/// tracks `nc` detects replays), bounded: expired nonces are forgotten
+/// first, then the oldest.
+#[derive(Debug, Clone)]
+pub struct NonceCounts {
+    seen: std::collections::HashMap<String, (u32, u64)>,
+    max: usize,
+    ttl_secs: u64,
+}
+
+impl NonceCounts {
+    /// Remembers at most `max` nonces, each for `ttl_secs` (the nonce
+    /// lifetime).
+    pub fn new(max: usize, ttl_secs: u64) -> NonceCounts {
+        NonceCounts {
+            seen: std::collections::HashMap::new(),
+            max: max.max(1),
+            ttl_secs,
+        }
+    }
+
+    /// Nonces remembered.
+    pub fn len(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// True when nothing is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.seen.is_empty()
+    }
+
+    /// Accepts `nc` for `nonce` (issued at `issued`) if it is above every
+    /// count used with that nonce so far, and remembers it.
+    fn accept(&mut self, nonce: &str, nc: u32, issued: u64, now_secs: u64) -> bool {
+        if let Some((last, _)) = self.seen.get_mut(nonce) {
+            if nc <= *last {
+                return false;
+            }
+            *last = nc;
+            return true;
+        }
+        if self.seen.len() >= self.max {
+            let ttl = self.ttl_secs;
+            self.seen
+                .retain(|_, (_, at)| now_secs.saturating_sub(*at) <= ttl);
+        }
+        if self.seen.len() >= self.max
+            && let Some(oldest) = self
+                .seen
+                .iter()
+                .min_by_key(|(_, (_, at))| *at)
+                .map(|(k, _)| k.clone())
+        {
+            self.seen.remove(&oldest);
+        }
+        self.seen.insert(nonce.to_owned(), (nc, issued));
+        true
+    }
 }
 
 /// The server side.
@@ -98,21 +181,26 @@ impl DigestServer {
         &self.realm
     }
 
-    fn nonce_at(&self, issued: u64) -> String {
+    /// `issued` (16 hex digits), `salt` (8) and a keyed hash of both. The
+    /// salt makes every challenge's nonce its own, so nonce counts of two
+    /// clients challenged in the same second never collide.
+    fn nonce_at(&self, issued: u64, salt: u32) -> String {
         let mut h = Sha256::new();
         h.update(self.secret);
         h.update(issued.to_be_bytes());
+        h.update(salt.to_be_bytes());
         h.update(self.realm.as_bytes());
         let mac = h.finalize();
         format!(
-            "{issued:016x}{}",
+            "{issued:016x}{salt:08x}{}",
             hex::encode(mac.get(..16).unwrap_or_default())
         )
     }
 
-    /// A challenge header value issued at `now_secs`.
-    pub fn challenge(&self, now_secs: u64, algorithm: Algorithm, stale: bool) -> String {
-        let nonce = self.nonce_at(now_secs);
+    /// A challenge header value issued at `now_secs`; `salt` (a counter or
+    /// random number from the caller) makes its nonce unique.
+    pub fn challenge(&self, now_secs: u64, salt: u32, algorithm: Algorithm, stale: bool) -> String {
+        let nonce = self.nonce_at(now_secs, salt);
         let stale = if stale { ", stale=true" } else { "" };
         format!(
             "Digest realm=\"{}\", nonce=\"{nonce}\", algorithm={}, qop=\"auth\"{stale}",
@@ -121,17 +209,20 @@ impl DigestServer {
         )
     }
 
-    /// Checks credentials for `method`. `lookup` returns the user's secret;
-    /// `None` (unknown user) is checked against a dummy secret so it takes
-    /// the same time, then refused as [`Rejection::Invalid`].
-    /// On success returns the username.
+    /// Checks credentials for `attempt`. `lookup` returns the user's
+    /// secret; `None` (unknown user) is checked against a dummy secret so
+    /// it takes the same time, then refused as [`Rejection::Invalid`].
+    /// Valid credentials must carry `qop=auth`, name the Request-URI and
+    /// use a nonce count above any seen with their nonce (`counts`). On
+    /// success returns the username.
     pub fn verify(
         &self,
         creds: &Credentials,
-        method: &str,
-        now_secs: u64,
+        attempt: &Attempt<'_>,
+        counts: &mut NonceCounts,
         lookup: impl FnOnce(&str) -> Option<Secret>,
     ) -> std::result::Result<String, Rejection> {
+        let (method, now_secs) = (attempt.method, attempt.now_secs);
         if !creds.scheme.eq_ignore_ascii_case(b"Digest") {
             return Err(Rejection::Missing);
         }
@@ -182,21 +273,36 @@ impl DigestServer {
         let nonce_issued = nonce
             .get(..16)
             .and_then(|t| u64::from_str_radix(t, 16).ok());
-        let nonce_ours = nonce_issued
-            .is_some_and(|t| constant_time_eq(self.nonce_at(t).as_bytes(), nonce.as_bytes()));
+        let nonce_salt = nonce
+            .get(16..24)
+            .and_then(|t| u32::from_str_radix(t, 16).ok());
+        let nonce_ours = match (nonce_issued, nonce_salt) {
+            (Some(t), Some(salt)) => {
+                constant_time_eq(self.nonce_at(t, salt).as_bytes(), nonce.as_bytes())
+            }
+            _ => false,
+        };
+        let nc = get("nc").and_then(|n| u32::from_str_radix(&n, 16).ok());
         if !known
             || !response_ok
             || !nonce_ours
             || realm != self.realm
-            || qop.as_deref().is_some_and(|q| q != "auth")
+            || qop.as_deref() != Some("auth")
+            || nc.is_none()
         {
             return Err(Rejection::Invalid);
+        }
+        if uri.trim() != attempt.request_uri.trim() {
+            return Err(Rejection::UriMismatch);
         }
         let issued = nonce_issued.unwrap_or(0);
         if now_secs.saturating_sub(issued) > self.nonce_ttl_secs
             || issued > now_secs.saturating_add(60)
         {
             return Err(Rejection::Stale);
+        }
+        if !counts.accept(&nonce, nc.unwrap_or(0), issued, now_secs) {
+            return Err(Rejection::Replayed);
         }
         Ok(username)
     }
@@ -338,6 +444,23 @@ mod tests {
         assert_eq!(got, "6629fae49393a05397450978507c4ef1");
     }
 
+    /// Verifies with a fresh nonce-count table, for the Request-URI the
+    /// test answers use.
+    fn check(
+        s: &DigestServer,
+        creds: &Credentials,
+        method: &str,
+        now_secs: u64,
+        lookup: impl FnOnce(&str) -> Option<Secret>,
+    ) -> std::result::Result<String, Rejection> {
+        let attempt = Attempt {
+            method,
+            request_uri: "sip:dhwani.test",
+            now_secs,
+        };
+        s.verify(creds, &attempt, &mut NonceCounts::new(100, 300), lookup)
+    }
+
     fn server() -> DigestServer {
         DigestServer::new("dhwani.test", [7; 32], 300)
     }
@@ -349,7 +472,7 @@ mod tests {
         user: &str,
         pass: &str,
     ) -> Credentials {
-        let ch = AuthParams::parse(&Bytes::from(server.challenge(at, alg, false))).unwrap();
+        let ch = AuthParams::parse(&Bytes::from(server.challenge(at, 1, alg, false))).unwrap();
         let auth = authorization(&ch, "REGISTER", "sip:dhwani.test", user, pass, "abc", 1).unwrap();
         AuthParams::parse(&Bytes::from(auth)).unwrap()
     }
@@ -359,12 +482,14 @@ mod tests {
         let s = server();
         for alg in [Algorithm::Md5, Algorithm::Sha256] {
             let creds = answer(&s, 1000, alg, "agent7", "s3cret");
-            let got = s.verify(&creds, "REGISTER", 1010, |u| {
+            let got = check(&s, &creds, "REGISTER", 1010, |u| {
                 (u == "agent7").then(|| Secret::Password("s3cret".into()))
             });
             assert_eq!(got, Ok("agent7".to_owned()));
             let ha1 = alg.hash(b"agent7:dhwani.test:s3cret");
-            let got = s.verify(&creds, "REGISTER", 1010, |_| Some(Secret::Ha1(alg, ha1)));
+            let got = check(&s, &creds, "REGISTER", 1010, |_| {
+                Some(Secret::Ha1(alg, ha1))
+            });
             assert_eq!(got, Ok("agent7".to_owned()));
         }
     }
@@ -375,17 +500,17 @@ mod tests {
         let creds = answer(&s, 1000, Algorithm::Sha256, "agent7", "wrong");
         let lookup = |u: &str| (u == "agent7").then(|| Secret::Password("s3cret".into()));
         assert_eq!(
-            s.verify(&creds, "REGISTER", 1001, lookup),
+            check(&s, &creds, "REGISTER", 1001, lookup),
             Err(Rejection::Invalid)
         );
         let creds = answer(&s, 1000, Algorithm::Sha256, "nobody", "x");
         assert_eq!(
-            s.verify(&creds, "REGISTER", 1001, lookup),
+            check(&s, &creds, "REGISTER", 1001, lookup),
             Err(Rejection::Invalid)
         );
         let creds = answer(&s, 1000, Algorithm::Sha256, "agent7", "s3cret");
         assert_eq!(
-            s.verify(&creds, "INVITE", 1001, lookup),
+            check(&s, &creds, "INVITE", 1001, lookup),
             Err(Rejection::Invalid)
         );
     }
@@ -396,25 +521,116 @@ mod tests {
         let lookup = |_: &str| Some(Secret::Password("s3cret".into()));
         let creds = answer(&s, 1000, Algorithm::Md5, "agent7", "s3cret");
         assert_eq!(
-            s.verify(&creds, "REGISTER", 1000 + 301, lookup),
+            check(&s, &creds, "REGISTER", 1000 + 301, lookup),
             Err(Rejection::Stale)
         );
         let other = DigestServer::new("dhwani.test", [8; 32], 300);
         let forged = answer(&other, 1000, Algorithm::Md5, "agent7", "s3cret");
         assert_eq!(
-            s.verify(&forged, "REGISTER", 1001, lookup),
+            check(&s, &forged, "REGISTER", 1001, lookup),
             Err(Rejection::Invalid)
         );
-        assert!(s.challenge(5, Algorithm::Md5, true).ends_with("stale=true"));
+        assert!(
+            s.challenge(5, 1, Algorithm::Md5, true)
+                .ends_with("stale=true")
+        );
     }
 
     #[test]
-    fn the_challenge_does_not_depend_on_the_user() {
-        // The challenge takes no user at all: same bytes for anyone at one instant.
+    fn a_replayed_nonce_count_is_refused_and_a_higher_one_accepted() {
         let s = server();
+        let lookup = |_: &str| Some(Secret::Password("s3cret".into()));
+        let attempt = Attempt {
+            method: "REGISTER",
+            request_uri: "sip:dhwani.test",
+            now_secs: 1001,
+        };
+        let mut counts = NonceCounts::new(100, 300);
+        let creds = answer(&s, 1000, Algorithm::Sha256, "agent7", "s3cret");
         assert_eq!(
-            s.challenge(42, Algorithm::Sha256, false),
-            s.challenge(42, Algorithm::Sha256, false)
+            s.verify(&creds, &attempt, &mut counts, lookup),
+            Ok("agent7".into())
         );
+        // The same header again (copied off the wire): refused.
+        assert_eq!(
+            s.verify(&creds, &attempt, &mut counts, lookup),
+            Err(Rejection::Replayed)
+        );
+        // The phone's next request with the same nonce counts up: fine.
+        let ch = AuthParams::parse(&Bytes::from(s.challenge(1000, 1, Algorithm::Sha256, false)))
+            .unwrap();
+        let next = authorization(
+            &ch,
+            "REGISTER",
+            "sip:dhwani.test",
+            "agent7",
+            "s3cret",
+            "abc",
+            2,
+        )
+        .unwrap();
+        let next = AuthParams::parse(&Bytes::from(next)).unwrap();
+        assert_eq!(
+            s.verify(&next, &attempt, &mut counts, lookup),
+            Ok("agent7".into())
+        );
+        assert_eq!(counts.len(), 1);
+    }
+
+    #[test]
+    fn the_digest_uri_must_be_the_request_uri() {
+        let s = server();
+        let creds = answer(&s, 1000, Algorithm::Md5, "agent7", "s3cret");
+        let attempt = Attempt {
+            method: "REGISTER",
+            request_uri: "sip:other.test",
+            now_secs: 1001,
+        };
+        assert_eq!(
+            s.verify(&creds, &attempt, &mut NonceCounts::new(10, 300), |_| {
+                Some(Secret::Password("s3cret".into()))
+            }),
+            Err(Rejection::UriMismatch)
+        );
+    }
+
+    #[test]
+    fn credentials_without_qop_are_refused() {
+        // RFC 2069-style digests carry no nonce count: replayable.
+        let s = server();
+        let ch = AuthParams::parse(&Bytes::from(
+            s.challenge(1000, 1, Algorithm::Md5, false)
+                .replace(", qop=\"auth\"", ""),
+        ))
+        .unwrap();
+        let auth = authorization(
+            &ch,
+            "REGISTER",
+            "sip:dhwani.test",
+            "agent7",
+            "s3cret",
+            "abc",
+            1,
+        )
+        .unwrap();
+        assert!(!auth.contains("qop"), "{auth}");
+        let creds = AuthParams::parse(&Bytes::from(auth)).unwrap();
+        assert_eq!(
+            check(&s, &creds, "REGISTER", 1001, |_| Some(Secret::Password(
+                "s3cret".into()
+            ))),
+            Err(Rejection::Invalid)
+        );
+    }
+
+    #[test]
+    fn the_nonce_count_table_stays_bounded() {
+        let mut counts = NonceCounts::new(3, 300);
+        for i in 0..10u64 {
+            assert!(counts.accept(&format!("n{i}"), 1, 1000 + i, 1000 + i));
+            assert!(counts.len() <= 3);
+        }
+        // The newest are kept (and still refuse a replay).
+        assert!(!counts.accept("n9", 1, 1009, 1010));
     }
 }
