@@ -169,3 +169,39 @@ async fn an_unreachable_postgres_is_a_named_error() {
     assert!(err.contains("cannot open the store"), "{err}");
     assert!(!err.contains("secret"), "password leaked: {err}");
 }
+
+/// A writer far behind drops timeline events (counted), never blocks the
+/// sender, and never drops a CDR row (issue 13 point 7).
+#[tokio::test(flavor = "current_thread")]
+async fn a_full_event_queue_drops_and_counts_events_but_keeps_every_cdr() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open("", dir.path()).await.unwrap();
+    let (log, task) = dhwani::store::writer::start_with_capacity(
+        store.clone(),
+        std::time::Duration::from_millis(50),
+        10,
+    );
+    // On one thread the writer cannot run while we send: the queue fills.
+    for n in 0..20 {
+        log.send(Record::Call(call(n, "acme", "+919800000001")));
+    }
+    for seq in 0..1000 {
+        log.send(Record::Event(Event {
+            call_id: "c000".into(),
+            seq,
+            at_ms: 1_764_000_000_000 + seq,
+            offset_ms: seq,
+            step: "main".into(),
+            kind: "dtmf".into(),
+            detail: "{}".into(),
+        }));
+    }
+    assert_eq!(log.dropped(), 990, "all but the queue's ten were dropped");
+    drop(log);
+    task.await.unwrap();
+    let calls = store.list_calls(&CallFilter::default()).await.unwrap();
+    assert_eq!(calls.len(), 20, "every CDR row written");
+    let events = store.events("c000").await.unwrap();
+    assert_eq!(events.len(), 10);
+    store.close().await;
+}

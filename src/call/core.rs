@@ -189,6 +189,12 @@ pub struct Setup {
     pub panic_digit: Option<char>,
     /// The beep before a message.
     pub beep: Arc<[i16]>,
+    /// Timeline events one call may write; then one `limit` event, and
+    /// only the end of the call after it.
+    pub max_events: u32,
+    /// Keys per second a caller may send (RFC 4733, INFO, in-band
+    /// together); beyond it keys are ignored, with one `limit` event.
+    pub max_digits_per_sec: u32,
 }
 
 /// A message (`record`) or the call recording in progress.
@@ -231,6 +237,13 @@ pub struct Core {
     finished: bool,
     scratch: Vec<i16>,
     out: VecDeque<Output>,
+    max_events: u32,
+    events_capped: bool,
+    /// Key bucket: tokens left and when it was last filled.
+    digit_tokens: u32,
+    digit_refill: Instant,
+    max_digits_per_sec: u32,
+    digits_capped: bool,
 }
 
 impl Core {
@@ -270,6 +283,12 @@ impl Core {
             finished: false,
             scratch: Vec::with_capacity(640),
             out: VecDeque::new(),
+            max_events: setup.max_events,
+            events_capped: false,
+            digit_tokens: setup.max_digits_per_sec,
+            digit_refill: now,
+            max_digits_per_sec: setup.max_digits_per_sec,
+            digits_capped: false,
             info: setup.info,
         };
         core.out
@@ -444,6 +463,26 @@ impl Core {
     }
 
     fn log(&mut self, now: Instant, step: &str, kind: &str, detail: serde_json::Value) {
+        // A caller cannot grow the timeline without bound: past the cap
+        // one `limit` event, then only the end of the call.
+        let is_end = kind == "sip" && detail.get("event").is_some_and(|e| e == "ended");
+        if self.seq >= i64::from(self.max_events) && !is_end {
+            if !self.events_capped {
+                self.events_capped = true;
+                tracing::warn!(call_id = %self.info.sip_call_id, record_id = %self.info.record_id, limit = self.max_events, "timeline cap reached; further events of this call are not logged");
+                self.push_event(
+                    now,
+                    step,
+                    "limit",
+                    serde_json::json!({"what": "timeline events", "limit": self.max_events}),
+                );
+            }
+            return;
+        }
+        self.push_event(now, step, kind, detail);
+    }
+
+    fn push_event(&mut self, now: Instant, step: &str, kind: &str, detail: serde_json::Value) {
         let wall = self.wall(now);
         let e = LogEvent {
             call_id: self.info.record_id.to_string(),
@@ -457,6 +496,20 @@ impl Core {
         self.seq += 1;
         self.out
             .push_back(Output::Record(Box::new(Record::Event(e))));
+    }
+
+    /// A token bucket of `max_digits_per_sec`, refilled every second.
+    fn take_digit_token(&mut self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.digit_refill);
+        if elapsed >= Duration::from_secs(1) {
+            self.digit_tokens = self.max_digits_per_sec;
+            self.digit_refill = now;
+        }
+        if self.digit_tokens == 0 {
+            return false;
+        }
+        self.digit_tokens -= 1;
+        true
     }
 
     fn request_hangup(&mut self, by: Party, reason: String) {
@@ -494,6 +547,15 @@ impl Core {
                 rtcp,
             }),
             MediaOutput::Event(Event::Digit { key, source }) => {
+                if !self.take_digit_token(now) {
+                    if !self.digits_capped {
+                        self.digits_capped = true;
+                        tracing::warn!(call_id = %self.info.sip_call_id, record_id = %self.info.record_id, limit = self.max_digits_per_sec, "caller sends keys faster than the limit; extra keys ignored");
+                        let step = self.interp.step_name().to_owned();
+                        self.log(now, &step, "limit", serde_json::json!({"what": "keys per second", "limit": self.max_digits_per_sec}));
+                    }
+                    return;
+                }
                 if self.panic_digit == Some(key) {
                     #[allow(clippy::panic)]
                     {

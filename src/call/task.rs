@@ -46,6 +46,10 @@ pub struct Shared {
     pub inband_dtmf: bool,
     /// No call lasts longer.
     pub max_duration: Duration,
+    /// Timeline events per call at most.
+    pub max_timeline_events: u32,
+    /// Caller keys per second at most.
+    pub max_digits_per_sec: u32,
     /// Decoded prompt files.
     pub prompts: Mutex<media::prompt::Cache>,
     /// Synthesised speech.
@@ -283,6 +287,8 @@ pub async fn run(
         fetch_allow,
         panic_digit: shared.panic_digit,
         beep: Arc::clone(&shared.beep),
+        max_events: shared.max_timeline_events,
+        max_digits_per_sec: shared.max_digits_per_sec,
     };
     let mut core = span.in_scope(|| Core::new(core_setup, started, &mut recorders));
     let mut job: Option<PlayJob> = None;

@@ -382,6 +382,10 @@ pub struct CallsConfig {
     pub answer_after_ms: u64,
     /// Retry-After seconds in a 503.
     pub retry_after_secs: u32,
+    /// Timeline events one call may write (then one `limit` event).
+    pub max_timeline_events: u32,
+    /// Keys per second a caller may send; extra keys are ignored.
+    pub max_dtmf_per_sec: u32,
 }
 
 impl Default for CallsConfig {
@@ -392,6 +396,8 @@ impl Default for CallsConfig {
             drain_secs: 30,
             answer_after_ms: 0,
             retry_after_secs: 5,
+            max_timeline_events: 2000,
+            max_dtmf_per_sec: 10,
         }
     }
 }
@@ -490,7 +496,17 @@ impl Config {
                 ));
             }
         }
-        let checks: [(&str, bool, &str); 12] = [
+        let checks: [(&str, bool, &str); 14] = [
+            (
+                "calls.max_timeline_events",
+                self.calls.max_timeline_events < 100,
+                "must be at least 100",
+            ),
+            (
+                "calls.max_dtmf_per_sec",
+                !(1..=100).contains(&self.calls.max_dtmf_per_sec),
+                "must be 1 to 100",
+            ),
             (
                 "security.auth_max_failures",
                 !(1..=10).contains(&self.security.auth_max_failures),

@@ -153,6 +153,8 @@ impl Server {
             media_timeout: Duration::from_secs(config.media.timeout_secs),
             inband_dtmf: config.media.inband_dtmf,
             max_duration: Duration::from_secs(config.calls.max_call_secs),
+            max_timeline_events: config.calls.max_timeline_events,
+            max_digits_per_sec: config.calls.max_dtmf_per_sec,
             prompts: Mutex::new(media::prompt::Cache::new(256 << 20)),
             tts,
             log,

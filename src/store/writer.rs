@@ -7,8 +7,17 @@
 //! When the database is unreachable, batches are retried with backoff and
 //! kept (up to [`MAX_BACKLOG`] records; beyond that the oldest are dropped
 //! and the loss is logged with a count).
+//!
+//! The queue is bounded: timeline events wait in a channel of
+//! [`EVENT_QUEUE`] records; when the writer falls that far behind, further
+//! events are dropped (never waited for: a call's media must not stall on
+//! the database), counted, and reported in one summary line per interval.
+//! CDR rows have their own queue and are never dropped: there are at most
+//! a few per call, so the call cap bounds them.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -19,6 +28,8 @@ use super::{CallRecord, Event, Store};
 pub const MAX_BACKLOG: usize = 1_000_000;
 /// Records written per transaction at most.
 const BATCH: usize = 1000;
+/// Timeline events queued at most before new ones are dropped.
+pub const EVENT_QUEUE: usize = 100_000;
 
 /// Something to write.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,31 +42,132 @@ pub enum Record {
 
 /// Where call tasks send records. Cheap to clone.
 #[derive(Debug, Clone)]
-pub struct LogSender(mpsc::UnboundedSender<Record>);
+pub struct LogSender {
+    calls: mpsc::UnboundedSender<Record>,
+    events: mpsc::Sender<Record>,
+    dropped: Arc<AtomicU64>,
+}
 
 impl LogSender {
-    /// Queues a record; never waits.
+    /// Queues a record; never waits. A timeline event that finds the queue
+    /// full is dropped and counted.
     pub fn send(&self, r: Record) {
-        if self.0.send(r).is_err() {
-            tracing::error!("interaction log writer has stopped: record lost");
+        match r {
+            Record::Call(_) => {
+                if self.calls.send(r).is_err() {
+                    tracing::error!("interaction log writer has stopped: CDR row lost");
+                }
+            }
+            Record::Event(_) => match self.events.try_send(r) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    tracing::error!("interaction log writer has stopped: event lost");
+                }
+            },
         }
+    }
+
+    /// Timeline events dropped so far because the queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
     }
 }
 
 /// Starts the writer; it ends when every [`LogSender`] is dropped and the
 /// queue is written.
 pub fn start(store: Store, flush: Duration) -> (LogSender, tokio::task::JoinHandle<()>) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let task = tokio::spawn(run(store, rx, flush));
-    (LogSender(tx), task)
+    start_with_capacity(store, flush, EVENT_QUEUE)
 }
 
-async fn run(store: Store, mut rx: mpsc::UnboundedReceiver<Record>, flush: Duration) {
+/// [`start`] with another event queue size (tests).
+pub fn start_with_capacity(
+    store: Store,
+    flush: Duration,
+    events: usize,
+) -> (LogSender, tokio::task::JoinHandle<()>) {
+    let (calls_tx, calls_rx) = mpsc::unbounded_channel();
+    let (events_tx, events_rx) = mpsc::channel(events.max(1));
+    let dropped = Arc::new(AtomicU64::new(0));
+    let task = tokio::spawn(run(
+        store,
+        Queues {
+            calls: calls_rx,
+            events: events_rx,
+            calls_open: true,
+            events_open: true,
+        },
+        flush,
+        Arc::clone(&dropped),
+    ));
+    (
+        LogSender {
+            calls: calls_tx,
+            events: events_tx,
+            dropped,
+        },
+        task,
+    )
+}
+
+struct Queues {
+    calls: mpsc::UnboundedReceiver<Record>,
+    events: mpsc::Receiver<Record>,
+    calls_open: bool,
+    events_open: bool,
+}
+
+impl Queues {
+    fn open(&self) -> bool {
+        self.calls_open || self.events_open
+    }
+
+    /// The next record, or None when both queues are closed and empty.
+    async fn recv(&mut self) -> Option<Record> {
+        loop {
+            if !self.open() {
+                return None;
+            }
+            tokio::select! {
+                r = self.calls.recv(), if self.calls_open => match r {
+                    Some(r) => return Some(r),
+                    None => self.calls_open = false,
+                },
+                r = self.events.recv(), if self.events_open => match r {
+                    Some(r) => return Some(r),
+                    None => self.events_open = false,
+                },
+            }
+        }
+    }
+
+    fn try_recv(&mut self) -> Option<Record> {
+        self.calls
+            .try_recv()
+            .ok()
+            .or_else(|| self.events.try_recv().ok())
+    }
+}
+
+async fn run(store: Store, mut rx: Queues, flush: Duration, full_drops: Arc<AtomicU64>) {
     let mut pending: VecDeque<Record> = VecDeque::new();
     let mut open = true;
     let mut backoff = Duration::from_millis(100);
     let mut dropped: u64 = 0;
+    let mut reported_full: u64 = 0;
     while open || !pending.is_empty() {
+        // One summary line per interval for events dropped at the queue.
+        let now_full = full_drops.load(Ordering::Relaxed);
+        if now_full > reported_full {
+            tracing::warn!(
+                dropped = now_full - reported_full,
+                total = now_full,
+                "interaction log queue full: timeline events dropped"
+            );
+            reported_full = now_full;
+        }
         if open {
             // Gather for one interval, or until a batch is full.
             let deadline = tokio::time::Instant::now() + flush;
@@ -70,8 +182,8 @@ async fn run(store: Store, mut rx: mpsc::UnboundedReceiver<Record>, flush: Durat
             }
             while pending.len() < BATCH * 8 {
                 match rx.try_recv() {
-                    Ok(r) => pending.push_back(r),
-                    Err(_) => break,
+                    Some(r) => pending.push_back(r),
+                    None => break,
                 }
             }
         }
@@ -104,7 +216,7 @@ async fn run(store: Store, mut rx: mpsc::UnboundedReceiver<Record>, flush: Durat
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(10));
                     // Keep draining the channel meanwhile.
-                    while let Ok(r) = rx.try_recv() {
+                    while let Some(r) = rx.try_recv() {
                         pending.push_back(r);
                     }
                 }

@@ -102,6 +102,7 @@ struct Opts {
     max: Duration,
     media_timeout: Duration,
     prompt_secs: f64,
+    max_events: u32,
 }
 
 impl Default for Opts {
@@ -112,6 +113,7 @@ impl Default for Opts {
             max: Duration::from_secs(3600),
             media_timeout: Duration::from_secs(30),
             prompt_secs: 1.0,
+            max_events: 2000,
         }
     }
 }
@@ -169,6 +171,8 @@ impl Call {
             fetch_allow: allow,
             panic_digit: None,
             beep: Arc::from(vec![1000i16; 800]),
+            max_events: o.max_events,
+            max_digits_per_sec: 10,
         };
         let mut rec = Memory::default();
         let core = Core::new(setup, t0, &mut rec);
@@ -734,4 +738,69 @@ fn a_reinvite_that_moves_the_media_is_followed() {
             .all(|a| *a == "127.0.0.1:40100".parse::<SocketAddr>().expect("addr")),
         "media went back to the old address"
     );
+}
+
+const LOOP: &str = r#"flow "Loop"
+  numbers 1000
+
+step a
+  gather into k, digits 1, timeout 5s
+    say "Press a key."
+    on timeout -> done
+  goto a
+
+step done
+  hangup "done"
+"#;
+
+#[test]
+fn a_key_flood_reaches_the_flow_at_the_rate_limit_with_one_limit_event() {
+    let mut c = Call::start(
+        LOOP,
+        Opts {
+            prompt_secs: 0.1,
+            ..Opts::default()
+        },
+    );
+    c.wait(Duration::from_millis(200));
+    // 1,000 INFO digits in half a second (within one second's bucket).
+    for i in 0..1000u32 {
+        c.press(char::from(b'0' + (i % 10) as u8));
+        c.wait(Duration::from_micros(500));
+    }
+    let dtmf = c.kinds("dtmf").len();
+    assert_eq!(dtmf, 10, "ten keys a second reach the flow");
+    assert_eq!(c.kinds("limit").len(), 1, "{:?}", c.kinds("limit"));
+    // A second later keys flow again.
+    c.wait(Duration::from_secs(1));
+    c.press('5');
+    assert_eq!(c.kinds("dtmf").len(), 11);
+}
+
+#[test]
+fn the_timeline_of_one_call_is_capped_with_one_limit_event_and_its_end() {
+    let mut c = Call::start(
+        LOOP,
+        Opts {
+            prompt_secs: 0.1,
+            max_events: 100,
+            ..Opts::default()
+        },
+    );
+    // 400 keys at five a second: under the key limit, far over the cap.
+    for i in 0..400u32 {
+        c.wait(Duration::from_millis(200));
+        c.press(char::from(b'0' + (i % 10) as u8));
+    }
+    c.input(Input::Sip(SipEvent::Ended {
+        by: Party::Caller,
+        cause: "BYE".into(),
+    }));
+    assert!(c.events.len() <= 102, "{} events", c.events.len());
+    assert_eq!(c.kinds("limit").len(), 1);
+    assert_eq!(
+        c.events.last().map(|e| e.2["event"].clone()),
+        Some("ended".into())
+    );
+    assert_eq!(c.cdr().outcome.as_deref(), Some("caller hung up"));
 }
