@@ -243,3 +243,40 @@ fn options_over_ipv6_loopback_is_answered() {
     sock.send(options("v6", local).as_bytes()).unwrap();
     assert_eq!(recv_status(&sock).as_deref(), Some("SIP/2.0 200 OK"));
 }
+
+/// Issue 13 point 7: a garbage flood from one source costs a few log
+/// lines and one summary per interval, not a line per datagram.
+#[test]
+fn a_garbage_flood_writes_a_few_log_lines_and_a_summary() {
+    let mut server = Server::start("[security]\npeer_log_interval_secs = 1\n");
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.connect(server.addr("udp")).unwrap();
+    for i in 0..3000 {
+        sock.send(format!("INVITE sip:{i} SIP/2.0\r\n\r\n").as_bytes())
+            .unwrap();
+    }
+    assert!(
+        server.wait_for_log("were suppressed", Duration::from_secs(10)),
+        "no summary line:\n{}",
+        server.log.join("\n")
+    );
+    let full = server
+        .log
+        .iter()
+        .filter(|l| l.contains("malformed message"))
+        .count();
+    // Five per interval; the flood may straddle two or three intervals.
+    assert!((5..=15).contains(&full), "{full} lines for 3,000 datagrams");
+    let summary = server
+        .log
+        .iter()
+        .find(|l| l.contains("were suppressed"))
+        .cloned()
+        .unwrap_or_default();
+    assert!(summary.contains("source=127.0.0.1"), "{summary}");
+    // The server still answers.
+    let local = sock.local_addr().unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    sock.send(options("alive", local).as_bytes()).unwrap();
+    assert_eq!(recv_status(&sock).as_deref(), Some("SIP/2.0 200 OK"));
+}

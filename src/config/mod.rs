@@ -81,6 +81,10 @@ pub struct SecurityConfig {
     pub auth_window_secs: u64,
     /// How long a locked-out source gets 403 (at least 600).
     pub auth_lockout_secs: u64,
+    /// Log lines a source's bad input may cause in full per interval.
+    pub peer_log_lines: u32,
+    /// The interval; then one summary line with the count suppressed.
+    pub peer_log_interval_secs: u64,
 }
 
 impl Default for SecurityConfig {
@@ -89,6 +93,8 @@ impl Default for SecurityConfig {
             auth_max_failures: 10,
             auth_window_secs: 60,
             auth_lockout_secs: 600,
+            peer_log_lines: 5,
+            peer_log_interval_secs: 10,
         }
     }
 }
@@ -328,7 +334,7 @@ impl Default for SipConfig {
             max_message_bytes: 65_535,
             max_headers: 128,
             max_header_line_bytes: 4096,
-            max_vias: 32,
+            max_vias: 70,
             max_transactions: 200_000,
             max_connections: 4096,
             max_connections_per_ip: 256,
@@ -496,7 +502,17 @@ impl Config {
                 ));
             }
         }
-        let checks: [(&str, bool, &str); 14] = [
+        let checks: [(&str, bool, &str); 16] = [
+            (
+                "security.peer_log_lines",
+                !(1..=100).contains(&self.security.peer_log_lines),
+                "must be 1 to 100",
+            ),
+            (
+                "security.peer_log_interval_secs",
+                !(1..=3600).contains(&self.security.peer_log_interval_secs),
+                "must be 1 to 3600",
+            ),
             (
                 "calls.max_timeline_events",
                 self.calls.max_timeline_events < 100,

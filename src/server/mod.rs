@@ -111,6 +111,11 @@ impl Server {
         }
         let (lo, hi) = parse_port_range(&config.media.rtp_ports).map_err(anyhow::Error::msg)?;
         let settings = Settings {
+            peer_log: crate::ua::log_limit::Limits {
+                lines: config.security.peer_log_lines,
+                interval: Duration::from_secs(config.security.peer_log_interval_secs),
+                ..crate::ua::log_limit::Limits::default()
+            },
             limits: config.limits(),
             timers: config.timers(),
             max_transactions: config.sip.max_transactions,

@@ -157,7 +157,9 @@ impl Core {
             .map(|c| String::from_utf8_lossy(&c).into_owned())
             .unwrap_or_default();
         if self.draining || self.calls.len() >= self.settings.max_calls {
-            tracing::info!(call_id = %call_id_text, "refusing call: at capacity");
+            if self.peer_log.allow(now, flow.remote.ip()) {
+                tracing::info!(call_id = %call_id_text, "refusing call: at capacity");
+            }
             self.refuse_busy(now, tx, &invite, "Service Unavailable");
             return;
         }
@@ -176,7 +178,9 @@ impl Core {
         let admitted = match self.admission.admit(self.wall(now), flow.remote, &invite) {
             Ok(a) => a,
             Err(r) => {
-                tracing::info!(call_id = %call_id_text, remote = %flow.remote, status = %r.status, why = %r.why, "refusing call");
+                if self.peer_log.allow(now, flow.remote.ip()) {
+                    tracing::info!(call_id = %call_id_text, remote = %flow.remote, status = %r.status, why = %r.why, "refusing call");
+                }
                 self.respond(now, tx, &invite, r.status, r.reason, &r.headers);
                 return;
             }
@@ -187,7 +191,9 @@ impl Core {
             .copied()
             .unwrap_or(0);
         if in_tenant >= admitted.max_calls {
-            tracing::info!(call_id = %call_id_text, tenant = %admitted.tenant_id, "refusing call: tenant at its call limit");
+            if self.peer_log.allow(now, flow.remote.ip()) {
+                tracing::info!(call_id = %call_id_text, tenant = %admitted.tenant_id, "refusing call: tenant at its call limit");
+            }
             self.refuse_busy(now, tx, &invite, "Service Unavailable");
             return;
         }
@@ -200,13 +206,17 @@ impl Core {
             let offer = match sdp::parse_audio_offer(&invite.body) {
                 Ok(o) => o,
                 Err(e) => {
-                    tracing::info!(call_id = %call_id_text, error = %e, "unusable offer");
+                    if self.peer_log.allow(now, flow.remote.ip()) {
+                        tracing::info!(call_id = %call_id_text, error = %e, "unusable offer");
+                    }
                     self.refuse_media(now, tx, &invite, format!("399 dhwani \"{e}\""));
                     return;
                 }
             };
             let Some(negotiated) = sdp::negotiate(&offer, &prefs) else {
-                tracing::info!(call_id = %call_id_text, "no codec in common");
+                if self.peer_log.allow(now, flow.remote.ip()) {
+                    tracing::info!(call_id = %call_id_text, "no codec in common");
+                }
                 let warning = format!(
                     "305 dhwani \"Incompatible media format: we speak {}\"",
                     self.settings.codecs.join(", ")

@@ -10,6 +10,7 @@
 mod admission;
 mod calls;
 pub mod ids;
+pub mod log_limit;
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -79,6 +80,8 @@ pub struct Settings {
     pub codecs: Vec<String>,
     /// Server header / Contact user.
     pub user_agent: String,
+    /// Budgets of log lines caused by a peer's input, per source.
+    pub peer_log: log_limit::Limits,
 }
 
 /// Counters an operator (and the tests) can read.
@@ -113,6 +116,7 @@ pub struct Core {
     actions: VecDeque<Action>,
     draining: bool,
     stats: Stats,
+    peer_log: log_limit::LogLimiter,
 }
 
 impl Core {
@@ -127,6 +131,7 @@ impl Core {
     ) -> Core {
         use rand::SeedableRng;
         Core {
+            peer_log: log_limit::LogLimiter::new(settings.peer_log),
             layer: Layer::new(settings.timers, settings.max_transactions),
             settings,
             policy: Policy::default(),
@@ -165,10 +170,14 @@ impl Core {
     /// When to call [`Core::handle_timeout`].
     pub fn poll_timeout(&self) -> Option<Instant> {
         let calls = self.schedule.first().map(|(at, _)| *at);
-        match (self.layer.poll_timeout(), calls) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.layer.poll_timeout(),
+            calls,
+            self.peer_log.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Bytes arrived on a flow.
@@ -178,7 +187,9 @@ impl Core {
             Ok(Message::Response(resp)) => self.handle_response(now, resp),
             Err(e) => {
                 self.stats.malformed += 1;
-                tracing::info!(remote = %flow.remote, transport = %flow.transport, error = %e, "malformed message");
+                if self.peer_log.allow(now, flow.remote.ip()) {
+                    tracing::info!(remote = %flow.remote, transport = %flow.transport, error = %e, "malformed message");
+                }
                 if let Some(status) = e.status_code()
                     && let Some(reply) = reply_to_raw(&bytes, status, &e.reason_phrase())
                 {
@@ -193,6 +204,17 @@ impl Core {
     /// A deadline passed.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.layer.handle_timeout(now);
+        for (source, suppressed) in self.peer_log.poll_summaries(now) {
+            match source {
+                log_limit::Source::Addr(ip) => {
+                    tracing::info!(source = %ip, suppressed, "log lines caused by this source were suppressed")
+                }
+                log_limit::Source::Others => tracing::info!(
+                    suppressed,
+                    "log lines caused by untracked sources were suppressed"
+                ),
+            }
+        }
         while let Some(&(at, id)) = self.schedule.first() {
             if at > now {
                 break;
@@ -297,7 +319,9 @@ impl Core {
             None => {
                 // Without a usable Via there is nowhere to answer (§18.2.2).
                 self.stats.malformed += 1;
-                tracing::info!(remote = %flow.remote, "request without a usable Via dropped");
+                if self.peer_log.allow(now, flow.remote.ip()) {
+                    tracing::info!(remote = %flow.remote, "request without a usable Via dropped");
+                }
                 if let Some(r) = reply_to_raw(
                     &req.to_bytes(),
                     StatusCode::BAD_REQUEST,
@@ -316,7 +340,9 @@ impl Core {
             Ok(Some(tu)) => tu,
             Ok(None) => return,
             Err(e) => {
-                tracing::info!(remote = %flow.remote, error = %e, "request refused by transaction layer");
+                if self.peer_log.allow(now, flow.remote.ip()) {
+                    tracing::info!(remote = %flow.remote, error = %e, "request refused by transaction layer");
+                }
                 return;
             }
         };
@@ -337,7 +363,9 @@ impl Core {
             return;
         }
         if let Err(rej) = sip::uas::check_request(req, &self.policy) {
-            tracing::info!(remote = %flow.remote, status = %rej.status, reason = %rej.reason, method = %req.method, "request rejected");
+            if self.peer_log.allow(now, flow.remote.ip()) {
+                tracing::info!(remote = %flow.remote, status = %rej.status, reason = %rej.reason, method = %req.method, "request rejected");
+            }
             let tag = self.new_tag();
             let resp = rej.to_response(req, tag.as_bytes());
             let _ = self.layer.respond(now, tu.id, resp);

@@ -133,6 +133,7 @@ fn settings(max_calls: usize, answer_after: Duration) -> Settings {
         answer_after,
         codecs: vec!["PCMU".into(), "PCMA".into()],
         user_agent: "dhwani-test".into(),
+        peer_log: log_limit::Limits::default(),
     }
 }
 

@@ -40,7 +40,7 @@ impl Default for Limits {
             max_message_bytes: 65_535,
             max_headers: 128,
             max_header_line_bytes: 4096,
-            max_vias: 32,
+            max_vias: 70,
         }
     }
 }
