@@ -52,12 +52,15 @@ step done
 IVR
 done
 cat > "$work/load.toml" <<TOML
-log = "warn,dhwani::call_task=info"
+log = "warn,dhwani::call=info"
 [recordings]
 sync_ms = ${SYNC_MS:-1000}
 [media]
 rtp_ports = "10000-60000"
 timeout_secs = 120
+# SIPp speaks from one loopback address, like one trusted trunk.
+[security]
+exempt_networks = ["127.0.0.0/8"]
 [calls]
 max_calls = 20000
 [[tenants]]

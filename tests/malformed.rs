@@ -248,7 +248,11 @@ fn options_over_ipv6_loopback_is_answered() {
 /// lines and one summary per interval, not a line per datagram.
 #[test]
 fn a_garbage_flood_writes_a_few_log_lines_and_a_summary() {
-    let mut server = Server::start("[security]\npeer_log_interval_secs = 1\n");
+    // Exempt from the flood ban (its own test is below): this one is about
+    // the log.
+    let mut server = Server::start(
+        "[security]\npeer_log_interval_secs = 1\nexempt_networks = [\"127.0.0.0/8\"]\n",
+    );
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.connect(server.addr("udp")).unwrap();
     for i in 0..3000 {
@@ -279,4 +283,56 @@ fn a_garbage_flood_writes_a_few_log_lines_and_a_summary() {
     sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
     sock.send(options("alive", local).as_bytes()).unwrap();
     assert_eq!(recv_status(&sock).as_deref(), Some("SIP/2.0 200 OK"));
+}
+
+/// Issue 13 point 3: a source over its message rate is banned (no replies
+/// at all) for the ban time; another source is not affected.
+#[test]
+fn a_flooding_source_is_banned_and_others_are_not() {
+    let mut server =
+        Server::start("[security]\nflood_messages_per_sec = 100\nflood_ban_secs = 2\n");
+    let target = server.addr("udp");
+    let flooder = UdpSocket::bind("127.0.0.1:0").unwrap();
+    flooder.connect(target).unwrap();
+    let local = flooder.local_addr().unwrap();
+    for i in 0..500 {
+        flooder
+            .send(options(&format!("fl{i}"), local).as_bytes())
+            .unwrap();
+    }
+    flooder
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut answered = 0;
+    while recv_status(&flooder).is_some() {
+        answered += 1;
+    }
+    assert!(
+        (90..=101).contains(&answered),
+        "{answered} of 500 answered with a limit of 100 a second"
+    );
+    assert!(server.wait_for_log("flood_ban", Duration::from_secs(3)));
+    // Banned: nothing comes back (waiting for nothing is the check here).
+    flooder.send(options("banned", local).as_bytes()).unwrap();
+    assert_eq!(recv_status(&flooder), None, "a banned source got a reply");
+    // Another source is answered meanwhile.
+    let other = UdpSocket::bind("127.0.0.2:0").unwrap();
+    other.connect(target).unwrap();
+    other
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let other_local = other.local_addr().unwrap();
+    other
+        .send(options("other", other_local).as_bytes())
+        .unwrap();
+    assert_eq!(recv_status(&other).as_deref(), Some("SIP/2.0 200 OK"));
+    // After the ban the flooder is answered again.
+    std::thread::sleep(Duration::from_millis(2100));
+    flooder
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    flooder
+        .send(options("after-ban", local).as_bytes())
+        .unwrap();
+    assert_eq!(recv_status(&flooder).as_deref(), Some("SIP/2.0 200 OK"));
 }

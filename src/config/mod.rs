@@ -85,6 +85,19 @@ pub struct SecurityConfig {
     pub peer_log_lines: u32,
     /// The interval; then one summary line with the count suppressed.
     pub peer_log_interval_secs: u64,
+    /// Messages per second from one source before it is banned.
+    pub flood_messages_per_sec: u32,
+    /// New INVITEs per second from one source before it is banned.
+    pub flood_invites_per_sec: u32,
+    /// How long a flood ban lasts (datagrams dropped, no replies).
+    pub flood_ban_secs: u64,
+    /// Live SIP transactions one source may hold.
+    pub max_transactions_per_source: usize,
+    /// Calls in progress one source may hold (503 beyond).
+    pub max_calls_per_source: usize,
+    /// Networks (CIDR) exempt from the flood limits and per-source caps:
+    /// trunks and SBCs you trust. A trunk can also say `flood_exempt`.
+    pub exempt_networks: Vec<String>,
 }
 
 impl Default for SecurityConfig {
@@ -95,6 +108,12 @@ impl Default for SecurityConfig {
             auth_lockout_secs: 600,
             peer_log_lines: 5,
             peer_log_interval_secs: 10,
+            flood_messages_per_sec: 300,
+            flood_invites_per_sec: 50,
+            flood_ban_secs: 300,
+            max_transactions_per_source: 20_000,
+            max_calls_per_source: 250,
+            exempt_networks: Vec::new(),
         }
     }
 }
@@ -253,6 +272,25 @@ pub struct TrunkConfig {
     /// Digest password; `env:NAME` reads it from an environment variable.
     #[serde(default)]
     pub password: Option<String>,
+    /// The trunk's networks skip the flood limits and per-source caps.
+    #[serde(default)]
+    pub flood_exempt: bool,
+}
+
+impl SecurityConfig {
+    /// The networks exempt from flood limits: `exempt_networks` and the
+    /// networks of every trunk marked `flood_exempt`.
+    pub fn exempt(&self, trunks: &[TrunkConfig]) -> Vec<ipnet::IpNet> {
+        let mut nets: Vec<ipnet::IpNet> = self
+            .exempt_networks
+            .iter()
+            .filter_map(|n| parse_net(n).ok())
+            .collect();
+        for t in trunks.iter().filter(|t| t.flood_exempt) {
+            nets.extend(t.nets());
+        }
+        nets
+    }
 }
 
 impl TrunkConfig {
@@ -491,6 +529,9 @@ impl Config {
             parse_listen(l).map_err(|m| invalid("sip.listen", m))?;
         }
         parse_port_range(&self.media.rtp_ports).map_err(|m| invalid("media.rtp_ports", m))?;
+        for n in &self.security.exempt_networks {
+            parse_net(n).map_err(|m| invalid("security.exempt_networks", m))?;
+        }
         if self.media.codecs.is_empty() {
             return Err(invalid("media.codecs", "name at least one codec".into()));
         }
@@ -502,7 +543,27 @@ impl Config {
                 ));
             }
         }
-        let checks: [(&str, bool, &str); 16] = [
+        let checks: [(&str, bool, &str); 20] = [
+            (
+                "security.flood_messages_per_sec",
+                self.security.flood_messages_per_sec == 0,
+                "must be > 0",
+            ),
+            (
+                "security.flood_invites_per_sec",
+                self.security.flood_invites_per_sec == 0,
+                "must be > 0",
+            ),
+            (
+                "security.max_transactions_per_source",
+                self.security.max_transactions_per_source == 0,
+                "must be > 0",
+            ),
+            (
+                "security.max_calls_per_source",
+                self.security.max_calls_per_source == 0,
+                "must be > 0",
+            ),
             (
                 "security.peer_log_lines",
                 !(1..=100).contains(&self.security.peer_log_lines),

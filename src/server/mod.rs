@@ -111,6 +111,15 @@ impl Server {
         }
         let (lo, hi) = parse_port_range(&config.media.rtp_ports).map_err(anyhow::Error::msg)?;
         let settings = Settings {
+            flood: crate::ua::pike::Limits {
+                messages_per_sec: config.security.flood_messages_per_sec,
+                invites_per_sec: config.security.flood_invites_per_sec,
+                ban: Duration::from_secs(config.security.flood_ban_secs),
+                transactions_per_source: config.security.max_transactions_per_source,
+                calls_per_source: config.security.max_calls_per_source,
+                exempt: config.security.exempt(&config.trunks),
+                ..crate::ua::pike::Limits::default()
+            },
             peer_log: crate::ua::log_limit::Limits {
                 lines: config.security.peer_log_lines,
                 interval: Duration::from_secs(config.security.peer_log_interval_secs),

@@ -257,6 +257,7 @@ mod tests {
             networks: vec!["198.51.100.0/24".into()],
             username: Some("carrier".into()),
             password: Some("right-password".into()),
+            flood_exempt: false,
         };
         Gate::new(registry, &[trunk], [9; 32], lockout::Limits::default())
     }

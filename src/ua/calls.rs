@@ -156,6 +156,21 @@ impl Core {
             .call_id()
             .map(|c| String::from_utf8_lossy(&c).into_owned())
             .unwrap_or_default();
+        let ip = flow.remote.ip();
+        if !self.pike.is_exempt(ip) {
+            let held = self
+                .calls
+                .values()
+                .filter(|c| c.flow.remote.ip() == ip)
+                .count();
+            if held >= self.pike.limits().calls_per_source {
+                if self.peer_log.allow(now, ip) {
+                    tracing::info!(call_id = %call_id_text, source = %ip, held, "refusing call: source at its call cap");
+                }
+                self.refuse_busy(now, tx, &invite, "Service Unavailable");
+                return;
+            }
+        }
         if self.draining || self.calls.len() >= self.settings.max_calls {
             if self.peer_log.allow(now, flow.remote.ip()) {
                 tracing::info!(call_id = %call_id_text, "refusing call: at capacity");

@@ -11,6 +11,7 @@ mod admission;
 mod calls;
 pub mod ids;
 pub mod log_limit;
+pub mod pike;
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -82,6 +83,8 @@ pub struct Settings {
     pub user_agent: String,
     /// Budgets of log lines caused by a peer's input, per source.
     pub peer_log: log_limit::Limits,
+    /// Per-source rates, bans and caps.
+    pub flood: pike::Limits,
 }
 
 /// Counters an operator (and the tests) can read.
@@ -95,6 +98,11 @@ pub struct Stats {
     pub calls_answered: u64,
     /// Calls ended (any reason).
     pub calls_ended: u64,
+    /// Sources banned for flooding.
+    pub bans: u64,
+    /// Messages dropped unanswered: banned source, or over its
+    /// transaction cap.
+    pub flood_drops: u64,
 }
 
 /// The core.
@@ -117,6 +125,11 @@ pub struct Core {
     draining: bool,
     stats: Stats,
     peer_log: log_limit::LogLimiter,
+    pike: pike::Pike,
+    /// The source of each live server transaction, and how many each
+    /// source holds.
+    tx_source: HashMap<TxId, std::net::IpAddr>,
+    tx_per_source: HashMap<std::net::IpAddr, usize>,
 }
 
 impl Core {
@@ -132,6 +145,9 @@ impl Core {
         use rand::SeedableRng;
         Core {
             peer_log: log_limit::LogLimiter::new(settings.peer_log),
+            pike: pike::Pike::new(settings.flood.clone()),
+            tx_source: HashMap::new(),
+            tx_per_source: HashMap::new(),
             layer: Layer::new(settings.timers, settings.max_transactions),
             settings,
             policy: Policy::default(),
@@ -182,6 +198,10 @@ impl Core {
 
     /// Bytes arrived on a flow.
     pub fn handle_bytes(&mut self, now: Instant, flow: Flow, bytes: Bytes) {
+        // A banned source costs no parsing and gets no reply.
+        if !self.admit_message(now, flow.remote.ip(), false) {
+            return;
+        }
         match parse_message(bytes.clone(), &self.settings.limits) {
             Ok(Message::Request(req)) => self.handle_request(now, flow, req),
             Ok(Message::Response(resp)) => self.handle_response(now, resp),
@@ -253,6 +273,31 @@ impl Core {
         self.pump(now);
     }
 
+    /// The flood check for one message (or new INVITE) from `ip`: false
+    /// when it must be dropped without a reply.
+    fn admit_message(&mut self, now: Instant, ip: std::net::IpAddr, invite: bool) -> bool {
+        let verdict = if invite {
+            self.pike.invite(now, ip)
+        } else {
+            self.pike.message(now, ip)
+        };
+        match verdict {
+            pike::Verdict::Pass => true,
+            pike::Verdict::Drop => {
+                self.stats.flood_drops += 1;
+                false
+            }
+            pike::Verdict::Banned(until) => {
+                self.stats.bans += 1;
+                self.stats.flood_drops += 1;
+                let secs = until.saturating_duration_since(now).as_secs();
+                let what = if invite { "INVITEs" } else { "messages" };
+                tracing::warn!(target: "security", event = "flood_ban", source = %ip, what, ban_secs = secs, "source banned: too many {what} per second");
+                false
+            }
+        }
+    }
+
     /// Wall-clock time of `now`.
     fn wall(&self, now: Instant) -> std::time::SystemTime {
         let (i, w) = self.epoch;
@@ -291,6 +336,14 @@ impl Core {
             }
             TxEvent::Terminated => {
                 self.by_bye.remove(&id);
+                if let Some(ip) = self.tx_source.remove(&id)
+                    && let Some(n) = self.tx_per_source.get_mut(&ip)
+                {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        self.tx_per_source.remove(&ip);
+                    }
+                }
                 if let Some(call) = self.by_invite.remove(&id) {
                     // A call that never got past the INVITE transaction.
                     if self
@@ -333,6 +386,25 @@ impl Core {
                 return;
             }
         };
+        let ip = flow.remote.ip();
+        let new_tx = !self.layer.matches(&req) && req.method != Method::Ack;
+        if new_tx && !self.pike.is_exempt(ip) {
+            let is_new_invite =
+                req.method == Method::Invite && req.to().ok().and_then(|t| t.tag()).is_none();
+            if is_new_invite && !self.admit_message(now, ip, true) {
+                return;
+            }
+            let held = self.tx_per_source.get(&ip).copied().unwrap_or(0);
+            if held >= self.pike.limits().transactions_per_source {
+                // Over its share of the table: dropped, no state, no reply.
+                self.stats.flood_drops += 1;
+                if self.peer_log.allow(now, ip) {
+                    tracing::info!(source = %ip, held, "source at its transaction cap: request dropped");
+                }
+                return;
+            }
+        }
+        let before = self.layer.len();
         let tu = match self
             .layer
             .handle_request(now, req, reply_flow, flow.transport.is_reliable())
@@ -346,6 +418,10 @@ impl Core {
                 return;
             }
         };
+        if self.layer.len() > before {
+            self.tx_source.insert(tu.id, ip);
+            *self.tx_per_source.entry(ip).or_default() += 1;
+        }
         let req = &tu.request;
         if req.method == Method::Ack {
             self.handle_ack(now, req);

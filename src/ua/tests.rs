@@ -134,6 +134,7 @@ fn settings(max_calls: usize, answer_after: Duration) -> Settings {
         codecs: vec!["PCMU".into(), "PCMA".into()],
         user_agent: "dhwani-test".into(),
         peer_log: log_limit::Limits::default(),
+        flood: pike::Limits::default(),
     }
 }
 
@@ -555,4 +556,91 @@ fn responses_go_to_the_source_with_received_and_rport_stamped() {
         ua.response_to[2].ip(),
         PEER.parse::<SocketAddr>().expect("addr").ip()
     );
+}
+
+fn settings_with(flood: pike::Limits) -> Settings {
+    Settings {
+        flood,
+        ..settings(100, Duration::ZERO)
+    }
+}
+
+#[test]
+fn one_source_holds_at_most_its_share_of_calls_and_transactions() {
+    let mut ua = Ua::new(settings_with(pike::Limits {
+        calls_per_source: 1,
+        ..pike::Limits::default()
+    }));
+    ua.send(&invite("1000", "s1", 1, "q1", None, &sdp(4000, "sendrecv")));
+    ua.send(&invite("1000", "s2", 1, "q2", None, &sdp(4000, "sendrecv")));
+    assert_eq!(ua.statuses(), vec![100, 200, 503]);
+
+    let mut ua = Ua::new(settings_with(pike::Limits {
+        transactions_per_source: 3,
+        ..pike::Limits::default()
+    }));
+    let options = |b: &str| {
+        format!(
+            "OPTIONS sip:1000@{US} SIP/2.0\nVia: SIP/2.0/UDP {PEER};branch=z9hG4bK{b};rport\nFrom: <sip:a@{PEER}>;tag=1\nTo: <sip:1000@{US}>\nCall-ID: t{b}\nCSeq: 1 OPTIONS\nMax-Forwards: 70\nContent-Length: 0\n\n"
+        )
+    };
+    for b in ["a", "b", "c", "d", "e"] {
+        ua.send(&options(b));
+    }
+    assert_eq!(
+        ua.statuses(),
+        vec![200, 200, 200],
+        "the 4th and 5th dropped"
+    );
+    assert_eq!(ua.core.stats().flood_drops, 2);
+    // A retransmission of a live one is still answered (no new state).
+    ua.send(&options("a"));
+    assert_eq!(ua.statuses().len(), 4);
+    // Timer J frees them; the source may ask again.
+    ua.wait(Duration::from_secs(33));
+    ua.send(&options("f"));
+    assert_eq!(ua.statuses().len(), 5);
+}
+
+#[test]
+fn an_exempt_network_has_no_per_source_caps() {
+    let mut ua = Ua::new(settings_with(pike::Limits {
+        calls_per_source: 1,
+        invites_per_sec: 1,
+        exempt: vec!["127.0.0.0/8".parse().expect("net")],
+        ..pike::Limits::default()
+    }));
+    for i in 0..3 {
+        ua.send(&invite(
+            "1000",
+            &format!("x{i}"),
+            1,
+            &format!("r{i}"),
+            None,
+            &sdp(4000, "sendrecv"),
+        ));
+    }
+    assert_eq!(ua.statuses(), vec![100, 200, 100, 200, 100, 200]);
+}
+
+#[test]
+fn an_invite_flood_bans_the_source_without_replies() {
+    let mut ua = Ua::new(settings_with(pike::Limits {
+        invites_per_sec: 2,
+        ..pike::Limits::default()
+    }));
+    for i in 0..5 {
+        ua.send(&invite(
+            "1000",
+            &format!("f{i}"),
+            1,
+            &format!("w{i}"),
+            None,
+            &sdp(4000, "sendrecv"),
+        ));
+    }
+    // Two calls answered; the third INVITE bans the source; no replies.
+    assert_eq!(ua.statuses(), vec![100, 200, 100, 200]);
+    assert_eq!(ua.core.stats().bans, 1);
+    assert_eq!(ua.core.stats().flood_drops, 3);
 }

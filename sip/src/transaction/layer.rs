@@ -190,6 +190,13 @@ impl<A: Clone> Layer<A> {
         self.entries.is_empty()
     }
 
+    /// True when `request` belongs to a live transaction (a retransmission,
+    /// or the ACK of a failure): handing it to [`Layer::handle_request`]
+    /// creates nothing new.
+    pub fn matches(&self, request: &Request) -> bool {
+        Key::for_request(request).is_ok_and(|k| self.by_key.contains_key(&k))
+    }
+
     /// Takes a received request. Returns `Ok(Some(_))` when the TU must act
     /// (a new request, a CANCEL, or an ACK that matched no transaction, that
     /// is the ACK of a 2xx), `Ok(None)` when a transaction absorbed it
