@@ -137,5 +137,50 @@ fn bench(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench);
+/// Issue 13: what reading a peer's RTP costs per packet, with our reader
+/// against the `rtp` crate's (which the session used before), and the
+/// whole session input path for one packet from the latched peer.
+fn rtp_input(c: &mut Criterion) {
+    use webrtc_util::marshal::Unmarshal;
+    let packet = rtp_packet(7, &[0x55; 160]);
+    c.bench_function("rtp_parse_ours", |b| {
+        b.iter(|| media::rtp::packet::parse(black_box(&packet)).map(|p| p.payload.len()))
+    });
+    c.bench_function("rtp_parse_rtp_crate", |b| {
+        b.iter(|| {
+            let mut buf = bytes::Bytes::copy_from_slice(black_box(&packet));
+            rtp::packet::Packet::unmarshal(&mut buf).map(|p| p.payload.len())
+        })
+    });
+    let peer: SocketAddr = "127.0.0.1:40000".parse().expect("addr");
+    let t0 = Instant::now();
+    let cfg = media::rtp::Config::new(
+        peer,
+        media::rtp::PayloadType(0),
+        media::rtp::ClockRate(8000),
+    )
+    .already_confirmed();
+    let mut s = media::rtp::Session::new(cfg, &mut StdRng::seed_from_u64(3), t0, SystemTime::now());
+    // A whole sequence-number cycle, built beforehand.
+    let packets: Vec<Vec<u8>> = (0..=u16::MAX)
+        .map(|q| rtp_packet(q, &[0x55; 160]))
+        .collect();
+    let mut i = 0usize;
+    c.bench_function("rtp_session_input_packet", |b| {
+        b.iter(|| {
+            i = (i + 1) % packets.len();
+            let p = &packets[i];
+            s.handle_input(
+                t0,
+                media::rtp::Input::Datagram {
+                    from: peer,
+                    bytes: p,
+                },
+            );
+            while s.poll_output().is_some() {}
+        })
+    });
+}
+
+criterion_group!(benches, bench, rtp_input);
 criterion_main!(benches);
