@@ -178,7 +178,12 @@ impl Core {
             self.refuse_busy(now, tx, &invite, "Service Unavailable");
             return;
         }
-        if !matches!(invite.headers.contacts(), Ok(sip::header::Contacts::List(ref l)) if !l.is_empty())
+        // No Contact at all is an RFC 2543 INVITE: accepted for backward
+        // compatibility (RFC 4475 §3.4.1). A Contact that is there but
+        // unusable (`*`, garbage) is a 400.
+        let contact_absent = invite.headers.get(&HeaderName::Contact).is_none();
+        if !contact_absent
+            && !matches!(invite.headers.contacts(), Ok(sip::header::Contacts::List(ref l)) if !l.is_empty())
         {
             self.respond(
                 now,

@@ -644,3 +644,27 @@ fn an_invite_flood_bans_the_source_without_replies() {
     assert_eq!(ua.core.stats().bans, 1);
     assert_eq!(ua.core.stats().flood_drops, 3);
 }
+
+/// RFC 4475 §3.4.1 (`inv2543`): an RFC 2543 INVITE, with no branch in its
+/// Via, no From tag and no Content-Length over UDP, is accepted for
+/// backward compatibility (RFC 3261 §17.2.3: matched without the magic
+/// cookie). The message is written from the RFC's text; the byte-exact
+/// replay of its archive is still to come (issue 13 point 5).
+#[test]
+fn an_rfc_2543_invite_is_answered() {
+    let mut ua = Ua::new(settings(10, Duration::ZERO));
+    let inv = format!(
+        "INVITE sip:1000@{US} SIP/2.0\nVia: SIP/2.0/UDP {PEER}\nFrom: <sip:+13035551111@{PEER};user=phone>\nTo: sip:1000@{US};user=phone\nCall-ID: inv2543.1717@ift.client.example.com\nCSeq: 56 INVITE\nContent-Type: application/sdp\n\nv=0\no=mhandley 29739 7272939 IN IP4 127.0.0.1\ns=-\nc=IN IP4 127.0.0.1\nt=0 0\nm=audio 49217 RTP/AVP 0\n"
+    );
+    ua.send(&inv);
+    assert_eq!(ua.statuses(), vec![100, 200], "{:?}", ua.responses);
+    // A retransmission (same everything, still no branch) matches the
+    // transaction by the RFC 2543 rules: absorbed, not a second call.
+    ua.send(&inv);
+    assert_eq!(ua.core.call_count(), 1);
+    assert_eq!(ua.started.len(), 1);
+    assert_eq!(ua.statuses(), vec![100, 200]);
+    // Without an ACK the 200 is retransmitted on the dialog's timer.
+    ua.wait(Duration::from_secs(2));
+    assert!(ua.statuses().iter().filter(|s| **s == 200).count() >= 2);
+}

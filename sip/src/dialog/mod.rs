@@ -91,12 +91,13 @@ impl Dialog {
         local_cseq: u32,
     ) -> Result<Dialog> {
         let from = invite.from()?;
-        let remote_target = invite
-            .headers
-            .contacts()?
-            .first()
-            .map(|c| c.uri.clone())
-            .ok_or(Error::MissingHeader { header: "Contact" })?;
+        // An RFC 2543 INVITE may have no Contact: then the remote target is
+        // the From URI, as RFC 2543 had it (RFC 4475 §3.4.1, `inv2543`).
+        let remote_target = match invite.headers.contacts()?.first() {
+            Some(c) => c.uri.clone(),
+            None if invite.headers.get(&HeaderName::Contact).is_none() => from.uri.clone(),
+            None => return Err(Error::MissingHeader { header: "Contact" }),
+        };
         // §12.1.1: the route set is the Record-Route list, in order.
         let route_set = invite
             .headers
