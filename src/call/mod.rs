@@ -2,5 +2,6 @@
 //! consent and recording, the hold clock, timeline and CDR) and its thin
 //! tokio driver, [`task`].
 
+pub mod cdr;
 pub mod core;
 pub mod task;
