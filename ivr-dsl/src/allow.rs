@@ -13,9 +13,19 @@ pub struct AllowList {
     entries: Vec<(String, Option<u16>)>,
 }
 
+/// A `fetch_allow` entry that is not a host name (with an optional port).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{entry}`: {why}")]
+pub struct BadEntry {
+    /// The entry as configured.
+    pub entry: String,
+    /// What is wrong with it.
+    pub why: &'static str,
+}
+
 impl AllowList {
     /// From configured entries; an entry that is not a host name is an error.
-    pub fn new<I, S>(entries: I) -> Result<AllowList, String>
+    pub fn new<I, S>(entries: I) -> Result<AllowList, BadEntry>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
@@ -26,7 +36,10 @@ impl AllowList {
             let (host, port) = match e.rsplit_once(':') {
                 Some((h, p)) => (
                     h.to_owned(),
-                    Some(p.parse::<u16>().map_err(|_| format!("`{e}`: bad port"))?),
+                    Some(p.parse::<u16>().map_err(|_| BadEntry {
+                        entry: e.clone(),
+                        why: "bad port",
+                    })?),
                 ),
                 None => (e.clone(), None),
             };
@@ -38,9 +51,10 @@ impl AllowList {
                         && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
                 });
             if !valid {
-                return Err(format!(
-                    "`{e}` is not a host name (write api.example.in or *.example.in)"
-                ));
+                return Err(BadEntry {
+                    entry: e,
+                    why: "not a host name (write api.example.in or *.example.in)",
+                });
             }
             out.push((host, port));
         }

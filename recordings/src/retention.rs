@@ -49,26 +49,40 @@ impl Default for Policy {
     }
 }
 
+/// A retention period outside what the rules allow.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{class} retention {days} days: {rule}")]
+pub struct OutOfBounds {
+    /// Which data class.
+    pub class: &'static str,
+    /// The configured period.
+    pub days: u64,
+    /// The allowed range and why.
+    pub rule: &'static str,
+}
+
 impl Policy {
     /// Checks the periods against what the rules allow.
-    pub fn validate(&self) -> Result<(), String> {
-        if !(1..=3650).contains(&self.recordings_days) {
-            return Err(format!(
-                "recordings retention {} days: use 1 to 3650",
-                self.recordings_days
-            ));
-        }
-        if !(180..=365).contains(&self.interaction_log_days) {
-            return Err(format!(
-                "interaction log retention {} days: TRAI/DoT require 180 to 365",
-                self.interaction_log_days
-            ));
-        }
-        if !(365..=3650).contains(&self.cdr_days) {
-            return Err(format!(
-                "CDR retention {} days: use 365 to 3650",
-                self.cdr_days
-            ));
+    pub fn validate(&self) -> Result<(), OutOfBounds> {
+        let checks = [
+            (
+                "recordings",
+                self.recordings_days,
+                1..=3650,
+                "use 1 to 3650",
+            ),
+            (
+                "interaction log",
+                self.interaction_log_days,
+                180..=365,
+                "TRAI/DoT require 180 to 365",
+            ),
+            ("CDR", self.cdr_days, 365..=3650, "use 365 to 3650"),
+        ];
+        for (class, days, range, rule) in checks {
+            if !range.contains(&days) {
+                return Err(OutOfBounds { class, days, rule });
+            }
         }
         Ok(())
     }

@@ -371,7 +371,7 @@ pub async fn run(
 }
 
 /// Decodes a built-in prompt (WAV bytes) at `rate`.
-pub fn builtin_prompt(wav: &[u8], name: &str, rate: u32) -> anyhow::Result<Arc<[i16]>> {
+pub fn builtin_prompt(wav: &[u8], name: &str, rate: u32) -> Result<Arc<[i16]>, media::Error> {
     let pcm = media::prompt::decode_bytes(wav.to_vec(), "wav", Path::new(name))?;
     Ok(media::prompt::resample(&pcm, rate, Path::new(name))?.into())
 }

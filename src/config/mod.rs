@@ -313,11 +313,16 @@ impl TrunkConfig {
 }
 
 /// `10.0.0.0/8`, `::1/128`, or a bare address (a /32 or /128).
-pub fn parse_net(s: &str) -> Result<ipnet::IpNet, String> {
+pub fn parse_net(s: &str) -> Result<ipnet::IpNet, BadValue> {
     s.parse::<ipnet::IpNet>()
         .or_else(|_| s.parse::<IpAddr>().map(ipnet::IpNet::from))
-        .map_err(|_| format!("`{s}` is not a network like 10.0.0.0/8 or ::1/128"))
+        .map_err(|_| BadValue(format!("`{s}` is not a network like 10.0.0.0/8 or ::1/128")))
 }
+
+/// A value that does not parse, with what to write instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BadValue(pub String);
 
 /// `[sip]`
 #[derive(Debug, Clone, Deserialize)]
@@ -458,14 +463,16 @@ pub enum Listen {
 }
 
 /// Parses one `--listen` / `sip.listen` entry; a bare address means UDP and TCP.
-pub fn parse_listen(s: &str) -> Result<Vec<Listen>, String> {
+pub fn parse_listen(s: &str) -> Result<Vec<Listen>, BadValue> {
     let (kind, addr) = match s.split_once(':') {
         Some((k @ ("udp" | "tcp" | "tls"), rest)) => (Some(k), rest),
         _ => (None, s),
     };
-    let addr: SocketAddr = addr
-        .parse()
-        .map_err(|_| format!("`{s}` is not [udp:|tcp:|tls:]ADDR:PORT (IPv6: [::1]:5060)"))?;
+    let addr: SocketAddr = addr.parse().map_err(|_| {
+        BadValue(format!(
+            "`{s}` is not [udp:|tcp:|tls:]ADDR:PORT (IPv6: [::1]:5060)"
+        ))
+    })?;
     Ok(match kind {
         Some("udp") => vec![Listen::Udp(addr)],
         Some("tcp") => vec![Listen::Tcp(addr)],
@@ -475,20 +482,20 @@ pub fn parse_listen(s: &str) -> Result<Vec<Listen>, String> {
 }
 
 /// Parses `LOW-HIGH`.
-pub fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
+pub fn parse_port_range(s: &str) -> Result<(u16, u16), BadValue> {
     let (a, b) = s
         .split_once('-')
-        .ok_or_else(|| format!("`{s}` is not LOW-HIGH"))?;
+        .ok_or_else(|| BadValue(format!("`{s}` is not LOW-HIGH")))?;
     let lo: u16 = a
         .trim()
         .parse()
-        .map_err(|_| format!("`{a}` is not a port"))?;
+        .map_err(|_| BadValue(format!("`{a}` is not a port")))?;
     let hi: u16 = b
         .trim()
         .parse()
-        .map_err(|_| format!("`{b}` is not a port"))?;
+        .map_err(|_| BadValue(format!("`{b}` is not a port")))?;
     if lo == 0 || lo >= hi {
-        return Err(format!("`{s}`: need 0 < LOW < HIGH"));
+        return Err(BadValue(format!("`{s}`: need 0 < LOW < HIGH")));
     }
     Ok((lo, hi))
 }
@@ -526,11 +533,11 @@ impl Config {
             message,
         };
         for l in &self.sip.listen {
-            parse_listen(l).map_err(|m| invalid("sip.listen", m))?;
+            parse_listen(l).map_err(|m| invalid("sip.listen", m.0))?;
         }
-        parse_port_range(&self.media.rtp_ports).map_err(|m| invalid("media.rtp_ports", m))?;
+        parse_port_range(&self.media.rtp_ports).map_err(|m| invalid("media.rtp_ports", m.0))?;
         for n in &self.security.exempt_networks {
-            parse_net(n).map_err(|m| invalid("security.exempt_networks", m))?;
+            parse_net(n).map_err(|m| invalid("security.exempt_networks", m.0))?;
         }
         if self.media.codecs.is_empty() {
             return Err(invalid("media.codecs", "name at least one codec".into()));

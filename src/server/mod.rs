@@ -109,7 +109,7 @@ impl Server {
         for b in &bound {
             tracing::info!(transport = %b.transport, addr = %b.addr, "listening");
         }
-        let (lo, hi) = parse_port_range(&config.media.rtp_ports).map_err(anyhow::Error::msg)?;
+        let (lo, hi) = parse_port_range(&config.media.rtp_ports)?;
         let settings = Settings {
             flood: crate::ua::pike::Limits {
                 messages_per_sec: config.security.flood_messages_per_sec,

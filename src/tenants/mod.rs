@@ -137,13 +137,38 @@ pub fn flows_dir(t: &TenantConfig, config_dir: &Path, data_dir: &Path) -> std::i
     }
 }
 
+/// Why the tenants could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TenantsError {
+    /// The embedded demo flows could not be written to the data directory.
+    #[error("tenant `{tenant}`: cannot unpack the demo flows: {source}")]
+    Unpack {
+        /// The tenant.
+        tenant: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A `fetch_allow` entry is not a host name.
+    #[error("tenant `{tenant}`: fetch_allow {source}")]
+    FetchAllow {
+        /// The tenant.
+        tenant: String,
+        /// The entry.
+        source: ivr_dsl::allow::BadEntry,
+    },
+}
+
 impl Registry {
     /// The tenants of `config` (flows not loaded yet: call [`Registry::reload`]).
-    pub fn new(config: &Config, config_dir: &Path) -> anyhow::Result<Registry> {
+    pub fn new(config: &Config, config_dir: &Path) -> Result<Registry, TenantsError> {
         let mut tenants = Vec::new();
         for t in &config.tenants {
-            let dir = flows_dir(t, config_dir, &config.data_dir).map_err(|e| {
-                anyhow::anyhow!("tenant `{}`: cannot unpack the demo flows: {e}", t.id)
+            let dir = flows_dir(t, config_dir, &config.data_dir).map_err(|source| {
+                TenantsError::Unpack {
+                    tenant: t.id.clone(),
+                    source,
+                }
             })?;
             tenants.push(Tenant {
                 id: Arc::from(t.id.as_str()),
@@ -151,7 +176,12 @@ impl Registry {
                 numbers: t.numbers.clone(),
                 flows_dir: dir,
                 max_calls: t.max_calls,
-                allow: AllowList::new(&t.fetch_allow).map_err(anyhow::Error::msg)?,
+                allow: AllowList::new(&t.fetch_allow).map_err(|source| {
+                    TenantsError::FetchAllow {
+                        tenant: t.id.clone(),
+                        source,
+                    }
+                })?,
                 recording_public_key: t.public_key(),
             });
         }

@@ -331,7 +331,7 @@ pub fn parse(path: &Path, text: &str) -> Result<TestFile, Error> {
     let allow = if allow.is_empty() {
         None
     } else {
-        Some(AllowList::new(&allow).map_err(|m| err(1, 1, m))?)
+        Some(AllowList::new(&allow).map_err(|m| err(1, 1, m.to_string()))?)
     };
     Ok(TestFile { flow, allow, cases })
 }
