@@ -10,7 +10,8 @@
 //! 1. one low-group and one high-group tone stand out (each at least
 //!    [`MIN_TONE_POWER`] and 6 dB above the others in its group);
 //! 2. twist: the low tone at most 8 dB above the high one (normal twist),
-//!    the high at most 4 dB above the low (reverse twist);
+//!    the high at most 4 dB above the low (reverse twist), each limit with
+//!    2 dB of room for the measurement's swing;
 //! 3. the two tones carry most of the signal's energy (speech spreads its
 //!    energy and fails this);
 //!
@@ -49,11 +50,16 @@ pub const MIN_TONE_POWER: f32 = 700.0 * 700.0 / 2.0;
 /// under 700² = 2 x [`MIN_TONE_POWER`], which the energy check refuses: no
 /// need to compute it.
 const QUIET: u16 = 700;
-/// Normal twist limit (low group louder), as a power ratio: 9 dB, so
-/// that 8 dB passes with room for measurement error.
-const NORMAL_TWIST: f32 = 7.94;
-/// Reverse twist limit (high group louder): 5 dB, for the 4 dB of Q.24.
-const REVERSE_TWIST: f32 = 3.16;
+/// Normal twist limit (low group louder), as a power ratio: 10 dB, so that
+/// the 8 dB of Q.24 passes with room for measurement error. The room is
+/// needed: for `*` (941 + 1209 Hz, the closest pair across the groups) the
+/// loud low tone leaks into the short 1209 Hz window and the measured
+/// twist of an 8 dB tone swings between 6 and 9 dB from one check to the
+/// next (measured; a 9 dB limit missed `*` at 8 dB).
+const NORMAL_TWIST: f32 = 10.0;
+/// Reverse twist limit (high group louder): 6 dB, for the 4 dB of Q.24,
+/// with the same room.
+const REVERSE_TWIST: f32 = 3.98;
 /// The other tones of a group must be this far below its peak (6 dB).
 const RELATIVE_PEAK: f32 = 0.25;
 /// Share of the signal's power the two tones must carry.

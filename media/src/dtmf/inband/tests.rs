@@ -157,3 +157,49 @@ fn a_single_tone_or_a_chord_of_three_is_not_a_digit() {
         .collect();
     assert_eq!(detect(&with_gaps(&[chord])), "", "two low tones at once");
 }
+
+/// Back to back, 50 ms on and 50 ms off (the nominal dialling rate).
+fn nominal(parts: &[Vec<i16>]) -> Vec<i16> {
+    let gap = vec![0i16; (RATE * 50 / 1000) as usize];
+    let mut out = gap.clone();
+    for p in parts {
+        out.extend_from_slice(p);
+        out.extend_from_slice(&gap);
+    }
+    out.extend_from_slice(&gap);
+    out
+}
+
+#[test]
+fn all_sixteen_keys_in_a_nominal_sequence_with_q24_twist() {
+    let db = |d: f32| 10f32.powf(d / 20.0);
+    for (name, low, high) in [
+        ("no twist", AMP, AMP),
+        ("8 dB normal", AMP, AMP / db(8.0)),
+        ("4 dB reverse", AMP / db(4.0), AMP),
+    ] {
+        let parts: Vec<_> = KEYS_ALL
+            .chars()
+            .map(|k| tone(k, 50, 1.0, low, high, 0.0))
+            .collect();
+        assert_eq!(detect(&nominal(&parts)), KEYS_ALL, "{name}");
+    }
+}
+
+#[test]
+fn the_last_key_of_a_sequence_is_heard_with_no_silence_after_it() {
+    let db = |d: f32| 10f32.powf(d / 20.0);
+    for (low, high) in [(AMP, AMP), (AMP, AMP / db(8.0)), (AMP / db(4.0), AMP)] {
+        for last in ['*', '#', 'D'] {
+            let gap = vec![0i16; (RATE * 50 / 1000) as usize];
+            let mut sig = gap.clone();
+            for k in ['1', '5', last] {
+                sig.extend(tone(k, 50, 1.0, low, high, 0.7));
+                if k != last {
+                    sig.extend_from_slice(&gap);
+                }
+            }
+            assert_eq!(detect(&sig), format!("15{last}"), "{low}/{high}");
+        }
+    }
+}
