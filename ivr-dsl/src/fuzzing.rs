@@ -15,8 +15,8 @@ use crate::interp::{CallContext, Input, Interpreter, QueueOutcome, STEP_BUDGET};
 struct FuzzHost;
 
 impl Host for FuzzHost {
-    fn read(&self, _: &Path) -> Result<String, String> {
-        Err("no files while fuzzing".into())
+    fn read(&self, _: &Path) -> std::io::Result<String> {
+        Err(std::io::Error::other("no files while fuzzing"))
     }
     fn prompt_exists(&self, _: &Path) -> bool {
         true

@@ -24,7 +24,7 @@
 //!
 //! struct NoFiles;
 //! impl ivr_dsl::Host for NoFiles {
-//!     fn read(&self, _: &Path) -> Result<String, String> { Err("no includes".into()) }
+//!     fn read(&self, _: &Path) -> std::io::Result<String> { Err(std::io::Error::other("no includes")) }
 //!     fn prompt_exists(&self, _: &Path) -> bool { true }
 //! }
 //!

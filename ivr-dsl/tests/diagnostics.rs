@@ -11,8 +11,8 @@ use ivr_dsl::{Host, load_str};
 struct DataHost(PathBuf);
 
 impl Host for DataHost {
-    fn read(&self, path: &Path) -> Result<String, String> {
-        std::fs::read_to_string(self.0.join(path)).map_err(|e| e.to_string())
+    fn read(&self, path: &Path) -> std::io::Result<String> {
+        std::fs::read_to_string(self.0.join(path))
     }
     fn prompt_exists(&self, _: &Path) -> bool {
         false

@@ -27,8 +27,8 @@ fn spinner() -> Arc<Flow> {
         "flow \"Spin\"\n\nstep spin\n  set n = n + 1\n  if n > 0 - 1\n    goto spin\n  hangup\n";
     struct NoFiles;
     impl ivr_dsl::Host for NoFiles {
-        fn read(&self, _: &Path) -> Result<String, String> {
-            Err("none".into())
+        fn read(&self, _: &Path) -> std::io::Result<String> {
+            Err(std::io::Error::other("none"))
         }
         fn prompt_exists(&self, _: &Path) -> bool {
             true

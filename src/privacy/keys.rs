@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use recordings::file::FileRecorder;
+
+use super::error::{PrivacyError, at};
 use recordings::header::{Header, KeyMode};
 use recordings::keys::{Key, wrap_kek};
 
@@ -44,16 +46,17 @@ impl TenantKey {
 }
 
 /// Loads an existing tenant key (the CLI never makes one).
-pub fn load(data_dir: &Path, tenant: &str) -> anyhow::Result<TenantKey> {
+pub fn load(data_dir: &Path, tenant: &str) -> Result<TenantKey, PrivacyError> {
     if let Some(k) = from_env(tenant)? {
         return Ok(k);
     }
     let path = key_path(data_dir, tenant);
-    anyhow::ensure!(
-        path.exists(),
-        "tenant `{tenant}` has no key file at {} (the server makes it at first start)",
-        path.display()
-    );
+    if !path.exists() {
+        return Err(PrivacyError::NoKeyFile {
+            tenant: tenant.to_owned(),
+            path,
+        });
+    }
     load_or_create(data_dir, tenant)
 }
 
@@ -67,7 +70,7 @@ pub fn env_var(tenant: &str) -> String {
 }
 
 /// The key from the environment, when set (64 hex digits).
-fn from_env(tenant: &str) -> anyhow::Result<Option<TenantKey>> {
+fn from_env(tenant: &str) -> Result<Option<TenantKey>, PrivacyError> {
     let var = env_var(tenant);
     let Ok(text) = std::env::var(&var) else {
         return Ok(None);
@@ -75,7 +78,7 @@ fn from_env(tenant: &str) -> anyhow::Result<Option<TenantKey>> {
     let bytes = hex::decode(text.trim())
         .ok()
         .and_then(|v| <[u8; 32]>::try_from(v).ok())
-        .ok_or_else(|| anyhow::anyhow!("{var}: not a key (64 hex digits)"))?;
+        .ok_or_else(|| PrivacyError::NotAKey { what: var.clone() })?;
     let digest = <sha2::Sha256 as sha2::Digest>::digest(bytes);
     Ok(Some(TenantKey {
         key_id: format!("{tenant}-{}", hex::encode(&digest[..4])),
@@ -98,9 +101,9 @@ pub fn archive_path(data_dir: &Path, tenant: &str, key_id: &str) -> PathBuf {
         .join(format!("{key_id}.kek"))
 }
 
-fn write_key_file(path: &Path, key: &[u8; 32]) -> anyhow::Result<()> {
+fn write_key_file(path: &Path, key: &[u8; 32]) -> Result<(), PrivacyError> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+        std::fs::create_dir_all(dir).map_err(at(dir))?;
     }
     let tmp = path.with_extension("kek.tmp");
     let _ = std::fs::remove_file(&tmp);
@@ -108,20 +111,21 @@ fn write_key_file(path: &Path, key: &[u8; 32]) -> anyhow::Result<()> {
     opts.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let mut f = opts.open(&tmp)?;
+    let mut f = opts.open(&tmp).map_err(at(&tmp))?;
     writeln!(f, "{}", hex::encode(key))?;
     f.sync_all()?;
     std::fs::rename(&tmp, path)?;
     Ok(())
 }
 
-fn parse_key_file(path: &Path, tenant: &str) -> anyhow::Result<TenantKey> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| anyhow::anyhow!("cannot read key file {}: {e}", path.display()))?;
+fn parse_key_file(path: &Path, tenant: &str) -> Result<TenantKey, PrivacyError> {
+    let text = std::fs::read_to_string(path).map_err(at(path))?;
     let bytes = hex::decode(text.trim())
         .ok()
         .and_then(|v| <[u8; 32]>::try_from(v).ok())
-        .ok_or_else(|| anyhow::anyhow!("{}: not a key (64 hex digits)", path.display()))?;
+        .ok_or_else(|| PrivacyError::NotAKey {
+            what: path.display().to_string(),
+        })?;
     // The key id names the key without revealing it.
     let digest = <sha2::Sha256 as sha2::Digest>::digest(bytes);
     Ok(TenantKey {
@@ -134,13 +138,15 @@ fn parse_key_file(path: &Path, tenant: &str) -> anyhow::Result<TenantKey> {
 /// Rotates a tenant's key: the current one is archived under its id, a new
 /// random key becomes current (new recordings use it). Returns (old id,
 /// new id).
-pub fn rotate(data_dir: &Path, tenant: &str) -> anyhow::Result<(String, String)> {
+pub fn rotate(data_dir: &Path, tenant: &str) -> Result<(String, String), PrivacyError> {
     let var = env_var(tenant);
-    anyhow::ensure!(
-        std::env::var_os(&var).is_none(),
-        "tenant `{tenant}`'s key comes from {var}: rotate it there (archive the old key as {})",
-        archive_path(data_dir, tenant, "OLD_KEY_ID").display()
-    );
+    if std::env::var_os(&var).is_some() {
+        return Err(PrivacyError::KeyFromEnvironment {
+            tenant: tenant.to_owned(),
+            var,
+            archive: archive_path(data_dir, tenant, "OLD_KEY_ID"),
+        });
+    }
     let old = load(data_dir, tenant)?;
     write_key_file(&archive_path(data_dir, tenant, &old.key_id), &old.kek.0)?;
     let new: [u8; 32] = rand::random();
@@ -177,19 +183,20 @@ impl TenantKey {
 }
 
 /// Loads (or, when missing, generates) a tenant's KEK.
-pub fn load_or_create(data_dir: &Path, tenant: &str) -> anyhow::Result<TenantKey> {
+pub fn load_or_create(data_dir: &Path, tenant: &str) -> Result<TenantKey, PrivacyError> {
     if let Some(k) = from_env(tenant)? {
         return Ok(k);
     }
     let path = key_path(data_dir, tenant);
     if !path.exists() {
-        std::fs::create_dir_all(path.parent().unwrap_or(data_dir))?;
+        let dir = path.parent().unwrap_or(data_dir);
+        std::fs::create_dir_all(dir).map_err(at(dir))?;
         let key: [u8; 32] = rand::random();
         let mut opts = std::fs::OpenOptions::new();
         opts.write(true).create_new(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-        let mut f = opts.open(&path)?;
+        let mut f = opts.open(&path).map_err(at(&path))?;
         writeln!(f, "{}", hex::encode(key))?;
         f.sync_all()?;
         tracing::warn!(tenant, file = %path.display(), "generated a DEMO recording key: replace it with your own key for real calls");

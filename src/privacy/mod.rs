@@ -15,6 +15,7 @@
 //!   time ([`sweep`]); the server runs it hourly and
 //!   `dhwani retention sweep --now` runs it at any time (tests move time).
 
+pub mod error;
 pub mod keys;
 pub mod layout;
 
@@ -22,10 +23,12 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use anyhow::Context;
 use recordings::audit::{Appender, verify};
 use recordings::retention::{self, DataClass, Decision, Item};
 use serde::Serialize;
+
+pub use error::PrivacyError;
+use error::at;
 
 use crate::config::Config;
 use crate::store::{CallRecord, Store};
@@ -58,6 +61,39 @@ fn unix_ms(t: SystemTime) -> i64 {
         .unwrap_or(0)
 }
 
+/// How an audit log fails verification.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuditBroken {
+    /// The log file is gone but the anchor remembers entries.
+    #[error("the audit log is missing; the anchor says {anchored} entries")]
+    LogMissing {
+        /// Entries the anchor counts.
+        anchored: u64,
+    },
+    /// An entry was edited or removed inside the chain.
+    #[error("{0:?}")]
+    Chain(recordings::audit::Broken),
+    /// Entries but no anchor file.
+    #[error("{entries} entries but no anchor ({})", anchor.display())]
+    AnchorMissing {
+        /// Entries in the log.
+        entries: u64,
+        /// Where the anchor should be.
+        anchor: PathBuf,
+    },
+    /// Entries cut off the end.
+    #[error(
+        "entries removed from the end: the anchor says {anchored} entries, the log has {entries}"
+    )]
+    CutOff {
+        /// Entries the anchor counts.
+        anchored: u64,
+        /// Entries in the log.
+        entries: u64,
+    },
+}
+
 impl Audit {
     /// The audit log of `data_dir`.
     pub fn new(data_dir: &Path) -> Audit {
@@ -68,44 +104,44 @@ impl Audit {
         }
     }
 
-    fn read_anchor(&self) -> anyhow::Result<Option<(u64, String)>> {
+    fn read_anchor(&self) -> Result<Option<(u64, String)>, PrivacyError> {
         match std::fs::read_to_string(&self.anchor) {
             Ok(t) => {
                 let mut it = t.split_whitespace();
                 let (Some(n), Some(h)) = (it.next().and_then(|n| n.parse().ok()), it.next()) else {
-                    anyhow::bail!("{}: malformed audit anchor", self.anchor.display());
+                    return Err(PrivacyError::BadAnchor {
+                        path: self.anchor.clone(),
+                    });
                 };
                 Ok(Some((n, h.to_owned())))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e).context("audit anchor"),
+            Err(e) => Err(at(&self.anchor)(e)),
         }
     }
 
     /// Appends one entry (and moves the anchor), under the lock.
-    pub fn append(&self, actor: &str, action: &str, subject: &str) -> anyhow::Result<()> {
+    pub fn append(&self, actor: &str, action: &str, subject: &str) -> Result<(), PrivacyError> {
         if let Some(dir) = self.log.parent() {
-            std::fs::create_dir_all(dir)?;
+            std::fs::create_dir_all(dir).map_err(at(dir))?;
         }
         let lock = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .open(&self.lock)
-            .context("audit lock")?;
-        lock.lock().context("audit lock")?;
+            .map_err(at(&self.lock))?;
+        lock.lock().map_err(at(&self.lock))?;
         let mut appender = match self.read_anchor()? {
             Some((n, h)) => Appender::at(n, &h),
-            None => Appender::resume(None).map_err(|e| anyhow::anyhow!("{e}"))?,
+            None => Appender::resume(None)?,
         };
         let mut f = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.log)
-            .context("audit log")?;
-        appender
-            .append(&mut f, unix_secs(SystemTime::now()), actor, action, subject)
-            .map_err(|e| anyhow::anyhow!("audit log: {e}"))?;
+            .map_err(at(&self.log))?;
+        appender.append(&mut f, unix_secs(SystemTime::now()), actor, action, subject)?;
         f.sync_data()?;
         let (n, h) = appender.anchor();
         let tmp = self.anchor.with_extension("tmp");
@@ -115,23 +151,21 @@ impl Audit {
     }
 
     /// Checks the chain and the anchor: Ok(entries) or what is wrong.
-    pub fn verify(&self) -> anyhow::Result<Result<u64, String>> {
+    pub fn verify(&self) -> Result<Result<u64, AuditBroken>, PrivacyError> {
         let anchor = self.read_anchor()?;
         let f = match std::fs::File::open(&self.log) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(match anchor {
                     None => Ok(0),
-                    Some((n, _)) => Err(format!(
-                        "the audit log is missing; the anchor says {n} entries"
-                    )),
+                    Some((n, _)) => Err(AuditBroken::LogMissing { anchored: n }),
                 });
             }
-            Err(e) => return Err(e).context("audit log"),
+            Err(e) => return Err(at(&self.log)(e)),
         };
-        let n = match verify(BufReader::new(f)).map_err(|e| anyhow::anyhow!("{e}"))? {
+        let n = match verify(BufReader::new(f))? {
             Ok(n) => n,
-            Err(broken) => return Ok(Err(format!("{broken:?}"))),
+            Err(broken) => return Ok(Err(AuditBroken::Chain(broken))),
         };
         let last_hash = BufReader::new(std::fs::File::open(&self.log)?)
             .lines()
@@ -140,14 +174,15 @@ impl Audit {
             .and_then(|l| l.rsplit('\t').next().map(str::to_owned));
         Ok(match anchor {
             None if n == 0 => Ok(0),
-            None => Err(format!(
-                "{n} entries but no anchor ({})",
-                self.anchor.display()
-            )),
+            None => Err(AuditBroken::AnchorMissing {
+                entries: n,
+                anchor: self.anchor.clone(),
+            }),
             Some((m, h)) if m == n && last_hash.as_deref() == Some(h.as_str()) => Ok(n),
-            Some((m, _)) => Err(format!(
-                "entries removed from the end: the anchor says {m} entries, the log has {n}"
-            )),
+            Some((m, _)) => Err(AuditBroken::CutOff {
+                anchored: m,
+                entries: n,
+            }),
         })
     }
 }
@@ -175,7 +210,7 @@ pub struct ExportReport {
     pub recordings: usize,
 }
 
-fn sha256_file(p: &Path) -> anyhow::Result<String> {
+fn sha256_file(p: &Path) -> Result<String, PrivacyError> {
     use sha2::Digest;
     let mut h = sha2::Sha256::new();
     let mut f = std::fs::File::open(p)?;
@@ -192,9 +227,9 @@ pub async fn export(
     tenant: &str,
     number: &str,
     folder: &Path,
-) -> anyhow::Result<ExportReport> {
-    std::fs::create_dir_all(folder.join("recordings"))
-        .with_context(|| format!("cannot create {}", folder.display()))?;
+) -> Result<ExportReport, PrivacyError> {
+    let recordings_folder = folder.join("recordings");
+    std::fs::create_dir_all(&recordings_folder).map_err(at(&recordings_folder))?;
     let calls: Vec<CallRecord> = store.calls_from(tenant, number).await?;
     let mut manifest_calls = Vec::new();
     let mut n_rec = 0;
@@ -275,7 +310,7 @@ pub async fn erase(
     cfg: &Config,
     tenant: &str,
     number: &str,
-) -> anyhow::Result<EraseReport> {
+) -> Result<EraseReport, PrivacyError> {
     let key = crate::privacy::keys::load(&cfg.data_dir, tenant)?;
     let pseudonym = key.pseudonym(number);
     let holds = store.holds().await?;
@@ -291,7 +326,10 @@ pub async fn erase(
             continue;
         }
         for r in recordings_of(&cfg.data_dir, tenant, &c.call_id) {
-            recordings::file::shred(&r).map_err(|e| anyhow::anyhow!("{}: {e}", r.display()))?;
+            recordings::file::shred(&r).map_err(|source| PrivacyError::RecordingFile {
+                path: r.clone(),
+                source,
+            })?;
             report.recordings_shredded += 1;
         }
         report.events_deleted += store.delete_events(&c.call_id).await?;
@@ -323,7 +361,7 @@ pub async fn sweep(
     cfg: &Config,
     now: SystemTime,
     actor: &str,
-) -> anyhow::Result<SweepReport> {
+) -> Result<SweepReport, PrivacyError> {
     let audit = Audit::new(&cfg.data_dir);
     let holds: Vec<_> = store.holds().await?;
     let hold_list: Vec<retention::Hold> = holds.iter().map(|h| h.to_hold()).collect();
@@ -365,8 +403,12 @@ pub async fn sweep(
             match d {
                 Decision::Delete(id) => {
                     if let Some(path) = id.strip_prefix("rec:") {
-                        recordings::file::shred(Path::new(path))
-                            .map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
+                        recordings::file::shred(Path::new(path)).map_err(|source| {
+                            PrivacyError::RecordingFile {
+                                path: path.into(),
+                                source,
+                            }
+                        })?;
                         report.recordings_deleted += 1;
                     } else if let Some(call) = id.strip_prefix("log:") {
                         store.delete_events(call).await?;

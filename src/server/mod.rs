@@ -13,7 +13,6 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use anyhow::Context;
 use sip::transport::{self, Bound, Event, ListenSpec, TransportConfig};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -46,12 +45,48 @@ pub struct Server {
     reload: mpsc::Sender<()>,
 }
 
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The data directory could not be created.
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The store could not be opened or migrated.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// The tenants could not be set up.
+    #[error(transparent)]
+    Tenants(#[from] tenants::TenantsError),
+    /// The TLS certificate or key.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    /// A `tls:` listener without `sip.tls_cert` and `sip.tls_key`.
+    #[error("a tls: listener needs sip.tls_cert and sip.tls_key")]
+    TlsNotConfigured,
+    /// The SIP sockets could not be bound.
+    #[error("cannot bind SIP sockets: {0}")]
+    Bind(sip::Error),
+    /// `media.rtp_ports`.
+    #[error("media.rtp_ports: {0}")]
+    Ports(#[from] crate::config::BadValue),
+    /// A built-in prompt did not decode.
+    #[error("built-in prompt: {0}")]
+    Prompt(#[from] media::Error),
+}
+
 impl Server {
     /// Binds everything and starts the core. Relative tenant flow
     /// directories are resolved against `config_dir`.
-    pub async fn start(config: &Config, config_dir: &Path) -> anyhow::Result<Server> {
-        std::fs::create_dir_all(&config.data_dir).with_context(|| {
-            format!("cannot create data directory {}", config.data_dir.display())
+    pub async fn start(config: &Config, config_dir: &Path) -> Result<Server, StartError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+            path: config.data_dir.clone(),
+            source,
         })?;
         let store = Store::open(&config.store.url, &config.data_dir).await?;
         let registry = Arc::new(Registry::new(config, config_dir)?);
@@ -76,11 +111,9 @@ impl Server {
             specs.push(match l {
                 Listen::Udp(a) => ListenSpec::Udp(a),
                 Listen::Tcp(a) => ListenSpec::Tcp(a),
-                Listen::Tls(a) => ListenSpec::Tls(
-                    a,
-                    tls.clone()
-                        .context("a tls: listener needs sip.tls_cert and sip.tls_key")?,
-                ),
+                Listen::Tls(a) => {
+                    ListenSpec::Tls(a, tls.clone().ok_or(StartError::TlsNotConfigured)?)
+                }
             });
         }
         if config.trunks.is_empty()
@@ -105,7 +138,7 @@ impl Server {
         let transport_stop = CancellationToken::new();
         let (handle, bound) = transport::bind(&specs, tcfg, ev_tx, transport_stop.clone())
             .await
-            .context("cannot bind SIP sockets")?;
+            .map_err(StartError::Bind)?;
         for b in &bound {
             tracing::info!(transport = %b.transport, addr = %b.addr, "listening");
         }

@@ -38,8 +38,8 @@ impl PortAllocator for Ports {
 fn flow() -> Arc<ivr_dsl::Flow> {
     struct Host;
     impl ivr_dsl::Host for Host {
-        fn read(&self, _: &std::path::Path) -> Result<String, String> {
-            Err("none".into())
+        fn read(&self, _: &std::path::Path) -> std::io::Result<String> {
+            Err(std::io::Error::other("none"))
         }
         fn prompt_exists(&self, _: &std::path::Path) -> bool {
             true

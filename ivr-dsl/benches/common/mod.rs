@@ -11,8 +11,11 @@ use ivr_dsl::{Flow, Host, load_str};
 pub struct NoFiles;
 
 impl Host for NoFiles {
-    fn read(&self, path: &Path) -> Result<String, String> {
-        Err(format!("{} not in bench", path.display()))
+    fn read(&self, path: &Path) -> std::io::Result<String> {
+        Err(std::io::Error::other(format!(
+            "{} not in bench",
+            path.display()
+        )))
     }
     fn prompt_exists(&self, _: &Path) -> bool {
         true

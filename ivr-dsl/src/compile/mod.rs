@@ -37,7 +37,7 @@ pub const MAX_STEPS: usize = 20_000;
 /// What the loader needs from the outside world.
 pub trait Host {
     /// Reads a flow file.
-    fn read(&self, path: &Path) -> Result<String, String>;
+    fn read(&self, path: &Path) -> std::io::Result<String>;
     /// True when a prompt file exists and is a readable file.
     fn prompt_exists(&self, path: &Path) -> bool;
 }
@@ -47,15 +47,15 @@ pub trait Host {
 pub struct FsHost;
 
 impl Host for FsHost {
-    fn read(&self, path: &Path) -> Result<String, String> {
-        let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    fn read(&self, path: &Path) -> std::io::Result<String> {
+        let meta = std::fs::metadata(path)?;
         if meta.len() > crate::parser::MAX_FILE_BYTES as u64 {
-            return Err(format!(
+            return Err(std::io::Error::other(format!(
                 "larger than {} bytes",
                 crate::parser::MAX_FILE_BYTES
-            ));
+            )));
         }
-        std::fs::read_to_string(path).map_err(|e| e.to_string())
+        std::fs::read_to_string(path)
     }
 
     fn prompt_exists(&self, path: &Path) -> bool {

@@ -10,8 +10,11 @@ use crate::compile::{Host, load_str};
 struct AllPromptsExist;
 
 impl Host for AllPromptsExist {
-    fn read(&self, path: &Path) -> Result<String, String> {
-        Err(format!("{} not in test", path.display()))
+    fn read(&self, path: &Path) -> std::io::Result<String> {
+        Err(std::io::Error::other(format!(
+            "{} not in test",
+            path.display()
+        )))
     }
     fn prompt_exists(&self, _: &Path) -> bool {
         true

@@ -583,9 +583,9 @@ impl Report {
 
 /// Loads a test file and its flow, and runs every case.
 pub fn run_file(test_path: &Path, host: &dyn Host) -> Result<Report, Error> {
-    let text = host.read(test_path).map_err(|message| Error::Read {
+    let text = host.read(test_path).map_err(|e| Error::Read {
         path: test_path.to_path_buf(),
-        message,
+        message: e.to_string(),
     })?;
     let tf = parse(test_path, &text)?;
     let loaded = load(&tf.flow, host);
@@ -615,8 +615,8 @@ mod tests {
     struct NoFiles;
 
     impl Host for NoFiles {
-        fn read(&self, _: &Path) -> Result<String, String> {
-            Err("none".into())
+        fn read(&self, _: &Path) -> std::io::Result<String> {
+            Err(std::io::Error::other("none"))
         }
         fn prompt_exists(&self, _: &Path) -> bool {
             true

@@ -22,8 +22,8 @@ use crate::ua::{Admitted, CallInfo, RecordId, SipCallId};
 struct Host;
 
 impl ivr_dsl::Host for Host {
-    fn read(&self, _: &Path) -> Result<String, String> {
-        Err("no includes in these tests".into())
+    fn read(&self, _: &Path) -> std::io::Result<String> {
+        Err(std::io::Error::other("no includes in these tests"))
     }
     fn prompt_exists(&self, _: &Path) -> bool {
         true
