@@ -666,7 +666,7 @@ impl Core {
                         Ok(()) => "fetch is not available on this server yet".to_owned(),
                         Err(e) => e.to_string(),
                     };
-                    self.flow_input(now, FlowInput::FetchDone(Err(why)));
+                    self.flow_input(now, FlowInput::FetchDone(Err(why.into())));
                 }
                 Step::Hangup { reason } => {
                     self.request_hangup(Party::Dhwani, format!("flow: {reason}"))

@@ -309,7 +309,7 @@ fn interactive(file: &Path, caller: &str) -> anyhow::Result<ExitCode> {
                     inputs.push(Input::FetchDone(if reply.trim().is_empty() {
                         Err("no reply".into())
                     } else {
-                        serde_json::from_str(&reply).map_err(|e| e.to_string())
+                        serde_json::from_str(&reply).map_err(|e| e.to_string().into())
                     }));
                 }
                 Output::Hangup { reason } => println!("[hangup: {reason}]"),

@@ -79,13 +79,36 @@ pub enum Input {
         duration: Duration,
     },
     /// A `fetch` finished: the JSON reply or why it failed.
-    FetchDone(Result<serde_json::Value, String>),
+    FetchDone(Result<serde_json::Value, ServiceFailure>),
     /// A `queue` finished.
     QueueDone(QueueOutcome),
     /// A `transfer` finished (Err: why it failed).
-    TransferDone(Result<(), String>),
+    TransferDone(Result<(), ServiceFailure>),
     /// The caller hung up.
     HangUp,
+}
+
+/// Why a service the flow asked for (`fetch`, `transfer`) failed, in words
+/// for the timeline ("busy", "timed out after 3 s", "HTTP 503").
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct ServiceFailure {
+    /// The reason.
+    pub reason: String,
+}
+
+impl From<String> for ServiceFailure {
+    fn from(reason: String) -> ServiceFailure {
+        ServiceFailure { reason }
+    }
+}
+
+impl From<&str> for ServiceFailure {
+    fn from(reason: &str) -> ServiceFailure {
+        ServiceFailure {
+            reason: reason.to_owned(),
+        }
+    }
 }
 
 /// A prompt ready to play.

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Interpreter, Outcome, Output, QueueOutcome, Wait};
+use super::{Interpreter, Outcome, Output, QueueOutcome, ServiceFailure, Wait};
 use crate::ast::Method;
 use crate::flow::Instr;
 use crate::value::Value;
@@ -37,7 +37,12 @@ impl Interpreter {
         }
     }
 
-    pub(super) fn transfer_done(&mut self, now: Instant, target: String, r: Result<(), String>) {
+    pub(super) fn transfer_done(
+        &mut self,
+        now: Instant,
+        target: String,
+        r: Result<(), ServiceFailure>,
+    ) {
         match r {
             Ok(()) => {
                 self.log(
@@ -55,7 +60,7 @@ impl Interpreter {
                     vec![
                         ("target".into(), target),
                         ("event".into(), "failed".into()),
-                        ("reason".into(), e),
+                        ("reason".into(), e.reason),
                     ],
                 );
                 let t = match self.flow.instr(self.pc) {
@@ -127,7 +132,11 @@ impl Interpreter {
         };
     }
 
-    pub(super) fn fetch_done(&mut self, now: Instant, r: Result<serde_json::Value, String>) {
+    pub(super) fn fetch_done(
+        &mut self,
+        now: Instant,
+        r: Result<serde_json::Value, ServiceFailure>,
+    ) {
         let Some(Instr::Fetch(f)) = self.flow.instr(self.pc) else {
             self.fail("fetch result outside a fetch");
             return;
@@ -138,7 +147,11 @@ impl Interpreter {
             for (name, v) in &f.into {
                 match json.get(name) {
                     Some(x) => values.push((*v, Value::from_json(x))),
-                    None => return Err(format!("the reply has no field `{name}`")),
+                    None => {
+                        return Err(ServiceFailure::from(format!(
+                            "the reply has no field `{name}`"
+                        )));
+                    }
                 }
             }
             Ok(values)
@@ -156,7 +169,10 @@ impl Interpreter {
             Err(e) => {
                 self.log(
                     "fetch",
-                    vec![("event".into(), "failed".into()), ("reason".into(), e)],
+                    vec![
+                        ("event".into(), "failed".into()),
+                        ("reason".into(), e.reason),
+                    ],
                 );
                 match f.on_failure {
                     Some(s) => self.goto(now, s),

@@ -483,7 +483,7 @@ fn fetch_failures_take_the_failure_branch() {
         c.input(Input::Digit('4'));
         c.input(Input::Digit('2'));
         let out = match reply {
-            Some(r) => c.input(Input::FetchDone(r)),
+            Some(r) => c.input(Input::FetchDone(r.map_err(ServiceFailure::from))),
             None => {
                 assert_eq!(c.it.poll_timeout(), Some(c.now + Duration::from_secs(3)));
                 c.fire()

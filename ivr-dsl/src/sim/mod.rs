@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 
 use crate::allow::AllowList;
 use crate::flow::Flow;
-use crate::interp::{CallContext, Input, Interpreter, Output, Playable, QueueOutcome};
+use crate::interp::{
+    CallContext, Input, Interpreter, Output, Playable, QueueOutcome, ServiceFailure,
+};
 
 /// One line of a transcript.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,7 +58,7 @@ pub enum Stub {
     /// The next `queue` ends so.
     Queue(QueueOutcome),
     /// The next `transfer` connects (Ok) or fails.
-    Transfer(Result<(), String>),
+    Transfer(Result<(), ServiceFailure>),
     /// The next `record`ed message lasts this long.
     Record(Duration),
 }
@@ -249,8 +251,10 @@ impl Simulator {
                     Err(e) => format!(" -> failed: {e}"),
                 };
                 self.note("fetch", format!("{method} {url}{body}{result}"));
-                self.pending
-                    .push_back((self.now + Duration::from_millis(100), Input::FetchDone(r)));
+                self.pending.push_back((
+                    self.now + Duration::from_millis(100),
+                    Input::FetchDone(r.map_err(ServiceFailure::from)),
+                ));
             }
             Output::Log(ev) => {
                 let fields = ev

@@ -223,7 +223,7 @@ pub fn parse(path: &Path, text: &str) -> Result<TestFile, Error> {
                         _ => return Err(err(line, col(2), "queue outcome is answered, overflow or unavailable".into())),
                     }),
                     (Some("transfer"), Some("ok")) => Stub::Transfer(Ok(())),
-                    (Some("transfer"), Some("fail")) => Stub::Transfer(Err(word(3).unwrap_or("failed").to_owned())),
+                    (Some("transfer"), Some("fail")) => Stub::Transfer(Err(word(3).unwrap_or("failed").into())),
                     (Some("record"), Some(d)) => Stub::Record(duration(d).map_err(|m| err(line, col(2), m))?),
                     _ => return Err(err(line, col(1), "stubs are: fetch JSON, fetch fail \"why\", queue OUTCOME, transfer ok|fail \"why\", record DURATION".into())),
                 };
