@@ -10,6 +10,12 @@
 //!
 //! Networks in `exempt` (trunks the operator trusts, an SBC in front of
 //! us) skip all of it. Sans-IO and bounded like the other tables.
+//!
+//! The default rates are sized so that one carrier trunk sending 1,000
+//! calls a second (3 to 4 datagrams per call) is not banned while a flood
+//! like the 6,300 OPTIONS a second of issue 13 is; slow floods (16 unACKed
+//! INVITEs a second) are stopped by the per-source call cap instead. A
+//! deployment whose peers are softphones should lower them.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -37,8 +43,8 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Limits {
         Limits {
-            messages_per_sec: 300,
-            invites_per_sec: 50,
+            messages_per_sec: 5_000,
+            invites_per_sec: 2_000,
             ban: Duration::from_secs(300),
             transactions_per_source: 20_000,
             calls_per_source: 250,

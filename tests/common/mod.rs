@@ -68,13 +68,6 @@ impl Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let cfg = dir.path().join("dhwani.toml");
         let mut text = format!("log = \"info\"\n{extra_toml}\n");
-        // The tests' SIP peers (SIPp at 100 calls a second) all speak from
-        // loopback, like one trusted trunk: exempt from the per-source
-        // flood limits, unless a test sets `[security]` itself (the tests
-        // of those limits do).
-        if !extra_toml.contains("[security]") {
-            text.push_str("[security]\nexempt_networks = [\"127.0.0.0/8\", \"::1/128\"]\n");
-        }
         if !extra_toml.contains("[[tenants]]") {
             let flows = dir.path().join("flows");
             std::fs::create_dir_all(&flows).expect("flows dir");
