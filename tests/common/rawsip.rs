@@ -4,13 +4,20 @@
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-/// An INVITE from `local` offering PCMU and telephone-event at `media`.
-pub fn invite(local: SocketAddr, media: SocketAddr, call_id: &str) -> String {
-    let sdp = format!(
-        "v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n",
+/// An SDP offer of PCMU and telephone-event at `media`, session version
+/// `version`, with an `a=` direction line when given.
+fn pcmu_offer(media: SocketAddr, version: u32, direction: Option<&str>) -> String {
+    let dir = direction.map(|d| format!("a={d}\r\n")).unwrap_or_default();
+    format!(
+        "v=0\r\no=- 1 {version} IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n{dir}",
         ip = media.ip(),
         port = media.port()
-    );
+    )
+}
+
+/// An INVITE from `local` offering PCMU and telephone-event at `media`.
+pub fn invite(local: SocketAddr, media: SocketAddr, call_id: &str) -> String {
+    let sdp = pcmu_offer(media, 1, None);
     format!(
         "INVITE sip:1000@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-{call_id}\r\nFrom: <sip:caller@127.0.0.1>;tag=from-{call_id}\r\nTo: <sip:1000@127.0.0.1>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:caller@{local}>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
         sdp.len()
@@ -106,11 +113,7 @@ pub fn reinvite(
     to_tag: &str,
     direction: &str,
 ) -> String {
-    let sdp = format!(
-        "v=0\r\no=- 1 {cseq} IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na={direction}\r\n",
-        ip = media.ip(),
-        port = media.port()
-    );
+    let sdp = pcmu_offer(media, cseq, Some(direction));
     format!(
         "INVITE sip:dhwani@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-{call_id}-{cseq}\r\nFrom: <sip:caller@127.0.0.1>;tag=from-{call_id}\r\nTo: <sip:1000@127.0.0.1>;tag={to_tag}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} INVITE\r\nContact: <sip:caller@{local}>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
         sdp.len()
