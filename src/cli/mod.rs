@@ -1,5 +1,6 @@
 //! The `dhwani` command line.
 
+pub mod agents;
 pub mod calls;
 pub mod flow;
 pub mod privacy;
@@ -125,6 +126,19 @@ pub enum Command {
         #[arg(long, value_name = "DIR", global = true)]
         data_dir: Option<PathBuf>,
     },
+    /// Call-centre agents: who may register a softphone, their phones and
+    /// states.
+    Agents {
+        /// What to do.
+        #[command(subcommand)]
+        command: crate::cli::agents::AgentsCommand,
+        /// TOML config file (as for `serve`).
+        #[arg(long, value_name = "FILE", global = true)]
+        config: Option<PathBuf>,
+        /// Data directory (as for `serve`).
+        #[arg(long, value_name = "DIR", global = true)]
+        data_dir: Option<PathBuf>,
+    },
     /// Check, test and try IVR flows (`.ivr` files; see docs/ivr-dsl.md).
     Flow {
         /// What to do with the flows.
@@ -169,6 +183,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let cfg = load_config(config.as_deref(), data_dir)?;
             crate::cli::calls::run(command, &cfg)
+        }
+        Command::Agents {
+            command,
+            config,
+            data_dir,
+        } => {
+            let cfg = load_config(config.as_deref(), data_dir)?;
+            crate::cli::agents::run(command, &cfg)
         }
         Command::Recordings {
             command,

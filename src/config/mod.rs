@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+mod centre;
+pub use centre::{AgentConfig, RegistrarConfig, valid_extension};
+
 /// The embedded default configuration (`config/default.toml`).
 pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
 
@@ -68,6 +71,8 @@ pub struct Config {
     pub trunks: Vec<TrunkConfig>,
     /// Protection against hostile peers.
     pub security: SecurityConfig,
+    /// Agents' phone registrations.
+    pub registrar: RegistrarConfig,
 }
 
 /// `[security]`
@@ -131,6 +136,7 @@ impl Default for Config {
             tenants: Vec::new(),
             trunks: Vec::new(),
             security: SecurityConfig::default(),
+            registrar: RegistrarConfig::default(),
         }
     }
 }
@@ -207,6 +213,14 @@ pub struct TenantConfig {
     /// Unset: the server-held key in `DATA_DIR/keys/ID.kek`.
     #[serde(default)]
     pub recording_public_key: Option<String>,
+    /// The domain its agents register under (`sip:1001@DOMAIN`). Unset:
+    /// agents register at any of the server's addresses, and an extension
+    /// names one agent across all tenants without a domain.
+    #[serde(default)]
+    pub sip_domain: Option<String>,
+    /// Agents defined in the config (more with `dhwani agents add`).
+    #[serde(default)]
+    pub agents: Vec<AgentConfig>,
 }
 
 impl TenantConfig {
@@ -642,6 +656,9 @@ impl Config {
             }
         }
         self.validate_tenants(&invalid)?;
+        self.registrar
+            .validate()
+            .map_err(|m| invalid("registrar", m.0))?;
         if self.sip.tls_cert.is_some() != self.sip.tls_key.is_some() {
             return Err(invalid(
                 "sip.tls_cert",
@@ -721,6 +738,17 @@ impl Config {
                     return Err(invalid(
                         "numbers",
                         format!("number {n} belongs to both `{other}` and `{}`", t.id),
+                    ));
+                }
+            }
+            let mut exts = std::collections::HashSet::new();
+            for a in &t.agents {
+                a.validate()
+                    .map_err(|m| invalid("agents", format!("tenant `{}`: {m}", t.id)))?;
+                if !exts.insert(a.extension.as_str()) {
+                    return Err(invalid(
+                        "agents",
+                        format!("tenant `{}`: agent {} is defined twice", t.id, a.extension),
                     ));
                 }
             }

@@ -5,6 +5,7 @@
 //! call), and drains on shutdown: no new calls (503), running calls get
 //! `calls.drain_secs` to finish, then BYE, then the log is flushed.
 
+pub mod bindings;
 pub mod rtp_ports;
 pub mod tls;
 
@@ -90,6 +91,9 @@ impl Server {
         })?;
         let store = Store::open(&config.store.url, &config.data_dir).await?;
         let registry = Arc::new(Registry::new(config, config_dir)?);
+        let agents = Arc::new(std::sync::RwLock::new(
+            crate::tenants::agents::Directory::new(config, &store.agents(None).await?),
+        ));
         let report = registry.reload();
         tenants::log_report(&report, true);
         let mut keys = Vec::new();
@@ -171,6 +175,13 @@ impl Server {
                 .map(|c| c.to_ascii_uppercase())
                 .collect(),
             user_agent: config.sip.user_agent.clone(),
+            registrar: crate::ua::registrar::Limits {
+                min_expires: config.registrar.min_expires_secs,
+                max_expires: config.registrar.max_expires_secs,
+                default_expires: config.registrar.default_expires_secs,
+                max_contacts: config.registrar.max_contacts_per_agent,
+                max_bindings: config.registrar.max_bindings,
+            },
         };
         let gate = crate::tenants::gate::Gate::new(
             Arc::clone(&registry),
@@ -182,14 +193,35 @@ impl Server {
                 lockout: Duration::from_secs(config.security.auth_lockout_secs),
                 ..crate::tenants::lockout::Limits::default()
             },
+            Arc::clone(&agents),
+            &config.registrar.realm,
         );
-        let core = Core::new(
+        let mut core = Core::new(
             settings,
             Box::new(RtpPorts::new(config.media.rtp_ip, lo, hi)),
             Box::new(gate),
             (clock_now(), SystemTime::now()),
             rand::random(),
         );
+        let node = config.registrar.node.clone();
+        let now_ms = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        let mut restored = 0;
+        for row in store.bindings(Some(&node), now_ms).await? {
+            if let Some((agent, binding)) = bindings::from_row(&row, config) {
+                core.restore_binding(agent, binding);
+                restored += 1;
+            }
+        }
+        if restored > 0 {
+            tracing::info!(
+                bindings = restored,
+                "agent registrations restored from the store"
+            );
+        }
+        let binding_log = bindings::writer(store.clone(), node);
         let (log, writer_task) = crate::store::writer::start(
             store.clone(),
             Duration::from_millis(config.store.flush_ms.max(10)),
@@ -223,11 +255,21 @@ impl Server {
             config.data_dir.clone(),
             reload_rx,
             shutdown.clone(),
+            (Arc::clone(&agents), store.clone(), config.clone()),
         ));
         let drain = Duration::from_secs(config.calls.drain_secs);
         let shutdown_for_core = shutdown.clone();
         let core_task = tokio::spawn(async move {
-            drive(core, handle, ev_rx, shutdown_for_core, shared, drain).await;
+            drive(
+                core,
+                handle,
+                ev_rx,
+                shutdown_for_core,
+                shared,
+                drain,
+                binding_log,
+            )
+            .await;
             transport_stop.cancel();
         });
         Ok(Server {
@@ -287,6 +329,11 @@ async fn watch_flows(
     data_dir: std::path::PathBuf,
     mut asked: mpsc::Receiver<()>,
     stop: CancellationToken,
+    (agents, store, config): (
+        Arc<std::sync::RwLock<crate::tenants::agents::Directory>>,
+        Store,
+        Config,
+    ),
 ) {
     let mut last = tenants::fingerprint(&registry);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -309,6 +356,17 @@ async fn watch_flows(
                 .collect();
             if let Ok(mut k) = shared.keys.write() {
                 *k = keys;
+            }
+            // Agents too (`dhwani agents add|passwd|remove`).
+            match store.agents(None).await {
+                Ok(rows) => {
+                    let dir = crate::tenants::agents::Directory::new(&config, &rows);
+                    tracing::info!(agents = dir.len(), "agents reloaded");
+                    if let Ok(mut a) = agents.write() {
+                        *a = dir;
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "agents not reloaded"),
             }
         }
         let reg = Arc::clone(&registry);
@@ -342,6 +400,7 @@ async fn drive(
     shutdown: CancellationToken,
     shared: Arc<Shared>,
     drain: Duration,
+    binding_log: mpsc::UnboundedSender<(crate::ua::AgentRef, Vec<crate::ua::registrar::Binding>)>,
 ) {
     let (hangup_tx, mut hangup_rx) = mpsc::channel::<HangupRequest>(1024);
     let mut calls: HashMap<CallSlot, mpsc::Sender<CallEvent>> = HashMap::new();
@@ -415,6 +474,9 @@ async fn drive(
                     if let Some(tx) = calls.get(&id) {
                         let _ = tx.try_send(CallEvent::MediaUpdate(update));
                     }
+                }
+                Action::Bindings(agent, list) => {
+                    let _ = binding_log.send((agent, list));
                 }
             }
         }

@@ -9,6 +9,7 @@
 //! the Unix epoch, so both databases hold the same values. Writes come
 //! from [`writer`], which batches them off the media path.
 
+pub mod agents;
 pub mod writer;
 
 use std::path::Path;
@@ -105,6 +106,44 @@ const MIGRATIONS: &[&[&str]] = &[
         placed_ms BIGINT NOT NULL,
         lifted_ms BIGINT
     )",
+    ],
+    &[
+        // Agents: digest HA1s per algorithm, never a password.
+        "CREATE TABLE agents (
+        tenant TEXT NOT NULL,
+        extension TEXT NOT NULL,
+        name TEXT NOT NULL,
+        ha1_sha256 TEXT,
+        ha1_md5 TEXT,
+        created_ms BIGINT NOT NULL,
+        PRIMARY KEY (tenant, extension)
+    )",
+        // Registrations (RFC 3261 §10.3), with the flow they came on and
+        // the node that holds it.
+        "CREATE TABLE agent_bindings (
+        tenant TEXT NOT NULL,
+        extension TEXT NOT NULL,
+        contact TEXT NOT NULL,
+        transport TEXT NOT NULL,
+        local_addr TEXT NOT NULL,
+        remote_addr TEXT NOT NULL,
+        expires_ms BIGINT NOT NULL,
+        call_id TEXT NOT NULL,
+        cseq BIGINT NOT NULL,
+        path TEXT NOT NULL,
+        node TEXT NOT NULL,
+        PRIMARY KEY (tenant, extension, contact)
+    )",
+        // Every agent state change.
+        "CREATE TABLE agent_events (
+        tenant TEXT NOT NULL,
+        extension TEXT NOT NULL,
+        at_ms BIGINT NOT NULL,
+        from_state TEXT NOT NULL,
+        to_state TEXT NOT NULL,
+        reason TEXT NOT NULL
+    )",
+        "CREATE INDEX agent_events_by_agent ON agent_events (tenant, extension, at_ms)",
     ],
 ];
 

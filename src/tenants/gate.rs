@@ -23,10 +23,11 @@ use std::time::SystemTime;
 use sip::auth::{Algorithm, Attempt, DigestServer, NonceCounts, Rejection, Secret};
 use sip::message::{HeaderName, Request, StatusCode};
 
+use super::agents::Directory;
 use super::lockout::{self, Lockouts, Verdict};
 use crate::config::TrunkConfig;
 use crate::tenants::Registry;
-use crate::ua::{Admission, Admitted, Refusal};
+use crate::ua::{Admission, Admitted, AgentRef, Refusal};
 
 /// Digest nonces live this long.
 const NONCE_TTL_SECS: u64 = 300;
@@ -50,17 +51,25 @@ pub struct Gate {
     lockouts: Lockouts,
     /// Makes each challenge's nonce unique.
     salt: u32,
+    /// Who may register, and the realm of their challenges.
+    agents: Arc<std::sync::RwLock<Directory>>,
+    register_digest: DigestServer,
 }
 
 impl Gate {
-    /// From the configured trunks; `secret` keys digest nonces.
+    /// From the configured trunks; `secret` keys digest nonces. Agents
+    /// (REGISTER) are checked against `agents` under `realm`.
     pub fn new(
         registry: Arc<Registry>,
         trunks: &[TrunkConfig],
         secret: [u8; 32],
         limits: lockout::Limits,
+        agents: Arc<std::sync::RwLock<Directory>>,
+        realm: &str,
     ) -> Gate {
         Gate {
+            agents,
+            register_digest: DigestServer::new(realm, secret, NONCE_TTL_SECS),
             counts: NonceCounts::new(MAX_TRACKED_NONCES, NONCE_TTL_SECS),
             lockouts: Lockouts::new(limits),
             salt: 0,
@@ -86,22 +95,8 @@ impl Gate {
         if self.trunks.is_empty() {
             return Ok(String::new());
         }
-        let now_secs = now
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
         let ip = source.ip().to_canonical();
-        if let Some(until) = self.lockouts.locked(ip, now) {
-            let left = until.duration_since(now).unwrap_or_default().as_secs();
-            return Err(Refusal {
-                status: StatusCode::FORBIDDEN,
-                reason: "Forbidden",
-                headers: vec![],
-                why: format!(
-                    "{ip} is locked out after repeated authentication failures ({left} s left)"
-                ),
-            });
-        }
+        self.refuse_locked(ip, now)?;
         let Some(trunk) = self
             .trunks
             .iter()
@@ -114,14 +109,63 @@ impl Gate {
                 why: format!("{ip} is in no trunk's networks"),
             });
         };
-        let Some((user, password)) = &trunk.credentials else {
+        let Some((user, password)) = trunk.credentials.clone() else {
             return Ok(trunk.name.clone());
         };
         let trunk_name = trunk.name.clone();
+        let digest = self.digest.clone();
+        let lookup =
+            |u: &str, _: Algorithm| (u == user).then(|| Secret::Password(password.clone()));
+        self.check_digest(
+            now,
+            ip,
+            invite,
+            &digest,
+            &format!("trunk `{trunk_name}`"),
+            lookup,
+        )?;
+        Ok(trunk_name)
+    }
+
+    /// 403 while `ip` is locked out.
+    fn refuse_locked(&self, ip: std::net::IpAddr, now: SystemTime) -> Result<(), Refusal> {
+        match self.lockouts.locked(ip, now) {
+            Some(until) => {
+                let left = until.duration_since(now).unwrap_or_default().as_secs();
+                Err(Refusal {
+                    status: StatusCode::FORBIDDEN,
+                    reason: "Forbidden",
+                    headers: vec![],
+                    why: format!(
+                        "{ip} is locked out after repeated authentication failures ({left} s left)"
+                    ),
+                })
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Checks `req`'s digest credentials against `digest`'s realm; a
+    /// challenge (SHA-256 first, then MD5) when they are missing, stale or
+    /// wrong. Every failure counts toward the source's lockout. `what`
+    /// names the account for the log.
+    fn check_digest(
+        &mut self,
+        now: SystemTime,
+        ip: std::net::IpAddr,
+        req: &Request,
+        digest: &DigestServer,
+        what: &str,
+        lookup: impl FnOnce(&str, Algorithm) -> Option<Secret>,
+    ) -> Result<String, Refusal> {
+        let now_secs = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         self.salt = self.salt.wrapping_add(1);
         let salt = self.salt;
         // RFC 7616 §3.7 / RFC 8760: the preferred algorithm first.
-        let challenge = |digest: &DigestServer, stale: bool, why: String| Refusal {
+        let challenge = |stale: bool, why: String| Refusal {
             status: StatusCode::UNAUTHORIZED,
             reason: "Unauthorized",
             headers: vec![
@@ -136,42 +180,32 @@ impl Gate {
             ],
             why,
         };
-        let creds = match invite.headers.credentials(&HeaderName::Authorization) {
+        let creds = match req.headers.credentials(&HeaderName::Authorization) {
             Ok(Some(c)) => c,
-            _ => {
-                return Err(challenge(
-                    &self.digest,
-                    false,
-                    format!("trunk `{trunk_name}` needs digest credentials"),
-                ));
-            }
+            _ => return Err(challenge(false, format!("{what} needs digest credentials"))),
         };
-        let request_uri = String::from_utf8_lossy(invite.uri.as_bytes()).into_owned();
+        let algorithm = match creds.get("algorithm") {
+            Some(a) if a.eq_ignore_ascii_case(b"SHA-256") => Algorithm::Sha256,
+            _ => Algorithm::Md5,
+        };
+        let request_uri = String::from_utf8_lossy(req.uri.as_bytes()).into_owned();
+        let method = req.method.to_string();
         let attempt = Attempt {
-            method: "INVITE",
+            method: &method,
             request_uri: &request_uri,
             now_secs,
         };
-        let lookup = |u: &str| (u == user).then(|| Secret::Password(password.clone()));
-        let failure = match self
-            .digest
-            .verify(&creds, &attempt, &mut self.counts, lookup)
-        {
-            Ok(_) => return Ok(trunk_name),
-            Err(Rejection::Stale) => {
-                return Err(challenge(&self.digest, true, "stale nonce".into()));
-            }
-            Err(Rejection::Missing) => {
-                return Err(challenge(
-                    &self.digest,
-                    false,
-                    "no usable credentials".into(),
-                ));
-            }
-            Err(Rejection::Invalid) => "wrong digest credentials",
-            Err(Rejection::UriMismatch) => "digest uri is not the Request-URI",
-            Err(Rejection::Replayed) => "replayed nonce count",
-        };
+        let failure =
+            match digest.verify(&creds, &attempt, &mut self.counts, |u| lookup(u, algorithm)) {
+                Ok(user) => return Ok(user),
+                Err(Rejection::Stale) => return Err(challenge(true, "stale nonce".into())),
+                Err(Rejection::Missing) => {
+                    return Err(challenge(false, "no usable credentials".into()));
+                }
+                Err(Rejection::Invalid) => "wrong digest credentials",
+                Err(Rejection::UriMismatch) => "digest uri is not the Request-URI",
+                Err(Rejection::Replayed) => "replayed nonce count",
+            };
         let username = creds
             .get("username")
             .map(|u| String::from_utf8_lossy(u).into_owned());
@@ -179,19 +213,15 @@ impl Gate {
             match v {
                 Verdict::SourceLocked(until) => {
                     let secs = until.duration_since(now).unwrap_or_default().as_secs();
-                    tracing::warn!(target: "security", event = "auth_lockout", source = %ip, trunk = %trunk_name, lockout_secs = secs, "source locked out after repeated authentication failures");
+                    tracing::warn!(target: "security", event = "auth_lockout", source = %ip, account = %what, lockout_secs = secs, "source locked out after repeated authentication failures");
                 }
                 Verdict::UsernameUnderAttack => {
-                    tracing::warn!(target: "security", event = "auth_username_attacked", trunk = %trunk_name, "repeated authentication failures for one username from several sources");
+                    tracing::warn!(target: "security", event = "auth_username_attacked", account = %what, "repeated authentication failures for one username from several sources");
                 }
                 Verdict::Counted => {}
             }
         }
-        Err(challenge(
-            &self.digest,
-            false,
-            format!("{failure} for trunk `{trunk_name}`"),
-        ))
+        Err(challenge(false, format!("{failure} for {what}")))
     }
 }
 
@@ -237,6 +267,55 @@ impl Admission for Gate {
             trunk,
         })
     }
+
+    fn authenticate_agent(
+        &mut self,
+        now: SystemTime,
+        source: SocketAddr,
+        register: &Request,
+    ) -> Result<AgentRef, Refusal> {
+        let ip = source.ip().to_canonical();
+        self.refuse_locked(ip, now)?;
+        let to = register.to().map_err(|_| Refusal {
+            status: StatusCode::BAD_REQUEST,
+            reason: "Bad To Header",
+            headers: vec![],
+            why: "REGISTER without a usable To".into(),
+        })?;
+        let extension = user_of(&to.uri);
+        let host = to
+            .uri
+            .host
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        // The same lookup and the same hashing for every name: the answer
+        // never tells which extensions exist.
+        let agent = self
+            .agents
+            .read()
+            .ok()
+            .and_then(|d| d.resolve(&host, &extension).cloned());
+        let digest = self.register_digest.clone();
+        let found = agent.clone();
+        let lookup = move |u: &str, alg: Algorithm| {
+            let a = found.filter(|a| a.extension == u)?;
+            a.ha1(alg).map(|h| Secret::Ha1(alg, h.to_owned()))
+        };
+        self.check_digest(now, ip, register, &digest, "an agent", lookup)?;
+        // The credentials were valid: for an agent the lookup found.
+        let agent = agent.ok_or_else(|| Refusal {
+            status: StatusCode::FORBIDDEN,
+            reason: "Forbidden",
+            headers: vec![],
+            why: "no such agent".into(),
+        })?;
+        Ok(AgentRef {
+            tenant: agent.tenant,
+            tenant_id: agent.tenant_id,
+            extension: agent.extension,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -259,7 +338,14 @@ mod tests {
             password: Some("right-password".into()),
             flood_exempt: false,
         };
-        Gate::new(registry, &[trunk], [9; 32], lockout::Limits::default())
+        Gate::new(
+            registry,
+            &[trunk],
+            [9; 32],
+            lockout::Limits::default(),
+            Arc::default(),
+            "dhwani",
+        )
     }
 
     fn at(secs: u64) -> SystemTime {
@@ -405,5 +491,116 @@ mod tests {
             .admit(at(603), source(5), &invite(URI, None))
             .expect_err("challenge");
         assert_eq!(later.status, StatusCode::UNAUTHORIZED);
+    }
+
+    fn register(authorization: Option<&str>) -> Request {
+        let auth = authorization
+            .map(|a| format!("Authorization: {a}\r\n"))
+            .unwrap_or_default();
+        let text = format!(
+            "REGISTER sip:203.0.113.1 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.9:5060;branch=z9hG4bKr\r\nFrom: <sip:1001@203.0.113.1>;tag=1\r\nTo: <sip:1001@203.0.113.1>\r\nCall-ID: r1\r\nCSeq: 1 REGISTER\r\nContact: <sip:1001@192.0.2.9>\r\n{auth}Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        );
+        match parse_message(Bytes::from(text), &Limits::default()) {
+            Ok(Message::Request(r)) => r,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn agent_gate() -> Gate {
+        let cfg = Config::parse(
+            "[[tenants]]\nid = \"demo\"\nnumbers = [\"1000\"]\nflows_dir = \"x\"\n",
+            "test",
+        )
+        .expect("config");
+        let row = crate::store::agents::AgentRow {
+            tenant: "demo".into(),
+            extension: "1001".into(),
+            name: "Asha".into(),
+            ha1_sha256: Some(super::super::agents::ha1(
+                Algorithm::Sha256,
+                "1001",
+                "dhwani",
+                "agent-pw",
+            )),
+            ha1_md5: Some(super::super::agents::ha1(
+                Algorithm::Md5,
+                "1001",
+                "dhwani",
+                "agent-pw",
+            )),
+            created_ms: 0,
+        };
+        let dir = Directory::new(&cfg, &[row]);
+        let registry = Arc::new(
+            Registry::new(&Config::default(), std::path::Path::new(".")).expect("registry"),
+        );
+        Gate::new(
+            registry,
+            &[],
+            [9; 32],
+            lockout::Limits::default(),
+            Arc::new(std::sync::RwLock::new(dir)),
+            "dhwani",
+        )
+    }
+
+    fn answer_register(r: &Refusal, which: usize, user: &str, password: &str, nc: u32) -> String {
+        let ch = sip::header::AuthParams::parse(&Bytes::from(challenges(r)[which].clone()))
+            .expect("challenge");
+        sip::auth::authorization(
+            &ch,
+            "REGISTER",
+            "sip:203.0.113.1",
+            user,
+            password,
+            "c0ffee",
+            nc,
+        )
+        .expect("authorization")
+    }
+
+    #[test]
+    fn an_agent_registers_with_sha256_or_md5_and_ten_wrong_guesses_lock_the_source() {
+        let mut g = agent_gate();
+        let src = SocketAddr::from(([192, 0, 2, 9], 5060));
+        let ch = g
+            .authenticate_agent(at(0), src, &register(None))
+            .expect_err("challenge");
+        assert_eq!(ch.status, StatusCode::UNAUTHORIZED);
+        for which in [0, 1] {
+            let ok = answer_register(&ch, which, "1001", "agent-pw", 1 + which as u32);
+            let a = g
+                .authenticate_agent(at(1), src, &register(Some(&ok)))
+                .expect("agent");
+            assert_eq!((a.tenant, a.extension.as_str()), (0, "1001"));
+        }
+        // A user that does not exist is challenged exactly as a known one.
+        let unknown = answer_register(&ch, 0, "1009", "agent-pw", 9);
+        let r = g
+            .authenticate_agent(at(1), src, &register(Some(&unknown)))
+            .expect_err("unknown");
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+        let attacker = SocketAddr::from(([192, 0, 2, 66], 5060));
+        let ch2 = g
+            .authenticate_agent(at(2), attacker, &register(None))
+            .expect_err("challenge");
+        for i in 0..10u32 {
+            let guess = answer_register(&ch2, 0, "1001", &format!("guess{i}"), i + 1);
+            let r = g
+                .authenticate_agent(at(3), attacker, &register(Some(&guess)))
+                .expect_err("wrong");
+            assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+        }
+        let right = answer_register(&ch2, 0, "1001", "agent-pw", 50);
+        let locked = g
+            .authenticate_agent(at(4), attacker, &register(Some(&right)))
+            .expect_err("locked");
+        assert_eq!(locked.status, StatusCode::FORBIDDEN);
+        // The agent's own phone is not affected.
+        let mine = answer_register(&ch, 0, "1001", "agent-pw", 60);
+        assert!(
+            g.authenticate_agent(at(4), src, &register(Some(&mine)))
+                .is_ok()
+        );
     }
 }

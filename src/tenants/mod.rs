@@ -11,6 +11,7 @@
 //! whole, so a call that started keeps the `Arc<Flow>` it was given while
 //! new calls get the new version.
 
+pub mod agents;
 pub mod flowmedia;
 pub mod gate;
 pub mod lockout;

@@ -43,7 +43,18 @@ pub struct Refusal {
     pub why: String,
 }
 
-/// Decides on new INVITEs.
+/// An agent whose REGISTER authenticated.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AgentRef {
+    /// Tenant index.
+    pub tenant: usize,
+    /// Tenant id.
+    pub tenant_id: Arc<str>,
+    /// Extension.
+    pub extension: String,
+}
+
+/// Decides on new INVITEs and REGISTERs.
 pub trait Admission: Send {
     /// Admit or refuse `invite` from `source` at wall-clock `now`.
     fn admit(
@@ -52,6 +63,24 @@ pub trait Admission: Send {
         source: SocketAddr,
         invite: &Request,
     ) -> Result<Admitted, Refusal>;
+
+    /// Authenticate a REGISTER: the agent its address of record names, if
+    /// the digest credentials are that agent's. The default knows no
+    /// agents.
+    fn authenticate_agent(
+        &mut self,
+        now: SystemTime,
+        source: SocketAddr,
+        register: &Request,
+    ) -> Result<AgentRef, Refusal> {
+        let _ = (now, source, register);
+        Err(Refusal {
+            status: StatusCode::FORBIDDEN,
+            reason: "Forbidden",
+            headers: vec![],
+            why: "no agents here".into(),
+        })
+    }
 }
 
 /// Who ended a call.

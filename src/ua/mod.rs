@@ -12,6 +12,8 @@ mod calls;
 pub mod ids;
 pub mod log_limit;
 pub mod pike;
+mod register;
+pub mod registrar;
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -28,7 +30,7 @@ use sip::transaction::{Layer, LayerOutput, Timers, TxEvent, TxId};
 use sip::transport::Flow;
 use sip::uas::Policy;
 
-pub use admission::{Admission, Admitted, CallInfo, Party, Refusal};
+pub use admission::{Admission, Admitted, AgentRef, CallInfo, Party, Refusal};
 use calls::{Call, CallState};
 pub use calls::{CallSetup, MediaPorts, PortAllocator};
 pub use ids::{CallSlot, RecordId, SipCallId};
@@ -60,6 +62,9 @@ pub enum Action {
     /// A re-INVITE changed the call's media (address, payload types or
     /// direction): the media task follows.
     MediaUpdate(CallSlot, sip::sdp::MediaUpdate),
+    /// An agent's registrations changed (registered, refreshed,
+    /// unregistered, lapsed): store them. Empty: the agent has no phone.
+    Bindings(AgentRef, Vec<registrar::Binding>),
 }
 
 /// Settings of the core.
@@ -85,6 +90,8 @@ pub struct Settings {
     pub peer_log: log_limit::Limits,
     /// Per-source rates, bans and caps.
     pub flood: pike::Limits,
+    /// Registration expiries and caps.
+    pub registrar: registrar::Limits,
 }
 
 /// Counters an operator (and the tests) can read.
@@ -103,6 +110,8 @@ pub struct Stats {
     /// Messages dropped unanswered: banned source, or over its
     /// transaction cap.
     pub flood_drops: u64,
+    /// REGISTERs accepted.
+    pub registrations: u64,
 }
 
 /// The core.
@@ -130,6 +139,7 @@ pub struct Core {
     /// source holds.
     tx_source: HashMap<TxId, std::net::IpAddr>,
     tx_per_source: HashMap<std::net::IpAddr, usize>,
+    registrar: registrar::Registrar,
 }
 
 impl Core {
@@ -148,9 +158,10 @@ impl Core {
             pike: pike::Pike::new(settings.flood.clone()),
             tx_source: HashMap::new(),
             tx_per_source: HashMap::new(),
+            registrar: registrar::Registrar::new(settings.registrar),
             layer: Layer::new(settings.timers, settings.max_transactions),
             settings,
-            policy: Policy::default(),
+            policy: policy(),
             calls: HashMap::new(),
             by_dialog: HashMap::new(),
             by_invite: HashMap::new(),
@@ -186,10 +197,12 @@ impl Core {
     /// When to call [`Core::handle_timeout`].
     pub fn poll_timeout(&self) -> Option<Instant> {
         let calls = self.schedule.first().map(|(at, _)| *at);
+        let expiry = self.registrar.poll_timeout().map(|w| self.instant(w));
         [
             self.layer.poll_timeout(),
             calls,
             self.peer_log.poll_timeout(),
+            expiry,
         ]
         .into_iter()
         .flatten()
@@ -234,6 +247,12 @@ impl Core {
                     "log lines caused by untracked sources were suppressed"
                 ),
             }
+        }
+        let wall = self.wall(now);
+        for agent in self.registrar.expire(wall) {
+            tracing::info!(tenant = %agent.tenant_id, extension = %agent.extension, "registration lapsed");
+            let left = self.registrar.all_bindings(&agent).to_vec();
+            self.actions.push_back(Action::Bindings(agent, left));
         }
         while let Some(&(at, id)) = self.schedule.first() {
             if at > now {
@@ -295,6 +314,29 @@ impl Core {
                 tracing::warn!(target: "security", event = "flood_ban", source = %ip, what, ban_secs = secs, "source banned: too many {what} per second");
                 false
             }
+        }
+    }
+
+    /// Puts back a binding read from the store (at startup).
+    pub fn restore_binding(&mut self, agent: AgentRef, binding: registrar::Binding) {
+        self.registrar.restore(agent, binding);
+    }
+
+    /// An agent's registered phones at `now`.
+    pub fn agent_bindings(&self, agent: &AgentRef, now: Instant) -> Vec<registrar::Binding> {
+        self.registrar
+            .bindings(agent, self.wall(now))
+            .into_iter()
+            .cloned()
+            .collect()
+    }
+
+    /// The `Instant` of wall-clock time `w`.
+    fn instant(&self, w: std::time::SystemTime) -> Instant {
+        let (i, e) = self.epoch;
+        match w.duration_since(e) {
+            Ok(d) => i + d,
+            Err(back) => i.checked_sub(back.duration()).unwrap_or(i),
         }
     }
 
@@ -464,6 +506,7 @@ impl Core {
                 self.respond(now, tu.id, req, StatusCode::OK, "OK", &headers);
             }
             (Method::Cancel, _) => self.handle_cancel(now, tu.id, tu.cancels, req),
+            (Method::Register, _) => self.handle_register(now, tu.id, flow, req.clone()),
             (_, true) => self.in_dialog(now, tu.id, req.clone()),
             (_, false) => {
                 // BYE, INFO... outside any dialog.
@@ -524,6 +567,15 @@ impl Core {
             self.schedule.insert((at, id));
         }
     }
+}
+
+/// What this UAS answers: the UAS methods of [`Policy::default`] and
+/// REGISTER (the registrar), with Path (RFC 3327).
+fn policy() -> Policy {
+    let mut p = Policy::default();
+    p.allow.push(Method::Register);
+    p.supported.push("path");
+    p
 }
 
 /// Adds `received` and `rport` to the top Via (RFC 3261 §18.2.1, RFC 3581

@@ -103,6 +103,32 @@ impl Admission for Gate {
             trunk: "test".into(),
         })
     }
+
+    /// Agent 1001 of tenant 0 when the REGISTER carries any Authorization
+    /// (the digest itself is the gate's, tested there); else a challenge.
+    fn authenticate_agent(
+        &mut self,
+        _: SystemTime,
+        _: SocketAddr,
+        register: &Request,
+    ) -> Result<AgentRef, Refusal> {
+        if register.headers.get(&HeaderName::Authorization).is_none() {
+            return Err(Refusal {
+                status: StatusCode::UNAUTHORIZED,
+                reason: "Unauthorized",
+                headers: vec![(
+                    HeaderName::WwwAuthenticate,
+                    "Digest realm=\"dhwani\", nonce=\"n\", qop=\"auth\"".into(),
+                )],
+                why: "test".into(),
+            });
+        }
+        Ok(AgentRef {
+            tenant: 0,
+            tenant_id: Arc::from("acme"),
+            extension: "1001".into(),
+        })
+    }
 }
 
 const PEER: &str = "127.0.0.1:5070";
@@ -121,6 +147,7 @@ struct Ua {
     ended: Vec<(CallSlot, Party, String, bool)>,
     updates: Vec<(CallSlot, sip::sdp::MediaUpdate)>,
     confirmed: Vec<CallSlot>,
+    bindings: Vec<(AgentRef, Vec<registrar::Binding>)>,
 }
 
 fn settings(max_calls: usize, answer_after: Duration) -> Settings {
@@ -135,6 +162,7 @@ fn settings(max_calls: usize, answer_after: Duration) -> Settings {
         user_agent: "dhwani-test".into(),
         peer_log: log_limit::Limits::default(),
         flood: pike::Limits::default(),
+        registrar: registrar::Limits::default(),
     }
 }
 
@@ -164,6 +192,7 @@ impl Ua {
             ended: vec![],
             updates: vec![],
             confirmed: vec![],
+            bindings: vec![],
         }
     }
 
@@ -204,6 +233,7 @@ impl Ua {
                 Action::MediaUpdate(id, u) => self.updates.push((id, u)),
                 Action::MediaConfirmed(id) => self.confirmed.push(id),
                 Action::InfoDigit(..) => {}
+                Action::Bindings(a, b) => self.bindings.push((a, b)),
             }
         }
     }
@@ -667,4 +697,75 @@ fn an_rfc_2543_invite_is_answered() {
     // Without an ACK the 200 is retransmitted on the dialog's timer.
     ua.wait(Duration::from_secs(2));
     assert!(ua.statuses().iter().filter(|s| **s == 200).count() >= 2);
+}
+
+fn register(cseq: u32, contact: &str, auth: bool) -> String {
+    let auth = if auth {
+        "Authorization: Digest username=\"1001\", realm=\"dhwani\", nonce=\"n\", uri=\"sip:127.0.0.1\", response=\"x\"\n"
+    } else {
+        ""
+    };
+    format!(
+        "REGISTER sip:127.0.0.1 SIP/2.0\nVia: SIP/2.0/UDP 10.1.1.1:5062;rport;branch=z9hG4bKreg{cseq}\nFrom: <sip:1001@127.0.0.1>;tag=r\nTo: <sip:1001@127.0.0.1>\nCall-ID: reg-1\nCSeq: {cseq} REGISTER\nMax-Forwards: 70\n{contact}{auth}Content-Length: 0\n\n"
+    )
+}
+
+#[test]
+fn a_register_is_challenged_then_bound_to_its_flow_and_lapses_on_time() {
+    let mut ua = Ua::new(settings(10, Duration::ZERO));
+    ua.send(&register(
+        1,
+        "Contact: <sip:1001@10.1.1.1:5062>;expires=120\n",
+        false,
+    ));
+    assert_eq!(ua.statuses(), vec![401]);
+    assert!(ua.bindings.is_empty());
+    ua.send(&register(
+        2,
+        "Contact: <sip:1001@10.1.1.1:5062>;expires=120\n",
+        true,
+    ));
+    let ok = ua.last(200);
+    let contact = String::from_utf8_lossy(ok.headers.get(&HeaderName::Contact).expect("contact"))
+        .into_owned();
+    assert_eq!(contact, "<sip:1001@10.1.1.1:5062>;expires=120");
+    assert!(ok.headers.get(&HeaderName::Date).is_some());
+    // The 200 goes back to the source (rport), not to the Via's private address.
+    assert_eq!(
+        ua.response_to.last().copied(),
+        Some(PEER.parse().expect("addr"))
+    );
+    let (agent, list) = ua.bindings.last().expect("stored");
+    assert_eq!(agent.extension, "1001");
+    assert_eq!(list.len(), 1);
+    assert_eq!(
+        list[0].flow.remote,
+        PEER.parse::<SocketAddr>().expect("addr"),
+        "calls go to the flow, not the Contact"
+    );
+    assert_eq!(ua.core.agent_bindings(agent, ua.now).len(), 1);
+    ua.wait(Duration::from_secs(121));
+    let (_, list) = ua.bindings.last().expect("lapsed");
+    assert!(
+        list.is_empty(),
+        "the lapsed binding is reported so the store forgets it"
+    );
+    let agent = ua.bindings[0].0.clone();
+    assert!(ua.core.agent_bindings(&agent, ua.now).is_empty());
+}
+
+#[test]
+fn a_too_brief_register_gets_423_with_min_expires() {
+    let mut ua = Ua::new(settings(10, Duration::ZERO));
+    ua.send(&register(
+        1,
+        "Contact: <sip:1001@10.1.1.1:5062>;expires=5\n",
+        true,
+    ));
+    let r = ua.last(423);
+    assert_eq!(
+        r.headers.get(&HeaderName::MinExpires).map(|v| v.to_vec()),
+        Some(b"60".to_vec())
+    );
+    assert!(ua.bindings.is_empty());
 }

@@ -91,6 +91,10 @@ header_names! {
     SessionExpires => "Session-Expires", b'x';
     Timestamp => "Timestamp";
     Date => "Date";
+    Path => "Path";
+    SubscriptionState => "Subscription-State";
+    ReferredBy => "Referred-By", b'b';
+    Replaces => "Replaces";
 }
 
 impl std::fmt::Display for HeaderName {

@@ -1,0 +1,259 @@
+//! Agents, their phones' registrations and their state changes in the
+//! store: the rows behind `dhwani agents`, the registrar's bindings (so
+//! they survive a restart, and nodes sharing a database see each other's)
+//! and the agent state history.
+
+use serde::Serialize;
+use sqlx::Row;
+
+use super::{Store, StoreError};
+
+/// An agent as stored (credentials as digest HA1s only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AgentRow {
+    /// Tenant id.
+    pub tenant: String,
+    /// Extension (digest username).
+    pub extension: String,
+    /// Display name.
+    pub name: String,
+    /// `H(extension:realm:password)`, SHA-256.
+    #[serde(skip)]
+    pub ha1_sha256: Option<String>,
+    /// The same, MD5.
+    #[serde(skip)]
+    pub ha1_md5: Option<String>,
+    /// Added, ms since the epoch.
+    pub created_ms: i64,
+}
+
+/// A registration binding as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BindingRow {
+    /// Tenant id.
+    pub tenant: String,
+    /// The agent's extension.
+    pub extension: String,
+    /// The Contact URI the phone registered.
+    pub contact: String,
+    /// `UDP`, `TCP` or `TLS`: the flow the REGISTER came on.
+    pub transport: String,
+    /// Our address of that flow.
+    pub local_addr: String,
+    /// The phone's address as we saw it (NAT: not the Contact's).
+    pub remote_addr: String,
+    /// Expires, ms since the epoch.
+    pub expires_ms: i64,
+    /// The REGISTER's Call-ID.
+    pub call_id: String,
+    /// Its CSeq.
+    pub cseq: i64,
+    /// Path header values (RFC 3327), one per line.
+    pub path: String,
+    /// The node that holds the flow.
+    pub node: String,
+}
+
+/// One agent state change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AgentEventRow {
+    /// Tenant id.
+    pub tenant: String,
+    /// Extension.
+    pub extension: String,
+    /// When, ms since the epoch.
+    pub at_ms: i64,
+    /// State before.
+    pub from_state: String,
+    /// State after.
+    pub to_state: String,
+    /// Why.
+    pub reason: String,
+}
+
+impl Store {
+    /// Adds an agent, or replaces its name and HA1s.
+    pub async fn put_agent(&self, a: &AgentRow) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO agents (tenant, extension, name, ha1_sha256, ha1_md5, created_ms)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (tenant, extension) DO UPDATE SET
+                name = excluded.name, ha1_sha256 = excluded.ha1_sha256, ha1_md5 = excluded.ha1_md5",
+        )
+        .bind(&a.tenant)
+        .bind(&a.extension)
+        .bind(&a.name)
+        .bind(a.ha1_sha256.clone())
+        .bind(a.ha1_md5.clone())
+        .bind(a.created_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Removes an agent and its bindings; false if there was none.
+    pub async fn remove_agent(&self, tenant: &str, extension: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let n = sqlx::query("DELETE FROM agents WHERE tenant = $1 AND extension = $2")
+            .bind(tenant)
+            .bind(extension)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        sqlx::query("DELETE FROM agent_bindings WHERE tenant = $1 AND extension = $2")
+            .bind(tenant)
+            .bind(extension)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(n > 0)
+    }
+
+    /// Every stored agent (all tenants, or one), by tenant and extension.
+    pub async fn agents(&self, tenant: Option<&str>) -> Result<Vec<AgentRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT tenant, extension, name, ha1_sha256, ha1_md5, created_ms FROM agents
+             WHERE ($1 = '' OR tenant = $1) ORDER BY tenant, extension",
+        )
+        .bind(tenant.unwrap_or(""))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AgentRow {
+                    tenant: r.try_get(0)?,
+                    extension: r.try_get(1)?,
+                    name: r.try_get(2)?,
+                    ha1_sha256: r.try_get(3)?,
+                    ha1_md5: r.try_get(4)?,
+                    created_ms: r.try_get(5)?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    /// Replaces the bindings of one agent with `rows` (empty: unregistered).
+    pub async fn replace_bindings(
+        &self,
+        tenant: &str,
+        extension: &str,
+        rows: &[BindingRow],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM agent_bindings WHERE tenant = $1 AND extension = $2")
+            .bind(tenant)
+            .bind(extension)
+            .execute(&mut *tx)
+            .await?;
+        for b in rows {
+            sqlx::query(
+                "INSERT INTO agent_bindings (tenant, extension, contact, transport, local_addr,
+                    remote_addr, expires_ms, call_id, cseq, path, node)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            )
+            .bind(&b.tenant)
+            .bind(&b.extension)
+            .bind(&b.contact)
+            .bind(&b.transport)
+            .bind(&b.local_addr)
+            .bind(&b.remote_addr)
+            .bind(b.expires_ms)
+            .bind(&b.call_id)
+            .bind(b.cseq)
+            .bind(&b.path)
+            .bind(&b.node)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Bindings that have not expired at `now_ms`, of one node or all.
+    pub async fn bindings(
+        &self,
+        node: Option<&str>,
+        now_ms: i64,
+    ) -> Result<Vec<BindingRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT tenant, extension, contact, transport, local_addr, remote_addr, expires_ms,
+                call_id, cseq, path, node FROM agent_bindings
+             WHERE expires_ms > $1 AND ($2 = '' OR node = $2)
+             ORDER BY tenant, extension, contact",
+        )
+        .bind(now_ms)
+        .bind(node.unwrap_or(""))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(BindingRow {
+                    tenant: r.try_get(0)?,
+                    extension: r.try_get(1)?,
+                    contact: r.try_get(2)?,
+                    transport: r.try_get(3)?,
+                    local_addr: r.try_get(4)?,
+                    remote_addr: r.try_get(5)?,
+                    expires_ms: r.try_get(6)?,
+                    call_id: r.try_get(7)?,
+                    cseq: r.try_get(8)?,
+                    path: r.try_get(9)?,
+                    node: r.try_get(10)?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    /// Appends agent state changes.
+    pub async fn agent_events(&self, rows: &[AgentEventRow]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for e in rows {
+            sqlx::query(
+                "INSERT INTO agent_events (tenant, extension, at_ms, from_state, to_state, reason)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&e.tenant)
+            .bind(&e.extension)
+            .bind(e.at_ms)
+            .bind(&e.from_state)
+            .bind(&e.to_state)
+            .bind(&e.reason)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The latest state change of each agent of a tenant (or all).
+    pub async fn latest_agent_events(
+        &self,
+        tenant: Option<&str>,
+    ) -> Result<Vec<AgentEventRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT e.tenant, e.extension, e.at_ms, e.from_state, e.to_state, e.reason
+             FROM agent_events e
+             WHERE ($1 = '' OR e.tenant = $1) AND e.at_ms = (SELECT MAX(at_ms) FROM agent_events x
+                WHERE x.tenant = e.tenant AND x.extension = e.extension)
+             ORDER BY e.tenant, e.extension",
+        )
+        .bind(tenant.unwrap_or(""))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AgentEventRow {
+                    tenant: r.try_get(0)?,
+                    extension: r.try_get(1)?,
+                    at_ms: r.try_get(2)?,
+                    from_state: r.try_get(3)?,
+                    to_state: r.try_get(4)?,
+                    reason: r.try_get(5)?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+}
