@@ -22,6 +22,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod acd;
 pub mod call;
 pub mod cli;
 pub mod config;

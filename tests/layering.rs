@@ -18,7 +18,7 @@ const LAYERS: &[&[&str]] = &[
     &["store"],
     &["privacy"],
     &["tenants"],
-    &["ua", "call"],
+    &["ua", "call", "acd"],
     &["server"],
     &["cli"],
 ];
@@ -26,13 +26,25 @@ const LAYERS: &[&[&str]] = &[
 /// Allowed uses outside the order: the call task speaks the UA's types,
 /// and the admission gate (`tenants/gate.rs`) implements the UA core's
 /// `Admission` trait (the core says what it needs, the service provides).
-const PEERS: &[(&str, &str)] = &[("call", "ua"), ("tenants", "ua")];
+const PEERS: &[(&str, &str)] = &[("call", "ua"), ("tenants", "ua"), ("acd", "ua")];
 
 /// What a sans-IO core (by path prefix under `src/`) must not touch: no
 /// runtime, no store, no files or sockets, no clock.
 const CORE_FORBIDDEN: &[(&str, &[&str])] = &[
     (
         "ua/",
+        &[
+            "tokio",
+            "crate::store",
+            "crate::privacy",
+            "crate::tenants",
+            "std::fs",
+            "Instant::now",
+            "SystemTime::now",
+        ],
+    ),
+    (
+        "acd/",
         &[
             "tokio",
             "crate::store",

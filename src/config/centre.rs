@@ -118,3 +118,117 @@ impl AgentConfig {
         Ok(())
     }
 }
+
+/// How a queue picks the agent to ring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// Every available agent at once; the first to answer gets the call.
+    RingAll,
+    /// The agent idle the longest (since their last call ended).
+    LongestIdle,
+    /// Members in turn, remembering where the last call went.
+    RoundRobin,
+    /// The agent who took the fewest calls.
+    FewestCalls,
+    /// The agent with the least talk time.
+    LeastTalkTime,
+}
+
+/// `[[tenants.queues]]`: a queue of callers waiting for agents.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueConfig {
+    /// The name a flow's `queue "NAME"` uses.
+    pub name: String,
+    /// How agents are picked.
+    #[serde(default = "default_strategy")]
+    pub strategy: Strategy,
+    /// Extensions of the agents who take its calls.
+    pub members: Vec<String>,
+    /// Ring an agent this long, then the next.
+    #[serde(default = "default_ring_timeout")]
+    pub ring_timeout_secs: u64,
+    /// After a call the agent rests this long before the next.
+    #[serde(default = "default_wrap_up")]
+    pub wrap_up_secs: u64,
+    /// Callers waiting at most (more: `on overflow`).
+    #[serde(default = "default_max_len")]
+    pub max_len: usize,
+    /// Longest wait (the flow's `max wait` applies when shorter).
+    #[serde(default = "default_max_wait")]
+    pub max_wait_secs: u64,
+    /// Join even when no member is logged in (else: `on overflow` at once).
+    #[serde(default)]
+    pub join_empty: bool,
+    /// Callers leave (`on overflow`) when the last member logs out or
+    /// becomes unreachable.
+    #[serde(default = "yes")]
+    pub leave_empty: bool,
+    /// An agent who lets a call ring out is paused ("no answer") rather
+    /// than rung again.
+    #[serde(default = "yes")]
+    pub no_answer_pause: bool,
+    /// Service level: answered within this many seconds.
+    #[serde(default = "default_service_level")]
+    pub service_level_secs: u64,
+}
+
+fn default_strategy() -> Strategy {
+    Strategy::LongestIdle
+}
+fn default_ring_timeout() -> u64 {
+    15
+}
+fn default_wrap_up() -> u64 {
+    10
+}
+fn default_max_len() -> usize {
+    50
+}
+fn default_max_wait() -> u64 {
+    1800
+}
+fn default_service_level() -> u64 {
+    20
+}
+fn yes() -> bool {
+    true
+}
+
+impl QueueConfig {
+    /// Checks the name, members and times.
+    pub fn validate(&self) -> Result<(), BadValue> {
+        if self.name.is_empty()
+            || self.name.len() > 64
+            || !self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_ ".contains(c))
+        {
+            return Err(BadValue(format!(
+                "queue name `{}`: 1-64 letters, digits, spaces, - or _",
+                self.name
+            )));
+        }
+        if let Some(m) = self.members.iter().find(|m| !valid_extension(m)) {
+            return Err(BadValue(format!(
+                "queue `{}`: member `{m}` is not an extension (2-16 digits)",
+                self.name
+            )));
+        }
+        if !(1..=300).contains(&self.ring_timeout_secs) {
+            return Err(BadValue(format!(
+                "queue `{}`: ring_timeout_secs is 1 to 300",
+                self.name
+            )));
+        }
+        if self.wrap_up_secs > 3600 || self.max_wait_secs == 0 || self.max_len == 0 {
+            return Err(BadValue(format!(
+                "queue `{}`: wrap_up_secs at most 3600, max_wait_secs and max_len above 0",
+                self.name
+            )));
+        }
+        Ok(())
+    }
+}

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 mod centre;
-pub use centre::{AgentConfig, RegistrarConfig, valid_extension};
+pub use centre::{AgentConfig, QueueConfig, RegistrarConfig, Strategy, valid_extension};
 
 /// The embedded default configuration (`config/default.toml`).
 pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
@@ -221,6 +221,9 @@ pub struct TenantConfig {
     /// Agents defined in the config (more with `dhwani agents add`).
     #[serde(default)]
     pub agents: Vec<AgentConfig>,
+    /// Its queues of callers waiting for agents.
+    #[serde(default)]
+    pub queues: Vec<QueueConfig>,
 }
 
 impl TenantConfig {
@@ -749,6 +752,17 @@ impl Config {
                     return Err(invalid(
                         "agents",
                         format!("tenant `{}`: agent {} is defined twice", t.id, a.extension),
+                    ));
+                }
+            }
+            let mut names = std::collections::HashSet::new();
+            for q in &t.queues {
+                q.validate()
+                    .map_err(|m| invalid("queues", format!("tenant `{}`: {m}", t.id)))?;
+                if !names.insert(q.name.as_str()) {
+                    return Err(invalid(
+                        "queues",
+                        format!("tenant `{}`: queue `{}` is defined twice", t.id, q.name),
                     ));
                 }
             }

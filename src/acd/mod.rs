@@ -1,0 +1,944 @@
+//! The ACD (automatic call distribution) core: agents' states, the queues
+//! callers wait in, and which agent is rung for which caller, when.
+//!
+//! Sans-IO and on time passed in: the driver feeds it what happened
+//! (a caller joined or left, a ring was answered or failed, a bridged call
+//! ended, an agent's phone registered or lapsed) and carries out its
+//! [`Output`]s (ring an agent, stop ringing, bridge, send the caller to
+//! `on overflow`, store a state change). What it guarantees:
+//!
+//! - one call, one agent: of the legs rung for a caller the first answer
+//!   wins ([`Output::Bridge`]); every other leg is stopped
+//!   ([`Output::StopRing`]), including one whose 200 OK raced in after
+//!   the winner (the driver ACKs and BYEs it), and its agent goes back to
+//!   available, never left "ringing";
+//! - an agent is rung for one caller at a time and never while on a call,
+//!   in wrap-up, paused, logged out or without a registered phone;
+//! - wrap-up runs its full time after every call, then the agent is
+//!   available; it is its own state, not "available";
+//! - a ring that times out moves on to the next agent; the agent who let
+//!   it ring out is paused with the reason "no answer" (per queue);
+//! - callers leave for `on overflow` when the queue is full, when it has
+//!   no logged-in member (join-empty / leave-empty rules), and at their
+//!   maximum wait.
+//!
+//! Strategies: ring-all, longest-idle, round-robin (with memory),
+//! fewest-calls, least-talk-time. Callers are served in order of priority
+//! (higher first), then of arrival.
+
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::config::{QueueConfig, Strategy};
+use crate::ua::{AgentRef, CallSlot};
+
+/// An agent's state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum State {
+    /// Not taking calls (logged out, or never logged in).
+    LoggedOut,
+    /// Waiting for a call.
+    Available,
+    /// Being rung for a caller.
+    Ringing,
+    /// On a call.
+    OnCall,
+    /// Resting after a call, until the wrap-up time is over.
+    WrapUp,
+    /// Paused, with the reason.
+    Paused(String),
+    /// Logged in but no registered phone (registration lapsed or lost).
+    Unreachable,
+}
+
+impl State {
+    /// The name used in the store and the CLI.
+    pub fn name(&self) -> &'static str {
+        match self {
+            State::LoggedOut => "logged-out",
+            State::Available => "available",
+            State::Ringing => "ringing",
+            State::OnCall => "on-call",
+            State::WrapUp => "wrap-up",
+            State::Paused(_) => "paused",
+            State::Unreachable => "unreachable",
+        }
+    }
+
+    /// Parses a name (`paused` takes its reason separately).
+    pub fn parse(name: &str, reason: &str) -> Option<State> {
+        Some(match name {
+            "logged-out" => State::LoggedOut,
+            "available" => State::Available,
+            "ringing" => State::Ringing,
+            "on-call" => State::OnCall,
+            "wrap-up" => State::WrapUp,
+            "paused" => State::Paused(reason.to_owned()),
+            "unreachable" => State::Unreachable,
+            _ => return None,
+        })
+    }
+
+    /// Counts as a member being there (for join-empty / leave-empty).
+    fn present(&self) -> bool {
+        !matches!(self, State::LoggedOut | State::Unreachable)
+    }
+}
+
+/// One attempt to reach an agent for a caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AttemptId(pub u64);
+
+/// Why a caller left the queue for `on overflow`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overflow {
+    /// The flow named a queue the tenant does not have.
+    NoSuchQueue,
+    /// `max_len` callers were waiting.
+    Full,
+    /// No member logged in (join-empty off), or the last one left.
+    Empty,
+    /// The maximum wait passed.
+    Timeout,
+}
+
+impl Overflow {
+    /// For the timeline.
+    pub fn name(self) -> &'static str {
+        match self {
+            Overflow::NoSuchQueue => "no such queue",
+            Overflow::Full => "queue full",
+            Overflow::Empty => "no agents",
+            Overflow::Timeout => "max wait",
+        }
+    }
+}
+
+/// Why a ring did not reach the agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RingFailure {
+    /// The agent let it ring for the ring timeout.
+    NoAnswer,
+    /// Busy (486, 600) or declined (603).
+    Busy,
+    /// Any other refusal or transport failure, with the SIP cause.
+    Failed(String),
+}
+
+/// What the driver must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Ring `agent` for `call` (an INVITE to each of its phones).
+    Ring {
+        /// The caller.
+        call: CallSlot,
+        /// This attempt.
+        attempt: AttemptId,
+        /// Who.
+        agent: AgentRef,
+    },
+    /// Stop the attempt: CANCEL while it rings, or ACK and BYE if it was
+    /// answered after another agent won.
+    StopRing {
+        /// The attempt.
+        attempt: AttemptId,
+    },
+    /// The attempt was answered and won: bridge the caller to it.
+    Bridge {
+        /// The caller.
+        call: CallSlot,
+        /// The attempt.
+        attempt: AttemptId,
+        /// Who answered.
+        agent: AgentRef,
+    },
+    /// The caller leaves the queue for the flow's `on overflow`.
+    Overflow {
+        /// The caller.
+        call: CallSlot,
+        /// Why.
+        why: Overflow,
+    },
+    /// Something for the caller's timeline.
+    Timeline {
+        /// The caller.
+        call: CallSlot,
+        /// What: `agent rung`, `no answer`, `answered`, `wrap-up`...
+        event: &'static str,
+        /// The agent's extension, when one is concerned.
+        agent: Option<String>,
+    },
+    /// An agent's state changed: store it.
+    AgentState {
+        /// Who.
+        agent: AgentRef,
+        /// From.
+        from: State,
+        /// To.
+        to: State,
+        /// Why.
+        reason: String,
+        /// When.
+        at: SystemTime,
+    },
+}
+
+/// A queue's counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Callers waiting now.
+    pub waiting: usize,
+    /// The longest of their waits.
+    pub longest_wait: Duration,
+    /// Callers answered by an agent.
+    pub answered: u64,
+    /// Answered within the service level.
+    pub answered_in_service_level: u64,
+    /// Callers who hung up while waiting.
+    pub abandoned: u64,
+    /// Callers sent to `on overflow`.
+    pub overflowed: u64,
+    /// Logged-in members (present).
+    pub members_present: usize,
+    /// Members available now.
+    pub members_available: usize,
+}
+
+#[derive(Debug)]
+struct Agent {
+    state: State,
+    /// When the agent last became idle (for longest-idle).
+    idle_since: Instant,
+    calls: u64,
+    talk: Duration,
+    /// Wrap-up ends.
+    wrap_until: Option<Instant>,
+    /// The call being rung or talked on.
+    call: Option<CallSlot>,
+    /// Answered-at of the current call.
+    talk_since: Option<Instant>,
+    /// Has a registered phone.
+    reachable: bool,
+    /// Logged in (taking calls when nothing else stops it).
+    logged_in: bool,
+}
+
+#[derive(Debug)]
+struct Queue {
+    tenant: usize,
+    cfg: QueueConfig,
+    /// Callers in service order.
+    waiting: Vec<CallSlot>,
+    /// Round-robin memory: the member index last rung.
+    last_rung: Option<usize>,
+    stats: QueueStats,
+}
+
+#[derive(Debug)]
+struct Waiting {
+    queue: usize,
+    priority: i32,
+    joined: Instant,
+    deadline: Instant,
+    /// Attempts in progress.
+    attempts: Vec<AttemptId>,
+    /// Agents tried in this round (non-ring-all).
+    tried: HashSet<String>,
+}
+
+#[derive(Debug)]
+struct Attempt {
+    call: CallSlot,
+    agent: AgentRef,
+    deadline: Instant,
+}
+
+#[derive(Debug)]
+struct Bridged {
+    agent: AgentRef,
+    queue: usize,
+}
+
+/// The core.
+#[derive(Debug)]
+pub struct Acd {
+    epoch: (Instant, SystemTime),
+    queues: Vec<Queue>,
+    by_name: HashMap<(usize, String), usize>,
+    agents: HashMap<AgentRef, Agent>,
+    waiting: HashMap<CallSlot, Waiting>,
+    attempts: HashMap<AttemptId, Attempt>,
+    bridged: HashMap<CallSlot, Bridged>,
+    next_attempt: u64,
+    /// Deadlines: attempts' ring timeouts, callers' max waits, wrap-ups.
+    timers: BTreeSet<(Instant, Timer)>,
+    out: VecDeque<Output>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    Ring(AttemptId),
+    Wait(CallSlot),
+    WrapUp(AgentRef),
+}
+
+impl Ord for AgentRef {
+    fn cmp(&self, other: &AgentRef) -> std::cmp::Ordering {
+        (self.tenant, &self.extension).cmp(&(other.tenant, &other.extension))
+    }
+}
+
+impl PartialOrd for AgentRef {
+    fn partial_cmp(&self, other: &AgentRef) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Acd {
+    /// Queues per tenant (index, id, queues); every member starts logged
+    /// in and unreachable until its phone registers (or is restored).
+    pub fn new(
+        tenants: &[(usize, Arc<str>, Vec<QueueConfig>)],
+        epoch: (Instant, SystemTime),
+        now: Instant,
+    ) -> Acd {
+        let mut acd = Acd {
+            epoch,
+            queues: Vec::new(),
+            by_name: HashMap::new(),
+            agents: HashMap::new(),
+            waiting: HashMap::new(),
+            attempts: HashMap::new(),
+            bridged: HashMap::new(),
+            next_attempt: 0,
+            timers: BTreeSet::new(),
+            out: VecDeque::new(),
+        };
+        for (tenant, id, queues) in tenants {
+            for q in queues {
+                for m in &q.members {
+                    let r = AgentRef {
+                        tenant: *tenant,
+                        tenant_id: Arc::clone(id),
+                        extension: m.clone(),
+                    };
+                    acd.agents.entry(r).or_insert(Agent {
+                        state: State::Unreachable,
+                        idle_since: now,
+                        calls: 0,
+                        talk: Duration::ZERO,
+                        wrap_until: None,
+                        call: None,
+                        talk_since: None,
+                        reachable: false,
+                        logged_in: true,
+                    });
+                }
+                acd.by_name
+                    .insert((*tenant, q.name.clone()), acd.queues.len());
+                acd.queues.push(Queue {
+                    tenant: *tenant,
+                    cfg: q.clone(),
+                    waiting: Vec::new(),
+                    last_rung: None,
+                    stats: QueueStats::default(),
+                });
+            }
+        }
+        acd
+    }
+
+    /// The next output.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// When to call [`Acd::handle_timeout`].
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.first().map(|(t, _)| *t)
+    }
+
+    /// Does tenant `tenant` have queue `name`?
+    pub fn has_queue(&self, tenant: usize, name: &str) -> bool {
+        self.by_name.contains_key(&(tenant, name.to_owned()))
+    }
+
+    /// An agent's state, if it is a member of any queue.
+    pub fn state(&self, agent: &AgentRef) -> Option<&State> {
+        self.agents.get(agent).map(|a| &a.state)
+    }
+
+    /// A queue's counters at `now`.
+    pub fn stats(&self, tenant: usize, name: &str, now: Instant) -> Option<QueueStats> {
+        let q = &self.queues[*self.by_name.get(&(tenant, name.to_owned()))?];
+        let mut s = q.stats.clone();
+        s.waiting = q.waiting.len();
+        s.longest_wait = q
+            .waiting
+            .iter()
+            .filter_map(|c| self.waiting.get(c))
+            .map(|w| now.saturating_duration_since(w.joined))
+            .max()
+            .unwrap_or_default();
+        for m in &q.cfg.members {
+            if let Some(a) = self.agent_by(q.tenant, m) {
+                s.members_present += usize::from(a.state.present());
+                s.members_available += usize::from(a.state == State::Available);
+            }
+        }
+        Some(s)
+    }
+
+    fn agent_by(&self, tenant: usize, ext: &str) -> Option<&Agent> {
+        self.agents
+            .iter()
+            .find(|(r, _)| r.tenant == tenant && r.extension == ext)
+            .map(|(_, a)| a)
+    }
+
+    fn agent_ref(&self, tenant: usize, ext: &str) -> Option<AgentRef> {
+        self.agents
+            .keys()
+            .find(|r| r.tenant == tenant && r.extension == ext)
+            .cloned()
+    }
+
+    fn wall(&self, now: Instant) -> SystemTime {
+        self.epoch.1 + now.saturating_duration_since(self.epoch.0)
+    }
+
+    /// Sets an agent's state, with the event.
+    fn set(&mut self, now: Instant, agent: &AgentRef, to: State, reason: &str) {
+        let at = self.wall(now);
+        let Some(a) = self.agents.get_mut(agent) else {
+            return;
+        };
+        if a.state == to {
+            return;
+        }
+        let from = std::mem::replace(&mut a.state, to.clone());
+        if to == State::Available {
+            a.idle_since = now;
+        }
+        self.out.push_back(Output::AgentState {
+            agent: agent.clone(),
+            from,
+            to,
+            reason: reason.to_owned(),
+            at,
+        });
+    }
+
+    /// The state an agent returns to when nothing holds it: available if
+    /// logged in with a phone, else logged out or unreachable.
+    fn settle(&mut self, now: Instant, agent: &AgentRef, reason: &str) {
+        let Some(a) = self.agents.get(agent) else {
+            return;
+        };
+        let to = if !a.logged_in {
+            State::LoggedOut
+        } else if !a.reachable {
+            State::Unreachable
+        } else {
+            State::Available
+        };
+        self.set(now, agent, to, reason);
+    }
+
+    /// Restores a stored state at startup: paused and logged-out agents
+    /// stay so; anything else settles (a call or ring of before the
+    /// restart is over: no agent is left "ringing" or "on call").
+    pub fn restore_state(&mut self, now: Instant, agent: &AgentRef, state: &State) {
+        let Some(a) = self.agents.get_mut(agent) else {
+            return;
+        };
+        match state {
+            State::LoggedOut => {
+                a.logged_in = false;
+                a.state = State::LoggedOut;
+            }
+            State::Paused(r) => {
+                a.state = State::Paused(r.clone());
+            }
+            State::Ringing | State::OnCall | State::WrapUp => {
+                // Recorded mid-call by a server that stopped: say so.
+                a.state = state.clone();
+                self.settle(now, agent, "restarted");
+            }
+            _ => {}
+        }
+    }
+
+    /// An agent's phone registered (`true`) or its last binding lapsed.
+    pub fn reachable(&mut self, now: Instant, agent: &AgentRef, yes: bool) {
+        let Some(a) = self.agents.get_mut(agent) else {
+            return;
+        };
+        if a.reachable == yes {
+            return;
+        }
+        a.reachable = yes;
+        let st = a.state.clone();
+        match (yes, st) {
+            (true, State::Unreachable) => self.settle(now, agent, "registered"),
+            (false, State::Available) => {
+                self.set(now, agent, State::Unreachable, "registration lost")
+            }
+            _ => {}
+        }
+        if !yes {
+            self.check_empty(now);
+        }
+        self.dispatch(now);
+    }
+
+    /// The CLI or a feature code: log in, log out, pause (with a reason),
+    /// unpause. A busy agent's change applies when its call and wrap-up
+    /// are over, except logging out, which takes effect for new calls at
+    /// once.
+    pub fn command(&mut self, now: Instant, agent: &AgentRef, cmd: AgentCommand) -> bool {
+        let Some(a) = self.agents.get_mut(agent) else {
+            return false;
+        };
+        let busy = matches!(a.state, State::Ringing | State::OnCall | State::WrapUp);
+        match cmd {
+            AgentCommand::LogIn => {
+                a.logged_in = true;
+                if !busy && matches!(a.state, State::LoggedOut) {
+                    self.settle(now, agent, "logged in");
+                }
+            }
+            AgentCommand::LogOut => {
+                a.logged_in = false;
+                if !busy {
+                    self.set(now, agent, State::LoggedOut, "logged out");
+                }
+                self.check_empty(now);
+            }
+            AgentCommand::Pause(reason) => {
+                if !busy {
+                    self.set(now, agent, State::Paused(reason), "paused");
+                }
+            }
+            AgentCommand::Unpause => {
+                if matches!(a.state, State::Paused(_)) {
+                    self.settle(now, agent, "unpaused");
+                }
+            }
+        }
+        self.dispatch(now);
+        true
+    }
+
+    /// A caller joins queue `name` of `tenant` (the flow's `queue` step),
+    /// waiting at most `max_wait`, served by `priority` (higher first).
+    pub fn enqueue(
+        &mut self,
+        now: Instant,
+        call: CallSlot,
+        tenant: usize,
+        name: &str,
+        priority: i32,
+        max_wait: Duration,
+    ) {
+        let Some(&qi) = self.by_name.get(&(tenant, name.to_owned())) else {
+            self.out.push_back(Output::Overflow {
+                call,
+                why: Overflow::NoSuchQueue,
+            });
+            return;
+        };
+        let q = &self.queues[qi];
+        let why = if q.waiting.len() >= q.cfg.max_len {
+            Some(Overflow::Full)
+        } else if !q.cfg.join_empty && !self.any_present(qi) {
+            Some(Overflow::Empty)
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            self.queues[qi].stats.overflowed += 1;
+            self.out.push_back(Output::Overflow { call, why });
+            return;
+        }
+        let wait = max_wait.min(Duration::from_secs(q.cfg.max_wait_secs));
+        let deadline = now + wait;
+        // Priority, then arrival.
+        let pos = {
+            let q = &self.queues[qi];
+            q.waiting
+                .iter()
+                .position(|c| self.waiting.get(c).is_some_and(|w| w.priority < priority))
+                .unwrap_or(q.waiting.len())
+        };
+        self.queues[qi].waiting.insert(pos, call);
+        self.waiting.insert(
+            call,
+            Waiting {
+                queue: qi,
+                priority,
+                joined: now,
+                deadline,
+                attempts: Vec::new(),
+                tried: HashSet::new(),
+            },
+        );
+        self.timers.insert((deadline, Timer::Wait(call)));
+        self.dispatch(now);
+    }
+
+    fn any_present(&self, qi: usize) -> bool {
+        let q = &self.queues[qi];
+        q.cfg.members.iter().any(|m| {
+            self.agent_by(q.tenant, m)
+                .is_some_and(|a| a.state.present())
+        })
+    }
+
+    /// Leave-empty: callers of queues with no member present overflow.
+    fn check_empty(&mut self, now: Instant) {
+        for qi in 0..self.queues.len() {
+            if self.queues[qi].cfg.leave_empty
+                && !self.queues[qi].waiting.is_empty()
+                && !self.any_present(qi)
+            {
+                let calls = self.queues[qi].waiting.clone();
+                for c in calls {
+                    self.leave(now, c, Some(Overflow::Empty));
+                }
+            }
+        }
+    }
+
+    /// The caller hung up (or its flow ended) while waiting or bridged.
+    pub fn abandon(&mut self, now: Instant, call: CallSlot) {
+        if self.waiting.contains_key(&call) {
+            self.leave(now, call, None);
+        }
+        self.call_ended(now, call);
+    }
+
+    /// Takes a caller out of its queue: its rings stop, its agents are
+    /// freed; `why` Some: it overflows, None: it abandoned.
+    fn leave(&mut self, now: Instant, call: CallSlot, why: Option<Overflow>) {
+        let Some(w) = self.waiting.remove(&call) else {
+            return;
+        };
+        self.timers.remove(&(w.deadline, Timer::Wait(call)));
+        let q = &mut self.queues[w.queue];
+        q.waiting.retain(|c| *c != call);
+        match why {
+            Some(_) => q.stats.overflowed += 1,
+            None => q.stats.abandoned += 1,
+        }
+        for id in w.attempts {
+            self.end_attempt(now, id, "caller left");
+        }
+        if let Some(why) = why {
+            self.out.push_back(Output::Overflow { call, why });
+        }
+        self.dispatch(now);
+    }
+
+    /// Stops an attempt and frees its agent.
+    fn end_attempt(&mut self, now: Instant, id: AttemptId, reason: &str) {
+        if let Some(a) = self.attempts.remove(&id) {
+            self.timers.remove(&(a.deadline, Timer::Ring(id)));
+            self.out.push_back(Output::StopRing { attempt: id });
+            if let Some(ag) = self.agents.get_mut(&a.agent) {
+                ag.call = None;
+            }
+            if self.state(&a.agent) == Some(&State::Ringing) {
+                self.settle(now, &a.agent, reason);
+            }
+        }
+    }
+
+    /// An attempt was answered (200 OK). The first answer for a caller
+    /// bridges; any later one is stopped.
+    pub fn answered(&mut self, now: Instant, id: AttemptId) {
+        let Some(att) = self.attempts.remove(&id) else {
+            // Not ours any more (the caller left, another agent won, it
+            // timed out): the driver must hang this leg up.
+            self.out.push_back(Output::StopRing { attempt: id });
+            return;
+        };
+        self.timers.remove(&(att.deadline, Timer::Ring(id)));
+        let call = att.call;
+        let Some(w) = self.waiting.remove(&call) else {
+            self.out.push_back(Output::StopRing { attempt: id });
+            self.settle(now, &att.agent, "caller gone");
+            return;
+        };
+        self.timers.remove(&(w.deadline, Timer::Wait(call)));
+        let q = &mut self.queues[w.queue];
+        q.waiting.retain(|c| *c != call);
+        q.stats.answered += 1;
+        if now.saturating_duration_since(w.joined) <= Duration::from_secs(q.cfg.service_level_secs)
+        {
+            q.stats.answered_in_service_level += 1;
+        }
+        for other in w.attempts.iter().filter(|a| **a != id) {
+            self.end_attempt(now, *other, "another agent answered");
+        }
+        if let Some(a) = self.agents.get_mut(&att.agent) {
+            a.call = Some(call);
+            a.talk_since = Some(now);
+            a.calls += 1;
+        }
+        self.set(now, &att.agent, State::OnCall, "answered");
+        self.bridged.insert(
+            call,
+            Bridged {
+                agent: att.agent.clone(),
+                queue: w.queue,
+            },
+        );
+        self.out.push_back(Output::Timeline {
+            call,
+            event: "answered",
+            agent: Some(att.agent.extension.clone()),
+        });
+        self.out.push_back(Output::Bridge {
+            call,
+            attempt: id,
+            agent: att.agent,
+        });
+        self.dispatch(now);
+    }
+
+    /// An attempt failed; the caller waits for the next agent.
+    pub fn ring_failed(&mut self, now: Instant, id: AttemptId, why: RingFailure) {
+        let Some(att) = self.attempts.remove(&id) else {
+            return;
+        };
+        self.timers.remove(&(att.deadline, Timer::Ring(id)));
+        if let Some(w) = self.waiting.get_mut(&att.call) {
+            w.attempts.retain(|a| *a != id);
+        }
+        if let Some(a) = self.agents.get_mut(&att.agent) {
+            a.call = None;
+        }
+        let pause = self
+            .waiting
+            .get(&att.call)
+            .is_some_and(|w| self.queues[w.queue].cfg.no_answer_pause);
+        let event = match &why {
+            RingFailure::NoAnswer => "no answer",
+            RingFailure::Busy => "busy",
+            RingFailure::Failed(_) => "failed",
+        };
+        self.out.push_back(Output::Timeline {
+            call: att.call,
+            event,
+            agent: Some(att.agent.extension.clone()),
+        });
+        match why {
+            RingFailure::NoAnswer if pause => self.set(
+                now,
+                &att.agent,
+                State::Paused("no answer".into()),
+                "no answer",
+            ),
+            _ => self.settle(now, &att.agent, event),
+        }
+        self.dispatch(now);
+    }
+
+    /// A bridged call ended: the agent's wrap-up starts.
+    pub fn call_ended(&mut self, now: Instant, call: CallSlot) {
+        let Some(b) = self.bridged.remove(&call) else {
+            return;
+        };
+        let wrap = Duration::from_secs(self.queues[b.queue].cfg.wrap_up_secs);
+        if let Some(a) = self.agents.get_mut(&b.agent) {
+            if let Some(t) = a.talk_since.take() {
+                a.talk += now.saturating_duration_since(t);
+            }
+            a.call = None;
+            a.wrap_until = Some(now + wrap);
+        }
+        self.set(now, &b.agent, State::WrapUp, "call ended");
+        self.timers.insert((now + wrap, Timer::WrapUp(b.agent)));
+    }
+
+    /// Deadlines.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some((at, t)) = self.timers.first().cloned() {
+            if at > now {
+                break;
+            }
+            self.timers.remove(&(at, t.clone()));
+            match t {
+                Timer::Ring(id) => self.ring_failed_by_timeout(now, id),
+                Timer::Wait(call) => self.leave(now, call, Some(Overflow::Timeout)),
+                Timer::WrapUp(agent) => {
+                    if let Some(a) = self.agents.get_mut(&agent)
+                        && a.wrap_until.is_some_and(|w| w <= now)
+                    {
+                        a.wrap_until = None;
+                        if a.state == State::WrapUp {
+                            self.settle(now, &agent, "wrap-up over");
+                        }
+                    }
+                }
+            }
+        }
+        self.dispatch(now);
+    }
+
+    fn ring_failed_by_timeout(&mut self, now: Instant, id: AttemptId) {
+        if self.attempts.contains_key(&id) {
+            self.out.push_back(Output::StopRing { attempt: id });
+        }
+        self.ring_failed(now, id, RingFailure::NoAnswer);
+    }
+
+    /// Rings agents for waiting callers while both exist.
+    fn dispatch(&mut self, now: Instant) {
+        for qi in 0..self.queues.len() {
+            let calls = self.queues[qi].waiting.clone();
+            for call in calls {
+                let strategy = self.queues[qi].cfg.strategy;
+                let busy = self
+                    .waiting
+                    .get(&call)
+                    .is_some_and(|w| !w.attempts.is_empty());
+                if busy && strategy != Strategy::RingAll {
+                    continue;
+                }
+                let picks = self.pick(qi, call);
+                if picks.is_empty() {
+                    // Later callers cannot be served either (same members).
+                    break;
+                }
+                for ext in picks {
+                    self.ring(now, qi, call, &ext);
+                }
+            }
+        }
+    }
+
+    /// Available members to ring for `call`, by the queue's strategy.
+    fn pick(&mut self, qi: usize, call: CallSlot) -> Vec<String> {
+        let q = &self.queues[qi];
+        let tried = self
+            .waiting
+            .get(&call)
+            .map(|w| w.tried.clone())
+            .unwrap_or_default();
+        let avail: Vec<(usize, &String, &Agent)> = q
+            .cfg
+            .members
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| self.agent_by(q.tenant, m).map(|a| (i, m, a)))
+            .filter(|(_, _, a)| a.state == State::Available && a.call.is_none())
+            .collect();
+        if avail.is_empty() {
+            return vec![];
+        }
+        let fresh: Vec<&(usize, &String, &Agent)> = avail
+            .iter()
+            .filter(|(_, m, _)| !tried.contains(*m))
+            .collect();
+        // Everyone available was tried this round: start a new round.
+        let (pool, new_round): (Vec<&(usize, &String, &Agent)>, bool) = if fresh.is_empty() {
+            (avail.iter().collect(), true)
+        } else {
+            (fresh, false)
+        };
+        let chosen: Vec<String> = match q.cfg.strategy {
+            Strategy::RingAll => pool.iter().map(|(_, m, _)| (*m).clone()).collect(),
+            Strategy::LongestIdle => pool
+                .iter()
+                .min_by_key(|(i, _, a)| (a.idle_since, *i))
+                .map(|(_, m, _)| vec![(*m).clone()])
+                .unwrap_or_default(),
+            Strategy::FewestCalls => pool
+                .iter()
+                .min_by_key(|(i, _, a)| (a.calls, *i))
+                .map(|(_, m, _)| vec![(*m).clone()])
+                .unwrap_or_default(),
+            Strategy::LeastTalkTime => pool
+                .iter()
+                .min_by_key(|(i, _, a)| (a.talk, *i))
+                .map(|(_, m, _)| vec![(*m).clone()])
+                .unwrap_or_default(),
+            Strategy::RoundRobin => {
+                let n = q.cfg.members.len();
+                let start = q.last_rung.map_or(0, |l| (l + 1) % n.max(1));
+                pool.iter()
+                    .min_by_key(|(i, _, _)| (i + n - start) % n.max(1))
+                    .map(|(_, m, _)| vec![(*m).clone()])
+                    .unwrap_or_default()
+            }
+        };
+        if q.cfg.strategy == Strategy::RoundRobin
+            && let Some(first) = chosen.first()
+        {
+            let idx = q.cfg.members.iter().position(|m| m == first);
+            self.queues[qi].last_rung = idx;
+        }
+        if let Some(w) = self.waiting.get_mut(&call) {
+            if new_round {
+                w.tried.clear();
+            }
+            w.tried.extend(chosen.iter().cloned());
+        }
+        chosen
+    }
+
+    fn ring(&mut self, now: Instant, qi: usize, call: CallSlot, ext: &str) {
+        let tenant = self.queues[qi].tenant;
+        let Some(agent) = self.agent_ref(tenant, ext) else {
+            return;
+        };
+        self.next_attempt += 1;
+        let id = AttemptId(self.next_attempt);
+        let deadline = now + Duration::from_secs(self.queues[qi].cfg.ring_timeout_secs);
+        self.attempts.insert(
+            id,
+            Attempt {
+                call,
+                agent: agent.clone(),
+                deadline,
+            },
+        );
+        self.timers.insert((deadline, Timer::Ring(id)));
+        if let Some(w) = self.waiting.get_mut(&call) {
+            w.attempts.push(id);
+        }
+        if let Some(a) = self.agents.get_mut(&agent) {
+            a.call = Some(call);
+        }
+        self.set(now, &agent, State::Ringing, "rung");
+        self.out.push_back(Output::Timeline {
+            call,
+            event: "agent rung",
+            agent: Some(ext.to_owned()),
+        });
+        self.out.push_back(Output::Ring {
+            call,
+            attempt: id,
+            agent,
+        });
+    }
+}
+
+/// What the CLI or a feature code asks of an agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentCommand {
+    /// Take calls.
+    LogIn,
+    /// Stop taking calls.
+    LogOut,
+    /// Pause, with a reason.
+    Pause(String),
+    /// Back from a pause.
+    Unpause,
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,393 @@
+//! The ACD core on fake time: every strategy, ring timeouts, wrap-up, the
+//! ring-all race, overflow rules, agents losing their phones.
+
+use super::*;
+
+struct T {
+    acd: Acd,
+    now: Instant,
+    out: Vec<Output>,
+}
+
+fn queue(strategy: Strategy, members: &[&str]) -> QueueConfig {
+    QueueConfig {
+        name: "support".into(),
+        strategy,
+        members: members.iter().map(|m| (*m).to_owned()).collect(),
+        ring_timeout_secs: 15,
+        wrap_up_secs: 10,
+        max_len: 3,
+        max_wait_secs: 600,
+        join_empty: false,
+        leave_empty: true,
+        no_answer_pause: true,
+        service_level_secs: 20,
+    }
+}
+
+fn agent(ext: &str) -> AgentRef {
+    AgentRef {
+        tenant: 0,
+        tenant_id: Arc::from("demo"),
+        extension: ext.into(),
+    }
+}
+
+impl T {
+    fn new(q: QueueConfig) -> T {
+        let now = Instant::now();
+        let acd = Acd::new(
+            &[(0, Arc::from("demo"), vec![q])],
+            (
+                now,
+                SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+            ),
+            now,
+        );
+        T {
+            acd,
+            now,
+            out: vec![],
+        }
+    }
+
+    /// Registers these agents, one second apart (so idle times differ).
+    fn online(&mut self, exts: &[&str]) {
+        for e in exts {
+            self.acd.reachable(self.now, &agent(e), true);
+            self.advance(Duration::from_secs(1));
+        }
+        self.take();
+    }
+
+    fn take(&mut self) -> Vec<Output> {
+        while let Some(o) = self.acd.poll_output() {
+            self.out.push(o);
+        }
+        std::mem::take(&mut self.out)
+    }
+
+    fn advance(&mut self, d: Duration) {
+        let end = self.now + d;
+        while let Some(t) = self.acd.poll_timeout() {
+            if t > end {
+                break;
+            }
+            self.now = t.max(self.now);
+            self.acd.handle_timeout(self.now);
+            while let Some(o) = self.acd.poll_output() {
+                self.out.push(o);
+            }
+        }
+        self.now = end;
+    }
+
+    fn join(&mut self, call: u64) {
+        self.acd.enqueue(
+            self.now,
+            CallSlot(call),
+            0,
+            "support",
+            0,
+            Duration::from_secs(300),
+        );
+    }
+}
+
+fn rings(out: &[Output]) -> Vec<(u64, String, AttemptId)> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Ring {
+                call,
+                attempt,
+                agent,
+            } => Some((call.0, agent.extension.clone(), *attempt)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn stops(out: &[Output]) -> Vec<AttemptId> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::StopRing { attempt } => Some(*attempt),
+            _ => None,
+        })
+        .collect()
+}
+
+fn state(t: &T, ext: &str) -> State {
+    t.acd.state(&agent(ext)).cloned().expect("member")
+}
+
+#[test]
+fn longest_idle_rings_the_agent_idle_longest_and_the_answer_bridges() {
+    let mut t = T::new(queue(Strategy::LongestIdle, &["1001", "1002", "1003"]));
+    t.online(&["1002", "1001", "1003"]);
+    t.join(1);
+    let out = t.take();
+    let r = rings(&out);
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].1, "1002", "registered first: idle longest");
+    assert_eq!(state(&t, "1002"), State::Ringing);
+    t.acd.answered(t.now, r[0].2);
+    let out = t.take();
+    assert!(out.contains(&Output::Bridge {
+        call: CallSlot(1),
+        attempt: r[0].2,
+        agent: agent("1002")
+    }));
+    assert_eq!(state(&t, "1002"), State::OnCall);
+    let s = t.acd.stats(0, "support", t.now).expect("stats");
+    assert_eq!(
+        (s.answered, s.answered_in_service_level, s.waiting),
+        (1, 1, 0)
+    );
+}
+
+#[test]
+fn a_ring_timeout_pauses_the_agent_and_rings_the_next() {
+    let mut t = T::new(queue(Strategy::LongestIdle, &["1001", "1002"]));
+    t.online(&["1001", "1002"]);
+    t.join(1);
+    let first = rings(&t.take());
+    assert_eq!(first[0].1, "1001");
+    t.advance(Duration::from_secs(15));
+    let out = t.take();
+    assert_eq!(stops(&out), vec![first[0].2], "the ringing leg is stopped");
+    assert_eq!(state(&t, "1001"), State::Paused("no answer".into()));
+    let next = rings(&out);
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].1, "1002");
+    assert!(out.iter().any(
+        |o| matches!(o, Output::Timeline { event: "no answer", agent: Some(a), .. } if a == "1001")
+    ));
+}
+
+#[test]
+fn wrap_up_runs_its_full_time_before_the_next_call() {
+    let mut t = T::new(queue(Strategy::LongestIdle, &["1001"]));
+    t.online(&["1001"]);
+    t.join(1);
+    let r = rings(&t.take());
+    t.acd.answered(t.now, r[0].2);
+    t.take();
+    t.advance(Duration::from_secs(30));
+    t.acd.call_ended(t.now, CallSlot(1));
+    assert_eq!(state(&t, "1001"), State::WrapUp);
+    t.join(2);
+    assert!(rings(&t.take()).is_empty(), "nobody is rung during wrap-up");
+    t.advance(Duration::from_millis(9_999));
+    assert!(rings(&t.take()).is_empty());
+    assert_eq!(state(&t, "1001"), State::WrapUp);
+    t.advance(Duration::from_millis(1));
+    let out = t.take();
+    let r = rings(&out);
+    assert_eq!(r.len(), 1, "{out:?}");
+    assert_eq!(r[0].0, 2);
+    // The state history says wrap-up, never available, in between.
+    let states: Vec<&str> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::AgentState { to, .. } => Some(to.name()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(states, vec!["available", "ringing"]);
+}
+
+#[test]
+fn ring_all_rings_everyone_and_the_first_answer_wins_a_late_one_is_stopped() {
+    let mut t = T::new(queue(Strategy::RingAll, &["1001", "1002"]));
+    t.online(&["1001", "1002"]);
+    t.join(1);
+    let r = rings(&t.take());
+    assert_eq!(r.len(), 2);
+    let (a, b) = (r[0].2, r[1].2);
+    t.acd.answered(t.now, b);
+    let out = t.take();
+    assert_eq!(
+        out.iter()
+            .filter(|o| matches!(o, Output::Bridge { .. }))
+            .count(),
+        1
+    );
+    assert_eq!(stops(&out), vec![a], "the other leg is cancelled");
+    // Its 200 OK raced in anyway: it is stopped, not bridged.
+    t.acd.answered(t.now, a);
+    let out = t.take();
+    assert_eq!(stops(&out), vec![a]);
+    assert!(!out.iter().any(|o| matches!(o, Output::Bridge { .. })));
+    assert_eq!(state(&t, &r[1].1), State::OnCall);
+    assert_eq!(
+        state(&t, &r[0].1),
+        State::Available,
+        "the loser is not left ringing"
+    );
+}
+
+#[test]
+fn round_robin_remembers_where_it_left_off() {
+    let mut t = T::new(queue(Strategy::RoundRobin, &["1001", "1002", "1003"]));
+    t.online(&["1001", "1002", "1003"]);
+    let mut order = vec![];
+    for call in 1..=4 {
+        t.join(call);
+        let r = rings(&t.take());
+        order.push(r[0].1.clone());
+        t.acd.answered(t.now, r[0].2);
+        t.take();
+        t.acd.call_ended(t.now, CallSlot(call));
+        t.advance(Duration::from_secs(11));
+        t.take();
+    }
+    assert_eq!(order, vec!["1001", "1002", "1003", "1001"]);
+}
+
+#[test]
+fn fewest_calls_and_least_talk_time_pick_by_their_counters() {
+    for strategy in [Strategy::FewestCalls, Strategy::LeastTalkTime] {
+        let mut t = T::new(queue(strategy, &["1001", "1002"]));
+        t.online(&["1001", "1002"]);
+        // 1001 takes a long call; then 1002 a short one.
+        t.join(1);
+        let r = rings(&t.take());
+        assert_eq!(r[0].1, "1001");
+        t.acd.answered(t.now, r[0].2);
+        t.take();
+        t.join(2);
+        let r2 = rings(&t.take());
+        assert_eq!(r2[0].1, "1002");
+        t.acd.answered(t.now, r2[0].2);
+        t.take();
+        t.advance(Duration::from_secs(5));
+        t.acd.call_ended(t.now, CallSlot(2));
+        t.advance(Duration::from_secs(55));
+        t.acd.call_ended(t.now, CallSlot(1));
+        t.advance(Duration::from_secs(11));
+        t.take();
+        if strategy == Strategy::FewestCalls {
+            // Both took one call: the tie goes to the first member.
+            t.join(3);
+            assert_eq!(rings(&t.take())[0].1, "1001");
+        } else {
+            t.join(3);
+            assert_eq!(rings(&t.take())[0].1, "1002", "5 s of talk against 60 s");
+        }
+    }
+}
+
+#[test]
+fn overflow_when_full_when_empty_and_at_max_wait() {
+    let mut t = T::new(queue(Strategy::LongestIdle, &["1001"]));
+    t.join(1);
+    assert!(
+        t.take().contains(&Output::Overflow {
+            call: CallSlot(1),
+            why: Overflow::Empty
+        }),
+        "no member logged in"
+    );
+    t.online(&["1001"]);
+    t.acd
+        .command(t.now, &agent("1001"), AgentCommand::Pause("lunch".into()));
+    for c in 2..=4 {
+        t.join(c);
+    }
+    t.join(5);
+    let out = t.take();
+    assert!(out.contains(&Output::Overflow {
+        call: CallSlot(5),
+        why: Overflow::Full
+    }));
+    assert!(rings(&out).is_empty(), "a paused agent is not rung");
+    t.advance(Duration::from_secs(300));
+    let out = t.take();
+    for c in 2..=4 {
+        assert!(
+            out.contains(&Output::Overflow {
+                call: CallSlot(c),
+                why: Overflow::Timeout
+            }),
+            "{out:?}"
+        );
+    }
+    assert_eq!(
+        t.acd.stats(0, "support", t.now).expect("stats").overflowed,
+        5
+    );
+}
+
+#[test]
+fn an_agent_whose_phone_lapses_is_unreachable_and_waiting_callers_leave() {
+    let mut t = T::new(queue(Strategy::LongestIdle, &["1001"]));
+    t.online(&["1001"]);
+    t.acd
+        .command(t.now, &agent("1001"), AgentCommand::Pause("meeting".into()));
+    t.join(1);
+    t.take();
+    t.acd.command(t.now, &agent("1001"), AgentCommand::LogOut);
+    let out = t.take();
+    assert!(out.contains(&Output::Overflow {
+        call: CallSlot(1),
+        why: Overflow::Empty
+    }));
+    t.acd.command(t.now, &agent("1001"), AgentCommand::LogIn);
+    assert_eq!(state(&t, "1001"), State::Available);
+    t.acd.reachable(t.now, &agent("1001"), false);
+    assert_eq!(state(&t, "1001"), State::Unreachable);
+    t.acd.reachable(t.now, &agent("1001"), true);
+    assert_eq!(state(&t, "1001"), State::Available);
+}
+
+#[test]
+fn a_caller_who_hangs_up_while_ringing_frees_the_agent() {
+    let mut t = T::new(queue(Strategy::RingAll, &["1001", "1002"]));
+    t.online(&["1001", "1002"]);
+    t.join(1);
+    let r = rings(&t.take());
+    t.acd.abandon(t.now, CallSlot(1));
+    let out = t.take();
+    let mut s = stops(&out);
+    s.sort();
+    assert_eq!(s, vec![r[0].2, r[1].2]);
+    assert_eq!(state(&t, "1001"), State::Available);
+    assert_eq!(state(&t, "1002"), State::Available);
+    assert_eq!(
+        t.acd.stats(0, "support", t.now).expect("stats").abandoned,
+        1
+    );
+}
+
+#[test]
+fn a_restart_never_leaves_an_agent_ringing_or_on_call() {
+    let mut t = T::new(queue(Strategy::LongestIdle, &["1001", "1002", "1003"]));
+    t.acd.restore_state(t.now, &agent("1001"), &State::OnCall);
+    t.acd
+        .restore_state(t.now, &agent("1002"), &State::Paused("lunch".into()));
+    t.acd.restore_state(t.now, &agent("1003"), &State::Ringing);
+    t.online(&["1001", "1002", "1003"]);
+    assert_eq!(state(&t, "1001"), State::Available);
+    assert_eq!(state(&t, "1002"), State::Paused("lunch".into()));
+    assert_eq!(state(&t, "1003"), State::Available);
+}
+
+#[test]
+fn higher_priority_callers_are_served_first() {
+    let mut t = T::new(queue(Strategy::LongestIdle, &["1001"]));
+    t.online(&["1001"]);
+    t.acd
+        .command(t.now, &agent("1001"), AgentCommand::Pause("x".into()));
+    t.join(1);
+    t.acd.enqueue(
+        t.now,
+        CallSlot(2),
+        0,
+        "support",
+        5,
+        Duration::from_secs(300),
+    );
+    t.take();
+    t.acd.command(t.now, &agent("1001"), AgentCommand::Unpause);
+    assert_eq!(rings(&t.take())[0].0, 2);
+}
