@@ -32,6 +32,8 @@ use crate::rtp::{self, Session};
 pub const FRAME: Duration = Duration::from_millis(20);
 /// Frames a late driver may catch up on before skipping ahead.
 const MAX_CATCH_UP: u32 = 5;
+/// Bridged frames waiting to be sent at most.
+pub const MAX_FEED: usize = 4;
 
 /// Something the call (the IVR) should know.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,8 +86,13 @@ pub enum Command {
         /// telephone-event's payload type.
         telephone_event: Option<rtp::PayloadType>,
     },
-    /// Start or stop [`Output::Tap`] frames (a recording started or ended).
+    /// Start or stop [`Output::Tap`] frames (a recording started or ended,
+    /// or the call was bridged: the tap's `caller` frames are what the
+    /// bridge's other legs hear).
     Tap(bool),
+    /// A frame (at the codec's rate) to send when no prompt plays: the
+    /// audio of a bridged leg. At most [`MAX_FEED`] wait; older ones go.
+    Feed(Vec<i16>),
     /// The negotiated direction changed (re-INVITE hold/unhold): whether
     /// we may send RTP, and whether the peer will (the media timeout
     /// sleeps while it will not).
@@ -151,6 +158,7 @@ pub struct CallMedia {
     /// Wideband audio goes to the 8 kHz detector through this.
     detector_resampler: Option<FrameResampler>,
     player: Player,
+    feed: VecDeque<Vec<i16>>,
     tap: bool,
     sending: bool,
     /// [`Event::Confirmed`] was emitted.
@@ -189,6 +197,7 @@ impl CallMedia {
                 .then(|| FrameResampler::new(rate, inband::RATE))
                 .flatten(),
             player: Player::default(),
+            feed: VecDeque::new(),
             tap: cfg.tap,
             sending: true,
             confirmed_told: confirmed,
@@ -280,6 +289,12 @@ impl CallMedia {
                 self.drain_session(now);
             }
             Command::Tap(on) => self.tap = on,
+            Command::Feed(frame) => {
+                if self.feed.len() >= MAX_FEED {
+                    self.feed.pop_front();
+                }
+                self.feed.push_back(frame);
+            }
             Command::Direction { send, receive } => {
                 self.sending = send;
                 self.session.set_receiving(now, receive);
@@ -409,6 +424,13 @@ impl CallMedia {
                     }));
                 }
             }
+        }
+        if sending
+            && far.is_empty()
+            && let Some(f) = self.feed.pop_front()
+        {
+            far = f;
+            far.truncate(n);
         }
         let silent = far.is_empty();
         far.resize(n, 0);

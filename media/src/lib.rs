@@ -54,6 +54,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod bridge;
 pub mod call;
 pub mod codec;
 pub mod dtmf;

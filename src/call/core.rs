@@ -26,9 +26,16 @@
 //! - A message ends on its maximum length, on the flow's end key, or after
 //!   the flow's silence once the caller has spoken or a second has passed
 //!   ([`SILENCE_MEAN_AMPLITUDE`], [`SILENCE_GRACE_FRAMES`]).
-//! - Queues and transfers are not available yet: the flow takes its
-//!   overflow or failure path and the timeline says why. `fetch` is checked
-//!   against the tenant's allow-list, then answered "not available".
+//! - A `queue` step asks the driver to queue the caller
+//!   ([`Output::Enqueue`]) and loops the hold music until an agent answers
+//!   ([`Input::AgentAnswered`]: the agent's media becomes a second [`Leg`],
+//!   bridged to the caller's through a [`media::bridge::Bridge`]) or the
+//!   queue gives up ([`QueueEvent::Overflow`]: the flow's `on overflow`).
+//!   Once bridged, either side hanging up ends the call; the agent's hold
+//!   gives the caller the hold music; keys are relayed as RFC 4733 events.
+//! - Transfers are not available yet: the flow takes its failure path and
+//!   the timeline says why. `fetch` is checked against the tenant's
+//!   allow-list, then answered "not available".
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -36,9 +43,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use ivr_dsl::allow::AllowList;
-use ivr_dsl::interp::{
-    CallContext, Input as FlowInput, Interpreter, Output as Step, Playable, QueueOutcome,
-};
+use ivr_dsl::interp::{CallContext, Input as FlowInput, Interpreter, Output as Step, Playable};
 use media::call::{CallMedia, Command, Event, Output as MediaOutput};
 
 pub use super::cdr::{call_record, failed_record, unanswered_record};
@@ -66,6 +71,8 @@ pub enum SipEvent {
     /// A re-INVITE changed the media: direction (hold/unhold), address,
     /// payload types.
     MediaUpdate(sip::sdp::MediaUpdate),
+    /// From the queue and the agent leg.
+    Queue(QueueEvent),
     /// The call is over (the caller hung up, or we sent BYE).
     Ended {
         /// Who.
@@ -75,14 +82,36 @@ pub enum SipEvent {
     },
 }
 
-/// A media leg of the call. Today a call has one, the caller's; a queued
-/// call that reaches an agent gets a second leg, and every datagram in and
-/// out already says which leg it belongs to, so the agents work adds a
-/// variant here and a bridge between the legs, not a new shape.
+/// What the queue and the agent's leg tell a queued call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueEvent {
+    /// For the timeline: `agent rung`, `no answer`, `busy`...
+    Timeline {
+        /// What happened.
+        event: String,
+        /// The agent's extension.
+        agent: Option<String>,
+    },
+    /// The queue gave up on the caller (full, no agents, max wait): the
+    /// flow takes `on overflow`.
+    Overflow {
+        /// Why.
+        why: String,
+    },
+    /// The agent hung up.
+    AgentLeft,
+    /// The agent's re-INVITE changed its media (hold, unhold).
+    AgentMedia(sip::sdp::MediaUpdate),
+}
+
+/// A media leg of the call: the caller's, and an agent's once a queued
+/// call is answered. Every datagram in and out says which leg it is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Leg {
     /// The caller's leg: the dialog the INVITE created.
     Caller,
+    /// The agent's leg: our INVITE to the agent's phone.
+    Agent,
 }
 
 /// Something that happened to the call.
@@ -101,6 +130,14 @@ pub enum Input<'a> {
     Timeout,
     /// From the SIP side.
     Sip(SipEvent),
+    /// An agent answered the queued caller: its leg's media, built with
+    /// the agent's codec and addresses, and the agent's extension.
+    AgentAnswered {
+        /// The agent leg's media core.
+        media: Box<CallMedia>,
+        /// Who.
+        agent: String,
+    },
     /// The prompts of [`Output::ResolvePrompts`] `job`, decoded at the
     /// codec's rate, or why they cannot play.
     Prompts {
@@ -149,6 +186,16 @@ pub enum Output {
         by: Party,
         /// Why.
         reason: String,
+    },
+    /// Queue the caller (the flow's `queue` step): answer with
+    /// [`Input::AgentAnswered`] or [`QueueEvent::Overflow`].
+    Enqueue {
+        /// The queue's name.
+        name: String,
+        /// The flow's `max wait`.
+        max_wait: Duration,
+        /// Served before callers of lower priority.
+        priority: i32,
     },
     /// The call is over and its CDR was emitted: the driver may stop.
     Finished,
@@ -245,6 +292,29 @@ pub struct Core {
     digit_refill: Instant,
     max_digits_per_sec: u32,
     digits_capped: bool,
+    /// The queue's hold music, decoded at the caller's rate, looped while
+    /// the caller waits or the agent holds.
+    hold_music: Option<Vec<Arc<[i16]>>>,
+    /// Waiting in a queue: its name, the hold music (decoded, looped)
+    /// and when the caller joined.
+    queued: Option<Queued>,
+    /// Bridged to an agent.
+    agent: Option<AgentLeg>,
+    pub(super) bridge: Option<(media::bridge::Bridge, BridgeLeg, BridgeLeg)>,
+}
+
+use media::bridge::BridgeLeg;
+
+struct Queued {
+    name: String,
+    joined: Instant,
+}
+
+struct AgentLeg {
+    media: Box<CallMedia>,
+    extension: String,
+    since: Instant,
+    on_hold: bool,
 }
 
 impl Core {
@@ -290,6 +360,10 @@ impl Core {
             digit_refill: now,
             max_digits_per_sec: setup.max_digits_per_sec,
             digits_capped: false,
+            queued: None,
+            agent: None,
+            bridge: None,
+            hold_music: None,
             info: setup.info,
         };
         core.out
@@ -335,6 +409,9 @@ impl Core {
             return None;
         }
         let mut t = self.media.poll_timeout();
+        if let Some(a) = &self.agent {
+            t = t.min(a.media.poll_timeout());
+        }
         if self.held_since.is_none()
             && let Some(f) = self.interp.poll_timeout()
         {
@@ -357,8 +434,24 @@ impl Core {
                 from,
                 bytes,
             } => self.media.handle_datagram(now, from, bytes),
+            Input::Datagram {
+                leg: Leg::Agent,
+                from,
+                bytes,
+            } => {
+                if let Some(a) = self.agent.as_mut() {
+                    a.media.handle_datagram(now, from, bytes);
+                }
+            }
+            Input::AgentAnswered { media, agent } => self.agent_answered(now, media, agent),
+            Input::Sip(SipEvent::Queue(ev)) => self.queue_event(now, ev),
             Input::Timeout => {
                 self.media.handle_timeout(now);
+                if let Some(a) = self.agent.as_mut()
+                    && a.media.poll_timeout() <= now
+                {
+                    a.media.handle_timeout(now);
+                }
                 self.pump(now, rec);
                 if self.held_since.is_none()
                     && self
@@ -413,6 +506,17 @@ impl Core {
                 if self.play_job == Some(job) {
                     self.play_job = None;
                     match result {
+                        Ok(pcm) if self.queued.is_some() => {
+                            // The hold music: looped until the queue ends.
+                            self.hold_music = Some(pcm.clone());
+                            self.media.handle_command(
+                                now,
+                                Command::Play {
+                                    prompts: pcm,
+                                    barge_in: false,
+                                },
+                            );
+                        }
                         Ok(pcm) => self.media.handle_command(
                             now,
                             Command::Play {
@@ -528,11 +632,16 @@ impl Core {
                 busy = true;
                 self.media_output(now, out, rec);
             }
+            busy |= self.pump_agent(now);
             if !busy {
                 break;
             }
         }
-        if self.interp.is_ended() && !self.hangup_sent && self.play_job.is_none() {
+        if self.interp.is_ended()
+            && !self.hangup_sent
+            && self.play_job.is_none()
+            && self.agent.is_none()
+        {
             // The flow ended without a hangup (queued, transferred, error).
             let reason = outcome_text(self.interp.outcome());
             self.request_hangup(Party::Dhwani, reason);
@@ -557,6 +666,12 @@ impl Core {
                     }
                     return;
                 }
+                if let Some(a) = self.agent.as_mut() {
+                    // Bridged: the key goes on to the agent (RFC 4733);
+                    // the flow has ended and hears no keys.
+                    a.media.handle_command(now, Command::SendDigit(key));
+                    return;
+                }
                 if self.panic_digit == Some(key) {
                     #[allow(clippy::panic)]
                     {
@@ -579,6 +694,22 @@ impl Core {
                 self.flow_input(now, FlowInput::Digit(key));
             }
             MediaOutput::Event(Event::PlaybackFinished { interrupted }) => {
+                if self.queued.is_some() || self.agent.as_ref().is_some_and(|a| a.on_hold) {
+                    // Hold music ended: again, unless it was stopped.
+                    if !interrupted && let Some(pcm) = self.hold_music.clone() {
+                        self.media.handle_command(
+                            now,
+                            Command::Play {
+                                prompts: pcm,
+                                barge_in: false,
+                            },
+                        );
+                    }
+                    return;
+                }
+                if self.agent.is_some() {
+                    return;
+                }
                 let step = self.interp.step_name().to_owned();
                 self.log(
                     now,
@@ -600,7 +731,17 @@ impl Core {
                 tracing::info!(call_id = %self.info.sip_call_id, record_id = %self.info.record_id, "no RTP: media timeout");
                 self.request_hangup(Party::System, "media timeout".into());
             }
-            MediaOutput::Tap { caller, far_end } => self.tap(now, &caller, &far_end, rec),
+            MediaOutput::Tap { caller, far_end } => {
+                if let Some((b, c, a)) = self.bridge.as_mut() {
+                    b.put(*c, &caller);
+                    if let Some(f) = b.take(*a)
+                        && let Some(agent) = self.agent.as_mut()
+                    {
+                        agent.media.handle_command(now, Command::Feed(f));
+                    }
+                }
+                self.tap(now, &caller, &far_end, rec)
+            }
         }
     }
 
@@ -646,14 +787,36 @@ impl Core {
                     // to do until a `recording start`.
                 }
                 Step::Recording(op) => self.call_recording(now, op, &at, rec),
-                Step::Queue { name, .. } => {
-                    self.log(
-                        now,
-                        &at,
-                        "queue",
-                        serde_json::json!({"name": name, "event": "not yet available", "why": "agents and queues are not available on this server yet"}),
-                    );
-                    self.flow_input(now, FlowInput::QueueDone(QueueOutcome::Unavailable));
+                Step::Queue {
+                    name,
+                    hold,
+                    max_wait,
+                    ..
+                } => {
+                    // The interpreter logged `joined` itself.
+                    let _ = &at;
+                    self.queued = Some(Queued {
+                        name: name.clone(),
+                        joined: now,
+                    });
+                    if let Some(file) = hold {
+                        if let Some(job) = self.play_job.take() {
+                            self.out.push_back(Output::CancelPrompts { job });
+                        }
+                        self.next_job += 1;
+                        self.play_job = Some(self.next_job);
+                        self.play_barge_in = false;
+                        self.out.push_back(Output::ResolvePrompts {
+                            job: self.next_job,
+                            prompts: vec![Playable::File(file)],
+                            rate: self.rate,
+                        });
+                    }
+                    self.out.push_back(Output::Enqueue {
+                        name,
+                        max_wait,
+                        priority: 0,
+                    });
                 }
                 Step::Transfer { .. } => self.flow_input(
                     now,
@@ -685,6 +848,16 @@ impl Core {
             self.flow_input(now, FlowInput::HangUp);
             self.run_steps(now, rec);
         }
+        if let Some(a) = self.agent.take() {
+            let talk = now.saturating_duration_since(a.since).as_secs_f64();
+            self.log(
+                now,
+                "",
+                "queue",
+                serde_json::json!({"event": "bridge ended", "agent": a.extension, "talk_secs": (talk * 10.0).round() / 10.0}),
+            );
+        }
+        self.queued = None;
         self.finish_message(now, rec);
         self.stop_call_recording(now, rec);
         self.run_steps(now, rec);
@@ -720,6 +893,7 @@ impl Core {
     }
 }
 
+mod bridge;
 mod recording;
 
 #[cfg(test)]

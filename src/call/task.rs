@@ -27,6 +27,46 @@ use crate::store::writer::{LogSender, Record};
 use crate::tenants::Registry;
 use crate::ua::{CallInfo, CallSetup, CallSlot, Party};
 
+/// What a call's task is told.
+#[derive(Debug)]
+pub enum CallEvent {
+    /// From the SIP side (ACK, INFO, re-INVITE, BYE, the queue).
+    Sip(SipEvent),
+    /// An agent answered the queued caller.
+    AgentAnswered {
+        /// The agent leg's sockets and codec.
+        media: Box<crate::ua::legs::LegMedia>,
+        /// The agent's extension.
+        agent: String,
+    },
+}
+
+impl From<SipEvent> for CallEvent {
+    fn from(e: SipEvent) -> CallEvent {
+        CallEvent::Sip(e)
+    }
+}
+
+/// What a call's task asks of the SIP core.
+#[derive(Debug)]
+pub enum ToCore {
+    /// End the call.
+    Hangup(HangupRequest),
+    /// Queue the caller.
+    Enqueue {
+        /// The call.
+        id: CallSlot,
+        /// Its tenant.
+        tenant: usize,
+        /// The queue's name.
+        name: String,
+        /// The flow's longest wait.
+        max_wait: Duration,
+        /// Served before lower priorities.
+        priority: i32,
+    },
+}
+
 /// A call asks the SIP side to hang up.
 #[derive(Debug)]
 pub struct HangupRequest {
@@ -201,8 +241,8 @@ fn clock_now() -> Instant {
 pub async fn run(
     setup: CallSetup,
     shared: Arc<Shared>,
-    mut events: mpsc::Receiver<SipEvent>,
-    hangup: mpsc::Sender<HangupRequest>,
+    mut events: mpsc::Receiver<CallEvent>,
+    hangup: mpsc::Sender<ToCore>,
 ) {
     let id = setup.id;
     let refuse = |reason: &str| HangupRequest {
@@ -212,19 +252,24 @@ pub async fn run(
     };
     let Some(codec) = Codec::named(&setup.negotiated.codec.encoding) else {
         tracing::warn!(call_id = %setup.sip_call_id, codec = %setup.negotiated.codec.encoding, "no media engine for this codec");
-        let _ = hangup.send(refuse("unsupported codec")).await;
+        let _ = hangup
+            .send(ToCore::Hangup(refuse("unsupported codec")))
+            .await;
         return;
     };
     let to_tokio = |s: StdUdpSocket| s.set_nonblocking(true).and_then(|_| UdpSocket::from_std(s));
     let Some((rtp_socket, rtcp_socket)) = setup.ports.sockets else {
-        let _ = hangup.send(refuse("no RTP socket")).await;
+        let _ = hangup.send(ToCore::Hangup(refuse("no RTP socket"))).await;
         return;
     };
     let (Ok(sock), Ok(rtcp_sock)) = (to_tokio(rtp_socket), to_tokio(rtcp_socket)) else {
-        let _ = hangup.send(refuse("RTP socket error")).await;
+        let _ = hangup
+            .send(ToCore::Hangup(refuse("RTP socket error")))
+            .await;
         return;
     };
     let info = setup.info;
+    let tenant = info.admitted.tenant;
     let rtcp_mux = setup.rtcp_mux;
     let mut rtp = media::rtp::Config::new(
         setup.remote_rtp,
@@ -294,6 +339,9 @@ pub async fn run(
     let mut job: Option<PlayJob> = None;
     let mut buf = vec![0u8; 2048];
     let mut rtcp_buf = vec![0u8; 1500];
+    let mut agent_buf = vec![0u8; 2048];
+    // The agent's leg, once a queued caller is answered.
+    let mut agent: Option<AgentSockets> = None;
     // Every log line of the call carries its SIP Call-ID and record id.
     async {
     loop {
@@ -307,6 +355,22 @@ pub async fn run(
                 } => {
                     let from = if rtcp && !rtcp_mux { &rtcp_sock } else { &sock };
                     let _ = from.send_to(&bytes, to).await;
+                }
+                Output::Transmit {
+                    leg: Leg::Agent,
+                    to,
+                    bytes,
+                    rtcp,
+                } => {
+                    if let Some(a) = &agent {
+                        let from = if rtcp && !a.rtcp_mux { &a.rtcp } else { &a.rtp };
+                        let _ = from.send_to(&bytes, to).await;
+                    }
+                }
+                Output::Enqueue { name, max_wait, priority } => {
+                    let _ = hangup
+                        .send(ToCore::Enqueue { id, tenant, name, max_wait, priority })
+                        .await;
                 }
                 Output::ResolvePrompts { job: n, prompts, rate } => {
                     if let Some((_, j)) = job.take() {
@@ -326,7 +390,7 @@ pub async fn run(
                 }
                 Output::Record(r) => shared.log.send(*r),
                 Output::Hangup { by, reason } => {
-                    let _ = hangup.send(HangupRequest { id, by, reason }).await;
+                    let _ = hangup.send(ToCore::Hangup(HangupRequest { id, by, reason })).await;
                 }
                 Output::Finished => {}
             }
@@ -340,8 +404,25 @@ pub async fn run(
             .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
         tokio::select! {
             ev = events.recv() => {
-                let ev = ev.unwrap_or(SipEvent::Ended { by: Party::System, cause: "server stopped".to_owned() });
-                core.handle_input(clock_now(), Input::Sip(ev), &mut recorders);
+                match ev.unwrap_or(CallEvent::Sip(SipEvent::Ended { by: Party::System, cause: "server stopped".to_owned() })) {
+                    CallEvent::Sip(ev) => core.handle_input(clock_now(), Input::Sip(ev), &mut recorders),
+                    CallEvent::AgentAnswered { media, agent: ext } => match agent_leg(*media, &shared) {
+                        Ok((sockets, m)) => {
+                            agent = Some(sockets);
+                            core.handle_input(clock_now(), Input::AgentAnswered { media: Box::new(m), agent: ext }, &mut recorders);
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "agent leg cannot start");
+                            let _ = hangup.send(ToCore::Hangup(HangupRequest { id, by: Party::System, reason: e })).await;
+                        }
+                    },
+                }
+            }
+            got = agent_recv(&agent, &mut agent_buf) => {
+                if let Some((n, from)) = got {
+                    let bytes = agent_buf.get(..n).unwrap_or(&[]);
+                    core.handle_input(clock_now(), Input::Datagram { leg: Leg::Agent, from, bytes }, &mut recorders);
+                }
             }
             (n, result) = play_done(&mut job), if job.is_some() => {
                 job = None;
@@ -367,6 +448,79 @@ pub async fn run(
     .await;
     if let Some((_, j)) = job.take() {
         j.abort();
+    }
+}
+
+/// The agent leg's sockets.
+struct AgentSockets {
+    rtp: UdpSocket,
+    rtcp: UdpSocket,
+    rtcp_mux: bool,
+}
+
+/// The agent leg's media core and sockets from its answered INVITE.
+fn agent_leg(
+    m: crate::ua::legs::LegMedia,
+    shared: &Shared,
+) -> Result<(AgentSockets, CallMedia), String> {
+    let codec = Codec::named(&m.negotiated.codec.encoding)
+        .ok_or_else(|| format!("agent codec {} unsupported", m.negotiated.codec.encoding))?;
+    let (rtp_socket, rtcp_socket) = m.ports.sockets.ok_or("no RTP socket for the agent leg")?;
+    let to_tokio = |s: StdUdpSocket| s.set_nonblocking(true).and_then(|_| UdpSocket::from_std(s));
+    let (rtp_sock, rtcp_sock) = match (to_tokio(rtp_socket), to_tokio(rtcp_socket)) {
+        (Ok(a), Ok(b)) => (a, b),
+        _ => return Err("agent RTP socket error".into()),
+    };
+    let mut rtp = media::rtp::Config::new(
+        m.remote_rtp,
+        PayloadType(m.negotiated.codec.payload_type),
+        ClockRate(codec.rtp_clock_rate()),
+    );
+    rtp.telephone_event = m
+        .negotiated
+        .telephone_event
+        .as_ref()
+        .map(|t| PayloadType(t.payload_type));
+    rtp.media_timeout = shared.media_timeout;
+    rtp.rtcp_mux = m.rtcp_mux;
+    // We sent the ACK: the dialog is confirmed.
+    rtp.confirmed = true;
+    let cfg = Config {
+        rtp,
+        codec,
+        inband_dtmf: false,
+        tap: true,
+    };
+    let media = CallMedia::new(cfg, &mut rand::rng(), clock_now(), SystemTime::now());
+    Ok((
+        AgentSockets {
+            rtp: rtp_sock,
+            rtcp: rtcp_sock,
+            rtcp_mux: m.rtcp_mux,
+        },
+        media,
+    ))
+}
+
+/// A datagram on the agent leg's RTP or RTCP socket (never, without one).
+async fn agent_recv(
+    agent: &Option<AgentSockets>,
+    buf: &mut [u8],
+) -> Option<(usize, std::net::SocketAddr)> {
+    match agent {
+        Some(a) => {
+            let mut rtcp_buf = [0u8; 1500];
+            tokio::select! {
+                r = a.rtp.recv_from(buf) => r.ok(),
+                r = a.rtcp.recv_from(&mut rtcp_buf) => {
+                    let (n, from) = r.ok()?;
+                    let n = n.min(buf.len());
+                    buf[..n].copy_from_slice(&rtcp_buf[..n]);
+                    Some((n, from))
+                }
+            }
+        }
+        None => std::future::pending().await,
     }
 }
 

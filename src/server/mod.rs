@@ -6,25 +6,24 @@
 //! `calls.drain_secs` to finish, then BYE, then the log is flushed.
 
 pub mod bindings;
+mod drive;
 pub mod rtp_ports;
 pub mod tls;
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use sip::transport::{self, Bound, Event, ListenSpec, TransportConfig};
+use sip::transport::{self, Bound, ListenSpec, TransportConfig};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::call::core::SipEvent as CallEvent;
-use crate::call::task::{self as call_task, HangupRequest, Shared};
+use crate::call::task::{self as call_task, Shared};
 use crate::config::{Config, Listen, parse_port_range};
 use crate::server::rtp_ports::RtpPorts;
 use crate::store::Store;
 use crate::tenants::{self, Registry};
-use crate::ua::{Action, CallSlot, Core, Party, Settings};
+use crate::ua::{Core, Settings};
 
 /// The beep before a recorded message.
 const BEEP: &[u8] = include_bytes!("../../examples/prompts/beep.wav");
@@ -222,6 +221,50 @@ impl Server {
             );
         }
         let binding_log = bindings::writer(store.clone(), node);
+        let agent_events = agent_event_writer(store.clone());
+        let acd = {
+            let now = clock_now();
+            let tenants: Vec<_> = config
+                .tenants
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (i, Arc::<str>::from(t.id.as_str()), t.queues.clone()))
+                .collect();
+            let mut acd = crate::acd::Acd::new(&tenants, (now, SystemTime::now()), now);
+            // Stored states (a paused agent stays paused across a
+            // restart; one recorded ringing or on a call is not left so).
+            for e in store.latest_agent_events(None).await? {
+                let Some(i) = config.tenants.iter().position(|t| t.id == e.tenant) else {
+                    continue;
+                };
+                let agent = crate::ua::AgentRef {
+                    tenant: i,
+                    tenant_id: Arc::from(e.tenant.as_str()),
+                    extension: e.extension.clone(),
+                };
+                if let Some(st) = crate::acd::State::parse(&e.to_state, &e.reason) {
+                    acd.restore_state(now, &agent, &st);
+                }
+                if !core.agent_bindings(&agent, now).is_empty() {
+                    acd.reachable(now, &agent, true);
+                }
+            }
+            for (i, t) in config.tenants.iter().enumerate() {
+                for q in &t.queues {
+                    for m in &q.members {
+                        let agent = crate::ua::AgentRef {
+                            tenant: i,
+                            tenant_id: Arc::from(t.id.as_str()),
+                            extension: m.clone(),
+                        };
+                        if !core.agent_bindings(&agent, now).is_empty() {
+                            acd.reachable(now, &agent, true);
+                        }
+                    }
+                }
+            }
+            acd
+        };
         let (log, writer_task) = crate::store::writer::start(
             store.clone(),
             Duration::from_millis(config.store.flush_ms.max(10)),
@@ -260,14 +303,19 @@ impl Server {
         let drain = Duration::from_secs(config.calls.drain_secs);
         let shutdown_for_core = shutdown.clone();
         let core_task = tokio::spawn(async move {
-            drive(
+            let sinks = drive::Sinks {
+                bindings: binding_log,
+                agent_events,
+            };
+            drive::drive(
                 core,
+                acd,
                 handle,
                 ev_rx,
                 shutdown_for_core,
                 shared,
                 drain,
-                binding_log,
+                sinks,
             )
             .await;
             transport_stop.cancel();
@@ -298,6 +346,19 @@ impl Server {
         let _ = self.writer_task.await;
         self.store.close().await;
     }
+}
+
+/// Writes agent state changes in order.
+fn agent_event_writer(store: Store) -> mpsc::UnboundedSender<crate::store::agents::AgentEventRow> {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(e) = rx.recv().await {
+            if let Err(err) = store.agent_events(&[e]).await {
+                tracing::error!(error = %err, "agent state change not stored");
+            }
+        }
+    });
+    tx
 }
 
 /// Applies the tenants' retention periods every hour (and once at start).
@@ -389,144 +450,4 @@ async fn watch_flows(
             }
         }
     }
-}
-
-/// The core's event loop: every decision is the core's; this only moves
-/// bytes, runs call tasks and wakes up on time.
-async fn drive(
-    mut core: Core,
-    transports: transport::TransportHandle,
-    mut events: mpsc::Receiver<Event>,
-    shutdown: CancellationToken,
-    shared: Arc<Shared>,
-    drain: Duration,
-    binding_log: mpsc::UnboundedSender<(crate::ua::AgentRef, Vec<crate::ua::registrar::Binding>)>,
-) {
-    let (hangup_tx, mut hangup_rx) = mpsc::channel::<HangupRequest>(1024);
-    let mut calls: HashMap<CallSlot, mpsc::Sender<CallEvent>> = HashMap::new();
-    let mut tasks = tokio::task::JoinSet::new();
-    let transports = Arc::new(transports);
-    // Draining: until the first deadline calls may finish; at it, BYE;
-    // at the second, stop regardless.
-    let mut drain_deadlines: Option<(tokio::time::Instant, tokio::time::Instant)> = None;
-    let mut byes_sent = false;
-    loop {
-        while let Some(action) = core.poll_action() {
-            match action {
-                Action::Send(flow, bytes) => {
-                    if let Err(e) = transports.send(&flow, bytes) {
-                        tracing::debug!(remote = %flow.remote, error = %e, "send failed");
-                    }
-                }
-                Action::StartMedia(setup) => {
-                    let (tx, rx) = mpsc::channel(64);
-                    let id = setup.id;
-                    calls.insert(id, tx);
-                    let info = setup.info.clone();
-                    let task = tokio::spawn(call_task::run(
-                        *setup,
-                        Arc::clone(&shared),
-                        rx,
-                        hangup_tx.clone(),
-                    ));
-                    let hangup = hangup_tx.clone();
-                    let log = shared.log.clone();
-                    tasks.spawn(async move {
-                        if let Err(e) = task.await
-                            && e.is_panic()
-                        {
-                            // One call's bug ends that call only.
-                            tracing::error!(call_id = %info.sip_call_id, "call task panicked; ending the call");
-                            let r = crate::call::core::failed_record(&info, SystemTime::now());
-                            log.send(crate::store::writer::Record::Call(r));
-                            let _ = hangup
-                                .send(HangupRequest { id, by: Party::System, reason: "internal error".into() })
-                                .await;
-                        }
-                    });
-                }
-                Action::CallEnded {
-                    id,
-                    by,
-                    cause,
-                    info,
-                } => match calls.remove(&id) {
-                    Some(tx) => {
-                        let _ = tx.try_send(CallEvent::Ended { by, cause });
-                    }
-                    None => {
-                        if let Some(info) = info {
-                            call_task::write_unanswered(&shared.log, &info, by, &cause);
-                        }
-                    }
-                },
-                Action::MediaConfirmed(id) => {
-                    if let Some(tx) = calls.get(&id) {
-                        let _ = tx.try_send(CallEvent::Confirmed);
-                    }
-                }
-                Action::InfoDigit(id, key) => {
-                    if let Some(tx) = calls.get(&id) {
-                        let _ = tx.try_send(CallEvent::InfoDigit(key));
-                    }
-                }
-                Action::MediaUpdate(id, update) => {
-                    if let Some(tx) = calls.get(&id) {
-                        let _ = tx.try_send(CallEvent::MediaUpdate(update));
-                    }
-                }
-                Action::Bindings(agent, list) => {
-                    let _ = binding_log.send((agent, list));
-                }
-            }
-        }
-        while tasks.try_join_next().is_some() {}
-        if let Some((bye_at, stop_at)) = drain_deadlines {
-            let now = tokio::time::Instant::now();
-            if core.call_count() == 0 || now >= stop_at {
-                break;
-            }
-            if now >= bye_at && !byes_sent {
-                byes_sent = true;
-                tracing::info!(calls = core.call_count(), "drain time over: ending calls");
-                core.drain(clock_now());
-                continue;
-            }
-        }
-        let wake = core
-            .poll_timeout()
-            .map(tokio::time::Instant::from_std)
-            .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
-        let wake = match drain_deadlines {
-            Some((b, s)) if !byes_sent => wake.min(b).min(s),
-            Some((_, s)) => wake.min(s),
-            None => wake,
-        };
-        tokio::select! {
-            ev = events.recv() => match ev {
-                Some(Event::Message(m)) => core.handle_bytes(clock_now(), m.flow, m.bytes),
-                Some(Event::Rejected { .. }) => {}
-                None => break,
-            },
-            Some(req) = hangup_rx.recv() => core.hangup(clock_now(), req.id, req.by, &req.reason),
-            _ = tokio::time::sleep_until(wake) => core.handle_timeout(clock_now()),
-            _ = shutdown.cancelled(), if drain_deadlines.is_none() => {
-                tracing::info!(calls = core.call_count(), drain_secs = drain.as_secs(), "shutting down: no new calls; waiting for calls to finish");
-                core.stop_accepting();
-                let now = tokio::time::Instant::now();
-                drain_deadlines = Some((now + drain, now + drain + Duration::from_secs(3)));
-            }
-        }
-    }
-    // Calls still open (their BYE unanswered): end their tasks so each
-    // writes its CDR.
-    for (_, tx) in calls.drain() {
-        let _ = tx.try_send(CallEvent::Ended {
-            by: Party::Dhwani,
-            cause: "server shutting down".into(),
-        });
-    }
-    drop(hangup_tx);
-    let wait_tasks = async { while tasks.join_next().await.is_some() {} };
-    let _ = tokio::time::timeout(Duration::from_secs(5), wait_tasks).await;
 }

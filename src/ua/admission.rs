@@ -92,6 +92,8 @@ pub enum Party {
     Dhwani,
     /// Nobody chose to: media timeout, no ACK, the call cap.
     System,
+    /// The agent the caller was bridged to.
+    Agent,
 }
 
 impl Party {
@@ -101,6 +103,7 @@ impl Party {
             Party::Caller => "caller",
             Party::Dhwani => "dhwani",
             Party::System => "system",
+            Party::Agent => "agent",
         }
     }
 }

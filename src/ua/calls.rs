@@ -111,7 +111,7 @@ impl Call {
     }
 }
 
-fn contact_for(flow: &Flow, user: &str) -> String {
+pub(super) fn contact_for(flow: &Flow, user: &str) -> String {
     let t = match flow.transport {
         sip::transport::Transport::Udp => "",
         sip::transport::Transport::Tcp => ";transport=tcp",

@@ -10,6 +10,7 @@
 mod admission;
 mod calls;
 pub mod ids;
+pub mod legs;
 pub mod log_limit;
 pub mod pike;
 mod register;
@@ -65,6 +66,47 @@ pub enum Action {
     /// An agent's registrations changed (registered, refreshed,
     /// unregistered, lapsed): store them. Empty: the agent has no phone.
     Bindings(AgentRef, Vec<registrar::Binding>),
+    /// An agent's phone rings (180) for `call`.
+    LegRinging {
+        /// The caller's call.
+        call: CallSlot,
+        /// The attempt.
+        attempt: legs::AttemptKey,
+    },
+    /// An agent answered: bridge its media to the caller's.
+    LegAnswered {
+        /// The caller's call.
+        call: CallSlot,
+        /// The attempt.
+        attempt: legs::AttemptKey,
+        /// The agent leg's sockets and codec.
+        media: Box<legs::LegMedia>,
+    },
+    /// No phone of the agent answered (the best final status).
+    LegFailed {
+        /// The caller's call.
+        call: CallSlot,
+        /// The attempt.
+        attempt: legs::AttemptKey,
+        /// The SIP status (408 for no response at all).
+        status: u16,
+    },
+    /// The agent hung up (BYE) an answered leg.
+    LegEnded {
+        /// The caller's call.
+        call: CallSlot,
+        /// The attempt.
+        attempt: legs::AttemptKey,
+    },
+    /// The agent's re-INVITE changed its leg's media (hold, unhold, move).
+    LegUpdate {
+        /// The caller's call.
+        call: CallSlot,
+        /// The attempt.
+        attempt: legs::AttemptKey,
+        /// What changed.
+        update: sip::sdp::MediaUpdate,
+    },
 }
 
 /// Settings of the core.
@@ -140,6 +182,7 @@ pub struct Core {
     tx_source: HashMap<TxId, std::net::IpAddr>,
     tx_per_source: HashMap<std::net::IpAddr, usize>,
     registrar: registrar::Registrar,
+    legs: legs::Legs,
 }
 
 impl Core {
@@ -159,6 +202,7 @@ impl Core {
             tx_source: HashMap::new(),
             tx_per_source: HashMap::new(),
             registrar: registrar::Registrar::new(settings.registrar),
+            legs: legs::Legs::default(),
             layer: Layer::new(settings.timers, settings.max_transactions),
             settings,
             policy: policy(),
@@ -362,6 +406,10 @@ impl Core {
     }
 
     fn tx_event(&mut self, now: Instant, id: TxId, event: TxEvent) {
+        if self.legs.owns_tx(id) {
+            self.leg_event(now, id, event);
+            return;
+        }
         match event {
             TxEvent::Response(resp) => {
                 if let Some(call) = self.by_bye.get(&id).copied()
@@ -507,6 +555,9 @@ impl Core {
             }
             (Method::Cancel, _) => self.handle_cancel(now, tu.id, tu.cancels, req),
             (Method::Register, _) => self.handle_register(now, tu.id, flow, req.clone()),
+            (_, true) if DialogId::for_incoming(req).is_ok_and(|d| self.legs.owns_dialog(&d)) => {
+                self.leg_request(now, tu.id, req.clone())
+            }
             (_, true) => self.in_dialog(now, tu.id, req.clone()),
             (_, false) => {
                 // BYE, INFO... outside any dialog.

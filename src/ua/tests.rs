@@ -148,6 +148,10 @@ struct Ua {
     updates: Vec<(CallSlot, sip::sdp::MediaUpdate)>,
     confirmed: Vec<CallSlot>,
     bindings: Vec<(AgentRef, Vec<registrar::Binding>)>,
+    /// What became of agent legs: (attempt, what).
+    legs: Vec<(u64, String)>,
+    /// Where each request went.
+    request_to: Vec<SocketAddr>,
 }
 
 fn settings(max_calls: usize, answer_after: Duration) -> Settings {
@@ -193,6 +197,8 @@ impl Ua {
             updates: vec![],
             confirmed: vec![],
             bindings: vec![],
+            legs: vec![],
+            request_to: vec![],
         }
     }
 
@@ -220,7 +226,10 @@ impl Ua {
                         self.responses.push((self.now, r));
                         self.response_to.push(flow.remote);
                     }
-                    Ok(Message::Request(r)) => self.requests.push((self.now, r)),
+                    Ok(Message::Request(r)) => {
+                        self.requests.push((self.now, r));
+                        self.request_to.push(flow.remote);
+                    }
                     Err(e) => panic!("the core sent something unparsable: {e}"),
                 },
                 Action::StartMedia(s) => self.started.push(*s),
@@ -234,6 +243,15 @@ impl Ua {
                 Action::MediaConfirmed(id) => self.confirmed.push(id),
                 Action::InfoDigit(..) => {}
                 Action::Bindings(a, b) => self.bindings.push((a, b)),
+                Action::LegRinging { .. } => {}
+                Action::LegAnswered { attempt, media, .. } => self
+                    .legs
+                    .push((attempt, format!("answered {}", media.remote_rtp))),
+                Action::LegFailed {
+                    attempt, status, ..
+                } => self.legs.push((attempt, format!("failed {status}"))),
+                Action::LegEnded { attempt, .. } => self.legs.push((attempt, "ended".into())),
+                Action::LegUpdate { attempt, .. } => self.legs.push((attempt, "update".into())),
             }
         }
     }
@@ -768,4 +786,177 @@ fn a_too_brief_register_gets_423_with_min_expires() {
         Some(b"60".to_vec())
     );
     assert!(ua.bindings.is_empty());
+}
+
+/// A response from the agent's phone to one of our requests.
+fn answer_to(req: &Request, status: u16, to_tag: &str, sdp_port: Option<u16>) -> String {
+    let h =
+        |n: &HeaderName| String::from_utf8_lossy(req.headers.get(n).expect("header")).into_owned();
+    let body = sdp_port.map(|p| sdp(p, "sendrecv")).unwrap_or_default();
+    let ctype = if body.is_empty() {
+        ""
+    } else {
+        "Content-Type: application/sdp\n"
+    };
+    format!(
+        "SIP/2.0 {status} X\nVia: {}\nFrom: {}\nTo: {};tag={to_tag}\nCall-ID: {}\nCSeq: {}\nContact: <sip:1001@127.0.0.1:5071>\n{ctype}Content-Length: {}\n\n{body}",
+        h(&HeaderName::Via),
+        h(&HeaderName::From),
+        h(&HeaderName::To),
+        h(&HeaderName::CallId),
+        h(&HeaderName::CSeq),
+        body.replace('\n', "\r\n").len()
+    )
+}
+
+fn agent_binding(port: u16, contact: &str) -> registrar::Binding {
+    registrar::Binding {
+        contact: contact.into(),
+        flow: Flow {
+            transport: Transport::Udp,
+            local: US.parse().expect("addr"),
+            remote: SocketAddr::from(([127, 0, 0, 1], port)),
+            conn: None,
+        },
+        expires: SystemTime::UNIX_EPOCH + Duration::from_secs(1_900_000_000),
+        call_id: "r".into(),
+        cseq: 1,
+        path: vec![],
+    }
+}
+
+fn sent(ua: &Ua, method: Method) -> Vec<(Request, SocketAddr)> {
+    ua.requests
+        .iter()
+        .zip(&ua.request_to)
+        .filter(|((_, r), _)| r.method == method)
+        .map(|((_, r), to)| (r.clone(), *to))
+        .collect()
+}
+
+#[test]
+fn an_agent_is_rung_on_its_registered_flows_and_the_first_answer_wins() {
+    let mut ua = Ua::new(settings(10, Duration::ZERO));
+    let phones = [
+        agent_binding(5071, "sip:1001@192.168.1.20:5062"),
+        agent_binding(5072, "sip:1001@10.0.0.9"),
+    ];
+    assert!(ua.core.ring_agent(ua.now, CallSlot(1), 7, "1001", &phones));
+    ua.collect();
+    let invites = sent(&ua, Method::Invite);
+    assert_eq!(invites.len(), 2, "one INVITE per phone");
+    let to: Vec<u16> = invites.iter().map(|(_, a)| a.port()).collect();
+    assert_eq!(
+        to,
+        vec![5071, 5072],
+        "sent to the flows, never to the Contacts' private addresses"
+    );
+    assert_eq!(
+        invites[0].0.uri.to_string(),
+        "sip:1001@192.168.1.20:5062",
+        "the Contact is the Request-URI"
+    );
+    // Phone 1 rings and answers; phone 2 answers a moment later.
+    ua.send(&answer_to(&invites[0].0, 180, "p1", None));
+    ua.send(&answer_to(&invites[0].0, 200, "p1", Some(30000)));
+    assert_eq!(ua.legs, vec![(7, "answered 127.0.0.1:30000".to_owned())]);
+    let ack = sent(&ua, Method::Ack).remove(0);
+    let cseq = ack.0.cseq().expect("cseq");
+    assert_eq!(
+        (cseq.seq, cseq.method),
+        (1, Method::Ack),
+        "§13.2.2.4: the INVITE's CSeq number"
+    );
+    assert_eq!(
+        ack.0.uri.to_string(),
+        "sip:1001@127.0.0.1:5071",
+        "to the 200 OK's Contact"
+    );
+    assert_eq!(ack.1.port(), 5071, "over the registered flow");
+    ua.send(&answer_to(&invites[1].0, 200, "p2", Some(30002)));
+    assert_eq!(ua.legs.len(), 1, "a second 200 OK is not a second answer");
+    let acks = sent(&ua, Method::Ack);
+    let byes = sent(&ua, Method::Bye);
+    assert_eq!(acks.len(), 2, "the late 200 OK is ACKed");
+    assert_eq!(byes.len(), 1, "and then hung up");
+    assert_eq!(byes[0].1.port(), 5072);
+    // Stopping the attempt hangs up the winner.
+    ua.core.stop_attempt(ua.now, 7);
+    ua.collect();
+    let byes = sent(&ua, Method::Bye);
+    assert_eq!(byes.len(), 2);
+    assert_eq!(byes[1].1.port(), 5071);
+}
+
+#[test]
+fn a_cancel_waits_for_a_provisional_response_and_a_busy_agent_fails_the_attempt() {
+    let mut ua = Ua::new(settings(10, Duration::ZERO));
+    assert!(ua.core.ring_agent(
+        ua.now,
+        CallSlot(1),
+        8,
+        "1001",
+        &[agent_binding(5071, "sip:1001@10.0.0.1")]
+    ));
+    ua.collect();
+    let invite = sent(&ua, Method::Invite).remove(0).0;
+    ua.core.stop_attempt(ua.now, 8);
+    ua.collect();
+    assert!(
+        sent(&ua, Method::Cancel).is_empty(),
+        "§9.1: no CANCEL before a provisional response"
+    );
+    ua.send(&answer_to(&invite, 180, "p1", None));
+    let cancels = sent(&ua, Method::Cancel);
+    assert_eq!(cancels.len(), 1);
+    assert_eq!(
+        cancels[0].0.top_via().expect("via").branch(),
+        invite.top_via().expect("via").branch()
+    );
+    ua.send(&answer_to(&invite, 487, "p1", None));
+    assert!(
+        ua.legs.is_empty(),
+        "a cancelled attempt is not reported as failed"
+    );
+    // Another attempt: the phone is busy.
+    assert!(ua.core.ring_agent(
+        ua.now,
+        CallSlot(2),
+        9,
+        "1001",
+        &[agent_binding(5071, "sip:1001@10.0.0.1")]
+    ));
+    ua.collect();
+    let invite = sent(&ua, Method::Invite).remove(1).0;
+    ua.send(&answer_to(&invite, 486, "p1", None));
+    assert_eq!(ua.legs, vec![(9, "failed 486".to_owned())]);
+    ua.wait(Duration::from_secs(40));
+    assert_eq!(ua.core.live_legs(), 0, "nothing is left of either");
+}
+
+#[test]
+fn an_agent_bye_ends_its_leg() {
+    let mut ua = Ua::new(settings(10, Duration::ZERO));
+    assert!(ua.core.ring_agent(
+        ua.now,
+        CallSlot(1),
+        3,
+        "1001",
+        &[agent_binding(5071, "sip:1001@10.0.0.1")]
+    ));
+    ua.collect();
+    let invite = sent(&ua, Method::Invite).remove(0).0;
+    ua.send(&answer_to(&invite, 200, "p1", Some(30000)));
+    let h = |n: &HeaderName| {
+        String::from_utf8_lossy(invite.headers.get(n).expect("header")).into_owned()
+    };
+    let bye = format!(
+        "BYE sip:dhwani@127.0.0.1:5060 SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKagentbye\nFrom: {};tag=p1\nTo: {}\nCall-ID: {}\nCSeq: 2 BYE\nMax-Forwards: 70\nContent-Length: 0\n\n",
+        h(&HeaderName::To),
+        h(&HeaderName::From),
+        h(&HeaderName::CallId)
+    );
+    ua.send(&bye);
+    assert_eq!(ua.last(200).cseq().expect("cseq").method, Method::Bye);
+    assert_eq!(ua.legs.last(), Some(&(3, "ended".to_owned())));
 }

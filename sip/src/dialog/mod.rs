@@ -138,6 +138,68 @@ impl Dialog {
         })
     }
 
+    /// Creates the dialog of a 2xx `response` to our `invite` (§12.1.2):
+    /// the route set is the response's Record-Route reversed, the remote
+    /// target its Contact, our CSeq continues from the INVITE's.
+    pub fn new_uac(
+        invite: &Request,
+        response: &crate::message::Response,
+        timers: Timers,
+        reliable: bool,
+    ) -> Result<Dialog> {
+        let to = response.to()?;
+        let remote_target = match response.headers.contacts()?.first() {
+            Some(c) => c.uri.clone(),
+            None => return Err(Error::MissingHeader { header: "Contact" }),
+        };
+        let mut route_set: Vec<Bytes> = response
+            .headers
+            .get_all(&HeaderName::RecordRoute)
+            .flat_map(crate::header::split_commas)
+            .collect();
+        route_set.reverse();
+        let from = invite.from()?;
+        let cseq = invite.cseq()?.seq;
+        Ok(Dialog {
+            id: DialogId {
+                call_id: invite.call_id()?,
+                local_tag: from.tag().unwrap_or_default(),
+                remote_tag: to.tag().unwrap_or_default(),
+            },
+            timers,
+            reliable,
+            local_uri: invite
+                .headers
+                .get(&HeaderName::From)
+                .cloned()
+                .unwrap_or_default(),
+            remote_uri: response
+                .headers
+                .get(&HeaderName::To)
+                .cloned()
+                .unwrap_or_default(),
+            remote_target,
+            route_set,
+            remote_cseq: 0,
+            local_cseq: cseq,
+            invite_cseq: cseq,
+            pending_2xx: None,
+            out: VecDeque::new(),
+        })
+    }
+
+    /// The ACK of our 2xx-answered INVITE (§13.2.2.4): the INVITE's CSeq
+    /// number, a fresh branch in `via`, the route set, to the remote target.
+    pub fn make_ack(&mut self, via: &str) -> Request {
+        let cseq = self.local_cseq;
+        let saved = self.local_cseq;
+        self.local_cseq = self.invite_cseq.saturating_sub(1);
+        let mut ack = self.make_request(Method::Ack, via, "");
+        self.local_cseq = saved.max(cseq);
+        ack.headers.remove(&HeaderName::Contact);
+        ack
+    }
+
     /// The dialog id.
     pub fn id(&self) -> &DialogId {
         &self.id

@@ -66,7 +66,7 @@ impl Core {
         let Some(m) = self.message.take() else {
             return;
         };
-        if self.call_rec.is_none() {
+        if self.call_rec.is_none() && self.bridge.is_none() {
             self.media.handle_command(now, Command::Tap(false));
         }
         let duration = FRAME * u32::try_from(m.frames).unwrap_or(u32::MAX);
@@ -144,7 +144,7 @@ impl Core {
                 "recording",
                 serde_json::json!({"event": "saved", "id": r.id, "seconds": seconds}),
             );
-            if self.message.is_none() {
+            if self.message.is_none() && self.bridge.is_none() {
                 self.media.handle_command(now, Command::Tap(false));
             }
             if let Err(e) = rec.finish(&r.id) {

@@ -74,6 +74,7 @@ impl Recorders for Memory {
 }
 
 const PEER: &str = "127.0.0.1:40000";
+const AGENT: &str = "127.0.0.1:40002";
 
 /// One call on fake time.
 struct Call {
@@ -94,6 +95,12 @@ struct Call {
     /// Seconds of audio each `say` becomes.
     prompt_secs: f64,
     caller_seq: u16,
+    /// Queues the flow asked to join.
+    enqueued: Vec<String>,
+    /// First payload byte of each RTP packet sent to the caller / agent.
+    caller_payloads: Vec<u8>,
+    agent_payloads: Vec<u8>,
+    agent_seq: u16,
 }
 
 struct Opts {
@@ -189,6 +196,10 @@ impl Call {
             played: Vec::new(),
             prompt_secs: o.prompt_secs,
             caller_seq: 0,
+            enqueued: Vec::new(),
+            caller_payloads: Vec::new(),
+            agent_payloads: Vec::new(),
+            agent_seq: 0,
         };
         c.drain();
         c
@@ -203,11 +214,25 @@ impl Call {
         while let Some(out) = self.core.poll_output() {
             match out {
                 Output::Transmit {
-                    rtcp: false, to, ..
+                    leg: Leg::Caller,
+                    rtcp: false,
+                    to,
+                    bytes,
                 } => {
                     self.sent.push(self.now);
                     self.sent_to.push(to);
+                    self.caller_payloads
+                        .push(bytes.get(12).copied().unwrap_or(0));
                 }
+                Output::Transmit {
+                    leg: Leg::Agent,
+                    rtcp: false,
+                    bytes,
+                    ..
+                } => self
+                    .agent_payloads
+                    .push(bytes.get(12).copied().unwrap_or(0)),
+                Output::Enqueue { name, .. } => self.enqueued.push(name),
                 Output::Transmit { .. } | Output::CancelPrompts { .. } | Output::Finished => {}
                 Output::ResolvePrompts { job, prompts, .. } => {
                     let samples = (self.prompt_secs * 8000.0) as usize;
@@ -283,6 +308,63 @@ impl Call {
             });
             self.wait(Duration::from_millis(20));
         }
+    }
+
+    /// Caller and agent both talk (loud RTP every 20 ms) for `d`.
+    fn both_speak(&mut self, d: Duration) {
+        let end = self.now + d;
+        while self.now < end && !self.core.is_finished() {
+            self.agent_packet();
+            self.speak(Duration::from_millis(20), true);
+        }
+    }
+
+    /// One loud 20 ms RTP packet from the agent.
+    fn agent_packet(&mut self) {
+        {
+            let mut b = Vec::new();
+            let h = packet::Header {
+                marker: false,
+                payload_type: 0,
+                sequence_number: self.agent_seq,
+                timestamp: u32::from(self.agent_seq) * 160,
+                ssrc: 0xA6E7,
+                csrc_count: 0,
+            };
+            self.agent_seq = self.agent_seq.wrapping_add(1);
+            packet::write(&mut b, &h, &[0x20; 160]);
+            let from: SocketAddr = AGENT.parse().expect("addr");
+            self.input(Input::Datagram {
+                leg: Leg::Agent,
+                from,
+                bytes: &b,
+            });
+        }
+    }
+
+    /// The agent answers: its leg's media joins the call.
+    fn agent_answers(&mut self) {
+        let mut rtp = media::rtp::Config::new(
+            AGENT.parse().expect("addr"),
+            media::rtp::PayloadType(0),
+            media::rtp::ClockRate(8000),
+        );
+        rtp.confirmed = true;
+        let media = CallMedia::new(
+            MediaConfig {
+                rtp,
+                codec: Codec::Pcmu,
+                inband_dtmf: false,
+                tap: true,
+            },
+            &mut rand::rngs::StdRng::seed_from_u64(2),
+            self.now,
+            SystemTime::UNIX_EPOCH,
+        );
+        self.input(Input::AgentAnswered {
+            media: Box::new(media),
+            agent: "1001".into(),
+        });
     }
 
     /// A re-INVITE as the UA core reports it.
@@ -639,7 +721,7 @@ fn a_bye_in_the_middle_of_a_prompt_ends_the_flow_and_writes_the_cdr() {
 }
 
 #[test]
-fn queue_transfer_and_fetch_take_their_failure_paths_today() {
+fn queue_overflow_transfer_and_fetch_take_their_failure_paths() {
     let text = r#"flow "Q"
   numbers 1000
 
@@ -667,6 +749,12 @@ step done
   hangup "all failed"
 "#;
     let mut c = Call::start(text, Opts::default());
+    assert_eq!(c.enqueued, vec!["support".to_owned()]);
+    c.wait(Duration::from_secs(1));
+    assert!(c.hangups.is_empty(), "the caller waits in the queue");
+    c.input(Input::Sip(SipEvent::Queue(QueueEvent::Overflow {
+        why: "no agents".into(),
+    })));
     c.wait(Duration::from_secs(1));
     assert_eq!(
         c.hangups,
@@ -674,7 +762,8 @@ step done
     );
     let q = c.kinds("queue");
     assert!(
-        q.iter().any(|d| d["event"] == "not yet available"),
+        q.iter()
+            .any(|d| d["event"] == "overflow" && d["why"] == "no agents"),
         "{:?}",
         c.events
     );
@@ -803,4 +892,89 @@ fn the_timeline_of_one_call_is_capped_with_one_limit_event_and_its_end() {
         Some("ended".into())
     );
     assert_eq!(c.cdr().outcome.as_deref(), Some("caller hung up"));
+}
+
+const QUEUED: &str = r#"flow "Q"
+  numbers 1000
+
+step start
+  queue "support", hold "hold.wav", max wait 10m
+    on overflow -> gone
+
+step gone
+  hangup "overflow"
+"#;
+
+#[test]
+fn a_queued_caller_hears_looped_hold_music_then_is_bridged_both_ways() {
+    // Hold music of 1 s, so 3 s of waiting loops it.
+    let mut c = Call::start(QUEUED, Opts::default());
+    assert_eq!(c.enqueued, vec!["support".to_owned()]);
+    c.speak(Duration::from_secs(3), false);
+    assert_eq!(c.played.len(), 1, "the hold music is decoded once");
+    let heard = &c.caller_payloads[c.caller_payloads.len() - 50..];
+    assert!(
+        heard.iter().all(|b| *b != 0xFF),
+        "still hold music after its first second: {heard:?}"
+    );
+    c.agent_answers();
+    assert!(
+        c.hangups.is_empty(),
+        "the flow's end does not hang up a bridged call"
+    );
+    // Both speak for a second: each hears the other.
+    c.both_speak(Duration::from_secs(1));
+    let to_agent = &c.agent_payloads[c.agent_payloads.len() - 20..];
+    assert!(
+        to_agent.iter().all(|b| *b != 0xFF && *b != 0x7F),
+        "the agent hears the caller: {to_agent:?}"
+    );
+    let to_caller = &c.caller_payloads[c.caller_payloads.len() - 20..];
+    assert!(
+        to_caller.iter().all(|b| *b != 0xFF && *b != 0x7F),
+        "the caller hears the agent: {to_caller:?}"
+    );
+    // The agent holds: the caller hears the hold music again.
+    let update = sip::sdp::MediaUpdate {
+        remote: AGENT.parse().expect("addr"),
+        moved: false,
+        payload_type: 0,
+        telephone_event: None,
+        direction: sip::sdp::Direction::RecvOnly,
+    };
+    c.input(Input::Sip(SipEvent::Queue(QueueEvent::AgentMedia(update))));
+    c.speak(Duration::from_millis(200), false);
+    assert!(c.kinds("queue").iter().any(|d| d["event"] == "agent hold"));
+    // The agent hangs up: the call ends, by the agent.
+    c.input(Input::Sip(SipEvent::Queue(QueueEvent::AgentLeft)));
+    assert_eq!(c.hangups, vec![(Party::Agent, "agent hung up".to_owned())]);
+    let q = c.kinds("queue");
+    let events: Vec<&str> = q.iter().filter_map(|d| d["event"].as_str()).collect();
+    assert_eq!(
+        events,
+        vec![
+            "joined",
+            "bridged",
+            "answered",
+            "agent hold",
+            "bridge ended"
+        ],
+        "{q:?}"
+    );
+    assert_eq!(c.cdr().hangup_by.as_deref(), Some("agent"));
+}
+
+#[test]
+fn a_caller_who_hangs_up_in_the_queue_ends_the_call_without_a_bridge() {
+    let mut c = Call::start(QUEUED, Opts::default());
+    c.speak(Duration::from_millis(500), false);
+    c.input(Input::Sip(SipEvent::Ended {
+        by: Party::Caller,
+        cause: "BYE from caller".into(),
+    }));
+    assert!(c.core.is_finished());
+    assert!(c.agent_payloads.is_empty());
+    // An agent answering a moment too late changes nothing.
+    c.agent_answers();
+    assert!(c.agent_payloads.is_empty());
 }

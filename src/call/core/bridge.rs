@@ -1,0 +1,180 @@
+//! The queued call and its agent: the queue's events, the agent's leg
+//! joining the call, the bridge between the two legs, the agent's hold.
+
+use std::time::Instant;
+
+use ivr_dsl::interp::{Input as FlowInput, QueueOutcome};
+use media::bridge::Bridge;
+use media::call::{CallMedia, Command, Event, Output as MediaOutput};
+
+use super::{AgentLeg, Core, Leg, Output, QueueEvent};
+use crate::ua::Party;
+
+impl Core {
+    /// The agent answered: its leg joins the call and the two are bridged.
+    pub(super) fn agent_answered(
+        &mut self,
+        now: Instant,
+        mut media: Box<CallMedia>,
+        agent: String,
+    ) {
+        let Some(q) = self.queued.take() else {
+            // Not waiting any more (the queue gave up a moment before):
+            // the driver hangs the agent's leg up when the call ends.
+            return;
+        };
+        // The hold music stops (its PlaybackFinished is still the queue's).
+        self.queued = Some(q);
+        self.media.handle_command(now, Command::Stop);
+        let q = self.queued.take();
+        let waited = q
+            .as_ref()
+            .map(|q| now.saturating_duration_since(q.joined).as_secs_f64())
+            .unwrap_or_default();
+        let name = q.map(|q| q.name).unwrap_or_default();
+        let mut bridge = Bridge::new();
+        let c = bridge.add_leg(self.media.codec().sample_rate());
+        let a = bridge.add_leg(media.codec().sample_rate());
+        bridge.hear(c, a, true);
+        bridge.hear(a, c, true);
+        self.bridge = Some((bridge, c, a));
+        self.media.handle_command(now, Command::Tap(true));
+        media.handle_command(now, Command::Tap(true));
+        tracing::info!(call_id = %self.info.sip_call_id, record_id = %self.info.record_id, queue = %name, agent = %agent, "bridged to an agent");
+        self.log(
+            now,
+            "",
+            "queue",
+            serde_json::json!({"name": name, "event": "bridged", "agent": agent, "wait_secs": (waited * 10.0).round() / 10.0}),
+        );
+        self.agent = Some(AgentLeg {
+            media,
+            extension: agent,
+            since: now,
+            on_hold: false,
+        });
+        self.flow_input(now, FlowInput::QueueDone(QueueOutcome::Answered));
+    }
+
+    pub(super) fn queue_event(&mut self, now: Instant, ev: QueueEvent) {
+        match ev {
+            QueueEvent::Timeline { event, agent } => {
+                let name = self
+                    .queued
+                    .as_ref()
+                    .map(|q| q.name.clone())
+                    .unwrap_or_default();
+                self.log(
+                    now,
+                    "",
+                    "queue",
+                    serde_json::json!({"name": name, "event": event, "agent": agent}),
+                );
+            }
+            QueueEvent::Overflow { why } => {
+                if self.queued.is_none() {
+                    return;
+                }
+                // Stop the hold music while still queued (its end is ours).
+                self.media.handle_command(now, Command::Stop);
+                let q = self.queued.take();
+                let name = q.map(|q| q.name).unwrap_or_default();
+                self.log(
+                    now,
+                    "",
+                    "queue",
+                    serde_json::json!({"name": name, "event": "overflow", "why": why}),
+                );
+                self.flow_input(now, FlowInput::QueueDone(QueueOutcome::Overflow));
+            }
+            QueueEvent::AgentLeft => {
+                if let Some(a) = &self.agent {
+                    let ext = a.extension.clone();
+                    tracing::info!(call_id = %self.info.sip_call_id, record_id = %self.info.record_id, agent = %ext, "agent hung up");
+                    self.request_hangup(Party::Agent, "agent hung up".into());
+                }
+            }
+            QueueEvent::AgentMedia(u) => {
+                let (send, receive) = (u.direction.sends(), u.direction.receives());
+                let Some(a) = self.agent.as_mut() else {
+                    return;
+                };
+                a.media.handle_command(
+                    now,
+                    Command::Remote {
+                        remote: u.remote,
+                        payload_type: media::rtp::PayloadType(u.payload_type),
+                        telephone_event: u.telephone_event.map(media::rtp::PayloadType),
+                    },
+                );
+                a.media
+                    .handle_command(now, Command::Direction { send, receive });
+                // The agent put the caller on hold: hold music for the
+                // caller until the agent comes back.
+                let hold = !send;
+                if hold != a.on_hold {
+                    a.on_hold = hold;
+                    let ext = a.extension.clone();
+                    self.log(
+                        now,
+                        "",
+                        "queue",
+                        serde_json::json!({"event": if hold { "agent hold" } else { "agent unhold" }, "agent": ext}),
+                    );
+                    if hold {
+                        if let Some(pcm) = self.hold_music.clone() {
+                            self.media.handle_command(
+                                now,
+                                Command::Play {
+                                    prompts: pcm,
+                                    barge_in: false,
+                                },
+                            );
+                        }
+                    } else {
+                        self.media.handle_command(now, Command::Stop);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Moves the agent leg's media outputs: its datagrams out, its audio
+    /// into the bridge, its keys on to the caller. True if there were any.
+    pub(super) fn pump_agent(&mut self, now: Instant) -> bool {
+        let mut any = false;
+        loop {
+            let Some(a) = self.agent.as_mut() else {
+                return any;
+            };
+            let Some(out) = a.media.poll_output() else {
+                return any;
+            };
+            any = true;
+            match out {
+                MediaOutput::Transmit { to, bytes, rtcp } => self.out.push_back(Output::Transmit {
+                    leg: Leg::Agent,
+                    to,
+                    bytes,
+                    rtcp,
+                }),
+                MediaOutput::Tap { caller: heard, .. } => {
+                    if let Some((b, c, ag)) = self.bridge.as_mut() {
+                        b.put(*ag, &heard);
+                        if let Some(f) = b.take(*c) {
+                            self.media.handle_command(now, Command::Feed(f));
+                        }
+                    }
+                }
+                MediaOutput::Event(Event::Digit { key, .. }) => {
+                    self.media.handle_command(now, Command::SendDigit(key));
+                }
+                MediaOutput::Event(Event::MediaTimeout) => {
+                    tracing::info!(call_id = %self.info.sip_call_id, record_id = %self.info.record_id, "no RTP from the agent: media timeout");
+                    self.request_hangup(Party::System, "agent media timeout".into());
+                }
+                MediaOutput::Event(_) => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,355 @@
+//! The SIP core's event loop: every decision is the UA core's or the
+//! ACD's; this only moves bytes, runs call tasks, stores what they report
+//! and wakes up on time.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use sip::transport::{self, Event};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::clock_now;
+use crate::acd::{self, Acd, AttemptId, RingFailure};
+use crate::call::core::{QueueEvent, SipEvent};
+use crate::call::task::{self as call_task, CallEvent, HangupRequest, Shared, ToCore};
+use crate::store::agents::AgentEventRow;
+use crate::ua::legs::LegMedia;
+use crate::ua::registrar::Binding;
+use crate::ua::{Action, AgentRef, CallSlot, Core, Party};
+
+/// Where the loop's side effects go.
+pub(super) struct Sinks {
+    /// Registration changes, in order.
+    pub bindings: mpsc::UnboundedSender<(AgentRef, Vec<Binding>)>,
+    /// Agent state changes, in order.
+    pub agent_events: mpsc::UnboundedSender<AgentEventRow>,
+}
+
+fn ms(t: SystemTime) -> i64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Everything the loop holds between events.
+struct Loop {
+    core: Core,
+    acd: Acd,
+    transports: Arc<transport::TransportHandle>,
+    shared: Arc<Shared>,
+    sinks: Sinks,
+    calls: HashMap<CallSlot, mpsc::Sender<CallEvent>>,
+    tasks: tokio::task::JoinSet<()>,
+    to_core: mpsc::Sender<ToCore>,
+    /// Answered agent legs waiting for the ACD's verdict.
+    answered: HashMap<u64, Box<LegMedia>>,
+    /// The agent attempt each bridged call holds.
+    bridged: HashMap<CallSlot, u64>,
+}
+
+impl Loop {
+    fn tell(&self, call: CallSlot, ev: CallEvent) {
+        if let Some(tx) = self.calls.get(&call) {
+            let _ = tx.try_send(ev);
+        }
+    }
+
+    /// Runs the UA core's actions and the ACD's outputs until both are quiet.
+    fn pump(&mut self) {
+        loop {
+            let mut busy = false;
+            while let Some(action) = self.core.poll_action() {
+                busy = true;
+                self.action(action);
+            }
+            while let Some(out) = self.acd.poll_output() {
+                busy = true;
+                self.acd_output(out);
+            }
+            if !busy {
+                break;
+            }
+        }
+    }
+
+    fn action(&mut self, action: Action) {
+        let now = clock_now();
+        match action {
+            Action::Send(flow, bytes) => {
+                if let Err(e) = self.transports.send(&flow, bytes) {
+                    tracing::debug!(remote = %flow.remote, error = %e, "send failed");
+                }
+            }
+            Action::StartMedia(setup) => {
+                let (tx, rx) = mpsc::channel(64);
+                let id = setup.id;
+                self.calls.insert(id, tx);
+                let info = setup.info.clone();
+                let task = tokio::spawn(call_task::run(
+                    *setup,
+                    Arc::clone(&self.shared),
+                    rx,
+                    self.to_core.clone(),
+                ));
+                let to_core = self.to_core.clone();
+                let log = self.shared.log.clone();
+                self.tasks.spawn(async move {
+                    if let Err(e) = task.await
+                        && e.is_panic()
+                    {
+                        // One call's bug ends that call only.
+                        tracing::error!(call_id = %info.sip_call_id, "call task panicked; ending the call");
+                        let r = crate::call::core::failed_record(&info, SystemTime::now());
+                        log.send(crate::store::writer::Record::Call(r));
+                        let _ = to_core
+                            .send(ToCore::Hangup(HangupRequest {
+                                id,
+                                by: Party::System,
+                                reason: "internal error".into(),
+                            }))
+                            .await;
+                    }
+                });
+            }
+            Action::CallEnded {
+                id,
+                by,
+                cause,
+                info,
+            } => {
+                // Its queue place, its rings, its agent's leg end too.
+                self.acd.abandon(now, id);
+                if let Some(attempt) = self.bridged.remove(&id) {
+                    self.core.stop_attempt(now, attempt);
+                }
+                match self.calls.remove(&id) {
+                    Some(tx) => {
+                        let _ = tx.try_send(SipEvent::Ended { by, cause }.into());
+                    }
+                    None => {
+                        if let Some(info) = info {
+                            call_task::write_unanswered(&self.shared.log, &info, by, &cause);
+                        }
+                    }
+                }
+            }
+            Action::MediaConfirmed(id) => self.tell(id, SipEvent::Confirmed.into()),
+            Action::InfoDigit(id, key) => self.tell(id, SipEvent::InfoDigit(key).into()),
+            Action::MediaUpdate(id, update) => self.tell(id, SipEvent::MediaUpdate(update).into()),
+            Action::Bindings(agent, list) => {
+                let live = !self.core.agent_bindings(&agent, now).is_empty();
+                self.acd.reachable(now, &agent, live);
+                let _ = self.sinks.bindings.send((agent, list));
+            }
+            Action::LegRinging { .. } => {}
+            Action::LegAnswered { attempt, media, .. } => {
+                self.answered.insert(attempt, media);
+                self.acd.answered(now, AttemptId(attempt));
+            }
+            Action::LegFailed {
+                attempt, status, ..
+            } => {
+                let why = match status {
+                    486 | 600 | 603 => RingFailure::Busy,
+                    408 | 480 | 487 => RingFailure::NoAnswer,
+                    s => RingFailure::Failed(format!("SIP {s}")),
+                };
+                self.acd.ring_failed(now, AttemptId(attempt), why);
+            }
+            Action::LegEnded { call, .. } => {
+                self.tell(call, SipEvent::Queue(QueueEvent::AgentLeft).into());
+            }
+            Action::LegUpdate { call, update, .. } => {
+                self.tell(call, SipEvent::Queue(QueueEvent::AgentMedia(update)).into());
+            }
+        }
+    }
+
+    fn acd_output(&mut self, out: acd::Output) {
+        let now = clock_now();
+        match out {
+            acd::Output::Ring {
+                call,
+                attempt,
+                agent,
+            } => {
+                let phones = self.core.agent_bindings(&agent, now);
+                if !self
+                    .core
+                    .ring_agent(now, call, attempt.0, &agent.extension, &phones)
+                {
+                    self.acd.ring_failed(
+                        now,
+                        attempt,
+                        RingFailure::Failed("no phone to ring".into()),
+                    );
+                }
+            }
+            acd::Output::StopRing { attempt } => {
+                self.answered.remove(&attempt.0);
+                self.core.stop_attempt(now, attempt.0);
+            }
+            acd::Output::Bridge {
+                call,
+                attempt,
+                agent,
+            } => match (self.answered.remove(&attempt.0), self.calls.get(&call)) {
+                (Some(media), Some(tx)) => {
+                    self.bridged.insert(call, attempt.0);
+                    let _ = tx.try_send(CallEvent::AgentAnswered {
+                        media,
+                        agent: agent.extension.clone(),
+                    });
+                }
+                _ => {
+                    self.core.stop_attempt(now, attempt.0);
+                    self.acd.call_ended(now, call);
+                }
+            },
+            acd::Output::Overflow { call, why } => self.tell(
+                call,
+                SipEvent::Queue(QueueEvent::Overflow {
+                    why: why.name().into(),
+                })
+                .into(),
+            ),
+            acd::Output::Timeline { call, event, agent } => self.tell(
+                call,
+                SipEvent::Queue(QueueEvent::Timeline {
+                    event: event.into(),
+                    agent,
+                })
+                .into(),
+            ),
+            acd::Output::AgentState {
+                agent,
+                from,
+                to,
+                reason,
+                at,
+            } => {
+                tracing::info!(tenant = %agent.tenant_id, extension = %agent.extension, from = from.name(), to = to.name(), reason = %reason, "agent state");
+                let reason = match &to {
+                    acd::State::Paused(r) => r.clone(),
+                    _ => reason,
+                };
+                let _ = self.sinks.agent_events.send(AgentEventRow {
+                    tenant: agent.tenant_id.to_string(),
+                    extension: agent.extension.clone(),
+                    at_ms: ms(at),
+                    from_state: from.name().into(),
+                    to_state: to.name().into(),
+                    reason,
+                });
+            }
+        }
+    }
+
+    fn call_request(&mut self, req: ToCore) {
+        let now = clock_now();
+        match req {
+            ToCore::Hangup(r) => self.core.hangup(now, r.id, r.by, &r.reason),
+            ToCore::Enqueue {
+                id,
+                tenant,
+                name,
+                max_wait,
+                priority,
+            } => self.acd.enqueue(now, id, tenant, &name, priority, max_wait),
+        }
+    }
+}
+
+/// Runs the loop until shutdown and drain are over.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn drive(
+    core: Core,
+    acd: Acd,
+    transports: transport::TransportHandle,
+    mut events: mpsc::Receiver<Event>,
+    shutdown: CancellationToken,
+    shared: Arc<Shared>,
+    drain: Duration,
+    sinks: Sinks,
+) {
+    let (to_core_tx, mut to_core_rx) = mpsc::channel::<ToCore>(1024);
+    let mut l = Loop {
+        core,
+        acd,
+        transports: Arc::new(transports),
+        shared,
+        sinks,
+        calls: HashMap::new(),
+        tasks: tokio::task::JoinSet::new(),
+        to_core: to_core_tx,
+        answered: HashMap::new(),
+        bridged: HashMap::new(),
+    };
+    // Draining: until the first deadline calls may finish; at it, BYE;
+    // at the second, stop regardless.
+    let mut drain_deadlines: Option<(tokio::time::Instant, tokio::time::Instant)> = None;
+    let mut byes_sent = false;
+    loop {
+        l.pump();
+        while l.tasks.try_join_next().is_some() {}
+        if let Some((bye_at, stop_at)) = drain_deadlines {
+            let now = tokio::time::Instant::now();
+            if l.core.call_count() == 0 || now >= stop_at {
+                break;
+            }
+            if now >= bye_at && !byes_sent {
+                byes_sent = true;
+                tracing::info!(calls = l.core.call_count(), "drain time over: ending calls");
+                l.core.drain(clock_now());
+                continue;
+            }
+        }
+        let wake = [l.core.poll_timeout(), l.acd.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(tokio::time::Instant::from_std)
+            .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+        let wake = match drain_deadlines {
+            Some((b, s)) if !byes_sent => wake.min(b).min(s),
+            Some((_, s)) => wake.min(s),
+            None => wake,
+        };
+        tokio::select! {
+            ev = events.recv() => match ev {
+                Some(Event::Message(m)) => l.core.handle_bytes(clock_now(), m.flow, m.bytes),
+                Some(Event::Rejected { .. }) => {}
+                None => break,
+            },
+            Some(req) = to_core_rx.recv() => l.call_request(req),
+            _ = tokio::time::sleep_until(wake) => {
+                let now = clock_now();
+                l.core.handle_timeout(now);
+                l.acd.handle_timeout(now);
+            }
+            _ = shutdown.cancelled(), if drain_deadlines.is_none() => {
+                tracing::info!(calls = l.core.call_count(), drain_secs = drain.as_secs(), "shutting down: no new calls; waiting for calls to finish");
+                l.core.stop_accepting();
+                let now = tokio::time::Instant::now();
+                drain_deadlines = Some((now + drain, now + drain + Duration::from_secs(3)));
+            }
+        }
+    }
+    // Calls still open (their BYE unanswered): end their tasks so each
+    // writes its CDR.
+    for (_, tx) in l.calls.drain() {
+        let _ = tx.try_send(
+            SipEvent::Ended {
+                by: Party::Dhwani,
+                cause: "server shutting down".into(),
+            }
+            .into(),
+        );
+    }
+    drop(l.to_core);
+    let mut tasks = l.tasks;
+    let wait_tasks = async { while tasks.join_next().await.is_some() {} };
+    let _ = tokio::time::timeout(Duration::from_secs(5), wait_tasks).await;
+}

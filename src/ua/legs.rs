@@ -1,0 +1,601 @@
+//! Outbound legs (the B2BUA side): INVITEs we send to agents' phones,
+//! with RFC 3261 §17.1 client transactions from the transaction layer.
+//!
+//! One *attempt* (the ACD's ring of one agent) forks to every registered
+//! phone of the agent, each its own leg. The first 2xx wins the attempt
+//! ([`Action::LegAnswered`]); the other forks get CANCEL, or ACK and BYE
+//! when their own 2xx races in. An attempt fails ([`Action::LegFailed`])
+//! only when all its forks failed. Stopping an attempt CANCELs forks that
+//! ring (after their first provisional response, §9.1; before it, the
+//! CANCEL waits for one, and a 2xx that comes instead is ACKed and BYEd),
+//! and BYEs an answered one.
+//!
+//! INVITEs go over the flow the agent's REGISTER came on, to the Contact
+//! as Request-URI, through its Path: never to the address the Contact
+//! names.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use bytes::Bytes;
+use sip::dialog::{Dialog, DialogId};
+use sip::message::{HeaderName, Headers, Method, Request, Response, StatusCode};
+use sip::sdp::{self, Negotiated};
+use sip::transaction::TxId;
+use sip::transport::Flow;
+
+use super::registrar::Binding;
+use super::{Action, CallSlot, Core, MediaPorts};
+
+/// Names an attempt to the driver (the ACD's attempt number).
+pub type AttemptKey = u64;
+
+/// An answered agent leg's media, for the caller's task.
+#[derive(Debug)]
+pub struct LegMedia {
+    /// Our RTP/RTCP sockets of this leg.
+    pub ports: MediaPorts,
+    /// Where the agent's phone wants RTP.
+    pub remote_rtp: std::net::SocketAddr,
+    /// The codec agreed.
+    pub negotiated: Negotiated,
+    /// RTCP on the RTP port.
+    pub rtcp_mux: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ForkState {
+    /// INVITE sent, nothing heard.
+    Calling,
+    /// A provisional response came.
+    Early,
+    /// 2xx, ACKed, ours.
+    Answered,
+    /// Over (failed, cancelled, or BYE sent).
+    Done,
+}
+
+pub(super) struct Fork {
+    attempt: AttemptKey,
+    call: CallSlot,
+    invite: Request,
+    tx: TxId,
+    flow: Flow,
+    state: ForkState,
+    /// Stop was asked before a provisional response: CANCEL when one comes.
+    cancel_wanted: bool,
+    dialog: Option<Dialog>,
+    ports: Option<MediaPorts>,
+    /// The best failure seen (for the attempt's report).
+    status: Option<StatusCode>,
+}
+
+#[derive(Default)]
+pub(super) struct Legs {
+    forks: Vec<Option<Fork>>,
+    by_tx: HashMap<TxId, usize>,
+    by_dialog: HashMap<DialogId, usize>,
+    by_attempt: HashMap<AttemptKey, Vec<usize>>,
+    /// BYEs we sent on agent legs.
+    byes: HashMap<TxId, usize>,
+    free: Vec<usize>,
+}
+
+impl Legs {
+    fn insert(&mut self, f: Fork) -> usize {
+        match self.free.pop() {
+            Some(i) => {
+                self.forks[i] = Some(f);
+                i
+            }
+            None => {
+                self.forks.push(Some(f));
+                self.forks.len() - 1
+            }
+        }
+    }
+
+    pub(super) fn owns_tx(&self, tx: TxId) -> bool {
+        self.by_tx.contains_key(&tx) || self.byes.contains_key(&tx)
+    }
+
+    pub(super) fn owns_dialog(&self, d: &DialogId) -> bool {
+        self.by_dialog.contains_key(d)
+    }
+
+    /// Live forks (for tests and stats).
+    pub(super) fn live(&self) -> usize {
+        self.forks
+            .iter()
+            .flatten()
+            .filter(|f| f.state != ForkState::Done)
+            .count()
+    }
+}
+
+impl Core {
+    /// Rings an agent for `call` at each of its phones. False when there
+    /// is nothing to ring (no binding, no media ports).
+    pub fn ring_agent(
+        &mut self,
+        now: Instant,
+        call: CallSlot,
+        attempt: AttemptKey,
+        extension: &str,
+        bindings: &[Binding],
+    ) -> bool {
+        let caller = self
+            .calls
+            .get(&call)
+            .map(|c| c.info.admitted.caller.clone())
+            .unwrap_or_default();
+        let prefs: Vec<&str> = self.settings.codecs.iter().map(String::as_str).collect();
+        let formats = sdp::offer_formats(&prefs);
+        let mut rung = 0;
+        for b in bindings {
+            let Some(ports) = self.ports.allocate() else {
+                tracing::warn!("RTP port range exhausted: agent not rung");
+                break;
+            };
+            let Ok(uri) = sip::uri::Uri::parse(&Bytes::from(b.contact.clone())) else {
+                continue;
+            };
+            let session_id: u64 = rand::Rng::random::<u32>(&mut self.rng).into();
+            let body = sdp::write_offer(session_id, 1, ports.local, &formats, 20);
+            let branch = self.new_branch();
+            let tag = self.new_tag();
+            let call_id = format!(
+                "{:016x}{:08x}",
+                rand::Rng::random::<u64>(&mut self.rng),
+                attempt
+            );
+            let flow = b.flow;
+            let mut h = Headers::with_capacity(12);
+            h.push(
+                HeaderName::Via,
+                Bytes::from(format!(
+                    "SIP/2.0/{} {};branch={branch};rport",
+                    flow.transport.via_token(),
+                    flow.local
+                )),
+            );
+            for p in &b.path {
+                h.push(HeaderName::Route, Bytes::from(p.clone()));
+            }
+            h.push(HeaderName::MaxForwards, Bytes::from_static(b"70"));
+            // The agent sees the caller's number (what a contact centre's
+            // screen pops); no other personal data goes to the phone.
+            let from_user: String = caller
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || *c == '+')
+                .collect();
+            let from_user = if from_user.is_empty() {
+                "anonymous".to_owned()
+            } else {
+                from_user
+            };
+            h.push(
+                HeaderName::From,
+                Bytes::from(format!("<sip:{from_user}@{}>;tag={tag}", flow.local)),
+            );
+            h.push(
+                HeaderName::To,
+                Bytes::from(format!("<sip:{extension}@{}>", flow.local.ip())),
+            );
+            h.push(HeaderName::CallId, Bytes::from(call_id));
+            h.push(HeaderName::CSeq, Bytes::from_static(b"1 INVITE"));
+            h.push(
+                HeaderName::Contact,
+                Bytes::from(format!("<{}>", super::calls::contact_for(&flow, "dhwani"))),
+            );
+            h.push(HeaderName::Allow, Bytes::from(self.policy.allow_header()));
+            h.push(
+                HeaderName::UserAgent,
+                Bytes::from(self.settings.user_agent.clone()),
+            );
+            h.push(
+                HeaderName::ContentType,
+                Bytes::from_static(b"application/sdp"),
+            );
+            let invite = Request {
+                method: Method::Invite,
+                uri,
+                headers: h,
+                body: Bytes::from(body),
+            };
+            let Ok(tx) =
+                self.layer
+                    .send_request(now, invite.clone(), flow, flow.transport.is_reliable())
+            else {
+                continue;
+            };
+            let i = self.legs.insert(Fork {
+                attempt,
+                call,
+                invite,
+                tx,
+                flow,
+                state: ForkState::Calling,
+                cancel_wanted: false,
+                dialog: None,
+                ports: Some(ports),
+                status: None,
+            });
+            self.legs.by_tx.insert(tx, i);
+            self.legs.by_attempt.entry(attempt).or_default().push(i);
+            rung += 1;
+        }
+        self.pump(now);
+        rung > 0
+    }
+
+    /// Stops an attempt: CANCEL what rings, BYE what was answered.
+    pub fn stop_attempt(&mut self, now: Instant, attempt: AttemptKey) {
+        let forks = self.legs.by_attempt.remove(&attempt).unwrap_or_default();
+        for i in forks {
+            self.stop_fork(now, i);
+        }
+        self.pump(now);
+    }
+
+    fn stop_fork(&mut self, now: Instant, i: usize) {
+        let Some(f) = self.legs.forks.get_mut(i).and_then(Option::as_mut) else {
+            return;
+        };
+        match f.state {
+            ForkState::Calling => f.cancel_wanted = true,
+            ForkState::Early => {
+                f.cancel_wanted = true;
+                self.send_cancel(now, i);
+            }
+            ForkState::Answered => self.send_leg_bye(now, i),
+            ForkState::Done => {}
+        }
+    }
+
+    /// §9.1: CANCEL with the INVITE's Request-URI, Call-ID, From, To,
+    /// CSeq number and top Via.
+    fn send_cancel(&mut self, now: Instant, i: usize) {
+        let Some(f) = self.legs.forks.get(i).and_then(Option::as_ref) else {
+            return;
+        };
+        let mut h = Headers::with_capacity(8);
+        for name in [HeaderName::Via, HeaderName::Route] {
+            for v in f.invite.headers.get_all(&name) {
+                h.push(name.clone(), v.clone());
+                if name == HeaderName::Via {
+                    break;
+                }
+            }
+        }
+        for name in [HeaderName::From, HeaderName::To, HeaderName::CallId] {
+            if let Some(v) = f.invite.headers.get(&name) {
+                h.push(name, v.clone());
+            }
+        }
+        h.push(HeaderName::CSeq, Bytes::from_static(b"1 CANCEL"));
+        h.push(HeaderName::MaxForwards, Bytes::from_static(b"70"));
+        let cancel = Request {
+            method: Method::Cancel,
+            uri: f.invite.uri.clone(),
+            headers: h,
+            body: Bytes::new(),
+        };
+        let flow = f.flow;
+        let _ = self
+            .layer
+            .send_request(now, cancel, flow, flow.transport.is_reliable());
+    }
+
+    fn send_leg_bye(&mut self, now: Instant, i: usize) {
+        let branch = self.new_branch();
+        let Some(f) = self.legs.forks.get_mut(i).and_then(Option::as_mut) else {
+            return;
+        };
+        let Some(d) = f.dialog.as_mut() else {
+            return;
+        };
+        let via = format!(
+            "SIP/2.0/{} {};branch={branch};rport",
+            f.flow.transport.via_token(),
+            f.flow.local
+        );
+        let contact = super::calls::contact_for(&f.flow, "dhwani");
+        let bye = d.make_request(Method::Bye, &via, &contact);
+        f.state = ForkState::Done;
+        let flow = f.flow;
+        if let Ok(tx) = self
+            .layer
+            .send_request(now, bye, flow, flow.transport.is_reliable())
+        {
+            self.legs.byes.insert(tx, i);
+        } else {
+            self.forget_fork(i);
+        }
+    }
+
+    fn ack_2xx(&mut self, i: usize, resp: &Response) {
+        let branch = self.new_branch();
+        let timers = self.settings.timers;
+        let Some(f) = self.legs.forks.get_mut(i).and_then(Option::as_mut) else {
+            return;
+        };
+        if f.dialog.is_none() {
+            match Dialog::new_uac(&f.invite, resp, timers, f.flow.transport.is_reliable()) {
+                Ok(d) => {
+                    self.legs.by_dialog.insert(d.id().clone(), i);
+                    f.dialog = Some(d);
+                }
+                Err(e) => {
+                    tracing::info!(error = %e, "agent's 200 OK makes no dialog");
+                    return;
+                }
+            }
+        }
+        let via = format!(
+            "SIP/2.0/{} {};branch={branch};rport",
+            f.flow.transport.via_token(),
+            f.flow.local
+        );
+        if let Some(d) = f.dialog.as_mut() {
+            let ack = d.make_ack(&via);
+            self.actions.push_back(Action::Send(f.flow, ack.to_bytes()));
+        }
+    }
+
+    /// A response to one of our agent INVITEs (or their CANCEL/BYE).
+    pub(super) fn leg_event(&mut self, now: Instant, tx: TxId, event: sip::transaction::TxEvent) {
+        use sip::transaction::TxEvent;
+        if let Some(&i) = self.legs.byes.get(&tx) {
+            if matches!(event, TxEvent::Terminated | TxEvent::Timeout)
+                || matches!(&event, TxEvent::Response(r) if r.status.is_final())
+            {
+                self.legs.byes.remove(&tx);
+                self.forget_fork(i);
+            }
+            return;
+        }
+        let Some(&i) = self.legs.by_tx.get(&tx) else {
+            return;
+        };
+        match event {
+            TxEvent::Response(resp) => self.leg_response(now, i, &resp),
+            TxEvent::Timeout => self.fork_failed(i, StatusCode::REQUEST_TIMEOUT),
+            TxEvent::Terminated => {
+                self.legs.by_tx.remove(&tx);
+                if self
+                    .legs
+                    .forks
+                    .get(i)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|f| f.state == ForkState::Done && f.dialog.is_none())
+                {
+                    self.forget_fork(i);
+                }
+            }
+        }
+    }
+
+    fn leg_response(&mut self, now: Instant, i: usize, resp: &Response) {
+        let Some(f) = self.legs.forks.get_mut(i).and_then(Option::as_mut) else {
+            return;
+        };
+        let (attempt, call) = (f.attempt, f.call);
+        if resp.status.is_provisional() {
+            if f.state == ForkState::Calling && resp.status.as_u16() > 100 {
+                f.state = ForkState::Early;
+                if f.cancel_wanted {
+                    self.send_cancel(now, i);
+                } else if resp.status == StatusCode::RINGING {
+                    self.actions.push_back(Action::LegRinging { call, attempt });
+                }
+            } else if f.state == ForkState::Calling && f.cancel_wanted {
+                // 100 Trying is a provisional response too (§9.1).
+                f.state = ForkState::Early;
+                self.send_cancel(now, i);
+            } else if f.state == ForkState::Calling {
+                f.state = ForkState::Early;
+            }
+            return;
+        }
+        if resp.status.is_success() {
+            let first = f.state != ForkState::Answered && f.state != ForkState::Done;
+            let wanted = first && !f.cancel_wanted;
+            self.ack_2xx(i, resp);
+            let Some(f) = self.legs.forks.get_mut(i).and_then(Option::as_mut) else {
+                return;
+            };
+            if !first {
+                return; // A retransmitted 2xx: ACKed again above.
+            }
+            if !wanted {
+                // Stopped meanwhile (another fork or agent won, the caller
+                // left): ACK then BYE (§15).
+                f.state = ForkState::Answered;
+                self.send_leg_bye(now, i);
+                return;
+            }
+            let prefs: Vec<&str> = self.settings.codecs.iter().map(String::as_str).collect();
+            let answer = sdp::parse_audio_offer(&resp.body)
+                .ok()
+                .and_then(|a| sdp::negotiate(&a, &prefs).map(|n| (a.rtp, n, a.rtcp_mux)));
+            let Some((remote_rtp, negotiated, rtcp_mux)) = answer else {
+                tracing::info!("agent answered without a usable SDP answer: hanging up that leg");
+                f.state = ForkState::Answered;
+                self.send_leg_bye(now, i);
+                self.fork_failed(i, StatusCode::NOT_ACCEPTABLE_HERE);
+                return;
+            };
+            f.state = ForkState::Answered;
+            let ports = f.ports.take();
+            // The other forks of the attempt stop.
+            let others: Vec<usize> = self
+                .legs
+                .by_attempt
+                .get(&attempt)
+                .map(|v| v.iter().copied().filter(|j| *j != i).collect())
+                .unwrap_or_default();
+            self.legs.by_attempt.insert(attempt, vec![i]);
+            for j in others {
+                self.stop_fork(now, j);
+            }
+            if let Some(ports) = ports {
+                self.actions.push_back(Action::LegAnswered {
+                    call,
+                    attempt,
+                    media: Box::new(LegMedia {
+                        ports,
+                        remote_rtp,
+                        negotiated,
+                        rtcp_mux,
+                    }),
+                });
+            }
+            return;
+        }
+        // 3xx-6xx: the transaction ACKed it (§17.1.1.3).
+        self.fork_failed(i, resp.status);
+    }
+
+    /// A fork ended without an answer; its attempt fails when no fork is left.
+    fn fork_failed(&mut self, i: usize, status: StatusCode) {
+        let Some(f) = self.legs.forks.get_mut(i).and_then(Option::as_mut) else {
+            return;
+        };
+        if f.state == ForkState::Answered && f.dialog.is_some() && status.is_success() {
+            return;
+        }
+        let was_done = f.state == ForkState::Done;
+        f.state = ForkState::Done;
+        f.status = Some(status);
+        let (attempt, call) = (f.attempt, f.call);
+        let cancelled = f.cancel_wanted;
+        let forget = f.dialog.is_none();
+        let mut report = false;
+        if !was_done
+            && !cancelled
+            && let Some(list) = self.legs.by_attempt.get_mut(&attempt)
+        {
+            list.retain(|j| *j != i);
+            let left = list.iter().any(|j| {
+                self.legs
+                    .forks
+                    .get(*j)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|f| f.state != ForkState::Done)
+            });
+            if !left {
+                self.legs.by_attempt.remove(&attempt);
+                report = true;
+            }
+        }
+        if forget {
+            self.forget_fork(i);
+        }
+        if report {
+            self.actions.push_back(Action::LegFailed {
+                call,
+                attempt,
+                status: status.as_u16(),
+            });
+        }
+    }
+
+    fn forget_fork(&mut self, i: usize) {
+        if let Some(f) = self.legs.forks.get_mut(i).and_then(Option::take) {
+            self.legs.by_tx.remove(&f.tx);
+            if let Some(d) = &f.dialog {
+                self.legs.by_dialog.remove(d.id());
+            }
+            if let Some(list) = self.legs.by_attempt.get_mut(&f.attempt) {
+                list.retain(|j| *j != i);
+                if list.is_empty() {
+                    self.legs.by_attempt.remove(&f.attempt);
+                }
+            }
+            self.legs.free.push(i);
+        }
+    }
+
+    /// A request inside an agent leg's dialog: BYE ends it, a re-INVITE
+    /// (hold) is answered from our offer and reported.
+    pub(super) fn leg_request(&mut self, now: Instant, tx: TxId, req: Request) {
+        let Ok(did) = DialogId::for_incoming(&req) else {
+            return;
+        };
+        let Some(&i) = self.legs.by_dialog.get(&did) else {
+            return;
+        };
+        let Some(f) = self.legs.forks.get_mut(i).and_then(Option::as_mut) else {
+            return;
+        };
+        let (attempt, call) = (f.attempt, f.call);
+        if let Some(d) = f.dialog.as_mut()
+            && let Err(status) = d.handle_request(&req)
+        {
+            self.respond(now, tx, &req, status, status.canonical_reason(), &[]);
+            return;
+        }
+        match req.method {
+            Method::Bye => {
+                let was_answered = f.state == ForkState::Answered;
+                f.state = ForkState::Done;
+                self.respond(now, tx, &req, StatusCode::OK, "OK", &[]);
+                self.forget_fork(i);
+                if was_answered {
+                    self.actions.push_back(Action::LegEnded { call, attempt });
+                }
+            }
+            Method::Invite => {
+                let prefs: Vec<&str> = self.settings.codecs.iter().map(String::as_str).collect();
+                let offer = sdp::parse_audio_offer(&req.body).ok();
+                let negotiated = offer.as_ref().and_then(|o| sdp::negotiate(o, &prefs));
+                let (Some(o), Some(n)) = (offer, negotiated) else {
+                    self.respond(
+                        now,
+                        tx,
+                        &req,
+                        StatusCode::NOT_ACCEPTABLE_HERE,
+                        "Not Acceptable Here",
+                        &[],
+                    );
+                    return;
+                };
+                let flow = f.flow;
+                let local = f.invite.body.clone();
+                let local_rtp = sdp::parse_audio_offer(&local).map(|l| l.rtp).ok();
+                let Some(local_rtp) = local_rtp else {
+                    return;
+                };
+                let Some(session) = sdp::LocalSession::answer(&o, &prefs, 1, local_rtp, 20) else {
+                    return;
+                };
+                let body = session.to_sdp();
+                let contact = super::calls::contact_for(&flow, "dhwani");
+                let ok = sip::message::ResponseBuilder::new(&req, StatusCode::OK)
+                    .header(HeaderName::Contact, Bytes::from(format!("<{contact}>")))
+                    .body("application/sdp", Bytes::from(body))
+                    .build();
+                let _ = self.layer.respond(now, tx, ok);
+                let update = sip::sdp::MediaUpdate {
+                    remote: o.rtp,
+                    moved: false,
+                    payload_type: n.codec.payload_type,
+                    telephone_event: n.telephone_event.as_ref().map(|t| t.payload_type),
+                    direction: o.direction.answer(),
+                };
+                self.actions.push_back(Action::LegUpdate {
+                    call,
+                    attempt,
+                    update,
+                });
+            }
+            _ => self.respond(now, tx, &req, StatusCode::OK, "OK", &[]),
+        }
+    }
+
+    /// Agent legs with a live INVITE or dialog.
+    pub fn live_legs(&self) -> usize {
+        self.legs.live()
+    }
+}
