@@ -27,6 +27,10 @@ pub struct RegistrarConfig {
     /// The name of this node, stored with each binding it holds the flow
     /// of (nodes sharing one database tell their bindings apart by it).
     pub node: String,
+    /// Digest algorithms offered to REGISTER, most preferred first
+    /// (`SHA-256`, `MD5`). Phones built on libre (baresip 1.x) fail a
+    /// REGISTER whose 401 carries any challenge but MD5: `["MD5"]` for them.
+    pub digest_algorithms: Vec<String>,
 }
 
 impl Default for RegistrarConfig {
@@ -39,13 +43,33 @@ impl Default for RegistrarConfig {
             max_contacts_per_agent: 5,
             max_bindings: 100_000,
             node: "local".into(),
+            digest_algorithms: vec!["SHA-256".into(), "MD5".into()],
         }
     }
 }
 
 impl RegistrarConfig {
+    /// The offered algorithms, in order.
+    pub fn algorithms(&self) -> Vec<sip::auth::Algorithm> {
+        self.digest_algorithms
+            .iter()
+            .filter_map(|a| match a.to_ascii_uppercase().as_str() {
+                "SHA-256" => Some(sip::auth::Algorithm::Sha256),
+                "MD5" => Some(sip::auth::Algorithm::Md5),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Checks the numbers fit together.
     pub fn validate(&self) -> Result<(), BadValue> {
+        if self.digest_algorithms.is_empty()
+            || self.algorithms().len() != self.digest_algorithms.len()
+        {
+            return Err(BadValue(
+                "digest_algorithms: a list of \"SHA-256\" and/or \"MD5\"".into(),
+            ));
+        }
         if self.min_expires_secs == 0
             || self.min_expires_secs > self.default_expires_secs
             || self.default_expires_secs > self.max_expires_secs

@@ -193,7 +193,7 @@ impl Server {
                 ..crate::tenants::lockout::Limits::default()
             },
             Arc::clone(&agents),
-            &config.registrar.realm,
+            (&config.registrar.realm, config.registrar.algorithms()),
         );
         let mut core = Core::new(
             settings,

@@ -54,6 +54,8 @@ pub struct Gate {
     /// Who may register, and the realm of their challenges.
     agents: Arc<std::sync::RwLock<Directory>>,
     register_digest: DigestServer,
+    /// REGISTER challenges, in order of preference.
+    register_algorithms: Vec<Algorithm>,
 }
 
 impl Gate {
@@ -65,10 +67,11 @@ impl Gate {
         secret: [u8; 32],
         limits: lockout::Limits,
         agents: Arc<std::sync::RwLock<Directory>>,
-        realm: &str,
+        (realm, register_algorithms): (&str, Vec<Algorithm>),
     ) -> Gate {
         Gate {
             agents,
+            register_algorithms,
             register_digest: DigestServer::new(realm, secret, NONCE_TTL_SECS),
             counts: NonceCounts::new(MAX_TRACKED_NONCES, NONCE_TTL_SECS),
             lockouts: Lockouts::new(limits),
@@ -120,7 +123,7 @@ impl Gate {
             now,
             ip,
             invite,
-            &digest,
+            (&digest, &[Algorithm::Sha256, Algorithm::Md5]),
             &format!("trunk `{trunk_name}`"),
             lookup,
         )?;
@@ -154,7 +157,7 @@ impl Gate {
         now: SystemTime,
         ip: std::net::IpAddr,
         req: &Request,
-        digest: &DigestServer,
+        (digest, algorithms): (&DigestServer, &[Algorithm]),
         what: &str,
         lookup: impl FnOnce(&str, Algorithm) -> Option<Secret>,
     ) -> Result<String, Refusal> {
@@ -168,16 +171,15 @@ impl Gate {
         let challenge = |stale: bool, why: String| Refusal {
             status: StatusCode::UNAUTHORIZED,
             reason: "Unauthorized",
-            headers: vec![
-                (
-                    HeaderName::WwwAuthenticate,
-                    digest.challenge(now_secs, salt, Algorithm::Sha256, stale),
-                ),
-                (
-                    HeaderName::WwwAuthenticate,
-                    digest.challenge(now_secs, salt, Algorithm::Md5, stale),
-                ),
-            ],
+            headers: algorithms
+                .iter()
+                .map(|a| {
+                    (
+                        HeaderName::WwwAuthenticate,
+                        digest.challenge(now_secs, salt, *a, stale),
+                    )
+                })
+                .collect(),
             why,
         };
         let creds = match req.headers.credentials(&HeaderName::Authorization) {
@@ -302,7 +304,15 @@ impl Admission for Gate {
             let a = found.filter(|a| a.extension == u)?;
             a.ha1(alg).map(|h| Secret::Ha1(alg, h.to_owned()))
         };
-        self.check_digest(now, ip, register, &digest, "an agent", lookup)?;
+        let algorithms = self.register_algorithms.clone();
+        self.check_digest(
+            now,
+            ip,
+            register,
+            (&digest, &algorithms),
+            "an agent",
+            lookup,
+        )?;
         // The credentials were valid: for an agent the lookup found.
         let agent = agent.ok_or_else(|| Refusal {
             status: StatusCode::FORBIDDEN,
@@ -344,7 +354,7 @@ mod tests {
             [9; 32],
             lockout::Limits::default(),
             Arc::default(),
-            "dhwani",
+            ("dhwani", vec![Algorithm::Sha256, Algorithm::Md5]),
         )
     }
 
@@ -540,7 +550,7 @@ mod tests {
             [9; 32],
             lockout::Limits::default(),
             Arc::new(std::sync::RwLock::new(dir)),
-            "dhwani",
+            ("dhwani", vec![Algorithm::Sha256, Algorithm::Md5]),
         )
     }
 
