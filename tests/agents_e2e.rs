@@ -364,3 +364,317 @@ fn a_caller_waits_in_the_queue_then_talks_to_an_agent_on_baresip() {
         "available"
     );
 }
+
+/// A caller phone that dials the queue number.
+fn caller_dials(target: SocketAddr, number: &str) -> Phone {
+    let mut caller = Phone::start(&format!("<sip:{number}@127.0.0.1>;regint=0"), 440);
+    std::thread::sleep(Duration::from_millis(300));
+    caller.say(&format!("/dial sip:1000@{target}\n"));
+    assert!(
+        caller.wait_for("Call established", Duration::from_secs(10)),
+        "{}",
+        caller.log()
+    );
+    caller
+}
+
+fn state_of(server: &Server, ext: &str) -> String {
+    agents_json(server)
+        .iter()
+        .find(|a| a["extension"] == ext)
+        .map(|a| {
+            let s = a["state"].as_str().unwrap_or_default().to_owned();
+            match a["state_reason"].as_str() {
+                Some(r) if s == "paused" => format!("{s} ({r})"),
+                _ => s,
+            }
+        })
+        .unwrap_or_default()
+}
+
+fn queue_events(server: &Server, call_id: &str) -> Vec<serde_json::Value> {
+    let out = common::dhwani_for(server, &["calls", "show", call_id, "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    v["timeline"]
+        .as_array()
+        .expect("timeline")
+        .iter()
+        .filter(|e| e["kind"] == "queue")
+        .map(|e| e["detail"].clone())
+        .collect()
+}
+
+#[test]
+fn an_agent_who_does_not_answer_is_paused_the_next_answers_and_hangs_up() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut server = Server::start(&config(tmp.path(), "longest-idle", ""));
+    let target = server.addr("udp");
+    // 1002 registers first (idle longest) but its phone only rings.
+    let slow = Phone::start(
+        &format!("<sip:1002@{target}>;auth_pass={PASSWORD};regint=60"),
+        1320,
+    );
+    wait_registered(&mut server, 1);
+    std::thread::sleep(Duration::from_millis(1100));
+    let mut a1 = Phone::agent("1001", target);
+    wait_registered(&mut server, 2);
+    let caller = caller_dials(target, "+919800000003");
+    assert!(
+        slow.wait_for("Incoming call", Duration::from_secs(5)),
+        "1002 is rung first: {}",
+        slow.log()
+    );
+    // Its 6 s ring timeout passes; 1001 is rung and answers.
+    assert!(
+        server.wait_for_log("bridged to an agent", Duration::from_secs(15)),
+        "{}",
+        server.log.join("\n")
+    );
+    assert_eq!(state_of(&server, "1002"), "paused (no answer)");
+    assert_eq!(state_of(&server, "1001"), "on-call");
+    std::thread::sleep(Duration::from_secs(2));
+    // The agent hangs up: the caller's call ends.
+    a1.say("/hangup\n");
+    assert!(
+        caller.wait_for("terminated", Duration::from_secs(5))
+            || caller.wait_for("closed", Duration::from_secs(1)),
+        "the caller's call did not end: {}",
+        caller.log()
+    );
+    let call = common::finished_calls(&server).remove(0);
+    assert_eq!(call["hangup_by"], "agent", "{call}");
+    let q = queue_events(&server, call["call_id"].as_str().expect("id"));
+    let said: Vec<(String, String)> = q
+        .iter()
+        .map(|d| {
+            (
+                d["event"].as_str().unwrap_or_default().to_owned(),
+                d["agent"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    for want in [
+        ("agent rung", "1002"),
+        ("no answer", "1002"),
+        ("agent rung", "1001"),
+        ("bridged", "1001"),
+    ] {
+        assert!(
+            said.iter().any(|(e, a)| e == want.0 && a == want.1),
+            "{want:?} missing: {said:?}"
+        );
+    }
+    assert_eq!(state_of(&server, "1001"), "wrap-up");
+    drop(slow);
+}
+
+#[test]
+fn ring_all_with_two_agents_answering_at_once_bridges_exactly_one() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut server = Server::start(&config(tmp.path(), "ring-all", ""));
+    let target = server.addr("udp");
+    let a1 = Phone::agent("1001", target);
+    let a2 = Phone::agent("1002", target);
+    wait_registered(&mut server, 2);
+    let mut caller = caller_dials(target, "+919800000004");
+    assert!(
+        server.wait_for_log("bridged to an agent", Duration::from_secs(10)),
+        "{}",
+        server.log.join("\n")
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let states = [state_of(&server, "1001"), state_of(&server, "1002")];
+    assert_eq!(
+        states.iter().filter(|s| *s == "on-call").count(),
+        1,
+        "exactly one agent has the call: {states:?}"
+    );
+    assert_eq!(
+        states.iter().filter(|s| *s == "available").count(),
+        1,
+        "the other is free again, not ringing: {states:?}"
+    );
+    // Both phones answered (auto-answer); the loser's leg was hung up.
+    let answered = [&a1, &a2]
+        .iter()
+        .filter(|p| p.log().contains("Call established"))
+        .count();
+    assert!(answered >= 1);
+    let bridged = server
+        .log
+        .iter()
+        .filter(|l| l.contains("bridged to an agent"))
+        .count();
+    assert_eq!(bridged, 1);
+    caller.say("/hangup\n");
+    let call = common::finished_calls(&server).remove(0);
+    assert_eq!(call["hangup_by"], "caller");
+    std::thread::sleep(Duration::from_millis(500));
+    let states = [state_of(&server, "1001"), state_of(&server, "1002")];
+    assert!(
+        states.contains(&"wrap-up".to_owned()) && states.contains(&"available".to_owned()),
+        "{states:?}"
+    );
+}
+
+#[test]
+fn a_second_caller_waits_for_the_agents_wrap_up() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut server = Server::start(&config(tmp.path(), "longest-idle", ""));
+    let target = server.addr("udp");
+    let _a1 = Phone::agent("1001", target);
+    wait_registered(&mut server, 1);
+    let mut first = caller_dials(target, "+919800000005");
+    assert!(server.wait_for_log("bridged to an agent", Duration::from_secs(10)));
+    std::thread::sleep(Duration::from_secs(1));
+    first.say("/hangup\n");
+    common::finished_calls(&server);
+    let _second = caller_dials(target, "+919800000006");
+    let end = Instant::now() + Duration::from_secs(15);
+    let call_id = loop {
+        let calls: Vec<serde_json::Value> =
+            common::dhwani_for(&server, &["calls", "list", "--json"])
+                .lines()
+                .map(|l| serde_json::from_str(l).expect("json"))
+                .collect();
+        let second = calls
+            .iter()
+            .find(|c| c["caller"] == "+919800000006")
+            .cloned();
+        if let Some(c) = second {
+            let id = c["call_id"].as_str().expect("id").to_owned();
+            if queue_events(&server, &id)
+                .iter()
+                .any(|d| d["event"] == "bridged")
+            {
+                break id;
+            }
+        }
+        assert!(Instant::now() < end, "the second caller was never answered");
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    let q = queue_events(&server, &call_id);
+    let bridged = q.iter().find(|d| d["event"] == "bridged").expect("bridged");
+    let waited = bridged["wait_secs"].as_f64().expect("wait");
+    assert!(
+        waited >= 4.0,
+        "answered after {waited} s, inside the 5 s wrap-up"
+    );
+}
+
+fn register_raw(sock: &UdpSocket, server: SocketAddr, cseq: u32, auth: Option<&str>) -> String {
+    let local = sock.local_addr().expect("local");
+    let auth = auth
+        .map(|a| format!("Authorization: {a}\r\n"))
+        .unwrap_or_default();
+    let msg = format!(
+        "REGISTER sip:{server} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKlock{cseq}-{}\r\nFrom: <sip:1001@{server}>;tag=l{}\r\nTo: <sip:1001@{server}>\r\nCall-ID: lock-{}@test\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:1001@{local}>\r\nMax-Forwards: 70\r\n{auth}Content-Length: 0\r\n\r\n",
+        local.port(),
+        local.port(),
+        local.port()
+    );
+    sock.send_to(msg.as_bytes(), server).expect("send");
+    let mut buf = [0u8; 4096];
+    match sock.recv_from(&mut buf) {
+        Ok((n, _)) => String::from_utf8_lossy(&buf[..n]).into_owned(),
+        Err(_) => String::new(),
+    }
+}
+
+fn answer(challenge_reply: &str, server: SocketAddr, password: &str, nc: u32) -> String {
+    let line = challenge_reply
+        .lines()
+        .find(|l| l.starts_with("WWW-Authenticate:"))
+        .expect("a challenge")
+        .trim_start_matches("WWW-Authenticate:")
+        .trim()
+        .to_owned();
+    let ch = sip::header::AuthParams::parse(&bytes::Bytes::from(line)).expect("challenge");
+    sip::auth::authorization(
+        &ch,
+        "REGISTER",
+        &format!("sip:{server}"),
+        "1001",
+        password,
+        "abc",
+        nc,
+    )
+    .expect("authorization")
+}
+
+#[test]
+fn ten_wrong_register_guesses_lock_that_source_out_and_no_other() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let server = Server::start(&config(tmp.path(), "longest-idle", ""));
+    let target = server.addr("udp");
+    let attacker = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    attacker
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    let first = register_raw(&attacker, target, 1, None);
+    assert!(first.starts_with("SIP/2.0 401"), "{first}");
+    let mut last = first.clone();
+    for i in 0..10u32 {
+        let guess = answer(&last, target, &format!("guess-{i}"), 1);
+        last = register_raw(&attacker, target, 2 + i, Some(&guess));
+        assert!(
+            last.starts_with("SIP/2.0 401"),
+            "guess {i} was evaluated and refused: {last}"
+        );
+    }
+    // The right password from the attacking source: refused unevaluated.
+    let right = answer(&first, target, PASSWORD, 2);
+    let locked = register_raw(&attacker, target, 20, Some(&right));
+    assert!(locked.starts_with("SIP/2.0 403"), "{locked}");
+    // From another source, the agent's password works.
+    let phone = UdpSocket::bind("127.0.0.2:0").expect("bind 127.0.0.2");
+    phone
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    let ch = register_raw(&phone, target, 1, None);
+    assert!(ch.starts_with("SIP/2.0 401"), "{ch}");
+    let ok = register_raw(&phone, target, 2, Some(&answer(&ch, target, PASSWORD, 1)));
+    assert!(ok.starts_with("SIP/2.0 200"), "{ok}");
+    assert!(ok.contains("expires="), "{ok}");
+}
+
+#[test]
+fn after_a_sigkill_mid_call_no_agent_is_left_on_call_and_the_phone_is_reached_again() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let port = common::free_udp_port();
+    let listen = format!("udp:127.0.0.1:{port}");
+    let mut server =
+        Server::start_with(&[listen.as_str()], &config(tmp.path(), "longest-idle", ""));
+    let target = server.addr("udp");
+    let _a1 = Phone::agent("1001", target);
+    wait_registered(&mut server, 1);
+    let _caller = caller_dials(target, "+919800000007");
+    assert!(server.wait_for_log("bridged to an agent", Duration::from_secs(10)));
+    assert_eq!(state_of(&server, "1001"), "on-call");
+    server.kill9();
+    server.restart();
+    assert!(
+        server.wait_for_log("agent registrations restored", Duration::from_secs(5)),
+        "{}",
+        server.log.join("\n")
+    );
+    let end = Instant::now() + Duration::from_secs(5);
+    while state_of(&server, "1001") != "available" {
+        assert!(
+            Instant::now() < end,
+            "agent left as {} after the restart: {:?}\n{}",
+            state_of(&server, "1001"),
+            agents_json(&server),
+            server.log.join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The restored registration reaches the phone: a new caller is answered.
+    std::thread::sleep(Duration::from_secs(1));
+    let _again = caller_dials(target, "+919800000008");
+    assert!(
+        server.wait_for_log("bridged to an agent", Duration::from_secs(15)),
+        "{}",
+        server.log.join("\n")
+    );
+}

@@ -236,6 +236,7 @@ impl Loop {
                     _ => reason,
                 };
                 let _ = self.sinks.agent_events.send(AgentEventRow {
+                    seq: 0,
                     tenant: agent.tenant_id.to_string(),
                     extension: agent.extension.clone(),
                     at_ms: ms(at),

@@ -221,7 +221,7 @@ impl Server {
             );
         }
         let binding_log = bindings::writer(store.clone(), node);
-        let agent_events = agent_event_writer(store.clone());
+        let agent_events = agent_event_writer(store.clone(), store.last_agent_event_seq().await?);
         let acd = {
             let now = clock_now();
             let tenants: Vec<_> = config
@@ -349,10 +349,15 @@ impl Server {
 }
 
 /// Writes agent state changes in order.
-fn agent_event_writer(store: Store) -> mpsc::UnboundedSender<crate::store::agents::AgentEventRow> {
-    let (tx, mut rx) = mpsc::unbounded_channel();
+fn agent_event_writer(
+    store: Store,
+    mut seq: i64,
+) -> mpsc::UnboundedSender<crate::store::agents::AgentEventRow> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<crate::store::agents::AgentEventRow>();
     tokio::spawn(async move {
-        while let Some(e) = rx.recv().await {
+        while let Some(mut e) = rx.recv().await {
+            seq += 1;
+            e.seq = seq;
             if let Err(err) = store.agent_events(&[e]).await {
                 tracing::error!(error = %err, "agent state change not stored");
             }

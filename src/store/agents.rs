@@ -57,6 +57,8 @@ pub struct BindingRow {
 /// One agent state change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AgentEventRow {
+    /// Order of the changes (two may share a millisecond).
+    pub seq: i64,
     /// Tenant id.
     pub tenant: String,
     /// Extension.
@@ -206,14 +208,23 @@ impl Store {
             .map_err(StoreError::from)
     }
 
+    /// The highest agent event sequence number stored (0 for none).
+    pub async fn last_agent_event_seq(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT MAX(seq) FROM agent_events")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<Option<i64>, _>(0)?.unwrap_or(0))
+    }
+
     /// Appends agent state changes.
     pub async fn agent_events(&self, rows: &[AgentEventRow]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         for e in rows {
             sqlx::query(
-                "INSERT INTO agent_events (tenant, extension, at_ms, from_state, to_state, reason)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO agent_events (seq, tenant, extension, at_ms, from_state, to_state, reason)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
+            .bind(e.seq)
             .bind(&e.tenant)
             .bind(&e.extension)
             .bind(e.at_ms)
@@ -233,9 +244,9 @@ impl Store {
         tenant: Option<&str>,
     ) -> Result<Vec<AgentEventRow>, StoreError> {
         let rows = sqlx::query(
-            "SELECT e.tenant, e.extension, e.at_ms, e.from_state, e.to_state, e.reason
+            "SELECT e.seq, e.tenant, e.extension, e.at_ms, e.from_state, e.to_state, e.reason
              FROM agent_events e
-             WHERE ($1 = '' OR e.tenant = $1) AND e.at_ms = (SELECT MAX(at_ms) FROM agent_events x
+             WHERE ($1 = '' OR e.tenant = $1) AND e.seq = (SELECT MAX(seq) FROM agent_events x
                 WHERE x.tenant = e.tenant AND x.extension = e.extension)
              ORDER BY e.tenant, e.extension",
         )
@@ -245,12 +256,13 @@ impl Store {
         rows.iter()
             .map(|r| {
                 Ok(AgentEventRow {
-                    tenant: r.try_get(0)?,
-                    extension: r.try_get(1)?,
-                    at_ms: r.try_get(2)?,
-                    from_state: r.try_get(3)?,
-                    to_state: r.try_get(4)?,
-                    reason: r.try_get(5)?,
+                    seq: r.try_get(0)?,
+                    tenant: r.try_get(1)?,
+                    extension: r.try_get(2)?,
+                    at_ms: r.try_get(3)?,
+                    from_state: r.try_get(4)?,
+                    to_state: r.try_get(5)?,
+                    reason: r.try_get(6)?,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()

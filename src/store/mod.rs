@@ -136,6 +136,7 @@ const MIGRATIONS: &[&[&str]] = &[
     )",
         // Every agent state change.
         "CREATE TABLE agent_events (
+        seq BIGINT NOT NULL,
         tenant TEXT NOT NULL,
         extension TEXT NOT NULL,
         at_ms BIGINT NOT NULL,
@@ -143,7 +144,7 @@ const MIGRATIONS: &[&[&str]] = &[
         to_state TEXT NOT NULL,
         reason TEXT NOT NULL
     )",
-        "CREATE INDEX agent_events_by_agent ON agent_events (tenant, extension, at_ms)",
+        "CREATE INDEX agent_events_by_agent ON agent_events (tenant, extension, seq)",
     ],
 ];
 

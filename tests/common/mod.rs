@@ -21,6 +21,8 @@ pub struct Server {
     /// Everything logged so far.
     pub log: Vec<String>,
     _dir: tempfile::TempDir,
+    /// The `serve` arguments, for [`Server::restart`].
+    args: Vec<std::ffi::OsString>,
 }
 
 impl Server {
@@ -104,29 +106,39 @@ impl Server {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let mut child = cmd
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn dhwani");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let args: Vec<std::ffi::OsString> = cmd.get_args().map(ToOwned::to_owned).collect();
+        let (child, rx) = spawn_logged(cmd);
         let mut server = Server {
             child,
             bound: vec![],
             logs: rx,
             log: vec![],
             _dir: dir,
+            args,
         };
-        let expected = listen.len();
+        server.wait_listening(listen.len());
+        server
+    }
+
+    /// Starts the server again on the same config, data and `--listen`
+    /// values (after [`Server::kill9`] or a stop), and waits until it
+    /// listens.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_dhwani"));
+        cmd.args(&self.args);
+        let (child, rx) = spawn_logged(cmd);
+        self.child = child;
+        self.logs = rx;
+        self.log.clear();
+        let expected = self.bound.len();
+        self.bound.clear();
+        self.wait_listening(expected);
+    }
+
+    fn wait_listening(&mut self, expected: usize) {
+        let server = self;
         let deadline = Instant::now() + Duration::from_secs(20);
         while server.bound.len() < expected {
             let line = server
@@ -144,7 +156,6 @@ impl Server {
                 server.bound.push((t, a.parse().expect("addr")));
             }
         }
-        server
     }
 
     /// The server's data directory.
@@ -228,6 +239,26 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Spawns `cmd` with its stderr read line by line into a channel.
+fn spawn_logged(mut cmd: Command) -> (Child, mpsc::Receiver<String>) {
+    let mut child = cmd
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn dhwani");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (child, rx)
 }
 
 /// A repository file's absolute path.
