@@ -13,7 +13,7 @@ use sip::auth::Algorithm;
 use crate::config::{Config, valid_extension};
 use crate::store::Store;
 use crate::store::agents::AgentRow;
-use crate::tenants::agents::ha1;
+use crate::tenants::agents::{agent_row, generate_password, ha1};
 
 /// `dhwani agents ...`
 #[derive(Debug, Subcommand)]
@@ -69,17 +69,6 @@ pub enum AgentsCommand {
     },
 }
 
-/// A password for a softphone: 16 characters from an alphabet without
-/// look-alikes (about 90 bits).
-pub fn generate_password() -> String {
-    use rand::Rng;
-    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzACDEFGHJKLMNPQRTUVWXY345679";
-    let mut rng = rand::rng();
-    (0..16)
-        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
-        .collect()
-}
-
 fn read_password() -> anyhow::Result<String> {
     let mut line = String::new();
     std::io::stdin()
@@ -89,24 +78,6 @@ fn read_password() -> anyhow::Result<String> {
     let p = line.trim_end_matches(['\r', '\n']).to_owned();
     anyhow::ensure!(p.len() >= 8, "the password must have at least 8 characters");
     Ok(p)
-}
-
-/// The stored row of an agent with `password` under `realm`.
-pub fn agent_row(
-    tenant: &str,
-    extension: &str,
-    name: &str,
-    realm: &str,
-    password: &str,
-) -> AgentRow {
-    AgentRow {
-        tenant: tenant.to_owned(),
-        extension: extension.to_owned(),
-        name: name.to_owned(),
-        ha1_sha256: Some(ha1(Algorithm::Sha256, extension, realm, password)),
-        ha1_md5: Some(ha1(Algorithm::Md5, extension, realm, password)),
-        created_ms: jiff::Timestamp::now().as_millisecond(),
-    }
 }
 
 fn check_tenant(cfg: &Config, tenant: &str) -> anyhow::Result<()> {

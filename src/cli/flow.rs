@@ -23,6 +23,13 @@ pub enum FlowCommand {
         /// Flow files (`.ivr`).
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Also check the queues the flows name against this tenant's
+        /// `[[tenants.queues]]` (with `--config`, or the embedded default).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// TOML config file (for `--tenant`).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
     },
     /// Run a flow's tests (`NAME.ivrtest` beside `NAME.ivr`) on simulated
     /// time. Exit status 1 when any test fails.
@@ -65,7 +72,25 @@ pub enum FlowCommand {
 /// Runs a `flow` subcommand.
 pub fn run(cmd: FlowCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        FlowCommand::Check { files } => Ok(check(&files)),
+        FlowCommand::Check {
+            files,
+            tenant,
+            config,
+        } => {
+            let queues = match tenant {
+                Some(t) => {
+                    let cfg = crate::cli::load_config(config.as_deref(), None)?;
+                    let tenant = cfg
+                        .tenants
+                        .iter()
+                        .find(|x| x.id == t)
+                        .ok_or_else(|| anyhow::anyhow!("no tenant `{t}` in the config"))?;
+                    Some(tenant.queues.clone())
+                }
+                None => None,
+            };
+            Ok(check(&files, queues.as_deref()))
+        }
         FlowCommand::Test { files, verbose } => Ok(test(&files, verbose)),
         FlowCommand::Run { file, caller } => interactive(&file, &caller),
         FlowCommand::Explain { verb } => Ok(explain(verb.as_deref())),
@@ -131,7 +156,7 @@ fn explain(verb: Option<&str>) -> ExitCode {
     }
 }
 
-fn check(files: &[PathBuf]) -> ExitCode {
+fn check(files: &[PathBuf], queues: Option<&[crate::config::QueueConfig]>) -> ExitCode {
     let mut failed = false;
     let tts = media::tts::EspeakNg::find();
     for f in files {
@@ -148,7 +173,7 @@ fn check(files: &[PathBuf]) -> ExitCode {
             eprintln!("error: {}: {p}", f.display());
         }
         let not_yet = loaded.flow.as_ref().map_or_else(Vec::new, |flow| {
-            crate::tenants::flowmedia::not_yet_available(flow)
+            crate::tenants::flowmedia::not_yet_available(flow, queues)
         });
         for w in &not_yet {
             eprintln!("warning: {}: {w}", f.display());

@@ -90,6 +90,7 @@ impl Server {
         })?;
         let store = Store::open(&config.store.url, &config.data_dir).await?;
         let registry = Arc::new(Registry::new(config, config_dir)?);
+        create_demo_agents(config, &store).await?;
         let agents = Arc::new(std::sync::RwLock::new(
             crate::tenants::agents::Directory::new(config, &store.agents(None).await?),
         ));
@@ -346,6 +347,38 @@ impl Server {
         let _ = self.writer_task.await;
         self.store.close().await;
     }
+}
+
+/// The demo tenant (flows `builtin:demo`) gets its queue's agents at first
+/// start, with generated passwords printed once (as the demo recording key
+/// is generated): the README's tour registers a softphone with them.
+async fn create_demo_agents(config: &Config, store: &Store) -> Result<(), StartError> {
+    for t in config
+        .tenants
+        .iter()
+        .filter(|t| t.flows_dir.as_os_str() == crate::config::BUILTIN_DEMO_FLOWS)
+    {
+        if !t.agents.is_empty() || !store.agents(Some(&t.id)).await?.is_empty() {
+            continue;
+        }
+        let mut members: Vec<&String> = t.queues.iter().flat_map(|q| &q.members).collect();
+        members.sort();
+        members.dedup();
+        for ext in members {
+            let password = crate::tenants::agents::generate_password();
+            let row = crate::tenants::agents::agent_row(
+                &t.id,
+                ext,
+                &format!("Demo agent {ext}"),
+                &config.registrar.realm,
+                &password,
+            );
+            store.put_agent(&row).await?;
+            tracing::warn!(tenant = %t.id, extension = %ext, "created a DEMO agent; its password is printed once below (change it with `dhwani agents passwd`)");
+            eprintln!("demo agent {ext}: password {password}   (register sip:{ext}@<this server>)");
+        }
+    }
+    Ok(())
 }
 
 /// Writes agent state changes in order.

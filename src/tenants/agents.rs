@@ -21,6 +21,35 @@ pub fn ha1(algorithm: Algorithm, extension: &str, realm: &str, password: &str) -
     algorithm.hash(format!("{extension}:{realm}:{password}").as_bytes())
 }
 
+/// A password for a softphone: 16 characters from an alphabet without
+/// look-alikes (about 90 bits).
+pub fn generate_password() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzACDEFGHJKLMNPQRTUVWXY345679";
+    let mut rng = rand::rng();
+    (0..16)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+/// The stored row of an agent with `password` under `realm`.
+pub fn agent_row(
+    tenant: &str,
+    extension: &str,
+    name: &str,
+    realm: &str,
+    password: &str,
+) -> AgentRow {
+    AgentRow {
+        tenant: tenant.to_owned(),
+        extension: extension.to_owned(),
+        name: name.to_owned(),
+        ha1_sha256: Some(ha1(Algorithm::Sha256, extension, realm, password)),
+        ha1_md5: Some(ha1(Algorithm::Md5, extension, realm, password)),
+        created_ms: jiff::Timestamp::now().as_millisecond(),
+    }
+}
+
 /// One agent's identity and credentials.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Agent {

@@ -27,11 +27,15 @@ pub fn check(flow: &Flow, tts: Option<&dyn Engine>) -> Vec<String> {
     problems
 }
 
-/// What the flow uses that this server cannot do yet, one warning per
-/// statement, naming its step: `queue` (agents are a later issue: the
-/// caller takes the overflow path), `transfer` (its failure path) and
-/// `fetch` (answered as failed after the allow-list check).
-pub fn not_yet_available(flow: &Flow) -> Vec<String> {
+/// What the flow uses that this server cannot do, one warning per
+/// statement, naming its step: a `queue` its tenant does not have (when
+/// the tenant's queues are known: callers take its overflow path),
+/// `transfer` (its failure path) and `fetch` (answered as failed after the
+/// allow-list check).
+pub fn not_yet_available(
+    flow: &Flow,
+    queues: Option<&[crate::config::QueueConfig]>,
+) -> Vec<String> {
     use ivr_dsl::flow::Instr;
     let mut out = Vec::new();
     for (pc, instr) in flow.code.iter().enumerate() {
@@ -40,10 +44,13 @@ pub fn not_yet_available(flow: &Flow) -> Vec<String> {
             .map(|s| s.name.as_str())
             .unwrap_or("?");
         let what = match instr {
-            Instr::Queue(q) => format!(
-                "step `{step}`: `queue \"{}\"` is not available on this server yet (agents are a later release); callers take its overflow path",
-                q.name
-            ),
+            Instr::Queue(q) => match queues {
+                Some(list) if !list.iter().any(|c| c.name == q.name) => format!(
+                    "step `{step}`: the tenant has no queue \"{}\" (add a [[tenants.queues]] with that name); callers take its overflow path",
+                    q.name
+                ),
+                _ => continue,
+            },
             Instr::Transfer { .. } => format!(
                 "step `{step}`: `transfer` is not available on this server yet; callers take its failure path"
             ),

@@ -67,6 +67,8 @@ pub struct Tenant {
     pub allow: AllowList,
     /// Write-only recordings to this X25519 public key.
     pub recording_public_key: Option<[u8; 32]>,
+    /// Its queues.
+    pub queues: Vec<crate::config::QueueConfig>,
 }
 
 /// Where a number goes.
@@ -184,6 +186,7 @@ impl Registry {
                     }
                 })?,
                 recording_public_key: t.public_key(),
+                queues: t.queues.clone(),
             });
         }
         let n = tenants.len();
@@ -304,6 +307,9 @@ impl Registry {
             }
             for n in &flow.numbers {
                 claimed.insert(number_key(n).to_owned(), file.clone());
+            }
+            for w in crate::tenants::flowmedia::not_yet_available(&flow, Some(&t.queues)) {
+                tracing::warn!(tenant = %t.id, file = %file.display(), "{w}");
             }
             let changed = previous
                 .get(&file)
