@@ -345,6 +345,20 @@ fn a_caller_waits_in_the_queue_then_talks_to_an_agent_on_baresip() {
     for want in ["joined", "agent rung", "bridged", "bridge ended"] {
         assert!(q.iter().any(|e| e == want), "{want} missing from {q:?}");
     }
+    // The queue's figures, from the store.
+    let out = common::dhwani_for(&server, &["queues", "show", "--tenant", "demo", "--json"]);
+    let f: serde_json::Value =
+        serde_json::from_str(out.lines().next().expect("a queue")).expect("json");
+    assert_eq!(f["queue"], "support");
+    assert_eq!(
+        (
+            f["answered"].as_u64(),
+            f["waiting"].as_u64(),
+            f["abandoned"].as_u64()
+        ),
+        (Some(1), Some(0), Some(0)),
+        "{f}"
+    );
     // The agent rests for its wrap-up, then takes calls again.
     let after = agents_json(&server);
     assert_eq!(

@@ -96,9 +96,15 @@ fn malformed_datagrams_get_400s_and_options_is_still_answered() {
             "501",
         ),
         (
+            good.replace("OPTIONS sip", "PUBLISH sip")
+                .replace("1 OPTIONS", "1 PUBLISH"),
+            "405",
+        ),
+        (
+            // The registrar answers: a challenge first.
             good.replace("OPTIONS sip", "REGISTER sip")
                 .replace("1 OPTIONS", "1 REGISTER"),
-            "405",
+            "401",
         ),
         (
             good.replace("Call-ID: ok1", "Call-ID: a b c"),

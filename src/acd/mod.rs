@@ -245,6 +245,9 @@ struct Waiting {
     attempts: Vec<AttemptId>,
     /// Agents tried in this round (non-ring-all).
     tried: HashSet<String>,
+    /// Every available member was tried: the next round starts then (an
+    /// agent whose phone refuses at once is not rung in a tight loop).
+    next_round: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -281,7 +284,13 @@ enum Timer {
     Ring(AttemptId),
     Wait(CallSlot),
     WrapUp(AgentRef),
+    /// A caller's next round of agents may start.
+    Round(CallSlot),
 }
+
+/// After every available member was tried for a caller, the next round
+/// waits this long (Asterisk's `retry`).
+pub const ROUND_PAUSE: Duration = Duration::from_secs(5);
 
 impl Ord for AgentRef {
     fn cmp(&self, other: &AgentRef) -> std::cmp::Ordering {
@@ -582,6 +591,7 @@ impl Acd {
                 deadline,
                 attempts: Vec::new(),
                 tried: HashSet::new(),
+                next_round: None,
             },
         );
         self.timers.insert((deadline, Timer::Wait(call)));
@@ -626,6 +636,9 @@ impl Acd {
             return;
         };
         self.timers.remove(&(w.deadline, Timer::Wait(call)));
+        if let Some(at) = w.next_round {
+            self.timers.remove(&(at, Timer::Round(call)));
+        }
         let q = &mut self.queues[w.queue];
         q.waiting.retain(|c| *c != call);
         match why {
@@ -672,6 +685,9 @@ impl Acd {
             return;
         };
         self.timers.remove(&(w.deadline, Timer::Wait(call)));
+        if let Some(at) = w.next_round {
+            self.timers.remove(&(at, Timer::Round(call)));
+        }
         let q = &mut self.queues[w.queue];
         q.waiting.retain(|c| *c != call);
         q.stats.answered += 1;
@@ -773,6 +789,7 @@ impl Acd {
             match t {
                 Timer::Ring(id) => self.ring_failed_by_timeout(now, id),
                 Timer::Wait(call) => self.leave(now, call, Some(Overflow::Timeout)),
+                Timer::Round(_) => {}
                 Timer::WrapUp(agent) => {
                     if let Some(a) = self.agents.get_mut(&agent)
                         && a.wrap_until.is_some_and(|w| w <= now)
@@ -808,10 +825,11 @@ impl Acd {
                 if busy && strategy != Strategy::RingAll {
                     continue;
                 }
-                let picks = self.pick(qi, call);
+                let picks = self.pick(now, qi, call);
                 if picks.is_empty() {
-                    // Later callers cannot be served either (same members).
-                    break;
+                    // This caller waits; a later one may have agents it
+                    // has not tried yet.
+                    continue;
                 }
                 for ext in picks {
                     self.ring(now, qi, call, &ext);
@@ -821,12 +839,12 @@ impl Acd {
     }
 
     /// Available members to ring for `call`, by the queue's strategy.
-    fn pick(&mut self, qi: usize, call: CallSlot) -> Vec<String> {
+    fn pick(&mut self, now: Instant, qi: usize, call: CallSlot) -> Vec<String> {
         let q = &self.queues[qi];
-        let tried = self
+        let (tried, next_round) = self
             .waiting
             .get(&call)
-            .map(|w| w.tried.clone())
+            .map(|w| (w.tried.clone(), w.next_round))
             .unwrap_or_default();
         let avail: Vec<(usize, &String, &Agent)> = q
             .cfg
@@ -843,9 +861,21 @@ impl Acd {
             .iter()
             .filter(|(_, m, _)| !tried.contains(*m))
             .collect();
-        // Everyone available was tried this round: start a new round.
+        // Everyone available was tried this round: a new round, after a
+        // pause.
         let (pool, new_round): (Vec<&(usize, &String, &Agent)>, bool) = if fresh.is_empty() {
-            (avail.iter().collect(), true)
+            match next_round {
+                Some(at) if at <= now => (avail.iter().collect(), true),
+                Some(_) => return vec![],
+                None => {
+                    let at = now + ROUND_PAUSE;
+                    if let Some(w) = self.waiting.get_mut(&call) {
+                        w.next_round = Some(at);
+                    }
+                    self.timers.insert((at, Timer::Round(call)));
+                    return vec![];
+                }
+            }
         } else {
             (fresh, false)
         };
@@ -884,6 +914,7 @@ impl Acd {
         if let Some(w) = self.waiting.get_mut(&call) {
             if new_round {
                 w.tried.clear();
+                w.next_round = None;
             }
             w.tried.extend(chosen.iter().cloned());
         }

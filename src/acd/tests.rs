@@ -391,3 +391,38 @@ fn higher_priority_callers_are_served_first() {
     t.acd.command(t.now, &agent("1001"), AgentCommand::Unpause);
     assert_eq!(rings(&t.take())[0].0, 2);
 }
+
+#[test]
+fn a_phone_that_refuses_at_once_is_rung_again_only_after_a_pause() {
+    let mut q = queue(Strategy::LongestIdle, &["1001"]);
+    q.no_answer_pause = false;
+    let mut t = T::new(q);
+    t.online(&["1001"]);
+    t.join(1);
+    let r = rings(&t.take());
+    assert_eq!(r.len(), 1);
+    // 488: no shared codec. The agent stays available but is not rung
+    // again at once, so a refusing phone costs no tight loop.
+    t.acd
+        .ring_failed(t.now, r[0].2, RingFailure::Failed("SIP 488".into()));
+    assert!(rings(&t.take()).is_empty());
+    assert_eq!(state(&t, "1001"), State::Available);
+    t.advance(ROUND_PAUSE - Duration::from_millis(1));
+    assert!(rings(&t.take()).is_empty());
+    t.advance(Duration::from_millis(1));
+    assert_eq!(rings(&t.take()).len(), 1, "the next round");
+}
+
+#[test]
+fn a_caller_who_tried_everyone_does_not_block_the_next_caller() {
+    let mut t = T::new(queue(Strategy::LongestIdle, &["1001", "1002"]));
+    t.online(&["1001"]);
+    t.join(1);
+    let r = rings(&t.take());
+    t.acd.ring_failed(t.now, r[0].2, RingFailure::Busy);
+    t.take();
+    // 1002 comes online: caller 1 has not tried it, so it is rung.
+    t.acd.reachable(t.now, &agent("1002"), true);
+    let r = rings(&t.take());
+    assert_eq!((r[0].0, r[0].1.as_str()), (1, "1002"));
+}

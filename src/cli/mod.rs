@@ -4,6 +4,7 @@ pub mod agents;
 pub mod calls;
 pub mod flow;
 pub mod privacy;
+pub mod queues;
 pub mod recordings;
 
 use std::path::PathBuf;
@@ -139,6 +140,18 @@ pub enum Command {
         #[arg(long, value_name = "DIR", global = true)]
         data_dir: Option<PathBuf>,
     },
+    /// Queues: callers waiting, answered, abandoned, the service level.
+    Queues {
+        /// What to do.
+        #[command(subcommand)]
+        command: crate::cli::queues::QueuesCommand,
+        /// TOML config file (as for `serve`).
+        #[arg(long, value_name = "FILE", global = true)]
+        config: Option<PathBuf>,
+        /// Data directory (as for `serve`).
+        #[arg(long, value_name = "DIR", global = true)]
+        data_dir: Option<PathBuf>,
+    },
     /// Check, test and try IVR flows (`.ivr` files; see docs/ivr-dsl.md).
     Flow {
         /// What to do with the flows.
@@ -183,6 +196,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let cfg = load_config(config.as_deref(), data_dir)?;
             crate::cli::calls::run(command, &cfg)
+        }
+        Command::Queues {
+            command,
+            config,
+            data_dir,
+        } => {
+            let cfg = load_config(config.as_deref(), data_dir)?;
+            crate::cli::queues::run(command, &cfg)
         }
         Command::Agents {
             command,

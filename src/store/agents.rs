@@ -269,3 +269,48 @@ impl Store {
             .map_err(StoreError::from)
     }
 }
+
+/// One queue event of a call, with the call's end (for queue statistics).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueEventRow {
+    /// The call.
+    pub call_id: String,
+    /// When, ms since the epoch.
+    pub at_ms: i64,
+    /// The event's JSON detail.
+    pub detail: String,
+    /// The call's end, if it ended.
+    pub end_ms: Option<i64>,
+}
+
+impl Store {
+    /// The queue events of a tenant's calls that started at or after
+    /// `since_ms`, in call and time order.
+    pub async fn queue_events(
+        &self,
+        tenant: &str,
+        since_ms: i64,
+    ) -> Result<Vec<QueueEventRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT e.call_id, e.at_ms, e.detail, c.end_ms FROM call_events e
+             JOIN calls c ON c.call_id = e.call_id
+             WHERE c.tenant = $1 AND c.start_ms >= $2 AND e.kind = 'queue'
+             ORDER BY e.call_id, e.seq",
+        )
+        .bind(tenant)
+        .bind(since_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(QueueEventRow {
+                    call_id: r.try_get(0)?,
+                    at_ms: r.try_get(1)?,
+                    detail: r.try_get(2)?,
+                    end_ms: r.try_get(3)?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+}
