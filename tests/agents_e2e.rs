@@ -692,3 +692,48 @@ fn after_a_sigkill_mid_call_no_agent_is_left_on_call_and_the_phone_is_reached_ag
         server.log.join("\n")
     );
 }
+
+#[test]
+fn feature_codes_from_the_agents_phone_pause_and_unpause_it() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut server = Server::start(&config(tmp.path(), "longest-idle", ""));
+    let target = server.addr("udp");
+    let mut a1 = Phone::agent("1001", target);
+    wait_registered(&mut server, 1);
+    assert_eq!(state_of(&server, "1001"), "available");
+    let dial = |p: &mut Phone, code: &str| {
+        p.say(&format!("/dial sip:*{code}@{target}\n"));
+        std::thread::sleep(Duration::from_secs(4));
+    };
+    dial(&mut a1, "23");
+    assert_eq!(state_of(&server, "1001"), "paused (from the phone)");
+    // A caller now waits: the paused agent is not rung.
+    let _caller = caller_dials(target, "+919800000009");
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(!server.log.iter().any(|l| l.contains("bridged to an agent")));
+    dial(&mut a1, "99");
+    assert_eq!(
+        state_of(&server, "1001"),
+        "paused (from the phone)",
+        "an unknown code changes nothing"
+    );
+    dial(&mut a1, "24");
+    assert!(
+        server.wait_for_log("bridged to an agent", Duration::from_secs(10)),
+        "unpaused, the agent gets the waiting caller: {}",
+        server.log.join("\n")
+    );
+    // The feature calls are logged as the agent's calls, each answered
+    // with a confirmation and hung up by us.
+    let calls: Vec<serde_json::Value> = common::dhwani_for(&server, &["calls", "list", "--json"])
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    let features: Vec<&serde_json::Value> =
+        calls.iter().filter(|c| c["caller"] == "1001").collect();
+    assert_eq!(features.len(), 3, "{calls:?}");
+    assert!(
+        features.iter().all(|c| c["hangup_by"] == "dhwani"),
+        "{features:?}"
+    );
+}

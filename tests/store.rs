@@ -24,6 +24,10 @@ fn call(n: i64, tenant: &str, caller: &str) -> CallRecord {
         hangup_cause: None,
         outcome: None,
         recording_id: None,
+        queue: None,
+        agent: None,
+        wait_ms: None,
+        talk_ms: None,
     }
 }
 

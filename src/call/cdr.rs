@@ -34,6 +34,10 @@ pub fn call_record(info: &CallInfo) -> CallRecord {
         hangup_cause: None,
         outcome: None,
         recording_id: None,
+        queue: None,
+        agent: None,
+        wait_ms: None,
+        talk_ms: None,
     }
 }
 

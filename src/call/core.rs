@@ -301,6 +301,17 @@ pub struct Core {
     /// Bridged to an agent.
     agent: Option<AgentLeg>,
     pub(super) bridge: Option<(media::bridge::Bridge, BridgeLeg, BridgeLeg)>,
+    /// For the CDR: the queue, the agent who answered, the wait.
+    queue_cdr: Option<QueueCdr>,
+}
+
+/// What the CDR says of a queued call.
+#[derive(Debug, Clone, Default)]
+struct QueueCdr {
+    queue: String,
+    agent: Option<String>,
+    wait: Duration,
+    talk: Duration,
 }
 
 use media::bridge::BridgeLeg;
@@ -363,6 +374,7 @@ impl Core {
             queued: None,
             agent: None,
             bridge: None,
+            queue_cdr: None,
             hold_music: None,
             info: setup.info,
         };
@@ -848,7 +860,18 @@ impl Core {
             self.flow_input(now, FlowInput::HangUp);
             self.run_steps(now, rec);
         }
+        if let Some(q) = self.queued.as_ref() {
+            // Hung up while waiting.
+            self.queue_cdr = Some(QueueCdr {
+                queue: q.name.clone(),
+                wait: now.saturating_duration_since(q.joined),
+                ..QueueCdr::default()
+            });
+        }
         if let Some(a) = self.agent.take() {
+            if let Some(c) = self.queue_cdr.as_mut() {
+                c.talk = now.saturating_duration_since(a.since);
+            }
             let talk = now.saturating_duration_since(a.since).as_secs_f64();
             self.log(
                 now,
@@ -876,6 +899,12 @@ impl Core {
         r.hangup_cause = Some(cause);
         r.outcome = Some(outcome_text(self.interp.outcome()));
         r.recording_id = self.recording_ids.first().cloned();
+        if let Some(q) = &self.queue_cdr {
+            r.queue = Some(q.queue.clone());
+            r.agent = q.agent.clone();
+            r.wait_ms = Some(q.wait.as_millis() as i64);
+            r.talk_ms = q.agent.as_ref().map(|_| q.talk.as_millis() as i64);
+        }
         self.out
             .push_back(Output::Record(Box::new(Record::Call(r))));
         let m = &self.media;

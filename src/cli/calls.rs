@@ -194,6 +194,21 @@ pub fn show_text(c: &CallRecord, events: &[Event]) -> String {
     if let Some(a) = c.answer_ms {
         let _ = writeln!(s, "  answered after {}", secs(a - c.start_ms));
     }
+    if let Some(q) = &c.queue {
+        let wait = c.wait_ms.map(secs).unwrap_or_default();
+        match (&c.agent, c.talk_ms) {
+            (Some(agent), Some(talk)) => {
+                let _ = writeln!(
+                    s,
+                    "  queue {q}: waited {wait}, answered by agent {agent}, talked {}",
+                    secs(talk)
+                );
+            }
+            _ => {
+                let _ = writeln!(s, "  queue {q}: waited {wait}, no agent answered");
+            }
+        }
+    }
     match (c.end_ms, c.duration_ms) {
         (Some(_), Some(d)) => {
             let _ = writeln!(

@@ -11,13 +11,13 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::clock_now;
-use crate::acd::{self, Acd, AttemptId, RingFailure};
+use crate::acd::{self, Acd, AgentCommand, AttemptId, RingFailure};
 use crate::call::core::{QueueEvent, SipEvent};
 use crate::call::task::{self as call_task, CallEvent, HangupRequest, Shared, ToCore};
 use crate::store::agents::AgentEventRow;
 use crate::ua::legs::LegMedia;
 use crate::ua::registrar::Binding;
-use crate::ua::{Action, AgentRef, CallSlot, Core, Party};
+use crate::ua::{Action, AgentRef, CallSlot, Core, Feature, Party};
 
 /// Where the loop's side effects go.
 pub(super) struct Sinks {
@@ -142,6 +142,20 @@ impl Loop {
                 let live = !self.core.agent_bindings(&agent, now).is_empty();
                 self.acd.reachable(now, &agent, live);
                 let _ = self.sinks.bindings.send((agent, list));
+            }
+            Action::AgentFeature(agent, feature) => {
+                let cmd = match feature {
+                    Feature::LogIn => Some(AgentCommand::LogIn),
+                    Feature::LogOut => Some(AgentCommand::LogOut),
+                    Feature::Pause => Some(AgentCommand::Pause("from the phone".into())),
+                    Feature::Unpause => Some(AgentCommand::Unpause),
+                    Feature::Unknown => None,
+                };
+                if let Some(cmd) = cmd
+                    && !self.acd.command(now, &agent, cmd)
+                {
+                    tracing::info!(tenant = %agent.tenant_id, extension = %agent.extension, "feature code from an agent in no queue: nothing to change");
+                }
             }
             Action::LegRinging { .. } => {}
             Action::LegAnswered { attempt, media, .. } => {

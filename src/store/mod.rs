@@ -145,6 +145,11 @@ const MIGRATIONS: &[&[&str]] = &[
         reason TEXT NOT NULL
     )",
         "CREATE INDEX agent_events_by_agent ON agent_events (tenant, extension, seq)",
+        // The CDR of a queued call names the queue and the agent.
+        "ALTER TABLE calls ADD COLUMN queue TEXT",
+        "ALTER TABLE calls ADD COLUMN agent TEXT",
+        "ALTER TABLE calls ADD COLUMN wait_ms BIGINT",
+        "ALTER TABLE calls ADD COLUMN talk_ms BIGINT",
     ],
 ];
 
@@ -153,7 +158,8 @@ const MIGRATIONS: &[&[&str]] = &[
 /// their values as bound parameters).
 const CALL_SELECT: &str =
     "SELECT call_id, sip_call_id, tenant, flow, flow_version, caller, called, start_ms,
-    answer_ms, end_ms, duration_ms, hangup_by, hangup_cause, outcome, recording_id FROM calls";
+    answer_ms, end_ms, duration_ms, hangup_by, hangup_cause, outcome, recording_id,
+    queue, agent, wait_ms, talk_ms FROM calls";
 
 /// A call: its start, and its CDR once it ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -188,6 +194,14 @@ pub struct CallRecord {
     pub outcome: Option<String>,
     /// The call recording's id, when recorded.
     pub recording_id: Option<String>,
+    /// The queue the caller waited in.
+    pub queue: Option<String>,
+    /// The agent (extension) who answered.
+    pub agent: Option<String>,
+    /// Time waited in the queue, ms.
+    pub wait_ms: Option<i64>,
+    /// Time talking to the agent, ms.
+    pub talk_ms: Option<i64>,
 }
 
 /// One interaction-log event.
@@ -376,13 +390,16 @@ impl Store {
                 writer::Record::Call(c) => {
                     sqlx::query(
                         "INSERT INTO calls (call_id, sip_call_id, tenant, flow, flow_version, caller, called,
-                            start_ms, answer_ms, end_ms, duration_ms, hangup_by, hangup_cause, outcome, recording_id)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                            start_ms, answer_ms, end_ms, duration_ms, hangup_by, hangup_cause, outcome, recording_id,
+                            queue, agent, wait_ms, talk_ms)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
                          ON CONFLICT (call_id) DO UPDATE SET
                             answer_ms = excluded.answer_ms, end_ms = excluded.end_ms,
                             duration_ms = excluded.duration_ms, hangup_by = excluded.hangup_by,
                             hangup_cause = excluded.hangup_cause, outcome = excluded.outcome,
-                            recording_id = excluded.recording_id, flow_version = excluded.flow_version",
+                            recording_id = excluded.recording_id, flow_version = excluded.flow_version,
+                            queue = excluded.queue, agent = excluded.agent,
+                            wait_ms = excluded.wait_ms, talk_ms = excluded.talk_ms",
                     )
                     .bind(&c.call_id)
                     .bind(&c.sip_call_id)
@@ -399,6 +416,10 @@ impl Store {
                     .bind(c.hangup_cause.clone())
                     .bind(c.outcome.clone())
                     .bind(c.recording_id.clone())
+                    .bind(c.queue.clone())
+                    .bind(c.agent.clone())
+                    .bind(c.wait_ms)
+                    .bind(c.talk_ms)
                     .execute(&mut *tx)
                     .await?;
                 }
@@ -676,6 +697,10 @@ fn call_from_row(r: &AnyRow) -> Result<CallRecord, StoreError> {
         hangup_cause: r.try_get(12)?,
         outcome: r.try_get(13)?,
         recording_id: r.try_get(14)?,
+        queue: r.try_get(15)?,
+        agent: r.try_get(16)?,
+        wait_ms: r.try_get(17)?,
+        talk_ms: r.try_get(18)?,
     })
 }
 

@@ -16,6 +16,7 @@
 //! `security.auth_window_secs` gets 403 for `security.auth_lockout_secs`,
 //! the right password included. Each lockout is a `security` log event.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -27,7 +28,7 @@ use super::agents::Directory;
 use super::lockout::{self, Lockouts, Verdict};
 use crate::config::TrunkConfig;
 use crate::tenants::Registry;
-use crate::ua::{Admission, Admitted, AgentRef, Refusal};
+use crate::ua::{Admission, Admitted, AgentRef, Feature, Refusal};
 
 /// Digest nonces live this long.
 const NONCE_TTL_SECS: u64 = 300;
@@ -56,6 +57,8 @@ pub struct Gate {
     register_digest: DigestServer,
     /// REGISTER challenges, in order of preference.
     register_algorithms: Vec<Algorithm>,
+    /// Feature codes' confirmation flows.
+    features: HashMap<&'static str, Arc<ivr_dsl::Flow>>,
 }
 
 impl Gate {
@@ -72,6 +75,7 @@ impl Gate {
         Gate {
             agents,
             register_algorithms,
+            features: feature_flows(),
             register_digest: DigestServer::new(realm, secret, NONCE_TTL_SECS),
             counts: NonceCounts::new(MAX_TRACKED_NONCES, NONCE_TTL_SECS),
             lockouts: Lockouts::new(limits),
@@ -227,6 +231,81 @@ impl Gate {
     }
 }
 
+/// The confirmation flows of feature codes, each said then hung up.
+fn feature_flows() -> HashMap<&'static str, Arc<ivr_dsl::Flow>> {
+    struct NoFiles;
+    impl ivr_dsl::Host for NoFiles {
+        fn read(&self, _: &std::path::Path) -> std::io::Result<String> {
+            Err(std::io::Error::other("feature flows include nothing"))
+        }
+        fn prompt_exists(&self, _: &std::path::Path) -> bool {
+            false
+        }
+    }
+    let mut out = HashMap::new();
+    for (key, text) in [
+        ("login", "You are logged in."),
+        ("logout", "You are logged out."),
+        ("pause", "You are paused."),
+        ("unpause", "You are available again."),
+        ("unknown", "That feature code is not known."),
+    ] {
+        let src = format!(
+            "flow \"Agent feature {key}\"\n  numbers 1\n\nstep start\n  say \"{text}\"\n  hangup \"feature code\"\n"
+        );
+        if let Some(f) = ivr_dsl::load_str(std::path::Path::new("feature.ivr"), &src, &NoFiles).flow
+        {
+            out.insert(key, f);
+        }
+    }
+    out
+}
+
+impl Gate {
+    /// A feature code from an agent's phone.
+    fn feature(
+        &mut self,
+        now: SystemTime,
+        source: SocketAddr,
+        invite: &Request,
+        code: &str,
+    ) -> Result<Admitted, Refusal> {
+        let from = invite.from().map_err(|_| Refusal {
+            status: StatusCode::BAD_REQUEST,
+            reason: "Bad From Header",
+            headers: vec![],
+            why: "feature code without a usable From".into(),
+        })?;
+        let agent = self.agent_digest(now, source, invite, &from.uri)?;
+        let feature = Feature::from_code(code);
+        let key = match feature {
+            Feature::LogIn => "login",
+            Feature::LogOut => "logout",
+            Feature::Pause => "pause",
+            Feature::Unpause => "unpause",
+            Feature::Unknown => "unknown",
+        };
+        let refuse = || Refusal {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            reason: "Service Unavailable",
+            headers: vec![],
+            why: "no feature flow".into(),
+        };
+        let flow = self.features.get(key).cloned().ok_or_else(refuse)?;
+        let tenant = self.registry.tenant(agent.tenant).ok_or_else(refuse)?;
+        Ok(Admitted {
+            tenant: agent.tenant,
+            tenant_id: Arc::clone(&tenant.id),
+            max_calls: tenant.max_calls,
+            flow,
+            caller: agent.extension.clone(),
+            called: format!("*{}", code.chars().take(8).collect::<String>()),
+            trunk: "agent".into(),
+            feature: Some((agent, feature)),
+        })
+    }
+}
+
 fn user_of(uri: &sip::uri::Uri) -> String {
     uri.user_unescaped()
         .map(|u| String::from_utf8_lossy(&u).into_owned())
@@ -240,6 +319,12 @@ impl Admission for Gate {
         source: SocketAddr,
         invite: &Request,
     ) -> Result<Admitted, Refusal> {
+        // An agent's feature code: authenticated as the agent (its
+        // phone is no trunk), answered with a confirmation.
+        if let Some(code) = user_of(&invite.uri).strip_prefix('*') {
+            let code = code.to_owned();
+            return self.feature(now, source, invite, &code);
+        }
         let trunk = self.check_trunk(now, source, invite)?;
         let mut called = user_of(&invite.uri);
         if called.is_empty() {
@@ -267,6 +352,7 @@ impl Admission for Gate {
             caller: caller.chars().take(64).collect(),
             called,
             trunk,
+            feature: None,
         })
     }
 
@@ -276,17 +362,31 @@ impl Admission for Gate {
         source: SocketAddr,
         register: &Request,
     ) -> Result<AgentRef, Refusal> {
-        let ip = source.ip().to_canonical();
-        self.refuse_locked(ip, now)?;
         let to = register.to().map_err(|_| Refusal {
             status: StatusCode::BAD_REQUEST,
             reason: "Bad To Header",
             headers: vec![],
             why: "REGISTER without a usable To".into(),
         })?;
-        let extension = user_of(&to.uri);
+        self.agent_digest(now, source, register, &to.uri)
+    }
+}
+
+impl Gate {
+    /// The agent whose address of record is `aor`, if `req` carries that
+    /// agent's digest credentials (a REGISTER's To, a feature call's From).
+    fn agent_digest(
+        &mut self,
+        now: SystemTime,
+        source: SocketAddr,
+        req: &Request,
+        aor: &sip::uri::Uri,
+    ) -> Result<AgentRef, Refusal> {
+        let ip = source.ip().to_canonical();
+        self.refuse_locked(ip, now)?;
+        let to = aor;
+        let extension = user_of(to);
         let host = to
-            .uri
             .host
             .as_ref()
             .map(ToString::to_string)
@@ -305,14 +405,7 @@ impl Admission for Gate {
             a.ha1(alg).map(|h| Secret::Ha1(alg, h.to_owned()))
         };
         let algorithms = self.register_algorithms.clone();
-        self.check_digest(
-            now,
-            ip,
-            register,
-            (&digest, &algorithms),
-            "an agent",
-            lookup,
-        )?;
+        self.check_digest(now, ip, req, (&digest, &algorithms), "an agent", lookup)?;
         // The credentials were valid: for an agent the lookup found.
         let agent = agent.ok_or_else(|| Refusal {
             status: StatusCode::FORBIDDEN,

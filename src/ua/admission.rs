@@ -28,6 +28,37 @@ pub struct Admitted {
     pub called: String,
     /// The trunk it came in on.
     pub trunk: String,
+    /// An agent's feature code (`*21`...): the agent, authenticated, and
+    /// what it asks. The call plays the flow's confirmation.
+    pub feature: Option<(AgentRef, Feature)>,
+}
+
+/// What an agent's feature code asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Feature {
+    /// `*21`: take calls.
+    LogIn,
+    /// `*22`: stop taking calls.
+    LogOut,
+    /// `*23`: pause.
+    Pause,
+    /// `*24`: back from a pause.
+    Unpause,
+    /// Any other code: a short prompt and a hang-up.
+    Unknown,
+}
+
+impl Feature {
+    /// The code dialled (`21` of `*21`).
+    pub fn from_code(code: &str) -> Feature {
+        match code {
+            "21" => Feature::LogIn,
+            "22" => Feature::LogOut,
+            "23" => Feature::Pause,
+            "24" => Feature::Unpause,
+            _ => Feature::Unknown,
+        }
+    }
 }
 
 /// A call refused before it began.

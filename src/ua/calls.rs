@@ -205,6 +205,11 @@ impl Core {
                 return;
             }
         };
+        if let Some((agent, code)) = &admitted.feature {
+            tracing::info!(call_id = %call_id_text, tenant = %agent.tenant_id, extension = %agent.extension, feature = ?code, "agent feature code");
+            self.actions
+                .push_back(Action::AgentFeature(agent.clone(), *code));
+        }
         let in_tenant = self
             .tenant_calls
             .get(&admitted.tenant)

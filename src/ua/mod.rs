@@ -31,7 +31,7 @@ use sip::transaction::{Layer, LayerOutput, Timers, TxEvent, TxId};
 use sip::transport::Flow;
 use sip::uas::Policy;
 
-pub use admission::{Admission, Admitted, AgentRef, CallInfo, Party, Refusal};
+pub use admission::{Admission, Admitted, AgentRef, CallInfo, Feature, Party, Refusal};
 use calls::{Call, CallState};
 pub use calls::{CallSetup, MediaPorts, PortAllocator};
 pub use ids::{CallSlot, RecordId, SipCallId};
@@ -66,6 +66,9 @@ pub enum Action {
     /// An agent's registrations changed (registered, refreshed,
     /// unregistered, lapsed): store them. Empty: the agent has no phone.
     Bindings(AgentRef, Vec<registrar::Binding>),
+    /// An agent dialled a feature code (it is answered with a
+    /// confirmation prompt as a call).
+    AgentFeature(AgentRef, Feature),
     /// An agent's phone rings (180) for `call`.
     LegRinging {
         /// The caller's call.

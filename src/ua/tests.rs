@@ -101,6 +101,7 @@ impl Admission for Gate {
             caller: "+919800000001".into(),
             called: user,
             trunk: "test".into(),
+            feature: None,
         })
     }
 
@@ -241,7 +242,7 @@ impl Ua {
                 } => self.ended.push((id, by, cause, info.is_some())),
                 Action::MediaUpdate(id, u) => self.updates.push((id, u)),
                 Action::MediaConfirmed(id) => self.confirmed.push(id),
-                Action::InfoDigit(..) => {}
+                Action::InfoDigit(..) | Action::AgentFeature(..) => {}
                 Action::Bindings(a, b) => self.bindings.push((a, b)),
                 Action::LegRinging { .. } => {}
                 Action::LegAnswered { attempt, media, .. } => self

@@ -32,6 +32,12 @@ impl Core {
             .map(|q| now.saturating_duration_since(q.joined).as_secs_f64())
             .unwrap_or_default();
         let name = q.map(|q| q.name).unwrap_or_default();
+        self.queue_cdr = Some(super::QueueCdr {
+            queue: name.clone(),
+            agent: Some(agent.clone()),
+            wait: std::time::Duration::from_secs_f64(waited),
+            talk: std::time::Duration::ZERO,
+        });
         let mut bridge = Bridge::new();
         let c = bridge.add_leg(self.media.codec().sample_rate());
         let a = bridge.add_leg(media.codec().sample_rate());
@@ -78,6 +84,13 @@ impl Core {
                 // Stop the hold music while still queued (its end is ours).
                 self.media.handle_command(now, Command::Stop);
                 let q = self.queued.take();
+                if let Some(q) = &q {
+                    self.queue_cdr = Some(super::QueueCdr {
+                        queue: q.name.clone(),
+                        wait: now.saturating_duration_since(q.joined),
+                        ..super::QueueCdr::default()
+                    });
+                }
                 let name = q.map(|q| q.name).unwrap_or_default();
                 self.log(
                     now,

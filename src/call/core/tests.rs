@@ -162,6 +162,7 @@ impl Call {
                 caller: "+919800000001".into(),
                 called: "1000".into(),
                 trunk: "test".into(),
+                feature: None,
             },
             invited_at: epoch.1,
             answered_at: Some(epoch.1),
@@ -961,7 +962,18 @@ fn a_queued_caller_hears_looped_hold_music_then_is_bridged_both_ways() {
         ],
         "{q:?}"
     );
-    assert_eq!(c.cdr().hangup_by.as_deref(), Some("agent"));
+    let r = c.cdr();
+    assert_eq!(r.hangup_by.as_deref(), Some("agent"));
+    assert_eq!(
+        (r.queue.as_deref(), r.agent.as_deref()),
+        (Some("support"), Some("1001"))
+    );
+    assert_eq!(r.wait_ms, Some(3000));
+    assert!(
+        r.talk_ms.is_some_and(|t| (1200..=1300).contains(&t)),
+        "{:?}",
+        r.talk_ms
+    );
 }
 
 #[test]
@@ -977,4 +989,49 @@ fn a_caller_who_hangs_up_in_the_queue_ends_the_call_without_a_bridge() {
     // An agent answering a moment too late changes nothing.
     c.agent_answers();
     assert!(c.agent_payloads.is_empty());
+}
+
+#[test]
+fn a_consented_recording_holds_the_caller_left_and_the_agent_right_once_bridged() {
+    let text = r#"flow "Q"
+  numbers 1000
+
+step start
+  consent say "Press 1 to agree."
+  if consent == "yes"
+    recording start
+  queue "support", hold "hold.wav", max wait 10m
+    on overflow -> gone
+
+step gone
+  hangup "overflow"
+"#;
+    let mut c = Call::start(text, Opts::default());
+    c.wait(Duration::from_millis(1100));
+    c.press('1');
+    c.speak(Duration::from_millis(500), false);
+    assert_eq!(c.enqueued, vec!["support".to_owned()]);
+    c.agent_answers();
+    c.both_speak(Duration::from_secs(1));
+    let (id, samples) = c
+        .rec
+        .samples
+        .iter()
+        .find(|(id, _)| id.ends_with("-call"))
+        .map(|(id, s)| (id.clone(), s.clone()))
+        .expect("the call recording");
+    assert_eq!(c.rec.stereo.get(&id), Some(&true), "recorded in stereo");
+    let mut coder = media::codec::Coder::new(Codec::Pcmu);
+    let mut decoded = Vec::new();
+    coder.decode(&[0x10, 0x20], &mut decoded);
+    let (caller_level, agent_level) = (decoded[0], decoded[1]);
+    // The last 200 ms: left is the caller's voice, right the agent's.
+    let tail = &samples[samples.len() - 2 * 1600..];
+    let left: Vec<i16> = tail.iter().step_by(2).copied().collect();
+    let right: Vec<i16> = tail.iter().skip(1).step_by(2).copied().collect();
+    assert!(left.iter().all(|s| *s == caller_level), "left: the caller");
+    assert!(
+        right.iter().all(|s| *s == agent_level),
+        "right: the agent, not the hold music"
+    );
 }
