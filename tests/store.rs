@@ -37,7 +37,7 @@ fn records() -> Vec<Record> {
         let tenant = if n % 2 == 0 { "acme" } else { "sunrise" };
         let caller = format!("+9198{:08}", n % 5);
         let mut c = call(n, tenant, &caller);
-        out.push(Record::Call(c.clone()));
+        out.push(Record::Call(Box::new(c.clone())));
         for seq in 0..5 {
             out.push(Record::Event(Event {
                 call_id: c.call_id.clone(),
@@ -60,7 +60,7 @@ fn records() -> Vec<Record> {
         c.hangup_cause = Some("BYE from caller".into());
         c.outcome = Some("caller hung up".into());
         c.recording_id = (n % 3 == 0).then(|| format!("r{n}"));
-        out.push(Record::Call(c));
+        out.push(Record::Call(Box::new(c)));
     }
     out
 }
@@ -187,7 +187,7 @@ async fn a_full_event_queue_drops_and_counts_events_but_keeps_every_cdr() {
     );
     // On one thread the writer cannot run while we send: the queue fills.
     for n in 0..20 {
-        log.send(Record::Call(call(n, "acme", "+919800000001")));
+        log.send(Record::Call(Box::new(call(n, "acme", "+919800000001"))));
     }
     for seq in 0..1000 {
         log.send(Record::Event(Event {

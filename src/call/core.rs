@@ -379,8 +379,8 @@ impl Core {
             info: setup.info,
         };
         core.out
-            .push_back(Output::Record(Box::new(Record::Call(call_record(
-                &core.info,
+            .push_back(Output::Record(Box::new(Record::Call(Box::new(
+                call_record(&core.info),
             )))));
         let flow = &core.info.admitted.flow;
         let detail = serde_json::json!({"event": "answered", "codec": core.media.codec().name(), "flow": flow.name, "version": flow.version.to_string(), "trunk": core.info.admitted.trunk});
@@ -906,7 +906,7 @@ impl Core {
             r.talk_ms = q.agent.as_ref().map(|_| q.talk.as_millis() as i64);
         }
         self.out
-            .push_back(Output::Record(Box::new(Record::Call(r))));
+            .push_back(Output::Record(Box::new(Record::Call(Box::new(r)))));
         let m = &self.media;
         tracing::info!(
             call_id = %self.info.sip_call_id,

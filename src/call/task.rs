@@ -126,7 +126,7 @@ impl Shared {
 /// admission, cancelled, never answered).
 pub fn write_unanswered(log: &LogSender, info: &CallInfo, by: Party, cause: &str) {
     let r = super::core::unanswered_record(info, by, cause, SystemTime::now());
-    log.send(Record::Call(r));
+    log.send(Record::Call(Box::new(r)));
 }
 
 /// Recordings as encrypted files under `DATA_DIR/recordings/TENANT/`.

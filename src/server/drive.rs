@@ -102,7 +102,7 @@ impl Loop {
                         // One call's bug ends that call only.
                         tracing::error!(call_id = %info.sip_call_id, "call task panicked; ending the call");
                         let r = crate::call::core::failed_record(&info, SystemTime::now());
-                        log.send(crate::store::writer::Record::Call(r));
+                        log.send(crate::store::writer::Record::Call(Box::new(r)));
                         let _ = to_core
                             .send(ToCore::Hangup(HangupRequest {
                                 id,

@@ -35,7 +35,7 @@ pub const EVENT_QUEUE: usize = 100_000;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Record {
     /// Insert or complete a call (its CDR).
-    Call(CallRecord),
+    Call(Box<CallRecord>),
     /// An interaction-log event.
     Event(Event),
 }

@@ -257,7 +257,7 @@ impl Call {
                         e.kind,
                         serde_json::from_str(&e.detail).expect("json detail"),
                     )),
-                    Record::Call(r) => self.cdrs.push(r),
+                    Record::Call(r) => self.cdrs.push(*r),
                 },
                 Output::Hangup { by, reason } => {
                     // The SIP side sends BYE and reports the end.
