@@ -737,3 +737,60 @@ fn feature_codes_from_the_agents_phone_pause_and_unpause_it() {
         "{features:?}"
     );
 }
+
+#[test]
+fn the_cli_pauses_and_logs_out_an_agent_on_the_running_server() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut server = Server::start(&config(tmp.path(), "longest-idle", ""));
+    let target = server.addr("udp");
+    let _a1 = Phone::agent("1001", target);
+    wait_registered(&mut server, 1);
+    let wait_state = |server: &Server, want: &str| {
+        let end = Instant::now() + Duration::from_secs(5);
+        while state_of(server, "1001") != want {
+            assert!(
+                Instant::now() < end,
+                "state {} instead of {want}",
+                state_of(server, "1001")
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait_state(&server, "available");
+    let out = common::dhwani_for(
+        &server,
+        &[
+            "agents", "state", "--tenant", "demo", "1001", "pause", "--reason", "lunch",
+        ],
+    );
+    assert!(
+        out.contains("reloading"),
+        "the running server was told: {out}"
+    );
+    wait_state(&server, "paused (lunch)");
+    common::dhwani_for(
+        &server,
+        &["agents", "state", "--tenant", "demo", "1001", "logout"],
+    );
+    wait_state(&server, "logged-out");
+    common::dhwani_for(
+        &server,
+        &["agents", "state", "--tenant", "demo", "1001", "login"],
+    );
+    wait_state(&server, "available");
+    // An agent in no queue is refused with a reason.
+    let (code, _, err) = common::dhwani(&[
+        "agents",
+        "state",
+        "--tenant",
+        "demo",
+        "1009",
+        "pause",
+        "--config",
+        &server.config_path().display().to_string(),
+        "--data-dir",
+        &server.data_dir().display().to_string(),
+    ]);
+    assert_ne!(code, 0);
+    assert!(err.contains("in none of"), "{err}");
+}

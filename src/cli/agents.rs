@@ -61,6 +61,23 @@ pub enum AgentsCommand {
         /// The extension.
         extension: String,
     },
+    /// Change an agent's state: `login`, `logout`, `pause` (with
+    /// `--reason`) or `unpause`. The running server applies it at once
+    /// (SIGHUP); a stopped one when it starts. A busy agent's pause
+    /// applies once its call and wrap-up are over.
+    State {
+        /// The tenant.
+        #[arg(long)]
+        tenant: String,
+        /// The extension.
+        extension: String,
+        /// login, logout, pause or unpause.
+        #[arg(value_parser = ["login", "logout", "pause", "unpause"])]
+        command: String,
+        /// Why (shown with `paused`).
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
     /// Print the HA1 values for `[[tenants.agents]]` in a config file (the
     /// password is read from standard input).
     Ha1 {
@@ -175,6 +192,39 @@ pub fn run(cmd: AgentsCommand, cfg: &Config) -> anyhow::Result<ExitCode> {
                     eprintln!("no agent {extension} in `{tenant}`");
                     ExitCode::FAILURE
                 }
+            }
+            AgentsCommand::State {
+                tenant,
+                extension,
+                command,
+                reason,
+            } => {
+                check_tenant(cfg, &tenant)?;
+                let known = cfg
+                    .tenants
+                    .iter()
+                    .filter(|t| t.id == tenant)
+                    .any(|t| t.queues.iter().any(|q| q.members.contains(&extension)));
+                anyhow::ensure!(
+                    known,
+                    "agent {extension} is in none of `{tenant}`'s queues: its state is not tracked"
+                );
+                store
+                    .put_agent_command(&crate::store::agents::AgentCommandRow {
+                        tenant: tenant.clone(),
+                        extension: extension.clone(),
+                        command: command.clone(),
+                        reason: if reason.is_empty() && command == "pause" {
+                            "paused by an operator".into()
+                        } else {
+                            reason
+                        },
+                        at_ms: jiff::Timestamp::now().as_millisecond(),
+                    })
+                    .await?;
+                println!("agent {extension}: {command} asked");
+                println!("{}", crate::cli::signal_reload(&cfg.data_dir)?);
+                ExitCode::SUCCESS
             }
             AgentsCommand::List { tenant, json } => {
                 list(cfg, &store, tenant.as_deref(), json).await?;

@@ -288,6 +288,7 @@ pub(super) async fn drive(
     shared: Arc<Shared>,
     drain: Duration,
     sinks: Sinks,
+    mut agent_cmds: mpsc::Receiver<(AgentRef, AgentCommand)>,
 ) {
     let (to_core_tx, mut to_core_rx) = mpsc::channel::<ToCore>(1024);
     let mut l = Loop {
@@ -339,6 +340,11 @@ pub(super) async fn drive(
                 None => break,
             },
             Some(req) = to_core_rx.recv() => l.call_request(req),
+            Some((agent, cmd)) = agent_cmds.recv() => {
+                if !l.acd.command(clock_now(), &agent, cmd) {
+                    tracing::info!(tenant = %agent.tenant_id, extension = %agent.extension, "state change for an agent in no queue ignored");
+                }
+            }
             _ = tokio::time::sleep_until(wake) => {
                 let now = clock_now();
                 l.core.handle_timeout(now);

@@ -264,8 +264,15 @@ impl Server {
                     }
                 }
             }
+            // State changes asked while the server was down.
+            for row in store.take_agent_commands().await? {
+                if let Some((agent, cmd)) = agent_command(&row, config) {
+                    acd.command(now, &agent, cmd);
+                }
+            }
             acd
         };
+        let (agent_cmd_tx, agent_cmd_rx) = mpsc::channel(256);
         let (log, writer_task) = crate::store::writer::start(
             store.clone(),
             Duration::from_millis(config.store.flush_ms.max(10)),
@@ -299,7 +306,12 @@ impl Server {
             config.data_dir.clone(),
             reload_rx,
             shutdown.clone(),
-            (Arc::clone(&agents), store.clone(), config.clone()),
+            (
+                Arc::clone(&agents),
+                store.clone(),
+                config.clone(),
+                agent_cmd_tx,
+            ),
         ));
         let drain = Duration::from_secs(config.calls.drain_secs);
         let shutdown_for_core = shutdown.clone();
@@ -317,6 +329,7 @@ impl Server {
                 shared,
                 drain,
                 sinks,
+                agent_cmd_rx,
             )
             .await;
             transport_stop.cancel();
@@ -381,6 +394,28 @@ async fn create_demo_agents(config: &Config, store: &Store) -> Result<(), StartE
     Ok(())
 }
 
+/// A stored state change as the ACD's command, if its tenant exists.
+fn agent_command(
+    row: &crate::store::agents::AgentCommandRow,
+    config: &Config,
+) -> Option<(crate::ua::AgentRef, crate::acd::AgentCommand)> {
+    use crate::acd::AgentCommand;
+    let tenant = config.tenants.iter().position(|t| t.id == row.tenant)?;
+    let cmd = match row.command.as_str() {
+        "login" => AgentCommand::LogIn,
+        "logout" => AgentCommand::LogOut,
+        "pause" => AgentCommand::Pause(row.reason.clone()),
+        "unpause" => AgentCommand::Unpause,
+        _ => return None,
+    };
+    let agent = crate::ua::AgentRef {
+        tenant,
+        tenant_id: Arc::from(row.tenant.as_str()),
+        extension: row.extension.clone(),
+    };
+    Some((agent, cmd))
+}
+
 /// Writes agent state changes in order.
 fn agent_event_writer(
     store: Store,
@@ -428,10 +463,11 @@ async fn watch_flows(
     data_dir: std::path::PathBuf,
     mut asked: mpsc::Receiver<()>,
     stop: CancellationToken,
-    (agents, store, config): (
+    (agents, store, config, agent_cmds): (
         Arc<std::sync::RwLock<crate::tenants::agents::Directory>>,
         Store,
         Config,
+        mpsc::Sender<(crate::ua::AgentRef, crate::acd::AgentCommand)>,
     ),
 ) {
     let mut last = tenants::fingerprint(&registry);
@@ -455,6 +491,17 @@ async fn watch_flows(
                 .collect();
             if let Ok(mut k) = shared.keys.write() {
                 *k = keys;
+            }
+            // Agent state changes (`dhwani agents state`).
+            match store.take_agent_commands().await {
+                Ok(rows) => {
+                    for row in rows {
+                        if let Some(c) = agent_command(&row, &config) {
+                            let _ = agent_cmds.send(c).await;
+                        }
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "agent state changes not read"),
             }
             // Agents too (`dhwani agents add|passwd|remove`).
             match store.agents(None).await {

@@ -314,3 +314,64 @@ impl Store {
             .map_err(StoreError::from)
     }
 }
+
+/// A state change asked of an agent from the CLI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentCommandRow {
+    /// Tenant id.
+    pub tenant: String,
+    /// Extension.
+    pub extension: String,
+    /// `login`, `logout`, `pause` or `unpause`.
+    pub command: String,
+    /// Why (for a pause).
+    pub reason: String,
+    /// Asked at, ms since the epoch.
+    pub at_ms: i64,
+}
+
+impl Store {
+    /// Queues a state change for the server to apply.
+    pub async fn put_agent_command(&self, c: &AgentCommandRow) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO agent_commands (tenant, extension, command, reason, at_ms)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&c.tenant)
+        .bind(&c.extension)
+        .bind(&c.command)
+        .bind(&c.reason)
+        .bind(c.at_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Takes every queued state change, oldest first (they are deleted in
+    /// the same transaction).
+    pub async fn take_agent_commands(&self) -> Result<Vec<AgentCommandRow>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query(
+            "SELECT tenant, extension, command, reason, at_ms FROM agent_commands ORDER BY at_ms",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        let out = rows
+            .iter()
+            .map(|r| {
+                Ok(AgentCommandRow {
+                    tenant: r.try_get(0)?,
+                    extension: r.try_get(1)?,
+                    command: r.try_get(2)?,
+                    reason: r.try_get(3)?,
+                    at_ms: r.try_get(4)?,
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        sqlx::query("DELETE FROM agent_commands")
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+}

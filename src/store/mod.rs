@@ -145,6 +145,15 @@ const MIGRATIONS: &[&[&str]] = &[
         reason TEXT NOT NULL
     )",
         "CREATE INDEX agent_events_by_agent ON agent_events (tenant, extension, seq)",
+        // State changes asked by `dhwani agents state`, until the server
+        // applies them.
+        "CREATE TABLE agent_commands (
+        tenant TEXT NOT NULL,
+        extension TEXT NOT NULL,
+        command TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        at_ms BIGINT NOT NULL
+    )",
         // The CDR of a queued call names the queue and the agent.
         "ALTER TABLE calls ADD COLUMN queue TEXT",
         "ALTER TABLE calls ADD COLUMN agent TEXT",
