@@ -394,6 +394,16 @@ async fn create_demo_agents(config: &Config, store: &Store) -> Result<(), StartE
     Ok(())
 }
 
+/// What a reload refreshes of the contact centre: the agent directory
+/// (from the store and the config) and the queued state changes, sent to
+/// the SIP driver's ACD.
+struct AgentReload {
+    agents: Arc<std::sync::RwLock<crate::tenants::agents::Directory>>,
+    store: Store,
+    config: Config,
+    commands: mpsc::Sender<(crate::ua::AgentRef, crate::acd::AgentCommand)>,
+}
+
 /// A stored state change as the ACD's command, if its tenant exists.
 fn agent_command(
     row: &crate::store::agents::AgentCommandRow,
@@ -463,13 +473,14 @@ async fn watch_flows(
     data_dir: std::path::PathBuf,
     mut asked: mpsc::Receiver<()>,
     stop: CancellationToken,
-    (agents, store, config, agent_cmds): (
-        Arc<std::sync::RwLock<crate::tenants::agents::Directory>>,
-        Store,
-        Config,
-        mpsc::Sender<(crate::ua::AgentRef, crate::acd::AgentCommand)>,
-    ),
+    agent_reload: AgentReload,
 ) {
+    let AgentReload {
+        agents,
+        store,
+        config,
+        commands: agent_cmds,
+    } = agent_reload;
     let mut last = tenants::fingerprint(&registry);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
