@@ -306,12 +306,12 @@ impl Server {
             config.data_dir.clone(),
             reload_rx,
             shutdown.clone(),
-            (
-                Arc::clone(&agents),
-                store.clone(),
-                config.clone(),
-                agent_cmd_tx,
-            ),
+            AgentReload {
+                agents: Arc::clone(&agents),
+                store: store.clone(),
+                config: config.clone(),
+                commands: agent_cmd_tx,
+            },
         ));
         let drain = Duration::from_secs(config.calls.drain_secs);
         let shutdown_for_core = shutdown.clone();
