@@ -77,6 +77,12 @@ struct Phone {
 
 impl Phone {
     fn start(account: &str, tone: u32) -> Phone {
+        Phone::start_traced(account, tone, false)
+    }
+
+    /// With `trace`, baresip prints every SIP message it sends and gets,
+    /// each after a `TRANSPORT FROM -> TO` line.
+    fn start_traced(account: &str, tone: u32, trace: bool) -> Phone {
         let bin = "/usr/bin/baresip";
         assert!(
             Path::new(bin).exists(),
@@ -98,7 +104,11 @@ impl Phone {
         )
         .expect("config");
         std::fs::write(conf.join("accounts"), format!("{account}\n")).expect("accounts");
-        let mut child = Command::new(bin)
+        let mut cmd = Command::new(bin);
+        if trace {
+            cmd.arg("-s");
+        }
+        let mut child = cmd
             .args(["-n", "127.0.0.1", "-t", "60", "-f"])
             .arg(&conf)
             .stdin(Stdio::piped())
@@ -793,4 +803,43 @@ fn the_cli_pauses_and_logs_out_an_agent_on_the_running_server() {
     ]);
     assert_ne!(code, 0);
     assert!(err.contains("in none of"), "{err}");
+}
+
+#[test]
+fn an_agent_registered_over_tcp_is_called_back_over_its_connection() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut server = Server::start(&config(tmp.path(), "longest-idle", ""));
+    let tcp = server.addr("tcp");
+    let a1 = Phone::start_traced(
+        &format!("<sip:1001@{tcp};transport=tcp>;auth_pass={PASSWORD};regint=60;answermode=auto"),
+        880,
+        true,
+    );
+    wait_registered(&mut server, 1);
+    let listed = agents_json(&server);
+    let phone = &listed
+        .iter()
+        .find(|a| a["extension"] == "1001")
+        .expect("1001")["phones"][0];
+    assert_eq!(phone["transport"], "tcp", "{listed:?}");
+    let _caller = caller_dials(server.addr("udp"), "+919800000010");
+    assert!(
+        server.wait_for_log("bridged to an agent", Duration::from_secs(10)),
+        "{}",
+        server.log.join("\n")
+    );
+    assert!(a1.log().contains("Call established"), "{}", a1.log());
+    // The INVITE came over the connection the REGISTER opened: from the
+    // server's listening port (a new connection would come from another).
+    let log = a1.log();
+    let lines: Vec<&str> = log.lines().collect();
+    let invite_from = lines
+        .windows(2)
+        .find(|w| w[1].starts_with("INVITE "))
+        .map(|w| w[0].to_owned())
+        .unwrap_or_else(|| panic!("no INVITE in the phone's trace: {log}"));
+    assert!(
+        invite_from.contains(&format!("TCP {tcp} ->")),
+        "the INVITE came by `{invite_from}`"
+    );
 }

@@ -282,15 +282,23 @@ async fn list(cfg: &Config, store: &Store, tenant: Option<&str>, json: bool) -> 
         let state = states
             .iter()
             .find(|e| e.tenant == a.tenant && e.extension == a.extension);
+        // Queue members start logged in, waiting for a phone; an agent in
+        // no queue has no state.
+        let member = cfg
+            .tenants
+            .iter()
+            .filter(|t| t.id == a.tenant)
+            .any(|t| t.queues.iter().any(|q| q.members.contains(&a.extension)));
+        let initial = if member { "unreachable" } else { "in no queue" };
         let state_text = match state {
             Some(e) if e.reason.is_empty() => e.to_state.clone(),
             Some(e) => format!("{} ({})", e.to_state, e.reason),
-            None => "logged-out".to_owned(),
+            None => initial.to_owned(),
         };
         if json {
             let v = serde_json::json!({
                 "tenant": a.tenant, "extension": a.extension, "name": a.name, "defined_in": from,
-                "state": state.map(|e| e.to_state.clone()).unwrap_or_else(|| "logged-out".into()),
+                "state": state.map(|e| e.to_state.clone()).unwrap_or_else(|| initial.into()),
                 "state_reason": state.map(|e| e.reason.clone()).unwrap_or_default(),
                 "state_since_ms": state.map(|e| e.at_ms),
                 "phones": phones.iter().map(|b| serde_json::json!({"contact": b.contact, "transport": b.transport, "source": b.remote_addr, "expires_ms": b.expires_ms, "node": b.node})).collect::<Vec<_>>(),
