@@ -77,17 +77,35 @@ pub fn from_row(row: &BindingRow, config: &Config) -> Option<(AgentRef, Binding)
     Some((agent, binding))
 }
 
-/// Writes each change in the order the core made them.
+/// Writes the changes in the order the core made them: whatever queued up
+/// meanwhile goes in one transaction, the latest list per agent.
 pub fn writer(store: Store, node: String) -> mpsc::UnboundedSender<(AgentRef, Vec<Binding>)> {
     let (tx, mut rx) = mpsc::unbounded_channel::<(AgentRef, Vec<Binding>)>();
     tokio::spawn(async move {
-        while let Some((agent, list)) = rx.recv().await {
-            let rows: Vec<BindingRow> = list.iter().map(|b| to_row(&agent, b, &node)).collect();
-            if let Err(e) = store
-                .replace_bindings(&agent.tenant_id, &agent.extension, &rows)
-                .await
-            {
-                tracing::error!(tenant = %agent.tenant_id, extension = %agent.extension, error = %e, "registration not stored");
+        while let Some(first) = rx.recv().await {
+            let mut batch: Vec<(AgentRef, Vec<Binding>)> = vec![first];
+            while batch.len() < 1000 {
+                match rx.try_recv() {
+                    Ok(next) => batch.push(next),
+                    Err(_) => break,
+                }
+            }
+            // The latest list of each agent, in first-seen order.
+            let mut latest: Vec<(String, String, Vec<BindingRow>)> = Vec::new();
+            for (agent, list) in &batch {
+                let rows: Vec<BindingRow> = list.iter().map(|b| to_row(agent, b, &node)).collect();
+                match latest
+                    .iter_mut()
+                    .find(|(t, e, _)| **t == *agent.tenant_id && *e == agent.extension)
+                {
+                    Some(slot) => slot.2 = rows,
+                    None => {
+                        latest.push((agent.tenant_id.to_string(), agent.extension.clone(), rows))
+                    }
+                }
+            }
+            if let Err(e) = store.replace_many_bindings(&latest).await {
+                tracing::error!(agents = latest.len(), error = %e, "registrations not stored");
             }
         }
     });

@@ -433,11 +433,21 @@ fn agent_event_writer(
 ) -> mpsc::UnboundedSender<crate::store::agents::AgentEventRow> {
     let (tx, mut rx) = mpsc::unbounded_channel::<crate::store::agents::AgentEventRow>();
     tokio::spawn(async move {
-        while let Some(mut e) = rx.recv().await {
-            seq += 1;
-            e.seq = seq;
-            if let Err(err) = store.agent_events(&[e]).await {
-                tracing::error!(error = %err, "agent state change not stored");
+        while let Some(first) = rx.recv().await {
+            // What queued up meanwhile goes in one transaction.
+            let mut batch = vec![first];
+            while batch.len() < 1000 {
+                match rx.try_recv() {
+                    Ok(e) => batch.push(e),
+                    Err(_) => break,
+                }
+            }
+            for e in &mut batch {
+                seq += 1;
+                e.seq = seq;
+            }
+            if let Err(err) = store.agent_events(&batch).await {
+                tracing::error!(events = batch.len(), error = %err, "agent state changes not stored");
             }
         }
     });

@@ -142,31 +142,42 @@ impl Store {
         extension: &str,
         rows: &[BindingRow],
     ) -> Result<(), StoreError> {
+        self.replace_many_bindings(&[(tenant.to_owned(), extension.to_owned(), rows.to_vec())])
+            .await
+    }
+
+    /// Replaces the bindings of several agents in one transaction.
+    pub async fn replace_many_bindings(
+        &self,
+        agents: &[(String, String, Vec<BindingRow>)],
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM agent_bindings WHERE tenant = $1 AND extension = $2")
-            .bind(tenant)
-            .bind(extension)
-            .execute(&mut *tx)
-            .await?;
-        for b in rows {
-            sqlx::query(
-                "INSERT INTO agent_bindings (tenant, extension, contact, transport, local_addr,
-                    remote_addr, expires_ms, call_id, cseq, path, node)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-            )
-            .bind(&b.tenant)
-            .bind(&b.extension)
-            .bind(&b.contact)
-            .bind(&b.transport)
-            .bind(&b.local_addr)
-            .bind(&b.remote_addr)
-            .bind(b.expires_ms)
-            .bind(&b.call_id)
-            .bind(b.cseq)
-            .bind(&b.path)
-            .bind(&b.node)
-            .execute(&mut *tx)
-            .await?;
+        for (tenant, extension, rows) in agents {
+            sqlx::query("DELETE FROM agent_bindings WHERE tenant = $1 AND extension = $2")
+                .bind(tenant)
+                .bind(extension)
+                .execute(&mut *tx)
+                .await?;
+            for b in rows {
+                sqlx::query(
+                    "INSERT INTO agent_bindings (tenant, extension, contact, transport, local_addr,
+                        remote_addr, expires_ms, call_id, cseq, path, node)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                )
+                .bind(&b.tenant)
+                .bind(&b.extension)
+                .bind(&b.contact)
+                .bind(&b.transport)
+                .bind(&b.local_addr)
+                .bind(&b.remote_addr)
+                .bind(b.expires_ms)
+                .bind(&b.call_id)
+                .bind(b.cseq)
+                .bind(&b.path)
+                .bind(&b.node)
+                .execute(&mut *tx)
+                .await?;
+            }
         }
         tx.commit().await?;
         Ok(())

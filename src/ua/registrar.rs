@@ -20,7 +20,7 @@
 //!   address the Contact names: behind NAT that is a private address, and
 //!   from an attacker it is a victim's.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, SystemTime};
 
 use sip::header::Contacts;
@@ -110,6 +110,9 @@ pub struct Registrar {
     limits: Limits,
     by_agent: HashMap<AgentRef, Vec<Binding>>,
     total: usize,
+    /// Every binding's expiry, soonest first, so that finding and
+    /// dropping lapsed bindings costs nothing per other binding.
+    expiries: BTreeSet<(SystemTime, AgentRef)>,
 }
 
 /// Two contact URIs name the same binding: compared without case and
@@ -126,6 +129,7 @@ impl Registrar {
             limits,
             by_agent: HashMap::new(),
             total: 0,
+            expiries: BTreeSet::new(),
         }
     }
 
@@ -157,10 +161,11 @@ impl Registrar {
         if self.total >= self.limits.max_bindings {
             return;
         }
-        let list = self.by_agent.entry(agent).or_default();
+        let list = self.by_agent.entry(agent.clone()).or_default();
         if list.len() < self.limits.max_contacts
             && !list.iter().any(|x| same_contact(&x.contact, &b.contact))
         {
+            self.expiries.insert((b.expires, agent));
             list.push(b);
             self.total += 1;
         }
@@ -168,24 +173,45 @@ impl Registrar {
 
     /// The earliest expiry.
     pub fn poll_timeout(&self) -> Option<SystemTime> {
-        self.by_agent.values().flatten().map(|b| b.expires).min()
+        self.expiries.first().map(|(t, _)| *t)
     }
 
     /// Drops lapsed bindings; returns the agents whose bindings changed.
     pub fn expire(&mut self, now: SystemTime) -> Vec<AgentRef> {
         let mut changed = Vec::new();
-        let mut removed = 0;
-        self.by_agent.retain(|agent, list| {
+        while let Some((at, agent)) = self.expiries.first().cloned() {
+            if at > now {
+                break;
+            }
+            self.expiries.remove(&(at, agent.clone()));
+            let Some(list) = self.by_agent.get_mut(&agent) else {
+                continue;
+            };
             let before = list.len();
             list.retain(|b| b.expires > now);
             if list.len() != before {
-                removed += before - list.len();
-                changed.push(agent.clone());
+                self.total -= before - list.len();
+                if !changed.contains(&agent) {
+                    changed.push(agent.clone());
+                }
             }
-            !list.is_empty()
-        });
-        self.total -= removed;
+            if list.is_empty() {
+                self.by_agent.remove(&agent);
+            }
+        }
         changed
+    }
+
+    /// Replaces the expiry index entries of `agent` (its bindings changed).
+    fn reindex(&mut self, agent: &AgentRef, old: &[Binding]) {
+        for b in old {
+            self.expiries.remove(&(b.expires, agent.clone()));
+        }
+        if let Some(list) = self.by_agent.get(agent) {
+            for b in list {
+                self.expiries.insert((b.expires, agent.clone()));
+            }
+        }
     }
 
     /// Applies a REGISTER from `flow` for `agent` (already authenticated)
@@ -346,10 +372,12 @@ impl Registrar {
                 (b.contact.clone(), left)
             })
             .collect();
+        let now_len = list.len();
         if list.is_empty() {
             self.by_agent.remove(agent);
         }
-        self.total = self.by_agent.values().map(Vec::len).sum();
+        self.total = self.total + now_len - before.len();
+        self.reindex(agent, &before);
         Ok(Registered {
             contacts,
             path: if supports_path { path } else { vec![] },
@@ -640,5 +668,52 @@ mod tests {
             )
             .expect_err("full");
         assert_eq!(full.status, StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    #[test]
+    fn the_expiry_index_follows_refreshes_removals_and_lapses() {
+        let mut r = Registrar::new(Limits::default());
+        let b = AgentRef {
+            extension: "1002".into(),
+            ..agent()
+        };
+        r.register(
+            t(0),
+            &agent(),
+            &register("a", 1, "Contact: <sip:1001@10.0.0.5>;expires=100\r\n"),
+            flow(1),
+        )
+        .expect("a");
+        r.register(
+            t(0),
+            &b,
+            &register("b", 1, "Contact: <sip:1002@10.0.0.6>;expires=200\r\n"),
+            flow(2),
+        )
+        .expect("b");
+        assert_eq!(r.poll_timeout(), Some(t(100)));
+        // 1001 refreshes for longer: 1002's binding is now the first to lapse.
+        r.register(
+            t(50),
+            &agent(),
+            &register("a", 2, "Contact: <sip:1001@10.0.0.5>;expires=300\r\n"),
+            flow(1),
+        )
+        .expect("refresh");
+        assert_eq!(r.poll_timeout(), Some(t(200)));
+        assert!(
+            r.expire(t(100)).is_empty(),
+            "the refreshed binding is not dropped at its old expiry"
+        );
+        assert_eq!(r.expire(t(200)), vec![b.clone()]);
+        assert_eq!((r.len(), r.poll_timeout()), (1, Some(t(350))));
+        r.register(
+            t(60),
+            &agent(),
+            &register("a", 3, "Contact: *\r\nExpires: 0\r\n"),
+            flow(1),
+        )
+        .expect("unregister");
+        assert_eq!((r.len(), r.poll_timeout()), (0, None));
     }
 }
