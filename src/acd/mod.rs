@@ -169,6 +169,16 @@ pub enum Output {
         /// The agent's extension, when one is concerned.
         agent: Option<String>,
     },
+    /// Time to tell a waiting caller its place (the flow's `announce
+    /// every`).
+    Position {
+        /// The caller.
+        call: CallSlot,
+        /// 1 for the next caller to be served.
+        position: usize,
+        /// The queue's recent wait, when it has one.
+        estimated_wait: Option<Duration>,
+    },
     /// An agent's state changed: store it.
     AgentState {
         /// Who.
@@ -233,6 +243,9 @@ struct Queue {
     /// Round-robin memory: the member index last rung.
     last_rung: Option<usize>,
     stats: QueueStats,
+    /// Recent wait of answered callers (a moving average), for the
+    /// estimated wait announced to callers.
+    recent_wait: Option<Duration>,
 }
 
 #[derive(Debug)]
@@ -248,6 +261,8 @@ struct Waiting {
     /// Every available member was tried: the next round starts then (an
     /// agent whose phone refuses at once is not rung in a tight loop).
     next_round: Option<Instant>,
+    /// Position announcements: how often, and the next.
+    announce: Option<(Duration, Instant)>,
 }
 
 #[derive(Debug)]
@@ -286,6 +301,8 @@ enum Timer {
     WrapUp(AgentRef),
     /// A caller's next round of agents may start.
     Round(CallSlot),
+    /// A caller's next position announcement.
+    Announce(CallSlot),
 }
 
 /// After every available member was tried for a caller, the next round
@@ -352,6 +369,7 @@ impl Acd {
                     waiting: Vec::new(),
                     last_rung: None,
                     stats: QueueStats::default(),
+                    recent_wait: None,
                 });
             }
         }
@@ -551,6 +569,20 @@ impl Acd {
         priority: i32,
         max_wait: Duration,
     ) {
+        self.enqueue_announced(now, call, (tenant, name), priority, max_wait, None);
+    }
+
+    /// [`Acd::enqueue`], with the caller told its place every
+    /// `announce_every` ([`Output::Position`]).
+    pub fn enqueue_announced(
+        &mut self,
+        now: Instant,
+        call: CallSlot,
+        (tenant, name): (usize, &str),
+        priority: i32,
+        max_wait: Duration,
+        announce_every: Option<Duration>,
+    ) {
         let Some(&qi) = self.by_name.get(&(tenant, name.to_owned())) else {
             self.out.push_back(Output::Overflow {
                 call,
@@ -592,9 +624,13 @@ impl Acd {
                 attempts: Vec::new(),
                 tried: HashSet::new(),
                 next_round: None,
+                announce: announce_every.map(|d| (d, now + d)),
             },
         );
         self.timers.insert((deadline, Timer::Wait(call)));
+        if let Some(d) = announce_every {
+            self.timers.insert((now + d, Timer::Announce(call)));
+        }
         self.dispatch(now);
     }
 
@@ -638,6 +674,9 @@ impl Acd {
         self.timers.remove(&(w.deadline, Timer::Wait(call)));
         if let Some(at) = w.next_round {
             self.timers.remove(&(at, Timer::Round(call)));
+        }
+        if let Some((_, at)) = w.announce {
+            self.timers.remove(&(at, Timer::Announce(call)));
         }
         let q = &mut self.queues[w.queue];
         q.waiting.retain(|c| *c != call);
@@ -688,9 +727,18 @@ impl Acd {
         if let Some(at) = w.next_round {
             self.timers.remove(&(at, Timer::Round(call)));
         }
+        if let Some((_, at)) = w.announce {
+            self.timers.remove(&(at, Timer::Announce(call)));
+        }
         let q = &mut self.queues[w.queue];
         q.waiting.retain(|c| *c != call);
         q.stats.answered += 1;
+        let waited = now.saturating_duration_since(w.joined);
+        q.recent_wait = Some(match q.recent_wait {
+            // A moving average: a fifth of the newest wait.
+            Some(avg) => (avg * 4 + waited) / 5,
+            None => waited,
+        });
         if now.saturating_duration_since(w.joined) <= Duration::from_secs(q.cfg.service_level_secs)
         {
             q.stats.answered_in_service_level += 1;
@@ -790,6 +838,7 @@ impl Acd {
                 Timer::Ring(id) => self.ring_failed_by_timeout(now, id),
                 Timer::Wait(call) => self.leave(now, call, Some(Overflow::Timeout)),
                 Timer::Round(_) => {}
+                Timer::Announce(call) => self.announce(now, call),
                 Timer::WrapUp(agent) => {
                     if let Some(a) = self.agents.get_mut(&agent)
                         && a.wrap_until.is_some_and(|w| w <= now)
@@ -803,6 +852,29 @@ impl Acd {
             }
         }
         self.dispatch(now);
+    }
+
+    fn announce(&mut self, now: Instant, call: CallSlot) {
+        let Some(w) = self.waiting.get_mut(&call) else {
+            return;
+        };
+        let Some((every, _)) = w.announce else {
+            return;
+        };
+        w.announce = Some((every, now + every));
+        let qi = w.queue;
+        self.timers.insert((now + every, Timer::Announce(call)));
+        let q = &self.queues[qi];
+        let position = q
+            .waiting
+            .iter()
+            .position(|c| *c == call)
+            .map_or(1, |p| p + 1);
+        self.out.push_back(Output::Position {
+            call,
+            position,
+            estimated_wait: q.recent_wait,
+        });
     }
 
     fn ring_failed_by_timeout(&mut self, now: Instant, id: AttemptId) {

@@ -426,3 +426,61 @@ fn a_caller_who_tried_everyone_does_not_block_the_next_caller() {
     let r = rings(&t.take());
     assert_eq!((r[0].0, r[0].1.as_str()), (1, "1002"));
 }
+
+#[test]
+fn waiting_callers_are_told_their_place_every_interval_with_the_recent_wait() {
+    let mut t = T::new(queue(Strategy::LongestIdle, &["1001"]));
+    t.online(&["1001"]);
+    // Caller 1 waits 40 s and is answered: the queue's recent wait.
+    t.acd
+        .command(t.now, &agent("1001"), AgentCommand::Pause("x".into()));
+    t.join(1);
+    t.advance(Duration::from_secs(40));
+    t.acd.command(t.now, &agent("1001"), AgentCommand::Unpause);
+    let r = rings(&t.take());
+    t.acd.answered(t.now, r[0].2);
+    t.take();
+    for c in [2, 3] {
+        t.acd.enqueue_announced(
+            t.now,
+            CallSlot(c),
+            (0, "support"),
+            0,
+            Duration::from_secs(300),
+            Some(Duration::from_secs(30)),
+        );
+    }
+    t.advance(Duration::from_secs(30));
+    let told: Vec<(u64, usize, Option<Duration>)> = t
+        .take()
+        .iter()
+        .filter_map(|o| match o {
+            Output::Position {
+                call,
+                position,
+                estimated_wait,
+            } => Some((call.0, *position, *estimated_wait)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        told,
+        vec![
+            (2, 1, Some(Duration::from_secs(40))),
+            (3, 2, Some(Duration::from_secs(40)))
+        ]
+    );
+    // The first leaves: the second is now first, at the next announcement.
+    t.acd.abandon(t.now, CallSlot(2));
+    t.take();
+    t.advance(Duration::from_secs(30));
+    let told: Vec<usize> = t
+        .take()
+        .iter()
+        .filter_map(|o| match o {
+            Output::Position { position, .. } => Some(*position),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(told, vec![1]);
+}

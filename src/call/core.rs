@@ -98,6 +98,13 @@ pub enum QueueEvent {
         /// Why.
         why: String,
     },
+    /// The caller's place in the queue, to be announced.
+    Position {
+        /// 1 for next.
+        position: usize,
+        /// The queue's recent wait, seconds.
+        estimated_wait_secs: Option<u64>,
+    },
     /// The agent hung up.
     AgentLeft,
     /// The agent's re-INVITE changed its media (hold, unhold).
@@ -196,6 +203,9 @@ pub enum Output {
         max_wait: Duration,
         /// Served before callers of lower priority.
         priority: i32,
+        /// Tell the caller its place this often (the flow's `announce
+        /// every`): answered with [`QueueEvent::Position`].
+        announce_every: Option<Duration>,
     },
     /// The call is over and its CDR was emitted: the driver may stop.
     Finished,
@@ -303,6 +313,8 @@ pub struct Core {
     pub(super) bridge: Option<(media::bridge::Bridge, BridgeLeg, BridgeLeg)>,
     /// For the CDR: the queue, the agent who answered, the wait.
     queue_cdr: Option<QueueCdr>,
+    /// The prompt job in flight is a position announcement.
+    announcing: bool,
 }
 
 /// What the CDR says of a queued call.
@@ -375,6 +387,7 @@ impl Core {
             agent: None,
             bridge: None,
             queue_cdr: None,
+            announcing: false,
             hold_music: None,
             info: setup.info,
         };
@@ -518,6 +531,19 @@ impl Core {
                 if self.play_job == Some(job) {
                     self.play_job = None;
                     match result {
+                        Ok(pcm) if self.queued.is_some() && self.announcing => {
+                            // A position announcement: over the hold
+                            // music, which resumes after it.
+                            self.announcing = false;
+                            self.media.handle_command(now, Command::Stop);
+                            self.media.handle_command(
+                                now,
+                                Command::Play {
+                                    prompts: pcm,
+                                    barge_in: false,
+                                },
+                            );
+                        }
                         Ok(pcm) if self.queued.is_some() => {
                             // The hold music: looped until the queue ends.
                             self.hold_music = Some(pcm.clone());
@@ -536,6 +562,12 @@ impl Core {
                                 barge_in: self.play_barge_in,
                             },
                         ),
+                        Err(e) if self.announcing => {
+                            // The announcement cannot be said (no speech
+                            // engine): the hold music goes on.
+                            self.announcing = false;
+                            tracing::warn!(call_id = %self.info.sip_call_id, record_id = %self.info.record_id, error = %e, "queue position not announced");
+                        }
                         Err(e) => {
                             tracing::error!(call_id = %self.info.sip_call_id, record_id = %self.info.record_id, error = %e, "prompt cannot play");
                             let step = self.interp.step_name().to_owned();
@@ -803,7 +835,7 @@ impl Core {
                     name,
                     hold,
                     max_wait,
-                    ..
+                    announce_every,
                 } => {
                     // The interpreter logged `joined` itself.
                     let _ = &at;
@@ -828,6 +860,7 @@ impl Core {
                         name,
                         max_wait,
                         priority: 0,
+                        announce_every,
                     });
                 }
                 Step::Transfer { .. } => self.flow_input(

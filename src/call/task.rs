@@ -64,6 +64,8 @@ pub enum ToCore {
         max_wait: Duration,
         /// Served before lower priorities.
         priority: i32,
+        /// Position announcements this often.
+        announce_every: Option<Duration>,
     },
 }
 
@@ -367,9 +369,9 @@ pub async fn run(
                         let _ = from.send_to(&bytes, to).await;
                     }
                 }
-                Output::Enqueue { name, max_wait, priority } => {
+                Output::Enqueue { name, max_wait, priority, announce_every } => {
                     let _ = hangup
-                        .send(ToCore::Enqueue { id, tenant, name, max_wait, priority })
+                        .send(ToCore::Enqueue { id, tenant, name, max_wait, priority, announce_every })
                         .await;
                 }
                 Output::ResolvePrompts { job: n, prompts, rate } => {

@@ -229,6 +229,18 @@ impl Loop {
                 })
                 .into(),
             ),
+            acd::Output::Position {
+                call,
+                position,
+                estimated_wait,
+            } => self.tell(
+                call,
+                SipEvent::Queue(QueueEvent::Position {
+                    position,
+                    estimated_wait_secs: estimated_wait.map(|d| d.as_secs()),
+                })
+                .into(),
+            ),
             acd::Output::Timeline { call, event, agent } => self.tell(
                 call,
                 SipEvent::Queue(QueueEvent::Timeline {
@@ -272,7 +284,15 @@ impl Loop {
                 name,
                 max_wait,
                 priority,
-            } => self.acd.enqueue(now, id, tenant, &name, priority, max_wait),
+                announce_every,
+            } => self.acd.enqueue_announced(
+                now,
+                id,
+                (tenant, &name),
+                priority,
+                max_wait,
+                announce_every,
+            ),
         }
     }
 }

@@ -100,6 +100,44 @@ impl Core {
                 );
                 self.flow_input(now, FlowInput::QueueDone(QueueOutcome::Overflow));
             }
+            QueueEvent::Position {
+                position,
+                estimated_wait_secs,
+            } => {
+                if self.queued.is_none() || self.play_job.is_some() {
+                    return;
+                }
+                let mut text = format!("You are caller number {position} in the queue.");
+                if let Some(s) = estimated_wait_secs {
+                    let minutes = s.div_ceil(60).max(1);
+                    let unit = if minutes == 1 { "minute" } else { "minutes" };
+                    text.push_str(&format!(" Your estimated wait is about {minutes} {unit}."));
+                }
+                text.push_str(" Thank you for waiting.");
+                let name = self
+                    .queued
+                    .as_ref()
+                    .map(|q| q.name.clone())
+                    .unwrap_or_default();
+                self.log(
+                    now,
+                    "",
+                    "queue",
+                    serde_json::json!({"name": name, "event": "position", "position": position, "estimated_wait_secs": estimated_wait_secs}),
+                );
+                self.next_job += 1;
+                self.play_job = Some(self.next_job);
+                self.play_barge_in = false;
+                self.announcing = true;
+                self.out.push_back(Output::ResolvePrompts {
+                    job: self.next_job,
+                    prompts: vec![ivr_dsl::interp::Playable::Say {
+                        text,
+                        voice: self.info.admitted.flow.voice.clone(),
+                    }],
+                    rate: self.rate,
+                });
+            }
             QueueEvent::AgentLeft => {
                 if let Some(a) = &self.agent {
                     let ext = a.extension.clone();

@@ -1035,3 +1035,38 @@ step gone
         "right: the agent, not the hold music"
     );
 }
+
+#[test]
+fn a_waiting_caller_hears_its_place_then_the_hold_music_again() {
+    let text = r#"flow "Q"
+  numbers 1000
+
+step start
+  queue "support", hold "hold.wav", announce every 30s, max wait 10m
+    on overflow -> gone
+
+step gone
+  hangup "overflow"
+"#;
+    let mut c = Call::start(text, Opts::default());
+    c.speak(Duration::from_millis(500), false);
+    c.input(Input::Sip(SipEvent::Queue(QueueEvent::Position {
+        position: 2,
+        estimated_wait_secs: Some(70),
+    })));
+    let said = c.played.last().expect("an announcement").clone();
+    assert_eq!(
+        said,
+        vec![Playable::Say {
+            text: "You are caller number 2 in the queue. Your estimated wait is about 2 minutes. Thank you for waiting.".into(),
+            voice: None,
+        }]
+    );
+    // The announcement (1 s here), then the hold music again: never silence.
+    c.speak(Duration::from_secs(3), false);
+    let heard = &c.caller_payloads[c.caller_payloads.len() - 150..];
+    assert!(heard.iter().all(|b| *b != 0xFF), "{heard:?}");
+    assert_eq!(c.played.len(), 2, "the hold music is not decoded again");
+    assert!(c.kinds("queue").iter().any(|d| d["event"] == "position" && d["position"] == 2));
+    assert!(c.hangups.is_empty());
+}
