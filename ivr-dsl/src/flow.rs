@@ -203,6 +203,8 @@ pub struct Queue {
     pub max_wait: Duration,
     /// Where to go on overflow (else the next statement).
     pub on_overflow: Option<StepId>,
+    /// Keys that take the caller out of the queue, and where to.
+    pub keys: Vec<(char, StepId)>,
 }
 
 /// A compiled `fetch`.

@@ -209,6 +209,8 @@ pub struct QueueStats {
     pub abandoned: u64,
     /// Callers sent to `on overflow`.
     pub overflowed: u64,
+    /// Callers who left with a key of the flow's `queue`.
+    pub left_by_key: u64,
     /// Logged-in members (present).
     pub members_present: usize,
     /// Members available now.
@@ -651,7 +653,7 @@ impl Acd {
             {
                 let calls = self.queues[qi].waiting.clone();
                 for c in calls {
-                    self.leave(now, c, Some(Overflow::Empty));
+                    self.leave(now, c, Leave::Overflow(Overflow::Empty));
                 }
             }
         }
@@ -660,14 +662,14 @@ impl Acd {
     /// The caller hung up (or its flow ended) while waiting or bridged.
     pub fn abandon(&mut self, now: Instant, call: CallSlot) {
         if self.waiting.contains_key(&call) {
-            self.leave(now, call, None);
+            self.leave(now, call, Leave::Abandoned);
         }
         self.call_ended(now, call);
     }
 
     /// Takes a caller out of its queue: its rings stop, its agents are
     /// freed; `why` Some: it overflows, None: it abandoned.
-    fn leave(&mut self, now: Instant, call: CallSlot, why: Option<Overflow>) {
+    fn leave(&mut self, now: Instant, call: CallSlot, why: Leave) {
         let Some(w) = self.waiting.remove(&call) else {
             return;
         };
@@ -681,16 +683,22 @@ impl Acd {
         let q = &mut self.queues[w.queue];
         q.waiting.retain(|c| *c != call);
         match why {
-            Some(_) => q.stats.overflowed += 1,
-            None => q.stats.abandoned += 1,
+            Leave::Overflow(_) => q.stats.overflowed += 1,
+            Leave::Abandoned => q.stats.abandoned += 1,
+            Leave::Key => q.stats.left_by_key += 1,
         }
         for id in w.attempts {
             self.end_attempt(now, id, "caller left");
         }
-        if let Some(why) = why {
+        if let Leave::Overflow(why) = why {
             self.out.push_back(Output::Overflow { call, why });
         }
         self.dispatch(now);
+    }
+
+    /// The caller left the queue with one of its keys (the flow goes on).
+    pub fn left_by_key(&mut self, now: Instant, call: CallSlot) {
+        self.leave(now, call, Leave::Key);
     }
 
     /// Stops an attempt and frees its agent.
@@ -836,7 +844,7 @@ impl Acd {
             self.timers.remove(&(at, t.clone()));
             match t {
                 Timer::Ring(id) => self.ring_failed_by_timeout(now, id),
-                Timer::Wait(call) => self.leave(now, call, Some(Overflow::Timeout)),
+                Timer::Wait(call) => self.leave(now, call, Leave::Overflow(Overflow::Timeout)),
                 Timer::Round(_) => {}
                 Timer::Announce(call) => self.announce(now, call),
                 Timer::WrapUp(agent) => {
@@ -1028,6 +1036,14 @@ impl Acd {
             agent,
         });
     }
+}
+
+/// How a caller left the queue without an agent.
+#[derive(Debug, Clone, Copy)]
+enum Leave {
+    Abandoned,
+    Key,
+    Overflow(Overflow),
 }
 
 /// What the CLI or a feature code asks of an agent.

@@ -207,6 +207,8 @@ pub enum Output {
         /// every`): answered with [`QueueEvent::Position`].
         announce_every: Option<Duration>,
     },
+    /// The caller left the queue with a key: take it out.
+    LeaveQueue,
     /// The call is over and its CDR was emitted: the driver may stop.
     Finished,
 }
@@ -331,6 +333,8 @@ use media::bridge::BridgeLeg;
 struct Queued {
     name: String,
     joined: Instant,
+    /// Keys that leave the queue (the flow's `on KEY ->`).
+    keys: Vec<char>,
 }
 
 struct AgentLeg {
@@ -716,6 +720,13 @@ impl Core {
                     a.media.handle_command(now, Command::SendDigit(key));
                     return;
                 }
+                if let Some(q) = &self.queued {
+                    // Waiting: only the queue's own keys do anything.
+                    if q.keys.contains(&key) {
+                        self.leave_queue_by_key(now, key);
+                    }
+                    return;
+                }
                 if self.panic_digit == Some(key) {
                     #[allow(clippy::panic)]
                     {
@@ -836,12 +847,14 @@ impl Core {
                     hold,
                     max_wait,
                     announce_every,
+                    keys,
                 } => {
                     // The interpreter logged `joined` itself.
                     let _ = &at;
                     self.queued = Some(Queued {
                         name: name.clone(),
                         joined: now,
+                        keys,
                     });
                     if let Some(file) = hold {
                         if let Some(job) = self.play_job.take() {

@@ -52,6 +52,8 @@ impl From<SipEvent> for CallEvent {
 pub enum ToCore {
     /// End the call.
     Hangup(HangupRequest),
+    /// The caller left its queue (a key of the flow's `queue`).
+    LeaveQueue(CallSlot),
     /// Queue the caller.
     Enqueue {
         /// The call.
@@ -393,6 +395,9 @@ pub async fn run(
                 Output::Record(r) => shared.log.send(*r),
                 Output::Hangup { by, reason } => {
                     let _ = hangup.send(ToCore::Hangup(HangupRequest { id, by, reason })).await;
+                }
+                Output::LeaveQueue => {
+                    let _ = hangup.send(ToCore::LeaveQueue(id)).await;
                 }
                 Output::Finished => {}
             }

@@ -47,6 +47,8 @@ pub struct Figures {
     pub abandoned: u64,
     /// Callers sent to `on overflow`.
     pub overflowed: u64,
+    /// Callers who left with a key of the flow's `queue`.
+    pub left_by_key: u64,
     /// Mean wait of the answered, seconds.
     pub mean_wait_secs: f64,
     /// answered within the service level / (answered + abandoned), percent.
@@ -88,6 +90,8 @@ pub fn figures(
             }
         } else if events.iter().any(|(_, d)| d["event"] == "overflow") {
             f.overflowed += 1;
+        } else if events.iter().any(|(_, d)| d["event"] == "left") {
+            f.left_by_key += 1;
         } else if end.is_some() {
             f.abandoned += 1;
         } else {
@@ -168,13 +172,14 @@ pub fn run(cmd: QueuesCommand, cfg: &Config) -> anyhow::Result<ExitCode> {
     );
     for (name, f) in &all {
         println!(
-            "{:<16} {:>7} {:>8.0}s {:>8} {:>9} {:>10} {:>8.1}s {:>7.0}%",
+            "{:<16} {:>7} {:>8.0}s {:>8} {:>9} {:>10} {:>5} {:>8.1}s {:>7.0}%",
             name,
             f.waiting,
             f.longest_wait_secs,
             f.answered,
             f.abandoned,
             f.overflowed,
+            f.left_by_key,
             f.mean_wait_secs,
             f.service_level_pct
         );
@@ -242,6 +247,18 @@ mod tests {
             ),
             row("e", 100_000, r#"{"event":"joined","name":"support"}"#, None),
             row("f", 0, r#"{"event":"joined","name":"sales"}"#, None),
+            row(
+                "g",
+                0,
+                r#"{"event":"joined","name":"support"}"#,
+                Some(5_000),
+            ),
+            row(
+                "g",
+                5_000,
+                r#"{"event":"left","name":"support","key":"0"}"#,
+                Some(5_000),
+            ),
         ];
         let all = figures(&rows, 130_000, |_| 20);
         let s = &all["support"];
@@ -263,5 +280,6 @@ mod tests {
             s.service_level_pct
         );
         assert_eq!(all["sales"].waiting, 1);
+        assert_eq!(s.left_by_key, 1);
     }
 }

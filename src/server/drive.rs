@@ -278,6 +278,7 @@ impl Loop {
         let now = clock_now();
         match req {
             ToCore::Hangup(r) => self.core.hangup(now, r.id, r.by, &r.reason),
+            ToCore::LeaveQueue(id) => self.acd.left_by_key(now, id),
             ToCore::Enqueue {
                 id,
                 tenant,

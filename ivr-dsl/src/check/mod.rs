@@ -78,6 +78,9 @@ fn successors(flow: &Flow, pc: Pc, silent: bool, out: &mut Vec<Pc>) -> bool {
                 Some(s) => out.extend(entry(s)),
                 None => out.push(next),
             }
+            for (_, s) in &q.keys {
+                out.extend(entry(*s));
+            }
             true
         }
         Instr::Transfer { on_failure, .. } => {

@@ -167,12 +167,39 @@ impl Emitter<'_> {
                     .hint("add `on overflow -> STEP` (e.g. voicemail); otherwise a caller who waits too long goes on to the next line"),
             );
         }
+        let mut keys: Vec<(char, StepId)> = Vec::new();
+        for b in &q.branches {
+            let BranchOn::Choice(c) = &b.on else { continue };
+            let mut chars = c.chars();
+            let (Some(k), None) = (chars.next(), chars.next()) else {
+                self.diags.push(
+                    Diagnostic::error(
+                        "E091",
+                        b.span,
+                        format!("`on {c}` in a queue: a queue leaves on one key"),
+                    )
+                    .hint("write one key, e.g. `on 0 -> voicemail`"),
+                );
+                continue;
+            };
+            if keys.iter().any(|(x, _)| *x == k) {
+                self.diags.push(
+                    Diagnostic::error("E063", b.span, format!("key `{k}` is given twice"))
+                        .hint("each key may lead to one step only; remove one of them"),
+                );
+                continue;
+            }
+            if let Some(step) = self.step_ref(&b.target, false) {
+                keys.push((k, step));
+            }
+        }
         let queue = Queue {
             name,
             hold,
             announce_every,
             max_wait,
             on_overflow,
+            keys,
         };
         self.emit(Instr::Queue(Box::new(queue)), span);
         on_overflow.is_none()

@@ -60,6 +60,8 @@ pub enum QueueOutcome {
     /// The queue does not exist or has no agents (or queues are not
     /// available on this server yet).
     Unavailable,
+    /// The caller pressed one of the queue's keys (`on 0 -> step`).
+    Key(char),
 }
 
 /// Something that happened on the call.
@@ -178,6 +180,8 @@ pub enum Output {
         announce_every: Option<Duration>,
         /// Longest wait.
         max_wait: Duration,
+        /// Keys that leave the queue (answer with `QueueDone(Key)`).
+        keys: Vec<char>,
     },
     /// Transfer the call, then send `TransferDone`.
     Transfer {
@@ -675,6 +679,7 @@ impl Interpreter {
                         hold: q.hold.clone(),
                         announce_every: q.announce_every,
                         max_wait: q.max_wait,
+                        keys: q.keys.iter().map(|(k, _)| *k).collect(),
                     });
                     self.wait = Wait::Queue(q.name.clone());
                     return;

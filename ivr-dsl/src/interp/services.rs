@@ -15,16 +15,29 @@ impl Interpreter {
             QueueOutcome::Answered => "answered",
             QueueOutcome::Overflow => "overflow",
             QueueOutcome::Unavailable => "unavailable",
+            QueueOutcome::Key(_) => "left",
         };
-        self.log(
-            "queue",
-            vec![
-                ("name".into(), name.clone()),
-                ("event".into(), event.into()),
-            ],
-        );
+        let mut fields = vec![
+            ("name".into(), name.clone()),
+            ("event".into(), event.into()),
+        ];
+        if let QueueOutcome::Key(k) = outcome {
+            fields.push(("key".into(), k.to_string()));
+        }
+        self.log("queue", fields);
         if outcome == QueueOutcome::Answered {
             self.finish(Outcome::Queued(name));
+            return;
+        }
+        if let QueueOutcome::Key(k) = outcome {
+            let target = match self.flow.instr(self.pc) {
+                Some(Instr::Queue(q)) => q.keys.iter().find(|(x, _)| *x == k).map(|(_, s)| *s),
+                _ => None,
+            };
+            match target {
+                Some(s) => self.goto(now, s),
+                None => self.advance(now),
+            }
             return;
         }
         let target = match self.flow.instr(self.pc) {

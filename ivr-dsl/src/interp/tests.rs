@@ -425,6 +425,29 @@ fn queue_outcomes() {
 }
 
 #[test]
+fn a_queue_key_leaves_to_its_step() {
+    let body = "step s\n  queue \"sales\"\n    on overflow -> full\n    on 0 -> vm\n    on \"#\" -> full\nstep full\n  hangup \"full\"\nstep vm\n  hangup \"vm\"\n";
+    let mut c = Call::new(body);
+    assert!(
+        c.take()
+            .iter()
+            .any(|o| matches!(o, Output::Queue { keys, .. } if keys == &vec!['0', '#']))
+    );
+    assert_eq!(
+        hangup(&c.input(Input::QueueDone(QueueOutcome::Key('0')))),
+        Some("vm")
+    );
+}
+
+#[test]
+fn a_queue_key_of_two_digits_is_e091() {
+    let src = "flow \"F\"\n  numbers 1000\n\nstep s\n  queue \"sales\"\n    on overflow -> s\n    on 12 -> s\n";
+    let loaded = crate::load_str(std::path::Path::new("f.ivr"), src, &AllPromptsExist);
+    assert!(loaded.flow.is_none());
+    assert!(loaded.render().contains("E091"), "{}", loaded.render());
+}
+
+#[test]
 fn transfer_success_and_failure() {
     let body = "step s\n  transfer \"sip:desk@pbx.example\"\n    on failure -> f\nstep f\n  hangup \"transfer failed\"\n";
     let mut c = Call::new(body);

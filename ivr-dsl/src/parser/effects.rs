@@ -119,10 +119,10 @@ impl Parser<'_> {
         self.end_line("the `queue` options");
         self.body("queue", |p| {
             if p.is_word("on") {
-                q.branches.extend(p.branch(&["overflow"], false)?);
+                q.branches.extend(p.branch(&["overflow"], true)?);
                 Some(())
             } else {
-                p.unknown_body_line("queue", "`on overflow -> step`")
+                p.unknown_body_line("queue", "`on overflow -> step` or a key, `on 0 -> step`")
             }
         });
         Some(q)

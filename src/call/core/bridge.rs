@@ -190,6 +190,27 @@ impl Core {
         }
     }
 
+    /// The caller pressed one of the queue's keys: out of the queue, and
+    /// the flow goes to that key's step.
+    pub(super) fn leave_queue_by_key(&mut self, now: Instant, key: char) {
+        // The hold music stops while still queued (its end is ours).
+        self.media.handle_command(now, Command::Stop);
+        let Some(q) = self.queued.take() else {
+            return;
+        };
+        self.queue_cdr = Some(super::QueueCdr {
+            queue: q.name.clone(),
+            wait: now.saturating_duration_since(q.joined),
+            ..super::QueueCdr::default()
+        });
+        if let Some(job) = self.play_job.take() {
+            self.out.push_back(Output::CancelPrompts { job });
+        }
+        self.announcing = false;
+        self.out.push_back(Output::LeaveQueue);
+        self.flow_input(now, FlowInput::QueueDone(QueueOutcome::Key(key)));
+    }
+
     /// Moves the agent leg's media outputs: its datagrams out, its audio
     /// into the bridge, its keys on to the caller. True if there were any.
     pub(super) fn pump_agent(&mut self, now: Instant) -> bool {

@@ -234,6 +234,7 @@ impl Call {
                     .agent_payloads
                     .push(bytes.get(12).copied().unwrap_or(0)),
                 Output::Enqueue { name, .. } => self.enqueued.push(name),
+                Output::LeaveQueue => self.enqueued.push("(left)".into()),
                 Output::Transmit { .. } | Output::CancelPrompts { .. } | Output::Finished => {}
                 Output::ResolvePrompts { job, prompts, .. } => {
                     let samples = (self.prompt_secs * 8000.0) as usize;
@@ -1067,6 +1068,48 @@ step gone
     let heard = &c.caller_payloads[c.caller_payloads.len() - 150..];
     assert!(heard.iter().all(|b| *b != 0xFF), "{heard:?}");
     assert_eq!(c.played.len(), 2, "the hold music is not decoded again");
-    assert!(c.kinds("queue").iter().any(|d| d["event"] == "position" && d["position"] == 2));
+    assert!(
+        c.kinds("queue")
+            .iter()
+            .any(|d| d["event"] == "position" && d["position"] == 2)
+    );
     assert!(c.hangups.is_empty());
+}
+
+#[test]
+fn a_queue_key_takes_the_caller_out_and_other_keys_do_nothing() {
+    let text = r#"flow "Q"
+  numbers 1000
+
+step start
+  queue "support", hold "hold.wav", max wait 10m
+    on overflow -> gone
+    on 0 -> voicemail
+
+step voicemail
+  hangup "voicemail"
+
+step gone
+  hangup "overflow"
+"#;
+    let mut c = Call::start(text, Opts::default());
+    c.speak(Duration::from_millis(300), false);
+    c.press('5');
+    c.speak(Duration::from_millis(300), false);
+    assert!(c.hangups.is_empty(), "5 is not a key of the queue");
+    assert_eq!(c.enqueued, vec!["support".to_owned()]);
+    c.press('0');
+    c.wait(Duration::from_millis(100));
+    assert_eq!(c.enqueued, vec!["support".to_owned(), "(left)".to_owned()]);
+    assert_eq!(
+        c.hangups,
+        vec![(Party::Dhwani, "flow: voicemail".to_owned())]
+    );
+    let q = c.kinds("queue");
+    assert!(
+        q.iter().any(|d| d["event"] == "left" && d["key"] == "0"),
+        "{q:?}"
+    );
+    assert_eq!(c.cdr().queue.as_deref(), Some("support"));
+    assert_eq!(c.cdr().agent, None);
 }
