@@ -176,11 +176,25 @@ fn hear_the_prompt(server: Server, codec: (u8, &str), payload_len: usize) {
     let gaps: Vec<Duration> = arrivals.windows(2).map(|w| w[1] - w[0]).collect();
     let mean = gaps.iter().sum::<Duration>() / gaps.len() as u32;
     let worst = gaps.iter().max().copied().unwrap_or_default();
+    // Pacing, not scheduling: on this 2-core VM two debug servers and their
+    // SIPp peers share the cores, and a thread is now and then descheduled
+    // for a few tens of ms (seen: one 47 ms gap in about one run of four).
+    // A pacing bug (bursts, a wrong ptime, a stall) shows in the mean, in
+    // many late gaps, or in one long one; one descheduling does not.
+    let late = gaps
+        .iter()
+        .filter(|g| **g > Duration::from_millis(40))
+        .count();
     assert!(
         (Duration::from_micros(19_000)..=Duration::from_micros(21_000)).contains(&mean),
         "mean interval {mean:?}"
     );
-    assert!(worst <= Duration::from_millis(40), "a gap of {worst:?}");
+    assert!(
+        late * 100 <= gaps.len(),
+        "{late} of {} gaps over 40 ms (worst {worst:?})",
+        gaps.len()
+    );
+    assert!(worst <= Duration::from_millis(100), "a gap of {worst:?}");
     assert!(
         loud >= 50,
         "the prompt (speech) is in the packets: {loud} loud packets"
