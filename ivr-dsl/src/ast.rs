@@ -258,7 +258,9 @@ pub struct Queue {
     pub announce: Option<(Duration, Span)>,
     /// Longest wait.
     pub max_wait: Option<(Duration, Span)>,
-    /// Branches (`on overflow`).
+    /// Served before callers of lower priority (0 to 9).
+    pub priority: Option<(u32, Span)>,
+    /// Branches (`on overflow`, keys).
     pub branches: Vec<Branch>,
 }
 

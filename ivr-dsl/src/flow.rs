@@ -205,6 +205,8 @@ pub struct Queue {
     pub on_overflow: Option<StepId>,
     /// Keys that take the caller out of the queue, and where to.
     pub keys: Vec<(char, StepId)>,
+    /// Served before callers of lower priority (0 to 9).
+    pub priority: u32,
 }
 
 /// A compiled `fetch`.

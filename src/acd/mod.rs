@@ -234,6 +234,8 @@ struct Agent {
     reachable: bool,
     /// Logged in (taking calls when nothing else stops it).
     logged_in: bool,
+    /// Skills and levels (the `skills` strategy).
+    skills: Vec<(String, u32)>,
 }
 
 #[derive(Debug)]
@@ -361,6 +363,7 @@ impl Acd {
                         talk_since: None,
                         reachable: false,
                         logged_in: true,
+                        skills: Vec::new(),
                     });
                 }
                 acd.by_name
@@ -376,6 +379,14 @@ impl Acd {
             }
         }
         acd
+    }
+
+    /// An agent's skills (`NAME`, level), for queues of the `skills`
+    /// strategy.
+    pub fn set_skills(&mut self, agent: &AgentRef, skills: Vec<(String, u32)>) {
+        if let Some(a) = self.agents.get_mut(agent) {
+            a.skills = skills;
+        }
     }
 
     /// The next output.
@@ -976,6 +987,27 @@ impl Acd {
                 .min_by_key(|(i, _, a)| (a.talk, *i))
                 .map(|(_, m, _)| vec![(*m).clone()])
                 .unwrap_or_default(),
+            Strategy::Skills => {
+                let needed: Vec<String> = q
+                    .cfg
+                    .skills
+                    .iter()
+                    .map(|s| s.to_ascii_lowercase())
+                    .collect();
+                // The sum of the needed skills' levels; an agent without
+                // one of them is not rung for this queue.
+                let score = |a: &Agent| -> Option<u32> {
+                    needed
+                        .iter()
+                        .map(|n| a.skills.iter().find(|(s, _)| s == n).map(|(_, l)| *l))
+                        .sum()
+                };
+                pool.iter()
+                    .filter_map(|(i, m, a)| score(a).map(|sc| (sc, *i, *m, a.idle_since)))
+                    .max_by(|x, y| x.0.cmp(&y.0).then(y.3.cmp(&x.3)).then(y.1.cmp(&x.1)))
+                    .map(|(_, _, m, _)| vec![m.clone()])
+                    .unwrap_or_default()
+            }
             Strategy::RoundRobin => {
                 let n = q.cfg.members.len();
                 let start = q.last_rung.map_or(0, |l| (l + 1) % n.max(1));

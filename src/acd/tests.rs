@@ -22,6 +22,7 @@ fn queue(strategy: Strategy, members: &[&str]) -> QueueConfig {
         leave_empty: true,
         no_answer_pause: true,
         service_level_secs: 20,
+        skills: vec![],
     }
 }
 
@@ -483,4 +484,35 @@ fn waiting_callers_are_told_their_place_every_interval_with_the_recent_wait() {
         })
         .collect();
     assert_eq!(told, vec![1]);
+}
+
+#[test]
+fn the_skills_strategy_rings_only_qualified_agents_best_level_first() {
+    let mut q = queue(Strategy::Skills, &["1001", "1002", "1003"]);
+    q.skills = vec!["billing".into(), "hindi".into()];
+    let mut t = T::new(q);
+    t.acd
+        .set_skills(&agent("1001"), vec![("billing".into(), 90)]);
+    t.acd.set_skills(
+        &agent("1002"),
+        vec![("billing".into(), 40), ("hindi".into(), 40)],
+    );
+    t.acd.set_skills(
+        &agent("1003"),
+        vec![("billing".into(), 70), ("hindi".into(), 60)],
+    );
+    t.online(&["1001", "1002", "1003"]);
+    t.join(1);
+    let r = rings(&t.take());
+    assert_eq!(r[0].1, "1003", "both skills, the higher levels");
+    t.acd.ring_failed(t.now, r[0].2, RingFailure::Busy);
+    let r = rings(&t.take());
+    assert_eq!(r[0].1, "1002", "then the other qualified agent");
+    t.acd.ring_failed(t.now, r[0].2, RingFailure::Busy);
+    t.advance(ROUND_PAUSE * 3);
+    let rung: Vec<String> = rings(&t.take()).into_iter().map(|r| r.1).collect();
+    assert!(
+        !rung.contains(&"1001".to_owned()),
+        "1001 lacks hindi: never rung ({rung:?})"
+    );
 }

@@ -848,6 +848,7 @@ impl Core {
                     max_wait,
                     announce_every,
                     keys,
+                    priority,
                 } => {
                     // The interpreter logged `joined` itself.
                     let _ = &at;
@@ -872,7 +873,7 @@ impl Core {
                     self.out.push_back(Output::Enqueue {
                         name,
                         max_wait,
-                        priority: 0,
+                        priority: i32::try_from(priority).unwrap_or(0),
                         announce_every,
                     });
                 }

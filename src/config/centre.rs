@@ -107,6 +107,30 @@ pub struct AgentConfig {
     /// The same with MD5, 32 hex digits, for phones without SHA-256.
     #[serde(default)]
     pub ha1_md5: Option<String>,
+    /// Skills with levels, `NAME:LEVEL` (level 1-100, higher is better;
+    /// `NAME` alone is level 50), for queues of the `skills` strategy.
+    #[serde(default)]
+    pub skills: Vec<String>,
+}
+
+/// Parses `NAME:LEVEL` skills (`NAME` alone is level 50).
+pub fn parse_skills(list: &[String]) -> Result<Vec<(String, u32)>, BadValue> {
+    list.iter()
+        .map(|s| {
+            let (name, level) = match s.split_once(':') {
+                Some((n, l)) => (n.trim(), l.trim().parse::<u32>().ok()),
+                None => (s.trim(), Some(50)),
+            };
+            match level {
+                Some(l) if (1..=100).contains(&l) && !name.is_empty() => {
+                    Ok((name.to_ascii_lowercase(), l))
+                }
+                _ => Err(BadValue(format!(
+                    "skill `{s}`: write NAME or NAME:LEVEL with a level from 1 to 100"
+                ))),
+            }
+        })
+        .collect()
 }
 
 /// Is `ext` a usable extension?
@@ -133,6 +157,7 @@ impl AgentConfig {
                 self.extension
             )));
         }
+        parse_skills(&self.skills)?;
         if self.ha1_sha256.is_none() && self.ha1_md5.is_none() {
             return Err(BadValue(format!(
                 "agent {}: give ha1_sha256 and/or ha1_md5 (`dhwani agents ha1` prints them), or add the agent with `dhwani agents add`",
@@ -157,6 +182,9 @@ pub enum Strategy {
     FewestCalls,
     /// The agent with the least talk time.
     LeastTalkTime,
+    /// Agents with every skill the queue asks for, the best levels first
+    /// (then the longest idle).
+    Skills,
 }
 
 /// `[[tenants.queues]]`: a queue of callers waiting for agents.
@@ -196,6 +224,9 @@ pub struct QueueConfig {
     /// Service level: answered within this many seconds.
     #[serde(default = "default_service_level")]
     pub service_level_secs: u64,
+    /// Skills an agent needs to be rung (the `skills` strategy).
+    #[serde(default)]
+    pub skills: Vec<String>,
 }
 
 fn default_strategy() -> Strategy {
@@ -244,6 +275,12 @@ impl QueueConfig {
         if !(1..=300).contains(&self.ring_timeout_secs) {
             return Err(BadValue(format!(
                 "queue `{}`: ring_timeout_secs is 1 to 300",
+                self.name
+            )));
+        }
+        if self.strategy == Strategy::Skills && self.skills.is_empty() {
+            return Err(BadValue(format!(
+                "queue `{}`: the skills strategy needs `skills = [\"NAME\", ...]`",
                 self.name
             )));
         }

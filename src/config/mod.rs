@@ -9,7 +9,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 mod centre;
-pub use centre::{AgentConfig, QueueConfig, RegistrarConfig, Strategy, valid_extension};
+pub use centre::{
+    AgentConfig, QueueConfig, RegistrarConfig, Strategy, parse_skills, valid_extension,
+};
 
 /// The embedded default configuration (`config/default.toml`).
 pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");

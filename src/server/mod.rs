@@ -232,6 +232,19 @@ impl Server {
                 .map(|(i, t)| (i, Arc::<str>::from(t.id.as_str()), t.queues.clone()))
                 .collect();
             let mut acd = crate::acd::Acd::new(&tenants, (now, SystemTime::now()), now);
+            for (i, t) in config.tenants.iter().enumerate() {
+                for a in &t.agents {
+                    let agent = crate::ua::AgentRef {
+                        tenant: i,
+                        tenant_id: Arc::from(t.id.as_str()),
+                        extension: a.extension.clone(),
+                    };
+                    acd.set_skills(
+                        &agent,
+                        crate::config::parse_skills(&a.skills).unwrap_or_default(),
+                    );
+                }
+            }
             // Stored states (a paused agent stays paused across a
             // restart; one recorded ringing or on a call is not left so).
             for e in store.latest_agent_events(None).await? {

@@ -193,6 +193,17 @@ impl Emitter<'_> {
                 keys.push((k, step));
             }
         }
+        let priority = match q.priority {
+            Some((p, _)) if p <= 9 => p,
+            Some((_, span)) => {
+                self.diags.push(
+                    Diagnostic::error("E072", span, "a queue priority is 0 to 9")
+                        .hint("write e.g. `priority 5`; higher is served first"),
+                );
+                0
+            }
+            None => 0,
+        };
         let queue = Queue {
             name,
             hold,
@@ -200,6 +211,7 @@ impl Emitter<'_> {
             max_wait,
             on_overflow,
             keys,
+            priority,
         };
         self.emit(Instr::Queue(Box::new(queue)), span);
         on_overflow.is_none()

@@ -182,6 +182,8 @@ pub enum Output {
         max_wait: Duration,
         /// Keys that leave the queue (answer with `QueueDone(Key)`).
         keys: Vec<char>,
+        /// Served before callers of lower priority (0 to 9).
+        priority: u32,
     },
     /// Transfer the call, then send `TransferDone`.
     Transfer {
@@ -680,6 +682,7 @@ impl Interpreter {
                         announce_every: q.announce_every,
                         max_wait: q.max_wait,
                         keys: q.keys.iter().map(|(k, _)| *k).collect(),
+                        priority: q.priority,
                     });
                     self.wait = Wait::Queue(q.name.clone());
                     return;

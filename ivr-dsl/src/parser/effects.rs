@@ -90,10 +90,11 @@ impl Parser<'_> {
             hold: None,
             announce: None,
             max_wait: None,
+            priority: None,
             branches: Vec::new(),
         };
         if self.eat(&Tok::Comma) {
-            const KEYS: [&str; 3] = ["hold", "announce every", "max wait"];
+            const KEYS: [&str; 4] = ["hold", "announce every", "max wait", "priority"];
             self.options(|p| {
                 if p.eat_word("hold") {
                     q.hold = Some(p.text(
@@ -110,6 +111,8 @@ impl Parser<'_> {
                     p.bump();
                     p.bump();
                     q.max_wait = Some(p.duration("a duration", "write `max wait 10m`")?);
+                } else if p.eat_word("priority") {
+                    q.priority = Some(p.count("a priority from 0 to 9, e.g. `priority 5`")?);
                 } else {
                     return p.unknown_option("queue", &KEYS);
                 }
