@@ -442,10 +442,18 @@ fn a_queue_key_leaves_to_its_step() {
 #[test]
 fn a_queue_priority_is_passed_on_and_bounded() {
     let mut c = Call::new("step s\n  queue \"sales\", priority 7\n    on overflow -> s\n");
-    assert!(c.take().iter().any(|o| matches!(o, Output::Queue { priority: 7, .. })));
+    assert!(
+        c.take()
+            .iter()
+            .any(|o| matches!(o, Output::Queue { priority: 7, .. }))
+    );
     let src = "flow \"F\"\n  numbers 1000\n\nstep s\n  queue \"sales\", priority 12\n    on overflow -> s\n";
     let loaded = crate::load_str(std::path::Path::new("f.ivr"), src, &AllPromptsExist);
-    assert!(loaded.render().contains("a queue priority is 0 to 9"), "{}", loaded.render());
+    assert!(
+        loaded.render().contains("a queue priority is 0 to 9"),
+        "{}",
+        loaded.render()
+    );
 }
 
 #[test]
