@@ -843,3 +843,72 @@ fn an_agent_registered_over_tcp_is_called_back_over_its_connection() {
         "the INVITE came by `{invite_from}`"
     );
 }
+
+#[test]
+fn agents_added_with_the_cli_keep_their_skills_and_no_password() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let cfg = tmp.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        config(tmp.path(), "skills", "skills = [\"billing\"]\n"),
+    )
+    .expect("config");
+    let data = tmp.path().join("data");
+    let args = |extra: &[&str]| -> (i32, String, String) {
+        let mut a: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
+        a.extend([
+            "--config".into(),
+            cfg.display().to_string(),
+            "--data-dir".into(),
+            data.display().to_string(),
+        ]);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        common::dhwani(&a)
+    };
+    let (code, out, err) = args(&[
+        "agents",
+        "add",
+        "--tenant",
+        "demo",
+        "2001",
+        "--skill",
+        "billing:80",
+        "--skill",
+        "hindi",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let password = out
+        .lines()
+        .find_map(|l| l.strip_prefix("password: "))
+        .and_then(|l| l.split_whitespace().next())
+        .expect("a generated password")
+        .to_owned();
+    let (code, _, err) = args(&[
+        "agents",
+        "add",
+        "--tenant",
+        "demo",
+        "2002",
+        "--skill",
+        "billing:500",
+    ]);
+    assert_ne!(code, 0);
+    assert!(err.contains("1 to 100"), "{err}");
+    let (_, list, _) = args(&["agents", "list", "--json"]);
+    let v: Vec<serde_json::Value> = list
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    let a = v.iter().find(|a| a["extension"] == "2001").expect("2001");
+    assert_eq!(a["skills"], "billing:80,hindi");
+    // Only digests are stored: the password appears nowhere in the database.
+    for f in ["dhwani.db", "dhwani.db-wal"] {
+        let bytes = std::fs::read(data.join(f)).unwrap_or_default();
+        assert!(
+            !bytes
+                .windows(password.len())
+                .any(|w| w == password.as_bytes()),
+            "{f}"
+        );
+    }
+}

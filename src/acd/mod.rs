@@ -566,6 +566,7 @@ impl Acd {
                     self.settle(now, agent, "unpaused");
                 }
             }
+            AgentCommand::SetSkills(skills) => a.skills = skills,
         }
         self.dispatch(now);
         true
@@ -1089,6 +1090,8 @@ pub enum AgentCommand {
     Pause(String),
     /// Back from a pause.
     Unpause,
+    /// New skills (the agent was edited).
+    SetSkills(Vec<(String, u32)>),
 }
 
 #[cfg(test)]

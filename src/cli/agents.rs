@@ -29,6 +29,9 @@ pub enum AgentsCommand {
         /// Display name.
         #[arg(long, default_value = "")]
         name: String,
+        /// A skill with its level, `NAME:LEVEL` (1-100); repeatable.
+        #[arg(long = "skill", value_name = "NAME:LEVEL")]
+        skills: Vec<String>,
         /// Read the password from the first line of standard input.
         #[arg(long)]
         password_stdin: bool,
@@ -133,11 +136,21 @@ pub fn run(cmd: AgentsCommand, cfg: &Config) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the tokio runtime")?;
+    // Agents may be added before the server first ran.
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("cannot create {}", cfg.data_dir.display()))?;
     rt.block_on(async {
         let store = Store::open(&cfg.store.url, &cfg.data_dir).await?;
         let realm = cfg.registrar.realm.clone();
         let code = match cmd {
-            AgentsCommand::Add { tenant, extension, name, password_stdin } => {
+            AgentsCommand::Add {
+                tenant,
+                extension,
+                name,
+                skills,
+                password_stdin,
+            } => {
+                crate::config::parse_skills(&skills).map_err(|e| anyhow::anyhow!("--skill: {e}"))?;
                 check_tenant(cfg, &tenant)?;
                 anyhow::ensure!(valid_extension(&extension), "`{extension}`: an extension is 2-16 digits");
                 let existing = store.agents(Some(&tenant)).await?;
@@ -150,7 +163,9 @@ pub fn run(cmd: AgentsCommand, cfg: &Config) -> anyhow::Result<ExitCode> {
                 } else {
                     (generate_password(), true)
                 };
-                store.put_agent(&agent_row(&tenant, &extension, &name, &realm, &password)).await?;
+                let mut row = agent_row(&tenant, &extension, &name, &realm, &password);
+                row.skills = skills.join(",");
+                store.put_agent(&row).await?;
                 println!("agent {extension} added to `{tenant}`");
                 if generated {
                     println!("password: {password}   (shown once; the store keeps only its digest HA1)");
@@ -175,6 +190,7 @@ pub fn run(cmd: AgentsCommand, cfg: &Config) -> anyhow::Result<ExitCode> {
                 };
                 let mut row = agent_row(&tenant, &extension, &old.name, &realm, &password);
                 row.created_ms = old.created_ms;
+                row.skills = old.skills.clone();
                 store.put_agent(&row).await?;
                 println!("password of agent {extension} changed");
                 if generated {
@@ -258,6 +274,7 @@ async fn list(cfg: &Config, store: &Store, tenant: Option<&str>, json: bool) -> 
                     name: a.name.clone(),
                     ha1_sha256: None,
                     ha1_md5: None,
+                    skills: a.skills.join(","),
                     created_ms: 0,
                 },
                 "config",
@@ -297,7 +314,7 @@ async fn list(cfg: &Config, store: &Store, tenant: Option<&str>, json: bool) -> 
         };
         if json {
             let v = serde_json::json!({
-                "tenant": a.tenant, "extension": a.extension, "name": a.name, "defined_in": from,
+                "tenant": a.tenant, "extension": a.extension, "name": a.name, "defined_in": from, "skills": a.skills,
                 "state": state.map(|e| e.to_state.clone()).unwrap_or_else(|| initial.into()),
                 "state_reason": state.map(|e| e.reason.clone()).unwrap_or_default(),
                 "state_since_ms": state.map(|e| e.at_ms),

@@ -362,7 +362,8 @@ pub(super) async fn drive(
             },
             Some(req) = to_core_rx.recv() => l.call_request(req),
             Some((agent, cmd)) = agent_cmds.recv() => {
-                if !l.acd.command(clock_now(), &agent, cmd) {
+                let skills = matches!(cmd, AgentCommand::SetSkills(_));
+                if !l.acd.command(clock_now(), &agent, cmd) && !skills {
                     tracing::info!(tenant = %agent.tenant_id, extension = %agent.extension, "state change for an agent in no queue ignored");
                 }
             }

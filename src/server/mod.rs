@@ -232,17 +232,15 @@ impl Server {
                 .map(|(i, t)| (i, Arc::<str>::from(t.id.as_str()), t.queues.clone()))
                 .collect();
             let mut acd = crate::acd::Acd::new(&tenants, (now, SystemTime::now()), now);
-            for (i, t) in config.tenants.iter().enumerate() {
-                for a in &t.agents {
+            // Skills of every agent, from the config or the store.
+            if let Ok(dir) = agents.read() {
+                for a in dir.iter() {
                     let agent = crate::ua::AgentRef {
-                        tenant: i,
-                        tenant_id: Arc::from(t.id.as_str()),
+                        tenant: a.tenant,
+                        tenant_id: Arc::clone(&a.tenant_id),
                         extension: a.extension.clone(),
                     };
-                    acd.set_skills(
-                        &agent,
-                        crate::config::parse_skills(&a.skills).unwrap_or_default(),
-                    );
+                    acd.set_skills(&agent, a.skills.clone());
                 }
             }
             // Stored states (a paused agent stays paused across a
@@ -542,6 +540,15 @@ async fn watch_flows(
                 Ok(rows) => {
                     let dir = crate::tenants::agents::Directory::new(&config, &rows);
                     tracing::info!(agents = dir.len(), "agents reloaded");
+                    for a in dir.iter() {
+                        let agent = crate::ua::AgentRef {
+                            tenant: a.tenant,
+                            tenant_id: Arc::clone(&a.tenant_id),
+                            extension: a.extension.clone(),
+                        };
+                        let cmd = crate::acd::AgentCommand::SetSkills(a.skills.clone());
+                        let _ = agent_cmds.send((agent, cmd)).await;
+                    }
                     if let Ok(mut a) = agents.write() {
                         *a = dir;
                     }

@@ -23,6 +23,8 @@ pub struct AgentRow {
     /// The same, MD5.
     #[serde(skip)]
     pub ha1_md5: Option<String>,
+    /// Skills, `NAME:LEVEL` separated by commas.
+    pub skills: String,
     /// Added, ms since the epoch.
     pub created_ms: i64,
 }
@@ -77,16 +79,18 @@ impl Store {
     /// Adds an agent, or replaces its name and HA1s.
     pub async fn put_agent(&self, a: &AgentRow) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO agents (tenant, extension, name, ha1_sha256, ha1_md5, created_ms)
-             VALUES ($1, $2, $3, $4, $5, $6)
+            "INSERT INTO agents (tenant, extension, name, ha1_sha256, ha1_md5, skills, created_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
              ON CONFLICT (tenant, extension) DO UPDATE SET
-                name = excluded.name, ha1_sha256 = excluded.ha1_sha256, ha1_md5 = excluded.ha1_md5",
+                name = excluded.name, ha1_sha256 = excluded.ha1_sha256, ha1_md5 = excluded.ha1_md5,
+                skills = excluded.skills",
         )
         .bind(&a.tenant)
         .bind(&a.extension)
         .bind(&a.name)
         .bind(a.ha1_sha256.clone())
         .bind(a.ha1_md5.clone())
+        .bind(&a.skills)
         .bind(a.created_ms)
         .execute(&self.pool)
         .await?;
@@ -114,7 +118,7 @@ impl Store {
     /// Every stored agent (all tenants, or one), by tenant and extension.
     pub async fn agents(&self, tenant: Option<&str>) -> Result<Vec<AgentRow>, StoreError> {
         let rows = sqlx::query(
-            "SELECT tenant, extension, name, ha1_sha256, ha1_md5, created_ms FROM agents
+            "SELECT tenant, extension, name, ha1_sha256, ha1_md5, skills, created_ms FROM agents
              WHERE ($1 = '' OR tenant = $1) ORDER BY tenant, extension",
         )
         .bind(tenant.unwrap_or(""))
@@ -128,7 +132,8 @@ impl Store {
                     name: r.try_get(2)?,
                     ha1_sha256: r.try_get(3)?,
                     ha1_md5: r.try_get(4)?,
-                    created_ms: r.try_get(5)?,
+                    skills: r.try_get(5)?,
+                    created_ms: r.try_get(6)?,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()

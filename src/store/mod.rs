@@ -115,6 +115,7 @@ const MIGRATIONS: &[&[&str]] = &[
         name TEXT NOT NULL,
         ha1_sha256 TEXT,
         ha1_md5 TEXT,
+        skills TEXT NOT NULL,
         created_ms BIGINT NOT NULL,
         PRIMARY KEY (tenant, extension)
     )",

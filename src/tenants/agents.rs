@@ -46,6 +46,7 @@ pub fn agent_row(
         name: name.to_owned(),
         ha1_sha256: Some(ha1(Algorithm::Sha256, extension, realm, password)),
         ha1_md5: Some(ha1(Algorithm::Md5, extension, realm, password)),
+        skills: String::new(),
         created_ms: jiff::Timestamp::now().as_millisecond(),
     }
 }
@@ -65,6 +66,8 @@ pub struct Agent {
     pub ha1_sha256: Option<String>,
     /// MD5 HA1.
     pub ha1_md5: Option<String>,
+    /// Skills and levels.
+    pub skills: Vec<(String, u32)>,
 }
 
 impl Agent {
@@ -117,6 +120,14 @@ impl Directory {
                     name: row.name.clone(),
                     ha1_sha256: row.ha1_sha256.clone(),
                     ha1_md5: row.ha1_md5.clone(),
+                    skills: crate::config::parse_skills(
+                        &row.skills
+                            .split(',')
+                            .filter(|s| !s.trim().is_empty())
+                            .map(str::to_owned)
+                            .collect::<Vec<_>>(),
+                    )
+                    .unwrap_or_default(),
                 },
             );
         }
@@ -131,6 +142,7 @@ impl Directory {
                         name: a.name.clone(),
                         ha1_sha256: a.ha1_sha256.as_ref().map(|h| h.to_ascii_lowercase()),
                         ha1_md5: a.ha1_md5.as_ref().map(|h| h.to_ascii_lowercase()),
+                        skills: crate::config::parse_skills(&a.skills).unwrap_or_default(),
                     },
                 );
             }
@@ -156,6 +168,11 @@ impl Directory {
     /// The agent `extension` of tenant `tenant`.
     pub fn get(&self, tenant: usize, extension: &str) -> Option<&Agent> {
         self.agents.get(&(tenant, extension.to_owned()))
+    }
+
+    /// Every agent.
+    pub fn iter(&self) -> impl Iterator<Item = &Agent> {
+        self.agents.values()
     }
 
     /// How many agents.
@@ -184,6 +201,7 @@ mod tests {
             name: format!("{tenant}-{ext}"),
             ha1_sha256: Some(ha1(Algorithm::Sha256, ext, "dhwani", "pw")),
             ha1_md5: None,
+            skills: String::new(),
             created_ms: 0,
         }
     }
@@ -222,5 +240,17 @@ mod tests {
         assert_eq!(a.ha1(Algorithm::Md5), Some(h.as_str()));
         assert_eq!(a.ha1(Algorithm::Sha256), None);
         assert_eq!(d.len(), 1);
+    }
+
+    #[test]
+    fn stored_skills_are_read_with_their_levels() {
+        let mut r = row("a", "1001");
+        r.skills = "billing:80,hindi".into();
+        let d = Directory::new(&config(TWO), &[r]);
+        let a = d.get(0, "1001").expect("agent");
+        assert_eq!(
+            a.skills,
+            vec![("billing".to_owned(), 80), ("hindi".to_owned(), 50)]
+        );
     }
 }

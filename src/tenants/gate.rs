@@ -631,6 +631,7 @@ mod tests {
                 "dhwani",
                 "agent-pw",
             )),
+            skills: String::new(),
             created_ms: 0,
         };
         let dir = Directory::new(&cfg, &[row]);
