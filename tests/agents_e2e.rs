@@ -34,8 +34,15 @@ fn ha1_lines(ext: &str) -> String {
     String::from_utf8(out.stdout).expect("utf-8")
 }
 
+const QUEUE_FLOW: &str = "flow \"Queue\"\n  numbers 1000\n\nstep start\n  queue \"support\", hold \"hold.wav\", max wait 2m\n    on overflow -> gone\n\nstep gone\n  hangup \"overflow\"\n";
+
 /// A tenant whose flow queues every caller, with agents 1001 and 1002.
 fn config(dir: &Path, strategy: &str, extra_queue: &str) -> String {
+    config_with_flow(dir, strategy, extra_queue, QUEUE_FLOW)
+}
+
+/// The same with another flow.
+fn config_with_flow(dir: &Path, strategy: &str, extra_queue: &str, flow: &str) -> String {
     let flows = dir.join("flows");
     std::fs::create_dir_all(&flows).expect("flows");
     std::fs::copy(
@@ -43,11 +50,7 @@ fn config(dir: &Path, strategy: &str, extra_queue: &str) -> String {
         flows.join("hold.wav"),
     )
     .expect("hold music");
-    std::fs::write(
-        flows.join("queue.ivr"),
-        "flow \"Queue\"\n  numbers 1000\n\nstep start\n  queue \"support\", hold \"hold.wav\", max wait 2m\n    on overflow -> gone\n\nstep gone\n  hangup \"overflow\"\n",
-    )
-    .expect("flow");
+    std::fs::write(flows.join("queue.ivr"), flow).expect("flow");
     // baresip 1.x (libre) fails a REGISTER whose 401 has any challenge
     // other than MD5 ("Function not implemented"): MD5 only.
     let mut t = format!(
@@ -391,7 +394,12 @@ fn a_caller_waits_in_the_queue_then_talks_to_an_agent_on_baresip() {
 
 /// A caller phone that dials the queue number.
 fn caller_dials(target: SocketAddr, number: &str) -> Phone {
-    let mut caller = Phone::start(&format!("<sip:{number}@127.0.0.1>;regint=0"), 440);
+    caller_dials_tone(target, number, 440)
+}
+
+/// The same, sending a sine of `tone` Hz.
+fn caller_dials_tone(target: SocketAddr, number: &str, tone: u32) -> Phone {
+    let mut caller = Phone::start(&format!("<sip:{number}@127.0.0.1>;regint=0"), tone);
     std::thread::sleep(Duration::from_millis(300));
     caller.say(&format!("/dial sip:1000@{target}\n"));
     assert!(
@@ -911,4 +919,104 @@ fn agents_added_with_the_cli_keep_their_skills_and_no_password() {
             "{f}"
         );
     }
+}
+
+/// The frequency (zero crossings) of one channel of interleaved stereo.
+fn channel_freq(samples: &[i16], channel: usize, rate: f64) -> f64 {
+    let ch: Vec<i16> = samples.iter().skip(channel).step_by(2).copied().collect();
+    let crossings = ch.windows(2).filter(|w| (w[0] < 0) != (w[1] < 0)).count();
+    crossings as f64 / 2.0 / (ch.len().max(1) as f64 / rate)
+}
+
+#[test]
+fn a_consented_call_is_recorded_in_stereo_caller_left_agent_right() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let flow = "flow \"Queue\"\n  numbers 1000\n\nstep start\n  consent say \"Press 1 to agree to recording.\"\n  if consent == \"yes\"\n    recording start\n  queue \"support\", hold \"hold.wav\", max wait 2m\n    on overflow -> gone\n\nstep gone\n  hangup \"overflow\"\n";
+    let mut server = Server::start(&config_with_flow(tmp.path(), "longest-idle", "", flow));
+    let target = server.addr("udp");
+    let _a1 = Phone::agent("1001", target);
+    wait_registered(&mut server, 1);
+    let mut caller = caller_dials(target, "+919800000011");
+    std::thread::sleep(Duration::from_millis(1500));
+    caller.say("1");
+    assert!(
+        server.wait_for_log("bridged to an agent", Duration::from_secs(15)),
+        "{}",
+        server.log.join("\n")
+    );
+    std::thread::sleep(Duration::from_secs(5));
+    caller.say("/hangup\n");
+    let call = common::finished_calls(&server).remove(0);
+    let rec = call["recording_id"]
+        .as_str()
+        .expect("the call was recorded")
+        .to_owned();
+    let out = Command::new(env!("CARGO_BIN_EXE_dhwani"))
+        .args(["recordings", "decrypt", &rec, "--config"])
+        .arg(server.config_path())
+        .arg("--data-dir")
+        .arg(server.data_dir())
+        .output()
+        .expect("decrypt");
+    let wav = out.stdout;
+    if let Ok(p) = std::env::var("DHWANI_TEST_KEEP_WAV") {
+        let _ = std::fs::write(p, &wav);
+    }
+    assert!(
+        wav.starts_with(b"RIFF"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(u16::from_le_bytes([wav[22], wav[23]]), 2, "stereo");
+    let rate = f64::from(u32::from_le_bytes([wav[24], wav[25], wav[26], wav[27]]));
+    let samples: Vec<i16> = wav[44..]
+        .chunks_exact(2)
+        .map(|c| i16::from_le_bytes([c[0], c[1]]))
+        .collect();
+    // The last 3 s (of 5 s bridged): the caller's 440 Hz on the left, the
+    // agent's 880 Hz on the right.
+    let tail = &samples[samples.len().saturating_sub((rate * 2.0 * 3.5) as usize)
+        ..samples.len().saturating_sub((rate * 2.0 * 0.5) as usize)];
+    let (left, right) = (channel_freq(tail, 0, rate), channel_freq(tail, 1, rate));
+    assert!((left - 440.0).abs() < 40.0, "left {left} Hz");
+    let show = common::dhwani_for(
+        &server,
+        &["calls", "show", call["call_id"].as_str().expect("id")],
+    );
+    assert!((right - 880.0).abs() < 60.0, "right {right} Hz\n{show}");
+}
+
+#[test]
+fn a_caller_who_hangs_up_while_the_agent_rings_leaves_the_agent_available() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut server = Server::start(&config(tmp.path(), "longest-idle", ""));
+    let target = server.addr("udp");
+    let ringing = Phone::start(
+        &format!("<sip:1001@{target}>;auth_pass={PASSWORD};regint=60"),
+        880,
+    );
+    wait_registered(&mut server, 1);
+    let mut caller = caller_dials(target, "+919800000012");
+    assert!(
+        ringing.wait_for("Incoming call", Duration::from_secs(5)),
+        "{}",
+        ringing.log()
+    );
+    assert_eq!(state_of(&server, "1001"), "ringing");
+    caller.say("/hangup\n");
+    // The phone's ringing call is cancelled and the agent is free.
+    let end = Instant::now() + Duration::from_secs(5);
+    while state_of(&server, "1001") != "available" {
+        assert!(
+            Instant::now() < end,
+            "left as {}",
+            state_of(&server, "1001")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        ringing.wait_for("session closed", Duration::from_secs(3)),
+        "the phone's call was not cancelled: {}",
+        ringing.log()
+    );
 }

@@ -23,8 +23,14 @@ impl Core {
             // the driver hangs the agent's leg up when the call ends.
             return;
         };
-        // The hold music stops (its PlaybackFinished is still the queue's).
+        // The hold music stops (its PlaybackFinished is still the queue's),
+        // and if it is still being decoded (an agent answered at once), it
+        // never starts: it would play over the agent.
         self.queued = Some(q);
+        if let Some(job) = self.play_job.take() {
+            self.out.push_back(Output::CancelPrompts { job });
+        }
+        self.announcing = false;
         self.media.handle_command(now, Command::Stop);
         let q = self.queued.take();
         let waited = q
@@ -81,7 +87,12 @@ impl Core {
                 if self.queued.is_none() {
                     return;
                 }
-                // Stop the hold music while still queued (its end is ours).
+                // Stop the hold music while still queued (its end is ours),
+                // or its decoding if it has not started.
+                if let Some(job) = self.play_job.take() {
+                    self.out.push_back(Output::CancelPrompts { job });
+                }
+                self.announcing = false;
                 self.media.handle_command(now, Command::Stop);
                 let q = self.queued.take();
                 if let Some(q) = &q {

@@ -101,6 +101,9 @@ struct Call {
     caller_payloads: Vec<u8>,
     agent_payloads: Vec<u8>,
     agent_seq: u16,
+    defer_prompts: bool,
+    /// Prompt jobs not decoded yet: (job, prompts).
+    deferred: Vec<(u64, usize)>,
 }
 
 struct Opts {
@@ -110,6 +113,8 @@ struct Opts {
     media_timeout: Duration,
     prompt_secs: f64,
     max_events: u32,
+    /// Prompts are not decoded until `resolve_deferred` (a slow decode).
+    defer_prompts: bool,
 }
 
 impl Default for Opts {
@@ -121,6 +126,7 @@ impl Default for Opts {
             media_timeout: Duration::from_secs(30),
             prompt_secs: 1.0,
             max_events: 2000,
+            defer_prompts: false,
         }
     }
 }
@@ -201,6 +207,8 @@ impl Call {
             caller_payloads: Vec::new(),
             agent_payloads: Vec::new(),
             agent_seq: 0,
+            defer_prompts: o.defer_prompts,
+            deferred: Vec::new(),
         };
         c.drain();
         c
@@ -236,6 +244,10 @@ impl Call {
                 Output::Enqueue { name, .. } => self.enqueued.push(name),
                 Output::LeaveQueue => self.enqueued.push("(left)".into()),
                 Output::Transmit { .. } | Output::CancelPrompts { .. } | Output::Finished => {}
+                Output::ResolvePrompts { job, prompts, .. } if self.defer_prompts => {
+                    self.deferred.push((job, prompts.len()));
+                    self.played.push(prompts);
+                }
                 Output::ResolvePrompts { job, prompts, .. } => {
                     let samples = (self.prompt_secs * 8000.0) as usize;
                     let pcm = prompts
@@ -340,6 +352,18 @@ impl Call {
                 leg: Leg::Agent,
                 from,
                 bytes: &b,
+            });
+        }
+    }
+
+    /// Decoding of the deferred prompt jobs finishes now.
+    fn resolve_deferred(&mut self) {
+        let samples = (self.prompt_secs * 8000.0) as usize;
+        for (job, n) in std::mem::take(&mut self.deferred) {
+            let pcm = (0..n).map(|_| Arc::from(vec![8000i16; samples])).collect();
+            self.input(Input::Prompts {
+                job,
+                result: Ok(pcm),
             });
         }
     }
@@ -1112,4 +1136,29 @@ step gone
     );
     assert_eq!(c.cdr().queue.as_deref(), Some("support"));
     assert_eq!(c.cdr().agent, None);
+}
+
+#[test]
+fn hold_music_still_being_decoded_never_plays_over_an_agent_who_answered_at_once() {
+    let mut c = Call::start(
+        QUEUED,
+        Opts {
+            defer_prompts: true,
+            ..Opts::default()
+        },
+    );
+    assert_eq!(c.deferred.len(), 1, "the hold music is being decoded");
+    c.agent_answers();
+    // Its decoding ends after the bridge.
+    c.resolve_deferred();
+    c.both_speak(Duration::from_secs(1));
+    let to_caller = &c.caller_payloads[c.caller_payloads.len() - 20..];
+    let mut pcm = Vec::new();
+    media::codec::Coder::new(Codec::Pcmu).decode(&[0x20], &mut pcm);
+    let mut agent_byte = Vec::new();
+    media::codec::Coder::new(Codec::Pcmu).encode(&pcm, &mut agent_byte);
+    assert!(
+        to_caller.iter().all(|b| *b == agent_byte[0]),
+        "the caller hears the agent, not the hold music: {to_caller:?}"
+    );
 }
