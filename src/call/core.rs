@@ -209,6 +209,9 @@ pub enum Output {
     },
     /// The caller left the queue with a key: take it out.
     LeaveQueue,
+    /// An agent's leg arrived when the caller no longer waited: hang it
+    /// up and free the agent.
+    AgentNotNeeded,
     /// The call is over and its CDR was emitted: the driver may stop.
     Finished,
 }

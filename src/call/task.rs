@@ -54,6 +54,8 @@ pub enum ToCore {
     Hangup(HangupRequest),
     /// The caller left its queue (a key of the flow's `queue`).
     LeaveQueue(CallSlot),
+    /// The caller no longer waits for the agent who answered.
+    AgentNotNeeded(CallSlot),
     /// Queue the caller.
     Enqueue {
         /// The call.
@@ -398,6 +400,10 @@ pub async fn run(
                 }
                 Output::LeaveQueue => {
                     let _ = hangup.send(ToCore::LeaveQueue(id)).await;
+                }
+                Output::AgentNotNeeded => {
+                    agent = None;
+                    let _ = hangup.send(ToCore::AgentNotNeeded(id)).await;
                 }
                 Output::Finished => {}
             }

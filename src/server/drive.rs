@@ -279,6 +279,12 @@ impl Loop {
         match req {
             ToCore::Hangup(r) => self.core.hangup(now, r.id, r.by, &r.reason),
             ToCore::LeaveQueue(id) => self.acd.left_by_key(now, id),
+            ToCore::AgentNotNeeded(id) => {
+                if let Some(attempt) = self.bridged.remove(&id) {
+                    self.core.stop_attempt(now, attempt);
+                }
+                self.acd.call_ended(now, id);
+            }
             ToCore::Enqueue {
                 id,
                 tenant,

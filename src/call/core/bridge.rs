@@ -19,8 +19,9 @@ impl Core {
         agent: String,
     ) {
         let Some(q) = self.queued.take() else {
-            // Not waiting any more (the queue gave up a moment before):
-            // the driver hangs the agent's leg up when the call ends.
+            // Not waiting any more (the queue gave up, or the caller left
+            // with a key, a moment before): the agent is released at once.
+            self.out.push_back(Output::AgentNotNeeded);
             return;
         };
         // The hold music stops (its PlaybackFinished is still the queue's),

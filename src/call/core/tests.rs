@@ -243,6 +243,7 @@ impl Call {
                     .push(bytes.get(12).copied().unwrap_or(0)),
                 Output::Enqueue { name, .. } => self.enqueued.push(name),
                 Output::LeaveQueue => self.enqueued.push("(left)".into()),
+                Output::AgentNotNeeded => self.enqueued.push("(agent not needed)".into()),
                 Output::Transmit { .. } | Output::CancelPrompts { .. } | Output::Finished => {}
                 Output::ResolvePrompts { job, prompts, .. } if self.defer_prompts => {
                     self.deferred.push((job, prompts.len()));
@@ -1161,4 +1162,30 @@ fn hold_music_still_being_decoded_never_plays_over_an_agent_who_answered_at_once
         to_caller.iter().all(|b| *b == agent_byte[0]),
         "the caller hears the agent, not the hold music: {to_caller:?}"
     );
+}
+
+#[test]
+fn an_agent_who_answers_after_the_queue_gave_up_is_released() {
+    let text = r#"flow "Q"
+  numbers 1000
+
+step start
+  queue "support", hold "hold.wav", max wait 10m
+    on overflow -> later
+
+step later
+  wait 10m
+  hangup "done"
+"#;
+    let mut c = Call::start(text, Opts::default());
+    c.input(Input::Sip(SipEvent::Queue(QueueEvent::Overflow {
+        why: "max wait".into(),
+    })));
+    c.agent_answers();
+    assert_eq!(
+        c.enqueued.last().map(String::as_str),
+        Some("(agent not needed)")
+    );
+    c.speak(Duration::from_millis(200), true);
+    assert!(c.agent_payloads.is_empty(), "nothing is sent to the agent");
 }
