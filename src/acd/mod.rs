@@ -679,12 +679,9 @@ impl Acd {
         self.call_ended(now, call);
     }
 
-    /// Takes a caller out of its queue: its rings stop, its agents are
-    /// freed; `why` Some: it overflows, None: it abandoned.
-    fn leave(&mut self, now: Instant, call: CallSlot, why: Leave) {
-        let Some(w) = self.waiting.remove(&call) else {
-            return;
-        };
+    /// Removes a waiting caller with its timers and its place in line.
+    fn take_waiting(&mut self, call: CallSlot) -> Option<Waiting> {
+        let w = self.waiting.remove(&call)?;
         self.timers.remove(&(w.deadline, Timer::Wait(call)));
         if let Some(at) = w.next_round {
             self.timers.remove(&(at, Timer::Round(call)));
@@ -692,8 +689,17 @@ impl Acd {
         if let Some((_, at)) = w.announce {
             self.timers.remove(&(at, Timer::Announce(call)));
         }
+        self.queues[w.queue].waiting.retain(|c| *c != call);
+        Some(w)
+    }
+
+    /// Takes a caller out of its queue: its rings stop, its agents are
+    /// freed, and `why` is counted (an overflow is reported).
+    fn leave(&mut self, now: Instant, call: CallSlot, why: Leave) {
+        let Some(w) = self.take_waiting(call) else {
+            return;
+        };
         let q = &mut self.queues[w.queue];
-        q.waiting.retain(|c| *c != call);
         match why {
             Leave::Overflow(_) => q.stats.overflowed += 1,
             Leave::Abandoned => q.stats.abandoned += 1,
@@ -738,20 +744,12 @@ impl Acd {
         };
         self.timers.remove(&(att.deadline, Timer::Ring(id)));
         let call = att.call;
-        let Some(w) = self.waiting.remove(&call) else {
+        let Some(w) = self.take_waiting(call) else {
             self.out.push_back(Output::StopRing { attempt: id });
             self.settle(now, &att.agent, "caller gone");
             return;
         };
-        self.timers.remove(&(w.deadline, Timer::Wait(call)));
-        if let Some(at) = w.next_round {
-            self.timers.remove(&(at, Timer::Round(call)));
-        }
-        if let Some((_, at)) = w.announce {
-            self.timers.remove(&(at, Timer::Announce(call)));
-        }
         let q = &mut self.queues[w.queue];
-        q.waiting.retain(|c| *c != call);
         q.stats.answered += 1;
         let waited = now.saturating_duration_since(w.joined);
         q.recent_wait = Some(match q.recent_wait {

@@ -277,19 +277,12 @@ pub async fn run(
     let info = setup.info;
     let tenant = info.admitted.tenant;
     let rtcp_mux = setup.rtcp_mux;
-    let mut rtp = media::rtp::Config::new(
-        setup.remote_rtp,
-        PayloadType(setup.negotiated.codec.payload_type),
-        ClockRate(codec.rtp_clock_rate()),
+    let rtp = rtp_config(
+        (setup.remote_rtp, &setup.negotiated, codec),
+        shared.media_timeout,
+        rtcp_mux,
+        setup.confirmed,
     );
-    rtp.telephone_event = setup
-        .negotiated
-        .telephone_event
-        .as_ref()
-        .map(|t| PayloadType(t.payload_type));
-    rtp.media_timeout = shared.media_timeout;
-    rtp.rtcp_mux = rtcp_mux;
-    rtp.confirmed = setup.confirmed;
     // The consent-withdrawal registry, by the number's pseudonym.
     let consent_withdrawn = match shared.key(info.admitted.tenant) {
         Some(k) => shared
@@ -464,6 +457,28 @@ pub async fn run(
     }
 }
 
+/// A leg's RTP session settings from what offer/answer agreed.
+fn rtp_config(
+    (remote, negotiated, codec): (std::net::SocketAddr, &sip::sdp::Negotiated, Codec),
+    media_timeout: Duration,
+    rtcp_mux: bool,
+    confirmed: bool,
+) -> media::rtp::Config {
+    let mut rtp = media::rtp::Config::new(
+        remote,
+        PayloadType(negotiated.codec.payload_type),
+        ClockRate(codec.rtp_clock_rate()),
+    );
+    rtp.telephone_event = negotiated
+        .telephone_event
+        .as_ref()
+        .map(|t| PayloadType(t.payload_type));
+    rtp.media_timeout = media_timeout;
+    rtp.rtcp_mux = rtcp_mux;
+    rtp.confirmed = confirmed;
+    rtp
+}
+
 /// The agent leg's sockets.
 struct AgentSockets {
     rtp: UdpSocket,
@@ -484,20 +499,13 @@ fn agent_leg(
         (Ok(a), Ok(b)) => (a, b),
         _ => return Err("agent RTP socket error".into()),
     };
-    let mut rtp = media::rtp::Config::new(
-        m.remote_rtp,
-        PayloadType(m.negotiated.codec.payload_type),
-        ClockRate(codec.rtp_clock_rate()),
-    );
-    rtp.telephone_event = m
-        .negotiated
-        .telephone_event
-        .as_ref()
-        .map(|t| PayloadType(t.payload_type));
-    rtp.media_timeout = shared.media_timeout;
-    rtp.rtcp_mux = m.rtcp_mux;
     // We sent the ACK: the dialog is confirmed.
-    rtp.confirmed = true;
+    let rtp = rtp_config(
+        (m.remote_rtp, &m.negotiated, codec),
+        shared.media_timeout,
+        m.rtcp_mux,
+        true,
+    );
     let cfg = Config {
         rtp,
         codec,

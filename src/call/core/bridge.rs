@@ -88,21 +88,7 @@ impl Core {
                 if self.queued.is_none() {
                     return;
                 }
-                // Stop the hold music while still queued (its end is ours),
-                // or its decoding if it has not started.
-                if let Some(job) = self.play_job.take() {
-                    self.out.push_back(Output::CancelPrompts { job });
-                }
-                self.announcing = false;
-                self.media.handle_command(now, Command::Stop);
-                let q = self.queued.take();
-                if let Some(q) = &q {
-                    self.queue_cdr = Some(super::QueueCdr {
-                        queue: q.name.clone(),
-                        wait: now.saturating_duration_since(q.joined),
-                        ..super::QueueCdr::default()
-                    });
-                }
+                let q = self.stop_waiting(now);
                 let name = q.map(|q| q.name).unwrap_or_default();
                 self.log(
                     now,
@@ -202,23 +188,30 @@ impl Core {
         }
     }
 
-    /// The caller pressed one of the queue's keys: out of the queue, and
-    /// the flow goes to that key's step.
-    pub(super) fn leave_queue_by_key(&mut self, now: Instant, key: char) {
-        // The hold music stops while still queued (its end is ours).
+    /// The caller stops waiting without an agent: the hold music (or its
+    /// decoding, or an announcement) stops, and the CDR gets the wait.
+    fn stop_waiting(&mut self, now: Instant) -> Option<super::Queued> {
+        if let Some(job) = self.play_job.take() {
+            self.out.push_back(Output::CancelPrompts { job });
+        }
+        self.announcing = false;
+        // While still queued, so the PlaybackFinished is the queue's.
         self.media.handle_command(now, Command::Stop);
-        let Some(q) = self.queued.take() else {
-            return;
-        };
+        let q = self.queued.take()?;
         self.queue_cdr = Some(super::QueueCdr {
             queue: q.name.clone(),
             wait: now.saturating_duration_since(q.joined),
             ..super::QueueCdr::default()
         });
-        if let Some(job) = self.play_job.take() {
-            self.out.push_back(Output::CancelPrompts { job });
+        Some(q)
+    }
+
+    /// The caller pressed one of the queue's keys: out of the queue, and
+    /// the flow goes to that key's step.
+    pub(super) fn leave_queue_by_key(&mut self, now: Instant, key: char) {
+        if self.stop_waiting(now).is_none() {
+            return;
         }
-        self.announcing = false;
         self.out.push_back(Output::LeaveQueue);
         self.flow_input(now, FlowInput::QueueDone(QueueOutcome::Key(key)));
     }
