@@ -100,6 +100,8 @@ struct Call {
     /// First payload byte of each RTP packet sent to the caller / agent.
     caller_payloads: Vec<u8>,
     agent_payloads: Vec<u8>,
+    /// The payload type of each RTP packet sent to the agent.
+    agent_types: Vec<u8>,
     agent_seq: u16,
     defer_prompts: bool,
     /// Prompt jobs not decoded yet: (job, prompts).
@@ -206,6 +208,7 @@ impl Call {
             enqueued: Vec::new(),
             caller_payloads: Vec::new(),
             agent_payloads: Vec::new(),
+            agent_types: Vec::new(),
             agent_seq: 0,
             defer_prompts: o.defer_prompts,
             deferred: Vec::new(),
@@ -238,9 +241,12 @@ impl Call {
                     rtcp: false,
                     bytes,
                     ..
-                } => self
-                    .agent_payloads
-                    .push(bytes.get(12).copied().unwrap_or(0)),
+                } => {
+                    self.agent_payloads
+                        .push(bytes.get(12).copied().unwrap_or(0));
+                    // The payload type (low 7 bits of the second byte).
+                    self.agent_types.push(bytes.get(1).map_or(0, |b| b & 0x7f));
+                }
                 Output::Enqueue { name, .. } => self.enqueued.push(name),
                 Output::LeaveQueue => self.enqueued.push("(left)".into()),
                 Output::AgentNotNeeded => self.enqueued.push("(agent not needed)".into()),
@@ -377,6 +383,7 @@ impl Call {
             media::rtp::ClockRate(8000),
         );
         rtp.confirmed = true;
+        rtp.telephone_event = Some(media::rtp::PayloadType(101));
         let media = CallMedia::new(
             MediaConfig {
                 rtp,
@@ -1188,4 +1195,25 @@ step later
     );
     c.speak(Duration::from_millis(200), true);
     assert!(c.agent_payloads.is_empty(), "nothing is sent to the agent");
+}
+
+#[test]
+fn a_key_the_caller_presses_while_bridged_goes_on_to_the_agent_as_rfc_4733() {
+    let mut c = Call::start(QUEUED, Opts::default());
+    c.agent_answers();
+    c.both_speak(Duration::from_millis(200));
+    assert!(!c.agent_types.contains(&101), "no event before the key");
+    let events_before = c.kinds("dtmf").len();
+    c.press('7');
+    c.both_speak(Duration::from_millis(300));
+    assert!(
+        c.agent_types.contains(&101),
+        "telephone-event packets to the agent: {:?}",
+        c.agent_types
+    );
+    assert_eq!(
+        c.kinds("dtmf").len(),
+        events_before,
+        "the flow is over: the key is the agent's, not logged as the caller's menu choice"
+    );
 }
