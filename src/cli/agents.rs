@@ -100,19 +100,6 @@ fn read_password() -> anyhow::Result<String> {
     Ok(p)
 }
 
-fn check_tenant(cfg: &Config, tenant: &str) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        cfg.tenants.iter().any(|t| t.id == tenant),
-        "no tenant `{tenant}` in the config (tenants: {})",
-        cfg.tenants
-            .iter()
-            .map(|t| t.id.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    Ok(())
-}
-
 /// Runs an `agents` subcommand.
 pub fn run(cmd: AgentsCommand, cfg: &Config) -> anyhow::Result<ExitCode> {
     if let AgentsCommand::Ha1 { extension } = &cmd {
@@ -132,10 +119,7 @@ pub fn run(cmd: AgentsCommand, cfg: &Config) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the tokio runtime")?;
+    let rt = crate::cli::privacy::runtime()?;
     // Agents may be added before the server first ran.
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("cannot create {}", cfg.data_dir.display()))?;
@@ -151,7 +135,7 @@ pub fn run(cmd: AgentsCommand, cfg: &Config) -> anyhow::Result<ExitCode> {
                 password_stdin,
             } => {
                 crate::config::parse_skills(&skills).map_err(|e| anyhow::anyhow!("--skill: {e}"))?;
-                check_tenant(cfg, &tenant)?;
+                crate::cli::privacy::tenant_known(cfg, &tenant)?;
                 anyhow::ensure!(valid_extension(&extension), "`{extension}`: an extension is 2-16 digits");
                 let existing = store.agents(Some(&tenant)).await?;
                 anyhow::ensure!(
@@ -215,7 +199,7 @@ pub fn run(cmd: AgentsCommand, cfg: &Config) -> anyhow::Result<ExitCode> {
                 command,
                 reason,
             } => {
-                check_tenant(cfg, &tenant)?;
+                crate::cli::privacy::tenant_known(cfg, &tenant)?;
                 let known = cfg
                     .tenants
                     .iter()

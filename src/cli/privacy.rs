@@ -214,14 +214,16 @@ pub enum AuditCommand {
     Verify,
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+/// A single-threaded runtime for one CLI command.
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the tokio runtime")
 }
 
-fn tenant_known(cfg: &Config, tenant: &str) -> anyhow::Result<()> {
+/// An error naming the configured tenants unless `tenant` is one.
+pub(crate) fn tenant_known(cfg: &Config, tenant: &str) -> anyhow::Result<()> {
     anyhow::ensure!(
         cfg.tenants.iter().any(|t| t.id == tenant),
         "no tenant `{tenant}` in the config (tenants: {})",

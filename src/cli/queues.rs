@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::Subcommand;
 
 use crate::config::Config;
@@ -127,10 +126,7 @@ pub fn run(cmd: QueuesCommand, cfg: &Config) -> anyhow::Result<ExitCode> {
         .ok_or_else(|| anyhow::anyhow!("no tenant `{tenant}` in the config"))?;
     let now = jiff::Timestamp::now();
     let since_ms = crate::cli::calls::parse_since(&since, now).map_err(anyhow::Error::msg)?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the tokio runtime")?;
+    let rt = crate::cli::privacy::runtime()?;
     let rows = rt.block_on(async {
         let store = Store::open(&cfg.store.url, &cfg.data_dir).await?;
         let rows = store.queue_events(&tenant, since_ms).await;
