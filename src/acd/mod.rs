@@ -267,6 +267,9 @@ struct Waiting {
     next_round: Option<Instant>,
     /// Position announcements: how often, and the next.
     announce: Option<(Duration, Instant)>,
+    /// A blind transfer to this one agent: only it is rung; if it does
+    /// not answer, the caller waits in the queue like any other.
+    direct: Option<AgentRef>,
 }
 
 #[derive(Debug)]
@@ -280,6 +283,47 @@ struct Attempt {
 struct Bridged {
     agent: AgentRef,
     queue: usize,
+    /// The caller's priority (kept across a transfer).
+    priority: i32,
+}
+
+/// Where an agent's blind transfer sends its caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransferTarget {
+    /// A queue of the tenant: the caller waits there.
+    Queue(String),
+    /// An agent of the tenant: that agent is rung.
+    Agent(String),
+}
+
+/// Why a transfer is refused (the call stays with the agent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransferRefused {
+    /// The call is not bridged to an agent (any more).
+    NotBridged,
+    /// No queue and no agent of the tenant has that name.
+    NoSuchTarget,
+    /// An agent transferring to itself.
+    ToSelf,
+    /// The agent is not available (on a call, ringing, wrap-up, paused,
+    /// logged out, no phone).
+    Unavailable,
+    /// The queue is full, or has no agent logged in and refuses to be
+    /// joined empty.
+    QueueClosed,
+}
+
+impl TransferRefused {
+    /// The SIP status a REFER gets for it.
+    pub fn status(self) -> u16 {
+        match self {
+            TransferRefused::NotBridged => 481,
+            TransferRefused::NoSuchTarget => 404,
+            TransferRefused::ToSelf => 403,
+            TransferRefused::Unavailable => 480,
+            TransferRefused::QueueClosed => 486,
+        }
+    }
 }
 
 /// The core.
@@ -639,6 +683,7 @@ impl Acd {
                 tried: HashSet::new(),
                 next_round: None,
                 announce: announce_every.map(|d| (d, now + d)),
+                direct: None,
             },
         );
         self.timers.insert((deadline, Timer::Wait(call)));
@@ -750,16 +795,19 @@ impl Acd {
             return;
         };
         let q = &mut self.queues[w.queue];
-        q.stats.answered += 1;
-        let waited = now.saturating_duration_since(w.joined);
-        q.recent_wait = Some(match q.recent_wait {
-            // A moving average: a fifth of the newest wait.
-            Some(avg) => (avg * 4 + waited) / 5,
-            None => waited,
-        });
-        if now.saturating_duration_since(w.joined) <= Duration::from_secs(q.cfg.service_level_secs)
-        {
-            q.stats.answered_in_service_level += 1;
+        // A caller put through to one agent by a transfer was counted
+        // when the queue first answered it.
+        if w.direct.is_none() {
+            q.stats.answered += 1;
+            let waited = now.saturating_duration_since(w.joined);
+            q.recent_wait = Some(match q.recent_wait {
+                // A moving average: a fifth of the newest wait.
+                Some(avg) => (avg * 4 + waited) / 5,
+                None => waited,
+            });
+            if waited <= Duration::from_secs(q.cfg.service_level_secs) {
+                q.stats.answered_in_service_level += 1;
+            }
         }
         for other in w.attempts.iter().filter(|a| **a != id) {
             self.end_attempt(now, *other, "another agent answered");
@@ -775,6 +823,7 @@ impl Acd {
             Bridged {
                 agent: att.agent.clone(),
                 queue: w.queue,
+                priority: w.priority,
             },
         );
         self.out.push_back(Output::Timeline {
@@ -816,6 +865,13 @@ impl Acd {
             event,
             agent: Some(att.agent.extension.clone()),
         });
+        if self
+            .waiting
+            .get(&att.call)
+            .is_some_and(|w| w.direct.is_some())
+        {
+            self.back_to_queue(now, att.call);
+        }
         match why {
             RingFailure::NoAnswer if pause => self.set(
                 now,
@@ -845,6 +901,96 @@ impl Acd {
         self.timers.insert((now + wrap, Timer::WrapUp(b.agent)));
     }
 
+    /// An agent's blind transfer of its bridged caller to `target`, a
+    /// queue or an agent of the same tenant (queues are looked up first).
+    /// On success the agent's part of the call is over (its wrap-up runs
+    /// in full, whatever happens to the caller next) and the caller waits:
+    /// in the queue, or for the one agent, who is rung at once; if that
+    /// agent does not answer, the caller waits in the queue that answered
+    /// it. Refused (the call stays with the agent) when the target does
+    /// not exist, is the agent itself, is an agent not available now, or
+    /// is a queue that would turn the caller away.
+    pub fn transfer(
+        &mut self,
+        now: Instant,
+        call: CallSlot,
+        target: &str,
+    ) -> Result<TransferTarget, TransferRefused> {
+        let b = self.bridged.get(&call).ok_or(TransferRefused::NotBridged)?;
+        let tenant = b.agent.tenant;
+        let (from_queue, priority, from) = (b.queue, b.priority, b.agent.clone());
+        if let Some(&qi) = self.by_name.get(&(tenant, target.to_owned())) {
+            let q = &self.queues[qi];
+            let closed =
+                q.waiting.len() >= q.cfg.max_len || (!q.cfg.join_empty && !self.any_present(qi));
+            if closed {
+                return Err(TransferRefused::QueueClosed);
+            }
+            let max_wait = Duration::from_secs(q.cfg.max_wait_secs);
+            self.call_ended(now, call);
+            self.enqueue_announced(now, call, (tenant, target), priority, max_wait, None);
+            return Ok(TransferTarget::Queue(target.to_owned()));
+        }
+        let to = self
+            .agent_ref(tenant, target)
+            .ok_or(TransferRefused::NoSuchTarget)?;
+        if to == from {
+            return Err(TransferRefused::ToSelf);
+        }
+        let free = self
+            .agents
+            .get(&to)
+            .is_some_and(|a| a.state == State::Available && a.call.is_none());
+        if !free {
+            return Err(TransferRefused::Unavailable);
+        }
+        self.call_ended(now, call);
+        let ring = Duration::from_secs(self.queues[from_queue].cfg.ring_timeout_secs);
+        // A safety net: the ring's own timeout comes first.
+        let deadline = now + ring + Duration::from_secs(2);
+        self.queues[from_queue].waiting.insert(0, call);
+        self.waiting.insert(
+            call,
+            Waiting {
+                queue: from_queue,
+                priority,
+                joined: now,
+                deadline,
+                attempts: Vec::new(),
+                tried: HashSet::from([to.extension.clone()]),
+                next_round: None,
+                announce: None,
+                direct: Some(to.clone()),
+            },
+        );
+        self.timers.insert((deadline, Timer::Wait(call)));
+        self.ring(now, from_queue, call, &to.extension);
+        Ok(TransferTarget::Agent(to.extension))
+    }
+
+    /// A transfer to one agent failed: the caller waits in its queue like
+    /// any caller (behind those of higher priority), up to the queue's
+    /// maximum wait.
+    fn back_to_queue(&mut self, now: Instant, call: CallSlot) {
+        let Some(w) = self.waiting.get_mut(&call) else {
+            return;
+        };
+        let Some(agent) = w.direct.take() else {
+            return;
+        };
+        let qi = w.queue;
+        let old = w.deadline;
+        w.deadline = now + Duration::from_secs(self.queues[qi].cfg.max_wait_secs);
+        let deadline = w.deadline;
+        self.timers.remove(&(old, Timer::Wait(call)));
+        self.timers.insert((deadline, Timer::Wait(call)));
+        self.out.push_back(Output::Timeline {
+            call,
+            event: "transfer failed",
+            agent: Some(agent.extension),
+        });
+    }
+
     /// Deadlines.
     pub fn handle_timeout(&mut self, now: Instant) {
         while let Some((at, t)) = self.timers.first().cloned() {
@@ -854,6 +1000,11 @@ impl Acd {
             self.timers.remove(&(at, t.clone()));
             match t {
                 Timer::Ring(id) => self.ring_failed_by_timeout(now, id),
+                Timer::Wait(call)
+                    if self.waiting.get(&call).is_some_and(|w| w.direct.is_some()) =>
+                {
+                    self.back_to_queue(now, call)
+                }
                 Timer::Wait(call) => self.leave(now, call, Leave::Overflow(Overflow::Timeout)),
                 Timer::Round(_) => {}
                 Timer::Announce(call) => self.announce(now, call),
@@ -944,6 +1095,19 @@ impl Acd {
             .filter_map(|(i, m)| self.agent_by(q.tenant, m).map(|a| (i, m, a)))
             .filter(|(_, _, a)| a.state == State::Available && a.call.is_none())
             .collect();
+        if let Some(direct) = self.waiting.get(&call).and_then(|w| w.direct.as_ref()) {
+            // A transfer to one agent: it, or nobody (it was rung when the
+            // transfer was made; a caller of another queue got it first).
+            let free = self
+                .agents
+                .get(direct)
+                .is_some_and(|a| a.state == State::Available && a.call.is_none());
+            return if free && !tried.contains(&direct.extension) {
+                vec![direct.extension.clone()]
+            } else {
+                vec![]
+            };
+        }
         if avail.is_empty() {
             return vec![];
         }

@@ -516,3 +516,147 @@ fn the_skills_strategy_rings_only_qualified_agents_best_level_first() {
         "1001 lacks hindi: never rung ({rung:?})"
     );
 }
+
+/// One caller bridged to `ext` (longest-idle, so `ext` must be the agent
+/// idle longest).
+fn bridged_to(t: &mut T, call: u64, ext: &str) -> AttemptId {
+    t.join(call);
+    let r = rings(&t.take());
+    assert_eq!(r[0].1, ext);
+    t.acd.answered(t.now, r[0].2);
+    t.take();
+    r[0].2
+}
+
+#[test]
+fn a_blind_transfer_to_an_agent_rings_only_it_and_the_first_agent_wraps_up_in_full() {
+    let mut t = T::new(queue(Strategy::LongestIdle, &["1001", "1002", "1003"]));
+    t.online(&["1001", "1002", "1003"]);
+    bridged_to(&mut t, 1, "1001");
+    t.advance(Duration::from_secs(20));
+    assert_eq!(
+        t.acd.transfer(t.now, CallSlot(1), "1003"),
+        Ok(TransferTarget::Agent("1003".into()))
+    );
+    let out = t.take();
+    let r = rings(&out);
+    assert_eq!(r.len(), 1, "only the target is rung: {out:?}");
+    assert_eq!(r[0].1, "1003", "not 1002, who is idle longer");
+    assert_eq!(state(&t, "1001"), State::WrapUp);
+    // The new agent answers 5 s later; the first agent's wrap-up (10 s)
+    // is not reset by it, and runs from its own leg's end.
+    t.advance(Duration::from_secs(5));
+    t.acd.answered(t.now, r[0].2);
+    let out = t.take();
+    assert!(out.contains(&Output::Bridge {
+        call: CallSlot(1),
+        attempt: r[0].2,
+        agent: agent("1003")
+    }));
+    assert_eq!(state(&t, "1003"), State::OnCall);
+    assert_eq!(state(&t, "1001"), State::WrapUp);
+    t.advance(Duration::from_millis(4_999));
+    assert_eq!(state(&t, "1001"), State::WrapUp);
+    t.advance(Duration::from_millis(1));
+    assert_eq!(state(&t, "1001"), State::Available);
+    // Answered once, not twice.
+    let s = t.acd.stats(0, "support", t.now).expect("stats");
+    assert_eq!(s.answered, 1);
+    // The call ends: the second agent wraps up.
+    t.acd.call_ended(t.now, CallSlot(1));
+    assert_eq!(state(&t, "1003"), State::WrapUp);
+}
+
+#[test]
+fn a_transfer_the_target_does_not_answer_leaves_the_caller_waiting_in_the_queue() {
+    let mut q = queue(Strategy::LongestIdle, &["1001", "1002", "1003"]);
+    q.wrap_up_secs = 30;
+    let mut t = T::new(q);
+    t.online(&["1001", "1002", "1003"]);
+    bridged_to(&mut t, 1, "1001");
+    // 1002 takes another caller meanwhile.
+    bridged_to(&mut t, 2, "1002");
+    t.acd
+        .transfer(t.now, CallSlot(1), "1003")
+        .expect("transfer");
+    let r = rings(&t.take());
+    assert_eq!(r[0].1, "1003");
+    t.advance(Duration::from_secs(15));
+    let out = t.take();
+    assert_eq!(stops(&out), vec![r[0].2]);
+    assert!(out.iter().any(|o| matches!(o,
+        Output::Timeline { call: CallSlot(1), event: "transfer failed", agent: Some(a) } if a == "1003")));
+    assert!(
+        !out.iter().any(|o| matches!(o, Output::Overflow { .. })),
+        "the caller is not sent away: {out:?}"
+    );
+    let s = t.acd.stats(0, "support", t.now).expect("stats");
+    assert_eq!(s.waiting, 1, "{out:?}");
+    // The first agent's wrap-up ends: it takes the caller back.
+    t.advance(Duration::from_secs(14));
+    assert!(rings(&t.take()).is_empty());
+    t.advance(Duration::from_secs(1));
+    let r = rings(&t.take());
+    assert_eq!(r.len(), 1);
+    assert_eq!((r[0].0, r[0].1.as_str()), (1, "1001"));
+}
+
+#[test]
+fn transfers_are_refused_to_oneself_to_busy_agents_unknown_names_and_closed_queues() {
+    let mut q = queue(Strategy::LongestIdle, &["1001", "1002", "1003"]);
+    q.max_len = 1;
+    let mut t = T::new(q);
+    t.online(&["1001", "1002", "1003"]);
+    assert_eq!(
+        t.acd.transfer(t.now, CallSlot(1), "1002"),
+        Err(TransferRefused::NotBridged)
+    );
+    bridged_to(&mut t, 1, "1001");
+    bridged_to(&mut t, 2, "1002");
+    let refused = [
+        ("1001", TransferRefused::ToSelf),
+        ("1002", TransferRefused::Unavailable),
+        ("4711", TransferRefused::NoSuchTarget),
+    ];
+    for (target, why) in refused {
+        assert_eq!(t.acd.transfer(t.now, CallSlot(1), target), Err(why));
+    }
+    t.acd
+        .command(t.now, &agent("1003"), AgentCommand::Pause("lunch".into()));
+    assert_eq!(
+        t.acd.transfer(t.now, CallSlot(1), "1003"),
+        Err(TransferRefused::Unavailable)
+    );
+    // The queue holds one waiting caller at most.
+    t.join(3);
+    assert_eq!(
+        t.acd.transfer(t.now, CallSlot(1), "support"),
+        Err(TransferRefused::QueueClosed)
+    );
+    // Nothing changed for the agent of the refused transfers.
+    assert_eq!(state(&t, "1001"), State::OnCall);
+    t.take();
+}
+
+#[test]
+fn a_transfer_to_a_queue_waits_there_with_the_callers_priority() {
+    let mut t = T::new(queue(Strategy::LongestIdle, &["1001", "1002"]));
+    t.online(&["1001", "1002"]);
+    bridged_to(&mut t, 1, "1001");
+    bridged_to(&mut t, 2, "1002");
+    t.join(3);
+    assert_eq!(
+        t.acd.transfer(t.now, CallSlot(1), "support"),
+        Ok(TransferTarget::Queue("support".into()))
+    );
+    t.take();
+    let s = t.acd.stats(0, "support", t.now).expect("stats");
+    assert_eq!(
+        s.waiting, 2,
+        "the transferred caller queues behind caller 3"
+    );
+    // Wrap-up over: 1001 takes caller 3 first (same priority, earlier).
+    t.advance(Duration::from_secs(10));
+    let r = rings(&t.take());
+    assert_eq!((r[0].0, r[0].1.as_str()), (3, "1001"));
+}
