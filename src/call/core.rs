@@ -109,6 +109,15 @@ pub enum QueueEvent {
     AgentLeft,
     /// The agent's re-INVITE changed its media (hold, unhold).
     AgentMedia(sip::sdp::MediaUpdate),
+    /// The agent transferred the caller (a blind transfer, REFER): its leg
+    /// is gone and the caller waits, with the hold music, for the next
+    /// [`Input::AgentAnswered`].
+    Transferred {
+        /// The queue or the agent's extension.
+        to: String,
+        /// `to` is a queue (else an agent).
+        queue: bool,
+    },
 }
 
 /// A media leg of the call: the caller's, and an agent's once a queued
@@ -692,6 +701,7 @@ impl Core {
             && !self.hangup_sent
             && self.play_job.is_none()
             && self.agent.is_none()
+            && self.queued.is_none()
         {
             // The flow ended without a hangup (queued, transferred, error).
             let reason = outcome_text(self.interp.outcome());
@@ -910,17 +920,13 @@ impl Core {
             self.flow_input(now, FlowInput::HangUp);
             self.run_steps(now, rec);
         }
-        if let Some(q) = self.queued.as_ref() {
+        if let Some(q) = self.queued.take() {
             // Hung up while waiting.
-            self.queue_cdr = Some(QueueCdr {
-                queue: q.name.clone(),
-                wait: now.saturating_duration_since(q.joined),
-                ..QueueCdr::default()
-            });
+            self.waited(&q.name, now.saturating_duration_since(q.joined));
         }
         if let Some(a) = self.agent.take() {
             if let Some(c) = self.queue_cdr.as_mut() {
-                c.talk = now.saturating_duration_since(a.since);
+                c.talk += now.saturating_duration_since(a.since);
             }
             let talk = now.saturating_duration_since(a.since).as_secs_f64();
             self.log(

@@ -172,11 +172,51 @@ impl Loop {
                 };
                 self.acd.ring_failed(now, AttemptId(attempt), why);
             }
-            Action::LegEnded { call, .. } => {
-                self.tell(call, SipEvent::Queue(QueueEvent::AgentLeft).into());
+            // A leg the caller was transferred away from is no longer its
+            // agent: its BYE or re-INVITE does not touch the call.
+            Action::LegEnded { call, attempt } => {
+                if self.bridged.get(&call) == Some(&attempt) {
+                    self.tell(call, SipEvent::Queue(QueueEvent::AgentLeft).into());
+                }
             }
-            Action::LegUpdate { call, update, .. } => {
-                self.tell(call, SipEvent::Queue(QueueEvent::AgentMedia(update)).into());
+            Action::LegUpdate {
+                call,
+                attempt,
+                update,
+            } => {
+                if self.bridged.get(&call) == Some(&attempt) {
+                    self.tell(call, SipEvent::Queue(QueueEvent::AgentMedia(update)).into());
+                }
+            }
+            Action::LegRefer {
+                call,
+                attempt,
+                target,
+            } => {
+                let verdict = if self.bridged.get(&call) == Some(&attempt) {
+                    self.acd.transfer(now, call, &target)
+                } else {
+                    Err(acd::TransferRefused::NotBridged)
+                };
+                match verdict {
+                    Ok(to) => {
+                        self.bridged.remove(&call);
+                        self.core.answer_refer(now, attempt, Ok(()));
+                        let (to, queue) = match to {
+                            acd::TransferTarget::Queue(q) => (q, true),
+                            acd::TransferTarget::Agent(a) => (a, false),
+                        };
+                        self.tell(
+                            call,
+                            SipEvent::Queue(QueueEvent::Transferred { to, queue }).into(),
+                        );
+                    }
+                    Err(why) => {
+                        // The target may be a phone number: not logged.
+                        tracing::info!(slot = call.0, why = ?why, "transfer refused");
+                        self.core.answer_refer(now, attempt, Err(why.status()));
+                    }
+                }
             }
         }
     }

@@ -615,6 +615,18 @@ impl Core {
                     .build();
                 let _ = self.layer.respond(now, tx, ok);
             }
+            Method::Refer => {
+                // Only an agent transfers its caller; a caller cannot send
+                // itself (or us) elsewhere.
+                self.respond(
+                    now,
+                    tx,
+                    &req,
+                    StatusCode::FORBIDDEN,
+                    "Transfers Are Made By Agents",
+                    &[],
+                )
+            }
             _ => self.respond(now, tx, &req, StatusCode::OK, "OK", &[]),
         }
     }

@@ -68,7 +68,13 @@ pub(super) struct Fork {
     ports: Option<MediaPorts>,
     /// The best failure seen (for the attempt's report).
     status: Option<StatusCode>,
+    /// A REFER from the agent waiting for the driver's verdict.
+    refer: Option<(TxId, Request)>,
 }
+
+/// After a transfer is accepted the agent's phone normally hangs up on
+/// the final NOTIFY; if it has not after this long, we send the BYE.
+pub const TRANSFEROR_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 #[derive(Default)]
 pub(super) struct Legs {
@@ -78,6 +84,11 @@ pub(super) struct Legs {
     by_attempt: HashMap<AttemptKey, Vec<usize>>,
     /// BYEs we sent on agent legs.
     byes: HashMap<TxId, usize>,
+    /// NOTIFYs (transfer progress) we sent on agent legs.
+    notifies: HashMap<TxId, usize>,
+    /// Transferred legs to hang up if their phone does not: when, which
+    /// fork, and its attempt (a reused slot is not hung up).
+    byes_due: std::collections::BTreeSet<(Instant, usize, AttemptKey)>,
     free: Vec<usize>,
 }
 
@@ -96,7 +107,14 @@ impl Legs {
     }
 
     pub(super) fn owns_tx(&self, tx: TxId) -> bool {
-        self.by_tx.contains_key(&tx) || self.byes.contains_key(&tx)
+        self.by_tx.contains_key(&tx)
+            || self.byes.contains_key(&tx)
+            || self.notifies.contains_key(&tx)
+    }
+
+    /// When [`Core::legs_timeout`] is due.
+    pub(super) fn poll_timeout(&self) -> Option<Instant> {
+        self.byes_due.first().map(|(at, _, _)| *at)
     }
 
     pub(super) fn owns_dialog(&self, d: &DialogId) -> bool {
@@ -220,6 +238,7 @@ impl Core {
                 dialog: None,
                 ports: Some(ports),
                 status: None,
+                refer: None,
             });
             self.legs.by_tx.insert(tx, i);
             self.legs.by_attempt.entry(attempt).or_default().push(i);
@@ -352,6 +371,14 @@ impl Core {
             {
                 self.legs.byes.remove(&tx);
                 self.forget_fork(i);
+            }
+            return;
+        }
+        if self.legs.notifies.contains_key(&tx) {
+            if matches!(event, TxEvent::Terminated | TxEvent::Timeout)
+                || matches!(&event, TxEvent::Response(r) if r.status.is_final())
+            {
+                self.legs.notifies.remove(&tx);
             }
             return;
         }
@@ -513,6 +540,10 @@ impl Core {
                     self.legs.by_attempt.remove(&f.attempt);
                 }
             }
+            // A BYE or NOTIFY of ours still in flight must not, when its
+            // answer comes, touch the fork that reuses this slot.
+            self.legs.byes.retain(|_, j| *j != i);
+            self.legs.notifies.retain(|_, j| *j != i);
             self.legs.free.push(i);
         }
     }
@@ -590,7 +621,183 @@ impl Core {
                     update,
                 });
             }
+            Method::Refer => self.leg_refer(now, tx, i, req),
             _ => self.respond(now, tx, &req, StatusCode::OK, "OK", &[]),
+        }
+    }
+
+    /// A REFER from the agent (RFC 3515): a blind transfer of its caller.
+    /// Checked here for its form; where the target is and whether it may
+    /// be reached is the driver's (the ACD's) to say, by
+    /// [`Core::answer_refer`].
+    fn leg_refer(&mut self, now: Instant, tx: TxId, i: usize, req: Request) {
+        let Some(f) = self.legs.forks.get_mut(i).and_then(Option::as_mut) else {
+            return;
+        };
+        let (attempt, call) = (f.attempt, f.call);
+        let refused = |status: StatusCode, reason: &'static str| Some((status, reason));
+        let refer_to: Vec<&Bytes> = req.headers.get_all(&HeaderName::ReferTo).collect();
+        let verdict = if f.state != ForkState::Answered {
+            refused(
+                StatusCode::CALL_DOES_NOT_EXIST,
+                "Call/Transaction Does Not Exist",
+            )
+        } else if f.refer.is_some() {
+            refused(StatusCode::REQUEST_PENDING, "Request Pending")
+        } else if refer_to.len() != 1 {
+            // §2.4.1: exactly one Refer-To.
+            refused(StatusCode::BAD_REQUEST, "Exactly One Refer-To Is Needed")
+        } else {
+            None
+        };
+        if let Some((status, reason)) = verdict {
+            self.respond(now, tx, &req, status, reason, &[]);
+            return;
+        }
+        let target = refer_to
+            .first()
+            .and_then(|v| sip::header::NameAddr::parse(v).ok());
+        let Some(target) = target else {
+            self.respond(
+                now,
+                tx,
+                &req,
+                StatusCode::BAD_REQUEST,
+                "Malformed Refer-To",
+                &[],
+            );
+            return;
+        };
+        if target.uri.headers.is_some() {
+            // An attended transfer (Refer-To with `?Replaces=`, RFC 3891).
+            self.respond(
+                now,
+                tx,
+                &req,
+                StatusCode::NOT_IMPLEMENTED,
+                "Attended Transfer Not Available",
+                &[],
+            );
+            return;
+        }
+        let user = target
+            .uri
+            .user_unescaped()
+            .map(|u| String::from_utf8_lossy(&u).into_owned())
+            .filter(|u| {
+                !u.is_empty()
+                    && u.len() <= 64
+                    && u.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"+-_.*#".contains(&b))
+            });
+        let Some(user) = user else {
+            self.respond(
+                now,
+                tx,
+                &req,
+                StatusCode::NOT_FOUND,
+                "Refer-To Names No Extension Or Queue",
+                &[],
+            );
+            return;
+        };
+        if let Some(f) = self.legs.forks.get_mut(i).and_then(Option::as_mut) {
+            f.refer = Some((tx, req));
+        }
+        self.actions.push_back(Action::LegRefer {
+            call,
+            attempt,
+            target: user,
+        });
+    }
+
+    /// The driver's verdict on an agent's REFER: `Ok` answers 202 and
+    /// NOTIFYs the transfer's result (`SIP/2.0 200 OK`, subscription
+    /// terminated: the caller is in our hands now), then the agent's
+    /// phone hangs up, or we do after [`TRANSFEROR_GRACE`]; `Err(status)`
+    /// refuses the REFER and the call stays with the agent.
+    pub fn answer_refer(&mut self, now: Instant, attempt: AttemptKey, verdict: Result<(), u16>) {
+        let i = self.legs.by_attempt.get(&attempt).and_then(|v| {
+            v.iter().copied().find(|j| {
+                self.legs
+                    .forks
+                    .get(*j)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|f| f.refer.is_some())
+            })
+        });
+        let Some(i) = i else {
+            return;
+        };
+        let branch = self.new_branch();
+        let Some(f) = self.legs.forks.get_mut(i).and_then(Option::as_mut) else {
+            return;
+        };
+        let Some((tx, req)) = f.refer.take() else {
+            return;
+        };
+        let status = match verdict {
+            Ok(()) => StatusCode::ACCEPTED,
+            Err(s) => StatusCode::new(s).unwrap_or(StatusCode::SERVER_INTERNAL_ERROR),
+        };
+        let flow = f.flow;
+        let notify = match (verdict, f.dialog.as_mut()) {
+            (Ok(()), Some(d)) => {
+                let via = format!(
+                    "SIP/2.0/{} {};branch={branch};rport",
+                    flow.transport.via_token(),
+                    flow.local
+                );
+                let contact = super::calls::contact_for(&flow, "dhwani");
+                let mut n = d.make_request(Method::Notify, &via, &contact);
+                let cseq = req.cseq().map(|c| c.seq).unwrap_or(0);
+                n.headers
+                    .push(HeaderName::Event, Bytes::from(format!("refer;id={cseq}")));
+                n.headers.push(
+                    HeaderName::SubscriptionState,
+                    Bytes::from_static(b"terminated;reason=noresource"),
+                );
+                n.headers.push(
+                    HeaderName::ContentType,
+                    Bytes::from_static(b"message/sipfrag;version=2.0"),
+                );
+                n.body = Bytes::from_static(b"SIP/2.0 200 OK\r\n");
+                Some(n)
+            }
+            _ => None,
+        };
+        let reason = status.canonical_reason();
+        self.respond(now, tx, &req, status, reason, &[]);
+        if let Some(n) = notify {
+            if let Ok(ntx) = self
+                .layer
+                .send_request(now, n, flow, flow.transport.is_reliable())
+            {
+                self.legs.notifies.insert(ntx, i);
+            }
+            self.legs
+                .byes_due
+                .insert((now + TRANSFEROR_GRACE, i, attempt));
+        }
+        self.pump(now);
+    }
+
+    /// Transferred legs whose phone did not hang up get our BYE.
+    pub(super) fn legs_timeout(&mut self, now: Instant) {
+        while let Some(&(at, i, attempt)) = self.legs.byes_due.first() {
+            if at > now {
+                break;
+            }
+            self.legs.byes_due.remove(&(at, i, attempt));
+            let ours = self
+                .legs
+                .forks
+                .get(i)
+                .and_then(Option::as_ref)
+                .is_some_and(|f| f.attempt == attempt && f.state == ForkState::Answered);
+            if ours {
+                self.send_leg_bye(now, i);
+            }
         }
     }
 

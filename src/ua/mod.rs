@@ -101,6 +101,17 @@ pub enum Action {
         /// The attempt.
         attempt: legs::AttemptKey,
     },
+    /// The agent asked to transfer its caller (a REFER): answer with
+    /// [`Core::answer_refer`].
+    LegRefer {
+        /// The caller's call.
+        call: CallSlot,
+        /// The agent's attempt.
+        attempt: legs::AttemptKey,
+        /// The Refer-To's user part: an extension, a queue's name, a
+        /// number.
+        target: String,
+    },
     /// The agent's re-INVITE changed its leg's media (hold, unhold, move).
     LegUpdate {
         /// The caller's call.
@@ -250,6 +261,7 @@ impl Core {
             calls,
             self.peer_log.poll_timeout(),
             expiry,
+            self.legs.poll_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -284,6 +296,7 @@ impl Core {
     /// A deadline passed.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.layer.handle_timeout(now);
+        self.legs_timeout(now);
         for (source, suppressed) in self.peer_log.poll_summaries(now) {
             match source {
                 log_limit::Source::Addr(ip) => {
@@ -628,6 +641,8 @@ impl Core {
 fn policy() -> Policy {
     let mut p = Policy::default();
     p.allow.push(Method::Register);
+    // Agents transfer their callers (RFC 3515); a caller's REFER is refused.
+    p.allow.push(Method::Refer);
     p.supported.push("path");
     p
 }

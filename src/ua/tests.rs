@@ -253,6 +253,9 @@ impl Ua {
                 } => self.legs.push((attempt, format!("failed {status}"))),
                 Action::LegEnded { attempt, .. } => self.legs.push((attempt, "ended".into())),
                 Action::LegUpdate { attempt, .. } => self.legs.push((attempt, "update".into())),
+                Action::LegRefer {
+                    attempt, target, ..
+                } => self.legs.push((attempt, format!("refer {target}"))),
             }
         }
     }
@@ -960,4 +963,141 @@ fn an_agent_bye_ends_its_leg() {
     ua.send(&bye);
     assert_eq!(ua.last(200).cseq().expect("cseq").method, Method::Bye);
     assert_eq!(ua.legs.last(), Some(&(3, "ended".to_owned())));
+}
+
+/// An in-dialog request from the agent's phone on the leg `invite` made.
+fn from_agent(invite: &Request, method: &str, cseq: u32, extra: &str) -> String {
+    let h = |n: &HeaderName| {
+        String::from_utf8_lossy(invite.headers.get(n).expect("header")).into_owned()
+    };
+    format!(
+        "{method} sip:dhwani@127.0.0.1:5060 SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:5071;branch=z9hG4bKagent{method}{cseq}\nFrom: {};tag=p1\nTo: {}\nCall-ID: {}\nCSeq: {cseq} {method}\nMax-Forwards: 70\n{extra}Content-Length: 0\n\n",
+        h(&HeaderName::To),
+        h(&HeaderName::From),
+        h(&HeaderName::CallId)
+    )
+}
+
+#[test]
+fn an_agents_refer_is_checked_answered_202_with_a_final_notify_and_the_leg_hung_up_after_the_grace()
+{
+    let mut ua = Ua::new(settings(10, Duration::ZERO));
+    let phone = [agent_binding(5071, "sip:1001@10.0.0.1")];
+    assert!(ua.core.ring_agent(ua.now, CallSlot(1), 3, "1001", &phone));
+    ua.collect();
+    let invite = sent(&ua, Method::Invite).remove(0).0;
+    ua.send(&answer_to(&invite, 200, "p1", Some(30000)));
+    ua.legs.clear();
+    // Malformed REFERs are answered here, without the driver.
+    ua.send(&from_agent(&invite, "REFER", 2, ""));
+    assert_eq!(ua.last(400).cseq().expect("cseq").seq, 2, "no Refer-To");
+    ua.send(&from_agent(
+        &invite,
+        "REFER",
+        3,
+        "Refer-To: <sip:1002@127.0.0.1>\nRefer-To: <sip:1003@127.0.0.1>\n",
+    ));
+    assert_eq!(ua.last(400).cseq().expect("cseq").seq, 3, "two Refer-To");
+    ua.send(&from_agent(
+        &invite,
+        "REFER",
+        4,
+        "Refer-To: <sip:1002@127.0.0.1?Replaces=abc%3Bto-tag%3Dx%3Bfrom-tag%3Dy>\n",
+    ));
+    assert_eq!(
+        ua.last(501).cseq().expect("cseq").seq,
+        4,
+        "attended: not yet"
+    );
+    assert!(ua.legs.is_empty(), "{:?}", ua.legs);
+    // A good one goes to the driver, who refuses it: the call goes on.
+    ua.send(&from_agent(
+        &invite,
+        "REFER",
+        5,
+        "Refer-To: <sip:1002@127.0.0.1>\n",
+    ));
+    assert_eq!(ua.legs, vec![(3, "refer 1002".to_owned())]);
+    ua.core.answer_refer(ua.now, 3, Err(480));
+    ua.collect();
+    assert_eq!(ua.last(480).cseq().expect("cseq").seq, 5);
+    assert!(sent(&ua, Method::Notify).is_empty());
+    // Accepted: 202, one NOTIFY with the sipfrag, subscription over.
+    ua.send(&from_agent(
+        &invite,
+        "REFER",
+        6,
+        "Refer-To: <sip:support@127.0.0.1>\n",
+    ));
+    ua.core.answer_refer(ua.now, 3, Ok(()));
+    ua.collect();
+    assert_eq!(ua.last(202).cseq().expect("cseq").seq, 6);
+    let notifies = sent(&ua, Method::Notify);
+    assert_eq!(notifies.len(), 1);
+    let (n, to) = &notifies[0];
+    assert_eq!(to.port(), 5071, "over the agent's flow");
+    let hv = |name: HeaderName| {
+        String::from_utf8_lossy(n.headers.get(&name).expect("header")).into_owned()
+    };
+    assert_eq!(hv(HeaderName::Event), "refer;id=6");
+    assert!(hv(HeaderName::SubscriptionState).starts_with("terminated"));
+    assert_eq!(hv(HeaderName::ContentType), "message/sipfrag;version=2.0");
+    assert_eq!(&n.body[..], b"SIP/2.0 200 OK\r\n");
+    assert_eq!(
+        hv(HeaderName::CallId),
+        String::from_utf8_lossy(invite.headers.get(&HeaderName::CallId).expect("call-id")),
+        "in the agent's dialog"
+    );
+    // The phone does not hang up: we do, after the grace.
+    ua.wait(legs::TRANSFEROR_GRACE - Duration::from_millis(10));
+    assert!(sent(&ua, Method::Bye).is_empty());
+    ua.wait(Duration::from_millis(20));
+    assert_eq!(sent(&ua, Method::Bye).len(), 1);
+    assert!(
+        !ua.legs.iter().any(|(_, what)| what == "ended"),
+        "our own BYE is not the agent hanging up"
+    );
+}
+
+#[test]
+fn a_phone_that_hangs_up_on_the_notify_gets_no_second_bye_and_a_callers_refer_is_forbidden() {
+    let mut ua = Ua::new(settings(10, Duration::ZERO));
+    let phone = [agent_binding(5071, "sip:1001@10.0.0.1")];
+    assert!(ua.core.ring_agent(ua.now, CallSlot(1), 3, "1001", &phone));
+    ua.collect();
+    let leg = sent(&ua, Method::Invite).remove(0).0;
+    ua.send(&answer_to(&leg, 200, "p1", Some(30000)));
+    ua.send(&from_agent(
+        &leg,
+        "REFER",
+        2,
+        "Refer-To: <sip:1002@127.0.0.1>\n",
+    ));
+    ua.core.answer_refer(ua.now, 3, Ok(()));
+    ua.collect();
+    ua.send(&from_agent(&leg, "BYE", 3, ""));
+    assert_eq!(ua.last(200).cseq().expect("cseq").method, Method::Bye);
+    ua.wait(legs::TRANSFEROR_GRACE * 2);
+    assert!(sent(&ua, Method::Bye).is_empty(), "the leg is over already");
+    assert_eq!(ua.core.live_legs(), 0);
+    // A new leg reusing the slot is not touched by the old NOTIFY's answer.
+    assert!(ua.core.ring_agent(ua.now, CallSlot(2), 4, "1001", &phone));
+    ua.collect();
+    assert_eq!(ua.core.live_legs(), 1);
+    // A caller cannot transfer itself anywhere.
+    ua.send(&invite("1000", "c9", 1, "r1", None, &sdp(4000, "sendrecv")));
+    let tag = ua.to_tag();
+    ua.send(&in_dialog("ACK", "c9", 1, "r1ack", &tag));
+    let refer = in_dialog("REFER", "c9", 2, "r2", &tag).replace(
+        "Content-Length: 0",
+        "Refer-To: <sip:1002@127.0.0.1>\nContent-Length: 0",
+    );
+    ua.send(&refer);
+    assert_eq!(ua.last(403).cseq().expect("cseq").method, Method::Refer);
+    let refers = ua
+        .legs
+        .iter()
+        .filter(|(_, w)| w.starts_with("refer"))
+        .count();
+    assert_eq!(refers, 1, "only the agent's REFER reached the driver");
 }

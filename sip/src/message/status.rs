@@ -32,6 +32,7 @@ codes! {
     RINGING = 180, "Ringing";
     SESSION_PROGRESS = 183, "Session Progress";
     OK = 200, "OK";
+    ACCEPTED = 202, "Accepted";
     BAD_REQUEST = 400, "Bad Request";
     UNAUTHORIZED = 401, "Unauthorized";
     FORBIDDEN = 403, "Forbidden";

@@ -39,11 +39,22 @@ impl Core {
             .map(|q| now.saturating_duration_since(q.joined).as_secs_f64())
             .unwrap_or_default();
         let name = q.map(|q| q.name).unwrap_or_default();
-        self.queue_cdr = Some(super::QueueCdr {
-            queue: name.clone(),
-            agent: Some(agent.clone()),
-            wait: std::time::Duration::from_secs_f64(waited),
-            talk: std::time::Duration::ZERO,
+        let wait = std::time::Duration::from_secs_f64(waited);
+        self.queue_cdr = Some(match self.queue_cdr.take() {
+            // Answered again after a transfer: the CDR keeps the queue
+            // that first answered, adds this wait to the earlier ones and
+            // names the agent who has the caller now.
+            Some(c) if c.agent.is_some() => super::QueueCdr {
+                agent: Some(agent.clone()),
+                wait: c.wait + wait,
+                ..c
+            },
+            _ => super::QueueCdr {
+                queue: name.clone(),
+                agent: Some(agent.clone()),
+                wait,
+                talk: std::time::Duration::ZERO,
+            },
         });
         let mut bridge = Bridge::new();
         let c = bridge.add_leg(self.media.codec().sample_rate());
@@ -66,7 +77,56 @@ impl Core {
             since: now,
             on_hold: false,
         });
-        self.flow_input(now, FlowInput::QueueDone(QueueOutcome::Answered));
+        if !self.interp.is_ended() {
+            self.flow_input(now, FlowInput::QueueDone(QueueOutcome::Answered));
+        }
+    }
+
+    /// The agent's blind transfer: its leg leaves the call (its audio
+    /// stops, its talk goes to the CDR) and the caller waits again with
+    /// the hold music. The flow has ended already (it ended when the
+    /// queue answered); if no agent takes the caller in the end, the call
+    /// ends.
+    fn transferred(&mut self, now: Instant, to: String, queue: bool) {
+        let Some(a) = self.agent.take() else {
+            return;
+        };
+        self.bridge = None;
+        let talk = now.saturating_duration_since(a.since);
+        let name = match self.queue_cdr.as_mut() {
+            Some(c) => {
+                c.talk += talk;
+                c.queue.clone()
+            }
+            None => String::new(),
+        };
+        tracing::info!(call_id = %self.info.sip_call_id, record_id = %self.info.record_id, agent = %a.extension, to = %to, queue, "agent transferred the caller");
+        let talk = talk.as_secs_f64();
+        self.log(
+            now,
+            "",
+            "queue",
+            serde_json::json!({"event": "transferred", "agent": a.extension, "to": to, "to_queue": queue, "talk_secs": (talk * 10.0).round() / 10.0}),
+        );
+        self.queued = Some(super::Queued {
+            name: if queue { to } else { name },
+            joined: now,
+            keys: Vec::new(),
+        });
+        if self.call_rec.is_none() && self.message.is_none() {
+            self.media.handle_command(now, Command::Tap(false));
+        }
+        // The agent's own hold music may be playing; start the loop over.
+        self.media.handle_command(now, Command::Stop);
+        if let Some(pcm) = self.hold_music.clone() {
+            self.media.handle_command(
+                now,
+                Command::Play {
+                    prompts: pcm,
+                    barge_in: false,
+                },
+            );
+        }
     }
 
     pub(super) fn queue_event(&mut self, now: Instant, ev: QueueEvent) {
@@ -136,6 +196,7 @@ impl Core {
                     rate: self.rate,
                 });
             }
+            QueueEvent::Transferred { to, queue } => self.transferred(now, to, queue),
             QueueEvent::AgentLeft => {
                 if let Some(a) = &self.agent {
                     let ext = a.extension.clone();
@@ -198,12 +259,23 @@ impl Core {
         // While still queued, so the PlaybackFinished is the queue's.
         self.media.handle_command(now, Command::Stop);
         let q = self.queued.take()?;
-        self.queue_cdr = Some(super::QueueCdr {
-            queue: q.name.clone(),
-            wait: now.saturating_duration_since(q.joined),
-            ..super::QueueCdr::default()
-        });
+        self.waited(&q.name, now.saturating_duration_since(q.joined));
         Some(q)
+    }
+
+    /// A wait without an agent for the CDR: its queue's, or, after a
+    /// transfer, added to the earlier waits (the agents stay named).
+    pub(super) fn waited(&mut self, queue: &str, wait: std::time::Duration) {
+        match self.queue_cdr.as_mut() {
+            Some(c) if c.agent.is_some() => c.wait += wait,
+            _ => {
+                self.queue_cdr = Some(super::QueueCdr {
+                    queue: queue.to_owned(),
+                    wait,
+                    ..super::QueueCdr::default()
+                })
+            }
+        }
     }
 
     /// The caller pressed one of the queue's keys: out of the queue, and

@@ -377,6 +377,10 @@ impl Call {
 
     /// The agent answers: its leg's media joins the call.
     fn agent_answers(&mut self) {
+        self.agent_answers_as("1001");
+    }
+
+    fn agent_answers_as(&mut self, ext: &str) {
         let mut rtp = media::rtp::Config::new(
             AGENT.parse().expect("addr"),
             media::rtp::PayloadType(0),
@@ -397,7 +401,7 @@ impl Call {
         );
         self.input(Input::AgentAnswered {
             media: Box::new(media),
-            agent: "1001".into(),
+            agent: ext.into(),
         });
     }
 
@@ -1216,4 +1220,100 @@ fn a_key_the_caller_presses_while_bridged_goes_on_to_the_agent_as_rfc_4733() {
         events_before,
         "the flow is over: the key is the agent's, not logged as the caller's menu choice"
     );
+}
+
+#[test]
+fn a_transferred_caller_hears_hold_music_until_the_next_agent_and_the_cdr_adds_both_talks() {
+    let mut c = Call::start(QUEUED, Opts::default());
+    c.speak(Duration::from_secs(2), false);
+    c.agent_answers();
+    c.both_speak(Duration::from_secs(1));
+    let to_first = c.agent_payloads.len();
+    assert!(to_first > 40);
+    c.input(Input::Sip(SipEvent::Queue(QueueEvent::Transferred {
+        to: "1002".into(),
+        queue: false,
+    })));
+    // The first agent's leg gets nothing more; the caller hears the hold
+    // music, and the flow's end does not hang the waiting caller up.
+    c.both_speak(Duration::from_secs(3));
+    assert!(
+        c.agent_payloads.len() <= to_first + 1,
+        "{} packets to the agent after the transfer",
+        c.agent_payloads.len() - to_first
+    );
+    assert!(c.hangups.is_empty(), "{:?}", c.hangups);
+    let heard = &c.caller_payloads[c.caller_payloads.len() - 50..];
+    assert!(
+        heard.iter().all(|b| *b != 0xFF),
+        "hold music after the transfer: {heard:?}"
+    );
+    c.agent_answers_as("1002");
+    c.both_speak(Duration::from_secs(2));
+    let to_caller = &c.caller_payloads[c.caller_payloads.len() - 20..];
+    assert!(
+        to_caller.iter().all(|b| *b != 0xFF && *b != 0x7F),
+        "the caller hears the second agent: {to_caller:?}"
+    );
+    c.input(Input::Sip(SipEvent::Queue(QueueEvent::AgentLeft)));
+    assert_eq!(c.hangups, vec![(Party::Agent, "agent hung up".to_owned())]);
+    let q = c.kinds("queue");
+    let events: Vec<&str> = q.iter().filter_map(|d| d["event"].as_str()).collect();
+    assert_eq!(
+        events,
+        vec![
+            "joined",
+            "bridged",
+            "answered",
+            "transferred",
+            "bridged",
+            "bridge ended"
+        ],
+        "{q:?}"
+    );
+    let t = q
+        .iter()
+        .find(|d| d["event"] == "transferred")
+        .expect("transferred");
+    assert_eq!(
+        (t["agent"].as_str(), t["to"].as_str()),
+        (Some("1001"), Some("1002"))
+    );
+    let r = c.cdr();
+    assert_eq!(
+        (r.queue.as_deref(), r.agent.as_deref()),
+        (Some("support"), Some("1002")),
+        "the first queue, the last agent"
+    );
+    assert_eq!(
+        r.wait_ms,
+        Some(5000),
+        "2 s in the queue, 3 s after the transfer"
+    );
+    assert!(
+        r.talk_ms.is_some_and(|t| (2900..=3200).contains(&t)),
+        "1 s with the first agent, 2 s with the second: {:?}",
+        r.talk_ms
+    );
+}
+
+#[test]
+fn a_transferred_caller_no_agent_takes_is_hung_up_when_the_queue_gives_up() {
+    let mut c = Call::start(QUEUED, Opts::default());
+    c.speak(Duration::from_millis(500), false);
+    c.agent_answers();
+    c.both_speak(Duration::from_millis(500));
+    c.input(Input::Sip(SipEvent::Queue(QueueEvent::Transferred {
+        to: "sales".into(),
+        queue: true,
+    })));
+    c.speak(Duration::from_secs(1), false);
+    assert!(c.hangups.is_empty());
+    c.input(Input::Sip(SipEvent::Queue(QueueEvent::Overflow {
+        why: "max wait".into(),
+    })));
+    c.speak(Duration::from_millis(100), false);
+    assert_eq!(c.hangups.len(), 1, "{:?}", c.hangups);
+    let r = c.cdr();
+    assert_eq!(r.agent.as_deref(), Some("1001"), "who talked to the caller");
 }
