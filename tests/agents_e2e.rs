@@ -1020,3 +1020,120 @@ fn a_caller_who_hangs_up_while_the_agent_rings_leaves_the_agent_available() {
         ringing.log()
     );
 }
+
+/// Waits (bounded) for a server log line that holds every one of `needles`.
+fn wait_for_line(server: &mut Server, needles: &[&str], within: Duration) -> bool {
+    let end = Instant::now() + within;
+    loop {
+        if server
+            .log
+            .iter()
+            .any(|l| needles.iter().all(|n| l.contains(n)))
+        {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        // Pulls more lines in (or times out quietly).
+        server.wait_for_log("\u{0}never", Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn an_agent_transfers_the_caller_by_refer_to_the_other_agent_and_wraps_up() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut server = Server::start(&config(tmp.path(), "longest-idle", ""));
+    let target = server.addr("udp");
+    let mut a1 = Phone::agent("1001", target);
+    wait_registered(&mut server, 1);
+    std::thread::sleep(Duration::from_millis(1200));
+    let a2 = Phone::agent("1002", target);
+    wait_registered(&mut server, 2);
+    let mut caller = caller_dials(target, "1000");
+    assert!(
+        wait_for_line(
+            &mut server,
+            &["bridged to an agent", "agent=1001"],
+            Duration::from_secs(15)
+        ),
+        "{}",
+        server.log.join("\n")
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    a1.say(&format!("/transfer sip:1002@{target}\n"));
+    assert!(
+        wait_for_line(
+            &mut server,
+            &["agent transferred the caller", "agent=1001", "to=1002"],
+            Duration::from_secs(10)
+        ),
+        "{}\n--- agent 1001:\n{}",
+        server.log.join("\n"),
+        a1.log()
+    );
+    assert!(
+        wait_for_line(
+            &mut server,
+            &["bridged to an agent", "agent=1002"],
+            Duration::from_secs(15)
+        ),
+        "{}",
+        server.log.join("\n")
+    );
+    // The first agent's phone is off the call; it wraps up (5 s) while
+    // the second talks.
+    std::thread::sleep(Duration::from_secs(1));
+    let states = |server: &Server| -> (String, String) {
+        let list = agents_json(server);
+        let s = |e: &str| {
+            list.iter().find(|a| a["extension"] == e).expect("agent")["state"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        };
+        (s("1001"), s("1002"))
+    };
+    assert_eq!(
+        states(&server),
+        ("wrap-up".to_owned(), "on-call".to_owned())
+    );
+    std::thread::sleep(Duration::from_secs(4));
+    // Caller and second agent hear each other.
+    let c = caller.heard_secs();
+    let f = caller.heard_freq(c - 2.0, c - 0.5);
+    assert!(
+        (f - 1320.0).abs() < 80.0,
+        "the caller heard {f} Hz, not agent 1002's 1320 Hz"
+    );
+    let s2 = a2.heard_secs();
+    let f = a2.heard_freq(s2 - 2.0, s2 - 0.5);
+    assert!(
+        (f - 440.0).abs() < 40.0,
+        "agent 1002 heard {f} Hz, not the caller's 440 Hz"
+    );
+    // The first agent's wrap-up ran its 5 s from its own leg's end.
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(states(&server).0, "available");
+    caller.say("/hangup\n");
+    std::thread::sleep(Duration::from_millis(1500));
+    let call = common::finished_calls(&server).remove(0);
+    assert_eq!(call["agent"], "1002", "{call}");
+    assert_eq!(call["hangup_by"], "caller", "{call}");
+    let events = queue_events(&server, call["call_id"].as_str().expect("id"));
+    let t = events
+        .iter()
+        .find(|e| e["event"] == "transferred")
+        .unwrap_or_else(|| panic!("no transfer in {events:?}"));
+    assert_eq!(
+        (t["agent"].as_str(), t["to"].as_str()),
+        (Some("1001"), Some("1002"))
+    );
+    assert!(
+        a1.log().contains("transferring call") && a1.log().contains("terminated"),
+        "the first agent's phone transferred and is off the call: {}",
+        a1.log()
+    );
+    // The second agent wraps up now; nobody is left on a call.
+    assert_eq!(states(&server).1, "wrap-up");
+}
