@@ -1048,7 +1048,7 @@ fn an_agent_transfers_the_caller_by_refer_to_the_other_agent_and_wraps_up() {
     let mut a1 = Phone::agent("1001", target);
     wait_registered(&mut server, 1);
     std::thread::sleep(Duration::from_millis(1200));
-    let a2 = Phone::agent("1002", target);
+    let mut a2 = Phone::agent("1002", target);
     wait_registered(&mut server, 2);
     let mut caller = caller_dials(target, "1000");
     assert!(
@@ -1115,11 +1115,28 @@ fn an_agent_transfers_the_caller_by_refer_to_the_other_agent_and_wraps_up() {
     // The first agent's wrap-up ran its 5 s from its own leg's end.
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(states(&server).0, "available");
-    caller.say("/hangup\n");
+    // A transfer to nobody: accepted, then a NOTIFY with the failure
+    // (baresip 1.x hangs up on a failed transfer; other phones keep the
+    // call).
+    a2.say(&format!("/transfer sip:4711@{target}\n"));
+    assert!(
+        a2.wait_for("transfer failure: 404 Not Found", Duration::from_secs(5)),
+        "{}",
+        a2.log()
+    );
+    assert!(
+        wait_for_line(
+            &mut server,
+            &["transfer refused", "NoSuchTarget"],
+            Duration::from_secs(5)
+        ),
+        "{}",
+        server.log.join("\n")
+    );
     std::thread::sleep(Duration::from_millis(1500));
     let call = common::finished_calls(&server).remove(0);
     assert_eq!(call["agent"], "1002", "{call}");
-    assert_eq!(call["hangup_by"], "caller", "{call}");
+    assert_eq!(call["hangup_by"], "agent", "{call}");
     let events = queue_events(&server, call["call_id"].as_str().expect("id"));
     let t = events
         .iter()

@@ -711,11 +711,11 @@ impl Core {
         });
     }
 
-    /// The driver's verdict on an agent's REFER: `Ok` answers 202 and
-    /// NOTIFYs the transfer's result (`SIP/2.0 200 OK`, subscription
-    /// terminated: the caller is in our hands now), then the agent's
+    /// The driver's verdict on an agent's REFER, answered 202 and then
+    /// with one NOTIFY that ends the implicit subscription: `Ok` NOTIFYs
+    /// `SIP/2.0 200 OK` (the caller is in our hands now), then the agent's
     /// phone hangs up, or we do after [`TRANSFEROR_GRACE`]; `Err(status)`
-    /// refuses the REFER and the call stays with the agent.
+    /// NOTIFYs that status and the call stays with the agent.
     pub fn answer_refer(&mut self, now: Instant, attempt: AttemptKey, verdict: Result<(), u16>) {
         let i = self.legs.by_attempt.get(&attempt).and_then(|v| {
             v.iter().copied().find(|j| {
@@ -736,45 +736,49 @@ impl Core {
         let Some((tx, req)) = f.refer.take() else {
             return;
         };
-        let status = match verdict {
-            Ok(()) => StatusCode::ACCEPTED,
-            Err(s) => StatusCode::new(s).unwrap_or(StatusCode::SERVER_INTERNAL_ERROR),
+        // Accepted either way (§2.4.2); the NOTIFY says how it went. A
+        // final error to the REFER itself would be as correct, but
+        // baresip 1.x hangs its call up on one, and the agent would lose
+        // the caller over a mistyped extension.
+        let frag = match verdict {
+            Ok(()) => "SIP/2.0 200 OK\r\n".to_owned(),
+            Err(s) => {
+                let code = StatusCode::new(s).unwrap_or(StatusCode::SERVER_INTERNAL_ERROR);
+                format!("SIP/2.0 {} {}\r\n", code.as_u16(), code.canonical_reason())
+            }
         };
         let flow = f.flow;
-        let notify = match (verdict, f.dialog.as_mut()) {
-            (Ok(()), Some(d)) => {
-                let via = format!(
-                    "SIP/2.0/{} {};branch={branch};rport",
-                    flow.transport.via_token(),
-                    flow.local
-                );
-                let contact = super::calls::contact_for(&flow, "dhwani");
-                let mut n = d.make_request(Method::Notify, &via, &contact);
-                let cseq = req.cseq().map(|c| c.seq).unwrap_or(0);
-                n.headers
-                    .push(HeaderName::Event, Bytes::from(format!("refer;id={cseq}")));
-                n.headers.push(
-                    HeaderName::SubscriptionState,
-                    Bytes::from_static(b"terminated;reason=noresource"),
-                );
-                n.headers.push(
-                    HeaderName::ContentType,
-                    Bytes::from_static(b"message/sipfrag;version=2.0"),
-                );
-                n.body = Bytes::from_static(b"SIP/2.0 200 OK\r\n");
-                Some(n)
-            }
-            _ => None,
-        };
-        let reason = status.canonical_reason();
-        self.respond(now, tx, &req, status, reason, &[]);
-        if let Some(n) = notify {
-            if let Ok(ntx) = self
+        let notify = f.dialog.as_mut().map(|d| {
+            let via = format!(
+                "SIP/2.0/{} {};branch={branch};rport",
+                flow.transport.via_token(),
+                flow.local
+            );
+            let contact = super::calls::contact_for(&flow, "dhwani");
+            let mut n = d.make_request(Method::Notify, &via, &contact);
+            let cseq = req.cseq().map(|c| c.seq).unwrap_or(0);
+            n.headers
+                .push(HeaderName::Event, Bytes::from(format!("refer;id={cseq}")));
+            n.headers.push(
+                HeaderName::SubscriptionState,
+                Bytes::from_static(b"terminated;reason=noresource"),
+            );
+            n.headers.push(
+                HeaderName::ContentType,
+                Bytes::from_static(b"message/sipfrag;version=2.0"),
+            );
+            n.body = Bytes::from(frag);
+            n
+        });
+        self.respond(now, tx, &req, StatusCode::ACCEPTED, "Accepted", &[]);
+        if let Some(n) = notify
+            && let Ok(ntx) = self
                 .layer
                 .send_request(now, n, flow, flow.transport.is_reliable())
-            {
-                self.legs.notifies.insert(ntx, i);
-            }
+        {
+            self.legs.notifies.insert(ntx, i);
+        }
+        if verdict.is_ok() {
             self.legs
                 .byes_due
                 .insert((now + TRANSFEROR_GRACE, i, attempt));

@@ -1010,7 +1010,8 @@ fn an_agents_refer_is_checked_answered_202_with_a_final_notify_and_the_leg_hung_
         "attended: not yet"
     );
     assert!(ua.legs.is_empty(), "{:?}", ua.legs);
-    // A good one goes to the driver, who refuses it: the call goes on.
+    // A good one goes to the driver, who refuses it: accepted, and the
+    // NOTIFY says why; no BYE follows.
     ua.send(&from_agent(
         &invite,
         "REFER",
@@ -1020,8 +1021,18 @@ fn an_agents_refer_is_checked_answered_202_with_a_final_notify_and_the_leg_hung_
     assert_eq!(ua.legs, vec![(3, "refer 1002".to_owned())]);
     ua.core.answer_refer(ua.now, 3, Err(480));
     ua.collect();
-    assert_eq!(ua.last(480).cseq().expect("cseq").seq, 5);
-    assert!(sent(&ua, Method::Notify).is_empty());
+    assert_eq!(ua.last(202).cseq().expect("cseq").seq, 5);
+    let notifies = sent(&ua, Method::Notify);
+    assert_eq!(notifies.len(), 1);
+    assert_eq!(
+        &notifies[0].0.body[..],
+        b"SIP/2.0 480 Temporarily Unavailable\r\n"
+    );
+    ua.wait(legs::TRANSFEROR_GRACE * 2);
+    assert!(
+        sent(&ua, Method::Bye).is_empty(),
+        "a refused transfer keeps the call"
+    );
     // Accepted: 202, one NOTIFY with the sipfrag, subscription over.
     ua.send(&from_agent(
         &invite,
@@ -1032,9 +1043,11 @@ fn an_agents_refer_is_checked_answered_202_with_a_final_notify_and_the_leg_hung_
     ua.core.answer_refer(ua.now, 3, Ok(()));
     ua.collect();
     assert_eq!(ua.last(202).cseq().expect("cseq").seq, 6);
-    let notifies = sent(&ua, Method::Notify);
-    assert_eq!(notifies.len(), 1);
-    let (n, to) = &notifies[0];
+    // The first NOTIFY was retransmitted meanwhile (nobody answered it).
+    let mut notifies = sent(&ua, Method::Notify);
+    notifies.dedup_by_key(|(n, _)| n.cseq().expect("cseq").seq);
+    assert_eq!(notifies.len(), 2);
+    let (n, to) = &notifies[1];
     assert_eq!(to.port(), 5071, "over the agent's flow");
     let hv = |name: HeaderName| {
         String::from_utf8_lossy(n.headers.get(&name).expect("header")).into_owned()
