@@ -1050,7 +1050,7 @@ fn an_agent_transfers_the_caller_by_refer_to_the_other_agent_and_wraps_up() {
     std::thread::sleep(Duration::from_millis(1200));
     let mut a2 = Phone::agent("1002", target);
     wait_registered(&mut server, 2);
-    let mut caller = caller_dials(target, "1000");
+    let caller = caller_dials(target, "1000");
     assert!(
         wait_for_line(
             &mut server,

@@ -33,8 +33,10 @@
 //!   queue gives up ([`QueueEvent::Overflow`]: the flow's `on overflow`).
 //!   Once bridged, either side hanging up ends the call; the agent's hold
 //!   gives the caller the hold music; keys are relayed as RFC 4733 events.
-//! - Transfers are not available yet: the flow takes its failure path and
-//!   the timeline says why. `fetch` is checked against the tenant's
+//! - An agent's blind transfer ([`QueueEvent::Transferred`]) takes the
+//!   agent's leg out and the caller waits again with the hold music until
+//!   the next agent answers. A flow's `transfer` is not available yet: the
+//!   flow takes its failure path and the timeline says why. `fetch` is checked against the tenant's
 //!   allow-list, then answered "not available".
 
 use std::collections::VecDeque;
