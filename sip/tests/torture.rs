@@ -1,6 +1,7 @@
 //! The torture cases of RFC 4475 (and the IPv6 ones of RFC 5118), re-typed
 //! from the RFCs' descriptions, run through the parser and the UAS checks
-//! in-process: nothing here touches a network. Each case says what an
+//! in-process: nothing here touches a network. The RFC 4475 messages
+//! byte for byte, on the wire, are `tests/torture_wire.rs`'s. Each case says what an
 //! endpoint must do: accept, or answer with a given status (400, 505, 416,
 //! 420, 415, 501, 513...).
 //!
@@ -181,4 +182,30 @@ fn the_tortuous_invite_keeps_its_values() {
     );
     assert_eq!(without_cl(&again.headers), without_cl(&r.headers));
     assert_eq!(again.headers.content_length().unwrap(), Some(r.body.len()));
+}
+
+#[test]
+fn a_datagram_ending_after_its_last_header_line_is_whole_but_a_stream_waits() {
+    // RFC 4475's own `baddn` (its archive's bytes) ends with `l: 0\r\n`,
+    // without the empty line.
+    let raw = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/rfc4475/baddn.dat"
+    ))
+    .expect("the RFC 4475 archive in sip/tests/data/rfc4475");
+    assert!(raw.ends_with(b"l: 0\r\n"));
+    let bytes = Bytes::from(raw);
+    assert!(matches!(
+        parse_message(bytes.clone(), &Limits::default()),
+        Err(sip::Error::Incomplete)
+    ));
+    let Ok(Message::Request(r)) = sip::message::parse_datagram(bytes, &Limits::default()) else {
+        panic!("a datagram is one whole message")
+    };
+    assert!(r.body.is_empty());
+    // Then the UAS checks refuse its unquoted display names.
+    assert_eq!(
+        check_request(&r, &Policy::default()).map_err(|e| e.status.as_u16()),
+        Err(400)
+    );
 }

@@ -274,7 +274,12 @@ impl Core {
         if !self.admit_message(now, flow.remote.ip(), false) {
             return;
         }
-        match parse_message(bytes.clone(), &self.settings.limits) {
+        let parsed = if flow.transport.is_reliable() {
+            parse_message(bytes.clone(), &self.settings.limits)
+        } else {
+            sip::message::parse_datagram(bytes.clone(), &self.settings.limits)
+        };
+        match parsed {
             Ok(Message::Request(req)) => self.handle_request(now, flow, req),
             Ok(Message::Response(resp)) => self.handle_response(now, resp),
             Err(e) => {

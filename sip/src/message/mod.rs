@@ -16,7 +16,7 @@ use bytes::Bytes;
 
 pub use headers::{Header, HeaderName, Headers};
 pub use method::Method;
-pub use parse::{Limits, parse_message, scan_headers};
+pub use parse::{Limits, parse_datagram, parse_message, scan_headers};
 pub use raw_reply::reply_to_raw;
 pub use serialize::ResponseBuilder;
 pub use status::StatusCode;

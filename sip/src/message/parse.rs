@@ -45,6 +45,25 @@ impl Default for Limits {
     }
 }
 
+/// Parses one datagram: [`parse_message`], except that a datagram whose
+/// header section ends with its last header line's CRLF, without the
+/// empty line, is read as having no body. A datagram is one whole message
+/// (§18.3), so nothing more can come, and RFC 4475's own `baddn` message
+/// ends that way; over a stream the empty line is still awaited.
+pub fn parse_datagram(buf: Bytes, limits: &Limits) -> Result<Message> {
+    match parse_message(buf.clone(), limits) {
+        Err(Error::Incomplete)
+            if buf.ends_with(b"\r\n") && buf.len() < limits.max_message_bytes =>
+        {
+            let mut whole = Vec::with_capacity(buf.len() + 2);
+            whole.extend_from_slice(&buf);
+            whole.extend_from_slice(b"\r\n");
+            parse_message(Bytes::from(whole), limits)
+        }
+        other => other,
+    }
+}
+
 /// Parses one complete message. `buf` holds exactly one datagram or one
 /// stream frame; the body is what follows the header section, cut to
 /// Content-Length when that is smaller (§18.3: extra datagram bytes are

@@ -200,6 +200,9 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                 Err(error) => {
                     tracing::info!(%remote, transport = %flow.transport, %error, "closing connection: unframeable input");
                     let _ = inner.events.send(Event::Rejected { flow, error }).await;
+                    // The messages framed before the garbage are being
+                    // answered: their answers still go out, then it closes.
+                    linger(inner, &mut wr, &mut rx).await;
                     return;
                 }
             }
@@ -244,6 +247,28 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                 tracing::info!(%remote, "closing connection: message not completed in time");
                 return;
             }
+        }
+    }
+}
+
+/// How long a connection that sent unframeable bytes stays open for the
+/// answers to what it sent before them.
+const LINGER: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Writes what is queued for a connection that reads no more, for at
+/// most [`LINGER`].
+async fn linger<W: AsyncWrite + Unpin>(inner: &Inner, wr: &mut W, rx: &mut mpsc::Receiver<Bytes>) {
+    let end = Instant::now() + LINGER;
+    loop {
+        tokio::select! {
+            _ = inner.shutdown.cancelled() => return,
+            out = rx.recv() => {
+                let Some(bytes) = out else { return };
+                if wr.write_all(&bytes).await.is_err() {
+                    return;
+                }
+            }
+            _ = sleep_until(end) => return,
         }
     }
 }
