@@ -12,6 +12,7 @@
 #   COMPARE_RECORDING=1 benches/ivr_load.sh ...   round 1 without, round 2
 #   with an encrypted stereo recording of every call, same server
 #   RECORD=1 ...   every round records
+#   SETTLE=1 ...   also the RSS 60 s after each round's load
 #
 # Prints: calls completed and failed, the server's CPU and RSS (idle, peak,
 # after), CPU time per call-second, and the share of RTP frames sent more
@@ -181,6 +182,8 @@ wait $sp || true
 c1=$(cpu_ticks); t1=$(date +%s.%N)
 sleep 5
 after_rss=$(rss_kb)
+# 60 s after the load (issue 13: back within idle + 20 MiB by then).
+[ -n "${SETTLE:-}" ] && { sleep 55; settled_rss=$(rss_kb); } || settled_rss=0
 read -r ok fail < <(python3 - "$work/stat$round.csv" <<'PY'
 import sys
 rows=[l.rstrip('\n').split(';') for l in open(sys.argv[1]) if l.strip()]
@@ -189,9 +192,9 @@ print(last[h.index('SuccessfulCall(C)')], last[h.index('FailedCall(C)')])
 PY
 )
 echo "== round $round: $label; open files after: $(ls /proc/$srv/fd | wc -l); recordings on disk: $(find "$work/data/recordings" -type f 2>/dev/null | wc -l)"
-python3 - "$work/server.log" "$work/data/dhwani.db" "$log_from" "$c0" "$c1" "$hz" "$t0" "$t1" "$N" "$ok" "$fail" "$idle_rss" "$peak_rss" "$after_rss" <<'PY'
+python3 - "$work/server.log" "$work/data/dhwani.db" "$log_from" "$c0" "$c1" "$hz" "$t0" "$t1" "$N" "$ok" "$fail" "$idle_rss" "$peak_rss" "$after_rss" "$settled_rss" <<'PY'
 import re, sqlite3, sys
-log, db, log_from, c0, c1, hz, t0, t1, n, ok, fail, idle, peak, after = sys.argv[1:]
+log, db, log_from, c0, c1, hz, t0, t1, n, ok, fail, idle, peak, after, settled = sys.argv[1:]
 frames = late = calls = 0
 f = open(log, errors="replace"); f.seek(int(log_from))
 for line in f:
@@ -209,6 +212,8 @@ print(f"server CPU             {cpu_s:.1f} s over {wall:.1f} s wall = {100*cpu_s
 print(f"call-seconds served    {call_s:.0f}")
 print(f"CPU per call-second    {100*cpu_s/max(call_s,1):.4f}% of one core per active call")
 print(f"RSS idle/peak/after    {idle//1024} / {peak//1024} / {after//1024} MiB; per active call {(peak-idle)/max(int(n),1):.1f} KiB")
+if int(settled):
+    print(f"RSS 60 s after         {int(settled)//1024} MiB")
 print(f"RTP frames >2 ms late  {late} of {frames} = {100*late/max(frames,1):.2f}%")
 PY
 done

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Whole-server load with SIPp's built-in uac scenario, bounded in calls and
 # time. Prints, per rate: calls attempted/succeeded/failed, the server's CPU
-# (percent of one core) and memory (peak RSS).
+# (percent of one core) and memory (peak RSS; at the end, idle and 60 s
+# after the load).
 #
 #   benches/load.sh [RATE...]      default rates: 300 500 700; 30 s each
 #   SECS=10 benches/load.sh 500
@@ -35,6 +36,7 @@ TOML
 srv=$!
 sleep 1
 hz=$(getconf CLK_TCK)
+idle=$(awk '/VmRSS/ {print int($2/1024)}' /proc/$srv/status)
 printf '%-6s %-8s %-10s %-7s %-12s %-12s\n' rate calls successful failed "server CPU%" "peak RSS MB"
 for rate in "${RATES[@]}"; do
   calls=$((rate * SECS))
@@ -56,3 +58,7 @@ PY
 )
   printf '%-6s %-8s %-10s %-7s %-12s %-12s\n' "$rate" "$calls" "$ok" "$fail" "$cpu" "$rss"
 done
+# Memory after the load: idle at start, then 60 s after the last rate
+# (issue 13: back within idle + 20 MiB).
+sleep 60
+echo "RSS idle $idle MB, 60 s after the load $(awk '/VmRSS/ {print int($2/1024)}' /proc/$srv/status) MB"

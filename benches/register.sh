@@ -5,8 +5,8 @@
 # SIPp's [authentication] cannot take a username per agent). Prints the
 # registrations that succeeded and failed, the server's CPU (percent of
 # one core over the run, and CPU milliseconds per registration) and its
-# memory (RSS before and after, peak, and 35 s later when the REGISTER
-# transactions are gone).
+# memory (RSS before and after, peak, 35 s later when the REGISTER
+# transactions are gone, and 60 s later).
 #
 #   benches/register.sh [AGENTS] [RATE]     default: 10000 500
 set -euo pipefail
@@ -116,11 +116,14 @@ peak=$(awk '/VmHWM/ {print int($2/1024)}' /proc/$srv/status)
 # stays after them is the bindings' share.
 sleep 35
 rss2=$(awk '/VmRSS/ {print int($2/1024)}' /proc/$srv/status)
+# And 60 s after the load (issue 13: back within idle + 20 MiB by then).
+sleep 25
+rss3=$(awk '/VmRSS/ {print int($2/1024)}' /proc/$srv/status)
 python3 - <<PY
 cpu_s = (($ut2 + $st2) - ($ut + $st)) / $hz
 wall = $t1 - $t0
 ok = int("$ok")
 print(f"agents {$AGENTS} at {$RATE}/s: {ok} registered, $fail failed in {wall:.1f} s")
 print(f"server CPU {100 * cpu_s / wall:.1f}% of one core, {1000 * cpu_s / max(ok, 1):.3f} ms per registration")
-print(f"server RSS {$rss0} MB before, {$rss1} MB after, {$peak} MB peak, {$rss2} MB 35 s later")
+print(f"server RSS {$rss0} MB before, {$rss1} MB after, {$peak} MB peak, {$rss2} MB 35 s later, {$rss3} MB 60 s later")
 PY

@@ -91,6 +91,7 @@ mod error;
 pub mod header;
 pub mod message;
 pub mod sdp;
+pub mod shrink;
 pub mod transaction;
 #[cfg(feature = "tokio")]
 pub mod transport;

@@ -301,6 +301,13 @@ impl Core {
     /// A deadline passed.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.layer.handle_timeout(now);
+        // Tables a flood grew give their room back (a check when full).
+        sip::shrink::sparse(&mut self.tx_source);
+        sip::shrink::sparse(&mut self.tx_per_source);
+        sip::shrink::sparse(&mut self.calls);
+        sip::shrink::sparse(&mut self.by_dialog);
+        sip::shrink::sparse(&mut self.by_invite);
+        sip::shrink::sparse(&mut self.by_bye);
         self.legs_timeout(now);
         for (source, suppressed) in self.peer_log.poll_summaries(now) {
             match source {

@@ -152,7 +152,9 @@ pub struct Layer<A> {
     max_transactions: usize,
     next_id: u64,
     by_key: HashMap<Key, TxId>,
-    entries: HashMap<TxId, Entry<A>>,
+    /// Boxed: a state machine is about a kilobyte, and a table sized for
+    /// a load peak keeps its buckets; pointers keep that small.
+    entries: HashMap<TxId, Box<Entry<A>>>,
     merged: HashMap<MergeKey, TxId>,
     schedule: BTreeSet<(Instant, TxId)>,
     out: VecDeque<LayerOutput<A>>,
@@ -283,13 +285,13 @@ impl<A: Clone> Layer<A> {
         self.by_key.insert(key.clone(), id);
         self.entries.insert(
             id,
-            Entry {
+            Box::new(Entry {
                 key,
                 peer,
                 machine,
                 scheduled: None,
                 merge_key,
-            },
+            }),
         );
         Ok(Some(TuRequest {
             id,
@@ -349,13 +351,13 @@ impl<A: Clone> Layer<A> {
         self.by_key.insert(key.clone(), id);
         self.entries.insert(
             id,
-            Entry {
+            Box::new(Entry {
                 key,
                 peer,
                 machine,
                 scheduled: None,
                 merge_key: None,
-            },
+            }),
         );
         self.after_input(id);
         Ok(id)
@@ -456,6 +458,11 @@ impl<A: Clone> Layer<A> {
                 if let Some(mk) = e.merge_key {
                     self.merged.remove(&mk);
                 }
+            }
+            if self.entries.len() * 4 < self.entries.capacity() {
+                crate::shrink::sparse(&mut self.entries);
+                crate::shrink::sparse(&mut self.by_key);
+                crate::shrink::sparse(&mut self.merged);
             }
             return;
         }
