@@ -1154,3 +1154,63 @@ fn an_agent_transfers_the_caller_by_refer_to_the_other_agent_and_wraps_up() {
     // The second agent wraps up now; nobody is left on a call.
     assert_eq!(states(&server).1, "wrap-up");
 }
+
+const TRANSFER_FLOW: &str = "flow \"Xfer\"\n  numbers 1000\n\nstep start\n  transfer \"sip:1001@desk\"\n    on failure -> sorry\n\nstep sorry\n  hangup \"transfer failed\"\n";
+
+#[test]
+fn a_flows_transfer_reaches_a_registered_agent_and_fails_while_it_has_no_phone() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut server = Server::start(&config_with_flow(
+        tmp.path(),
+        "longest-idle",
+        "",
+        TRANSFER_FLOW,
+    ));
+    let target = server.addr("udp");
+    // No phone registered for 1001 yet: the transfer fails at once and
+    // the flow takes `on failure`.
+    let first = caller_dials(target, "+919800000011");
+    let end = Instant::now() + Duration::from_secs(10);
+    while common::finished_calls(&server).is_empty() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let call = common::finished_calls(&server)
+        .pop()
+        .unwrap_or_else(|| panic!("the first call did not end: {}", first.log()));
+    assert_eq!(call["outcome"], "hangup: transfer failed", "{call}");
+    drop(first);
+    // With the agent's phone registered the caller is put through.
+    let a1 = Phone::agent("1001", target);
+    wait_registered(&mut server, 1);
+    let mut caller = caller_dials(target, "+919800000012");
+    assert!(
+        wait_for_line(
+            &mut server,
+            &["bridged to an agent", "agent=1001"],
+            Duration::from_secs(10)
+        ),
+        "{}",
+        server.log.join("\n")
+    );
+    std::thread::sleep(Duration::from_secs(4));
+    let c = caller.heard_secs();
+    let f = caller.heard_freq(c - 2.0, c - 0.5);
+    assert!(
+        (f - 880.0).abs() < 60.0,
+        "the caller heard {f} Hz, not agent 1001's 880 Hz"
+    );
+    let s = a1.heard_secs();
+    let f = a1.heard_freq(s - 2.0, s - 0.5);
+    assert!((f - 440.0).abs() < 40.0, "the agent heard {f} Hz");
+    assert_eq!(state_of(&server, "1001"), "on-call");
+    caller.say("/hangup\n");
+    std::thread::sleep(Duration::from_millis(1500));
+    let calls = common::finished_calls(&server);
+    let call = calls
+        .iter()
+        .find(|c| c["agent"] == "1001")
+        .unwrap_or_else(|| panic!("no call with the agent: {calls:?}"));
+    assert_eq!(call["outcome"], "transferred: sip:1001@desk", "{call}");
+    assert_eq!(call["hangup_by"], "caller", "{call}");
+    assert_eq!(state_of(&server, "1001"), "wrap-up");
+}

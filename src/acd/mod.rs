@@ -169,6 +169,14 @@ pub enum Output {
         /// The agent's extension, when one is concerned.
         agent: Option<String>,
     },
+    /// A flow's transfer to an agent ([`Acd::connect_to_agent`]) was not
+    /// answered: the flow takes `on failure`.
+    DirectFailed {
+        /// The caller.
+        call: CallSlot,
+        /// `no answer`, `busy` or `failed`.
+        why: &'static str,
+    },
     /// Time to tell a waiting caller its place (the flow's `announce
     /// every`).
     Position {
@@ -270,6 +278,9 @@ struct Waiting {
     /// A blind transfer to this one agent: only it is rung; if it does
     /// not answer, the caller waits in the queue like any other.
     direct: Option<AgentRef>,
+    /// A flow's `transfer` to that agent: if it does not answer, the
+    /// transfer fails ([`Output::DirectFailed`]) instead.
+    direct_final: bool,
 }
 
 #[derive(Debug)]
@@ -684,6 +695,7 @@ impl Acd {
                 next_round: None,
                 announce: announce_every.map(|d| (d, now + d)),
                 direct: None,
+                direct_final: false,
             },
         );
         self.timers.insert((deadline, Timer::Wait(call)));
@@ -745,7 +757,9 @@ impl Acd {
             return;
         };
         let q = &mut self.queues[w.queue];
+        // A flow's transfer to one agent is no caller of the queue's.
         match why {
+            _ if w.direct_final => {}
             Leave::Overflow(_) => q.stats.overflowed += 1,
             Leave::Abandoned => q.stats.abandoned += 1,
             Leave::Key => q.stats.left_by_key += 1,
@@ -870,7 +884,7 @@ impl Acd {
             .get(&att.call)
             .is_some_and(|w| w.direct.is_some())
         {
-            self.back_to_queue(now, att.call);
+            self.direct_unanswered(now, att.call, event);
         }
         match why {
             RingFailure::NoAnswer if pause => self.set(
@@ -961,11 +975,79 @@ impl Acd {
                 next_round: None,
                 announce: None,
                 direct: Some(to.clone()),
+                direct_final: false,
             },
         );
         self.timers.insert((deadline, Timer::Wait(call)));
         self.ring(now, from_queue, call, &to.extension);
         Ok(TransferTarget::Agent(to.extension))
+    }
+
+    /// A flow's `transfer` to an agent of its tenant (sip:EXT or EXT): the
+    /// agent is rung at once for its (first) queue's ring timeout, with
+    /// that queue's wrap-up after the call; answered, it is an
+    /// [`Output::Bridge`] like a queue's, otherwise
+    /// [`Output::DirectFailed`]. Refused when the tenant has no such agent
+    /// in a queue or the agent is not available now.
+    pub fn connect_to_agent(
+        &mut self,
+        now: Instant,
+        call: CallSlot,
+        tenant: usize,
+        ext: &str,
+    ) -> Result<(), TransferRefused> {
+        let to = self
+            .agent_ref(tenant, ext)
+            .ok_or(TransferRefused::NoSuchTarget)?;
+        let qi = self
+            .queues
+            .iter()
+            .position(|q| q.tenant == tenant && q.cfg.members.iter().any(|m| m == ext))
+            .ok_or(TransferRefused::NoSuchTarget)?;
+        let free = self
+            .agents
+            .get(&to)
+            .is_some_and(|a| a.state == State::Available && a.call.is_none());
+        if !free || self.waiting.contains_key(&call) || self.bridged.contains_key(&call) {
+            return Err(TransferRefused::Unavailable);
+        }
+        let ring = Duration::from_secs(self.queues[qi].cfg.ring_timeout_secs);
+        let deadline = now + ring + Duration::from_secs(2);
+        self.queues[qi].waiting.insert(0, call);
+        self.waiting.insert(
+            call,
+            Waiting {
+                queue: qi,
+                priority: 0,
+                joined: now,
+                deadline,
+                attempts: Vec::new(),
+                tried: HashSet::from([to.extension.clone()]),
+                next_round: None,
+                announce: None,
+                direct: Some(to.clone()),
+                direct_final: true,
+            },
+        );
+        self.timers.insert((deadline, Timer::Wait(call)));
+        self.ring(now, qi, call, &to.extension);
+        Ok(())
+    }
+
+    /// The one agent of a direct ring did not answer (`why`): a blind
+    /// transfer's caller goes back to the queue, a flow's transfer fails.
+    fn direct_unanswered(&mut self, now: Instant, call: CallSlot, why: &'static str) {
+        let fail = self.waiting.get(&call).is_some_and(|w| w.direct_final);
+        if !fail {
+            self.back_to_queue(now, call);
+            return;
+        }
+        if let Some(w) = self.take_waiting(call) {
+            for id in w.attempts {
+                self.end_attempt(now, id, "transfer over");
+            }
+        }
+        self.out.push_back(Output::DirectFailed { call, why });
     }
 
     /// A transfer to one agent failed: the caller waits in its queue like
@@ -1003,7 +1085,7 @@ impl Acd {
                 Timer::Wait(call)
                     if self.waiting.get(&call).is_some_and(|w| w.direct.is_some()) =>
                 {
-                    self.back_to_queue(now, call)
+                    self.direct_unanswered(now, call, "no answer")
                 }
                 Timer::Wait(call) => self.leave(now, call, Leave::Overflow(Overflow::Timeout)),
                 Timer::Round(_) => {}

@@ -660,3 +660,55 @@ fn a_transfer_to_a_queue_waits_there_with_the_callers_priority() {
     let r = rings(&t.take());
     assert_eq!((r[0].0, r[0].1.as_str()), (3, "1001"));
 }
+
+#[test]
+fn a_flows_transfer_rings_one_agent_and_fails_without_queueing_when_unanswered() {
+    let mut t = T::new(queue(Strategy::LongestIdle, &["1001", "1002"]));
+    t.online(&["1001", "1002"]);
+    assert_eq!(
+        t.acd.connect_to_agent(t.now, CallSlot(1), 0, "4711"),
+        Err(TransferRefused::NoSuchTarget)
+    );
+    assert_eq!(
+        t.acd.connect_to_agent(t.now, CallSlot(1), 0, "1002"),
+        Ok(())
+    );
+    let r = rings(&t.take());
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].1, "1002", "not 1001, who is idle longer");
+    // Nobody answers: the transfer fails, the caller is not queued.
+    t.advance(Duration::from_secs(15));
+    let out = t.take();
+    assert!(
+        out.contains(&Output::DirectFailed {
+            call: CallSlot(1),
+            why: "no answer"
+        }),
+        "{out:?}"
+    );
+    assert!(rings(&out).is_empty(), "{out:?}");
+    let s = t.acd.stats(0, "support", t.now).expect("stats");
+    assert_eq!((s.waiting, s.overflowed, s.abandoned), (0, 0, 0));
+    // Another call's transfer to 1001 is answered and bridged.
+    assert_eq!(
+        t.acd.connect_to_agent(t.now, CallSlot(2), 0, "1001"),
+        Ok(())
+    );
+    let r = rings(&t.take());
+    t.acd.answered(t.now, r[0].2);
+    let out = t.take();
+    assert!(out.contains(&Output::Bridge {
+        call: CallSlot(2),
+        attempt: r[0].2,
+        agent: agent("1001")
+    }));
+    assert_eq!(state(&t, "1001"), State::OnCall);
+    assert_eq!(
+        t.acd.connect_to_agent(t.now, CallSlot(3), 0, "1001"),
+        Err(TransferRefused::Unavailable)
+    );
+    t.acd.call_ended(t.now, CallSlot(2));
+    assert_eq!(state(&t, "1001"), State::WrapUp);
+    let s = t.acd.stats(0, "support", t.now).expect("stats");
+    assert_eq!(s.answered, 0, "not a queue call");
+}

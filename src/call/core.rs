@@ -35,8 +35,9 @@
 //!   gives the caller the hold music; keys are relayed as RFC 4733 events.
 //! - An agent's blind transfer ([`QueueEvent::Transferred`]) takes the
 //!   agent's leg out and the caller waits again with the hold music until
-//!   the next agent answers. A flow's `transfer` is not available yet: the
-//!   flow takes its failure path and the timeline says why. `fetch` is checked against the tenant's
+//!   the next agent answers. A flow's `transfer` ([`Output::Transfer`]) is
+//!   answered like a queue's agent ([`Input::AgentAnswered`]) or fails
+//!   ([`QueueEvent::TransferFailed`]: the flow's `on failure`). `fetch` is checked against the tenant's
 //!   allow-list, then answered "not available".
 
 use std::collections::VecDeque;
@@ -111,6 +112,12 @@ pub enum QueueEvent {
     AgentLeft,
     /// The agent's re-INVITE changed its media (hold, unhold).
     AgentMedia(sip::sdp::MediaUpdate),
+    /// The flow's `transfer` to an agent failed (refused, no answer,
+    /// busy): the flow takes `on failure`.
+    TransferFailed {
+        /// Why, for the timeline.
+        why: String,
+    },
     /// The agent transferred the caller (a blind transfer, REFER): its leg
     /// is gone and the caller waits, with the hold music, for the next
     /// [`Input::AgentAnswered`].
@@ -217,6 +224,13 @@ pub enum Output {
         /// Tell the caller its place this often (the flow's `announce
         /// every`): answered with [`QueueEvent::Position`].
         announce_every: Option<Duration>,
+    },
+    /// The flow's `transfer`: connect the caller to `target` (an agent's
+    /// extension, `EXT` or `sip:EXT@...`); answer with
+    /// [`Input::AgentAnswered`] or [`QueueEvent::TransferFailed`].
+    Transfer {
+        /// As the flow wrote it.
+        target: String,
     },
     /// The caller left the queue with a key: take it out.
     LeaveQueue,
@@ -331,6 +345,8 @@ pub struct Core {
     queue_cdr: Option<QueueCdr>,
     /// The prompt job in flight is a position announcement.
     announcing: bool,
+    /// A flow's `transfer` in progress: its target, since when.
+    transferring: Option<(String, Instant)>,
 }
 
 /// What the CDR says of a queued call.
@@ -406,6 +422,7 @@ impl Core {
             bridge: None,
             queue_cdr: None,
             announcing: false,
+            transferring: None,
             hold_music: None,
             info: setup.info,
         };
@@ -704,6 +721,7 @@ impl Core {
             && self.play_job.is_none()
             && self.agent.is_none()
             && self.queued.is_none()
+            && self.transferring.is_none()
         {
             // The flow ended without a hangup (queued, transferred, error).
             let reason = outcome_text(self.interp.outcome());
@@ -892,12 +910,10 @@ impl Core {
                         announce_every,
                     });
                 }
-                Step::Transfer { .. } => self.flow_input(
-                    now,
-                    FlowInput::TransferDone(Err(
-                        "transfers are not available on this server yet".into()
-                    )),
-                ),
+                Step::Transfer { target } => {
+                    self.transferring = Some((target.clone(), now));
+                    self.out.push_back(Output::Transfer { target });
+                }
                 Step::Fetch { url, .. } => {
                     let why = match self.fetch_allow.check(&url) {
                         Ok(()) => "fetch is not available on this server yet".to_owned(),
@@ -958,7 +974,8 @@ impl Core {
         r.outcome = Some(outcome_text(self.interp.outcome()));
         r.recording_id = self.recording_ids.first().cloned();
         if let Some(q) = &self.queue_cdr {
-            r.queue = Some(q.queue.clone());
+            // A flow's transfer to an agent names no queue.
+            r.queue = (!q.queue.is_empty()).then(|| q.queue.clone());
             r.agent = q.agent.clone();
             r.wait_ms = Some(q.wait.as_millis() as i64);
             r.talk_ms = q.agent.as_ref().map(|_| q.talk.as_millis() as i64);

@@ -56,6 +56,15 @@ pub enum ToCore {
     LeaveQueue(CallSlot),
     /// The caller no longer waits for the agent who answered.
     AgentNotNeeded(CallSlot),
+    /// The flow's `transfer` to `target`.
+    Transfer {
+        /// The call.
+        id: CallSlot,
+        /// Its tenant.
+        tenant: usize,
+        /// As the flow wrote it.
+        target: String,
+    },
     /// Queue the caller.
     Enqueue {
         /// The call.
@@ -365,6 +374,9 @@ pub async fn run(
                         let from = if rtcp && !a.rtcp_mux { &a.rtcp } else { &a.rtp };
                         let _ = from.send_to(&bytes, to).await;
                     }
+                }
+                Output::Transfer { target } => {
+                    let _ = hangup.send(ToCore::Transfer { id, tenant, target }).await;
                 }
                 Output::Enqueue { name, max_wait, priority, announce_every } => {
                     let _ = hangup

@@ -262,6 +262,13 @@ impl Loop {
                     self.acd.call_ended(now, call);
                 }
             },
+            acd::Output::DirectFailed { call, why } => self.tell(
+                call,
+                SipEvent::Queue(QueueEvent::TransferFailed {
+                    why: format!("the agent did not take the call ({why})"),
+                })
+                .into(),
+            ),
             acd::Output::Overflow { call, why } => self.tell(
                 call,
                 SipEvent::Queue(QueueEvent::Overflow {
@@ -319,6 +326,26 @@ impl Loop {
         match req {
             ToCore::Hangup(r) => self.core.hangup(now, r.id, r.by, &r.reason),
             ToCore::LeaveQueue(id) => self.acd.left_by_key(now, id),
+            ToCore::Transfer { id, tenant, target } => {
+                // `sip:EXT@host` or `EXT`: an agent of the tenant. There
+                // are no outbound trunks yet, so a number reaches nobody.
+                let ext = target
+                    .strip_prefix("sip:")
+                    .or_else(|| target.strip_prefix("sips:"))
+                    .map_or(target.as_str(), |u| u.split('@').next().unwrap_or(u));
+                if let Err(why) = self.acd.connect_to_agent(now, id, tenant, ext) {
+                    let why = match why {
+                        acd::TransferRefused::Unavailable => "the agent is not available",
+                        _ => {
+                            "no agent of this tenant has that extension (outbound trunks are not configured)"
+                        }
+                    };
+                    self.tell(
+                        id,
+                        SipEvent::Queue(QueueEvent::TransferFailed { why: why.into() }).into(),
+                    );
+                }
+            }
             ToCore::AgentNotNeeded(id) => {
                 if let Some(attempt) = self.bridged.remove(&id) {
                     self.core.stop_attempt(now, attempt);

@@ -12,12 +12,13 @@ use crate::ua::Party;
 
 impl Core {
     /// The agent answered: its leg joins the call and the two are bridged.
-    pub(super) fn agent_answered(
-        &mut self,
-        now: Instant,
-        mut media: Box<CallMedia>,
-        agent: String,
-    ) {
+    pub(super) fn agent_answered(&mut self, now: Instant, media: Box<CallMedia>, agent: String) {
+        if let Some((_, since)) = self.transferring.take() {
+            // The flow's `transfer` connected: the flow is over.
+            self.bridge_agent(now, media, agent, String::new(), since);
+            self.flow_input(now, FlowInput::TransferDone(Ok(())));
+            return;
+        }
         let Some(q) = self.queued.take() else {
             // Not waiting any more (the queue gave up, or the caller left
             // with a key, a moment before): the agent is released at once.
@@ -27,19 +28,33 @@ impl Core {
         // The hold music stops (its PlaybackFinished is still the queue's),
         // and if it is still being decoded (an agent answered at once), it
         // never starts: it would play over the agent.
+        let (name, joined) = (q.name.clone(), q.joined);
         self.queued = Some(q);
         if let Some(job) = self.play_job.take() {
             self.out.push_back(Output::CancelPrompts { job });
         }
         self.announcing = false;
         self.media.handle_command(now, Command::Stop);
-        let q = self.queued.take();
-        let waited = q
-            .as_ref()
-            .map(|q| now.saturating_duration_since(q.joined).as_secs_f64())
-            .unwrap_or_default();
-        let name = q.map(|q| q.name).unwrap_or_default();
-        let wait = std::time::Duration::from_secs_f64(waited);
+        self.queued = None;
+        self.bridge_agent(now, media, agent, name, joined);
+        if !self.interp.is_ended() {
+            self.flow_input(now, FlowInput::QueueDone(QueueOutcome::Answered));
+        }
+    }
+
+    /// Bridges the agent's leg to the caller, who waited since `joined`
+    /// (in queue `name`, or none for a flow's transfer), and notes it in
+    /// the CDR and the timeline.
+    fn bridge_agent(
+        &mut self,
+        now: Instant,
+        mut media: Box<CallMedia>,
+        agent: String,
+        name: String,
+        joined: Instant,
+    ) {
+        let wait = now.saturating_duration_since(joined);
+        let waited = wait.as_secs_f64();
         self.queue_cdr = Some(match self.queue_cdr.take() {
             // Answered again after a transfer: the CDR keeps the queue
             // that first answered, adds this wait to the earlier ones and
@@ -77,9 +92,6 @@ impl Core {
             since: now,
             on_hold: false,
         });
-        if !self.interp.is_ended() {
-            self.flow_input(now, FlowInput::QueueDone(QueueOutcome::Answered));
-        }
     }
 
     /// The agent's blind transfer: its leg leaves the call (its audio
@@ -197,6 +209,11 @@ impl Core {
                 });
             }
             QueueEvent::Transferred { to, queue } => self.transferred(now, to, queue),
+            QueueEvent::TransferFailed { why } => {
+                if self.transferring.take().is_some() {
+                    self.flow_input(now, FlowInput::TransferDone(Err(why.into())));
+                }
+            }
             QueueEvent::AgentLeft => {
                 if let Some(a) = &self.agent {
                     let ext = a.extension.clone();

@@ -249,6 +249,7 @@ impl Call {
                 }
                 Output::Enqueue { name, .. } => self.enqueued.push(name),
                 Output::LeaveQueue => self.enqueued.push("(left)".into()),
+                Output::Transfer { target } => self.enqueued.push(format!("(transfer {target})")),
                 Output::AgentNotNeeded => self.enqueued.push("(agent not needed)".into()),
                 Output::Transmit { .. } | Output::CancelPrompts { .. } | Output::Finished => {}
                 Output::ResolvePrompts { job, prompts, .. } if self.defer_prompts => {
@@ -795,6 +796,15 @@ step done
     })));
     c.wait(Duration::from_secs(1));
     assert_eq!(
+        c.enqueued.last().map(String::as_str),
+        Some("(transfer +911140000000)")
+    );
+    assert!(c.hangups.is_empty(), "the transfer is under way");
+    c.input(Input::Sip(SipEvent::Queue(QueueEvent::TransferFailed {
+        why: "no agent of this tenant has that extension".into(),
+    })));
+    c.wait(Duration::from_secs(1));
+    assert_eq!(
         c.hangups,
         vec![(Party::Dhwani, "flow: all failed".to_owned())]
     );
@@ -806,7 +816,10 @@ step done
         c.events
     );
     let all = serde_json::to_string(&c.events).expect("json");
-    assert!(all.contains("transfers are not available"), "{all}");
+    assert!(
+        all.contains("no agent of this tenant has that extension"),
+        "{all}"
+    );
     assert!(all.contains("fetch is not available"), "{all}");
     assert!(
         all.contains("evil.example"),
@@ -1316,4 +1329,53 @@ fn a_transferred_caller_no_agent_takes_is_hung_up_when_the_queue_gives_up() {
     assert_eq!(c.hangups.len(), 1, "{:?}", c.hangups);
     let r = c.cdr();
     assert_eq!(r.agent.as_deref(), Some("1001"), "who talked to the caller");
+}
+
+#[test]
+fn a_flows_transfer_to_an_agent_bridges_the_caller_and_ends_the_flow() {
+    let text = r#"flow "T"
+  numbers 1000
+
+step start
+  transfer "sip:1001@pbx"
+    on failure -> sorry
+
+step sorry
+  hangup "transfer failed"
+"#;
+    let mut c = Call::start(text, Opts::default());
+    c.wait(Duration::from_millis(200));
+    assert_eq!(c.enqueued, vec!["(transfer sip:1001@pbx)".to_owned()]);
+    c.speak(Duration::from_secs(2), false);
+    assert!(
+        c.hangups.is_empty(),
+        "the caller waits while the agent rings"
+    );
+    c.agent_answers();
+    c.both_speak(Duration::from_secs(1));
+    assert!(c.hangups.is_empty(), "{:?}", c.hangups);
+    let to_caller = &c.caller_payloads[c.caller_payloads.len() - 20..];
+    assert!(
+        to_caller.iter().all(|b| *b != 0xFF && *b != 0x7F),
+        "the caller hears the agent: {to_caller:?}"
+    );
+    let t: Vec<String> = c
+        .kinds("transfer")
+        .iter()
+        .filter_map(|d| d["event"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(t, vec!["started", "connected"]);
+    c.input(Input::Sip(SipEvent::Queue(QueueEvent::AgentLeft)));
+    assert_eq!(c.hangups, vec![(Party::Agent, "agent hung up".to_owned())]);
+    let r = c.cdr();
+    assert_eq!(
+        (r.queue.as_deref(), r.agent.as_deref()),
+        (None, Some("1001"))
+    );
+    assert!(
+        r.wait_ms.is_some_and(|w| (1900..=2300).contains(&w)),
+        "{:?}",
+        r.wait_ms
+    );
+    assert_eq!(r.outcome.as_deref(), Some("transferred: sip:1001@pbx"));
 }
