@@ -130,6 +130,49 @@ fn run_lets_a_person_walk_a_flow_in_the_terminal() {
     assert!(out.contains("You hung up."), "{out}");
 }
 
+/// `flow run` on bank.ivr with stdin lines, its stdout when it ends.
+fn walk_bank(lines: &[&str]) -> String {
+    let mut child = dhwani()
+        .args(["flow", "run", "--caller", "+919800000009"])
+        .arg(examples().join("bank.ivr"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdin = child.stdin.take().expect("stdin");
+    for l in lines {
+        stdin.write_all(format!("{l}\n").as_bytes()).expect("write");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    drop(stdin);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().expect("wait").is_none() {
+        assert!(Instant::now() < deadline, "flow run did not end");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut out)
+        .expect("read");
+    out
+}
+
+#[test]
+fn run_speaks_of_the_call_recording_in_the_timelines_words() {
+    let out = walk_bank(&["1", "hangup"]);
+    assert!(out.contains("[consent: yes]"), "{out}");
+    assert!(out.contains("[call recording started]"), "{out}");
+    for rust in [
+        "Start]", "Pause]", "Resume]", "Stop]", ": Start", "HungUp(", "Outcome",
+    ] {
+        assert!(!out.contains(rust), "a Rust name ({rust}) in: {out}");
+    }
+}
+
 #[test]
 fn explain_documents_every_statement() {
     let out = dhwani().args(["flow", "explain"]).output().expect("run");

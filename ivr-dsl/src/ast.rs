@@ -247,6 +247,19 @@ pub enum RecordingOp {
     Resume,
 }
 
+impl RecordingOp {
+    /// What happened, in the words of the timeline: `started`, `stopped`,
+    /// `paused`, `resumed`.
+    pub fn event(self) -> &'static str {
+        match self {
+            RecordingOp::Start => "started",
+            RecordingOp::Stop => "stopped",
+            RecordingOp::Pause => "paused",
+            RecordingOp::Resume => "resumed",
+        }
+    }
+}
+
 /// `queue`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Queue {

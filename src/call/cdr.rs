@@ -63,7 +63,8 @@ pub fn failed_record(info: &CallInfo, end: SystemTime) -> CallRecord {
     r
 }
 
-pub(crate) fn outcome_text(o: Option<&Outcome>) -> String {
+/// How a flow ended, in the words of the CDR and `flow run`.
+pub fn outcome_text(o: Option<&Outcome>) -> String {
     match o {
         Some(Outcome::HungUp(r)) => format!("hangup: {r}"),
         Some(Outcome::CallerHungUp) => "caller hung up".into(),

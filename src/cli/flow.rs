@@ -296,12 +296,16 @@ fn interactive(file: &Path, caller: &str) -> anyhow::Result<ExitCode> {
                     let name = ev.fields.first().map(|(_, v)| v.as_str()).unwrap_or("");
                     println!("[step {name}]");
                 }
-                Output::Log(ev) if ev.kind == "error" => println!("[error {:?}]", ev.fields),
+                Output::Log(ev) if ev.kind == "error" => {
+                    let fields: Vec<String> =
+                        ev.fields.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+                    println!("[error: {}]", fields.join(", "))
+                }
                 Output::Log(_) | Output::StopPlayback | Output::StopRecord => {}
                 Output::Consent { granted } => {
                     println!("[consent: {}]", if granted { "yes" } else { "no" })
                 }
-                Output::Recording(op) => println!("[call recording: {op:?}]"),
+                Output::Recording(op) => println!("[call recording {}]", op.event()),
                 Output::Record { max, .. } => {
                     println!(
                         "[recording a message, up to {}s: press Enter when done]",
@@ -346,7 +350,7 @@ fn interactive(file: &Path, caller: &str) -> anyhow::Result<ExitCode> {
         if it.is_ended() {
             match it.outcome() {
                 Some(Outcome::CallerHungUp) => println!("You hung up."),
-                Some(o) => println!("Call ended: {o:?}"),
+                Some(o) => println!("Call ended: {}", crate::call::cdr::outcome_text(Some(o))),
                 None => {}
             }
             return Ok(ExitCode::SUCCESS);

@@ -748,13 +748,7 @@ impl Interpreter {
             _ => return, // already in that state
         };
         self.recording = next;
-        let name = match op {
-            RecordingOp::Start => "started",
-            RecordingOp::Stop => "stopped",
-            RecordingOp::Pause => "paused",
-            RecordingOp::Resume => "resumed",
-        };
-        self.log("recording", vec![("event".into(), name.into())]);
+        self.log("recording", vec![("event".into(), op.event().into())]);
         self.out.push_back(Output::Recording(op));
     }
 }
