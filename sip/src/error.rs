@@ -98,6 +98,18 @@ pub enum Error {
     /// An IO error from a transport (kept as text so the enum stays `Clone`).
     #[error("transport IO: {0}")]
     Io(String),
+    /// A listener could not be opened.
+    #[error("cannot listen on {transport} {addr}: {reason}{hint}")]
+    Bind {
+        /// `udp`, `tcp` or `tls`.
+        transport: &'static str,
+        /// The address asked for.
+        addr: std::net::SocketAddr,
+        /// The system's words.
+        reason: String,
+        /// What to do about it, when known (empty otherwise).
+        hint: &'static str,
+    },
 }
 
 impl Error {
@@ -121,7 +133,11 @@ impl Error {
             Error::UnknownTransaction | Error::UnknownDialog => {
                 Some(StatusCode::CALL_DOES_NOT_EXIST)
             }
-            Error::Incomplete | Error::MalformedStartLine | Error::Digest(_) | Error::Io(_) => None,
+            Error::Incomplete
+            | Error::MalformedStartLine
+            | Error::Digest(_)
+            | Error::Io(_)
+            | Error::Bind { .. } => None,
         }
     }
 

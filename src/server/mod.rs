@@ -70,7 +70,7 @@ pub enum StartError {
     #[error("a tls: listener needs sip.tls_cert and sip.tls_key")]
     TlsNotConfigured,
     /// The SIP sockets could not be bound.
-    #[error("cannot bind SIP sockets: {0}")]
+    #[error("{0}")]
     Bind(sip::Error),
     /// `media.rtp_ports`.
     #[error("media.rtp_ports: {0}")]

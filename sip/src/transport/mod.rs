@@ -206,11 +206,36 @@ pub async fn bind(
     };
     let mut bound = Vec::new();
     for spec in specs {
-        let b = match spec {
-            ListenSpec::Udp(addr) => udp::listen(&handle, *addr).await?,
-            ListenSpec::Tcp(addr) => stream::listen(&handle, *addr, None).await?,
-            ListenSpec::Tls(addr, cfg) => stream::listen(&handle, *addr, Some(cfg.clone())).await?,
+        let (transport, addr, b) = match spec {
+            ListenSpec::Udp(addr) => ("udp", *addr, udp::listen(&handle, *addr).await),
+            ListenSpec::Tcp(addr) => ("tcp", *addr, stream::listen(&handle, *addr, None).await),
+            ListenSpec::Tls(addr, cfg) => (
+                "tls",
+                *addr,
+                stream::listen(&handle, *addr, Some(cfg.clone())).await,
+            ),
         };
+        let b = b.map_err(|e| {
+            let reason = match e {
+                Error::Io(r) => r,
+                other => other.to_string(),
+            };
+            let hint = if reason.contains("in use") {
+                " (is another server, or another Dhwani, listening there? Stop it, or choose another address with --listen, e.g. --listen udp:127.0.0.1:5070)"
+            } else if reason.contains("ermission denied") {
+                " (ports below 1024 need privileges: run as a user allowed to bind them, or choose a port above 1023 with --listen)"
+            } else if reason.contains("ssign requested address") {
+                " (no interface of this machine has that address: check the IP in --listen)"
+            } else {
+                ""
+            };
+            Error::Bind {
+                transport,
+                addr,
+                reason,
+                hint,
+            }
+        })?;
         bound.push(b);
     }
     Ok((handle, bound))
