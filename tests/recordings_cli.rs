@@ -72,6 +72,11 @@ fn verify_and_decrypt_from_the_command_line() {
         .collect();
     assert_eq!(pcm, samples);
     assert_eq!(&out.stdout[..4], b"RIFF");
+    // Written to a pipe, the WAV's header still gives its true length, as
+    // a real reader sees it.
+    let r = hound::WavReader::new(std::io::Cursor::new(&out.stdout)).expect("a WAV");
+    assert_eq!(r.len() as usize, samples.len(), "the header's length");
+    assert!((r.duration() as f64 / 8000.0 - 2.0).abs() < 0.01);
 
     // A flipped bit, a cut file, a wrong key: each named, exit status 1.
     let bytes = std::fs::read(&rec).expect("read");

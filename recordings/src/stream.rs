@@ -9,7 +9,7 @@
 //! whole one: the reader reports it as truncated at that second, never as
 //! corrupt, and decrypts everything before.
 
-use std::io::{Read, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 
 use chacha20poly1305::aead::{Aead, AeadInOut, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Nonce};
@@ -300,6 +300,92 @@ pub fn decrypt(
                 seconds: seconds(audio_bytes),
             });
         }
+    }
+}
+
+/// [`decrypt`] into a WAV whose header gives the true sizes, for players
+/// that trust it (the stored stream's own header says "unknown length",
+/// as a stream being written must). A first pass verifies and counts, in
+/// constant memory, the audio that verifies; the second writes it behind a
+/// header with that length, so it works into a pipe as well as a file. A
+/// truncated or damaged recording gets the sizes of the audio before the
+/// damage, which is all that is written. `input` is read twice (a file).
+pub fn decrypt_sized<R: Read + Seek>(
+    mut input: R,
+    key: impl FnOnce(&Header) -> Result<Key, Error>,
+    out: impl Write,
+) -> Result<Summary, Error> {
+    let start = input.stream_position()?;
+    let mut data_key = None;
+    let mut count = Count::default();
+    let first = decrypt(
+        &mut input,
+        |h| {
+            let k = key(h)?;
+            data_key = Some(k.clone());
+            Ok(k)
+        },
+        &mut count,
+    );
+    let Some(data_key) = data_key else {
+        // No key, no audio: nothing to write.
+        return first;
+    };
+    if count.bytes == 0 {
+        return first;
+    }
+    input.seek(SeekFrom::Start(start))?;
+    let audio = count.bytes.saturating_sub(44);
+    let mut patched = SizedHeader {
+        out,
+        head: Vec::with_capacity(44),
+        audio: u32::try_from(audio)
+            .unwrap_or(u32::MAX - 36)
+            .min(u32::MAX - 36),
+    };
+    decrypt(&mut input, |_| Ok(data_key), &mut patched)
+}
+
+/// Counts bytes.
+#[derive(Default)]
+struct Count {
+    bytes: u64,
+}
+
+impl Write for Count {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.bytes += buf.len() as u64;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Passes bytes on, with the RIFF and data sizes of the first 44 (the
+/// WAV header) set for `audio` bytes of samples.
+struct SizedHeader<W: Write> {
+    out: W,
+    head: Vec<u8>,
+    audio: u32,
+}
+
+impl<W: Write> Write for SizedHeader<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.head.len() >= 44 {
+            return self.out.write(buf);
+        }
+        let take = (44 - self.head.len()).min(buf.len());
+        self.head.extend_from_slice(&buf[..take]);
+        if self.head.len() == 44 {
+            self.head[4..8].copy_from_slice(&(36 + self.audio).to_le_bytes());
+            self.head[40..44].copy_from_slice(&self.audio.to_le_bytes());
+            self.out.write_all(&self.head)?;
+        }
+        Ok(take)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
     }
 }
 

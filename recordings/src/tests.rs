@@ -265,3 +265,55 @@ fn the_public_key_mode_opens_only_with_the_private_key() {
         Err(Error::WrongKey { .. })
     ));
 }
+
+/// A WAV as a real reader (hound) sees it: its header's sample count and
+/// the samples it yields.
+fn hound_view(wav: &[u8]) -> (u32, u16, Vec<i16>) {
+    let mut r = hound::WavReader::new(std::io::Cursor::new(wav)).expect("a WAV hound reads");
+    let len = r.len();
+    let channels = r.spec().channels;
+    let samples = r.samples::<i16>().map(|s| s.expect("sample")).collect();
+    (len, channels, samples)
+}
+
+#[test]
+fn the_sized_wav_says_its_true_length_whole_and_truncated() {
+    for channels in [1u8, 2] {
+        let (bytes, samples) = record(3, channels, true);
+        let mut wav = Vec::new();
+        let s = crate::stream::decrypt_sized(
+            std::io::Cursor::new(&bytes),
+            |h| unwrap_kek(&KEK, h),
+            &mut wav,
+        )
+        .expect("opens");
+        assert!((s.seconds - 3.0).abs() < 1e-9);
+        let (len, ch, got) = hound_view(&wav);
+        assert_eq!(ch, u16::from(channels));
+        assert_eq!(len as usize, samples.len(), "the header's length");
+        assert_eq!(got, samples);
+        // The stream's own header, by contrast, claims the maximum.
+        let (_, plain) = open(&bytes).expect("opens");
+        assert_eq!(&plain[40..44], &(u32::MAX - 36).to_le_bytes());
+    }
+    // Cut in the middle of the tenth chunk: nine chunks (0.9 s) verify.
+    let (bytes, samples) = record(3, 1, true);
+    let offs = chunk_offsets(&bytes);
+    let cut = &bytes[..offs[9] + 20];
+    let mut wav = Vec::new();
+    let r =
+        crate::stream::decrypt_sized(std::io::Cursor::new(cut), |h| unwrap_kek(&KEK, h), &mut wav);
+    assert!(
+        matches!(r, Err(Error::Truncated { chunks: 9, .. })),
+        "{:?}",
+        r.err()
+    );
+    let (len, _, got) = hound_view(&wav);
+    assert_eq!(len as usize, got.len(), "the header says what is there");
+    assert_eq!(got, samples[..got.len()]);
+    assert_eq!(
+        got.len(),
+        9 * 800 - 22,
+        "nine chunks of audio, less the WAV header"
+    );
+}

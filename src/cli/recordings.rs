@@ -264,7 +264,7 @@ pub fn run(cmd: RecordingsCommand, cfg: &Config) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("cannot open {}", file.display()))?;
             let stdout = std::io::stdout();
             let mut out = BufWriter::new(stdout.lock());
-            let result = stream::decrypt(
+            let result = stream::decrypt_sized(
                 BufReader::new(input),
                 |h| checked_key(&key, data_dir, &file, h),
                 &mut out,
