@@ -347,6 +347,13 @@ pub struct Core {
     announcing: bool,
     /// A flow's `transfer` in progress: its target, since when.
     transferring: Option<(String, Instant)>,
+    /// The step whose prompts are being decoded, then played: a prompt's
+    /// end is logged under the step that played it.
+    play_step: String,
+    playing_step: Option<String>,
+    /// The flow stopped its prompt (barge-in) and moved on: the media's
+    /// "interrupted" end that follows is that prompt's, not the next one's.
+    stopped_step: Option<String>,
 }
 
 /// What the CDR says of a queued call.
@@ -423,6 +430,9 @@ impl Core {
             queue_cdr: None,
             announcing: false,
             transferring: None,
+            play_step: String::new(),
+            playing_step: None,
+            stopped_step: None,
             hold_music: None,
             info: setup.info,
         };
@@ -590,13 +600,16 @@ impl Core {
                                 },
                             );
                         }
-                        Ok(pcm) => self.media.handle_command(
-                            now,
-                            Command::Play {
-                                prompts: pcm,
-                                barge_in: self.play_barge_in,
-                            },
-                        ),
+                        Ok(pcm) => {
+                            self.playing_step = Some(self.play_step.clone());
+                            self.media.handle_command(
+                                now,
+                                Command::Play {
+                                    prompts: pcm,
+                                    barge_in: self.play_barge_in,
+                                },
+                            )
+                        }
                         Err(e) if self.announcing => {
                             // The announcement cannot be said (no speech
                             // engine): the hold music goes on.
@@ -780,6 +793,10 @@ impl Core {
                     serde_json::json!({"source": source.name()}),
                 );
                 self.flow_input(now, FlowInput::Digit(key));
+                // What the key makes the flow do (stop its prompt on
+                // barge-in) happens before the media's next event, which
+                // may be the end of that very prompt.
+                self.run_steps(now, rec);
             }
             MediaOutput::Event(Event::PlaybackFinished { interrupted }) => {
                 if self.queued.is_some() || self.agent.as_ref().is_some_and(|a| a.on_hold) {
@@ -798,7 +815,21 @@ impl Core {
                 if self.agent.is_some() {
                     return;
                 }
-                let step = self.interp.step_name().to_owned();
+                if let Some(step) = self.stopped_step.take() {
+                    // The end of a prompt the flow left (barge-in): logged
+                    // under its step; the flow's current prompt goes on.
+                    self.log(
+                        now,
+                        &step,
+                        "played",
+                        serde_json::json!({"interrupted": interrupted}),
+                    );
+                    return;
+                }
+                let step = self
+                    .playing_step
+                    .take()
+                    .unwrap_or_else(|| self.interp.step_name().to_owned());
                 self.log(
                     now,
                     &step,
@@ -844,6 +875,7 @@ impl Core {
                     if let Some(job) = self.play_job.take() {
                         self.out.push_back(Output::CancelPrompts { job });
                     }
+                    self.play_step = at.clone();
                     self.next_job += 1;
                     self.play_job = Some(self.next_job);
                     self.play_barge_in = barge_in;
@@ -857,6 +889,10 @@ impl Core {
                     if let Some(job) = self.play_job.take() {
                         self.out.push_back(Output::CancelPrompts { job });
                     }
+                    // What was playing ends "interrupted" (now, or it
+                    // already did on the key); the flow does not wait for
+                    // it any more.
+                    self.stopped_step = self.playing_step.take();
                     self.media.handle_command(now, Command::Stop);
                 }
                 Step::Log(ev) => {

@@ -1379,3 +1379,53 @@ step sorry
     );
     assert_eq!(r.outcome.as_deref(), Some("transferred: sip:1001@pbx"));
 }
+
+#[test]
+fn a_prompts_end_is_logged_under_the_step_that_played_it() {
+    let text = r#"flow "B"
+  numbers 1000
+
+step welcome
+  say "Welcome."
+  goto main_menu
+
+step main_menu
+  gather digits 1, timeout 5s
+    say "Press 1 for sales."
+    on 1 -> sales
+    on invalid -> sales
+    on timeout -> sales
+
+step sales
+  say "Sales."
+  hangup "sales"
+"#;
+    let mut c = Call::start(
+        text,
+        Opts {
+            prompt_secs: 3.0,
+            ..Opts::default()
+        },
+    );
+    c.wait(Duration::from_millis(500));
+    // A key during the welcome: barge-in stops it and the flow moves on.
+    c.press('1');
+    c.wait(Duration::from_millis(500));
+    c.wait(Duration::from_secs(10));
+    let played: Vec<(&str, bool)> = c
+        .events
+        .iter()
+        .filter(|(_, k, _)| k == "played")
+        .map(|(s, _, d)| (s.as_str(), d["interrupted"].as_bool().unwrap_or(false)))
+        .collect();
+    assert_eq!(
+        played.first(),
+        Some(&("welcome", true)),
+        "the welcome's end belongs to the welcome: {played:?}"
+    );
+    assert_eq!(
+        played.last(),
+        Some(&("sales", false)),
+        "the next prompt plays to its end: {played:?}"
+    );
+}
