@@ -5,6 +5,7 @@
 mod common;
 
 use std::process::Command;
+use std::time::Duration;
 
 use common::Server;
 
@@ -28,4 +29,53 @@ fn a_second_server_on_a_taken_address_names_the_transport_the_address_and_what_t
     assert!(err.contains(&format!("udp {udp}")), "{err}");
     assert!(err.contains("in use"), "{err}");
     assert!(err.contains("--listen"), "what to do: {err}");
+}
+
+const DEMO: &str = "[[tenants]]\nid = \"demo\"\nnumbers = [\"1000\", \"+911140000000\"]\nflows_dir = \"builtin:demo\"\n";
+
+#[test]
+fn without_a_speech_engine_the_summary_says_so_and_the_demo_number_gets_503_not_404() {
+    // No espeak-ng on the PATH: the demo flow's `say` cannot be spoken.
+    let mut server = Server::start_env(DEMO, &[("PATH", "/nonexistent")]);
+    assert!(
+        server.wait_for_log(
+            "tenant demo: 0 flow(s) live, 1 refused",
+            Duration::from_secs(5)
+        ),
+        "{}",
+        server.log.join("\n")
+    );
+    let line = server
+        .log
+        .iter()
+        .find(|l| l.contains("tenant demo:"))
+        .expect("summary")
+        .clone();
+    assert!(
+        line.contains("numbers whose flow is not live (callers get 503): 1000, 911140000000"),
+        "{line}"
+    );
+    assert!(
+        line.contains("refused: support.ivr (the flow uses `say` but no text-to-speech engine"),
+        "{line}"
+    );
+    let (sip, media) = common::rawsip::sockets();
+    let local = sip.local_addr().expect("addr");
+    let invite = common::rawsip::invite(local, media.local_addr().expect("addr"), "not-live");
+    sip.send_to(invite.as_bytes(), server.addr("udp"))
+        .expect("send");
+    let reply =
+        common::rawsip::recv_sip(&sip, "SIP/2.0 5", Duration::from_secs(3)).expect("an answer");
+    assert!(reply.starts_with("SIP/2.0 503 Flow Not Live"), "{reply}");
+    let warning = common::rawsip::header(&reply, "Warning").expect("a Warning");
+    assert!(warning.contains("refused when it was loaded"), "{warning}");
+    // A number no flow ever answered is still 404.
+    let other = common::rawsip::invite(local, media.local_addr().expect("addr"), "nobody")
+        .replace("sip:1000@", "sip:4711@")
+        .replace("To: <sip:1000@", "To: <sip:4711@");
+    sip.send_to(other.as_bytes(), server.addr("udp"))
+        .expect("send");
+    let reply =
+        common::rawsip::recv_sip(&sip, "SIP/2.0 4", Duration::from_secs(3)).expect("an answer");
+    assert!(reply.starts_with("SIP/2.0 404"), "{reply}");
 }

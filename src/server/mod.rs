@@ -96,6 +96,9 @@ impl Server {
         ));
         let report = registry.reload();
         tenants::log_report(&report, true);
+        for line in registry.summary(&report) {
+            tracing::info!("{line}");
+        }
         let mut keys = Vec::new();
         for t in &registry.tenants {
             keys.push(match crate::privacy::keys::load_or_create(&config.data_dir, &t.id) {

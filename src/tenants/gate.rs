@@ -342,7 +342,22 @@ impl Admission for Gate {
             headers: vec![],
             why: format!("no flow answers `{called}`"),
         };
-        let route = self.registry.route(&called).ok_or_else(not_found)?;
+        let not_live = || {
+            Refusal {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            reason: "Flow Not Live",
+            headers: vec![(
+                HeaderName::Warning,
+                "399 dhwani \"the flow for this number was refused when it was loaded; see the server log\"".to_owned(),
+            )],
+            why: "the flow for this number is not live (refused when loaded)".to_owned(),
+        }
+        };
+        let route = match self.registry.route(&called) {
+            Some(r) => r,
+            None if self.registry.not_live(&called).is_some() => return Err(not_live()),
+            None => return Err(not_found()),
+        };
         let tenant = self.registry.tenant(route.tenant).ok_or_else(not_found)?;
         Ok(Admitted {
             tenant: route.tenant,

@@ -86,6 +86,9 @@ pub struct Routes {
     by_number: HashMap<String, Route>,
     /// Live flows of each tenant by file.
     flows: Vec<BTreeMap<PathBuf, Arc<Flow>>>,
+    /// Numbers whose only flow was refused (no earlier version is live):
+    /// their callers are told the flow is not live, not "no such number".
+    not_live: HashMap<String, usize>,
 }
 
 /// The tenants and the live routing table.
@@ -106,6 +109,9 @@ pub struct LoadReport {
     pub refused: Vec<(String, PathBuf, String)>,
     /// Warnings about live flows: (tenant, file, warning).
     pub warnings: Vec<(String, PathBuf, String)>,
+    /// Numbers of refused flows that have no live version: (tenant index,
+    /// number).
+    pub not_live: Vec<(usize, String)>,
 }
 
 fn number_key(n: &str) -> &str {
@@ -195,6 +201,7 @@ impl Registry {
             routes: RwLock::new(Arc::new(Routes {
                 by_number: HashMap::new(),
                 flows: vec![BTreeMap::new(); n],
+                not_live: HashMap::new(),
             })),
             tts: media::tts::EspeakNg::find(),
         })
@@ -204,6 +211,76 @@ impl Registry {
     pub fn route(&self, number: &str) -> Option<Route> {
         let routes = self.routes.read().ok()?;
         routes.by_number.get(number_key(number)).cloned()
+    }
+
+    /// The tenant of a number whose flow was refused and has no live
+    /// version.
+    pub fn not_live(&self, number: &str) -> Option<usize> {
+        let routes = self.routes.read().ok()?;
+        routes.not_live.get(number_key(number)).copied()
+    }
+
+    /// One line per tenant for the startup log: flows live, flows
+    /// refused (with the first line of why), numbers answered, numbers
+    /// whose flow is not live.
+    pub fn summary(&self, report: &LoadReport) -> Vec<String> {
+        let Ok(routes) = self.routes.read() else {
+            return Vec::new();
+        };
+        self.tenants
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let live = report.live.iter().filter(|l| *l.0 == *t.id).count();
+                let refused: Vec<String> = report
+                    .refused
+                    .iter()
+                    .filter(|r| *r.0 == *t.id)
+                    .map(|(_, f, why)| {
+                        let name = f.file_name().map_or_else(
+                            || f.display().to_string(),
+                            |n| n.to_string_lossy().into_owned(),
+                        );
+                        let first = why.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+                        format!("{name} ({})", first.trim())
+                    })
+                    .collect();
+                let mut answered: Vec<&str> = routes
+                    .by_number
+                    .iter()
+                    .filter(|(_, r)| r.tenant == i)
+                    .map(|(n, _)| n.as_str())
+                    .collect();
+                answered.sort_unstable();
+                let mut dead: Vec<&str> = routes
+                    .not_live
+                    .iter()
+                    .filter(|(_, ti)| **ti == i)
+                    .map(|(n, _)| n.as_str())
+                    .collect();
+                dead.sort_unstable();
+                let mut line = format!(
+                    "tenant {}: {live} flow(s) live, {} refused; numbers answered: {}",
+                    t.id,
+                    refused.len(),
+                    if answered.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        answered.join(", ")
+                    }
+                );
+                if !dead.is_empty() {
+                    line.push_str(&format!(
+                        "; numbers whose flow is not live (callers get 503): {}",
+                        dead.join(", ")
+                    ));
+                }
+                if !refused.is_empty() {
+                    line.push_str(&format!("; refused: {}", refused.join("; ")));
+                }
+                line
+            })
+            .collect()
     }
 
     /// A tenant by index.
@@ -223,7 +300,7 @@ impl Registry {
         let mut flows = Vec::with_capacity(self.tenants.len());
         for (i, t) in self.tenants.iter().enumerate() {
             let previous = old.flows.get(i).cloned().unwrap_or_default();
-            flows.push(self.load_tenant(t, &previous, &mut report));
+            flows.push(self.load_tenant(i, t, &previous, &mut report));
         }
         let mut by_number = HashMap::new();
         for (i, tf) in flows.iter().enumerate() {
@@ -239,14 +316,25 @@ impl Registry {
                 }
             }
         }
+        let not_live = report
+            .not_live
+            .iter()
+            .filter(|(_, n)| !by_number.contains_key(number_key(n)))
+            .map(|(i, n)| (number_key(n).to_owned(), *i))
+            .collect();
         if let Ok(mut w) = self.routes.write() {
-            *w = Arc::new(Routes { by_number, flows });
+            *w = Arc::new(Routes {
+                by_number,
+                flows,
+                not_live,
+            });
         }
         report
     }
 
     fn load_tenant(
         &self,
+        index: usize,
         t: &Tenant,
         previous: &BTreeMap<PathBuf, Arc<Flow>>,
         report: &mut LoadReport,
@@ -300,8 +388,17 @@ impl Registry {
             }
             if !problems.is_empty() {
                 refuse(report, problems.join("\n"));
-                if let Some(p) = previous.get(&file) {
-                    out.insert(file.clone(), Arc::clone(p));
+                match previous.get(&file) {
+                    Some(p) => {
+                        out.insert(file.clone(), Arc::clone(p));
+                    }
+                    None => {
+                        for n in &flow.numbers {
+                            if t.numbers.iter().any(|m| number_key(m) == number_key(n)) {
+                                report.not_live.push((index, n.clone()));
+                            }
+                        }
+                    }
                 }
                 continue;
             }
