@@ -79,3 +79,30 @@ fn without_a_speech_engine_the_summary_says_so_and_the_demo_number_gets_503_not_
         common::rawsip::recv_sip(&sip, "SIP/2.0 4", Duration::from_secs(3)).expect("an answer");
     assert!(reply.starts_with("SIP/2.0 404"), "{reply}");
 }
+
+#[test]
+fn after_a_call_ended_by_bye_sigterm_stops_at_once() {
+    let server = Server::start("");
+    let udp = server.addr("udp");
+    let (sip, media) = common::rawsip::sockets();
+    let local = sip.local_addr().expect("addr");
+    let invite = common::rawsip::invite(local, media.local_addr().expect("addr"), "drain-bye");
+    sip.send_to(invite.as_bytes(), udp).expect("send");
+    let ok = common::rawsip::recv_sip(&sip, "SIP/2.0 200", Duration::from_secs(5)).expect("200");
+    let tag = common::rawsip::to_tag(&ok);
+    let ack = common::rawsip::in_dialog("ACK", 1, local, "drain-bye", &tag);
+    sip.send_to(ack.as_bytes(), udp).expect("ack");
+    std::thread::sleep(Duration::from_millis(500));
+    let bye = common::rawsip::in_dialog("BYE", 2, local, "drain-bye", &tag);
+    sip.send_to(bye.as_bytes(), udp).expect("bye");
+    assert!(common::rawsip::recv_sip(&sip, "SIP/2.0 200", Duration::from_secs(3)).is_some());
+    // Only the transactions' timers are left (Timer J of the BYE): no
+    // call holds the drain.
+    let t0 = std::time::Instant::now();
+    assert!(server.terminate().success());
+    assert!(
+        t0.elapsed() < Duration::from_secs(3),
+        "the drain waited {:?} after the only call was over",
+        t0.elapsed()
+    );
+}
