@@ -1214,3 +1214,40 @@ fn a_flows_transfer_reaches_a_registered_agent_and_fails_while_it_has_no_phone()
     assert_eq!(call["hangup_by"], "caller", "{call}");
     assert_eq!(state_of(&server, "1001"), "wrap-up");
 }
+
+#[test]
+fn a_username_guessed_from_thirty_sources_is_locked_briefly_but_not_for_the_agents_own_phone() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let server = Server::start(&config(tmp.path(), "longest-idle", ""));
+    let target = server.addr("udp");
+    let sock = |ip: &str| {
+        let s = UdpSocket::bind(format!("{ip}:0")).expect("bind");
+        s.set_read_timeout(Some(Duration::from_secs(2)))
+            .expect("timeout");
+        s
+    };
+    let register = |s: &UdpSocket, password: &str| {
+        let ch = register_raw(s, target, 1, None);
+        assert!(ch.starts_with("SIP/2.0 401"), "{ch}");
+        register_raw(s, target, 2, Some(&answer(&ch, target, password, 1)))
+    };
+    // The agent's phone registers from its own address first.
+    let home = sock("127.0.0.3");
+    let ok = register(&home, PASSWORD);
+    assert!(ok.starts_with("SIP/2.0 200"), "{ok}");
+    // 30 wrong guesses, one from each of 30 addresses: none of them is
+    // locked as a source (10 each would be), each guess is evaluated.
+    for i in 0..30u8 {
+        let s = sock(&format!("127.0.1.{}", 10 + i));
+        let r = register(&s, &format!("guess-{i}"));
+        assert!(r.starts_with("SIP/2.0 401"), "guess {i}: {r}");
+    }
+    // Now the username is locked for a minute: the right password from a
+    // new address is refused without being evaluated...
+    let fresh = sock("127.0.2.1");
+    let r = register(&fresh, PASSWORD);
+    assert!(r.starts_with("SIP/2.0 403"), "{r}");
+    // ...but the agent's own phone still registers.
+    let again = register(&home, PASSWORD);
+    assert!(again.starts_with("SIP/2.0 200"), "{again}");
+}

@@ -88,6 +88,13 @@ pub struct SecurityConfig {
     pub auth_window_secs: u64,
     /// How long a locked-out source gets 403 (at least 600).
     pub auth_lockout_secs: u64,
+    /// Failed digest authentications of one username, from any sources
+    /// within `auth_window_secs`, that lock the username (more than
+    /// `auth_max_failures`).
+    pub auth_user_max_failures: u32,
+    /// How long a locked username gets 403 from sources it never
+    /// authenticated from (1 to 600, shorter than a source's lockout).
+    pub auth_user_lockout_secs: u64,
     /// Log lines a source's bad input may cause in full per interval.
     pub peer_log_lines: u32,
     /// The interval; then one summary line with the count suppressed.
@@ -113,6 +120,8 @@ impl Default for SecurityConfig {
             auth_max_failures: 10,
             auth_window_secs: 60,
             auth_lockout_secs: 600,
+            auth_user_max_failures: 30,
+            auth_user_lockout_secs: 60,
             peer_log_lines: 5,
             peer_log_interval_secs: 10,
             flood_messages_per_sec: 5_000,
@@ -569,7 +578,7 @@ impl Config {
                 ));
             }
         }
-        let checks: [(&str, bool, &str); 20] = [
+        let checks: [(&str, bool, &str); 22] = [
             (
                 "security.flood_messages_per_sec",
                 self.security.flood_messages_per_sec == 0,
@@ -624,6 +633,16 @@ impl Config {
                 "security.auth_lockout_secs",
                 self.security.auth_lockout_secs < 600,
                 "must be at least 600 (ten minutes)",
+            ),
+            (
+                "security.auth_user_max_failures",
+                self.security.auth_user_max_failures <= self.security.auth_max_failures,
+                "must be more than auth_max_failures (one source is locked first)",
+            ),
+            (
+                "security.auth_user_lockout_secs",
+                !(1..=600).contains(&self.security.auth_user_lockout_secs),
+                "must be 1 to 600",
             ),
             ("sip.t1_ms", self.sip.t1_ms == 0, "must be > 0"),
             (

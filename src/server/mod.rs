@@ -194,6 +194,8 @@ impl Server {
                 max_failures: config.security.auth_max_failures,
                 window: Duration::from_secs(config.security.auth_window_secs),
                 lockout: Duration::from_secs(config.security.auth_lockout_secs),
+                user_max_failures: config.security.auth_user_max_failures,
+                user_lockout: Duration::from_secs(config.security.auth_user_lockout_secs),
                 ..crate::tenants::lockout::Limits::default()
             },
             Arc::clone(&agents),

@@ -194,6 +194,24 @@ impl Gate {
             Some(a) if a.eq_ignore_ascii_case(b"SHA-256") => Algorithm::Sha256,
             _ => Algorithm::Md5,
         };
+        let claimed = creds
+            .get("username")
+            .map(|u| String::from_utf8_lossy(u).into_owned());
+        if let Some(until) = claimed
+            .as_deref()
+            .and_then(|u| self.lockouts.user_locked(u, ip, now))
+        {
+            // Refused without evaluating the guess.
+            let left = until.duration_since(now).unwrap_or_default().as_secs();
+            return Err(Refusal {
+                status: StatusCode::FORBIDDEN,
+                reason: "Forbidden",
+                headers: vec![],
+                why: format!(
+                    "{what}: this username is locked after failures from several sources ({left} s left)"
+                ),
+            });
+        }
         let request_uri = String::from_utf8_lossy(req.uri.as_bytes()).into_owned();
         let method = req.method.to_string();
         let attempt = Attempt {
@@ -203,7 +221,10 @@ impl Gate {
         };
         let failure =
             match digest.verify(&creds, &attempt, &mut self.counts, |u| lookup(u, algorithm)) {
-                Ok(user) => return Ok(user),
+                Ok(user) => {
+                    self.lockouts.succeeded(&user, ip);
+                    return Ok(user);
+                }
                 Err(Rejection::Stale) => return Err(challenge(true, "stale nonce".into())),
                 Err(Rejection::Missing) => {
                     return Err(challenge(false, "no usable credentials".into()));
@@ -212,17 +233,15 @@ impl Gate {
                 Err(Rejection::UriMismatch) => "digest uri is not the Request-URI",
                 Err(Rejection::Replayed) => "replayed nonce count",
             };
-        let username = creds
-            .get("username")
-            .map(|u| String::from_utf8_lossy(u).into_owned());
-        for v in self.lockouts.fail(ip, username.as_deref(), now) {
+        for v in self.lockouts.fail(ip, claimed.as_deref(), now) {
             match v {
                 Verdict::SourceLocked(until) => {
                     let secs = until.duration_since(now).unwrap_or_default().as_secs();
                     tracing::warn!(target: "security", event = "auth_lockout", source = %ip, account = %what, lockout_secs = secs, "source locked out after repeated authentication failures");
                 }
-                Verdict::UsernameUnderAttack => {
-                    tracing::warn!(target: "security", event = "auth_username_attacked", account = %what, "repeated authentication failures for one username from several sources");
+                Verdict::UsernameLocked(until) => {
+                    let secs = until.duration_since(now).unwrap_or_default().as_secs();
+                    tracing::warn!(target: "security", event = "auth_username_locked", account = %what, lockout_secs = secs, "username locked after repeated authentication failures from several sources (not for the sources it authenticated from)");
                 }
                 Verdict::Counted => {}
             }
