@@ -94,35 +94,8 @@ fn test_passes_the_examples_and_fails_a_wrong_expectation() {
 
 #[test]
 fn run_lets_a_person_walk_a_flow_in_the_terminal() {
-    let mut child = dhwani()
-        .args(["flow", "run", "--caller", "+919800000009"])
-        .arg(examples().join("bank.ivr"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut stdin = child.stdin.take().expect("stdin");
     // Decline recording, then hang up at the main menu.
-    stdin.write_all(b"2\n").expect("write");
-    std::thread::sleep(Duration::from_millis(300));
-    stdin.write_all(b"hangup\n").expect("write");
-    drop(stdin);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if child.try_wait().expect("wait").is_some() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "flow run did not end");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let mut out = String::new();
-    child
-        .stdout
-        .take()
-        .expect("stdout")
-        .read_to_string(&mut out)
-        .expect("read");
+    let out = walk_bank(&["2", "hangup"]);
     assert!(out.contains("[step welcome]"), "{out}");
     assert!(out.contains("\"Welcome to Acme Bank.\""), "{out}");
     assert!(out.contains("[consent: no]"), "{out}");

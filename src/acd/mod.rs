@@ -959,14 +959,30 @@ impl Acd {
             return Err(TransferRefused::Unavailable);
         }
         self.call_ended(now, call);
-        let ring = Duration::from_secs(self.queues[from_queue].cfg.ring_timeout_secs);
+        self.ring_direct(now, call, from_queue, priority, &to, false);
+        Ok(TransferTarget::Agent(to.extension))
+    }
+
+    /// Rings `to` alone for `call`, at the front of queue `qi` (whose ring
+    /// timeout and wrap-up apply); `fail` says what an unanswered ring
+    /// does ([`Acd::direct_unanswered`]).
+    fn ring_direct(
+        &mut self,
+        now: Instant,
+        call: CallSlot,
+        qi: usize,
+        priority: i32,
+        to: &AgentRef,
+        fail: bool,
+    ) {
+        let ring = Duration::from_secs(self.queues[qi].cfg.ring_timeout_secs);
         // A safety net: the ring's own timeout comes first.
         let deadline = now + ring + Duration::from_secs(2);
-        self.queues[from_queue].waiting.insert(0, call);
+        self.queues[qi].waiting.insert(0, call);
         self.waiting.insert(
             call,
             Waiting {
-                queue: from_queue,
+                queue: qi,
                 priority,
                 joined: now,
                 deadline,
@@ -975,12 +991,11 @@ impl Acd {
                 next_round: None,
                 announce: None,
                 direct: Some(to.clone()),
-                direct_final: false,
+                direct_final: fail,
             },
         );
         self.timers.insert((deadline, Timer::Wait(call)));
-        self.ring(now, from_queue, call, &to.extension);
-        Ok(TransferTarget::Agent(to.extension))
+        self.ring(now, qi, call, &to.extension);
     }
 
     /// A flow's `transfer` to an agent of its tenant (sip:EXT or EXT): the
@@ -1011,26 +1026,7 @@ impl Acd {
         if !free || self.waiting.contains_key(&call) || self.bridged.contains_key(&call) {
             return Err(TransferRefused::Unavailable);
         }
-        let ring = Duration::from_secs(self.queues[qi].cfg.ring_timeout_secs);
-        let deadline = now + ring + Duration::from_secs(2);
-        self.queues[qi].waiting.insert(0, call);
-        self.waiting.insert(
-            call,
-            Waiting {
-                queue: qi,
-                priority: 0,
-                joined: now,
-                deadline,
-                attempts: Vec::new(),
-                tried: HashSet::from([to.extension.clone()]),
-                next_round: None,
-                announce: None,
-                direct: Some(to.clone()),
-                direct_final: true,
-            },
-        );
-        self.timers.insert((deadline, Timer::Wait(call)));
-        self.ring(now, qi, call, &to.extension);
+        self.ring_direct(now, call, qi, 0, &to, true);
         Ok(())
     }
 

@@ -801,14 +801,8 @@ impl Core {
             MediaOutput::Event(Event::PlaybackFinished { interrupted }) => {
                 if self.queued.is_some() || self.agent.as_ref().is_some_and(|a| a.on_hold) {
                     // Hold music ended: again, unless it was stopped.
-                    if !interrupted && let Some(pcm) = self.hold_music.clone() {
-                        self.media.handle_command(
-                            now,
-                            Command::Play {
-                                prompts: pcm,
-                                barge_in: false,
-                            },
-                        );
+                    if !interrupted {
+                        self.play_hold_music(now);
                     }
                     return;
                 }

@@ -130,6 +130,12 @@ impl Core {
         }
         // The agent's own hold music may be playing; start the loop over.
         self.media.handle_command(now, Command::Stop);
+        self.play_hold_music(now);
+    }
+
+    /// The queue's hold music from its start (looped by its end event),
+    /// if it has any.
+    pub(super) fn play_hold_music(&mut self, now: Instant) {
         if let Some(pcm) = self.hold_music.clone() {
             self.media.handle_command(
                 now,
@@ -249,15 +255,7 @@ impl Core {
                         serde_json::json!({"event": if hold { "agent hold" } else { "agent unhold" }, "agent": ext}),
                     );
                     if hold {
-                        if let Some(pcm) = self.hold_music.clone() {
-                            self.media.handle_command(
-                                now,
-                                Command::Play {
-                                    prompts: pcm,
-                                    barge_in: false,
-                                },
-                            );
-                        }
+                        self.play_hold_music(now);
                     } else {
                         self.media.handle_command(now, Command::Stop);
                     }
