@@ -578,3 +578,152 @@ fn a_tenant_key_from_the_environment_never_touches_the_disk() {
         "the error names where the key may come from: {out}"
     );
 }
+
+/// `privacy erase` as JSON.
+fn erase(cli: &Cli, number: &str) -> Value {
+    serde_json::from_str(&cli.ok(&["privacy", "erase", "--tenant", "demo", "--number", number]))
+        .unwrap()
+}
+
+/// Issue 14, point 1: pseudonyms come from a key of their own, so a
+/// recording-key rotation loses no withdrawal, hold or pseudonymised CDR,
+/// and a pseudonym re-key rewrites them all.
+#[test]
+fn consent_holds_and_erasure_outlive_a_key_rotation_and_a_pseudonym_rekey() {
+    let mut server = Server::start(DEMO);
+    let work = tempfile::tempdir().unwrap();
+    let data = server.data_dir();
+    let cli = Cli::of(&server);
+    let pseudonym_file = data.join("keys").join("demo.pseudonym");
+    walk(&server, work.path(), A);
+    cli.wait_calls(1);
+    assert_eq!(recordings(&data).len(), 2);
+    let key_text = std::fs::read_to_string(&pseudonym_file).unwrap();
+    cli.ok(&[
+        "privacy",
+        "withdraw-consent",
+        "--tenant",
+        "demo",
+        "--number",
+        A,
+    ]);
+
+    // Rotate the recording key (the server reloads it): A says yes at the
+    // consent prompt, and is still not recorded.
+    cli.ok(&["keys", "rotate", "--tenant", "demo"]);
+    assert!(
+        server.wait_for_log("flows reloaded", Duration::from_secs(5)),
+        "{}",
+        server.log.join("\n")
+    );
+    walk(&server, work.path(), A);
+    let calls = cli.wait_calls(2);
+    assert_eq!(recordings(&data).len(), 2, "A withdrew: not recorded");
+    let newest = calls.iter().max_by_key(|c| c["start_ms"].as_i64()).unwrap();
+    assert!(newest["recording_id"].is_null(), "{newest}");
+    assert_eq!(
+        std::fs::read_to_string(&pseudonym_file).unwrap(),
+        key_text,
+        "a rotation leaves the pseudonym key alone"
+    );
+
+    // A hold on B's number names B by pseudonyms only.
+    let hold = cli.ok(&[
+        "holds",
+        "place",
+        "--tenant",
+        "demo",
+        "--number",
+        B,
+        "--reason",
+        "case 7/2026",
+    ]);
+    let hold = hold.trim().to_owned();
+    let listed = cli.ok(&["holds", "list"]);
+    assert!(
+        listed.contains(&hold) && listed.contains("anon-"),
+        "{listed}"
+    );
+    assert!(!listed.contains(B) && !listed.contains(&B[1..]), "{listed}");
+    walk(&server, work.path(), B);
+    let calls = cli.wait_calls(3);
+    let b_start = calls.iter().find(|c| c["caller"] == B).unwrap()["start_ms"]
+        .as_i64()
+        .unwrap();
+    let at = |days: i64| {
+        jiff::Timestamp::from_millisecond(b_start + days * 86_400_000)
+            .unwrap()
+            .to_string()
+    };
+    // +181 days: A's two CDRs are pseudonymised and its recordings go;
+    // B is held.
+    let r: Value =
+        serde_json::from_str(&cli.ok(&["retention", "sweep", "--now", &at(181)])).unwrap();
+    assert_eq!(r["cdrs_pseudonymised"], 2, "{r}");
+    assert_eq!(r["recordings_deleted"], 2, "A's first call's: {r}");
+    assert_eq!(recordings(&data).len(), 2, "B's are held");
+
+    // Re-key the pseudonyms: the registry, the hold and both CDRs follow.
+    let r: Value =
+        serde_json::from_str(&cli.ok(&["privacy", "rekey-pseudonyms", "--tenant", "demo"]))
+            .unwrap();
+    assert_eq!(
+        (&r["withdrawals"], &r["holds"], &r["cdrs"]),
+        (&Value::from(1), &Value::from(1), &Value::from(2)),
+        "{r}"
+    );
+    assert_ne!(
+        std::fs::read_to_string(&pseudonym_file).unwrap(),
+        key_text,
+        "the re-key added a layer"
+    );
+    assert!(!data.join("keys").join("demo.pseudonym.next").exists());
+    // The running server follows the re-key (no reload asked for it).
+    walk(&server, work.path(), A);
+    cli.wait_calls(4);
+    assert_eq!(recordings(&data).len(), 2, "A still not recorded");
+    // The hold still stands over B.
+    let r: Value =
+        serde_json::from_str(&cli.ok(&["retention", "sweep", "--now", &at(181)])).unwrap();
+    assert_eq!(r["recordings_deleted"], 0, "B held: {r}");
+    assert_eq!(r["cdrs_pseudonymised"], 1, "A's third call's, not B's: {r}");
+    let held = erase(&cli, B);
+    assert_eq!(held["erased"]["calls_erased"], 0, "{held}");
+    assert!(held.to_string().contains("case 7/2026"), "{held}");
+    // Lifted, the hold leaves no row, only its audit entries.
+    cli.ok(&["holds", "lift", &hold]);
+    assert!(!cli.ok(&["holds", "list"]).contains(&hold));
+    let r: Value =
+        serde_json::from_str(&cli.ok(&["retention", "sweep", "--now", &at(181)])).unwrap();
+    assert_eq!(r["recordings_deleted"], 2, "B's: {r}");
+    assert_eq!(r["cdrs_pseudonymised"], 1, "B's: {r}");
+
+    // Erasing A after the rotation and the re-key finds all three calls,
+    // though every CDR already names A by a pseudonym.
+    let erased = erase(&cli, A);
+    assert_eq!(erased["erased"]["calls_erased"], 3, "{erased}");
+    assert_eq!(erased["erased"]["already_pseudonymised"], 3, "{erased}");
+    let out = work.path().join("export-a");
+    let report: Value = serde_json::from_str(&cli.ok(&[
+        "privacy",
+        "export",
+        "--tenant",
+        "demo",
+        "--number",
+        A,
+        "--out",
+        &out.display().to_string(),
+    ]))
+    .unwrap();
+    assert_eq!(
+        report["calls"], 3,
+        "the access right finds them too: {report}"
+    );
+
+    let log = std::fs::read_to_string(data.join("audit.log")).unwrap();
+    for action in ["key.rotate", "pseudonyms.rekey", "hold.place", "hold.lift"] {
+        assert!(log.contains(action), "no {action}:\n{log}");
+    }
+    assert!(!log.contains(A) && !log.contains(B));
+    assert!(cli.ok(&["audit", "verify"]).contains("intact"));
+}

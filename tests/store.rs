@@ -209,3 +209,82 @@ async fn a_full_event_queue_drops_and_counts_events_but_keeps_every_cdr() {
     assert_eq!(events.len(), 10);
     store.close().await;
 }
+
+/// The pseudonym re-key's statements on both databases: every stored
+/// pseudonym of the tenant (and only of it) is rewritten, numbers still in
+/// clear are left, and the new fingerprint is recorded.
+async fn rekey_and_dump(store: Store) -> (Vec<CallRecord>, Vec<String>, Option<String>) {
+    let mut a = call(1, "acme", "anon-aaaa");
+    a.end_ms = Some(a.start_ms + 5);
+    let b = call(2, "acme", "+919800000001");
+    let c = call(3, "sunrise", "anon-cccc");
+    store
+        .write(&[
+            Record::Call(Box::new(a)),
+            Record::Call(Box::new(b)),
+            Record::Call(Box::new(c)),
+        ])
+        .await
+        .unwrap();
+    store.withdraw_consent("acme", "anon-w1", 1).await.unwrap();
+    store
+        .withdraw_consent("sunrise", "anon-w2", 1)
+        .await
+        .unwrap();
+    store
+        .place_hold(&dhwani::store::HoldRow {
+            hold_id: "hold-1".into(),
+            tenant: "acme".into(),
+            scope: "number".into(),
+            target: "anon-h1,anon-h2".into(),
+            reason: "case".into(),
+            placed_ms: 1,
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.pseudonym_fingerprint("acme").await.unwrap(), None);
+    let counts = store
+        .rekey_pseudonyms("acme", "fp-2", |p| format!("{p}-2"))
+        .await
+        .unwrap();
+    assert_eq!(counts, (1, 1, 1));
+    let again = store
+        .rekey_pseudonyms("acme", "fp-3", |p| format!("{p}-3"))
+        .await
+        .unwrap();
+    assert_eq!(again, (1, 1, 1));
+    let mut calls = store.tenant_calls("acme").await.unwrap();
+    calls.extend(store.tenant_calls("sunrise").await.unwrap());
+    let holds = store.holds().await.unwrap();
+    assert!(
+        store
+            .consent_withdrawn("acme", "anon-w1-2-3")
+            .await
+            .unwrap()
+    );
+    assert!(!store.consent_withdrawn("acme", "anon-w1").await.unwrap());
+    assert!(store.consent_withdrawn("sunrise", "anon-w2").await.unwrap());
+    assert!(store.lift_hold("hold-1").await.unwrap());
+    assert!(
+        store.holds().await.unwrap().is_empty(),
+        "a lifted hold leaves no row"
+    );
+    let fp = store.pseudonym_fingerprint("acme").await.unwrap();
+    store.close().await;
+    (calls, holds.into_iter().map(|h| h.target).collect(), fp)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pseudonym_rekey_rewrites_the_same_rows_on_sqlite_and_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = Store::open("", dir.path()).await.unwrap();
+    let pg = common::pg::TempPostgres::start();
+    let postgres = Store::open(&pg.url, dir.path()).await.unwrap();
+    let a = rekey_and_dump(sqlite).await;
+    let b = rekey_and_dump(postgres).await;
+    let callers: Vec<&str> = a.0.iter().map(|c| c.caller.as_str()).collect();
+    assert_eq!(callers, ["anon-aaaa-2-3", "+919800000001", "anon-cccc"]);
+    assert_eq!(a.1, ["anon-h1-2-3,anon-h2-2-3"]);
+    assert_eq!(a.2.as_deref(), Some("fp-3"));
+    assert_eq!(a, b, "SQLite and PostgreSQL disagree");
+}

@@ -111,6 +111,8 @@ pub struct Item {
     pub call_id: String,
     /// The caller's number (None once pseudonymised).
     pub caller: Option<String>,
+    /// The caller's pseudonym (what a hold on a number names), when known.
+    pub pseudonym: Option<String>,
 }
 
 /// What a legal hold covers.
@@ -118,12 +120,13 @@ pub struct Item {
 pub enum HoldScope {
     /// One call.
     Call(String),
-    /// Every call from a number, of a tenant.
+    /// Every call from a number, of a tenant, named by the pseudonyms its
+    /// calls may be stored under (holds never keep the number).
     Number {
         /// Tenant.
         tenant: String,
-        /// Number.
-        number: String,
+        /// The number's pseudonyms.
+        pseudonyms: Vec<String>,
     },
     /// Everything of a tenant.
     Tenant(String),
@@ -146,8 +149,12 @@ impl Hold {
         !self.lifted
             && match &self.scope {
                 HoldScope::Call(c) => *c == item.call_id,
-                HoldScope::Number { tenant, number } => {
-                    *tenant == item.tenant && item.caller.as_deref() == Some(number)
+                HoldScope::Number { tenant, pseudonyms } => {
+                    *tenant == item.tenant
+                        && item
+                            .pseudonym
+                            .as_ref()
+                            .is_some_and(|p| pseudonyms.contains(p))
                 }
                 HoldScope::Tenant(t) => *t == item.tenant,
             }
@@ -216,6 +223,7 @@ mod tests {
             created: created_day * DAY,
             call_id: call.into(),
             caller: Some(caller.into()),
+            pseudonym: Some(format!("anon-{caller}")),
         }
     }
 
@@ -262,7 +270,7 @@ mod tests {
             Hold {
                 scope: HoldScope::Number {
                     tenant: "acme".into(),
-                    number: "+911".into(),
+                    pseudonyms: vec!["anon-other".into(), "anon-+911".into()],
                 },
                 reason: "court order 17/2026".into(),
                 lifted: false,
@@ -274,6 +282,12 @@ mod tests {
             },
         ];
         assert_eq!(sweep(400 * DAY, p, &holds, &items()), vec![]);
+        // A CDR whose number was pseudonymised is still its number's.
+        let mut pseudonymised = items();
+        pseudonymised[2].caller = None;
+        let cdr_gone = Decision::Delete("cdr-1".into());
+        assert!(sweep(4000 * DAY, p, &[], &pseudonymised).contains(&cdr_gone));
+        assert!(!sweep(4000 * DAY, p, &holds[..1], &pseudonymised).contains(&cdr_gone));
         holds[1].lifted = true;
         assert_eq!(
             sweep(400 * DAY, p, &holds, &items()),

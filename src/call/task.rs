@@ -23,6 +23,7 @@ use tracing::Instrument;
 use super::core::{Core, Input, Leg, Output, Recorders, Setup, SipEvent};
 use crate::privacy::keys::RecordingError;
 use crate::privacy::keys::TenantKey;
+use crate::privacy::pseudonyms::PseudonymKey;
 use crate::store::writer::{LogSender, Record};
 use crate::tenants::Registry;
 use crate::ua::{CallInfo, CallSetup, CallSlot, Party};
@@ -116,6 +117,11 @@ pub struct Shared {
     /// Tenants' recording keys, by tenant index (reloaded on SIGHUP after
     /// a key rotation).
     pub keys: std::sync::RwLock<Vec<Option<TenantKey>>>,
+    /// Tenants' pseudonym keys, by tenant index (reloaded when the store
+    /// says the tenant's pseudonyms were re-keyed).
+    pub pseudonyms: std::sync::RwLock<Vec<Option<PseudonymKey>>>,
+    /// The data directory (key files).
+    pub data_dir: PathBuf,
     /// Where recordings go.
     pub recordings_dir: PathBuf,
     /// How often recordings are synced to disk.
@@ -134,6 +140,42 @@ impl Shared {
     /// A tenant's current recording key.
     pub fn key(&self, tenant: usize) -> Option<TenantKey> {
         self.keys.read().ok()?.get(tenant).cloned().flatten()
+    }
+
+    /// True when `caller` withdrew recording consent at the tenant (the
+    /// registry is keyed by the pseudonym key, which a recording-key
+    /// rotation does not change; after a re-key the new key is loaded).
+    pub async fn consent_withdrawn(
+        &self,
+        tenant: usize,
+        tenant_id: &str,
+        caller: &str,
+    ) -> Result<bool, crate::privacy::PrivacyError> {
+        let cached = self
+            .pseudonyms
+            .read()
+            .ok()
+            .and_then(|v| v.get(tenant).cloned().flatten());
+        let stored = self.store.pseudonym_fingerprint(tenant_id).await?;
+        let key = match cached {
+            Some(k) if stored.as_ref().is_none_or(|f| *f == k.fingerprint()) => k,
+            _ => {
+                let k = crate::privacy::pseudonyms::current(&self.store, &self.data_dir, tenant_id)
+                    .await?;
+                if let Ok(mut v) = self.pseudonyms.write()
+                    && let Some(slot) = v.get_mut(tenant)
+                {
+                    *slot = Some(k.clone());
+                }
+                k
+            }
+        };
+        for p in key.all(caller) {
+            if self.store.consent_withdrawn(tenant_id, &p).await? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 }
 
@@ -294,9 +336,12 @@ pub async fn run(
     );
     // The consent-withdrawal registry, by the number's pseudonym.
     let consent_withdrawn = match shared.key(info.admitted.tenant) {
-        Some(k) => shared
-            .store
-            .consent_withdrawn(&info.admitted.tenant_id, &k.pseudonym(&info.admitted.caller))
+        Some(_) => shared
+            .consent_withdrawn(
+                info.admitted.tenant,
+                &info.admitted.tenant_id,
+                &info.admitted.caller,
+            )
             .await
             .unwrap_or_else(|e| {
                 // Unknown: do not record rather than risk it.

@@ -12,7 +12,7 @@ use clap::Subcommand;
 
 use super::print_json;
 use crate::config::Config;
-use crate::privacy::{Audit, cli_actor};
+use crate::privacy::{Audit, cli_actor, pseudonyms};
 use crate::store::{HoldRow, Store};
 
 /// `dhwani privacy ...` (DPDP Act 2023 rights, per tenant and number).
@@ -51,6 +51,16 @@ pub enum PrivacyCommand {
         /// The caller's number.
         #[arg(long)]
         number: String,
+    },
+    /// Re-key the tenant's pseudonyms (after its pseudonym key may have
+    /// leaked): a new layer is added to `keys/TENANT.pseudonym` and every
+    /// stored pseudonym (consent withdrawals, holds on numbers,
+    /// pseudonymised CDRs) is rewritten in one transaction. The recording
+    /// key is not involved (`keys rotate` does not change pseudonyms).
+    RekeyPseudonyms {
+        /// Tenant id.
+        #[arg(long)]
+        tenant: String,
     },
 }
 
@@ -245,14 +255,14 @@ pub fn privacy(cmd: PrivacyCommand, cfg: &Config) -> anyhow::Result<ExitCode> {
         match cmd {
             PrivacyCommand::Export { tenant, number, out } => {
                 tenant_known(cfg, &tenant)?;
-                let key = crate::privacy::keys::load(&cfg.data_dir, &tenant)?;
+                let key = pseudonyms::current(&store, &cfg.data_dir, &tenant).await?;
                 let r = crate::privacy::export(&store, cfg, &tenant, &number, &out).await?;
                 audit.append(&actor, "privacy.export", &format!("tenant {tenant} number {}", key.pseudonym(&number)))?;
                 print_json(&r)?;
             }
             PrivacyCommand::Erase { tenant, number } => {
                 tenant_known(cfg, &tenant)?;
-                let key = crate::privacy::keys::load(&cfg.data_dir, &tenant)?;
+                let key = pseudonyms::current(&store, &cfg.data_dir, &tenant).await?;
                 let r = crate::privacy::erase(&store, cfg, &tenant, &number).await?;
                 audit.append(&actor, "privacy.erase", &format!("tenant {tenant} number {}", key.pseudonym(&number)))?;
                 print_json(&serde_json::json!({
@@ -266,7 +276,7 @@ pub fn privacy(cmd: PrivacyCommand, cfg: &Config) -> anyhow::Result<ExitCode> {
             }
             PrivacyCommand::WithdrawConsent { tenant, number } => {
                 tenant_known(cfg, &tenant)?;
-                let key = crate::privacy::keys::load(&cfg.data_dir, &tenant)?;
+                let key = pseudonyms::current(&store, &cfg.data_dir, &tenant).await?;
                 let p = key.pseudonym(&number);
                 let at = SystemTime::now()
                     .duration_since(SystemTime::UNIX_EPOCH)
@@ -275,6 +285,21 @@ pub fn privacy(cmd: PrivacyCommand, cfg: &Config) -> anyhow::Result<ExitCode> {
                 store.withdraw_consent(&tenant, &p, at).await?;
                 audit.append(&actor, "consent.withdraw", &format!("tenant {tenant} number {p}"))?;
                 println!("consent withdrawn: later calls from this number to `{tenant}` are not recorded");
+            }
+            PrivacyCommand::RekeyPseudonyms { tenant } => {
+                tenant_known(cfg, &tenant)?;
+                let r = pseudonyms::rekey(&store, &cfg.data_dir, &tenant).await?;
+                audit.append(
+                    &actor,
+                    "pseudonyms.rekey",
+                    &format!(
+                        "tenant {tenant} {} -> {} ({} withdrawals, {} holds, {} CDRs)",
+                        r.from, r.to, r.withdrawals, r.holds, r.cdrs
+                    ),
+                )?;
+                // A running server sees the new fingerprint in the store
+                // and loads the new key before its next consent check.
+                print_json(&r)?;
             }
         }
         store.close().await;
@@ -298,10 +323,18 @@ pub fn holds(cmd: HoldsCommand, cfg: &Config) -> anyhow::Result<ExitCode> {
             } => {
                 tenant_known(cfg, &tenant)?;
                 anyhow::ensure!(!reason.trim().is_empty(), "a hold needs a reason");
-                let (scope, target) = match (call, number, whole_tenant) {
-                    (Some(c), None, false) => ("call", c),
-                    (None, Some(n), false) => ("number", n),
-                    (None, None, true) => ("tenant", String::new()),
+                let (scope, target, subject) = match (call, number, whole_tenant) {
+                    (Some(c), None, false) => ("call", c.clone(), format!("call {c}")),
+                    (None, Some(n), false) => {
+                        // The hold names the number by its pseudonyms only.
+                        let key = pseudonyms::current(&store, &cfg.data_dir, &tenant).await?;
+                        (
+                            "number",
+                            key.all(&n).join(","),
+                            format!("number {}", key.pseudonym(&n)),
+                        )
+                    }
+                    (None, None, true) => ("tenant", String::new(), "tenant".to_owned()),
                     _ => anyhow::bail!(
                         "say what the hold covers: --call ID, --number N or --whole-tenant"
                     ),
@@ -319,29 +352,18 @@ pub fn holds(cmd: HoldsCommand, cfg: &Config) -> anyhow::Result<ExitCode> {
                         target: target.clone(),
                         reason: reason.clone(),
                         placed_ms: now,
-                        lifted_ms: None,
                     })
                     .await?;
-                let subject = match scope {
-                    "number" => {
-                        let key = crate::privacy::keys::load(&cfg.data_dir, &tenant)?;
-                        format!(
-                            "{hold_id} tenant {tenant} number {}",
-                            key.pseudonym(&target)
-                        )
-                    }
-                    _ => format!("{hold_id} tenant {tenant} {scope} {target}"),
-                };
-                audit.append(&actor, "hold.place", &subject)?;
+                audit.append(
+                    &actor,
+                    "hold.place",
+                    &format!("{hold_id} tenant {tenant} {subject}"),
+                )?;
                 println!("{hold_id}");
                 ExitCode::SUCCESS
             }
             HoldsCommand::Lift { hold_id } => {
-                let now = SystemTime::now()
-                    .duration_since(SystemTime::UNIX_EPOCH)
-                    .map(|d| d.as_millis() as i64)
-                    .unwrap_or(0);
-                if store.lift_hold(&hold_id, now).await? {
+                if store.lift_hold(&hold_id).await? {
                     audit.append(&actor, "hold.lift", &hold_id)?;
                     println!("lifted {hold_id}");
                     ExitCode::SUCCESS
@@ -351,6 +373,12 @@ pub fn holds(cmd: HoldsCommand, cfg: &Config) -> anyhow::Result<ExitCode> {
                 }
             }
             HoldsCommand::List => {
+                for t in &cfg.tenants {
+                    // Turns old holds on numbers into pseudonyms first.
+                    if crate::privacy::keys::load(&cfg.data_dir, &t.id).is_ok() {
+                        pseudonyms::current(&store, &cfg.data_dir, &t.id).await?;
+                    }
+                }
                 for h in store.holds().await? {
                     println!("{}", serde_json::to_string(&h)?);
                 }

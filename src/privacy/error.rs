@@ -44,6 +44,28 @@ pub enum PrivacyError {
         /// Where the old key goes.
         archive: PathBuf,
     },
+    /// The pseudonym key file is not the one the store's pseudonyms use.
+    #[error(
+        "tenant `{tenant}`: the pseudonym key {path} (fingerprint {file}) is not the one the store's pseudonyms were made with ({store}); restore that key file (from a backup) before any privacy command or call recording"
+    )]
+    PseudonymKeyMismatch {
+        /// The tenant.
+        tenant: String,
+        /// The key file.
+        path: PathBuf,
+        /// Its fingerprint.
+        file: String,
+        /// The store's.
+        store: String,
+    },
+    /// A re-key left its new key file without committing.
+    #[error(
+        "{next} is from a re-key that did not commit (the store does not use it): if no other re-key is running, remove it and run the command again"
+    )]
+    RekeyInterrupted {
+        /// The leftover file.
+        next: PathBuf,
+    },
     /// The audit anchor file is not `COUNT HASH`.
     #[error("{path}: malformed audit anchor")]
     BadAnchor {

@@ -29,20 +29,19 @@ pub struct TenantKey {
     pub public: Option<[u8; 32]>,
 }
 
-impl TenantKey {
-    /// The tenant's secret for pseudonyms of caller numbers (derived from
-    /// its key, so it is as well kept and never stored beside the data).
-    pub fn pseudonym_secret(&self) -> [u8; 32] {
-        let mut h = <sha2::Sha256 as sha2::Digest>::new();
-        sha2::Digest::update(&mut h, b"dhwani pseudonym v1\0");
-        sha2::Digest::update(&mut h, self.kek.0);
-        sha2::Digest::finalize(h).into()
-    }
+/// The secret pseudonyms were derived with before tenants had a
+/// pseudonym key of their own (`super::pseudonyms`): only to migrate data
+/// pseudonymised back then.
+pub(crate) fn legacy_pseudonym_base(key: &TenantKey) -> [u8; 32] {
+    let mut h = <sha2::Sha256 as sha2::Digest>::new();
+    sha2::Digest::update(&mut h, b"dhwani pseudonym v1\0");
+    sha2::Digest::update(&mut h, key.kek.0);
+    sha2::Digest::finalize(h).into()
+}
 
-    /// The pseudonym of a caller number.
-    pub fn pseudonym(&self, number: &str) -> String {
-        recordings::retention::pseudonym(&self.pseudonym_secret(), number)
-    }
+/// An archived key file, when it holds a key.
+pub(crate) fn read_archived(path: &Path, tenant: &str) -> Option<TenantKey> {
+    parse_key_file(path, tenant).ok()
 }
 
 /// Loads an existing tenant key (the CLI never makes one).

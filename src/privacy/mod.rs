@@ -6,11 +6,14 @@
 //!   ([`recordings::audit`]), appended under a file lock by the server and
 //!   the CLI. `DATA_DIR/audit.anchor` keeps the entry count and last hash,
 //!   so cutting entries off the end is detected too. Numbers never appear
-//!   in it: subjects name a number by its keyed pseudonym.
+//!   in it: subjects name a number by its keyed pseudonym
+//!   ([`pseudonyms`]: a key per tenant of its own, untouched by recording
+//!   key rotations).
 //! - **Erasure** deletes the number's timelines, crypto-shreds its
 //!   recordings, pseudonymises its CDRs (kept under the TRAI/DoT licence
 //!   conditions) and scrubs the database files; data under a legal hold is
-//!   kept and reported with the hold's reason.
+//!   kept and reported with the hold's reason. Calls whose CDR already
+//!   names the number by a pseudonym are found by it (export too).
 //! - The **sweeper** applies each tenant's retention periods at a given
 //!   time ([`sweep`]); the server runs it hourly and
 //!   `dhwani retention sweep --now` runs it at any time (tests move time).
@@ -18,6 +21,7 @@
 pub mod error;
 pub mod keys;
 pub mod layout;
+pub mod pseudonyms;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -32,6 +36,7 @@ use error::at;
 
 use crate::config::Config;
 use crate::store::{CallRecord, Store};
+use pseudonyms::PseudonymKey;
 
 /// The hash-chained audit log of a data directory.
 #[derive(Debug, Clone)]
@@ -230,7 +235,8 @@ pub async fn export(
 ) -> Result<ExportReport, PrivacyError> {
     let recordings_folder = folder.join("recordings");
     std::fs::create_dir_all(&recordings_folder).map_err(at(&recordings_folder))?;
-    let calls: Vec<CallRecord> = store.calls_from(tenant, number).await?;
+    let key = pseudonyms::current(store, &cfg.data_dir, tenant).await?;
+    let calls = calls_of(store, tenant, number, &key).await?;
     let mut manifest_calls = Vec::new();
     let mut n_rec = 0;
     for c in &calls {
@@ -274,6 +280,34 @@ pub async fn export(
     })
 }
 
+/// Every call of `tenant` from `number`: those still naming it and those
+/// whose CDR names it by a pseudonym (after an erasure or the CDR
+/// retention's pseudonymisation), oldest first.
+async fn calls_of(
+    store: &Store,
+    tenant: &str,
+    number: &str,
+    key: &PseudonymKey,
+) -> Result<Vec<CallRecord>, PrivacyError> {
+    let mut calls = store.calls_from(tenant, number).await?;
+    for p in key.all(number) {
+        calls.extend(store.calls_from(tenant, &p).await?);
+    }
+    calls.sort_by(|a, b| (a.start_ms, &a.call_id).cmp(&(b.start_ms, &b.call_id)));
+    calls.dedup_by(|a, b| a.call_id == b.call_id);
+    Ok(calls)
+}
+
+/// The pseudonym a stored caller field stands for (itself once
+/// pseudonymised).
+fn pseudonym_of(key: &PseudonymKey, caller: &str) -> String {
+    if caller.starts_with("anon-") {
+        caller.to_owned()
+    } else {
+        key.pseudonym(caller)
+    }
+}
+
 /// What an erasure did and kept.
 #[derive(Debug, Default, Serialize)]
 pub struct EraseReport {
@@ -285,11 +319,19 @@ pub struct EraseReport {
     pub recordings_shredded: usize,
     /// CDRs kept with the number pseudonymised.
     pub cdrs_pseudonymised: usize,
+    /// Of those, CDRs that already named the number by a pseudonym (an
+    /// earlier erasure, the CDR retention), found by it.
+    pub already_pseudonymised: usize,
     /// Calls kept whole under a legal hold: (call id, hold reason).
     pub held: Vec<(String, String)>,
 }
 
-fn holds_for(holds: &[crate::store::HoldRow], tenant: &str, call: &CallRecord) -> Option<String> {
+fn holds_for(
+    holds: &[crate::store::HoldRow],
+    tenant: &str,
+    call: &CallRecord,
+    key: &PseudonymKey,
+) -> Option<String> {
     let item = Item {
         id: call.call_id.clone(),
         tenant: tenant.to_owned(),
@@ -297,6 +339,7 @@ fn holds_for(holds: &[crate::store::HoldRow], tenant: &str, call: &CallRecord) -
         created: 0,
         call_id: call.call_id.clone(),
         caller: Some(call.caller.clone()),
+        pseudonym: Some(pseudonym_of(key, &call.caller)),
     };
     holds
         .iter()
@@ -311,17 +354,12 @@ pub async fn erase(
     tenant: &str,
     number: &str,
 ) -> Result<EraseReport, PrivacyError> {
-    let key = crate::privacy::keys::load(&cfg.data_dir, tenant)?;
+    let key = pseudonyms::current(store, &cfg.data_dir, tenant).await?;
     let pseudonym = key.pseudonym(number);
     let holds = store.holds().await?;
     let mut report = EraseReport::default();
-    for c in store
-        .tenant_calls(tenant)
-        .await?
-        .into_iter()
-        .filter(|c| c.caller == number)
-    {
-        if let Some(why) = holds_for(&holds, tenant, &c) {
+    for c in calls_of(store, tenant, number, &key).await? {
+        if let Some(why) = holds_for(&holds, tenant, &c, &key) {
             report.held.push((c.call_id.clone(), why));
             continue;
         }
@@ -335,6 +373,9 @@ pub async fn erase(
         report.events_deleted += store.delete_events(&c.call_id).await?;
         store.pseudonymise_call(&c.call_id, &pseudonym).await?;
         report.cdrs_pseudonymised += 1;
+        if c.caller != number {
+            report.already_pseudonymised += 1;
+        }
         report.calls_erased += 1;
     }
     store.scrub().await?;
@@ -363,18 +404,25 @@ pub async fn sweep(
     actor: &str,
 ) -> Result<SweepReport, PrivacyError> {
     let audit = Audit::new(&cfg.data_dir);
+    // The keys first: loading one turns its tenant's old holds on numbers
+    // into pseudonyms.
+    let mut keys = Vec::new();
+    for t in &cfg.tenants {
+        if crate::privacy::keys::load(&cfg.data_dir, &t.id).is_err() {
+            continue; // no key: the server never ran for it, nothing stored
+        }
+        keys.push((t, pseudonyms::current(store, &cfg.data_dir, &t.id).await?));
+    }
     let holds: Vec<_> = store.holds().await?;
     let hold_list: Vec<retention::Hold> = holds.iter().map(|h| h.to_hold()).collect();
     let mut report = SweepReport::default();
-    for t in &cfg.tenants {
-        let Ok(key) = crate::privacy::keys::load(&cfg.data_dir, &t.id) else {
-            continue; // no key: the server never ran for it, nothing stored
-        };
+    for (t, key) in keys {
         let calls = store.tenant_calls(&t.id).await?;
         let mut items = Vec::new();
         for c in &calls {
             let created = (c.start_ms / 1000).max(0) as u64;
             let caller = (!c.caller.starts_with("anon-")).then(|| c.caller.clone());
+            let pseudonym = Some(pseudonym_of(&key, &c.caller));
             for (prefix, class) in [("log", DataClass::InteractionLog), ("cdr", DataClass::Cdr)] {
                 items.push(Item {
                     id: format!("{prefix}:{}", c.call_id),
@@ -383,6 +431,7 @@ pub async fn sweep(
                     created,
                     call_id: c.call_id.clone(),
                     caller: caller.clone(),
+                    pseudonym: pseudonym.clone(),
                 });
             }
             for r in recordings_of(&cfg.data_dir, &t.id, &c.call_id) {
@@ -393,6 +442,7 @@ pub async fn sweep(
                     created,
                     call_id: c.call_id.clone(),
                     caller: caller.clone(),
+                    pseudonym: pseudonym.clone(),
                 });
             }
         }

@@ -100,14 +100,38 @@ impl Server {
             tracing::info!("{line}");
         }
         let mut keys = Vec::new();
+        let mut pseudonym_keys = Vec::new();
         for t in &registry.tenants {
-            keys.push(match crate::privacy::keys::load_or_create(&config.data_dir, &t.id) {
+            let kek_is_new = std::env::var_os(crate::privacy::keys::env_var(&t.id)).is_none()
+                && !crate::privacy::keys::key_path(&config.data_dir, &t.id).exists();
+            let kek = match crate::privacy::keys::load_or_create(&config.data_dir, &t.id) {
                 Ok(k) => Some(k.with_public(t.recording_public_key)),
                 Err(e) => {
                     tracing::error!(tenant = %t.id, error = %e, "no recording key: this tenant's calls cannot be recorded");
                     None
                 }
-            });
+            };
+            // The pseudonym key: made once (migrated from the recording
+            // key when that existed), never changed by a rotation.
+            let pseudonyms = match &kek {
+                Some(k) => {
+                    let made =
+                        crate::privacy::pseudonyms::ensure(&config.data_dir, &t.id, k, kek_is_new);
+                    match made {
+                        Ok(_) => crate::privacy::pseudonyms::current(&store, &config.data_dir, &t.id)
+                            .await
+                            .map(Some),
+                        Err(e) => Err(e),
+                    }
+                    .unwrap_or_else(|e| {
+                        tracing::error!(tenant = %t.id, error = %e, "no pseudonym key: this tenant's calls are not recorded");
+                        None
+                    })
+                }
+                None => None,
+            };
+            keys.push(kek);
+            pseudonym_keys.push(pseudonyms);
         }
         let tls = match (&config.sip.tls_cert, &config.sip.tls_key) {
             (Some(c), Some(k)) => Some(crate::server::tls::server_config(c, k)?),
@@ -306,6 +330,8 @@ impl Server {
             log,
             registry: Arc::clone(&registry),
             keys: std::sync::RwLock::new(keys),
+            pseudonyms: std::sync::RwLock::new(pseudonym_keys),
+            data_dir: config.data_dir.clone(),
             recordings_dir: config.data_dir.join("recordings"),
             recording_sync: Duration::from_millis(config.recordings.sync_ms.max(1)),
             beep: call_task::builtin_prompt(BEEP, "beep", 8000)?,

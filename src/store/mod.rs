@@ -161,6 +161,17 @@ const MIGRATIONS: &[&[&str]] = &[
         "ALTER TABLE calls ADD COLUMN wait_ms BIGINT",
         "ALTER TABLE calls ADD COLUMN talk_ms BIGINT",
     ],
+    &[
+        // The fingerprint of the pseudonym key the tenant's stored
+        // pseudonyms were last re-keyed to (`privacy::pseudonyms`).
+        "CREATE TABLE pseudonym_keys (
+        tenant TEXT PRIMARY KEY,
+        fingerprint TEXT NOT NULL,
+        at_ms BIGINT NOT NULL
+    )",
+        // A lifted hold leaves only its audit entry.
+        "DELETE FROM holds WHERE lifted_ms IS NOT NULL",
+    ],
 ];
 
 /// The columns of a call, in the order [`call_from_row`] reads them (a
@@ -242,14 +253,13 @@ pub struct HoldRow {
     pub tenant: String,
     /// `call`, `number` or `tenant`.
     pub scope: String,
-    /// The call id or number ("" for a tenant hold).
+    /// The call id, the number's pseudonyms (comma-separated: the
+    /// current one first), or "" for a tenant hold.
     pub target: String,
     /// Why.
     pub reason: String,
     /// Placed.
     pub placed_ms: i64,
-    /// Lifted (None: stands).
-    pub lifted_ms: Option<i64>,
 }
 
 impl HoldRow {
@@ -260,14 +270,14 @@ impl HoldRow {
             "call" => HoldScope::Call(self.target.clone()),
             "number" => HoldScope::Number {
                 tenant: self.tenant.clone(),
-                number: self.target.clone(),
+                pseudonyms: self.target.split(',').map(str::to_owned).collect(),
             },
             _ => HoldScope::Tenant(self.tenant.clone()),
         };
         recordings::retention::Hold {
             scope,
             reason: self.reason.clone(),
-            lifted: self.lifted_ms.is_some(),
+            lifted: false,
         }
     }
 }
@@ -557,21 +567,119 @@ impl Store {
         Ok(())
     }
 
-    /// Lifts a hold; false when there is no standing hold with that id.
-    pub async fn lift_hold(&self, hold_id: &str, at_ms: i64) -> Result<bool, StoreError> {
-        let r =
-            sqlx::query("UPDATE holds SET lifted_ms = $1 WHERE hold_id = $2 AND lifted_ms IS NULL")
-                .bind(at_ms)
-                .bind(hold_id)
-                .execute(&self.pool)
-                .await?;
+    /// Lifts a hold: its row is deleted (the audit log keeps that it was
+    /// placed and lifted); false when there is no such hold.
+    pub async fn lift_hold(&self, hold_id: &str) -> Result<bool, StoreError> {
+        let r = sqlx::query("DELETE FROM holds WHERE hold_id = $1")
+            .bind(hold_id)
+            .execute(&self.pool)
+            .await?;
         Ok(r.rows_affected() == 1)
     }
 
-    /// Every hold (standing and lifted).
+    /// Replaces what a hold covers (a number hold's pseudonyms).
+    pub async fn set_hold_target(&self, hold_id: &str, target: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE holds SET target = $1 WHERE hold_id = $2")
+            .bind(target)
+            .bind(hold_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The fingerprint of the pseudonym key the tenant's pseudonyms were
+    /// last re-keyed to (none before the first re-key).
+    pub async fn pseudonym_fingerprint(&self, tenant: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT fingerprint FROM pseudonym_keys WHERE tenant = $1")
+            .bind(tenant)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(r) => Some(r.try_get(0)?),
+            None => None,
+        })
+    }
+
+    /// Re-keys every stored pseudonym of a tenant with `relayer` (consent
+    /// withdrawals, holds on numbers, pseudonymised CDRs) and records the
+    /// new key's fingerprint, in one transaction. Returns the counts.
+    pub async fn rekey_pseudonyms(
+        &self,
+        tenant: &str,
+        fingerprint: &str,
+        relayer: impl Fn(&str) -> String,
+    ) -> Result<(u64, u64, u64), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query("SELECT pseudonym FROM consent_withdrawals WHERE tenant = $1")
+            .bind(tenant)
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut withdrawals = 0;
+        for r in &rows {
+            let p: String = r.try_get(0)?;
+            sqlx::query(
+                "UPDATE consent_withdrawals SET pseudonym = $1 WHERE tenant = $2 AND pseudonym = $3",
+            )
+            .bind(relayer(&p))
+            .bind(tenant)
+            .bind(&p)
+            .execute(&mut *tx)
+            .await?;
+            withdrawals += 1;
+        }
+        let rows =
+            sqlx::query("SELECT hold_id, target FROM holds WHERE tenant = $1 AND scope = 'number'")
+                .bind(tenant)
+                .fetch_all(&mut *tx)
+                .await?;
+        let mut holds = 0;
+        for r in &rows {
+            let (id, target): (String, String) = (r.try_get(0)?, r.try_get(1)?);
+            let new: Vec<String> = target.split(',').map(&relayer).collect();
+            sqlx::query("UPDATE holds SET target = $1 WHERE hold_id = $2")
+                .bind(new.join(","))
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
+            holds += 1;
+        }
+        let rows = sqlx::query(
+            "SELECT call_id, caller FROM calls WHERE tenant = $1 AND caller LIKE 'anon-%'",
+        )
+        .bind(tenant)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut cdrs = 0;
+        for r in &rows {
+            let (id, caller): (String, String) = (r.try_get(0)?, r.try_get(1)?);
+            sqlx::query("UPDATE calls SET caller = $1 WHERE call_id = $2")
+                .bind(relayer(&caller))
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
+            cdrs += 1;
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        sqlx::query(
+            "INSERT INTO pseudonym_keys (tenant, fingerprint, at_ms) VALUES ($1, $2, $3)
+             ON CONFLICT (tenant) DO UPDATE SET fingerprint = excluded.fingerprint, at_ms = excluded.at_ms",
+        )
+        .bind(tenant)
+        .bind(fingerprint)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok((withdrawals, holds, cdrs))
+    }
+
+    /// Every standing hold.
     pub async fn holds(&self) -> Result<Vec<HoldRow>, StoreError> {
         let rows = sqlx::query(
-            "SELECT hold_id, tenant, scope, target, reason, placed_ms, lifted_ms FROM holds ORDER BY placed_ms",
+            "SELECT hold_id, tenant, scope, target, reason, placed_ms FROM holds ORDER BY placed_ms",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -584,7 +692,6 @@ impl Store {
                     target: r.try_get(3)?,
                     reason: r.try_get(4)?,
                     placed_ms: r.try_get(5)?,
-                    lifted_ms: r.try_get(6)?,
                 })
             })
             .collect()
