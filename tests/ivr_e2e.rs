@@ -863,8 +863,14 @@ fn a_recording_survives_sigkill_up_to_200_ms_before_the_kill() {
     let middle = [pause(1500), info('1', 2), pause(20000)].concat();
     let sc = write_scenario(dir.path(), &middle, CALLER_BYE);
     let caller = call_in_background(&server, sc, "1000", 12);
-    assert_logged(&mut server, "digit=1", 10);
-    let started = log_time(server.log.iter().find(|l| l.contains("digit=1")).unwrap());
+    assert_logged(&mut server, "DTMF received", 10);
+    let started = log_time(
+        server
+            .log
+            .iter()
+            .find(|l| l.contains("DTMF received"))
+            .unwrap(),
+    );
     std::thread::sleep(Duration::from_millis(2730));
     let killed = server.kill9();
     let _ = caller.join();
@@ -1013,4 +1019,135 @@ fn a_late_offer_without_an_answer_is_ended_with_bye() {
     let run = call_once(&server, &sc, "2000");
     assert_eq!(run.successful, 1, "we sent BYE: {}", run.output);
     assert_logged(&mut server, "no usable answer in the ACK", 5);
+}
+
+/// A tenant whose flow collects six keys (not marked sensitive) and logs
+/// them with `log`, for the log scans.
+fn account_tenant(dir: &std::path::Path) -> String {
+    let flows = dir.join("account-flows");
+    std::fs::create_dir_all(&flows).unwrap();
+    let chime = common::repo_path("examples/prompts/chime.wav");
+    std::fs::write(
+        flows.join("account.ivr"),
+        format!(
+            "flow \"Account\"\n  numbers 3000\n\nstep ask\n  gather into account, digits 6, timeout 5s\n    play \"{}\"\n    on invalid -> done\n    on timeout -> done\n  goto done\n\nstep done\n  log \"account.entered\" account=account\n  hangup \"done\"\n",
+            chime.display()
+        ),
+    )
+    .unwrap();
+    format!(
+        "[[tenants]]\nid = \"acct\"\nnumbers = [\"3000\"]\nflows_dir = \"{}\"\n",
+        flows.display()
+    )
+}
+
+/// Enters 739154 by SIP INFO as +919800000001 and waits for the CDR.
+fn enter_account(server: &Server, dir: &std::path::Path) {
+    let mut middle = pause(300);
+    for (i, d) in "739154".chars().enumerate() {
+        if i > 0 {
+            middle.push_str(&pause(150));
+        }
+        middle.push_str(&info(d, 2 + i as u32));
+    }
+    let sc = write_scenario(dir, &middle, SERVER_BYE);
+    let run = call_once(server, &sc, "3000");
+    assert_eq!(
+        run.successful,
+        1,
+        "{}\n{}",
+        run.output,
+        server.log.join("\n")
+    );
+    let (call, timeline) = last_call(server);
+    assert_eq!(call["outcome"], "hangup: done", "{call}");
+    assert!(
+        timeline.iter().any(|e| e.to_string().contains("739154")),
+        "the interaction log (which the privacy tools reach) has the value: {timeline:?}"
+    );
+}
+
+/// Issue 14, point 2: the operator's log (stdout/stderr, the journal) holds
+/// neither the caller's number nor a key the caller pressed, by default.
+#[test]
+fn the_servers_log_names_the_caller_by_pseudonym_and_no_key_pressed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(&account_tenant(dir.path()));
+    enter_account(&server, dir.path());
+    assert_logged(&mut server, "call finished", 10);
+    let log = server.log.join("\n");
+    for needle in [
+        "+919800000001",
+        "919800000001",
+        "9800000001",
+        "739154",
+        "73915",
+    ] {
+        assert!(!log.contains(needle), "`{needle}` in the log:\n{log}");
+    }
+    let keys: Vec<&String> = server
+        .log
+        .iter()
+        .filter(|l| l.contains("DTMF received"))
+        .collect();
+    assert_eq!(keys.len(), 6, "one line per key:\n{log}");
+    for line in keys {
+        assert!(line.contains("digit=hidden"), "a key in: {line}");
+    }
+    assert!(
+        server
+            .log
+            .iter()
+            .any(|l| l.contains("incoming call") && l.contains("from=anon-")),
+        "the caller is named by pseudonym:\n{log}"
+    );
+}
+
+/// The debugging switch shows numbers and keys, and says so loudly.
+#[test]
+fn log_personal_data_shows_them_in_clear_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(&format!(
+        "[log]\nfilter = \"info\"\npersonal_data = true\n{}",
+        account_tenant(dir.path())
+    ));
+    enter_account(&server, dir.path());
+    assert_logged(&mut server, "call finished", 10);
+    let log = server.log.join("\n");
+    assert!(log.contains("+919800000001"), "{log}");
+    assert!(log.contains("digit=7"), "{log}");
+    assert!(
+        server
+            .log
+            .iter()
+            .any(|l| l.contains("WARN") && l.contains("personal_data is on")),
+        "{log}"
+    );
+}
+
+/// `log_format = "json"`: one object per line, the call's lines carry the
+/// SIP Call-ID and the record id.
+#[test]
+fn the_json_log_is_one_object_per_line_with_the_call_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(&format!(
+        "[log]\nformat = \"json\"\n{}",
+        account_tenant(dir.path())
+    ));
+    enter_account(&server, dir.path());
+    assert_logged(&mut server, "call finished", 10);
+    let (call, _) = last_call(&server);
+    let mut finished = None;
+    for line in &server.log {
+        let v: Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not one JSON object per line ({e}): {line}"));
+        assert!(v["timestamp"].is_string() && v["level"].is_string(), "{v}");
+        if v.to_string().contains("call finished") {
+            finished = Some(v);
+        }
+    }
+    let f = finished.expect("a `call finished` line");
+    assert_eq!(f["span"]["call_id"], call["sip_call_id"], "{f}");
+    assert_eq!(f["span"]["record_id"], call["call_id"], "{f}");
+    assert!(!f.to_string().contains("9800000001"), "{f}");
 }

@@ -110,8 +110,10 @@ fn assert_digit_logged(server: &mut Server, digit: char, source: &str) {
     );
 }
 
+/// A server whose log shows the keys it detects (`[log] personal_data`:
+/// these tests check which key each method of signalling delivered).
 fn start() -> Server {
-    Server::start("[calls]\nmax_call_secs = 20\n")
+    Server::start("[log]\nfilter = \"info\"\npersonal_data = true\n[calls]\nmax_call_secs = 20\n")
 }
 
 /// Calls with `codec` offered, and checks the server's RTP: count,

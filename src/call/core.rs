@@ -781,9 +781,10 @@ impl Core {
                 }
                 let (call_id, record_id) = (&self.info.sip_call_id, &self.info.record_id);
                 if self.interp.is_collecting_sensitive() {
-                    tracing::info!(%call_id, %record_id, digit = "*", source = source.name(), "DTMF received (sensitive)");
+                    // Never in clear, not even with `[log] personal_data`.
+                    tracing::info!(%call_id, %record_id, source = source.name(), "DTMF received (sensitive)");
                 } else {
-                    tracing::info!(%call_id, %record_id, digit = %key, source = source.name(), "DTMF received");
+                    tracing::info!(%call_id, %record_id, digit = %crate::privacy::redact::key(key), source = source.name(), "DTMF received");
                 }
                 let step = self.interp.step_name().to_owned();
                 self.log(

@@ -167,6 +167,7 @@ impl Shared {
                 {
                     *slot = Some(k.clone());
                 }
+                crate::privacy::redact::set_key(tenant_id, &k);
                 k
             }
         };

@@ -298,15 +298,27 @@ pub fn signal_reload(data_dir: &std::path::Path) -> anyhow::Result<String> {
     })
 }
 
-fn init_logging(default: &str) {
+fn init_logging(log: &crate::config::LogConfig) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&log.filter));
+    let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match log.format {
+        crate::config::LogFormat::Text => b
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+        // One object per line; the call's span (its SIP Call-ID and record
+        // id) is merged into each line's fields.
+        crate::config::LogFormat::Json => b
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+    };
+    crate::privacy::redact::set_clear(log.personal_data);
 }
 
 async fn serve(cfg: Config, config_dir: &std::path::Path) -> anyhow::Result<()> {

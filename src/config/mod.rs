@@ -55,8 +55,9 @@ pub enum ConfigError {
 pub struct Config {
     /// Where the server keeps its data.
     pub data_dir: PathBuf,
-    /// Log filter (tracing `EnvFilter` syntax); `RUST_LOG` overrides it.
-    pub log: String,
+    /// The server's own log: `log = "info"` (a filter) or a `[log]` table.
+    #[serde(deserialize_with = "LogConfig::from_either")]
+    pub log: LogConfig,
     /// SIP signalling.
     pub sip: SipConfig,
     /// RTP media.
@@ -138,7 +139,7 @@ impl Default for Config {
     fn default() -> Config {
         Config {
             data_dir: PathBuf::from("./data"),
-            log: "info".to_owned(),
+            log: LogConfig::default(),
             sip: SipConfig::default(),
             media: MediaConfig::default(),
             calls: CallsConfig::default(),
@@ -149,6 +150,66 @@ impl Default for Config {
             security: SecurityConfig::default(),
             registrar: RegistrarConfig::default(),
         }
+    }
+}
+
+/// The server's own log (what goes to stderr and the operator's journal,
+/// beyond the reach of the privacy tools: so without personal data unless
+/// `personal_data` is on).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// Filter (tracing `EnvFilter` syntax); `RUST_LOG` overrides it.
+    pub filter: String,
+    /// `text` (one line per event, for people) or `json` (one object per
+    /// line, for log shippers).
+    pub format: LogFormat,
+    /// Show caller numbers and pressed keys in clear (debugging only: the
+    /// server warns when it starts with it on). Keys of `sensitive` input
+    /// are never shown.
+    pub personal_data: bool,
+}
+
+impl Default for LogConfig {
+    fn default() -> LogConfig {
+        LogConfig {
+            filter: "info".to_owned(),
+            format: LogFormat::Text,
+            personal_data: false,
+        }
+    }
+}
+
+/// The log's format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Lines for people.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Reads `log` as a string (the filter) or as a table.
+impl LogConfig {
+    fn from_either<'de, D: serde::Deserializer<'de>>(d: D) -> Result<LogConfig, D::Error> {
+        struct Either;
+        impl<'de> serde::de::Visitor<'de> for Either {
+            type Value = LogConfig;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a log filter such as \"info\", or a [log] table")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<LogConfig, E> {
+                Ok(LogConfig {
+                    filter: v.to_owned(),
+                    ..LogConfig::default()
+                })
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, m: A) -> Result<LogConfig, A::Error> {
+                LogConfig::deserialize(serde::de::value::MapAccessDeserializer::new(m))
+            }
+        }
+        d.deserialize_any(Either)
     }
 }
 

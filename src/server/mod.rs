@@ -130,6 +130,9 @@ impl Server {
                 }
                 None => None,
             };
+            if let Some(p) = &pseudonyms {
+                crate::privacy::redact::set_key(&t.id, p);
+            }
             keys.push(kek);
             pseudonym_keys.push(pseudonyms);
         }
@@ -146,6 +149,11 @@ impl Server {
                     ListenSpec::Tls(a, tls.clone().ok_or(StartError::TlsNotConfigured)?)
                 }
             });
+        }
+        if config.log.personal_data {
+            tracing::warn!(
+                "[log] personal_data is on: this log shows callers' numbers and the keys they press in clear, where the privacy tools cannot erase them; turn it off after debugging"
+            );
         }
         if config.trunks.is_empty()
             && config.listens().iter().any(|l| {

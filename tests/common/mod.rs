@@ -69,7 +69,11 @@ impl Server {
     ) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let cfg = dir.path().join("dhwani.toml");
-        let mut text = format!("log = \"info\"\n{extra_toml}\n");
+        let mut text = if extra_toml.contains("[log]") {
+            format!("{extra_toml}\n")
+        } else {
+            format!("log = \"info\"\n{extra_toml}\n")
+        };
         if !extra_toml.contains("[[tenants]]") {
             let flows = dir.path().join("flows");
             std::fs::create_dir_all(&flows).expect("flows dir");
@@ -144,7 +148,15 @@ impl Server {
             let line = server
                 .next_line(deadline)
                 .unwrap_or_else(|| panic!("server did not start; log:\n{}", server.log.join("\n")));
-            if line.contains(" listening ") {
+            if line.starts_with('{') {
+                // `[log] format = "json"`
+                let v: serde_json::Value = serde_json::from_str(&line).expect("a JSON log line");
+                if v["message"] == "listening"
+                    && let (Some(t), Some(a)) = (v["transport"].as_str(), v["addr"].as_str())
+                {
+                    server.bound.push((t.to_owned(), a.parse().expect("addr")));
+                }
+            } else if line.contains(" listening ") {
                 let field = |name: &str| {
                     line.split_whitespace()
                         .find_map(|w| w.strip_prefix(name))
