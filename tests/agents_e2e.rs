@@ -902,6 +902,8 @@ fn agents_added_with_the_cli_keep_their_skills_and_no_password() {
     ]);
     assert_ne!(code, 0);
     assert!(err.contains("1 to 100"), "{err}");
+    let (code, out, err) = args(&["agents", "add", "--tenant", "demo", "2003", "--supervisor"]);
+    assert_eq!(code, 0, "{out}{err}");
     let (_, list, _) = args(&["agents", "list", "--json"]);
     let v: Vec<serde_json::Value> = list
         .lines()
@@ -909,6 +911,9 @@ fn agents_added_with_the_cli_keep_their_skills_and_no_password() {
         .collect();
     let a = v.iter().find(|a| a["extension"] == "2001").expect("2001");
     assert_eq!(a["skills"], "billing:80,hindi");
+    assert_eq!(a["supervisor"], false);
+    let s = v.iter().find(|a| a["extension"] == "2003").expect("2003");
+    assert_eq!(s["supervisor"], true, "{s}");
     // Only digests are stored: the password appears nowhere in the database.
     for f in ["dhwani.db", "dhwani.db-wal"] {
         let bytes = std::fs::read(data.join(f)).unwrap_or_default();
@@ -1250,4 +1255,209 @@ fn a_username_guessed_from_thirty_sources_is_locked_briefly_but_not_for_the_agen
     // ...but the agent's own phone still registers.
     let again = register(&home, PASSWORD);
     assert!(again.starts_with("SIP/2.0 200"), "{again}");
+}
+
+impl Phone {
+    /// The first channel of what it heard, `from..to` seconds, and the rate.
+    fn heard_samples(&self, from: f64, to: f64) -> (Vec<f64>, f64) {
+        let Some(wav) = std::fs::read_dir(self.dir.path()).ok().and_then(|d| {
+            d.filter_map(|e| e.ok().map(|e| e.path()))
+                .find(|p| p.display().to_string().ends_with("-dec.wav"))
+        }) else {
+            return (Vec::new(), 1.0);
+        };
+        let bytes = std::fs::read(wav).unwrap_or_default();
+        if bytes.len() < 44 {
+            return (Vec::new(), 1.0);
+        }
+        let channels = usize::from(u16::from_le_bytes([bytes[22], bytes[23]])).max(1);
+        let rate = u32::from_le_bytes([bytes[24], bytes[25], bytes[26], bytes[27]]) as usize;
+        let all: Vec<f64> = bytes[44..]
+            .chunks_exact(2 * channels)
+            .map(|c| f64::from(i16::from_le_bytes([c[0], c[1]])))
+            .collect();
+        let (a, b) = ((from * rate as f64) as usize, (to * rate as f64) as usize);
+        (
+            all[a.min(all.len())..b.min(all.len())].to_vec(),
+            rate as f64,
+        )
+    }
+
+    /// The share of what it heard in the last `secs` seconds (but the last
+    /// half second) that is a tone of `freq` Hz (Goertzel): about 1 for the
+    /// tone alone, 0.5 for one of two equal tones, near 0 when absent.
+    fn tone_share(&self, secs: f64, freq: f64) -> f64 {
+        let end = self.heard_secs() - 0.5;
+        let (x, rate) = self.heard_samples(end - secs, end);
+        let n = x.len() as f64;
+        let energy: f64 = x.iter().map(|s| s * s).sum();
+        if n == 0.0 || energy == 0.0 {
+            return 0.0;
+        }
+        let w = 2.0 * std::f64::consts::PI * freq / rate;
+        let (mut s1, mut s2) = (0.0, 0.0);
+        for v in &x {
+            let s0 = v + 2.0 * w.cos() * s1 - s2;
+            s2 = s1;
+            s1 = s0;
+        }
+        let power = s1 * s1 + s2 * s2 - 2.0 * w.cos() * s1 * s2;
+        2.0 * power / (n * energy)
+    }
+}
+
+/// Issue 12, point 7: a supervisor's phone listens to, whispers to and
+/// barges into agent 1001's call; each party hears exactly what its mode
+/// says (tones: caller 440 Hz, agent 880 Hz, supervisor 2000 Hz).
+#[test]
+fn a_supervisor_listens_whispers_and_barges_and_each_party_hears_the_right_legs() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut cfg = config(tmp.path(), "longest-idle", "");
+    cfg = cfg.replace("members = [\"1001\", \"1002\"]", "members = [\"1001\"]");
+    cfg.push_str(&format!(
+        "[[tenants.agents]]\nextension = \"1003\"\nname = \"Supervisor\"\nsupervisor = true\n{}",
+        ha1_lines("1003")
+    ));
+    let mut server = Server::start(&cfg);
+    let target = server.addr("udp");
+    let a1 = Phone::agent("1001", target);
+    wait_registered(&mut server, 1);
+    let caller = caller_dials(target, "+919800000031");
+    assert!(
+        wait_for_line(
+            &mut server,
+            &["bridged to an agent", "agent=1001"],
+            Duration::from_secs(15)
+        ),
+        "{}",
+        server.log.join("\n")
+    );
+    let supervisor = |code: &str| {
+        let mut p = Phone::start(
+            &format!("<sip:1003@{target}>;auth_pass={PASSWORD};regint=0"),
+            2000,
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        p.say(&format!("/dial sip:*{code}@{target}\n"));
+        assert!(
+            p.wait_for("Call established", Duration::from_secs(10)),
+            "{}",
+            p.log()
+        );
+        p
+    };
+    let hears = |p: &Phone, who: &str, freq: f64, yes: bool| {
+        let share = p.tone_share(2.5, freq);
+        eprintln!("{who} at {freq} Hz: share {share:.3}");
+        if yes {
+            assert!(
+                share > 0.15,
+                "{who} does not hear {freq} Hz (share {share:.3})"
+            );
+        } else {
+            assert!(share < 0.03, "{who} hears {freq} Hz (share {share:.3})");
+        }
+    };
+
+    // An agent without the role is refused.
+    let mut a2 = Phone::start(
+        &format!("<sip:1002@{target}>;auth_pass={PASSWORD};regint=0"),
+        1320,
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    a2.say(&format!("/dial sip:*311001@{target}\n"));
+    assert!(a2.wait_for("403", Duration::from_secs(10)), "{}", a2.log());
+    assert!(server.wait_for_log("supervise_refused", Duration::from_secs(2)));
+
+    // Listen: the supervisor hears both; neither hears the supervisor.
+    let mut s = supervisor("311001");
+    assert!(
+        wait_for_line(
+            &mut server,
+            &["supervisor joined", "mode=\"listen\""],
+            Duration::from_secs(5)
+        ) || wait_for_line(
+            &mut server,
+            &["supervisor joined", "mode=listen"],
+            Duration::from_secs(1)
+        ),
+        "{}",
+        server.log.join("\n")
+    );
+    std::thread::sleep(Duration::from_secs(4));
+    hears(&s, "the listening supervisor", 440.0, true);
+    hears(&s, "the listening supervisor", 880.0, true);
+    hears(&a1, "the agent", 2000.0, false);
+    hears(&caller, "the caller", 2000.0, false);
+    s.say("/hangup\n");
+    assert!(server.wait_for_log("supervisor left", Duration::from_secs(5)));
+    drop(s);
+
+    // Whisper: the agent hears the supervisor, the caller does not.
+    let mut s = supervisor("321001");
+    std::thread::sleep(Duration::from_secs(4));
+    hears(&s, "the whispering supervisor", 440.0, true);
+    hears(&s, "the whispering supervisor", 880.0, true);
+    hears(&a1, "the agent", 2000.0, true);
+    hears(&a1, "the agent", 440.0, true);
+    hears(&caller, "the caller", 2000.0, false);
+    hears(&caller, "the caller", 880.0, true);
+    s.say("/hangup\n");
+    std::thread::sleep(Duration::from_secs(1));
+    drop(s);
+
+    // Barge: everyone hears everyone.
+    let s = supervisor("331001");
+    std::thread::sleep(Duration::from_secs(4));
+    hears(&caller, "the caller", 2000.0, true);
+    hears(&caller, "the caller", 880.0, true);
+    hears(&a1, "the agent", 2000.0, true);
+    hears(&s, "the barging supervisor", 440.0, true);
+
+    // The caller hangs up: the supervisor's call is ended by us.
+    let mut caller = caller;
+    caller.say("/hangup\n");
+    assert!(
+        s.wait_for("terminated", Duration::from_secs(5))
+            || s.wait_for("closed", Duration::from_secs(1)),
+        "{}",
+        s.log()
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let calls = common::finished_calls(&server);
+    let call = calls
+        .iter()
+        .find(|c| c["caller"] == "+919800000031")
+        .expect("the caller's call");
+    let out = common::dhwani_for(
+        &server,
+        &[
+            "calls",
+            "show",
+            call["call_id"].as_str().expect("id"),
+            "--json",
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let sup: Vec<String> = v["timeline"]
+        .as_array()
+        .expect("timeline")
+        .iter()
+        .filter(|e| e["kind"] == "supervisor")
+        .map(|e| e["detail"]["event"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(
+        sup,
+        ["listen", "left", "whisper", "left", "barge", "left"],
+        "{out}"
+    );
+    let supervised: Vec<&serde_json::Value> =
+        calls.iter().filter(|c| c["caller"] == "1003").collect();
+    assert_eq!(supervised.len(), 3, "{calls:?}");
+    assert!(
+        supervised
+            .iter()
+            .any(|c| c["outcome"] == "supervised: barge 1001"),
+        "{supervised:?}"
+    );
 }

@@ -137,6 +137,8 @@ pub enum Leg {
     Caller,
     /// The agent's leg: our INVITE to the agent's phone.
     Agent,
+    /// A supervisor's leg: the supervisor's own call to us.
+    Supervisor,
 }
 
 /// Something that happened to the call.
@@ -163,6 +165,18 @@ pub enum Input<'a> {
         /// Who.
         agent: String,
     },
+    /// A supervisor's call joins the agent's: its media, built from the
+    /// supervisor's own dialog.
+    SupervisorJoined {
+        /// The supervisor leg's media core.
+        media: Box<CallMedia>,
+        /// The supervisor's extension.
+        extension: String,
+        /// Listen, whisper or barge.
+        mode: crate::ua::SuperviseMode,
+    },
+    /// From the supervisor's dialog (its BYE, ACK, re-INVITE).
+    SupervisorSip(SipEvent),
     /// The prompts of [`Output::ResolvePrompts`] `job`, decoded at the
     /// codec's rate, or why they cannot play.
     Prompts {
@@ -237,6 +251,9 @@ pub enum Output {
     /// An agent's leg arrived when the caller no longer waited: hang it
     /// up and free the agent.
     AgentNotNeeded,
+    /// The supervisor's leg is no longer on the call: hang up the
+    /// supervisor's call.
+    SupervisorDone,
     /// The call is over and its CDR was emitted: the driver may stop.
     Finished,
 }
@@ -340,6 +357,8 @@ pub struct Core {
     queued: Option<Queued>,
     /// Bridged to an agent.
     agent: Option<AgentLeg>,
+    /// A supervisor on the call (listen, whisper, barge).
+    supervisor: Option<supervise::SupervisorLeg>,
     pub(super) bridge: Option<(media::bridge::Bridge, BridgeLeg, BridgeLeg)>,
     /// For the CDR: the queue, the agent who answered, the wait.
     queue_cdr: Option<QueueCdr>,
@@ -426,6 +445,7 @@ impl Core {
             digits_capped: false,
             queued: None,
             agent: None,
+            supervisor: None,
             bridge: None,
             queue_cdr: None,
             announcing: false,
@@ -482,6 +502,9 @@ impl Core {
         if let Some(a) = &self.agent {
             t = t.min(a.media.poll_timeout());
         }
+        if let Some(s) = &self.supervisor {
+            t = t.min(s.media.poll_timeout());
+        }
         if self.held_since.is_none()
             && let Some(f) = self.interp.poll_timeout()
         {
@@ -513,7 +536,22 @@ impl Core {
                     a.media.handle_datagram(now, from, bytes);
                 }
             }
+            Input::Datagram {
+                leg: Leg::Supervisor,
+                from,
+                bytes,
+            } => {
+                if let Some(s) = self.supervisor.as_mut() {
+                    s.media.handle_datagram(now, from, bytes);
+                }
+            }
             Input::AgentAnswered { media, agent } => self.agent_answered(now, media, agent),
+            Input::SupervisorJoined {
+                media,
+                extension,
+                mode,
+            } => self.supervisor_joined(now, media, extension, mode),
+            Input::SupervisorSip(ev) => self.supervisor_sip(now, ev),
             Input::Sip(SipEvent::Queue(ev)) => self.queue_event(now, ev),
             Input::Timeout => {
                 self.media.handle_timeout(now);
@@ -521,6 +559,11 @@ impl Core {
                     && a.media.poll_timeout() <= now
                 {
                     a.media.handle_timeout(now);
+                }
+                if let Some(s) = self.supervisor.as_mut()
+                    && s.media.poll_timeout() <= now
+                {
+                    s.media.handle_timeout(now);
                 }
                 self.pump(now, rec);
                 if self.held_since.is_none()
@@ -725,6 +768,7 @@ impl Core {
                 self.media_output(now, out, rec);
             }
             busy |= self.pump_agent(now);
+            busy |= self.pump_supervisor(now);
             if !busy {
                 break;
             }
@@ -973,6 +1017,7 @@ impl Core {
             // Hung up while waiting.
             self.waited(&q.name, now.saturating_duration_since(q.joined));
         }
+        self.end_supervision(now, "the call ended");
         if let Some(a) = self.agent.take() {
             if let Some(c) = self.queue_cdr.as_mut() {
                 c.talk += now.saturating_duration_since(a.since);
@@ -1030,6 +1075,7 @@ impl Core {
 
 mod bridge;
 mod recording;
+mod supervise;
 
 #[cfg(test)]
 mod tests;

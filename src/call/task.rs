@@ -40,6 +40,18 @@ pub enum CallEvent {
         /// The agent's extension.
         agent: String,
     },
+    /// A supervisor's call joins this call (its agent's): the supervisor
+    /// call's setup, which this task runs as a third leg.
+    Supervise {
+        /// The supervisor's call.
+        setup: Box<CallSetup>,
+        /// Listen, whisper or barge.
+        mode: crate::ua::SuperviseMode,
+        /// The supervisor's extension.
+        extension: String,
+    },
+    /// From the supervisor's dialog.
+    SupervisorSip(SipEvent),
 }
 
 impl From<SipEvent> for CallEvent {
@@ -396,6 +408,9 @@ pub async fn run(
     let mut agent_buf = vec![0u8; 2048];
     // The agent's leg, once a queued caller is answered.
     let mut agent: Option<AgentSockets> = None;
+    // A supervisor's leg and its call.
+    let mut supervisor: Option<(AgentSockets, CallSlot)> = None;
+    let mut supervisor_buf = vec![0u8; 2048];
     // Every log line of the call carries its SIP Call-ID and record id.
     async {
     loop {
@@ -419,6 +434,24 @@ pub async fn run(
                     if let Some(a) = &agent {
                         let from = if rtcp && !a.rtcp_mux { &a.rtcp } else { &a.rtp };
                         let _ = from.send_to(&bytes, to).await;
+                    }
+                }
+                Output::Transmit {
+                    leg: Leg::Supervisor,
+                    to,
+                    bytes,
+                    rtcp,
+                } => {
+                    if let Some((s, _)) = &supervisor {
+                        let from = if rtcp && !s.rtcp_mux { &s.rtcp } else { &s.rtp };
+                        let _ = from.send_to(&bytes, to).await;
+                    }
+                }
+                Output::SupervisorDone => {
+                    if let Some((_, sid)) = supervisor.take() {
+                        let _ = hangup
+                            .send(ToCore::Hangup(HangupRequest { id: sid, by: Party::Dhwani, reason: "supervision ended".into() }))
+                            .await;
                     }
                 }
                 Output::Transfer { target } => {
@@ -480,9 +513,38 @@ pub async fn run(
                             let _ = hangup.send(ToCore::Hangup(HangupRequest { id, by: Party::System, reason: e })).await;
                         }
                     },
+                    CallEvent::Supervise { setup, mode, extension } => {
+                        let sid = setup.id;
+                        match supervisor.is_none().then(|| supervisor_leg(*setup, &shared)) {
+                            Some(Ok((sockets, m))) => {
+                                supervisor = Some((sockets, sid));
+                                core.handle_input(clock_now(), Input::SupervisorJoined { media: Box::new(m), extension, mode }, &mut recorders);
+                            }
+                            // Another supervisor is on the call, or no leg.
+                            other => {
+                                if let Some(Err(e)) = other {
+                                    tracing::warn!(error = %e, "supervisor leg cannot start");
+                                }
+                                let _ = hangup.send(ToCore::Hangup(HangupRequest { id: sid, by: Party::Dhwani, reason: "supervision refused".into() })).await;
+                            }
+                        }
+                    }
+                    CallEvent::SupervisorSip(ev) => {
+                        let ended = matches!(ev, SipEvent::Ended { .. });
+                        core.handle_input(clock_now(), Input::SupervisorSip(ev), &mut recorders);
+                        if ended {
+                            supervisor = None;
+                        }
+                    }
                 }
             }
-            got = agent_recv(&agent, &mut agent_buf) => {
+            got = agent_recv(supervisor.as_ref().map(|s| &s.0), &mut supervisor_buf) => {
+                if let Some((n, from)) = got {
+                    let bytes = supervisor_buf.get(..n).unwrap_or(&[]);
+                    core.handle_input(clock_now(), Input::Datagram { leg: Leg::Supervisor, from, bytes }, &mut recorders);
+                }
+            }
+            got = agent_recv(agent.as_ref(), &mut agent_buf) => {
                 if let Some((n, from)) = got {
                     let bytes = agent_buf.get(..n).unwrap_or(&[]);
                     core.handle_input(clock_now(), Input::Datagram { leg: Leg::Agent, from, bytes }, &mut recorders);
@@ -537,32 +599,62 @@ fn rtp_config(
     rtp
 }
 
-/// The agent leg's sockets.
+/// An extra leg's sockets (the agent's, a supervisor's).
 struct AgentSockets {
     rtp: UdpSocket,
     rtcp: UdpSocket,
     rtcp_mux: bool,
 }
 
-/// The agent leg's media core and sockets from its answered INVITE.
+/// The agent leg's media core and sockets from its answered INVITE (we
+/// sent the ACK: the dialog is confirmed).
 fn agent_leg(
     m: crate::ua::legs::LegMedia,
     shared: &Shared,
 ) -> Result<(AgentSockets, CallMedia), String> {
-    let codec = Codec::named(&m.negotiated.codec.encoding)
-        .ok_or_else(|| format!("agent codec {} unsupported", m.negotiated.codec.encoding))?;
-    let (rtp_socket, rtcp_socket) = m.ports.sockets.ok_or("no RTP socket for the agent leg")?;
+    extra_leg(
+        "agent",
+        m.ports.sockets,
+        (m.remote_rtp, &m.negotiated),
+        (m.rtcp_mux, true),
+        shared,
+    )
+}
+
+/// A supervisor's leg from its own call's setup (its media starts at its
+/// ACK, or at its first RTP).
+fn supervisor_leg(s: CallSetup, shared: &Shared) -> Result<(AgentSockets, CallMedia), String> {
+    extra_leg(
+        "supervisor",
+        s.ports.sockets,
+        (s.remote_rtp, &s.negotiated),
+        (s.rtcp_mux, s.confirmed),
+        shared,
+    )
+}
+
+/// A leg's media core (tapped, for the bridge) and tokio sockets.
+fn extra_leg(
+    what: &str,
+    sockets: Option<(StdUdpSocket, StdUdpSocket)>,
+    (remote, negotiated): (std::net::SocketAddr, &sip::sdp::Negotiated),
+    (rtcp_mux, confirmed): (bool, bool),
+    shared: &Shared,
+) -> Result<(AgentSockets, CallMedia), String> {
+    let codec = Codec::named(&negotiated.codec.encoding)
+        .ok_or_else(|| format!("{what} codec {} unsupported", negotiated.codec.encoding))?;
+    let (rtp_socket, rtcp_socket) =
+        sockets.ok_or_else(|| format!("no RTP socket for the {what} leg"))?;
     let to_tokio = |s: StdUdpSocket| s.set_nonblocking(true).and_then(|_| UdpSocket::from_std(s));
     let (rtp_sock, rtcp_sock) = match (to_tokio(rtp_socket), to_tokio(rtcp_socket)) {
         (Ok(a), Ok(b)) => (a, b),
-        _ => return Err("agent RTP socket error".into()),
+        _ => return Err(format!("{what} RTP socket error")),
     };
-    // We sent the ACK: the dialog is confirmed.
     let rtp = rtp_config(
-        (m.remote_rtp, &m.negotiated, codec),
+        (remote, negotiated, codec),
         shared.media_timeout,
-        m.rtcp_mux,
-        true,
+        rtcp_mux,
+        confirmed,
     );
     let cfg = Config {
         rtp,
@@ -575,7 +667,7 @@ fn agent_leg(
         AgentSockets {
             rtp: rtp_sock,
             rtcp: rtcp_sock,
-            rtcp_mux: m.rtcp_mux,
+            rtcp_mux,
         },
         media,
     ))
@@ -583,7 +675,7 @@ fn agent_leg(
 
 /// A datagram on the agent leg's RTP or RTCP socket (never, without one).
 async fn agent_recv(
-    agent: &Option<AgentSockets>,
+    agent: Option<&AgentSockets>,
     buf: &mut [u8],
 ) -> Option<(usize, std::net::SocketAddr)> {
     match agent {

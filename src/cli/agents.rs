@@ -32,6 +32,10 @@ pub enum AgentsCommand {
         /// A skill with its level, `NAME:LEVEL` (1-100); repeatable.
         #[arg(long = "skill", value_name = "NAME:LEVEL")]
         skills: Vec<String>,
+        /// The supervisor role: may listen to (`*31EXT`), whisper to
+        /// (`*32EXT`) and barge into (`*33EXT`) other agents' calls.
+        #[arg(long)]
+        supervisor: bool,
         /// Read the password from the first line of standard input.
         #[arg(long)]
         password_stdin: bool,
@@ -132,6 +136,7 @@ pub fn run(cmd: AgentsCommand, cfg: &Config) -> anyhow::Result<ExitCode> {
                 extension,
                 name,
                 skills,
+                supervisor,
                 password_stdin,
             } => {
                 crate::config::parse_skills(&skills).map_err(|e| anyhow::anyhow!("--skill: {e}"))?;
@@ -149,6 +154,7 @@ pub fn run(cmd: AgentsCommand, cfg: &Config) -> anyhow::Result<ExitCode> {
                 };
                 let mut row = agent_row(&tenant, &extension, &name, &realm, &password);
                 row.skills = skills.join(",");
+                row.supervisor = supervisor;
                 store.put_agent(&row).await?;
                 println!("agent {extension} added to `{tenant}`");
                 if generated {
@@ -175,6 +181,7 @@ pub fn run(cmd: AgentsCommand, cfg: &Config) -> anyhow::Result<ExitCode> {
                 let mut row = agent_row(&tenant, &extension, &old.name, &realm, &password);
                 row.created_ms = old.created_ms;
                 row.skills = old.skills.clone();
+                row.supervisor = old.supervisor;
                 store.put_agent(&row).await?;
                 println!("password of agent {extension} changed");
                 if generated {
@@ -259,6 +266,7 @@ async fn list(cfg: &Config, store: &Store, tenant: Option<&str>, json: bool) -> 
                     ha1_sha256: None,
                     ha1_md5: None,
                     skills: a.skills.join(","),
+                    supervisor: a.supervisor,
                     created_ms: 0,
                 },
                 "config",
@@ -298,7 +306,7 @@ async fn list(cfg: &Config, store: &Store, tenant: Option<&str>, json: bool) -> 
         };
         if json {
             let v = serde_json::json!({
-                "tenant": a.tenant, "extension": a.extension, "name": a.name, "defined_in": from, "skills": a.skills,
+                "tenant": a.tenant, "extension": a.extension, "name": a.name, "defined_in": from, "skills": a.skills, "supervisor": a.supervisor,
                 "state": state.map(|e| e.to_state.clone()).unwrap_or_else(|| initial.into()),
                 "state_reason": state.map(|e| e.reason.clone()).unwrap_or_default(),
                 "state_since_ms": state.map(|e| e.at_ms),

@@ -111,6 +111,10 @@ pub struct AgentConfig {
     /// `NAME` alone is level 50), for queues of the `skills` strategy.
     #[serde(default)]
     pub skills: Vec<String>,
+    /// The supervisor role: may listen to (`*31EXT`), whisper to (`*32EXT`)
+    /// and barge into (`*33EXT`) the call of agent `EXT` of the tenant.
+    #[serde(default)]
+    pub supervisor: bool,
 }
 
 /// Parses `NAME:LEVEL` skills (`NAME` alone is level 50).

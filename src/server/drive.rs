@@ -47,13 +47,32 @@ struct Loop {
     answered: HashMap<u64, Box<LegMedia>>,
     /// The agent attempt each bridged call holds.
     bridged: HashMap<CallSlot, u64>,
+    /// The agent each bridged call is with (for a supervisor's code).
+    bridged_agent: HashMap<CallSlot, AgentRef>,
+    /// Supervisors' calls: the call each joined, and its CDR row so far.
+    supervising: HashMap<CallSlot, (CallSlot, crate::ua::CallInfo, String)>,
 }
 
 impl Loop {
     fn tell(&self, call: CallSlot, ev: CallEvent) {
+        if let Some((joined, _, _)) = self.supervising.get(&call) {
+            // A supervisor's dialog: its leg runs in the call it joined.
+            if let (Some(tx), CallEvent::Sip(ev)) = (self.calls.get(joined), ev) {
+                let _ = tx.try_send(CallEvent::SupervisorSip(ev));
+            }
+            return;
+        }
         if let Some(tx) = self.calls.get(&call) {
             let _ = tx.try_send(ev);
         }
+    }
+
+    /// The call agent `extension` of `tenant` is bridged to.
+    fn call_of_agent(&self, tenant: usize, extension: &str) -> Option<CallSlot> {
+        self.bridged_agent
+            .iter()
+            .find(|(_, a)| a.tenant == tenant && a.extension == extension)
+            .map(|(c, _)| *c)
     }
 
     /// Runs the UA core's actions and the ACD's outputs until both are quiet.
@@ -83,6 +102,25 @@ impl Loop {
                 }
             }
             Action::StartMedia(setup) => {
+                if let Some((sup, Feature::Supervise { mode, target })) =
+                    &setup.info.admitted.feature
+                    && let Some(joined) = self.call_of_agent(sup.tenant, target)
+                    && let Some(tx) = self.calls.get(&joined)
+                {
+                    // The supervisor's leg runs in the agent's call; its
+                    // own flow ("not on a call") is only for a miss.
+                    let (id, mode) = (setup.id, *mode);
+                    let outcome = format!("supervised: {} {target}", mode.name());
+                    let extension = sup.extension.clone();
+                    self.supervising
+                        .insert(id, (joined, setup.info.clone(), outcome));
+                    let _ = tx.try_send(CallEvent::Supervise {
+                        setup,
+                        mode,
+                        extension,
+                    });
+                    return;
+                }
                 let (tx, rx) = mpsc::channel(64);
                 let id = setup.id;
                 self.calls.insert(id, tx);
@@ -119,8 +157,34 @@ impl Loop {
                 cause,
                 info,
             } => {
+                if let Some((joined, info, outcome)) = self.supervising.remove(&id) {
+                    self.tell(
+                        joined,
+                        CallEvent::SupervisorSip(SipEvent::Ended {
+                            by,
+                            cause: cause.clone(),
+                        }),
+                    );
+                    let mut r = crate::call::cdr::call_record(&info);
+                    let end = SystemTime::now();
+                    let answered = info.answered_at.unwrap_or(info.invited_at);
+                    r.end_ms = Some(crate::call::cdr::ms(end));
+                    r.duration_ms = Some(
+                        end.duration_since(answered)
+                            .map(|d| d.as_millis() as i64)
+                            .unwrap_or(0),
+                    );
+                    r.hangup_by = Some(by.name().into());
+                    r.hangup_cause = Some(cause);
+                    r.outcome = Some(outcome);
+                    self.shared
+                        .log
+                        .send(crate::store::writer::Record::Call(Box::new(r)));
+                    return;
+                }
                 // Its queue place, its rings, its agent's leg end too.
                 self.acd.abandon(now, id);
+                self.bridged_agent.remove(&id);
                 if let Some(attempt) = self.bridged.remove(&id) {
                     self.core.stop_attempt(now, attempt);
                 }
@@ -149,7 +213,7 @@ impl Loop {
                     Feature::LogOut => Some(AgentCommand::LogOut),
                     Feature::Pause => Some(AgentCommand::Pause("from the phone".into())),
                     Feature::Unpause => Some(AgentCommand::Unpause),
-                    Feature::Unknown => None,
+                    Feature::Supervise { .. } | Feature::Unknown => None,
                 };
                 if let Some(cmd) = cmd
                     && !self.acd.command(now, &agent, cmd)
@@ -201,6 +265,7 @@ impl Loop {
                 match verdict {
                     Ok(to) => {
                         self.bridged.remove(&call);
+                        self.bridged_agent.remove(&call);
                         self.core.answer_refer(now, attempt, Ok(()));
                         let (to, queue) = match to {
                             acd::TransferTarget::Queue(q) => (q, true),
@@ -252,6 +317,7 @@ impl Loop {
             } => match (self.answered.remove(&attempt.0), self.calls.get(&call)) {
                 (Some(media), Some(tx)) => {
                     self.bridged.insert(call, attempt.0);
+                    self.bridged_agent.insert(call, agent.clone());
                     let _ = tx.try_send(CallEvent::AgentAnswered {
                         media,
                         agent: agent.extension.clone(),
@@ -396,6 +462,8 @@ pub(super) async fn drive(
         to_core: to_core_tx,
         answered: HashMap::new(),
         bridged: HashMap::new(),
+        bridged_agent: HashMap::new(),
+        supervising: HashMap::new(),
     };
     // Draining: until the first deadline calls may finish; at it, BYE;
     // at the second, stop regardless.

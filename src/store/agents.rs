@@ -25,6 +25,8 @@ pub struct AgentRow {
     pub ha1_md5: Option<String>,
     /// Skills, `NAME:LEVEL` separated by commas.
     pub skills: String,
+    /// Has the supervisor role.
+    pub supervisor: bool,
     /// Added, ms since the epoch.
     pub created_ms: i64,
 }
@@ -79,11 +81,11 @@ impl Store {
     /// Adds an agent, or replaces its name and HA1s.
     pub async fn put_agent(&self, a: &AgentRow) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO agents (tenant, extension, name, ha1_sha256, ha1_md5, skills, created_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
+            "INSERT INTO agents (tenant, extension, name, ha1_sha256, ha1_md5, skills, created_ms, supervisor)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
              ON CONFLICT (tenant, extension) DO UPDATE SET
                 name = excluded.name, ha1_sha256 = excluded.ha1_sha256, ha1_md5 = excluded.ha1_md5,
-                skills = excluded.skills",
+                skills = excluded.skills, supervisor = excluded.supervisor",
         )
         .bind(&a.tenant)
         .bind(&a.extension)
@@ -92,6 +94,7 @@ impl Store {
         .bind(a.ha1_md5.clone())
         .bind(&a.skills)
         .bind(a.created_ms)
+        .bind(i64::from(a.supervisor))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -118,7 +121,7 @@ impl Store {
     /// Every stored agent (all tenants, or one), by tenant and extension.
     pub async fn agents(&self, tenant: Option<&str>) -> Result<Vec<AgentRow>, StoreError> {
         let rows = sqlx::query(
-            "SELECT tenant, extension, name, ha1_sha256, ha1_md5, skills, created_ms FROM agents
+            "SELECT tenant, extension, name, ha1_sha256, ha1_md5, skills, created_ms, supervisor FROM agents
              WHERE ($1 = '' OR tenant = $1) ORDER BY tenant, extension",
         )
         .bind(tenant.unwrap_or(""))
@@ -134,6 +137,7 @@ impl Store {
                     ha1_md5: r.try_get(4)?,
                     skills: r.try_get(5)?,
                     created_ms: r.try_get(6)?,
+                    supervisor: r.try_get::<i64, _>(7)? != 0,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()

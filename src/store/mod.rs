@@ -171,6 +171,8 @@ const MIGRATIONS: &[&[&str]] = &[
     )",
         // A lifted hold leaves only its audit entry.
         "DELETE FROM holds WHERE lifted_ms IS NOT NULL",
+        // The supervisor role (listen, whisper, barge), 0 or 1.
+        "ALTER TABLE agents ADD COLUMN supervisor BIGINT NOT NULL DEFAULT 0",
     ],
 ];
 

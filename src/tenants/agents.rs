@@ -47,6 +47,7 @@ pub fn agent_row(
         ha1_sha256: Some(ha1(Algorithm::Sha256, extension, realm, password)),
         ha1_md5: Some(ha1(Algorithm::Md5, extension, realm, password)),
         skills: String::new(),
+        supervisor: false,
         created_ms: jiff::Timestamp::now().as_millisecond(),
     }
 }
@@ -68,6 +69,8 @@ pub struct Agent {
     pub ha1_md5: Option<String>,
     /// Skills and levels.
     pub skills: Vec<(String, u32)>,
+    /// May listen to, whisper to and barge into other agents' calls.
+    pub supervisor: bool,
 }
 
 impl Agent {
@@ -128,6 +131,7 @@ impl Directory {
                             .collect::<Vec<_>>(),
                     )
                     .unwrap_or_default(),
+                    supervisor: row.supervisor,
                 },
             );
         }
@@ -143,6 +147,7 @@ impl Directory {
                         ha1_sha256: a.ha1_sha256.as_ref().map(|h| h.to_ascii_lowercase()),
                         ha1_md5: a.ha1_md5.as_ref().map(|h| h.to_ascii_lowercase()),
                         skills: crate::config::parse_skills(&a.skills).unwrap_or_default(),
+                        supervisor: a.supervisor,
                     },
                 );
             }
@@ -202,6 +207,7 @@ mod tests {
             ha1_sha256: Some(ha1(Algorithm::Sha256, ext, "dhwani", "pw")),
             ha1_md5: None,
             skills: String::new(),
+            supervisor: false,
             created_ms: 0,
         }
     }
@@ -251,6 +257,24 @@ mod tests {
         assert_eq!(
             a.skills,
             vec![("billing".to_owned(), 80), ("hindi".to_owned(), 50)]
+        );
+        assert!(!a.supervisor);
+    }
+
+    #[test]
+    fn the_supervisor_role_comes_from_the_store_row_or_the_config() {
+        let mut r = row("a", "1001");
+        r.supervisor = true;
+        let text = format!(
+            "{TWO}[[tenants.agents]]\nextension = \"1002\"\nha1_md5 = \"{}\"\nsupervisor = true\n",
+            ha1(Algorithm::Md5, "1002", "dhwani", "pw")
+        );
+        let d = Directory::new(&config(&text), &[r, row("a", "1003")]);
+        // (The config's agent belongs to the last tenant, `b`.)
+        let role = |t: usize, e: &str| d.get(t, e).map(|a| a.supervisor);
+        assert_eq!(
+            (role(0, "1001"), role(1, "1002"), role(0, "1003")),
+            (Some(true), Some(true), Some(false))
         );
     }
 }

@@ -268,6 +268,7 @@ fn feature_flows() -> HashMap<&'static str, Arc<ivr_dsl::Flow>> {
         ("pause", "You are paused."),
         ("unpause", "You are available again."),
         ("unknown", "That feature code is not known."),
+        ("supervise", "That agent is not on a call."),
     ] {
         let src = format!(
             "flow \"Agent feature {key}\"\n  numbers 1\n\nstep start\n  say \"{text}\"\n  hangup \"feature code\"\n"
@@ -297,13 +298,31 @@ impl Gate {
         })?;
         let agent = self.agent_digest(now, source, invite, &from.uri)?;
         let feature = Feature::from_code(code);
-        let key = match feature {
+        let key = match &feature {
             Feature::LogIn => "login",
             Feature::LogOut => "logout",
             Feature::Pause => "pause",
             Feature::Unpause => "unpause",
+            Feature::Supervise { .. } => "supervise",
             Feature::Unknown => "unknown",
         };
+        if matches!(feature, Feature::Supervise { .. }) {
+            let may = self
+                .agents
+                .read()
+                .ok()
+                .and_then(|d| d.get(agent.tenant, &agent.extension).map(|a| a.supervisor))
+                .unwrap_or(false);
+            if !may {
+                tracing::warn!(target: "security", event = "supervise_refused", tenant = %agent.tenant_id, extension = %agent.extension, "an agent without the supervisor role dialled a supervisor code");
+                return Err(Refusal {
+                    status: StatusCode::FORBIDDEN,
+                    reason: "Forbidden",
+                    headers: vec![],
+                    why: "not a supervisor".into(),
+                });
+            }
+        }
         let refuse = || Refusal {
             status: StatusCode::SERVICE_UNAVAILABLE,
             reason: "Service Unavailable",
@@ -666,6 +685,7 @@ mod tests {
                 "agent-pw",
             )),
             skills: String::new(),
+            supervisor: false,
             created_ms: 0,
         };
         let dir = Directory::new(&cfg, &[row]);

@@ -34,7 +34,7 @@ pub struct Admitted {
 }
 
 /// What an agent's feature code asks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Feature {
     /// `*21`: take calls.
     LogIn,
@@ -44,19 +44,64 @@ pub enum Feature {
     Pause,
     /// `*24`: back from a pause.
     Unpause,
+    /// `*31EXT` listen, `*32EXT` whisper, `*33EXT` barge: join the call
+    /// agent `EXT` is on (a supervisor's phone only).
+    Supervise {
+        /// How.
+        mode: SuperviseMode,
+        /// The agent's extension.
+        target: String,
+    },
     /// Any other code: a short prompt and a hang-up.
     Unknown,
 }
 
+/// How a supervisor joins an agent's call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SuperviseMode {
+    /// Hears caller and agent; heard by neither.
+    Listen,
+    /// Hears both; heard by the agent only.
+    Whisper,
+    /// A three-way call: hears both, heard by both.
+    Barge,
+}
+
+impl SuperviseMode {
+    /// For the log and the timeline.
+    pub fn name(self) -> &'static str {
+        match self {
+            SuperviseMode::Listen => "listen",
+            SuperviseMode::Whisper => "whisper",
+            SuperviseMode::Barge => "barge",
+        }
+    }
+}
+
 impl Feature {
-    /// The code dialled (`21` of `*21`).
+    /// The code dialled (`21` of `*21`, `311001` of `*311001`).
     pub fn from_code(code: &str) -> Feature {
         match code {
-            "21" => Feature::LogIn,
-            "22" => Feature::LogOut,
-            "23" => Feature::Pause,
-            "24" => Feature::Unpause,
-            _ => Feature::Unknown,
+            "21" => return Feature::LogIn,
+            "22" => return Feature::LogOut,
+            "23" => return Feature::Pause,
+            "24" => return Feature::Unpause,
+            _ => {}
+        }
+        let mode = match code.get(..2) {
+            Some("31") => SuperviseMode::Listen,
+            Some("32") => SuperviseMode::Whisper,
+            Some("33") => SuperviseMode::Barge,
+            _ => return Feature::Unknown,
+        };
+        let target = &code[2..];
+        if (2..=16).contains(&target.len()) && target.bytes().all(|b| b.is_ascii_digit()) {
+            Feature::Supervise {
+                mode,
+                target: target.to_owned(),
+            }
+        } else {
+            Feature::Unknown
         }
     }
 }
@@ -152,4 +197,46 @@ pub struct CallInfo {
     pub invited_at: SystemTime,
     /// 200 OK sent.
     pub answered_at: Option<SystemTime>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Feature, SuperviseMode};
+
+    #[test]
+    fn supervisor_codes_name_a_mode_and_an_extension_and_nothing_else_passes() {
+        assert_eq!(
+            Feature::from_code("311001"),
+            Feature::Supervise {
+                mode: SuperviseMode::Listen,
+                target: "1001".into()
+            }
+        );
+        assert_eq!(
+            Feature::from_code("32555"),
+            Feature::Supervise {
+                mode: SuperviseMode::Whisper,
+                target: "555".into()
+            }
+        );
+        assert!(matches!(
+            Feature::from_code("3342"),
+            Feature::Supervise {
+                mode: SuperviseMode::Barge,
+                ..
+            }
+        ));
+        for bad in [
+            "31",
+            "313",
+            "31abc",
+            "3112345678901234567",
+            "34100",
+            "30",
+            "2",
+        ] {
+            assert_eq!(Feature::from_code(bad), Feature::Unknown, "{bad}");
+        }
+        assert_eq!(Feature::from_code("23"), Feature::Pause);
+    }
 }

@@ -208,7 +208,7 @@ impl Core {
         if let Some((agent, code)) = &admitted.feature {
             tracing::info!(call_id = %call_id_text, tenant = %agent.tenant_id, extension = %agent.extension, feature = ?code, "agent feature code");
             self.actions
-                .push_back(Action::AgentFeature(agent.clone(), *code));
+                .push_back(Action::AgentFeature(agent.clone(), code.clone()));
         }
         let in_tenant = self
             .tenant_calls

@@ -31,7 +31,9 @@ use sip::transaction::{Layer, LayerOutput, Timers, TxEvent, TxId};
 use sip::transport::Flow;
 use sip::uas::Policy;
 
-pub use admission::{Admission, Admitted, AgentRef, CallInfo, Feature, Party, Refusal};
+pub use admission::{
+    Admission, Admitted, AgentRef, CallInfo, Feature, Party, Refusal, SuperviseMode,
+};
 use calls::{Call, CallState};
 pub use calls::{CallSetup, MediaPorts, PortAllocator};
 pub use ids::{CallSlot, RecordId, SipCallId};

@@ -100,6 +100,7 @@ impl Core {
     /// queue answered); if no agent takes the caller in the end, the call
     /// ends.
     fn transferred(&mut self, now: Instant, to: String, queue: bool) {
+        self.end_supervision(now, "the agent transferred the caller");
         let Some(a) = self.agent.take() else {
             return;
         };

@@ -251,6 +251,7 @@ impl Call {
                 Output::LeaveQueue => self.enqueued.push("(left)".into()),
                 Output::Transfer { target } => self.enqueued.push(format!("(transfer {target})")),
                 Output::AgentNotNeeded => self.enqueued.push("(agent not needed)".into()),
+                Output::SupervisorDone => self.enqueued.push("(supervisor done)".into()),
                 Output::Transmit { .. } | Output::CancelPrompts { .. } | Output::Finished => {}
                 Output::ResolvePrompts { job, prompts, .. } if self.defer_prompts => {
                     self.deferred.push((job, prompts.len()));
