@@ -425,13 +425,18 @@ fn state_of(server: &Server, ext: &str) -> String {
 }
 
 fn queue_events(server: &Server, call_id: &str) -> Vec<serde_json::Value> {
+    timeline_events(server, call_id, "queue")
+}
+
+/// The details of a call's timeline events of one kind.
+fn timeline_events(server: &Server, call_id: &str, kind: &str) -> Vec<serde_json::Value> {
     let out = common::dhwani_for(server, &["calls", "show", call_id, "--json"]);
     let v: serde_json::Value = serde_json::from_str(&out).expect("json");
     v["timeline"]
         .as_array()
         .expect("timeline")
         .iter()
-        .filter(|e| e["kind"] == "queue")
+        .filter(|e| e["kind"] == kind)
         .map(|e| e["detail"].clone())
         .collect()
 }
@@ -1429,28 +1434,12 @@ fn a_supervisor_listens_whispers_and_barges_and_each_party_hears_the_right_legs(
         .iter()
         .find(|c| c["caller"] == "+919800000031")
         .expect("the caller's call");
-    let out = common::dhwani_for(
-        &server,
-        &[
-            "calls",
-            "show",
-            call["call_id"].as_str().expect("id"),
-            "--json",
-        ],
-    );
-    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
-    let sup: Vec<String> = v["timeline"]
-        .as_array()
-        .expect("timeline")
-        .iter()
-        .filter(|e| e["kind"] == "supervisor")
-        .map(|e| e["detail"]["event"].as_str().unwrap_or_default().to_owned())
-        .collect();
-    assert_eq!(
-        sup,
-        ["listen", "left", "whisper", "left", "barge", "left"],
-        "{out}"
-    );
+    let sup: Vec<String> =
+        timeline_events(&server, call["call_id"].as_str().expect("id"), "supervisor")
+            .iter()
+            .map(|e| e["event"].as_str().unwrap_or_default().to_owned())
+            .collect();
+    assert_eq!(sup, ["listen", "left", "whisper", "left", "barge", "left"]);
     let supervised: Vec<&serde_json::Value> =
         calls.iter().filter(|c| c["caller"] == "1003").collect();
     assert_eq!(supervised.len(), 3, "{calls:?}");

@@ -122,17 +122,7 @@ fn export_withdraw_hold_erase_sweep_and_audit() {
 
     // Export: every call of A with its timeline and encrypted recordings.
     let out = work.path().join("export-a");
-    let report: Value = serde_json::from_str(&cli.ok(&[
-        "privacy",
-        "export",
-        "--tenant",
-        "demo",
-        "--number",
-        A,
-        "--out",
-        &out.display().to_string(),
-    ]))
-    .unwrap();
+    let report = export(&cli, A, &out);
     assert_eq!(report["calls"], 1);
     assert_eq!(report["recordings"], 2);
     let manifest: Value =
@@ -579,6 +569,21 @@ fn a_tenant_key_from_the_environment_never_touches_the_disk() {
     );
 }
 
+/// `privacy export` of `number` into `out`, as JSON.
+fn export(cli: &Cli, number: &str, out: &Path) -> Value {
+    serde_json::from_str(&cli.ok(&[
+        "privacy",
+        "export",
+        "--tenant",
+        "demo",
+        "--number",
+        number,
+        "--out",
+        &out.display().to_string(),
+    ]))
+    .unwrap()
+}
+
 /// `privacy erase` as JSON.
 fn erase(cli: &Cli, number: &str) -> Value {
     serde_json::from_str(&cli.ok(&["privacy", "erase", "--tenant", "demo", "--number", number]))
@@ -704,17 +709,7 @@ fn consent_holds_and_erasure_outlive_a_key_rotation_and_a_pseudonym_rekey() {
     assert_eq!(erased["erased"]["calls_erased"], 3, "{erased}");
     assert_eq!(erased["erased"]["already_pseudonymised"], 3, "{erased}");
     let out = work.path().join("export-a");
-    let report: Value = serde_json::from_str(&cli.ok(&[
-        "privacy",
-        "export",
-        "--tenant",
-        "demo",
-        "--number",
-        A,
-        "--out",
-        &out.display().to_string(),
-    ]))
-    .unwrap();
+    let report = export(&cli, A, &out);
     assert_eq!(
         report["calls"], 3,
         "the access right finds them too: {report}"
