@@ -722,3 +722,101 @@ fn consent_holds_and_erasure_outlive_a_key_rotation_and_a_pseudonym_rekey() {
     assert!(!log.contains(A) && !log.contains(B));
     assert!(cli.ok(&["audit", "verify"]).contains("intact"));
 }
+
+/// Issue 14, point 4: every read of callers' data is an audit entry with
+/// the actor, the reason given, the calls by id and the callers by
+/// pseudonym, written before the data is shown.
+#[test]
+fn every_read_of_callers_data_is_audited_with_the_reason_and_pseudonyms() {
+    let server = Server::start(DEMO);
+    let work = tempfile::tempdir().unwrap();
+    let data = server.data_dir();
+    let cli = Cli::of(&server);
+    walk(&server, work.path(), A);
+    let calls = cli.wait_calls(1);
+    let id = calls[0]["call_id"].as_str().unwrap().to_owned();
+    let before = std::fs::read_to_string(data.join("audit.log")).unwrap();
+    cli.ok(&["calls", "list", "--reason", "ticket 42"]);
+    cli.ok(&["calls", "show", &id, "--reason", "ticket 43"]);
+    let list = cli.ok(&["recordings", "list", "--reason", "ticket 44"]);
+    let rec = list
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    cli.ok(&["recordings", "decrypt", &rec, "--reason", "ticket 45"]);
+    cli.ok(&["recordings", "verify", &rec]);
+    let out = work.path().join("export");
+    cli.ok(&[
+        "privacy",
+        "export",
+        "--tenant",
+        "demo",
+        "--number",
+        A,
+        "--out",
+        &out.display().to_string(),
+        "--reason",
+        "request 46",
+    ]);
+    let log = std::fs::read_to_string(data.join("audit.log")).unwrap();
+    let new: Vec<&str> = log.lines().skip(before.lines().count()).collect();
+    let entry = |action: &str| -> String {
+        new.iter()
+            .find(|l| l.split('\t').nth(3) == Some(action))
+            .unwrap_or_else(|| panic!("no {action} entry in:\n{}", new.join("\n")))
+            .to_string()
+    };
+    let user = entry("calls.list");
+    assert!(user.contains("@cli"), "the actor: {user}");
+    for (action, reason) in [
+        ("calls.list", "ticket 42"),
+        ("calls.show", "ticket 43"),
+        ("recordings.list", "ticket 44"),
+        ("recording.decrypt", "ticket 45"),
+        ("recording.verify", "none given"),
+        ("privacy.export", "request 46"),
+    ] {
+        let e = entry(action);
+        assert!(e.contains(&format!("reason: {reason}")), "{e}");
+    }
+    for action in ["calls.list", "calls.show"] {
+        let e = entry(action);
+        assert!(e.contains(&id) && e.contains("callers: anon-"), "{e}");
+    }
+    assert!(entry("recordings.list").contains(&rec));
+    assert!(
+        !log.contains(A) && !log.contains(&A[1..]),
+        "numbers only as pseudonyms"
+    );
+    // The pseudonym is the one the registry uses: a withdrawal names A
+    // the same way.
+    let callers = entry("calls.show");
+    let p = callers
+        .split("callers: ")
+        .nth(1)
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .trim()
+        .to_owned();
+    cli.ok(&[
+        "privacy",
+        "withdraw-consent",
+        "--tenant",
+        "demo",
+        "--number",
+        A,
+    ]);
+    let log = std::fs::read_to_string(data.join("audit.log")).unwrap();
+    let withdraw = log
+        .lines()
+        .find(|l| l.contains("consent.withdraw"))
+        .unwrap();
+    assert!(withdraw.contains(&p), "{withdraw} vs {p}");
+    assert!(cli.ok(&["audit", "verify"]).contains("intact"));
+}

@@ -91,7 +91,7 @@ fn secs(ms: i64) -> String {
 }
 
 /// Runs a `calls` subcommand.
-pub fn run(cmd: CallsCommand, cfg: &Config) -> anyhow::Result<ExitCode> {
+pub fn run(cmd: CallsCommand, cfg: &Config, reason: Option<&str>) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -110,6 +110,16 @@ pub fn run(cmd: CallsCommand, cfg: &Config) -> anyhow::Result<ExitCode> {
                     .map(|s| parse_since(&s, jiff::Timestamp::now()))
                     .transpose()
                     .map_err(anyhow::Error::msg)?;
+                let what = format!(
+                    "tenant {} since {} limit {limit}{}",
+                    tenant.as_deref().unwrap_or("any"),
+                    since_ms.map_or("any".to_owned(), |m| m.to_string()),
+                    if from.is_some() {
+                        " from one number"
+                    } else {
+                        ""
+                    }
+                );
                 let calls = store
                     .list_calls(&CallFilter {
                         tenant,
@@ -117,6 +127,8 @@ pub fn run(cmd: CallsCommand, cfg: &Config) -> anyhow::Result<ExitCode> {
                         since_ms,
                         limit,
                     })
+                    .await?;
+                crate::privacy::audit_read(&store, cfg, ("calls.list", &what), &calls, reason)
                     .await?;
                 print_list(&calls, json)?;
                 ExitCode::SUCCESS
@@ -127,6 +139,14 @@ pub fn run(cmd: CallsCommand, cfg: &Config) -> anyhow::Result<ExitCode> {
                     ExitCode::FAILURE
                 }
                 Some(call) => {
+                    crate::privacy::audit_read(
+                        &store,
+                        cfg,
+                        ("calls.show", "one call"),
+                        std::slice::from_ref(&call),
+                        reason,
+                    )
+                    .await?;
                     let events = store.events(&call.call_id).await?;
                     if json {
                         println!("{}", crate::store::call_json(&call, &events));

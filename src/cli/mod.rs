@@ -53,6 +53,9 @@ pub enum Command {
         /// Data directory (as for `serve`).
         #[arg(long, value_name = "DIR", global = true)]
         data_dir: Option<PathBuf>,
+        /// Why the data is read (kept in the audit log with the entry).
+        #[arg(long, value_name = "TEXT", global = true)]
+        reason: Option<String>,
     },
     /// Data principal rights (DPDP Act 2023): export, erase, withdraw
     /// recording consent, per tenant and caller number.
@@ -66,6 +69,9 @@ pub enum Command {
         /// Data directory (as for `serve`).
         #[arg(long, value_name = "DIR", global = true)]
         data_dir: Option<PathBuf>,
+        /// Why the data is read (kept in the audit log with the entry).
+        #[arg(long, value_name = "TEXT", global = true)]
+        reason: Option<String>,
     },
     /// Legal holds: held data is never swept or erased.
     Holds {
@@ -126,6 +132,9 @@ pub enum Command {
         /// Data directory (as for `serve`).
         #[arg(long, value_name = "DIR", global = true)]
         data_dir: Option<PathBuf>,
+        /// Why the data is read (kept in the audit log with the entry).
+        #[arg(long, value_name = "TEXT", global = true)]
+        reason: Option<String>,
     },
     /// Call-centre agents: who may register a softphone, their phones and
     /// states.
@@ -168,7 +177,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             command,
             config,
             data_dir,
-        } => crate::cli::privacy::privacy(command, &load_config(config.as_deref(), data_dir)?),
+            reason,
+        } => crate::cli::privacy::privacy(
+            command,
+            &load_config(config.as_deref(), data_dir)?,
+            reason.as_deref(),
+        ),
         Command::Holds {
             command,
             config,
@@ -193,9 +207,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             command,
             config,
             data_dir,
+            reason,
         } => {
             let cfg = load_config(config.as_deref(), data_dir)?;
-            crate::cli::calls::run(command, &cfg)
+            crate::cli::calls::run(command, &cfg, reason.as_deref())
         }
         Command::Queues {
             command,
@@ -217,9 +232,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             command,
             config,
             data_dir,
+            reason,
         } => {
             let cfg = load_config(config.as_deref(), data_dir)?;
-            crate::cli::recordings::run(command, &cfg)
+            crate::cli::recordings::run(command, &cfg, reason.as_deref())
         }
         Command::Serve {
             config,

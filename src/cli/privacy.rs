@@ -247,7 +247,11 @@ pub(crate) fn tenant_known(cfg: &Config, tenant: &str) -> anyhow::Result<()> {
 }
 
 /// Runs `dhwani privacy ...`.
-pub fn privacy(cmd: PrivacyCommand, cfg: &Config) -> anyhow::Result<ExitCode> {
+pub fn privacy(
+    cmd: PrivacyCommand,
+    cfg: &Config,
+    reason: Option<&str>,
+) -> anyhow::Result<ExitCode> {
     let audit = Audit::new(&cfg.data_dir);
     let actor = cli_actor();
     runtime()?.block_on(async {
@@ -257,7 +261,7 @@ pub fn privacy(cmd: PrivacyCommand, cfg: &Config) -> anyhow::Result<ExitCode> {
                 tenant_known(cfg, &tenant)?;
                 let key = pseudonyms::current(&store, &cfg.data_dir, &tenant).await?;
                 let r = crate::privacy::export(&store, cfg, &tenant, &number, &out).await?;
-                audit.append(&actor, "privacy.export", &format!("tenant {tenant} number {}", key.pseudonym(&number)))?;
+                audit.append(&actor, "privacy.export", &format!("tenant {tenant} number {}; {} calls; reason: {}", key.pseudonym(&number), r.calls, reason.unwrap_or("none given")))?;
                 print_json(&r)?;
             }
             PrivacyCommand::Erase { tenant, number } => {

@@ -184,15 +184,35 @@ fn header_of(path: &Path) -> Result<Header, Error> {
 }
 
 /// Runs a `recordings` subcommand.
-pub fn run(cmd: RecordingsCommand, cfg: &Config) -> anyhow::Result<ExitCode> {
+pub fn run(cmd: RecordingsCommand, cfg: &Config, reason: Option<&str>) -> anyhow::Result<ExitCode> {
     let data_dir = cfg.data_dir.as_path();
     match cmd {
         RecordingsCommand::List { tenant } => {
+            let files = stored(data_dir, tenant.as_deref());
+            let ids: Vec<String> = files
+                .iter()
+                .map(|f| {
+                    f.file_stem()
+                        .map(|s| s.to_string_lossy().into_owned())
+                        .unwrap_or_default()
+                })
+                .collect();
+            crate::privacy::Audit::new(data_dir).append(
+                &crate::privacy::cli_actor(),
+                "recordings.list",
+                &format!(
+                    "tenant {}; {} recordings: {}; reason: {}",
+                    tenant.as_deref().unwrap_or("any"),
+                    ids.len(),
+                    ids.iter().take(100).cloned().collect::<Vec<_>>().join(" "),
+                    reason.unwrap_or("none given")
+                ),
+            )?;
             println!(
                 "{:<36} {:<10} {:<8} {:<18} {:>10}",
                 "RECORDING", "TENANT", "CHANNELS", "KEY", "BYTES"
             );
-            for f in stored(data_dir, tenant.as_deref()) {
+            for f in files {
                 let id = f
                     .file_stem()
                     .map(|s| s.to_string_lossy().into_owned())
@@ -226,7 +246,11 @@ pub fn run(cmd: RecordingsCommand, cfg: &Config) -> anyhow::Result<ExitCode> {
                     .file_stem()
                     .map(|s| s.to_string_lossy().into_owned())
                     .unwrap_or_default();
-                audit.append(&crate::privacy::cli_actor(), "recording.verify", &id)?;
+                audit.append(
+                    &crate::privacy::cli_actor(),
+                    "recording.verify",
+                    &crate::privacy::recording_subject(&id, reason),
+                )?;
                 let file = std::fs::File::open(&f)
                     .with_context(|| format!("cannot open {}", f.display()))?;
                 match stream::verify(BufReader::new(file), |h| checked_key(&key, data_dir, &f, h)) {
@@ -258,7 +282,7 @@ pub fn run(cmd: RecordingsCommand, cfg: &Config) -> anyhow::Result<ExitCode> {
             crate::privacy::Audit::new(data_dir).append(
                 &crate::privacy::cli_actor(),
                 "recording.decrypt",
-                &id,
+                &crate::privacy::recording_subject(&id, reason),
             )?;
             let input = std::fs::File::open(&file)
                 .with_context(|| format!("cannot open {}", file.display()))?;

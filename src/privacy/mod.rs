@@ -193,6 +193,68 @@ impl Audit {
     }
 }
 
+/// Lists at most this many ids or pseudonyms in one audit entry.
+const AUDIT_LIST_MAX: usize = 100;
+
+fn capped(items: &[String]) -> String {
+    let mut s = items
+        .iter()
+        .take(AUDIT_LIST_MAX)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(" ");
+    if items.len() > AUDIT_LIST_MAX {
+        s.push_str(&format!(" (+{} more)", items.len() - AUDIT_LIST_MAX));
+    }
+    s
+}
+
+/// The audit entry of a read of callers' data (`calls list`, `calls
+/// show`): what was asked, the calls read by id, their callers by
+/// pseudonym (never the number), and the reason given. Written before the
+/// data is shown: no entry, no data.
+pub async fn audit_read(
+    store: &Store,
+    cfg: &Config,
+    (action, what): (&str, &str),
+    calls: &[CallRecord],
+    reason: Option<&str>,
+) -> Result<(), PrivacyError> {
+    let mut keys: std::collections::HashMap<String, Option<PseudonymKey>> = Default::default();
+    let mut callers = Vec::new();
+    for c in calls {
+        if !keys.contains_key(&c.tenant) {
+            let k = match keys::load(&cfg.data_dir, &c.tenant) {
+                Ok(_) => Some(pseudonyms::current(store, &cfg.data_dir, &c.tenant).await?),
+                Err(_) => None,
+            };
+            keys.insert(c.tenant.clone(), k);
+        }
+        let p = match keys.get(&c.tenant).and_then(Option::as_ref) {
+            Some(k) => pseudonym_of(k, &c.caller),
+            None if c.caller.starts_with("anon-") => c.caller.clone(),
+            None => "anon-unknown".to_owned(),
+        };
+        if !callers.contains(&p) {
+            callers.push(p);
+        }
+    }
+    let ids: Vec<String> = calls.iter().map(|c| c.call_id.clone()).collect();
+    let subject = format!(
+        "{what}; {} calls: {}; callers: {}; reason: {}",
+        calls.len(),
+        capped(&ids),
+        capped(&callers),
+        reason.unwrap_or("none given")
+    );
+    Audit::new(&cfg.data_dir).append(&cli_actor(), action, &subject)
+}
+
+/// The audit subject of a recording read: its id and the reason given.
+pub fn recording_subject(id: &str, reason: Option<&str>) -> String {
+    format!("{id}; reason: {}", reason.unwrap_or("none given"))
+}
+
 /// Recording files of a call (the call recording and its messages).
 pub fn recordings_of(data_dir: &Path, tenant: &str, call_id: &str) -> Vec<PathBuf> {
     let prefix = format!("{call_id}-");
