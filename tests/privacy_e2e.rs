@@ -820,3 +820,78 @@ fn every_read_of_callers_data_is_audited_with_the_reason_and_pseudonyms() {
     assert!(withdraw.contains(&p), "{withdraw} vs {p}");
     assert!(cli.ok(&["audit", "verify"]).contains("intact"));
 }
+
+/// Issue 14, point 8: key files named in the config, outside the data
+/// directory, are the ones used (and rotated beside); `keys check` says
+/// where each key comes from and warns about keys inside the data
+/// directory.
+#[test]
+fn configured_key_files_outside_the_data_directory_and_keys_check() {
+    let keys = tempfile::tempdir().unwrap();
+    let rec = keys.path().join("demo.kek");
+    let ps = keys.path().join("demo.pseudonym");
+    let mut server = Server::start(&format!(
+        "{DEMO}recording_key_file = \"{}\"\npseudonym_key_file = \"{}\"\n",
+        rec.display(),
+        ps.display()
+    ));
+    let work = tempfile::tempdir().unwrap();
+    let data = server.data_dir();
+    let cli = Cli::of(&server);
+    walk(&server, work.path(), A);
+    cli.wait_calls(1);
+    assert_eq!(recordings(&data).len(), 2);
+    assert!(rec.exists() && ps.exists());
+    for name in ["demo.kek", "demo.pseudonym"] {
+        assert!(
+            !data.join("keys").join(name).exists(),
+            "{name} in the data directory"
+        );
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for f in [&rec, &ps] {
+            assert_eq!(
+                std::fs::metadata(f).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+        }
+    }
+    assert!(
+        !server.log.iter().any(|l| l.contains("DEMO recording key")),
+        "no demo warning for a configured key"
+    );
+    assert_eq!(
+        cli.ok(&["recordings", "verify"]).matches("intact").count(),
+        2
+    );
+    let out = cli.ok(&["keys", "check"]);
+    assert_eq!(
+        out.matches("outside the data directory").count(),
+        2,
+        "{out}"
+    );
+    assert!(!out.contains("WARNING"), "{out}");
+    // A rotation archives the old key beside the configured file.
+    cli.ok(&["keys", "rotate", "--tenant", "demo"]);
+    assert!(server.wait_for_log("flows reloaded", Duration::from_secs(5)));
+    assert_eq!(
+        std::fs::read_dir(keys.path().join("demo")).unwrap().count(),
+        1
+    );
+    walk(&server, work.path(), B);
+    cli.wait_calls(2);
+    assert_eq!(
+        cli.ok(&["recordings", "verify"]).matches("intact").count(),
+        4
+    );
+
+    // The embedded default's keys sit in the data directory: warned.
+    let default = Server::start(DEMO);
+    let cli = Cli::of(&default);
+    let (code, out, _) = cli.run(&["keys", "check"]);
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(out.matches("WARNING").count(), 2, "{out}");
+    assert!(out.contains("inside the data directory"), "{out}");
+}

@@ -271,6 +271,7 @@ pub fn load_config(
     if let Some(d) = data_dir {
         cfg.data_dir = d;
     }
+    crate::privacy::keys::configure(&cfg, &config_dir(config));
     Ok(cfg)
 }
 

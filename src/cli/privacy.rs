@@ -124,6 +124,11 @@ pub enum KeysCommand {
         #[arg(long)]
         tenant: String,
     },
+    /// Tell, per tenant, where its recording key and its pseudonym key come
+    /// from; warn (and exit 1) where one is missing or is a file inside the
+    /// data directory (a copy of the data directory would carry the key
+    /// that opens it).
+    Check,
 }
 
 /// Runs `dhwani keys ...`.
@@ -141,6 +146,22 @@ pub fn keys(cmd: KeysCommand, cfg: &Config) -> anyhow::Result<ExitCode> {
             )?;
             println!("tenant `{tenant}`: new key {new}; {old} archived until `dhwani keys rewrap`");
             println!("{}", crate::cli::signal_reload(&cfg.data_dir)?);
+        }
+        KeysCommand::Check => {
+            let mut warnings = 0;
+            for t in &cfg.tenants {
+                let lines = key_custody(cfg, t);
+                println!("tenant `{}`", t.id);
+                for (line, warn) in lines {
+                    println!("  {}{line}", if warn { "WARNING: " } else { "" });
+                    warnings += usize::from(warn);
+                }
+            }
+            audit.append(&actor, "key.check", &format!("{warnings} warnings"))?;
+            if warnings > 0 {
+                println!("{warnings} warning(s)");
+                return Ok(ExitCode::FAILURE);
+            }
         }
         KeysCommand::Rewrap { tenant } => {
             tenant_known(cfg, &tenant)?;
@@ -188,7 +209,7 @@ pub fn keys(cmd: KeysCommand, cfg: &Config) -> anyhow::Result<ExitCode> {
             // Archived keys no recording needs any more are destroyed.
             let mut removed = 0;
             if failed == 0 {
-                let dir = cfg.data_dir.join("keys").join(&tenant);
+                let dir = crate::privacy::keys::archive_dir(&cfg.data_dir, &tenant);
                 if let Ok(rd) = std::fs::read_dir(&dir) {
                     for e in rd.filter_map(Result::ok) {
                         if std::fs::remove_file(e.path()).is_ok() {
@@ -214,6 +235,61 @@ pub fn keys(cmd: KeysCommand, cfg: &Config) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `keys check` says of a tenant's keys: (line, is a warning).
+fn key_custody(cfg: &Config, t: &crate::config::TenantConfig) -> Vec<(String, bool)> {
+    let inside = |p: &std::path::Path| {
+        let abs = |p: &std::path::Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_owned());
+        abs(p).starts_with(abs(&cfg.data_dir))
+    };
+    let file = |what: &str, p: std::path::PathBuf, setting: &str| -> (String, bool) {
+        if !p.exists() {
+            (
+                format!(
+                    "{what}: no file at {} (the server makes it at its next start)",
+                    p.display()
+                ),
+                true,
+            )
+        } else if inside(&p) {
+            (
+                format!(
+                    "{what}: file {} is inside the data directory: a copy or backup of the data directory carries the key with the data; move it out and set `{setting}` (or the environment variable)",
+                    p.display()
+                ),
+                true,
+            )
+        } else {
+            (
+                format!("{what}: file {} (outside the data directory)", p.display()),
+                false,
+            )
+        }
+    };
+    let mut out = Vec::new();
+    let var = crate::privacy::keys::env_var(&t.id);
+    if std::env::var_os(&var).is_some() {
+        out.push((format!("recording key: environment variable {var}"), false));
+    } else {
+        out.push(file(
+            "recording key",
+            crate::privacy::keys::key_path(&cfg.data_dir, &t.id),
+            "recording_key_file",
+        ));
+    }
+    if t.recording_public_key.is_some() {
+        out.push((
+            "recordings: write-only (recording_public_key): the server cannot read them; its own key keys nothing but old recordings".into(),
+            false,
+        ));
+    }
+    out.push(file(
+        "pseudonym key",
+        crate::privacy::pseudonyms::key_path(&cfg.data_dir, &t.id),
+        "pseudonym_key_file",
+    ));
+    out
 }
 
 /// `dhwani audit ...`

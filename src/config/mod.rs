@@ -285,6 +285,15 @@ pub struct TenantConfig {
     /// Unset: the server-held key in `DATA_DIR/keys/ID.kek`.
     #[serde(default)]
     pub recording_public_key: Option<String>,
+    /// The recording key's file, outside the data directory in production
+    /// (relative to the config file's folder). Unset: `DATA_DIR/keys/ID.kek`
+    /// (or `DHWANI_KEK_ID` from the environment, which wins).
+    #[serde(default)]
+    pub recording_key_file: Option<PathBuf>,
+    /// The pseudonym key's file (as above). Unset:
+    /// `DATA_DIR/keys/ID.pseudonym`.
+    #[serde(default)]
+    pub pseudonym_key_file: Option<PathBuf>,
     /// The domain its agents register under (`sip:1001@DOMAIN`). Unset:
     /// agents register at any of the server's addresses, and an extension
     /// names one agent across all tenants without a domain.

@@ -8,8 +8,10 @@
 //! `dhwani recordings decrypt --kek` reads back) with no setup. Production
 //! deployments put their own key there (or mount it).
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{LazyLock, RwLock};
 use std::time::{Duration, Instant};
 
 use recordings::file::FileRecorder;
@@ -86,18 +88,73 @@ fn from_env(tenant: &str) -> Result<Option<TenantKey>, PrivacyError> {
     }))
 }
 
-/// The key file of a tenant.
+/// Key files the config names per tenant (`recording_key_file`,
+/// `pseudonym_key_file`), as absolute paths. The config is the process's,
+/// read once at start ([`configure`]); without an entry a key lives in
+/// the data directory.
+static CONFIGURED: LazyLock<RwLock<HashMap<String, KeyFiles>>> =
+    LazyLock::new(|| RwLock::new(HashMap::new()));
+
+/// Where the config puts a tenant's key files.
+#[derive(Debug, Clone, Default)]
+pub struct KeyFiles {
+    /// The recording key.
+    pub recording: Option<PathBuf>,
+    /// The pseudonym key.
+    pub pseudonym: Option<PathBuf>,
+}
+
+/// Takes the key file paths from the config (relative ones from
+/// `config_dir`).
+pub fn configure(cfg: &crate::config::Config, config_dir: &Path) {
+    let abs = |p: &PathBuf| {
+        if p.is_absolute() {
+            p.clone()
+        } else {
+            config_dir.join(p)
+        }
+    };
+    if let Ok(mut m) = CONFIGURED.write() {
+        m.clear();
+        for t in &cfg.tenants {
+            m.insert(
+                t.id.clone(),
+                KeyFiles {
+                    recording: t.recording_key_file.as_ref().map(abs),
+                    pseudonym: t.pseudonym_key_file.as_ref().map(abs),
+                },
+            );
+        }
+    }
+}
+
+/// The key files the config names for `tenant`.
+pub fn configured(tenant: &str) -> KeyFiles {
+    CONFIGURED
+        .read()
+        .ok()
+        .and_then(|m| m.get(tenant).cloned())
+        .unwrap_or_default()
+}
+
+/// The key file of a tenant: the configured one, else
+/// `DATA_DIR/keys/TENANT.kek`.
 pub fn key_path(data_dir: &Path, tenant: &str) -> PathBuf {
-    data_dir.join("keys").join(format!("{tenant}.kek"))
+    configured(tenant)
+        .recording
+        .unwrap_or_else(|| data_dir.join("keys").join(format!("{tenant}.kek")))
+}
+
+/// The folder of a tenant's earlier keys: `TENANT/` beside its key file.
+pub fn archive_dir(data_dir: &Path, tenant: &str) -> PathBuf {
+    let key = key_path(data_dir, tenant);
+    key.parent().unwrap_or(data_dir).join(tenant)
 }
 
 /// Where a tenant's earlier keys are kept after a rotation (until every
 /// recording has been re-wrapped).
 pub fn archive_path(data_dir: &Path, tenant: &str, key_id: &str) -> PathBuf {
-    data_dir
-        .join("keys")
-        .join(tenant)
-        .join(format!("{key_id}.kek"))
+    archive_dir(data_dir, tenant).join(format!("{key_id}.kek"))
 }
 
 fn write_key_file(path: &Path, key: &[u8; 32]) -> Result<(), PrivacyError> {
@@ -198,7 +255,11 @@ pub fn load_or_create(data_dir: &Path, tenant: &str) -> Result<TenantKey, Privac
         let mut f = opts.open(&path).map_err(at(&path))?;
         writeln!(f, "{}", hex::encode(key))?;
         f.sync_all()?;
-        tracing::warn!(tenant, file = %path.display(), "generated a DEMO recording key: replace it with your own key for real calls");
+        if configured(tenant).recording.is_some() {
+            tracing::info!(tenant, file = %path.display(), "generated the tenant's recording key at its configured path");
+        } else {
+            tracing::warn!(tenant, file = %path.display(), "generated a DEMO recording key: replace it with your own key for real calls");
+        }
         crate::privacy::Audit::new(data_dir).append(
             "server",
             "key.create",

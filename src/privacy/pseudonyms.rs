@@ -149,15 +149,18 @@ impl PseudonymKey {
     }
 }
 
-/// The pseudonym key file of a tenant.
+/// The pseudonym key file of a tenant: the configured
+/// `pseudonym_key_file`, else `DATA_DIR/keys/TENANT.pseudonym`.
 pub fn key_path(data_dir: &Path, tenant: &str) -> PathBuf {
-    data_dir.join("keys").join(format!("{tenant}.pseudonym"))
+    super::keys::configured(tenant)
+        .pseudonym
+        .unwrap_or_else(|| data_dir.join("keys").join(format!("{tenant}.pseudonym")))
 }
 
 fn next_path(data_dir: &Path, tenant: &str) -> PathBuf {
-    data_dir
-        .join("keys")
-        .join(format!("{tenant}.pseudonym.next"))
+    let mut p = key_path(data_dir, tenant).into_os_string();
+    p.push(".next");
+    PathBuf::from(p)
 }
 
 /// Writes `text` to `path` through a temporary file (mode 0600), replacing
@@ -210,7 +213,7 @@ pub fn ensure(
         vec![rand::random::<[u8; 32]>()]
     } else {
         let mut bases = vec![super::keys::legacy_pseudonym_base(kek)];
-        let archive = data_dir.join("keys").join(tenant);
+        let archive = super::keys::archive_dir(data_dir, tenant);
         let mut archived: Vec<PathBuf> = std::fs::read_dir(&archive)
             .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
             .unwrap_or_default();
