@@ -106,3 +106,72 @@ fn after_a_call_ended_by_bye_sigterm_stops_at_once() {
         t0.elapsed()
     );
 }
+
+/// Issue 17, point 6: a call whose flow hung up is over when our BYE
+/// goes out (its CDR is written then); a caller that never answers that
+/// BYE leaves only the BYE's transaction, which must not hold the drain.
+#[test]
+fn a_call_whose_bye_goes_unanswered_does_not_hold_the_drain() {
+    let dir = tempfile::tempdir().expect("dir");
+    let flows = dir.path().join("flows");
+    std::fs::create_dir_all(&flows).expect("flows");
+    std::fs::write(
+        flows.join("bye.ivr"),
+        "flow \"Bye\"\n  numbers 1000\n\nstep start\n  hangup \"done\"\n",
+    )
+    .expect("flow");
+    let server = Server::start(&format!(
+        "[[tenants]]\nid = \"t\"\nnumbers = [\"1000\"]\nflows_dir = \"{}\"\n\n[calls]\ndrain_secs = 20\n",
+        flows.display()
+    ));
+    let udp = server.addr("udp");
+    let (sip, media) = common::rawsip::sockets();
+    let local = sip.local_addr().expect("addr");
+    let invite = common::rawsip::invite(local, media.local_addr().expect("addr"), "drain-nobye");
+    sip.send_to(invite.as_bytes(), udp).expect("send");
+    let ok = common::rawsip::recv_sip(&sip, "SIP/2.0 200", Duration::from_secs(5)).expect("200");
+    let tag = common::rawsip::to_tag(&ok);
+    let ack = common::rawsip::in_dialog("ACK", 1, local, "drain-nobye", &tag);
+    sip.send_to(ack.as_bytes(), udp).expect("ack");
+    // The flow hangs up: our BYE arrives, and is never answered.
+    assert!(common::rawsip::recv_sip(&sip, "BYE ", Duration::from_secs(5)).is_some());
+    let t0 = std::time::Instant::now();
+    assert!(server.terminate().success());
+    assert!(
+        t0.elapsed() < Duration::from_secs(3),
+        "the drain waited {:?} for a call whose BYE was sent",
+        t0.elapsed()
+    );
+}
+
+/// The other side of the same rule: at the drain's deadline our BYEs go
+/// out to the calls still live, and the server waits (3 s at most) for
+/// their answers, retransmitting a BYE that is not answered.
+#[test]
+fn at_the_drain_deadline_our_bye_is_retransmitted_until_answered_or_the_stop() {
+    let server = Server::start("[calls]\ndrain_secs = 1\n");
+    let udp = server.addr("udp");
+    let (sip, media) = common::rawsip::sockets();
+    let local = sip.local_addr().expect("addr");
+    let invite = common::rawsip::invite(local, media.local_addr().expect("addr"), "drain-live");
+    sip.send_to(invite.as_bytes(), udp).expect("send");
+    let ok = common::rawsip::recv_sip(&sip, "SIP/2.0 200", Duration::from_secs(5)).expect("200");
+    let tag = common::rawsip::to_tag(&ok);
+    let ack = common::rawsip::in_dialog("ACK", 1, local, "drain-live", &tag);
+    sip.send_to(ack.as_bytes(), udp).expect("ack");
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = server.pid().to_string();
+    let t0 = std::time::Instant::now();
+    let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    let mut byes = 0;
+    while common::rawsip::recv_sip(&sip, "BYE ", Duration::from_millis(2500)).is_some() {
+        byes += 1;
+    }
+    assert!(byes >= 2, "the unanswered BYE was sent {byes} time(s)");
+    assert!(server.terminate().success());
+    let took = t0.elapsed();
+    assert!(
+        took > Duration::from_secs(3) && took < Duration::from_secs(8),
+        "stopped after {took:?} (drain 1 s, then up to 3 s for the BYE's answer)"
+    );
+}

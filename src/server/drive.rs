@@ -474,12 +474,23 @@ pub(super) async fn drive(
         while l.tasks.try_join_next().is_some() {}
         if let Some((bye_at, stop_at)) = drain_deadlines {
             let now = tokio::time::Instant::now();
-            if l.core.call_count() == 0 || now >= stop_at {
+            // Calls whose BYE or failure is sent are over; but after the
+            // drain's own BYEs, their answers are awaited (until
+            // `stop_at`) so the BYEs are retransmitted if lost.
+            let done = if byes_sent {
+                l.core.call_count() == 0
+            } else {
+                l.core.live_call_count() == 0
+            };
+            if done || now >= stop_at {
                 break;
             }
             if now >= bye_at && !byes_sent {
                 byes_sent = true;
-                tracing::info!(calls = l.core.call_count(), "drain time over: ending calls");
+                tracing::info!(
+                    calls = l.core.live_call_count(),
+                    "drain time over: ending calls"
+                );
                 l.core.drain(clock_now());
                 continue;
             }
@@ -514,7 +525,7 @@ pub(super) async fn drive(
                 l.acd.handle_timeout(now);
             }
             _ = shutdown.cancelled(), if drain_deadlines.is_none() => {
-                tracing::info!(calls = l.core.call_count(), drain_secs = drain.as_secs(), "shutting down: no new calls; waiting for calls to finish");
+                tracing::info!(calls = l.core.live_call_count(), drain_secs = drain.as_secs(), "shutting down: no new calls; waiting for calls to finish");
                 l.core.stop_accepting();
                 let now = tokio::time::Instant::now();
                 drain_deadlines = Some((now + drain, now + drain + Duration::from_secs(3)));

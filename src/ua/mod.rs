@@ -249,6 +249,22 @@ impl Core {
         self.calls.len()
     }
 
+    /// Calls still in progress: ringing or answered. A call whose BYE we
+    /// sent, or whose INVITE failed, is over (its CDR is written); only
+    /// its transaction is left, absorbing retransmissions, and it does not
+    /// hold a drain.
+    pub fn live_call_count(&self) -> usize {
+        self.calls
+            .values()
+            .filter(|c| {
+                matches!(
+                    c.state,
+                    calls::CallState::Ringing | calls::CallState::Answered
+                )
+            })
+            .count()
+    }
+
     /// Next action for the driver.
     pub fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
