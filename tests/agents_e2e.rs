@@ -1450,3 +1450,78 @@ fn a_supervisor_listens_whispers_and_barges_and_each_party_hears_the_right_legs(
         "{supervised:?}"
     );
 }
+
+const TRUNK_FLOW: &str = "flow \"Out\"\n  numbers 1000\n\nstep start\n  transfer \"+919812345678\"\n    on failure -> sorry\n\nstep sorry\n  hangup \"transfer failed\"\n";
+
+/// A flow's transfer to a number through an outbound trunk (SIPp, which
+/// challenges with 401 and checks the digest) configured with `password`:
+/// the caller's CDR, SIPp's result and what the caller heard.
+fn transfer_through_trunk(password: &str) -> (serde_json::Value, common::SippRun, f64) {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let trunk_port = common::free_udp_port();
+    let mut cfg = config_with_flow(tmp.path(), "longest-idle", "", TRUNK_FLOW);
+    cfg = cfg.replace(
+        "numbers = [\"1000\"]\n",
+        "numbers = [\"1000\"]\ntransfer_trunk = \"carrier\"\ntransfer_allow = [\"+9198\"]\n",
+    );
+    cfg.push_str(&format!(
+        "\n[[outbound_trunks]]\nname = \"carrier\"\naddress = \"127.0.0.1:{trunk_port}\"\nusername = \"dhwani\"\npassword = \"{password}\"\n"
+    ));
+    let server = Server::start(&cfg);
+    let target = server.addr("udp");
+    let scenario = common::repo_path("tests/sipp/trunk-401.xml");
+    let trunk = std::thread::spawn(move || {
+        common::run_sipp(
+            target,
+            &[
+                "-sf",
+                &scenario.display().to_string(),
+                "-p",
+                &trunk_port.to_string(),
+                "-rtp_echo",
+                "-m",
+                "1",
+            ],
+            Duration::from_secs(40),
+        )
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let mut caller = caller_dials(target, "+919800000040");
+    std::thread::sleep(Duration::from_secs(5));
+    let c = caller.heard_secs();
+    let heard = caller.heard_freq(c - 2.5, c - 0.5);
+    caller.say("/hangup\n");
+    let run = trunk.join().expect("sipp");
+    std::thread::sleep(Duration::from_millis(800));
+    let call = common::finished_calls(&server)
+        .into_iter()
+        .find(|c| c["caller"] == "+919800000040")
+        .unwrap_or_else(|| panic!("no CDR:\n{}", server.log.join("\n")));
+    let shown = common::dhwani_for(
+        &server,
+        &["calls", "show", call["call_id"].as_str().expect("id")],
+    );
+    eprintln!("{shown}\n{}", server.log.join("\n"));
+    (call, run, heard)
+}
+
+/// Issue 12, point 6: `transfer "NUMBER"` goes out through the tenant's
+/// outbound trunk, answers its 401 with the configured digest, and bridges
+/// the caller to the far end (SIPp echoes the caller's RTP: the caller
+/// hears its own 440 Hz back through both legs).
+#[test]
+fn a_flows_transfer_to_a_number_goes_out_through_the_trunk_answering_its_401() {
+    let (call, run, heard) = transfer_through_trunk("trunk-secret-1");
+    assert_eq!(run.successful, 1, "{}", run.output);
+    assert_eq!(call["outcome"], "transferred: +919812345678", "{call}");
+    assert_eq!(call["agent"], "+919812345678", "{call}");
+    assert!(
+        (heard - 440.0).abs() < 40.0,
+        "the caller heard {heard} Hz, not its own 440 Hz echoed by the far end"
+    );
+    // With the wrong password the trunk refuses (403): the flow's
+    // `on failure`, and the caller heard no echo.
+    let (call, run, _) = transfer_through_trunk("wrong-secret");
+    assert_eq!(run.failed + run.successful, 1, "{}", run.output);
+    assert_eq!(call["outcome"], "hangup: transfer failed", "{call}");
+}

@@ -72,6 +72,8 @@ pub struct Config {
     pub tenants: Vec<TenantConfig>,
     /// SIP trunks allowed to send calls. None: calls from any source.
     pub trunks: Vec<TrunkConfig>,
+    /// Trunks calls go out through (transfers to numbers).
+    pub outbound_trunks: Vec<OutboundTrunkConfig>,
     /// Protection against hostile peers.
     pub security: SecurityConfig,
     /// Agents' phone registrations.
@@ -147,6 +149,7 @@ impl Default for Config {
             recordings: RecordingsConfig::default(),
             tenants: Vec::new(),
             trunks: Vec::new(),
+            outbound_trunks: Vec::new(),
             security: SecurityConfig::default(),
             registrar: RegistrarConfig::default(),
         }
@@ -290,6 +293,15 @@ pub struct TenantConfig {
     /// (or `DHWANI_KEK_ID` from the environment, which wins).
     #[serde(default)]
     pub recording_key_file: Option<PathBuf>,
+    /// The outbound trunk (`[[outbound_trunks]]` name) its transfers to
+    /// numbers go through. Unset: a transfer to a number fails.
+    #[serde(default)]
+    pub transfer_trunk: Option<String>,
+    /// Number prefixes a transfer may dial (`"+91"`, `"1800"`); a number
+    /// matching none is refused (toll-fraud guard: agents' phones and
+    /// flows reach only these).
+    #[serde(default)]
+    pub transfer_allow: Vec<String>,
     /// The pseudonym key's file (as above). Unset:
     /// `DATA_DIR/keys/ID.pseudonym`.
     #[serde(default)]
@@ -407,6 +419,45 @@ impl TrunkConfig {
             Some(var) => std::env::var(var).ok(),
             None => Some(p.clone()),
         }
+    }
+}
+
+/// `[[outbound_trunks]]`: a SIP trunk calls go out through (a flow's
+/// `transfer "NUMBER"`, an agent's transfer to a number), over UDP.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboundTrunkConfig {
+    /// Name, which a tenant's `transfer_trunk` names.
+    pub name: String,
+    /// Where INVITEs go: `IP:PORT` or `HOST:PORT` (resolved at start).
+    pub address: String,
+    /// Digest username for the trunk's 401/407 (with `password`).
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Digest password; `env:NAME` reads it from an environment variable.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// The From user the trunk sees. Unset: the number the caller dialled
+    /// (the tenant's own number).
+    #[serde(default)]
+    pub caller_id: Option<String>,
+}
+
+impl OutboundTrunkConfig {
+    /// The password, read from the environment for `env:NAME`.
+    pub fn resolved_password(&self) -> Option<String> {
+        let p = self.password.as_ref()?;
+        match p.strip_prefix("env:") {
+            Some(var) => std::env::var(var).ok(),
+            None => Some(p.clone()),
+        }
+    }
+
+    /// The trunk's address (the first one its name resolves to).
+    pub fn resolve(&self) -> Option<std::net::SocketAddr> {
+        std::net::ToSocketAddrs::to_socket_addrs(&self.address)
+            .ok()?
+            .next()
     }
 }
 
@@ -862,6 +913,45 @@ impl Config {
                     .map_err(|e| invalid("fetch_allow", format!("tenant `{}`: {e}", t.id)))?;
             }
         }
+        for o in &self.outbound_trunks {
+            if o.username.is_some() != o.password.is_some() {
+                return Err(invalid(
+                    "username",
+                    format!(
+                        "outbound trunk `{}`: username and password go together",
+                        o.name
+                    ),
+                ));
+            }
+            if !o.address.contains(':') {
+                return Err(invalid(
+                    "address",
+                    format!(
+                        "outbound trunk `{}`: write HOST:PORT (e.g. 203.0.113.5:5060)",
+                        o.name
+                    ),
+                ));
+            }
+        }
+        for t in &self.tenants {
+            if let Some(name) = &t.transfer_trunk
+                && !self.outbound_trunks.iter().any(|o| &o.name == name)
+            {
+                return Err(invalid(
+                    "transfer_trunk",
+                    format!("tenant `{}`: no [[outbound_trunks]] named `{name}`", t.id),
+                ));
+            }
+            if t.transfer_trunk.is_some() && t.transfer_allow.is_empty() {
+                return Err(invalid(
+                    "transfer_allow",
+                    format!(
+                        "tenant `{}`: list the number prefixes transfers may dial (e.g. [\"+91\"]); none are allowed by default",
+                        t.id
+                    ),
+                ));
+            }
+        }
         for tr in &self.trunks {
             if tr.networks.is_empty() {
                 return Err(invalid(
@@ -974,6 +1064,42 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("max_calls") && err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn outbound_trunk_mistakes_are_named() {
+        let tenant = "[[tenants]]\nid = \"t\"\nnumbers = [\"1\"]\nflows_dir = \"f\"\n";
+        let trunk = "[[outbound_trunks]]\nname = \"carrier\"\naddress = \"127.0.0.1:5070\"\n";
+        for (text, want) in [
+            (
+                format!("{tenant}transfer_trunk = \"nope\"\ntransfer_allow = [\"+91\"]\n"),
+                "no [[outbound_trunks]] named `nope`",
+            ),
+            (
+                format!("{tenant}transfer_trunk = \"carrier\"\n{trunk}"),
+                "list the number prefixes",
+            ),
+            (
+                "[[outbound_trunks]]\nname = \"c\"\naddress = \"carrier\"\n".to_owned(),
+                "write HOST:PORT",
+            ),
+            (
+                format!("{trunk}username = \"u\"\n"),
+                "username and password go together",
+            ),
+        ] {
+            let err = Config::parse(&text, "x.toml").unwrap_err().to_string();
+            assert!(err.contains(want), "{text}: {err}");
+        }
+        let ok = Config::parse(
+            &format!("{tenant}transfer_trunk = \"carrier\"\ntransfer_allow = [\"+91\"]\n{trunk}"),
+            "x.toml",
+        )
+        .expect("valid");
+        assert_eq!(
+            ok.outbound_trunks[0].resolve().map(|a| a.port()),
+            Some(5070)
+        );
     }
 
     #[test]

@@ -33,6 +33,37 @@ fn ms(t: SystemTime) -> i64 {
         .unwrap_or(0)
 }
 
+/// A tenant's way out to numbers: its outbound trunk and what it may dial.
+#[derive(Debug, Clone)]
+pub(super) struct Outbound {
+    /// The trunk's name (for logs and the timeline).
+    pub trunk: String,
+    /// Our UDP socket and the trunk's address.
+    pub flow: sip::transport::Flow,
+    /// The From user (None: the number the caller dialled).
+    pub caller_id: Option<String>,
+    /// Digest credentials for its challenges.
+    pub credentials: Option<(String, String)>,
+    /// Number prefixes a transfer may dial.
+    pub allow: Vec<String>,
+}
+
+impl Outbound {
+    /// True when `number` (digits, an optional leading `+`) is one the
+    /// tenant's transfers may dial.
+    pub fn allows(&self, number: &str) -> bool {
+        let digits = number.strip_prefix('+').unwrap_or(number);
+        !digits.is_empty()
+            && digits.len() <= 20
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && self.allow.iter().any(|p| number.starts_with(p.as_str()))
+    }
+}
+
+/// The first trunk-leg attempt number: far above the ACD's, so the two
+/// never meet.
+const TRUNK_ATTEMPTS: u64 = 1 << 48;
+
 /// Everything the loop holds between events.
 struct Loop {
     core: Core,
@@ -51,6 +82,12 @@ struct Loop {
     bridged_agent: HashMap<CallSlot, AgentRef>,
     /// Supervisors' calls: the call each joined, and its CDR row so far.
     supervising: HashMap<CallSlot, (CallSlot, crate::ua::CallInfo, String)>,
+    /// Each tenant's outbound trunk, by tenant index.
+    outbound: Vec<Option<Outbound>>,
+    /// Calls out through a trunk still ringing: attempt -> the caller's
+    /// call and what it dialled.
+    trunk_calls: HashMap<u64, (CallSlot, String)>,
+    next_trunk_attempt: u64,
 }
 
 impl Loop {
@@ -65,6 +102,44 @@ impl Loop {
         if let Some(tx) = self.calls.get(&call) {
             let _ = tx.try_send(ev);
         }
+    }
+
+    /// Calls `number` for `call` through the tenant's outbound trunk.
+    fn dial_out(
+        &mut self,
+        now: std::time::Instant,
+        call: CallSlot,
+        tenant: usize,
+        number: &str,
+    ) -> Result<(), String> {
+        let Some(out) = self.outbound.get(tenant).cloned().flatten() else {
+            return Err(
+                "no agent of this tenant has that extension, and it has no transfer_trunk for numbers"
+                    .into(),
+            );
+        };
+        if !out.allows(number) {
+            tracing::warn!(target: "security", event = "transfer_refused", tenant, trunk = %out.trunk, "a transfer to a number outside the tenant's transfer_allow was refused");
+            return Err("that number is not in the tenant's transfer_allow".into());
+        }
+        let caller_id = match &out.caller_id {
+            Some(c) => c.clone(),
+            None => self.core.called_number(call).unwrap_or_default(),
+        };
+        let attempt = self.next_trunk_attempt;
+        self.next_trunk_attempt += 1;
+        let dial = crate::ua::legs::TrunkDial {
+            flow: out.flow,
+            number: number.to_owned(),
+            caller_id,
+            credentials: out.credentials.clone(),
+        };
+        if !self.core.ring_trunk(now, call, attempt, &dial) {
+            return Err("the trunk call could not start".into());
+        }
+        tracing::info!(slot = call.0, trunk = %out.trunk, "transfer to a number through the outbound trunk");
+        self.trunk_calls.insert(attempt, (call, number.to_owned()));
+        Ok(())
     }
 
     /// The call agent `extension` of `tenant` is bridged to.
@@ -184,6 +259,16 @@ impl Loop {
                 }
                 // Its queue place, its rings, its agent's leg end too.
                 self.acd.abandon(now, id);
+                let ringing: Vec<u64> = self
+                    .trunk_calls
+                    .iter()
+                    .filter(|(_, (c, _))| *c == id)
+                    .map(|(a, _)| *a)
+                    .collect();
+                for a in ringing {
+                    self.trunk_calls.remove(&a);
+                    self.core.stop_attempt(now, a);
+                }
                 self.bridged_agent.remove(&id);
                 if let Some(attempt) = self.bridged.remove(&id) {
                     self.core.stop_attempt(now, attempt);
@@ -223,8 +308,36 @@ impl Loop {
             }
             Action::LegRinging { .. } => {}
             Action::LegAnswered { attempt, media, .. } => {
+                if let Some((call, number)) = self.trunk_calls.remove(&attempt) {
+                    match self.calls.get(&call) {
+                        Some(tx) => {
+                            self.bridged.insert(call, attempt);
+                            let _ = tx.try_send(CallEvent::AgentAnswered {
+                                media,
+                                agent: number,
+                            });
+                        }
+                        None => self.core.stop_attempt(now, attempt),
+                    }
+                    return;
+                }
                 self.answered.insert(attempt, media);
                 self.acd.answered(now, AttemptId(attempt));
+            }
+            Action::LegFailed {
+                attempt, status, ..
+            } if self.trunk_calls.contains_key(&attempt) => {
+                if let Some((call, _)) = self.trunk_calls.remove(&attempt) {
+                    let why = match status {
+                        486 | 600 => "busy".to_owned(),
+                        408 | 480 | 487 => "no answer".to_owned(),
+                        s => format!("the trunk refused the call (SIP {s})"),
+                    };
+                    self.tell(
+                        call,
+                        SipEvent::Queue(QueueEvent::TransferFailed { why }).into(),
+                    );
+                }
             }
             Action::LegFailed {
                 attempt, status, ..
@@ -399,18 +512,21 @@ impl Loop {
                     .strip_prefix("sip:")
                     .or_else(|| target.strip_prefix("sips:"))
                     .map_or(target.as_str(), |u| u.split('@').next().unwrap_or(u));
-                if let Err(why) = self.acd.connect_to_agent(now, id, tenant, ext) {
-                    let why = match why {
-                        acd::TransferRefused::Unavailable => "the agent is not available",
-                        _ => {
-                            "no agent of this tenant has that extension (outbound trunks are not configured)"
-                        }
-                    };
-                    self.tell(
-                        id,
-                        SipEvent::Queue(QueueEvent::TransferFailed { why: why.into() }).into(),
-                    );
-                }
+                let why = match self.acd.connect_to_agent(now, id, tenant, ext) {
+                    Ok(()) => return,
+                    Err(acd::TransferRefused::Unavailable) => {
+                        "the agent is not available".to_owned()
+                    }
+                    // Not an agent: a number, through the tenant's trunk.
+                    Err(_) => match self.dial_out(now, id, tenant, ext) {
+                        Ok(()) => return,
+                        Err(why) => why,
+                    },
+                };
+                self.tell(
+                    id,
+                    SipEvent::Queue(QueueEvent::TransferFailed { why }).into(),
+                );
             }
             ToCore::AgentNotNeeded(id) => {
                 if let Some(attempt) = self.bridged.remove(&id) {
@@ -449,6 +565,7 @@ pub(super) async fn drive(
     drain: Duration,
     sinks: Sinks,
     mut agent_cmds: mpsc::Receiver<(AgentRef, AgentCommand)>,
+    outbound: Vec<Option<Outbound>>,
 ) {
     let (to_core_tx, mut to_core_rx) = mpsc::channel::<ToCore>(1024);
     let mut l = Loop {
@@ -464,6 +581,9 @@ pub(super) async fn drive(
         bridged: HashMap::new(),
         bridged_agent: HashMap::new(),
         supervising: HashMap::new(),
+        outbound,
+        trunk_calls: HashMap::new(),
+        next_trunk_attempt: TRUNK_ATTEMPTS,
     };
     // Draining: until the first deadline calls may finish; at it, BYE;
     // at the second, stop regardless.
@@ -547,4 +667,38 @@ pub(super) async fn drive(
     let mut tasks = l.tasks;
     let wait_tasks = async { while tasks.join_next().await.is_some() {} };
     let _ = tokio::time::timeout(Duration::from_secs(5), wait_tasks).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Outbound;
+
+    #[test]
+    fn a_transfer_dials_only_numbers_under_the_tenants_prefixes() {
+        let o = Outbound {
+            trunk: "carrier".into(),
+            flow: sip::transport::Flow {
+                transport: sip::transport::Transport::Udp,
+                local: "127.0.0.1:5060".parse().expect("addr"),
+                remote: "127.0.0.1:5070".parse().expect("addr"),
+                conn: None,
+            },
+            caller_id: None,
+            credentials: None,
+            allow: vec!["+9198".into(), "1800".into()],
+        };
+        for yes in ["+919812345678", "18001234567"] {
+            assert!(o.allows(yes), "{yes}");
+        }
+        for no in [
+            "+14155550100",
+            "00919812345678",
+            "+9198123;user=phone",
+            "+9198 12345",
+            "",
+            "+919812345678901234567890",
+        ] {
+            assert!(!o.allows(no), "{no}");
+        }
+    }
 }

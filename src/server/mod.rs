@@ -363,6 +363,7 @@ impl Server {
                 commands: agent_cmd_tx,
             },
         ));
+        let outbound = outbound_routes(config, &registry, &bound);
         let drain = Duration::from_secs(config.calls.drain_secs);
         let shutdown_for_core = shutdown.clone();
         let core_task = tokio::spawn(async move {
@@ -380,6 +381,7 @@ impl Server {
                 drain,
                 sinks,
                 agent_cmd_rx,
+                outbound,
             )
             .await;
             transport_stop.cancel();
@@ -615,4 +617,50 @@ async fn watch_flows(
             }
         }
     }
+}
+
+/// Each tenant's outbound trunk (by tenant index), with the UDP socket of
+/// ours that calls go out from (the first UDP listener of the trunk's
+/// address family).
+fn outbound_routes(
+    config: &Config,
+    registry: &Registry,
+    bound: &[sip::transport::Bound],
+) -> Vec<Option<drive::Outbound>> {
+    registry
+        .tenants
+        .iter()
+        .map(|t| {
+            let tc = config.tenants.iter().find(|c| *c.id == *t.id)?;
+            let name = tc.transfer_trunk.as_ref()?;
+            let o = config.outbound_trunks.iter().find(|o| &o.name == name)?;
+            let Some(remote) = o.resolve() else {
+                tracing::error!(trunk = %o.name, address = %o.address, "outbound trunk address does not resolve: transfers to numbers fail");
+                return None;
+            };
+            let Some(local) = bound
+                .iter()
+                .find(|b| {
+                    b.transport == sip::transport::Transport::Udp
+                        && b.addr.is_ipv4() == remote.is_ipv4()
+                })
+                .map(|b| b.addr)
+            else {
+                tracing::error!(trunk = %o.name, "no UDP listener of the trunk's address family: transfers to numbers fail");
+                return None;
+            };
+            Some(drive::Outbound {
+                trunk: o.name.clone(),
+                flow: sip::transport::Flow {
+                    transport: sip::transport::Transport::Udp,
+                    local,
+                    remote,
+                    conn: None,
+                },
+                caller_id: o.caller_id.clone(),
+                credentials: o.username.clone().zip(o.resolved_password()),
+                allow: tc.transfer_allow.clone(),
+            })
+        })
+        .collect()
 }

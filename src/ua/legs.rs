@@ -70,6 +70,24 @@ pub(super) struct Fork {
     status: Option<StatusCode>,
     /// A REFER from the agent waiting for the driver's verdict.
     refer: Option<(TxId, Request)>,
+    /// Digest credentials for a trunk's 401/407 (agents get none).
+    credentials: Option<(String, String)>,
+    /// The INVITE was re-sent with credentials once already.
+    authenticated: bool,
+}
+
+/// A call out through an outbound trunk (a flow's or an agent's transfer
+/// to a number).
+#[derive(Debug, Clone)]
+pub struct TrunkDial {
+    /// Our socket and the trunk's address.
+    pub flow: Flow,
+    /// The number dialled (the Request-URI's and the To's user).
+    pub number: String,
+    /// The From user the trunk sees.
+    pub caller_id: String,
+    /// Digest username and password for the trunk's challenges.
+    pub credentials: Option<(String, String)>,
 }
 
 /// After a transfer is accepted the agent's phone normally hangs up on
@@ -147,105 +165,231 @@ impl Core {
             .get(&call)
             .map(|c| c.info.admitted.caller.clone())
             .unwrap_or_default();
-        let prefs: Vec<&str> = self.settings.codecs.iter().map(String::as_str).collect();
-        let formats = sdp::offer_formats(&prefs);
+        // The agent sees the caller's number (what a contact centre's
+        // screen pops); no other personal data goes to the phone.
+        let from_user: String = caller
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '+')
+            .collect();
         let mut rung = 0;
         for b in bindings {
-            let Some(ports) = self.ports.allocate() else {
-                tracing::warn!("RTP port range exhausted: agent not rung");
-                break;
-            };
             let Ok(uri) = sip::uri::Uri::parse(&Bytes::from(b.contact.clone())) else {
                 continue;
             };
-            let session_id: u64 = rand::Rng::random::<u32>(&mut self.rng).into();
-            let body = sdp::write_offer(session_id, 1, ports.local, &formats, 20);
-            let branch = self.new_branch();
-            let tag = self.new_tag();
-            let call_id = format!(
-                "{:016x}{:08x}",
-                rand::Rng::random::<u64>(&mut self.rng),
-                attempt
-            );
-            let flow = b.flow;
-            let mut h = Headers::with_capacity(12);
-            h.push(
-                HeaderName::Via,
-                Bytes::from(format!(
-                    "SIP/2.0/{} {};branch={branch};rport",
-                    flow.transport.via_token(),
-                    flow.local
-                )),
-            );
-            for p in &b.path {
-                h.push(HeaderName::Route, Bytes::from(p.clone()));
-            }
-            h.push(HeaderName::MaxForwards, Bytes::from_static(b"70"));
-            // The agent sees the caller's number (what a contact centre's
-            // screen pops); no other personal data goes to the phone.
-            let from_user: String = caller
-                .chars()
-                .filter(|c| c.is_ascii_alphanumeric() || *c == '+')
-                .collect();
-            let from_user = if from_user.is_empty() {
-                "anonymous".to_owned()
-            } else {
-                from_user
-            };
-            h.push(
-                HeaderName::From,
-                Bytes::from(format!("<sip:{from_user}@{}>;tag={tag}", flow.local)),
-            );
-            h.push(
-                HeaderName::To,
-                Bytes::from(format!("<sip:{extension}@{}>", flow.local.ip())),
-            );
-            h.push(HeaderName::CallId, Bytes::from(call_id));
-            h.push(HeaderName::CSeq, Bytes::from_static(b"1 INVITE"));
-            h.push(
-                HeaderName::Contact,
-                Bytes::from(format!("<{}>", super::calls::contact_for(&flow, "dhwani"))),
-            );
-            h.push(HeaderName::Allow, Bytes::from(self.policy.allow_header()));
-            h.push(
-                HeaderName::UserAgent,
-                Bytes::from(self.settings.user_agent.clone()),
-            );
-            h.push(
-                HeaderName::ContentType,
-                Bytes::from_static(b"application/sdp"),
-            );
-            let invite = Request {
-                method: Method::Invite,
+            let to = format!("<sip:{extension}@{}>", b.flow.local.ip());
+            if self.send_leg_invite(
+                now,
+                (call, attempt),
+                b.flow,
                 uri,
-                headers: h,
-                body: Bytes::from(body),
-            };
-            let Ok(tx) =
-                self.layer
-                    .send_request(now, invite.clone(), flow, flow.transport.is_reliable())
-            else {
-                continue;
-            };
-            let i = self.legs.insert(Fork {
-                attempt,
-                call,
-                invite,
-                tx,
-                flow,
-                state: ForkState::Calling,
-                cancel_wanted: false,
-                dialog: None,
-                ports: Some(ports),
-                status: None,
-                refer: None,
-            });
-            self.legs.by_tx.insert(tx, i);
-            self.legs.by_attempt.entry(attempt).or_default().push(i);
-            rung += 1;
+                (&from_user, &to),
+                &b.path,
+                None,
+            ) {
+                rung += 1;
+            }
         }
         self.pump(now);
         rung > 0
+    }
+
+    /// The number the caller of `call` dialled (the tenant's own number).
+    pub fn called_number(&self, call: CallSlot) -> Option<String> {
+        self.calls
+            .get(&call)
+            .map(|c| c.info.admitted.called.clone())
+    }
+
+    /// Calls `d.number` through an outbound trunk for `call`. False when
+    /// the INVITE could not be sent (no media ports, a bad number).
+    pub fn ring_trunk(
+        &mut self,
+        now: Instant,
+        call: CallSlot,
+        attempt: AttemptKey,
+        d: &TrunkDial,
+    ) -> bool {
+        let user: String = d
+            .number
+            .chars()
+            .filter(|c| c.is_ascii_digit() || *c == '+')
+            .collect();
+        let Ok(uri) = sip::uri::Uri::parse(&Bytes::from(format!("sip:{user}@{}", d.flow.remote)))
+        else {
+            return false;
+        };
+        let to = format!("<sip:{user}@{}>", d.flow.remote);
+        let sent = self.send_leg_invite(
+            now,
+            (call, attempt),
+            d.flow,
+            uri,
+            (&d.caller_id, &to),
+            &[],
+            d.credentials.clone(),
+        );
+        self.pump(now);
+        sent
+    }
+
+    /// Sends one leg's INVITE (with our SDP offer on fresh media ports)
+    /// and records its fork.
+    #[allow(clippy::too_many_arguments)]
+    fn send_leg_invite(
+        &mut self,
+        now: Instant,
+        (call, attempt): (CallSlot, AttemptKey),
+        flow: Flow,
+        uri: sip::uri::Uri,
+        (from_user, to): (&str, &str),
+        path: &[String],
+        credentials: Option<(String, String)>,
+    ) -> bool {
+        let prefs: Vec<&str> = self.settings.codecs.iter().map(String::as_str).collect();
+        let formats = sdp::offer_formats(&prefs);
+        let Some(ports) = self.ports.allocate() else {
+            tracing::warn!("RTP port range exhausted: leg not started");
+            return false;
+        };
+        let session_id: u64 = rand::Rng::random::<u32>(&mut self.rng).into();
+        let body = sdp::write_offer(session_id, 1, ports.local, &formats, 20);
+        let branch = self.new_branch();
+        let tag = self.new_tag();
+        let call_id = format!(
+            "{:016x}{:08x}",
+            rand::Rng::random::<u64>(&mut self.rng),
+            attempt
+        );
+        let mut h = Headers::with_capacity(12);
+        h.push(
+            HeaderName::Via,
+            Bytes::from(format!(
+                "SIP/2.0/{} {};branch={branch};rport",
+                flow.transport.via_token(),
+                flow.local
+            )),
+        );
+        for p in path {
+            h.push(HeaderName::Route, Bytes::from(p.clone()));
+        }
+        h.push(HeaderName::MaxForwards, Bytes::from_static(b"70"));
+        let from_user = if from_user.is_empty() {
+            "anonymous"
+        } else {
+            from_user
+        };
+        h.push(
+            HeaderName::From,
+            Bytes::from(format!("<sip:{from_user}@{}>;tag={tag}", flow.local)),
+        );
+        h.push(HeaderName::To, Bytes::from(to.to_owned()));
+        h.push(HeaderName::CallId, Bytes::from(call_id));
+        h.push(HeaderName::CSeq, Bytes::from_static(b"1 INVITE"));
+        h.push(
+            HeaderName::Contact,
+            Bytes::from(format!("<{}>", super::calls::contact_for(&flow, "dhwani"))),
+        );
+        h.push(HeaderName::Allow, Bytes::from(self.policy.allow_header()));
+        h.push(
+            HeaderName::UserAgent,
+            Bytes::from(self.settings.user_agent.clone()),
+        );
+        h.push(
+            HeaderName::ContentType,
+            Bytes::from_static(b"application/sdp"),
+        );
+        let invite = Request {
+            method: Method::Invite,
+            uri,
+            headers: h,
+            body: Bytes::from(body),
+        };
+        let Ok(tx) =
+            self.layer
+                .send_request(now, invite.clone(), flow, flow.transport.is_reliable())
+        else {
+            // The sockets close as `ports` drops.
+            return false;
+        };
+        let i = self.legs.insert(Fork {
+            attempt,
+            call,
+            invite,
+            tx,
+            flow,
+            state: ForkState::Calling,
+            cancel_wanted: false,
+            dialog: None,
+            ports: Some(ports),
+            status: None,
+            refer: None,
+            credentials,
+            authenticated: false,
+        });
+        self.legs.by_tx.insert(tx, i);
+        self.legs.by_attempt.entry(attempt).or_default().push(i);
+        true
+    }
+
+    /// A trunk's 401/407 to our INVITE: the INVITE again, once, with the
+    /// digest answer (RFC 3261 §22.2, §22.3). False when there is nothing
+    /// to answer with (an agent leg, a second challenge, a challenge we
+    /// cannot read).
+    fn retry_with_credentials(&mut self, now: Instant, i: usize, resp: &Response) -> bool {
+        let branch = self.new_branch();
+        let cnonce = format!("{:016x}", rand::Rng::random::<u64>(&mut self.rng));
+        let Some(f) = self.legs.forks.get_mut(i).and_then(Option::as_mut) else {
+            return false;
+        };
+        let Some((user, password)) = f.credentials.clone() else {
+            return false;
+        };
+        if f.authenticated || f.cancel_wanted {
+            return false;
+        }
+        let (challenge_name, answer_name) = if resp.status.as_u16() == 407 {
+            (
+                HeaderName::ProxyAuthenticate,
+                HeaderName::ProxyAuthorization,
+            )
+        } else {
+            (HeaderName::WwwAuthenticate, HeaderName::Authorization)
+        };
+        let uri = f.invite.uri.to_string();
+        let answer = resp.headers.get_all(&challenge_name).find_map(|v| {
+            let ch = sip::header::AuthParams::parse(v).ok()?;
+            sip::auth::authorization(&ch, "INVITE", &uri, &user, &password, &cnonce, 1).ok()
+        });
+        let Some(answer) = answer else {
+            return false;
+        };
+        let mut invite = f.invite.clone();
+        invite.headers.set(
+            HeaderName::Via,
+            Bytes::from(format!(
+                "SIP/2.0/{} {};branch={branch};rport",
+                f.flow.transport.via_token(),
+                f.flow.local
+            )),
+        );
+        invite
+            .headers
+            .set(HeaderName::CSeq, Bytes::from_static(b"2 INVITE"));
+        invite.headers.push(answer_name, Bytes::from(answer));
+        let flow = f.flow;
+        let Ok(tx) =
+            self.layer
+                .send_request(now, invite.clone(), flow, flow.transport.is_reliable())
+        else {
+            return false;
+        };
+        f.invite = invite;
+        f.tx = tx;
+        f.authenticated = true;
+        f.state = ForkState::Calling;
+        self.legs.by_tx.insert(tx, i);
+        self.pump(now);
+        true
     }
 
     /// Stops an attempt: CANCEL what rings, BYE what was answered.
@@ -292,7 +436,9 @@ impl Core {
                 h.push(name, v.clone());
             }
         }
-        h.push(HeaderName::CSeq, Bytes::from_static(b"1 CANCEL"));
+        // The INVITE's CSeq number (2 after a digest retry), §9.1.
+        let seq = f.invite.cseq().map(|c| c.seq).unwrap_or(1);
+        h.push(HeaderName::CSeq, Bytes::from(format!("{seq} CANCEL")));
         h.push(HeaderName::MaxForwards, Bytes::from_static(b"70"));
         let cancel = Request {
             method: Method::Cancel,
@@ -480,7 +626,11 @@ impl Core {
             }
             return;
         }
-        // 3xx-6xx: the transaction ACKed it (§17.1.1.3).
+        // 3xx-6xx: the transaction ACKed it (§17.1.1.3). A trunk's
+        // challenge is answered once.
+        if matches!(resp.status.as_u16(), 401 | 407) && self.retry_with_credentials(now, i, resp) {
+            return;
+        }
         self.fork_failed(i, resp.status);
     }
 
@@ -530,7 +680,9 @@ impl Core {
 
     fn forget_fork(&mut self, i: usize) {
         if let Some(f) = self.legs.forks.get_mut(i).and_then(Option::take) {
-            self.legs.by_tx.remove(&f.tx);
+            // Every INVITE transaction of the fork (a digest retry makes a
+            // second one).
+            self.legs.by_tx.retain(|_, j| *j != i);
             if let Some(d) = &f.dialog {
                 self.legs.by_dialog.remove(d.id());
             }

@@ -1114,3 +1114,116 @@ fn a_phone_that_hangs_up_on_the_notify_gets_no_second_bye_and_a_callers_refer_is
         .count();
     assert_eq!(refers, 1, "only the agent's REFER reached the driver");
 }
+
+/// A call out through a trunk at 127.0.0.1:5090.
+fn trunk_dial(credentials: bool) -> crate::ua::legs::TrunkDial {
+    crate::ua::legs::TrunkDial {
+        flow: Flow {
+            transport: Transport::Udp,
+            local: US.parse().expect("addr"),
+            remote: SocketAddr::from(([127, 0, 0, 1], 5090)),
+            conn: None,
+        },
+        number: "+919812345678".into(),
+        caller_id: "+911140000000".into(),
+        credentials: credentials.then(|| ("dhwani".to_owned(), "trunk-pw".to_owned())),
+    }
+}
+
+/// A trunk's challenge of `invite` in `header`.
+fn challenge(invite: &Request, status: u16, header: &str) -> String {
+    answer_to(invite, status, "trunk", None).replacen(
+        "Contact:",
+        &format!("{header}: Digest realm=\"carrier.test\", nonce=\"n0nce\", qop=\"auth\", algorithm=MD5\nContact:"),
+        1,
+    )
+}
+
+#[test]
+fn a_trunks_407_is_answered_once_with_proxy_authorization_and_a_second_fails_the_leg() {
+    let mut ua = Ua::new(settings(10, Duration::ZERO));
+    assert!(
+        ua.core
+            .ring_trunk(ua.now, CallSlot(1), 1 << 48, &trunk_dial(true))
+    );
+    ua.collect();
+    let first = sent(&ua, Method::Invite).remove(0);
+    assert_eq!(first.1.port(), 5090, "to the trunk");
+    assert_eq!(first.0.uri.to_string(), "sip:+919812345678@127.0.0.1:5090");
+    let from =
+        String::from_utf8_lossy(first.0.headers.get(&HeaderName::From).expect("from")).into_owned();
+    assert!(from.starts_with("<sip:+911140000000@"), "{from}");
+    ua.send(&challenge(&first.0, 407, "Proxy-Authenticate"));
+    let invites = sent(&ua, Method::Invite);
+    assert_eq!(invites.len(), 2, "the INVITE again, with credentials");
+    let again = &invites[1].0;
+    let cseq = again.cseq().expect("cseq");
+    assert_eq!((cseq.seq, cseq.method), (2, Method::Invite));
+    assert_ne!(
+        again.top_via().expect("via").branch(),
+        first.0.top_via().expect("via").branch(),
+        "a new transaction"
+    );
+    for h in [HeaderName::CallId, HeaderName::From] {
+        assert_eq!(again.headers.get(&h), first.0.headers.get(&h), "{h:?}");
+    }
+    assert!(again.headers.get(&HeaderName::Authorization).is_none());
+    let creds = sip::header::AuthParams::parse(
+        again
+            .headers
+            .get(&HeaderName::ProxyAuthorization)
+            .expect("Proxy-Authorization"),
+    )
+    .expect("credentials");
+    let get = |n: &str| String::from_utf8_lossy(creds.get(n).expect(n)).into_owned();
+    let ha1 = sip::auth::Algorithm::Md5.hash(b"dhwani:carrier.test:trunk-pw");
+    let want = sip::auth::compute_response(
+        sip::auth::Algorithm::Md5,
+        &ha1,
+        "n0nce",
+        "INVITE",
+        &get("uri"),
+        Some("auth"),
+        Some(&get("nc")),
+        Some(&get("cnonce")),
+    );
+    assert_eq!(get("response"), want);
+    assert_eq!(get("uri"), again.uri.to_string());
+    // A CANCEL now carries the retried INVITE's CSeq number.
+    ua.send(&answer_to(again, 180, "trunk", None));
+    ua.core.stop_attempt(ua.now, 1 << 48);
+    ua.collect();
+    let cancel = sent(&ua, Method::Cancel).remove(0).0;
+    assert_eq!(cancel.cseq().expect("cseq").seq, 2);
+    assert_eq!(
+        cancel.top_via().expect("via").branch(),
+        again.top_via().expect("via").branch()
+    );
+
+    // A second challenge (wrong password) fails the leg with its status;
+    // so does a challenge to a leg without credentials.
+    assert!(
+        ua.core
+            .ring_trunk(ua.now, CallSlot(2), (1 << 48) + 1, &trunk_dial(true))
+    );
+    ua.collect();
+    let first = sent(&ua, Method::Invite).pop().expect("invite").0;
+    ua.send(&challenge(&first, 401, "WWW-Authenticate"));
+    let again = sent(&ua, Method::Invite).pop().expect("invite").0;
+    assert!(again.headers.get(&HeaderName::Authorization).is_some());
+    ua.send(&challenge(&again, 401, "WWW-Authenticate"));
+    assert_eq!(ua.legs, vec![((1 << 48) + 1, "failed 401".to_owned())]);
+    assert!(
+        ua.core
+            .ring_trunk(ua.now, CallSlot(3), (1 << 48) + 2, &trunk_dial(false))
+    );
+    ua.collect();
+    let first = sent(&ua, Method::Invite).pop().expect("invite").0;
+    ua.send(&challenge(&first, 407, "Proxy-Authenticate"));
+    assert_eq!(
+        ua.legs.last(),
+        Some(&((1 << 48) + 2, "failed 407".to_owned()))
+    );
+    ua.wait(Duration::from_secs(40));
+    assert_eq!(ua.core.live_legs(), 0);
+}
