@@ -16,6 +16,7 @@
 //!   privacy    keys, audit, export, erase, sweep, consent, recording file layout
 //!   store      timelines, CDRs, holds, the consent registry (SQLite / PostgreSQL)
 //!   config     the config file and its defaults
+//!   redact     how the server's own log names callers and keys (beside config)
 //! ```
 #![cfg_attr(
     not(test),
@@ -27,6 +28,7 @@ pub mod call;
 pub mod cli;
 pub mod config;
 pub mod privacy;
+pub mod redact;
 pub mod server;
 pub mod store;
 pub mod tenants;

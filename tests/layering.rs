@@ -14,7 +14,7 @@ use std::path::Path;
 /// Bottom to top. Modules on one line are peers; a module may use any
 /// module on a lower line, and the peers named in [`PEERS`].
 const LAYERS: &[&[&str]] = &[
-    &["config"],
+    &["config", "redact"],
     &["store"],
     &["privacy"],
     &["tenants"],

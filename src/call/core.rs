@@ -828,7 +828,7 @@ impl Core {
                     // Never in clear, not even with `[log] personal_data`.
                     tracing::info!(%call_id, %record_id, source = source.name(), "DTMF received (sensitive)");
                 } else {
-                    tracing::info!(%call_id, %record_id, digit = %crate::privacy::redact::key(key), source = source.name(), "DTMF received");
+                    tracing::info!(%call_id, %record_id, digit = %crate::redact::key(key), source = source.name(), "DTMF received");
                 }
                 let step = self.interp.step_name().to_owned();
                 self.log(

@@ -179,7 +179,10 @@ impl Shared {
                 {
                     *slot = Some(k.clone());
                 }
-                crate::privacy::redact::set_key(tenant_id, &k);
+                {
+                    let kk = k.clone();
+                    crate::redact::set_key(tenant_id, Arc::new(move |n| kk.pseudonym(n)));
+                }
                 k
             }
         };

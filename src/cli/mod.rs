@@ -335,7 +335,7 @@ fn init_logging(log: &crate::config::LogConfig) {
             .with_span_list(false)
             .try_init(),
     };
-    crate::privacy::redact::set_clear(log.personal_data);
+    crate::redact::set_clear(log.personal_data);
 }
 
 async fn serve(cfg: Config, config_dir: &std::path::Path) -> anyhow::Result<()> {

@@ -22,7 +22,6 @@ pub mod error;
 pub mod keys;
 pub mod layout;
 pub mod pseudonyms;
-pub mod redact;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

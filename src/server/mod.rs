@@ -131,7 +131,10 @@ impl Server {
                 None => None,
             };
             if let Some(p) = &pseudonyms {
-                crate::privacy::redact::set_key(&t.id, p);
+                {
+                    let k = p.clone();
+                    crate::redact::set_key(&t.id, std::sync::Arc::new(move |n| k.pseudonym(n)));
+                }
             }
             keys.push(kek);
             pseudonym_keys.push(pseudonyms);

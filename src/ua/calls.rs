@@ -320,7 +320,7 @@ impl Core {
             None => call.late_media = Some(ports),
         }
         tracing::info!(call_id = %call_id_text, record_id = %call.info.record_id, remote = %flow.remote, transport = %flow.transport,
-            tenant = %admitted.tenant_id, flow = %admitted.flow.name, from = %crate::privacy::redact::number(&admitted.tenant_id, &admitted.caller), to = %admitted.called, "incoming call");
+            tenant = %admitted.tenant_id, flow = %admitted.flow.name, from = %crate::redact::number(&admitted.tenant_id, &admitted.caller), to = %admitted.called, "incoming call");
         self.calls.insert(id, call);
         self.by_invite.insert(tx, id);
         if self.settings.answer_after.is_zero() {

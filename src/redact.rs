@@ -11,17 +11,20 @@
 //! debugging; the server warns when it starts with it on.
 //!
 //! The log is process-wide, so this state is too: the switch is set once
-//! when logging starts, and each tenant's pseudonym key when the server
-//! loads it (at start and after a re-key).
+//! when logging starts, and each tenant's pseudonym function when the
+//! server loads its pseudonym key (at start and after a re-key). It sits
+//! at the bottom of the layers (it holds functions, not keys' storage), so
+//! the sans-IO cores may name callers in their log lines through it.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{LazyLock, RwLock};
-
-use super::pseudonyms::PseudonymKey;
+use std::sync::{Arc, LazyLock, RwLock};
 
 static CLEAR: AtomicBool = AtomicBool::new(false);
-static KEYS: LazyLock<RwLock<HashMap<String, PseudonymKey>>> =
+/// A tenant's number -> pseudonym function.
+pub type Pseudonymise = Arc<dyn Fn(&str) -> String + Send + Sync>;
+
+static KEYS: LazyLock<RwLock<HashMap<String, Pseudonymise>>> =
     LazyLock::new(|| RwLock::new(HashMap::new()));
 
 /// Turns clear numbers and keys in the log on or off.
@@ -34,10 +37,11 @@ pub fn clear() -> bool {
     CLEAR.load(Ordering::Relaxed)
 }
 
-/// The pseudonym key the log names a tenant's callers with.
-pub fn set_key(tenant: &str, key: &PseudonymKey) {
+/// How the log names a tenant's callers (its pseudonym key's
+/// `pseudonym`).
+pub fn set_key(tenant: &str, f: Pseudonymise) {
     if let Ok(mut m) = KEYS.write() {
-        m.insert(tenant.to_owned(), key.clone());
+        m.insert(tenant.to_owned(), f);
     }
 }
 
@@ -50,7 +54,7 @@ pub fn number(tenant: &str, n: &str) -> String {
     }
     KEYS.read()
         .ok()
-        .and_then(|m| m.get(tenant).map(|k| k.pseudonym(n)))
+        .and_then(|m| m.get(tenant).map(|f| f(n)))
         .unwrap_or_else(|| "anon-unknown".to_owned())
 }
 
