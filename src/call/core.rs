@@ -583,20 +583,10 @@ impl Core {
                 self.media.handle_command(now, Command::InfoDigit(k))
             }
             Input::Sip(SipEvent::MediaUpdate(u)) => {
-                let (send, receive) = (u.direction.sends(), u.direction.receives());
-                self.media.handle_command(
-                    now,
-                    Command::Remote {
-                        remote: u.remote,
-                        payload_type: media::rtp::PayloadType(u.payload_type),
-                        telephone_event: u.telephone_event.map(media::rtp::PayloadType),
-                    },
-                );
+                let send = follow_media_update(&mut self.media, now, &u);
                 if u.moved {
                     tracing::info!(call_id = %self.info.sip_call_id, record_id = %self.info.record_id, remote = %u.remote, "re-INVITE moved the media");
                 }
-                self.media
-                    .handle_command(now, Command::Direction { send, receive });
                 match (!send, self.on_hold) {
                     (true, false) => {
                         self.on_hold = true;
@@ -1079,3 +1069,20 @@ mod supervise;
 
 #[cfg(test)]
 mod tests;
+
+/// A leg's re-INVITE (or the caller's): its media follows the new remote
+/// address, payload types and direction. Returns whether the peer now
+/// sends (false: it put us on hold).
+fn follow_media_update(media: &mut CallMedia, now: Instant, u: &sip::sdp::MediaUpdate) -> bool {
+    let (send, receive) = (u.direction.sends(), u.direction.receives());
+    media.handle_command(
+        now,
+        Command::Remote {
+            remote: u.remote,
+            payload_type: media::rtp::PayloadType(u.payload_type),
+            telephone_event: u.telephone_event.map(media::rtp::PayloadType),
+        },
+    );
+    media.handle_command(now, Command::Direction { send, receive });
+    send
+}

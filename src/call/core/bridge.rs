@@ -229,20 +229,10 @@ impl Core {
                 }
             }
             QueueEvent::AgentMedia(u) => {
-                let (send, receive) = (u.direction.sends(), u.direction.receives());
                 let Some(a) = self.agent.as_mut() else {
                     return;
                 };
-                a.media.handle_command(
-                    now,
-                    Command::Remote {
-                        remote: u.remote,
-                        payload_type: media::rtp::PayloadType(u.payload_type),
-                        telephone_event: u.telephone_event.map(media::rtp::PayloadType),
-                    },
-                );
-                a.media
-                    .handle_command(now, Command::Direction { send, receive });
+                let send = super::follow_media_update(&mut a.media, now, &u);
                 // The agent put the caller on hold: hold music for the
                 // caller until the agent comes back.
                 let hold = !send;

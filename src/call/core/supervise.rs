@@ -105,17 +105,7 @@ impl Core {
             SipEvent::Ended { .. } => self.supervisor_left(now, "supervisor hung up"),
             SipEvent::Confirmed => s.media.handle_command(now, Command::Confirm),
             SipEvent::MediaUpdate(u) => {
-                s.media.handle_command(
-                    now,
-                    Command::Remote {
-                        remote: u.remote,
-                        payload_type: media::rtp::PayloadType(u.payload_type),
-                        telephone_event: u.telephone_event.map(media::rtp::PayloadType),
-                    },
-                );
-                let (send, receive) = (u.direction.sends(), u.direction.receives());
-                s.media
-                    .handle_command(now, Command::Direction { send, receive });
+                super::follow_media_update(&mut s.media, now, &u);
             }
             // Keys and queue events mean nothing on this leg.
             _ => {}
