@@ -1455,8 +1455,8 @@ const TRUNK_FLOW: &str = "flow \"Out\"\n  numbers 1000\n\nstep start\n  transfer
 
 /// A flow's transfer to a number through an outbound trunk (SIPp, which
 /// challenges with 401 and checks the digest) configured with `password`:
-/// the caller's CDR, SIPp's result and what the caller heard.
-fn transfer_through_trunk(password: &str) -> (serde_json::Value, common::SippRun, f64) {
+/// the caller's CDR, SIPp's result, what the caller heard, the server's log.
+fn transfer_through_trunk(password: &str) -> (serde_json::Value, common::SippRun, f64, String) {
     let tmp = tempfile::tempdir().expect("tmp");
     let trunk_port = common::free_udp_port();
     let mut cfg = config_with_flow(tmp.path(), "longest-idle", "", TRUNK_FLOW);
@@ -1501,8 +1501,9 @@ fn transfer_through_trunk(password: &str) -> (serde_json::Value, common::SippRun
         &server,
         &["calls", "show", call["call_id"].as_str().expect("id")],
     );
-    eprintln!("{shown}\n{}", server.log.join("\n"));
-    (call, run, heard)
+    let log = server.log.join("\n");
+    eprintln!("{shown}\n{log}");
+    (call, run, heard, log)
 }
 
 /// Issue 12, point 6: `transfer "NUMBER"` goes out through the tenant's
@@ -1511,17 +1512,178 @@ fn transfer_through_trunk(password: &str) -> (serde_json::Value, common::SippRun
 /// hears its own 440 Hz back through both legs).
 #[test]
 fn a_flows_transfer_to_a_number_goes_out_through_the_trunk_answering_its_401() {
-    let (call, run, heard) = transfer_through_trunk("trunk-secret-1");
+    let (call, run, heard, log) = transfer_through_trunk("trunk-secret-1");
     assert_eq!(run.successful, 1, "{}", run.output);
     assert_eq!(call["outcome"], "transferred: +919812345678", "{call}");
     assert_eq!(call["agent"], "+919812345678", "{call}");
+    assert!(
+        !log.contains("9812345678"),
+        "the log names the number: {log}"
+    );
     assert!(
         (heard - 440.0).abs() < 40.0,
         "the caller heard {heard} Hz, not its own 440 Hz echoed by the far end"
     );
     // With the wrong password the trunk refuses (403): the flow's
     // `on failure`, and the caller heard no echo.
-    let (call, run, _) = transfer_through_trunk("wrong-secret");
+    let (call, run, _, _) = transfer_through_trunk("wrong-secret");
     assert_eq!(run.failed + run.successful, 1, "{}", run.output);
     assert_eq!(call["outcome"], "hangup: transfer failed", "{call}");
+}
+
+/// An agent's blind transfer (baresip's REFER) to a number: the tenant's
+/// trunk (SIPp: 401, digest checked, `password` configured) is dialled.
+/// Returns the server (still running), the caller, the two agents, and
+/// SIPp's result once it ended.
+fn refer_to_number(password: &str) -> (Server, Phone, Phone, Phone, common::SippRun) {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let trunk_port = common::free_udp_port();
+    let mut cfg = config(tmp.path(), "longest-idle", "");
+    cfg = cfg.replace(
+        "numbers = [\"1000\"]\n",
+        "numbers = [\"1000\"]\ntransfer_trunk = \"carrier\"\ntransfer_allow = [\"+9198\"]\n",
+    );
+    cfg.push_str(&format!(
+        "\n[[outbound_trunks]]\nname = \"carrier\"\naddress = \"127.0.0.1:{trunk_port}\"\nusername = \"dhwani\"\npassword = \"{password}\"\n"
+    ));
+    let mut server = Server::start(&cfg);
+    // The config's flows live in `tmp`: keep it as long as the server.
+    std::mem::forget(tmp);
+    let target = server.addr("udp");
+    let a1 = Phone::agent("1001", target);
+    wait_registered(&mut server, 1);
+    std::thread::sleep(Duration::from_millis(1200));
+    let a2 = Phone::agent("1002", target);
+    wait_registered(&mut server, 2);
+    let scenario = common::repo_path("tests/sipp/trunk-401.xml");
+    let trunk = std::thread::spawn(move || {
+        common::run_sipp(
+            target,
+            &[
+                "-sf",
+                &scenario.display().to_string(),
+                "-p",
+                &trunk_port.to_string(),
+                "-rtp_echo",
+                "-m",
+                "1",
+            ],
+            Duration::from_secs(40),
+        )
+    });
+    let mut caller = caller_dials(target, "+919800000041");
+    assert!(
+        wait_for_line(
+            &mut server,
+            &["bridged to an agent", "agent=1001"],
+            Duration::from_secs(15)
+        ),
+        "{}",
+        server.log.join("\n")
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let mut a1 = a1;
+    a1.say(&format!("/transfer sip:+919812345678@{target}\n"));
+    assert!(
+        wait_for_line(
+            &mut server,
+            &["agent transferred the caller", "kind=number"],
+            Duration::from_secs(10)
+        ),
+        "{}\n--- agent 1001:\n{}",
+        server.log.join("\n"),
+        a1.log()
+    );
+    std::thread::sleep(Duration::from_secs(5));
+    if password == "trunk-secret-1" {
+        // Bridged to the far end, which echoes: the caller hears its own
+        // tone; then the caller hangs up and SIPp gets our BYE.
+        let c = caller.heard_secs();
+        let heard = caller.heard_freq(c - 2.5, c - 0.5);
+        assert!(
+            (heard - 440.0).abs() < 40.0,
+            "the caller heard {heard} Hz, not its own 440 Hz echoed by the number\n{}",
+            server.log.join("\n")
+        );
+        caller.say("/hangup\n");
+    }
+    let run = trunk.join().expect("sipp");
+    (server, caller, a1, a2, run)
+}
+
+/// Issue 12, point 6: an agent's REFER to a number goes out through the
+/// tenant's trunk; the agent wraps up; the CDR names the number.
+#[test]
+fn an_agents_refer_to_a_number_goes_out_through_the_trunk() {
+    let (server, _caller, a1, _a2, run) = refer_to_number("trunk-secret-1");
+    assert_eq!(run.successful, 1, "{}", run.output);
+    assert!(
+        a1.log().contains("transferring call"),
+        "the agent's phone was told the transfer went through: {}",
+        a1.log()
+    );
+    std::thread::sleep(Duration::from_millis(800));
+    let call = common::finished_calls(&server)
+        .into_iter()
+        .find(|c| c["caller"] == "+919800000041")
+        .unwrap_or_else(|| panic!("no CDR:\n{}", server.log.join("\n")));
+    assert_eq!(call["agent"], "+919812345678", "{call}");
+    assert_eq!(call["queue"], "support", "{call}");
+    let events = queue_events(&server, call["call_id"].as_str().expect("id"));
+    assert!(
+        events.iter().any(|e| e["event"] == "transferred"
+            && e["agent"] == "1001"
+            && e["to"] == "+919812345678"
+            && e["to_kind"] == "number"),
+        "{events:?}"
+    );
+    // The log says a number was dialled, not which.
+    let log = server.log.join("\n");
+    assert!(!log.contains("9812345678"), "{log}");
+}
+
+/// The trunk refuses the number (wrong digest: SIPp's 403): the caller is
+/// not lost but waits in its queue again, where agent 1002 answers it.
+#[test]
+fn a_caller_whose_transfer_to_a_number_fails_waits_in_the_queue_again_for_the_next_agent() {
+    let (mut server, caller, _a1, a2, run) = refer_to_number("wrong-secret");
+    assert_eq!(run.failed + run.successful, 1, "{}", run.output);
+    assert!(
+        wait_for_line(
+            &mut server,
+            &["bridged to an agent", "agent=1002"],
+            Duration::from_secs(15)
+        ),
+        "{}",
+        server.log.join("\n")
+    );
+    std::thread::sleep(Duration::from_secs(4));
+    let c = caller.heard_secs();
+    let f = caller.heard_freq(c - 2.0, c - 0.5);
+    assert!(
+        (f - 1320.0).abs() < 80.0,
+        "the caller heard {f} Hz, not agent 1002's 1320 Hz"
+    );
+    let s2 = a2.heard_secs();
+    let f = a2.heard_freq(s2 - 2.0, s2 - 0.5);
+    assert!(
+        (f - 440.0).abs() < 40.0,
+        "agent 1002 heard {f} Hz, not the caller's 440 Hz"
+    );
+    let mut caller = caller;
+    caller.say("/hangup\n");
+    std::thread::sleep(Duration::from_millis(1500));
+    let call = common::finished_calls(&server)
+        .into_iter()
+        .find(|c| c["caller"] == "+919800000041")
+        .unwrap_or_else(|| panic!("no CDR:\n{}", server.log.join("\n")));
+    assert_eq!(call["agent"], "1002", "{call}");
+    let events = queue_events(&server, call["call_id"].as_str().expect("id"));
+    let names: Vec<&str> = events.iter().filter_map(|e| e["event"].as_str()).collect();
+    let t = names.iter().position(|e| *e == "transferred");
+    let f = names.iter().position(|e| *e == "transfer failed");
+    assert!(
+        t.is_some() && f.is_some() && t < f,
+        "transferred, then transfer failed: {names:?}"
+    );
 }

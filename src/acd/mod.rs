@@ -298,6 +298,18 @@ struct Bridged {
     priority: i32,
 }
 
+/// Where a caller transferred out to a number goes back to if the number
+/// does not answer ([`Acd::transfer_out`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fallback {
+    /// The tenant's index.
+    pub tenant: usize,
+    /// The queue the caller was answered from.
+    pub queue: String,
+    /// The caller's priority.
+    pub priority: i32,
+}
+
 /// Where an agent's blind transfer sends its caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TransferTarget {
@@ -652,6 +664,23 @@ impl Acd {
         max_wait: Duration,
         announce_every: Option<Duration>,
     ) {
+        let at = (tenant, name);
+        self.join(now, call, at, priority, max_wait, announce_every, false);
+    }
+
+    /// A caller joins a queue: behind the callers of its priority, or in
+    /// `front` of them.
+    #[allow(clippy::too_many_arguments)]
+    fn join(
+        &mut self,
+        now: Instant,
+        call: CallSlot,
+        (tenant, name): (usize, &str),
+        priority: i32,
+        max_wait: Duration,
+        announce_every: Option<Duration>,
+        front: bool,
+    ) {
         let Some(&qi) = self.by_name.get(&(tenant, name.to_owned())) else {
             self.out.push_back(Output::Overflow {
                 call,
@@ -679,7 +708,11 @@ impl Acd {
             let q = &self.queues[qi];
             q.waiting
                 .iter()
-                .position(|c| self.waiting.get(c).is_some_and(|w| w.priority < priority))
+                .position(|c| {
+                    self.waiting
+                        .get(c)
+                        .is_some_and(|w| w.priority < priority || (front && w.priority == priority))
+                })
                 .unwrap_or(q.waiting.len())
         };
         self.queues[qi].waiting.insert(pos, call);
@@ -961,6 +994,43 @@ impl Acd {
         self.call_ended(now, call);
         self.ring_direct(now, call, from_queue, priority, &to, false);
         Ok(TransferTarget::Agent(to.extension))
+    }
+
+    /// An agent's blind transfer of its bridged caller to a number outside
+    /// (the driver dials it through the tenant's trunk): the agent's part
+    /// of the call is over (wrap-up in full), and what the caller needs if
+    /// the number does not answer is returned, for
+    /// [`Acd::return_to_queue`].
+    pub fn transfer_out(
+        &mut self,
+        now: Instant,
+        call: CallSlot,
+    ) -> Result<Fallback, TransferRefused> {
+        let b = self.bridged.get(&call).ok_or(TransferRefused::NotBridged)?;
+        let fallback = Fallback {
+            tenant: b.agent.tenant,
+            queue: self.queues[b.queue].cfg.name.clone(),
+            priority: b.priority,
+        };
+        self.call_ended(now, call);
+        Ok(fallback)
+    }
+
+    /// A caller transferred out whose number did not answer waits again in
+    /// the queue it came from, at the front (behind callers of higher
+    /// priority only), for the queue's maximum wait; a full queue, or an
+    /// empty one it may not join, sends it to `on overflow` as any caller.
+    pub fn return_to_queue(&mut self, now: Instant, call: CallSlot, back: &Fallback) {
+        let Some(&qi) = self.by_name.get(&(back.tenant, back.queue.clone())) else {
+            self.out.push_back(Output::Overflow {
+                call,
+                why: Overflow::NoSuchQueue,
+            });
+            return;
+        };
+        let max_wait = Duration::from_secs(self.queues[qi].cfg.max_wait_secs);
+        let at = (back.tenant, back.queue.as_str());
+        self.join(now, call, at, back.priority, max_wait, None, true);
     }
 
     /// Rings `to` alone for `call`, at the front of queue `qi` (whose ring

@@ -712,3 +712,69 @@ fn a_flows_transfer_rings_one_agent_and_fails_without_queueing_when_unanswered()
     let s = t.acd.stats(0, "support", t.now).expect("stats");
     assert_eq!(s.answered, 0, "not a queue call");
 }
+
+#[test]
+fn a_caller_transferred_to_a_number_that_fails_waits_again_at_the_front_of_its_queue() {
+    let mut t = T::new(queue(Strategy::LongestIdle, &["1001", "1002"]));
+    t.online(&["1001", "1002"]);
+    bridged_to(&mut t, 1, "1001");
+    bridged_to(&mut t, 2, "1002");
+    // A third caller waits: both agents are on calls.
+    t.join(3);
+    assert!(rings(&t.take()).is_empty());
+    let back = t.acd.transfer_out(t.now, CallSlot(1)).expect("bridged");
+    assert_eq!(
+        back,
+        Fallback {
+            tenant: 0,
+            queue: "support".into(),
+            priority: 0
+        }
+    );
+    assert_eq!(state(&t, "1001"), State::WrapUp, "its part is over");
+    // A second transfer of the same call is refused: no agent has it.
+    assert_eq!(
+        t.acd.transfer_out(t.now, CallSlot(1)),
+        Err(TransferRefused::NotBridged)
+    );
+    // The number rang 4 s and failed: the caller is back, ahead of the
+    // caller who has waited longer in the queue (it was answered once).
+    t.advance(Duration::from_secs(4));
+    t.acd.return_to_queue(t.now, CallSlot(1), &back);
+    assert!(rings(&t.take()).is_empty(), "nobody free yet");
+    let s = t.acd.stats(0, "support", t.now).expect("stats");
+    assert_eq!(s.waiting, 2);
+    // 1001's wrap-up (10 s from the transfer) ends: it is rung for call 1.
+    t.advance(Duration::from_secs(6));
+    let r = rings(&t.take());
+    assert_eq!(
+        r.iter()
+            .map(|(c, e, _)| (*c, e.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(1, "1001")],
+        "the returned caller first, not call 3"
+    );
+}
+
+#[test]
+fn a_returned_caller_whose_queue_has_closed_overflows() {
+    let mut t = T::new(queue(Strategy::LongestIdle, &["1001"]));
+    t.online(&["1001"]);
+    bridged_to(&mut t, 1, "1001");
+    let back = t.acd.transfer_out(t.now, CallSlot(1)).expect("bridged");
+    // The only agent logs out (in effect after its wrap-up): the queue is
+    // empty and may not be joined.
+    assert!(t.acd.command(t.now, &agent("1001"), AgentCommand::LogOut));
+    t.advance(Duration::from_secs(10));
+    assert_eq!(state(&t, "1001"), State::LoggedOut);
+    t.take();
+    t.acd.return_to_queue(t.now, CallSlot(1), &back);
+    let out = t.take();
+    assert!(
+        out.contains(&Output::Overflow {
+            call: CallSlot(1),
+            why: Overflow::Empty
+        }),
+        "{out:?}"
+    );
+}

@@ -122,11 +122,34 @@ pub enum QueueEvent {
     /// is gone and the caller waits, with the hold music, for the next
     /// [`Input::AgentAnswered`].
     Transferred {
-        /// The queue or the agent's extension.
+        /// The queue, the agent's extension or the number.
         to: String,
-        /// `to` is a queue (else an agent).
-        queue: bool,
+        /// Which of those `to` is.
+        kind: TransferTo,
     },
+}
+
+/// What an agent's blind transfer sent the caller to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransferTo {
+    /// A queue of the tenant.
+    Queue,
+    /// Another agent.
+    Agent,
+    /// A number, dialled through the tenant's outbound trunk (if it does
+    /// not answer, the caller waits in its queue again).
+    Number,
+}
+
+impl TransferTo {
+    /// For the timeline.
+    pub fn name(self) -> &'static str {
+        match self {
+            TransferTo::Queue => "queue",
+            TransferTo::Agent => "agent",
+            TransferTo::Number => "number",
+        }
+    }
 }
 
 /// A media leg of the call: the caller's, and an agent's once a queued
@@ -162,8 +185,11 @@ pub enum Input<'a> {
     AgentAnswered {
         /// The agent leg's media core.
         media: Box<CallMedia>,
-        /// Who.
+        /// Who: an agent's extension, or the number a transfer dialled.
         agent: String,
+        /// `agent` is a number outside (through a trunk): a person's,
+        /// maybe, so the log does not name it.
+        outside: bool,
     },
     /// A supervisor's call joins the agent's: its media, built from the
     /// supervisor's own dialog.
@@ -396,8 +422,21 @@ struct Queued {
 struct AgentLeg {
     media: Box<CallMedia>,
     extension: String,
+    /// `extension` is a number dialled out through a trunk.
+    outside: bool,
     since: Instant,
     on_hold: bool,
+}
+
+impl AgentLeg {
+    /// The party as the log names it: a number outside is not named.
+    fn shown(&self) -> &str {
+        if self.outside {
+            "a number"
+        } else {
+            &self.extension
+        }
+    }
 }
 
 impl Core {
@@ -545,7 +584,11 @@ impl Core {
                     s.media.handle_datagram(now, from, bytes);
                 }
             }
-            Input::AgentAnswered { media, agent } => self.agent_answered(now, media, agent),
+            Input::AgentAnswered {
+                media,
+                agent,
+                outside,
+            } => self.agent_answered(now, media, agent, outside),
             Input::SupervisorJoined {
                 media,
                 extension,

@@ -37,8 +37,10 @@ pub enum CallEvent {
     AgentAnswered {
         /// The agent leg's sockets and codec.
         media: Box<crate::ua::legs::LegMedia>,
-        /// The agent's extension.
+        /// The agent's extension, or the number a transfer dialled.
         agent: String,
+        /// `agent` is a number outside, through a trunk.
+        outside: bool,
     },
     /// A supervisor's call joins this call (its agent's): the supervisor
     /// call's setup, which this task runs as a third leg.
@@ -506,10 +508,10 @@ pub async fn run(
             ev = events.recv() => {
                 match ev.unwrap_or(CallEvent::Sip(SipEvent::Ended { by: Party::System, cause: "server stopped".to_owned() })) {
                     CallEvent::Sip(ev) => core.handle_input(clock_now(), Input::Sip(ev), &mut recorders),
-                    CallEvent::AgentAnswered { media, agent: ext } => match agent_leg(*media, &shared) {
+                    CallEvent::AgentAnswered { media, agent: ext, outside } => match agent_leg(*media, &shared) {
                         Ok((sockets, m)) => {
                             agent = Some(sockets);
-                            core.handle_input(clock_now(), Input::AgentAnswered { media: Box::new(m), agent: ext }, &mut recorders);
+                            core.handle_input(clock_now(), Input::AgentAnswered { media: Box::new(m), agent: ext, outside }, &mut recorders);
                         }
                         Err(e) => {
                             tracing::warn!(error = %e, "agent leg cannot start");

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::clock_now;
 use crate::acd::{self, Acd, AgentCommand, AttemptId, RingFailure};
-use crate::call::core::{QueueEvent, SipEvent};
+use crate::call::core::{QueueEvent, SipEvent, TransferTo};
 use crate::call::task::{self as call_task, CallEvent, HangupRequest, Shared, ToCore};
 use crate::store::agents::AgentEventRow;
 use crate::ua::legs::LegMedia;
@@ -86,8 +86,19 @@ struct Loop {
     outbound: Vec<Option<Outbound>>,
     /// Calls out through a trunk still ringing: attempt -> the caller's
     /// call and what it dialled.
-    trunk_calls: HashMap<u64, (CallSlot, String)>,
+    trunk_calls: HashMap<u64, TrunkCall>,
     next_trunk_attempt: u64,
+}
+
+/// A call out through a trunk, still ringing.
+struct TrunkCall {
+    /// The caller's call.
+    call: CallSlot,
+    /// What it dialled.
+    number: String,
+    /// An agent's transfer: where the caller waits again if the number
+    /// does not answer (a flow's transfer takes `on failure` instead).
+    fallback: Option<acd::Fallback>,
 }
 
 impl Loop {
@@ -104,24 +115,38 @@ impl Loop {
         }
     }
 
-    /// Calls `number` for `call` through the tenant's outbound trunk.
+    /// The tenant's trunk, if it may dial `number`; else why not, with
+    /// the status a REFER's NOTIFY gives for it.
+    fn trunk_for(&self, tenant: usize, number: &str) -> Result<Outbound, (u16, String)> {
+        let Some(out) = self.outbound.get(tenant).cloned().flatten() else {
+            return Err((
+                404,
+                "no agent of this tenant has that extension, and it has no transfer_trunk for numbers"
+                    .into(),
+            ));
+        };
+        if !out.allows(number) {
+            tracing::warn!(target: "security", event = "transfer_refused", tenant, trunk = %out.trunk, "a transfer to a number outside the tenant's transfer_allow was refused");
+            return Err((
+                403,
+                "that number is not in the tenant's transfer_allow".into(),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Calls `number` for `call` through the tenant's outbound trunk; if
+    /// it does not answer, the caller goes back to `fallback`'s queue (an
+    /// agent's transfer) or the flow takes `on failure` (a flow's).
     fn dial_out(
         &mut self,
         now: std::time::Instant,
         call: CallSlot,
         tenant: usize,
         number: &str,
+        fallback: Option<acd::Fallback>,
     ) -> Result<(), String> {
-        let Some(out) = self.outbound.get(tenant).cloned().flatten() else {
-            return Err(
-                "no agent of this tenant has that extension, and it has no transfer_trunk for numbers"
-                    .into(),
-            );
-        };
-        if !out.allows(number) {
-            tracing::warn!(target: "security", event = "transfer_refused", tenant, trunk = %out.trunk, "a transfer to a number outside the tenant's transfer_allow was refused");
-            return Err("that number is not in the tenant's transfer_allow".into());
-        }
+        let out = self.trunk_for(tenant, number).map_err(|(_, why)| why)?;
         let caller_id = match &out.caller_id {
             Some(c) => c.clone(),
             None => self.core.called_number(call).unwrap_or_default(),
@@ -138,8 +163,68 @@ impl Loop {
             return Err("the trunk call could not start".into());
         }
         tracing::info!(slot = call.0, trunk = %out.trunk, "transfer to a number through the outbound trunk");
-        self.trunk_calls.insert(attempt, (call, number.to_owned()));
+        self.trunk_calls.insert(
+            attempt,
+            TrunkCall {
+                call,
+                number: number.to_owned(),
+                fallback,
+            },
+        );
         Ok(())
+    }
+
+    /// An agent's transfer was accepted: its leg is no longer the call's,
+    /// the REFER is answered (202, NOTIFY 200), the caller told.
+    fn transferred(
+        &mut self,
+        now: std::time::Instant,
+        call: CallSlot,
+        attempt: u64,
+        to: String,
+        kind: TransferTo,
+    ) {
+        self.bridged.remove(&call);
+        self.bridged_agent.remove(&call);
+        self.core.answer_refer(now, attempt, Ok(()));
+        self.tell(
+            call,
+            SipEvent::Queue(QueueEvent::Transferred { to, kind }).into(),
+        );
+    }
+
+    /// An agent's blind transfer to a number: refused (403, 404) when the
+    /// tenant's trunk may not dial it; else the agent's part ends and the
+    /// number is rung through the trunk while the caller hears the hold
+    /// music; unanswered, the caller waits in its queue again.
+    fn refer_to_number(
+        &mut self,
+        now: std::time::Instant,
+        call: CallSlot,
+        attempt: u64,
+        number: String,
+    ) {
+        let Some(tenant) = self.bridged_agent.get(&call).map(|a| a.tenant) else {
+            self.core.answer_refer(now, attempt, Err(481));
+            return;
+        };
+        if let Err((status, why)) = self.trunk_for(tenant, &number) {
+            tracing::info!(slot = call.0, why = %why, "transfer to a number refused");
+            self.core.answer_refer(now, attempt, Err(status));
+            return;
+        }
+        let back = match self.acd.transfer_out(now, call) {
+            Ok(back) => back,
+            Err(why) => {
+                self.core.answer_refer(now, attempt, Err(why.status()));
+                return;
+            }
+        };
+        self.transferred(now, call, attempt, number.clone(), TransferTo::Number);
+        if let Err(why) = self.dial_out(now, call, tenant, &number, Some(back.clone())) {
+            tracing::info!(slot = call.0, why = %why, "transfer to a number could not start; the caller waits in the queue again");
+            self.acd.return_to_queue(now, call, &back);
+        }
     }
 
     /// The call agent `extension` of `tenant` is bridged to.
@@ -262,7 +347,7 @@ impl Loop {
                 let ringing: Vec<u64> = self
                     .trunk_calls
                     .iter()
-                    .filter(|(_, (c, _))| *c == id)
+                    .filter(|(_, t)| t.call == id)
                     .map(|(a, _)| *a)
                     .collect();
                 for a in ringing {
@@ -308,13 +393,14 @@ impl Loop {
             }
             Action::LegRinging { .. } => {}
             Action::LegAnswered { attempt, media, .. } => {
-                if let Some((call, number)) = self.trunk_calls.remove(&attempt) {
+                if let Some(TrunkCall { call, number, .. }) = self.trunk_calls.remove(&attempt) {
                     match self.calls.get(&call) {
                         Some(tx) => {
                             self.bridged.insert(call, attempt);
                             let _ = tx.try_send(CallEvent::AgentAnswered {
                                 media,
                                 agent: number,
+                                outside: true,
                             });
                         }
                         None => self.core.stop_attempt(now, attempt),
@@ -327,16 +413,31 @@ impl Loop {
             Action::LegFailed {
                 attempt, status, ..
             } if self.trunk_calls.contains_key(&attempt) => {
-                if let Some((call, _)) = self.trunk_calls.remove(&attempt) {
+                if let Some(t) = self.trunk_calls.remove(&attempt) {
                     let why = match status {
                         486 | 600 => "busy".to_owned(),
                         408 | 480 | 487 => "no answer".to_owned(),
                         s => format!("the trunk refused the call (SIP {s})"),
                     };
-                    self.tell(
-                        call,
-                        SipEvent::Queue(QueueEvent::TransferFailed { why }).into(),
-                    );
+                    match t.fallback {
+                        // An agent's transfer: the caller waits again.
+                        Some(back) => {
+                            tracing::info!(slot = t.call.0, why = %why, queue = %back.queue, "transfer to a number failed; the caller waits in the queue again");
+                            self.tell(
+                                t.call,
+                                SipEvent::Queue(QueueEvent::Timeline {
+                                    event: "transfer failed".into(),
+                                    agent: None,
+                                })
+                                .into(),
+                            );
+                            self.acd.return_to_queue(now, t.call, &back);
+                        }
+                        None => self.tell(
+                            t.call,
+                            SipEvent::Queue(QueueEvent::TransferFailed { why }).into(),
+                        ),
+                    }
                 }
             }
             Action::LegFailed {
@@ -377,17 +478,14 @@ impl Loop {
                 };
                 match verdict {
                     Ok(to) => {
-                        self.bridged.remove(&call);
-                        self.bridged_agent.remove(&call);
-                        self.core.answer_refer(now, attempt, Ok(()));
-                        let (to, queue) = match to {
-                            acd::TransferTarget::Queue(q) => (q, true),
-                            acd::TransferTarget::Agent(a) => (a, false),
+                        let (to, kind) = match to {
+                            acd::TransferTarget::Queue(q) => (q, TransferTo::Queue),
+                            acd::TransferTarget::Agent(a) => (a, TransferTo::Agent),
                         };
-                        self.tell(
-                            call,
-                            SipEvent::Queue(QueueEvent::Transferred { to, queue }).into(),
-                        );
+                        self.transferred(now, call, attempt, to, kind);
+                    }
+                    Err(acd::TransferRefused::NoSuchTarget) if looks_like_number(&target) => {
+                        self.refer_to_number(now, call, attempt, target);
                     }
                     Err(why) => {
                         // The target may be a phone number: not logged.
@@ -434,6 +532,7 @@ impl Loop {
                     let _ = tx.try_send(CallEvent::AgentAnswered {
                         media,
                         agent: agent.extension.clone(),
+                        outside: false,
                     });
                 }
                 _ => {
@@ -518,7 +617,7 @@ impl Loop {
                         "the agent is not available".to_owned()
                     }
                     // Not an agent: a number, through the tenant's trunk.
-                    Err(_) => match self.dial_out(now, id, tenant, ext) {
+                    Err(_) => match self.dial_out(now, id, tenant, ext, None) {
                         Ok(()) => return,
                         Err(why) => why,
                     },
@@ -551,6 +650,13 @@ impl Loop {
             ),
         }
     }
+}
+
+/// A REFER's target that no queue or agent has might be a number to dial
+/// out: digits, with an optional leading `+`.
+fn looks_like_number(target: &str) -> bool {
+    let digits = target.strip_prefix('+').unwrap_or(target);
+    (3..=20).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// Runs the loop until shutdown and drain are over.

@@ -12,10 +12,16 @@ use crate::ua::Party;
 
 impl Core {
     /// The agent answered: its leg joins the call and the two are bridged.
-    pub(super) fn agent_answered(&mut self, now: Instant, media: Box<CallMedia>, agent: String) {
+    pub(super) fn agent_answered(
+        &mut self,
+        now: Instant,
+        media: Box<CallMedia>,
+        agent: String,
+        outside: bool,
+    ) {
         if let Some((_, since)) = self.transferring.take() {
             // The flow's `transfer` connected: the flow is over.
-            self.bridge_agent(now, media, agent, String::new(), since);
+            self.bridge_agent(now, media, (agent, outside), String::new(), since);
             self.flow_input(now, FlowInput::TransferDone(Ok(())));
             return;
         }
@@ -36,7 +42,7 @@ impl Core {
         self.announcing = false;
         self.media.handle_command(now, Command::Stop);
         self.queued = None;
-        self.bridge_agent(now, media, agent, name, joined);
+        self.bridge_agent(now, media, (agent, outside), name, joined);
         if !self.interp.is_ended() {
             self.flow_input(now, FlowInput::QueueDone(QueueOutcome::Answered));
         }
@@ -49,7 +55,7 @@ impl Core {
         &mut self,
         now: Instant,
         mut media: Box<CallMedia>,
-        agent: String,
+        (agent, outside): (String, bool),
         name: String,
         joined: Instant,
     ) {
@@ -79,19 +85,21 @@ impl Core {
         self.bridge = Some((bridge, c, a));
         self.media.handle_command(now, Command::Tap(true));
         media.handle_command(now, Command::Tap(true));
-        tracing::info!(call_id = %self.info.sip_call_id, record_id = %self.info.record_id, queue = %name, agent = %agent, "bridged to an agent");
         self.log(
             now,
             "",
             "queue",
             serde_json::json!({"name": name, "event": "bridged", "agent": agent, "wait_secs": (waited * 10.0).round() / 10.0}),
         );
-        self.agent = Some(AgentLeg {
+        let leg = AgentLeg {
             media,
             extension: agent,
+            outside,
             since: now,
             on_hold: false,
-        });
+        };
+        tracing::info!(call_id = %self.info.sip_call_id, record_id = %self.info.record_id, queue = %name, agent = %leg.shown(), "bridged to an agent");
+        self.agent = Some(leg);
     }
 
     /// The agent's blind transfer: its leg leaves the call (its audio
@@ -99,7 +107,8 @@ impl Core {
     /// the hold music. The flow has ended already (it ended when the
     /// queue answered); if no agent takes the caller in the end, the call
     /// ends.
-    fn transferred(&mut self, now: Instant, to: String, queue: bool) {
+    fn transferred(&mut self, now: Instant, to: String, kind: super::TransferTo) {
+        let queue = kind == super::TransferTo::Queue;
         self.end_supervision(now, "the agent transferred the caller");
         let Some(a) = self.agent.take() else {
             return;
@@ -113,13 +122,19 @@ impl Core {
             }
             None => String::new(),
         };
-        tracing::info!(call_id = %self.info.sip_call_id, record_id = %self.info.record_id, agent = %a.extension, to = %to, queue, "agent transferred the caller");
+        // A number may be a person's: the log names only its kind.
+        let shown = if kind == super::TransferTo::Number {
+            "a number"
+        } else {
+            to.as_str()
+        };
+        tracing::info!(call_id = %self.info.sip_call_id, record_id = %self.info.record_id, agent = %a.shown(), to = %shown, kind = %kind.name(), "agent transferred the caller");
         let talk = talk.as_secs_f64();
         self.log(
             now,
             "",
             "queue",
-            serde_json::json!({"event": "transferred", "agent": a.extension, "to": to, "to_queue": queue, "talk_secs": (talk * 10.0).round() / 10.0}),
+            serde_json::json!({"event": "transferred", "agent": a.extension, "to": to, "to_queue": queue, "to_kind": kind.name(), "talk_secs": (talk * 10.0).round() / 10.0}),
         );
         self.queued = Some(super::Queued {
             name: if queue { to } else { name },
@@ -215,7 +230,7 @@ impl Core {
                     rate: self.rate,
                 });
             }
-            QueueEvent::Transferred { to, queue } => self.transferred(now, to, queue),
+            QueueEvent::Transferred { to, kind } => self.transferred(now, to, kind),
             QueueEvent::TransferFailed { why } => {
                 if self.transferring.take().is_some() {
                     self.flow_input(now, FlowInput::TransferDone(Err(why.into())));
@@ -223,8 +238,7 @@ impl Core {
             }
             QueueEvent::AgentLeft => {
                 if let Some(a) = &self.agent {
-                    let ext = a.extension.clone();
-                    tracing::info!(call_id = %self.info.sip_call_id, record_id = %self.info.record_id, agent = %ext, "agent hung up");
+                    tracing::info!(call_id = %self.info.sip_call_id, record_id = %self.info.record_id, agent = %a.shown(), "agent hung up");
                     self.request_hangup(Party::Agent, "agent hung up".into());
                 }
             }

@@ -404,6 +404,7 @@ impl Call {
         self.input(Input::AgentAnswered {
             media: Box::new(media),
             agent: ext.into(),
+            outside: false,
         });
     }
 
@@ -1246,7 +1247,7 @@ fn a_transferred_caller_hears_hold_music_until_the_next_agent_and_the_cdr_adds_b
     assert!(to_first > 40);
     c.input(Input::Sip(SipEvent::Queue(QueueEvent::Transferred {
         to: "1002".into(),
-        queue: false,
+        kind: TransferTo::Agent,
     })));
     // The first agent's leg gets nothing more; the caller hears the hold
     // music, and the flow's end does not hang the waiting caller up.
@@ -1319,7 +1320,7 @@ fn a_transferred_caller_no_agent_takes_is_hung_up_when_the_queue_gives_up() {
     c.both_speak(Duration::from_millis(500));
     c.input(Input::Sip(SipEvent::Queue(QueueEvent::Transferred {
         to: "sales".into(),
-        queue: true,
+        kind: TransferTo::Queue,
     })));
     c.speak(Duration::from_secs(1), false);
     assert!(c.hangups.is_empty());
