@@ -1137,7 +1137,7 @@ fn an_agent_transfers_the_caller_by_refer_to_the_other_agent_and_wraps_up() {
     assert!(
         wait_for_line(
             &mut server,
-            &["transfer refused", "NoSuchTarget"],
+            &["transfer to a number refused", "no transfer_trunk"],
             Duration::from_secs(5)
         ),
         "{}",
@@ -1686,4 +1686,95 @@ fn a_caller_whose_transfer_to_a_number_fails_waits_in_the_queue_again_for_the_ne
         t.is_some() && f.is_some() && t < f,
         "transferred, then transfer failed: {names:?}"
     );
+}
+
+/// Issue 12, point 9: two nodes share one PostgreSQL. Agent 1001 has a
+/// phone registered at each. While node A has 1001 on a call, node B does
+/// not ring it for its own caller (A's claim in the store); when A dies
+/// (SIGKILL) mid-bridge, A's claim lapses with its lease and B's waiting
+/// caller reaches 1001's phone at B.
+#[test]
+fn two_nodes_on_one_database_never_ring_an_agent_the_other_holds_until_its_lease_runs_out() {
+    let pg = common::pg::TempPostgres::start();
+    let node = |name: &str, dir: &Path| {
+        let cfg = config(dir, "longest-idle", "").replace(
+            "[registrar]\n",
+            &format!("[registrar]\nnode = \"{name}\"\nclaim_lease_secs = 3\n"),
+        );
+        format!("[store]\nurl = \"{}\"\n\n{cfg}", pg.url)
+    };
+    let (dir_a, dir_b) = (
+        tempfile::tempdir().expect("tmp"),
+        tempfile::tempdir().expect("tmp"),
+    );
+    let mut a = Server::start(&node("a", dir_a.path()));
+    let mut b = Server::start(&node("b", dir_b.path()));
+    let (addr_a, addr_b) = (a.addr("udp"), b.addr("udp"));
+    let phone_a = Phone::agent("1001", addr_a);
+    let phone_b = Phone::agent("1001", addr_b);
+    let end = Instant::now() + Duration::from_secs(15);
+    loop {
+        let phones = agents_json(&a)
+            .iter()
+            .find(|x| x["extension"] == "1001")
+            .and_then(|x| x["phones"].as_array().map(Vec::len))
+            .unwrap_or(0);
+        if phones == 2 {
+            break;
+        }
+        assert!(Instant::now() < end, "{:?}", agents_json(&a));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _x = caller_dials(addr_a, "+919800000051");
+    assert!(
+        wait_for_line(
+            &mut a,
+            &["bridged to an agent", "agent=1001"],
+            Duration::from_secs(15)
+        ),
+        "{}",
+        a.log.join("\n")
+    );
+    assert!(phone_a.log().contains("Call established"));
+    let y = caller_dials(addr_b, "+919800000052");
+    // Node B's caller waits: 1001 is A's.
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(
+        !b.log.iter().any(|l| l.contains("bridged to an agent")),
+        "{}",
+        b.log.join("\n")
+    );
+    assert!(
+        !phone_b.log().contains("Incoming call") && !phone_b.log().contains("Call established"),
+        "node B rang the agent node A holds: {}",
+        phone_b.log()
+    );
+    let claims = common::dhwani_for(&b, &["agents", "list", "--json"]);
+    assert!(claims.contains("\"held_by\":\"a\""), "{claims}");
+    // A dies mid-bridge. Its claim lapses after its 3 s lease; B rings
+    // the agent's phone at B, which answers; Y hears 1001's 880 Hz.
+    let killed = Instant::now();
+    a.kill9();
+    assert!(
+        wait_for_line(
+            &mut b,
+            &["bridged to an agent", "agent=1001"],
+            Duration::from_secs(15)
+        ),
+        "{}",
+        b.log.join("\n")
+    );
+    let after = killed.elapsed();
+    assert!(
+        after >= Duration::from_secs(2),
+        "B took the agent {after:?} after A died: before A's lease could lapse"
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let c = y.heard_secs();
+    let f = y.heard_freq(c - 2.0, c - 0.5);
+    assert!(
+        (f - 880.0).abs() < 60.0,
+        "Y heard {f} Hz, not 1001's 880 Hz"
+    );
+    drop(phone_a);
 }

@@ -288,3 +288,128 @@ async fn the_pseudonym_rekey_rewrites_the_same_rows_on_sqlite_and_postgres() {
     assert_eq!(a.2.as_deref(), Some("fp-3"));
     assert_eq!(a, b, "SQLite and PostgreSQL disagree");
 }
+
+/// Claims on agents between two nodes: what each node sees, on one store.
+async fn claims_between_two_nodes(store: Store) -> Vec<String> {
+    use dhwani::store::claims::ClaimRow;
+    let claim = |node: &str, state: &str, until: i64| ClaimRow {
+        tenant: "acme".into(),
+        extension: "1001".into(),
+        node: node.into(),
+        state: state.into(),
+        lease_until_ms: until,
+    };
+    let mut seen: Vec<String> = Vec::new();
+    let note = |seen: &mut Vec<String>, what: &str, v: bool| seen.push(format!("{what}={v}"));
+    // Node a rings 1001 (lease until 10 000); b is refused, a may renew.
+    note(
+        &mut seen,
+        "a rings",
+        store
+            .claim_agent(&claim("a", "ringing", 10_000), 1_000)
+            .await
+            .unwrap(),
+    );
+    note(
+        &mut seen,
+        "b rings",
+        store
+            .claim_agent(&claim("b", "ringing", 10_500), 1_500)
+            .await
+            .unwrap(),
+    );
+    note(
+        &mut seen,
+        "a talks",
+        store
+            .claim_agent(&claim("a", "on-call", 11_000), 2_000)
+            .await
+            .unwrap(),
+    );
+    // a's heartbeat renews its claim; b is still refused after 11 000.
+    assert_eq!(store.renew_node("a", 0, 20_000).await.unwrap(), 1);
+    note(
+        &mut seen,
+        "b at 12000",
+        store
+            .claim_agent(&claim("b", "ringing", 22_000), 12_000)
+            .await
+            .unwrap(),
+    );
+    // a's release by b does nothing.
+    store.release_agent("acme", "1001", "b").await.unwrap();
+    note(
+        &mut seen,
+        "b at 13000",
+        store
+            .claim_agent(&claim("b", "ringing", 23_000), 13_000)
+            .await
+            .unwrap(),
+    );
+    // a dies: no heartbeat; once its lease has run out, b gets the agent.
+    note(
+        &mut seen,
+        "b at 20001",
+        store
+            .claim_agent(&claim("b", "ringing", 30_000), 20_001)
+            .await
+            .unwrap(),
+    );
+    let held = store.claims(20_002).await.unwrap();
+    seen.push(format!(
+        "{:?}",
+        held.iter()
+            .map(|c| (&c.node[..], &c.state[..]))
+            .collect::<Vec<_>>()
+    ));
+    // a restarts: its old claims are void, and it holds none; b's stays.
+    assert_eq!(store.clear_claims("a").await.unwrap(), 0);
+    note(
+        &mut seen,
+        "a again",
+        store
+            .claim_agent(&claim("a", "ringing", 31_000), 21_000)
+            .await
+            .unwrap(),
+    );
+    // b releases: free for a.
+    store.release_agent("acme", "1001", "b").await.unwrap();
+    note(
+        &mut seen,
+        "a after release",
+        store
+            .claim_agent(&claim("a", "ringing", 31_000), 21_000)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(store.clear_claims("a").await.unwrap(), 1);
+    seen.push(format!("{:?}", store.node_lease("a").await.unwrap()));
+    store.close().await;
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_claims_are_refused_to_a_second_node_until_released_or_the_lease_runs_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = Store::open("", dir.path()).await.unwrap();
+    let pg = common::pg::TempPostgres::start();
+    let postgres = Store::open(&pg.url, dir.path()).await.unwrap();
+    let a = claims_between_two_nodes(sqlite).await;
+    let b = claims_between_two_nodes(postgres).await;
+    assert_eq!(
+        a,
+        [
+            "a rings=true",
+            "b rings=false",
+            "a talks=true",
+            "b at 12000=false",
+            "b at 13000=false",
+            "b at 20001=true",
+            "[(\"b\", \"ringing\")]",
+            "a again=false",
+            "a after release=true",
+            "Some(20000)",
+        ]
+    );
+    assert_eq!(a, b, "SQLite and PostgreSQL disagree");
+}

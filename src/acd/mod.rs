@@ -124,6 +124,11 @@ pub enum RingFailure {
     Busy,
     /// Any other refusal or transport failure, with the SIP cause.
     Failed(String),
+    /// Another node sharing the store holds the agent (its claim is
+    /// live): it is on a call or ringing there. Not the agent's fault: no
+    /// pause; it is not rung from here until [`Acd::held_elsewhere`] says
+    /// it is free.
+    Elsewhere,
 }
 
 /// What the driver must do.
@@ -244,6 +249,8 @@ struct Agent {
     logged_in: bool,
     /// Skills and levels (the `skills` strategy).
     skills: Vec<(String, u32)>,
+    /// Another node holds the agent (a live claim in the store).
+    elsewhere: bool,
 }
 
 #[derive(Debug)]
@@ -431,6 +438,7 @@ impl Acd {
                         reachable: false,
                         logged_in: true,
                         skills: Vec::new(),
+                        elsewhere: false,
                     });
                 }
                 acd.by_name
@@ -551,6 +559,31 @@ impl Acd {
             State::Available
         };
         self.set(now, agent, to, reason);
+    }
+
+    /// Which agents other nodes sharing the store hold now (their live
+    /// claims, as `(tenant id, extension)`): those are not rung from here;
+    /// the others may be again, and waiting callers are served.
+    pub fn held_elsewhere(&mut self, now: Instant, held: &HashSet<(String, String)>) {
+        let mut freed = false;
+        for (r, a) in self.agents.iter_mut() {
+            let yes = held.contains(&(r.tenant_id.to_string(), r.extension.clone()));
+            freed |= a.elsewhere && !yes;
+            a.elsewhere = yes;
+        }
+        if freed {
+            self.dispatch(now);
+        }
+    }
+
+    /// Agents this node holds now (ringing or on a call here), as
+    /// `(tenant id, extension)`: the claims it must keep.
+    pub fn held_here(&self) -> Vec<(String, String)> {
+        self.agents
+            .iter()
+            .filter(|(_, a)| a.call.is_some() || matches!(a.state, State::Ringing | State::OnCall))
+            .map(|(r, _)| (r.tenant_id.to_string(), r.extension.clone()))
+            .collect()
     }
 
     /// Restores a stored state at startup: paused and logged-out agents
@@ -906,7 +939,13 @@ impl Acd {
             RingFailure::NoAnswer => "no answer",
             RingFailure::Busy => "busy",
             RingFailure::Failed(_) => "failed",
+            RingFailure::Elsewhere => "held by another node",
         };
+        if why == RingFailure::Elsewhere
+            && let Some(a) = self.agents.get_mut(&att.agent)
+        {
+            a.elsewhere = true;
+        }
         self.out.push_back(Output::Timeline {
             call: att.call,
             event,
@@ -987,7 +1026,7 @@ impl Acd {
         let free = self
             .agents
             .get(&to)
-            .is_some_and(|a| a.state == State::Available && a.call.is_none());
+            .is_some_and(|a| a.state == State::Available && a.call.is_none() && !a.elsewhere);
         if !free {
             return Err(TransferRefused::Unavailable);
         }
@@ -1092,7 +1131,7 @@ impl Acd {
         let free = self
             .agents
             .get(&to)
-            .is_some_and(|a| a.state == State::Available && a.call.is_none());
+            .is_some_and(|a| a.state == State::Available && a.call.is_none() && !a.elsewhere);
         if !free || self.waiting.contains_key(&call) || self.bridged.contains_key(&call) {
             return Err(TransferRefused::Unavailable);
         }
@@ -1241,7 +1280,7 @@ impl Acd {
             .iter()
             .enumerate()
             .filter_map(|(i, m)| self.agent_by(q.tenant, m).map(|a| (i, m, a)))
-            .filter(|(_, _, a)| a.state == State::Available && a.call.is_none())
+            .filter(|(_, _, a)| a.state == State::Available && a.call.is_none() && !a.elsewhere)
             .collect();
         if let Some(direct) = self.waiting.get(&call).and_then(|w| w.direct.as_ref()) {
             // A transfer to one agent: it, or nobody (it was rung when the
@@ -1249,7 +1288,7 @@ impl Acd {
             let free = self
                 .agents
                 .get(direct)
-                .is_some_and(|a| a.state == State::Available && a.call.is_none());
+                .is_some_and(|a| a.state == State::Available && a.call.is_none() && !a.elsewhere);
             return if free && !tried.contains(&direct.extension) {
                 vec![direct.extension.clone()]
             } else {

@@ -778,3 +778,52 @@ fn a_returned_caller_whose_queue_has_closed_overflows() {
         "{out:?}"
     );
 }
+
+#[test]
+fn an_agent_another_node_holds_is_skipped_without_a_pause_until_that_node_lets_it_go() {
+    let mut t = T::new(queue(Strategy::LongestIdle, &["1001", "1002"]));
+    t.online(&["1001", "1002"]);
+    t.join(1);
+    let r = rings(&t.take());
+    assert_eq!(r[0].1, "1001");
+    assert_eq!(
+        t.acd.held_here(),
+        vec![("demo".to_owned(), "1001".to_owned())]
+    );
+    // Our claim on 1001 was refused: another node has it on a call.
+    t.acd.ring_failed(t.now, r[0].2, RingFailure::Elsewhere);
+    let out = t.take();
+    assert_eq!(state(&t, "1001"), State::Available, "not paused: {out:?}");
+    // 1002 is rung at once instead (ours to claim now), 1001 is not ours.
+    assert_eq!(
+        t.acd.held_here(),
+        vec![("demo".to_owned(), "1002".to_owned())]
+    );
+    let r = rings(&out);
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].1, "1002", "the next agent instead");
+    // 1002 answers; a second caller waits, 1001 is not rung while held.
+    t.acd.answered(t.now, r[0].2);
+    t.take();
+    t.join(2);
+    assert!(rings(&t.take()).is_empty());
+    let held = HashSet::from([("demo".to_owned(), "1001".to_owned())]);
+    t.acd.held_elsewhere(t.now, &held);
+    t.advance(Duration::from_secs(30));
+    assert!(rings(&t.take()).is_empty(), "still held elsewhere");
+    // The other node's claim is gone (released, or its lease ran out).
+    t.acd.held_elsewhere(t.now, &HashSet::new());
+    let r = rings(&t.take());
+    assert_eq!(
+        r.iter()
+            .map(|(c, e, _)| (*c, e.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(2, "1001")]
+    );
+    // A transfer to an agent held elsewhere is refused as unavailable.
+    t.acd.held_elsewhere(t.now, &held);
+    assert_eq!(
+        t.acd.transfer(t.now, CallSlot(1), "1001"),
+        Err(TransferRefused::Unavailable)
+    );
+}

@@ -277,6 +277,8 @@ async fn list(cfg: &Config, store: &Store, tenant: Option<&str>, json: bool) -> 
     let now = jiff::Timestamp::now().as_millisecond();
     let bindings = store.bindings(None, now).await?;
     let states = store.latest_agent_events(tenant).await?;
+    // Which node rings or talks to each agent now (its live claim).
+    let claims = store.claims(now).await?;
     if !json {
         println!(
             "{:<10} {:<8} {:<20} {:<7} {:<24} {:<8} STATE",
@@ -299,17 +301,25 @@ async fn list(cfg: &Config, store: &Store, tenant: Option<&str>, json: bool) -> 
             .filter(|t| t.id == a.tenant)
             .any(|t| t.queues.iter().any(|q| q.members.contains(&a.extension)));
         let initial = if member { "unreachable" } else { "in no queue" };
-        let state_text = match state {
+        let held_by = claims
+            .iter()
+            .find(|c| c.tenant == a.tenant && c.extension == a.extension)
+            .map(|c| c.node.clone());
+        let mut state_text = match state {
             Some(e) if e.reason.is_empty() => e.to_state.clone(),
             Some(e) => format!("{} ({})", e.to_state, e.reason),
             None => initial.to_owned(),
         };
+        if let Some(n) = &held_by {
+            state_text.push_str(&format!(" [held by node {n}]"));
+        }
         if json {
             let v = serde_json::json!({
                 "tenant": a.tenant, "extension": a.extension, "name": a.name, "defined_in": from, "skills": a.skills, "supervisor": a.supervisor,
                 "state": state.map(|e| e.to_state.clone()).unwrap_or_else(|| initial.into()),
                 "state_reason": state.map(|e| e.reason.clone()).unwrap_or_default(),
                 "state_since_ms": state.map(|e| e.at_ms),
+                "held_by": held_by,
                 "phones": phones.iter().map(|b| serde_json::json!({"contact": b.contact, "transport": b.transport, "source": b.remote_addr, "expires_ms": b.expires_ms, "node": b.node})).collect::<Vec<_>>(),
             });
             println!("{v}");

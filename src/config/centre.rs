@@ -27,6 +27,10 @@ pub struct RegistrarConfig {
     /// The name of this node, stored with each binding it holds the flow
     /// of (nodes sharing one database tell their bindings apart by it).
     pub node: String,
+    /// How long this node's claims on agents (ringing, on a call) stay
+    /// good without its heartbeat (every second): after a node dies, other
+    /// nodes sharing the database may ring its agents once this is over.
+    pub claim_lease_secs: u64,
     /// Digest algorithms offered to REGISTER, most preferred first
     /// (`SHA-256`, `MD5`). Phones built on libre (baresip 1.x) fail a
     /// REGISTER whose 401 carries any challenge but MD5: `["MD5"]` for them.
@@ -43,6 +47,7 @@ impl Default for RegistrarConfig {
             max_contacts_per_agent: 5,
             max_bindings: 100_000,
             node: "local".into(),
+            claim_lease_secs: 15,
             digest_algorithms: vec!["SHA-256".into(), "MD5".into()],
         }
     }

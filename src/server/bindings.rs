@@ -104,7 +104,7 @@ pub fn writer(store: Store, node: String) -> mpsc::UnboundedSender<(AgentRef, Ve
                     }
                 }
             }
-            if let Err(e) = store.replace_many_bindings(&latest).await {
+            if let Err(e) = store.replace_many_bindings(&node, &latest).await {
                 tracing::error!(agents = latest.len(), error = %e, "registrations not stored");
             }
         }

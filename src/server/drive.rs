@@ -10,7 +10,7 @@ use sip::transport::{self, Event};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::clock_now;
+use super::{claims, clock_now};
 use crate::acd::{self, Acd, AgentCommand, AttemptId, RingFailure};
 use crate::call::core::{QueueEvent, SipEvent, TransferTo};
 use crate::call::task::{self as call_task, CallEvent, HangupRequest, Shared, ToCore};
@@ -88,6 +88,10 @@ struct Loop {
     /// call and what it dialled.
     trunk_calls: HashMap<u64, TrunkCall>,
     next_trunk_attempt: u64,
+    /// Claims on agents in the store (`server::claims`), in order.
+    claims: mpsc::UnboundedSender<claims::Op>,
+    /// Rings waiting for their claim: attempt -> the caller and agent.
+    claiming: HashMap<u64, (CallSlot, AgentRef)>,
 }
 
 /// A call out through a trunk, still ringing.
@@ -500,26 +504,26 @@ impl Loop {
     fn acd_output(&mut self, out: acd::Output) {
         let now = clock_now();
         match out {
+            // The agent is claimed in the store first (another node
+            // sharing it may hold the agent); rung when the claim is ours.
             acd::Output::Ring {
                 call,
                 attempt,
                 agent,
             } => {
-                let phones = self.core.agent_bindings(&agent, now);
-                if !self
-                    .core
-                    .ring_agent(now, call, attempt.0, &agent.extension, &phones)
-                {
-                    self.acd.ring_failed(
-                        now,
-                        attempt,
-                        RingFailure::Failed("no phone to ring".into()),
-                    );
-                }
+                self.claiming.insert(attempt.0, (call, agent.clone()));
+                let _ = self.claims.send(claims::Op::Claim {
+                    attempt: attempt.0,
+                    tenant: agent.tenant_id.to_string(),
+                    extension: agent.extension.clone(),
+                });
             }
             acd::Output::StopRing { attempt } => {
-                self.answered.remove(&attempt.0);
-                self.core.stop_attempt(now, attempt.0);
+                // Not rung yet (its claim is on the way): nothing to stop.
+                if self.claiming.remove(&attempt.0).is_none() {
+                    self.answered.remove(&attempt.0);
+                    self.core.stop_attempt(now, attempt.0);
+                }
             }
             acd::Output::Bridge {
                 call,
@@ -582,6 +586,13 @@ impl Loop {
                 at,
             } => {
                 tracing::info!(tenant = %agent.tenant_id, extension = %agent.extension, from = from.name(), to = to.name(), reason = %reason, "agent state");
+                let held = |s: &acd::State| matches!(s, acd::State::Ringing | acd::State::OnCall);
+                let (tenant, extension) = (agent.tenant_id.to_string(), agent.extension.clone());
+                if to == acd::State::OnCall {
+                    let _ = self.claims.send(claims::Op::OnCall { tenant, extension });
+                } else if held(&from) && !held(&to) {
+                    let _ = self.claims.send(claims::Op::Release { tenant, extension });
+                }
                 let reason = match &to {
                     acd::State::Paused(r) => r.clone(),
                     _ => reason,
@@ -596,6 +607,33 @@ impl Loop {
                     reason,
                 });
             }
+        }
+    }
+
+    /// The store's answer to a claim: ring the agent's phones, or, if
+    /// another node holds the agent, tell the ACD (the next agent is
+    /// tried). A ring stopped meanwhile is not started.
+    fn claimed(&mut self, attempt: u64, ok: bool) {
+        let now = clock_now();
+        let Some((call, agent)) = self.claiming.remove(&attempt) else {
+            return;
+        };
+        if !ok {
+            tracing::info!(tenant = %agent.tenant_id, extension = %agent.extension, "agent held by another node; not rung");
+            self.acd
+                .ring_failed(now, AttemptId(attempt), RingFailure::Elsewhere);
+            return;
+        }
+        let phones = self.core.agent_bindings(&agent, now);
+        if !self
+            .core
+            .ring_agent(now, call, attempt, &agent.extension, &phones)
+        {
+            self.acd.ring_failed(
+                now,
+                AttemptId(attempt),
+                RingFailure::Failed("no phone to ring".into()),
+            );
         }
     }
 
@@ -672,6 +710,10 @@ pub(super) async fn drive(
     sinks: Sinks,
     mut agent_cmds: mpsc::Receiver<(AgentRef, AgentCommand)>,
     outbound: Vec<Option<Outbound>>,
+    (claims, mut claim_replies): (
+        mpsc::UnboundedSender<claims::Op>,
+        mpsc::UnboundedReceiver<claims::Reply>,
+    ),
 ) {
     let (to_core_tx, mut to_core_rx) = mpsc::channel::<ToCore>(1024);
     let mut l = Loop {
@@ -690,7 +732,11 @@ pub(super) async fn drive(
         outbound,
         trunk_calls: HashMap::new(),
         next_trunk_attempt: TRUNK_ATTEMPTS,
+        claims,
+        claiming: HashMap::new(),
     };
+    let mut heartbeat = tokio::time::interval(Duration::from_secs(1));
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Draining: until the first deadline calls may finish; at it, BYE;
     // at the second, stop regardless.
     let mut drain_deadlines: Option<(tokio::time::Instant, tokio::time::Instant)> = None;
@@ -739,6 +785,13 @@ pub(super) async fn drive(
                 None => break,
             },
             Some(req) = to_core_rx.recv() => l.call_request(req),
+            Some(reply) = claim_replies.recv() => match reply {
+                claims::Reply::Claimed { attempt, ok } => l.claimed(attempt, ok),
+                claims::Reply::Elsewhere(held) => l.acd.held_elsewhere(clock_now(), &held),
+            },
+            _ = heartbeat.tick() => {
+                let _ = l.claims.send(claims::Op::Heartbeat { held: l.acd.held_here() });
+            }
             Some((agent, cmd)) = agent_cmds.recv() => {
                 let skills = matches!(cmd, AgentCommand::SetSkills(_));
                 if !l.acd.command(clock_now(), &agent, cmd) && !skills {

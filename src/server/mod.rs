@@ -6,6 +6,7 @@
 //! `calls.drain_secs` to finish, then BYE, then the log is flushed.
 
 pub mod bindings;
+mod claims;
 mod drive;
 pub mod rtp_ports;
 pub mod tls;
@@ -261,7 +262,9 @@ impl Server {
                 "agent registrations restored from the store"
             );
         }
-        let binding_log = bindings::writer(store.clone(), node);
+        let claim_lease = Duration::from_secs(config.registrar.claim_lease_secs.max(2));
+        let claims = claims::start(store.clone(), node.clone(), claim_lease).await?;
+        let binding_log = bindings::writer(store.clone(), node.clone());
         let agent_events = agent_event_writer(store.clone(), store.last_agent_event_seq().await?);
         let acd = {
             let now = clock_now();
@@ -369,6 +372,7 @@ impl Server {
         let outbound = outbound_routes(config, &registry, &bound);
         let drain = Duration::from_secs(config.calls.drain_secs);
         let shutdown_for_core = shutdown.clone();
+        let store_for_claims = store.clone();
         let core_task = tokio::spawn(async move {
             let sinks = drive::Sinks {
                 bindings: binding_log,
@@ -385,8 +389,13 @@ impl Server {
                 sinks,
                 agent_cmd_rx,
                 outbound,
+                claims,
             )
             .await;
+            // Drained: this node holds no agent.
+            if let Err(e) = store_for_claims.clear_claims(&node).await {
+                tracing::warn!(error = %e, "this node's agent claims could not be dropped; they lapse with its lease");
+            }
             transport_stop.cancel();
         });
         Ok(Server {

@@ -144,30 +144,46 @@ impl Store {
             .map_err(StoreError::from)
     }
 
-    /// Replaces the bindings of one agent with `rows` (empty: unregistered).
+    /// Replaces the bindings `node` holds for one agent with `rows`
+    /// (empty: unregistered there); other nodes' bindings stay.
     pub async fn replace_bindings(
         &self,
+        node: &str,
         tenant: &str,
         extension: &str,
         rows: &[BindingRow],
     ) -> Result<(), StoreError> {
-        self.replace_many_bindings(&[(tenant.to_owned(), extension.to_owned(), rows.to_vec())])
-            .await
+        let one = [(tenant.to_owned(), extension.to_owned(), rows.to_vec())];
+        self.replace_many_bindings(node, &one).await
     }
 
-    /// Replaces the bindings of several agents in one transaction.
+    /// Replaces the bindings `node` holds for several agents, in one
+    /// transaction. A contact in `rows` that another node held (the phone
+    /// now registers through this one) moves here.
     pub async fn replace_many_bindings(
         &self,
+        node: &str,
         agents: &[(String, String, Vec<BindingRow>)],
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         for (tenant, extension, rows) in agents {
-            sqlx::query("DELETE FROM agent_bindings WHERE tenant = $1 AND extension = $2")
+            sqlx::query(
+                "DELETE FROM agent_bindings WHERE tenant = $1 AND extension = $2 AND node = $3",
+            )
+            .bind(tenant)
+            .bind(extension)
+            .bind(node)
+            .execute(&mut *tx)
+            .await?;
+            for b in rows {
+                sqlx::query(
+                    "DELETE FROM agent_bindings WHERE tenant = $1 AND extension = $2 AND contact = $3",
+                )
                 .bind(tenant)
                 .bind(extension)
+                .bind(&b.contact)
                 .execute(&mut *tx)
                 .await?;
-            for b in rows {
                 sqlx::query(
                     "INSERT INTO agent_bindings (tenant, extension, contact, transport, local_addr,
                         remote_addr, expires_ms, call_id, cseq, path, node)

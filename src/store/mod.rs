@@ -10,6 +10,7 @@
 //! from [`writer`], which batches them off the media path.
 
 pub mod agents;
+pub mod claims;
 pub mod writer;
 
 use std::path::Path;
@@ -173,6 +174,23 @@ const MIGRATIONS: &[&[&str]] = &[
         "DELETE FROM holds WHERE lifted_ms IS NOT NULL",
         // The supervisor role (listen, whisper, barge), 0 or 1.
         "ALTER TABLE agents ADD COLUMN supervisor BIGINT NOT NULL DEFAULT 0",
+    ],
+    &[
+        // Nodes sharing the database: each one's lease (`store::claims`).
+        "CREATE TABLE nodes (
+        node TEXT PRIMARY KEY,
+        started_ms BIGINT NOT NULL,
+        lease_until_ms BIGINT NOT NULL
+    )",
+        // Which node holds an agent (ringing or on a call), until when.
+        "CREATE TABLE agent_claims (
+        tenant TEXT NOT NULL,
+        extension TEXT NOT NULL,
+        node TEXT NOT NULL,
+        state TEXT NOT NULL,
+        lease_until_ms BIGINT NOT NULL,
+        PRIMARY KEY (tenant, extension)
+    )",
     ],
 ];
 
