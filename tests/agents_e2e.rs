@@ -1778,3 +1778,321 @@ fn two_nodes_on_one_database_never_ring_an_agent_the_other_holds_until_its_lease
     );
     drop(phone_a);
 }
+
+/// An agent dials another agent's extension from its phone: the call is
+/// authenticated with the agent's digest, the other agent is rung and
+/// answers, and each hears the other; the CDR names both.
+#[test]
+fn an_agent_calls_another_agents_extension_and_they_hear_each_other() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut server = Server::start(&config(tmp.path(), "longest-idle", ""));
+    let target = server.addr("udp");
+    let mut a1 = Phone::agent("1001", target);
+    let a2 = Phone::agent("1002", target);
+    wait_registered(&mut server, 2);
+    a1.say(&format!("/dial sip:1002@{target}\n"));
+    assert!(
+        a1.wait_for("Call established", Duration::from_secs(10)),
+        "{}\n{}",
+        a1.log(),
+        server.log.join("\n")
+    );
+    assert!(
+        wait_for_line(
+            &mut server,
+            &["bridged to an agent", "agent=1002"],
+            Duration::from_secs(10)
+        ),
+        "{}",
+        server.log.join("\n")
+    );
+    assert_eq!(state_of(&server, "1002"), "on-call");
+    std::thread::sleep(Duration::from_secs(4));
+    let s1 = a1.heard_secs();
+    let f = a1.heard_freq(s1 - 2.0, s1 - 0.5);
+    assert!(
+        (f - 1320.0).abs() < 80.0,
+        "1001 heard {f} Hz, not 1002's 1320 Hz"
+    );
+    let s2 = a2.heard_secs();
+    let f = a2.heard_freq(s2 - 2.0, s2 - 0.5);
+    assert!(
+        (f - 880.0).abs() < 60.0,
+        "1002 heard {f} Hz, not 1001's 880 Hz"
+    );
+    a1.say("/hangup\n");
+    std::thread::sleep(Duration::from_millis(1500));
+    let call = common::finished_calls(&server).remove(0);
+    assert_eq!(
+        (
+            call["caller"].as_str(),
+            call["called"].as_str(),
+            call["agent"].as_str()
+        ),
+        (Some("1001"), Some("1002"), Some("1002")),
+        "{call}"
+    );
+    assert_eq!(state_of(&server, "1002"), "wrap-up");
+}
+
+/// Agent 1001's phone for the attended transfer, SIP by hand over UDP:
+/// baresip 1.x has no attended transfer. It keeps every message it got
+/// that no step has taken yet.
+struct HandPhone {
+    sock: UdpSocket,
+    server: SocketAddr,
+    media: UdpSocket,
+    backlog: Vec<String>,
+    seen: Vec<String>,
+}
+
+impl HandPhone {
+    fn new(server: SocketAddr) -> HandPhone {
+        let (sock, media) = common::rawsip::sockets();
+        HandPhone {
+            sock,
+            server,
+            media,
+            backlog: vec![],
+            seen: vec![],
+        }
+    }
+
+    fn local(&self) -> SocketAddr {
+        self.sock.local_addr().expect("local")
+    }
+
+    fn send(&self, msg: &str) {
+        self.sock
+            .send_to(msg.as_bytes(), self.server)
+            .expect("send");
+    }
+
+    /// The first message (kept or new) whose first line contains `first`
+    /// and, if given, whose CSeq line contains `cseq`.
+    fn take(&mut self, first: &str, cseq: Option<&str>, within: Duration) -> String {
+        let wanted = |m: &str| {
+            m.lines().next().is_some_and(|l| l.contains(first))
+                && cseq.is_none_or(|c| {
+                    common::rawsip::header(m, "CSeq").is_some_and(|v| v.contains(c))
+                })
+        };
+        if let Some(i) = self.backlog.iter().position(|m| wanted(m)) {
+            return self.backlog.remove(i);
+        }
+        let end = Instant::now() + within;
+        let mut buf = [0u8; 8192];
+        while Instant::now() < end {
+            if let Ok((n, _)) = self.sock.recv_from(&mut buf) {
+                let m = String::from_utf8_lossy(&buf[..n]).into_owned();
+                self.seen.push(m.clone());
+                if wanted(&m) {
+                    return m;
+                }
+                self.backlog.push(m);
+            }
+        }
+        panic!(
+            "no {first} {cseq:?} within {within:?}; got:\n{}",
+            self.seen.join("\n----\n")
+        );
+    }
+
+    /// A 200 OK to `req` (with `extra` headers and `body`).
+    fn ok(&self, req: &str, to_tag: Option<&str>, extra: &str, body: &str) {
+        let h = |n: &str| common::rawsip::header(req, n).expect(n).to_owned();
+        let to = match to_tag {
+            Some(t) if !h("To").contains("tag=") => format!("{};tag={t}", h("To")),
+            _ => h("To"),
+        };
+        let vias: String = req
+            .lines()
+            .filter(|l| l.to_ascii_lowercase().starts_with("via:"))
+            .map(|l| format!("{l}\r\n"))
+            .collect();
+        self.send(&format!(
+            "SIP/2.0 200 OK\r\n{vias}From: {}\r\nTo: {to}\r\nCall-ID: {}\r\nCSeq: {}\r\n{extra}Content-Length: {}\r\n\r\n{body}",
+            h("From"),
+            h("Call-ID"),
+            h("CSeq"),
+            body.len()
+        ));
+    }
+
+    fn sdp(&self) -> String {
+        let m = self.media.local_addr().expect("media");
+        format!(
+            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n",
+            m.port()
+        )
+    }
+}
+
+fn digest_for(challenge: &str, method: &str, uri: &str, nc: u32) -> String {
+    let line = common::rawsip::header(challenge, "WWW-Authenticate")
+        .expect("a challenge")
+        .to_owned();
+    let ch = sip::header::AuthParams::parse(&bytes::Bytes::from(line)).expect("challenge");
+    sip::auth::authorization(&ch, method, uri, "1001", PASSWORD, "hand", nc).expect("authorization")
+}
+
+/// Issue 12, point 6: an attended transfer. Agent 1001 (by hand) has the
+/// caller (baresip, 440 Hz), calls agent 1002 (baresip, 1320 Hz) from its
+/// phone, then REFERs the caller to 1002 with `Replaces` naming that
+/// consultation call (the message of RFC 5589 §7.1, our dialogs' values
+/// in it). The caller and 1002 then hear each other, 1001's two calls
+/// end, 1001 wraps up, and the caller's CDR names 1002.
+#[test]
+fn an_attended_transfer_by_refer_with_replaces_hands_the_caller_to_the_consulted_agent() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut server = Server::start(&config(tmp.path(), "longest-idle", ""));
+    let target = server.addr("udp");
+    let mut a = HandPhone::new(target);
+    let local = a.local();
+    // REGISTER with digest.
+    let reg = |cseq: u32, auth: &str| {
+        format!(
+            "REGISTER sip:{target} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKreg{cseq}\r\nFrom: <sip:1001@{target}>;tag=reg\r\nTo: <sip:1001@{target}>\r\nCall-ID: reg-hand@test\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:1001@{local}>\r\nExpires: 300\r\nMax-Forwards: 70\r\n{auth}Content-Length: 0\r\n\r\n"
+        )
+    };
+    a.send(&reg(1, ""));
+    let challenge = a.take("401", Some("REGISTER"), Duration::from_secs(5));
+    let auth = digest_for(&challenge, "REGISTER", &format!("sip:{target}"), 1);
+    a.send(&reg(2, &format!("Authorization: {auth}\r\n")));
+    a.take("200", Some("REGISTER"), Duration::from_secs(5));
+    wait_registered(&mut server, 1);
+    std::thread::sleep(Duration::from_millis(1200));
+    let b = Phone::agent("1002", target);
+    wait_registered(&mut server, 2);
+    // The caller queues; 1001 (idle longest) is rung and answers.
+    let caller = caller_dials(target, "+919800000061");
+    let invite = a.take("INVITE", None, Duration::from_secs(10));
+    a.ok(
+        &invite,
+        Some("a1"),
+        &format!("Contact: <sip:1001@{local}>\r\nContent-Type: application/sdp\r\n"),
+        &a.sdp(),
+    );
+    a.take("ACK", None, Duration::from_secs(5));
+    assert!(
+        wait_for_line(
+            &mut server,
+            &["bridged to an agent", "agent=1001"],
+            Duration::from_secs(10)
+        ),
+        "{}",
+        server.log.join("\n")
+    );
+    // 1001 consults 1002: its own call to 1002 (digest, like a trunk).
+    let consult = |cseq: u32, auth: &str, sdp: &str| {
+        format!(
+            "INVITE sip:1002@{target} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKcons{cseq}\r\nFrom: <sip:1001@{target}>;tag=cons-from\r\nTo: <sip:1002@{target}>\r\nCall-ID: consult-1@hand\r\nCSeq: {cseq} INVITE\r\nContact: <sip:1001@{local}>\r\nMax-Forwards: 70\r\n{auth}Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+            sdp.len()
+        )
+    };
+    let sdp = a.sdp();
+    a.send(&consult(1, "", &sdp));
+    let challenge = a.take("401", Some("INVITE"), Duration::from_secs(5));
+    a.send(&format!(
+        "ACK sip:1002@{target} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKcons1\r\nFrom: <sip:1001@{target}>;tag=cons-from\r\nTo: {}\r\nCall-ID: consult-1@hand\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        common::rawsip::header(&challenge, "To").expect("To")
+    ));
+    let auth = digest_for(&challenge, "INVITE", &format!("sip:1002@{target}"), 1);
+    a.send(&consult(2, &format!("Authorization: {auth}\r\n"), &sdp));
+    let ok = a.take("200", Some("2 INVITE"), Duration::from_secs(15));
+    let cons_to = common::rawsip::to_tag(&ok);
+    a.send(&format!(
+        "ACK sip:dhwani@{target} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKconsack\r\nFrom: <sip:1001@{target}>;tag=cons-from\r\nTo: <sip:1002@{target}>;tag={cons_to}\r\nCall-ID: consult-1@hand\r\nCSeq: 2 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    ));
+    assert!(
+        wait_for_line(
+            &mut server,
+            &["bridged to an agent", "agent=1002"],
+            Duration::from_secs(10)
+        ),
+        "{}",
+        server.log.join("\n")
+    );
+    assert!(b.log().contains("Call established"), "{}", b.log());
+    // The REFER of RFC 5589 §7.1 (in the dialog with the caller), with
+    // Replaces naming the consultation dialog.
+    let h = |n: &str| common::rawsip::header(&invite, n).expect(n).to_owned();
+    let server_contact = h("Contact");
+    let refer_uri = server_contact
+        .trim_start_matches('<')
+        .split('>')
+        .next()
+        .expect("uri")
+        .to_owned();
+    let refer = format!(
+        "REFER {refer_uri} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKnashds9\r\nMax-Forwards: 70\r\nTo: {}\r\nFrom: {};tag=a1\r\nCall-ID: {}\r\nCSeq: 1 REFER\r\nRefer-To: <sip:1002@{target}?Replaces=consult-1%40hand%3Bto-tag%3D{cons_to}%3Bfrom-tag%3Dcons-from>\r\nReferred-By: <sip:1001@{target}>\r\nContact: <sip:1001@{local}>\r\nContent-Length: 0\r\n\r\n",
+        h("From"),
+        h("To"),
+        h("Call-ID"),
+    );
+    a.send(&refer);
+    a.take("202", Some("REFER"), Duration::from_secs(5));
+    let notify = a.take("NOTIFY", None, Duration::from_secs(5));
+    assert!(notify.contains("SIP/2.0 200 OK"), "{notify}");
+    a.ok(&notify, None, "", "");
+    // The phone hangs up the caller's leg, as phones do after a transfer.
+    a.send(&format!(
+        "BYE {refer_uri} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKbye1\r\nMax-Forwards: 70\r\nTo: {}\r\nFrom: {};tag=a1\r\nCall-ID: {}\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
+        h("From"),
+        h("To"),
+        h("Call-ID"),
+    ));
+    a.take("200", Some("BYE"), Duration::from_secs(5));
+    // The consultation call is ended by us.
+    let bye = a.take("BYE", None, Duration::from_secs(5));
+    assert!(bye.contains("consult-1@hand"), "{bye}");
+    a.ok(&bye, None, "", "");
+    assert!(
+        wait_for_line(
+            &mut server,
+            &["agent transferred the caller", "kind=attended"],
+            Duration::from_secs(5)
+        ),
+        "{}",
+        server.log.join("\n")
+    );
+    std::thread::sleep(Duration::from_secs(4));
+    let c = caller.heard_secs();
+    let f = caller.heard_freq(c - 2.0, c - 0.5);
+    assert!(
+        (f - 1320.0).abs() < 80.0,
+        "the caller heard {f} Hz, not agent 1002's 1320 Hz\n{}",
+        server.log.join("\n")
+    );
+    let s2 = b.heard_secs();
+    let f = b.heard_freq(s2 - 2.0, s2 - 0.5);
+    assert!(
+        (f - 440.0).abs() < 40.0,
+        "1002 heard {f} Hz, not the caller's 440 Hz"
+    );
+    assert_eq!(state_of(&server, "1001"), "wrap-up");
+    assert_eq!(state_of(&server, "1002"), "on-call");
+    let mut caller = caller;
+    caller.say("/hangup\n");
+    std::thread::sleep(Duration::from_millis(1500));
+    let calls = common::finished_calls(&server);
+    let call = calls
+        .iter()
+        .find(|c| c["caller"] == "+919800000061")
+        .unwrap_or_else(|| panic!("{calls:?}"));
+    assert_eq!(call["agent"], "1002", "{call}");
+    assert_eq!(call["queue"], "support", "{call}");
+    let events = queue_events(&server, call["call_id"].as_str().expect("id"));
+    assert!(
+        events.iter().any(|e| e["event"] == "transferred"
+            && e["to_kind"] == "attended"
+            && e["to"] == "1002"),
+        "{events:?}"
+    );
+    let consult = calls
+        .iter()
+        .find(|c| c["caller"] == "1001")
+        .unwrap_or_else(|| panic!("no CDR of the consultation: {calls:?}"));
+    assert_eq!(consult["called"], "1002", "{consult}");
+    assert_eq!(state_of(&server, "1002"), "wrap-up");
+}

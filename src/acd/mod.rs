@@ -1035,6 +1035,49 @@ impl Acd {
         Ok(TransferTarget::Agent(to.extension))
     }
 
+    /// An attended transfer: the agent bridged to `call` consulted another
+    /// agent on its own call `consult` (an agent-to-agent call, bridged to
+    /// that agent) and hands the caller over. The first agent's part ends
+    /// (wrap-up in full); the consulted agent is on `call` now, with the
+    /// caller's priority, under the queue it was reached through. Returns
+    /// that agent, and where the caller waits if its leg cannot come over.
+    pub fn attended(
+        &mut self,
+        now: Instant,
+        call: CallSlot,
+        consult: CallSlot,
+    ) -> Result<(AgentRef, Fallback), TransferRefused> {
+        let b = self.bridged.get(&call).ok_or(TransferRefused::NotBridged)?;
+        let priority = b.priority;
+        let back = Fallback {
+            tenant: b.agent.tenant,
+            queue: self.queues[b.queue].cfg.name.clone(),
+            priority,
+        };
+        let to = self
+            .bridged
+            .remove(&consult)
+            .ok_or(TransferRefused::NotBridged)?;
+        if self.bridged.get(&call).is_some_and(|b| b.agent == to.agent) {
+            self.bridged.insert(consult, to);
+            return Err(TransferRefused::ToSelf);
+        }
+        self.call_ended(now, call);
+        if let Some(a) = self.agents.get_mut(&to.agent) {
+            a.call = Some(call);
+        }
+        let agent = to.agent.clone();
+        self.bridged.insert(
+            call,
+            Bridged {
+                agent: to.agent,
+                queue: to.queue,
+                priority,
+            },
+        );
+        Ok((agent, back))
+    }
+
     /// An agent's blind transfer of its bridged caller to a number outside
     /// (the driver dials it through the tenant's trunk): the agent's part
     /// of the call is over (wrap-up in full), and what the caller needs if

@@ -827,3 +827,37 @@ fn an_agent_another_node_holds_is_skipped_without_a_pause_until_that_node_lets_i
         Err(TransferRefused::Unavailable)
     );
 }
+
+#[test]
+fn an_attended_transfer_gives_the_caller_to_the_consulted_agent_and_wraps_the_first_up() {
+    let mut t = T::new(queue(Strategy::LongestIdle, &["1001", "1002"]));
+    t.online(&["1001", "1002"]);
+    bridged_to(&mut t, 1, "1001");
+    // 1001 calls 1002 from its phone (call 2, a flow's transfer to 1002).
+    t.acd
+        .connect_to_agent(t.now, CallSlot(2), 0, "1002")
+        .expect("1002 is free");
+    let r = rings(&t.take());
+    assert_eq!(r[0].1, "1002");
+    t.acd.answered(t.now, r[0].2);
+    t.take();
+    // Neither call may be handed to itself, and call 3 is nobody's.
+    assert_eq!(
+        t.acd.attended(t.now, CallSlot(3), CallSlot(2)),
+        Err(TransferRefused::NotBridged)
+    );
+    let (to, back) = t
+        .acd
+        .attended(t.now, CallSlot(1), CallSlot(2))
+        .expect("attended");
+    assert_eq!(to, agent("1002"));
+    assert_eq!(back.queue, "support");
+    assert_eq!(state(&t, "1001"), State::WrapUp);
+    assert_eq!(state(&t, "1002"), State::OnCall);
+    // The consultation call ends: 1002 stays on the caller's call.
+    t.acd.call_ended(t.now, CallSlot(2));
+    assert_eq!(state(&t, "1002"), State::OnCall);
+    // The caller hangs up: 1002 wraps up.
+    t.acd.call_ended(t.now, CallSlot(1));
+    assert_eq!(state(&t, "1002"), State::WrapUp);
+}

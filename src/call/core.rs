@@ -139,6 +139,9 @@ pub enum TransferTo {
     /// A number, dialled through the tenant's outbound trunk (if it does
     /// not answer, the caller waits in its queue again).
     Number,
+    /// The agent the transferring agent consulted (an attended transfer):
+    /// its leg comes over from the consultation call at once.
+    Attended,
 }
 
 impl TransferTo {
@@ -148,6 +151,7 @@ impl TransferTo {
             TransferTo::Queue => "queue",
             TransferTo::Agent => "agent",
             TransferTo::Number => "number",
+            TransferTo::Attended => "attended",
         }
     }
 }

@@ -42,6 +42,12 @@ pub enum CallEvent {
         /// `agent` is a number outside, through a trunk.
         outside: bool,
     },
+    /// An attended transfer: this call (an agent's consultation call)
+    /// gives its agent leg to call `to`, then ends.
+    HandOver {
+        /// The transferred caller's call.
+        to: CallSlot,
+    },
     /// A supervisor's call joins this call (its agent's): the supervisor
     /// call's setup, which this task runs as a third leg.
     Supervise {
@@ -79,6 +85,15 @@ pub enum ToCore {
         tenant: usize,
         /// As the flow wrote it.
         target: String,
+    },
+    /// The agent leg a [`CallEvent::HandOver`] asked for: its sockets,
+    /// where its phone takes RTP, its codec, and the agent's extension
+    /// (`None`: this call had no agent leg any more).
+    HandedOver {
+        /// The call the leg goes to.
+        to: CallSlot,
+        /// The leg.
+        leg: Option<(Box<crate::ua::legs::LegMedia>, String)>,
     },
     /// Queue the caller.
     Enqueue {
@@ -413,6 +428,8 @@ pub async fn run(
     let mut agent_buf = vec![0u8; 2048];
     // The agent's leg, once a queued caller is answered.
     let mut agent: Option<AgentSockets> = None;
+    // The agent leg's codec, kept to hand the leg to another call.
+    let mut agent_codec: Option<(sip::sdp::Negotiated, bool)> = None;
     // A supervisor's leg and its call.
     let mut supervisor: Option<(AgentSockets, CallSlot)> = None;
     let mut supervisor_buf = vec![0u8; 2048];
@@ -508,16 +525,26 @@ pub async fn run(
             ev = events.recv() => {
                 match ev.unwrap_or(CallEvent::Sip(SipEvent::Ended { by: Party::System, cause: "server stopped".to_owned() })) {
                     CallEvent::Sip(ev) => core.handle_input(clock_now(), Input::Sip(ev), &mut recorders),
-                    CallEvent::AgentAnswered { media, agent: ext, outside } => match agent_leg(*media, &shared) {
-                        Ok((sockets, m)) => {
+                    CallEvent::AgentAnswered { media, agent: ext, outside } => match (media.negotiated.clone(), media.rtcp_mux, agent_leg(*media, &shared)) {
+                        (negotiated, mux, Ok((sockets, m))) => {
                             agent = Some(sockets);
+                            agent_codec = Some((negotiated, mux));
                             core.handle_input(clock_now(), Input::AgentAnswered { media: Box::new(m), agent: ext, outside }, &mut recorders);
                         }
-                        Err(e) => {
+                        (_, _, Err(e)) => {
                             tracing::warn!(error = %e, "agent leg cannot start");
                             let _ = hangup.send(ToCore::Hangup(HangupRequest { id, by: Party::System, reason: e })).await;
                         }
                     },
+                    CallEvent::HandOver { to } => {
+                        let leg = match (core.hand_over_agent(clock_now()), agent.take(), agent_codec.take()) {
+                            (Some((ext, remote)), Some(s), Some((negotiated, rtcp_mux))) => {
+                                handed_leg(s, remote, negotiated, rtcp_mux).map(|m| (Box::new(m), ext))
+                            }
+                            _ => None,
+                        };
+                        let _ = hangup.send(ToCore::HandedOver { to, leg }).await;
+                    }
                     CallEvent::Supervise { setup, mode, extension } => {
                         let sid = setup.id;
                         match supervisor.is_none().then(|| supervisor_leg(*setup, &shared)) {
@@ -624,6 +651,27 @@ fn agent_leg(
         (m.rtcp_mux, true),
         shared,
     )
+}
+
+/// An agent leg's sockets and codec, handed to another call's task
+/// (`remote`: where the phone takes RTP now).
+fn handed_leg(
+    s: AgentSockets,
+    remote: std::net::SocketAddr,
+    negotiated: sip::sdp::Negotiated,
+    rtcp_mux: bool,
+) -> Option<crate::ua::legs::LegMedia> {
+    let (rtp, rtcp) = (s.rtp.into_std().ok()?, s.rtcp.into_std().ok()?);
+    let local = rtp.local_addr().ok()?;
+    Some(crate::ua::legs::LegMedia {
+        ports: crate::ua::MediaPorts {
+            local,
+            sockets: Some((rtp, rtcp)),
+        },
+        remote_rtp: remote,
+        negotiated,
+        rtcp_mux,
+    })
 }
 
 /// A supervisor's leg from its own call's setup (its media starts at its

@@ -92,6 +92,9 @@ struct Loop {
     claims: mpsc::UnboundedSender<claims::Op>,
     /// Rings waiting for their claim: attempt -> the caller and agent.
     claiming: HashMap<u64, (CallSlot, AgentRef)>,
+    /// Attended transfers under way: the caller's call -> the consulted
+    /// agent's attempt (coming over) and where the caller waits if not.
+    handing_over: HashMap<CallSlot, (u64, acd::Fallback)>,
 }
 
 /// A call out through a trunk, still ringing.
@@ -195,6 +198,97 @@ impl Loop {
             call,
             SipEvent::Queue(QueueEvent::Transferred { to, kind }).into(),
         );
+    }
+
+    /// An attended transfer: the agent on `call` (leg `attempt`) REFERs
+    /// its caller to the agent it consulted on its own call `consult`. The
+    /// consulted agent's leg moves to `call` (its task hands the sockets
+    /// over: [`Loop::handed_over`]), the consultation call ends, and the
+    /// transferring agent wraps up. Refused (481) unless `consult` is this
+    /// agent's own call to another agent of its tenant, bridged now.
+    fn attended(
+        &mut self,
+        now: std::time::Instant,
+        call: CallSlot,
+        attempt: u64,
+        consult: CallSlot,
+    ) {
+        let from = self.bridged_agent.get(&call).cloned();
+        let to_attempt = self.bridged.get(&consult).copied();
+        let theirs = match (&from, self.core.call_info(consult)) {
+            (Some(a), Some(info)) => {
+                info.admitted.trunk == "agent"
+                    && info.admitted.tenant == a.tenant
+                    && info.admitted.caller == a.extension
+                    && info.admitted.feature.is_none()
+            }
+            _ => false,
+        };
+        let (Some(to_attempt), true, true) = (
+            to_attempt,
+            theirs,
+            self.bridged.get(&call) == Some(&attempt),
+        ) else {
+            tracing::info!(
+                slot = call.0,
+                "attended transfer refused: the replaced call is not this agent's call to another agent"
+            );
+            self.core.answer_refer(now, attempt, Err(481));
+            return;
+        };
+        let (to, back) = match self.acd.attended(now, call, consult) {
+            Ok(v) => v,
+            Err(why) => {
+                self.core.answer_refer(now, attempt, Err(why.status()));
+                return;
+            }
+        };
+        self.core.move_attempt(to_attempt, call);
+        self.bridged.remove(&consult);
+        self.bridged_agent.remove(&consult);
+        self.handing_over.insert(call, (to_attempt, back));
+        self.transferred(
+            now,
+            call,
+            attempt,
+            to.extension.clone(),
+            TransferTo::Attended,
+        );
+        self.bridged.insert(call, to_attempt);
+        self.bridged_agent.insert(call, to);
+        self.tell(consult, CallEvent::HandOver { to: call });
+    }
+
+    /// The consultation call's task gave up the agent leg for `to`: it
+    /// joins the caller's call. Without it (the leg ended meanwhile) the
+    /// caller waits in its queue again.
+    fn handed_over(
+        &mut self,
+        now: std::time::Instant,
+        to: CallSlot,
+        leg: Option<(Box<LegMedia>, String)>,
+    ) {
+        let Some((attempt, back)) = self.handing_over.remove(&to) else {
+            return;
+        };
+        match (leg, self.calls.get(&to)) {
+            (Some((media, agent)), Some(tx)) => {
+                let _ = tx.try_send(CallEvent::AgentAnswered {
+                    media,
+                    agent,
+                    outside: false,
+                });
+            }
+            (_, Some(_)) => {
+                self.bridged.remove(&to);
+                self.bridged_agent.remove(&to);
+                self.core.stop_attempt(now, attempt);
+                self.acd.call_ended(now, to);
+                self.acd.return_to_queue(now, to, &back);
+            }
+            // The caller is gone too: the agent's leg ends.
+            (_, None) => self.core.stop_attempt(now, attempt),
+        }
     }
 
     /// An agent's blind transfer to a number: refused (403, 404) when the
@@ -473,7 +567,14 @@ impl Loop {
             Action::LegRefer {
                 call,
                 attempt,
+                replaces: Some(consult),
+                ..
+            } => self.attended(now, call, attempt, consult),
+            Action::LegRefer {
+                call,
+                attempt,
                 target,
+                replaces: None,
             } => {
                 let verdict = if self.bridged.get(&call) == Some(&attempt) {
                     self.acd.transfer(now, call, &target)
@@ -665,6 +766,7 @@ impl Loop {
                     SipEvent::Queue(QueueEvent::TransferFailed { why }).into(),
                 );
             }
+            ToCore::HandedOver { to, leg } => self.handed_over(now, to, leg),
             ToCore::AgentNotNeeded(id) => {
                 if let Some(attempt) = self.bridged.remove(&id) {
                     self.core.stop_attempt(now, attempt);
@@ -734,6 +836,7 @@ pub(super) async fn drive(
         next_trunk_attempt: TRUNK_ATTEMPTS,
         claims,
         claiming: HashMap::new(),
+        handing_over: HashMap::new(),
     };
     let mut heartbeat = tokio::time::interval(Duration::from_secs(1));
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

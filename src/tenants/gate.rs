@@ -59,6 +59,9 @@ pub struct Gate {
     register_algorithms: Vec<Algorithm>,
     /// Feature codes' confirmation flows.
     features: HashMap<&'static str, Arc<ivr_dsl::Flow>>,
+    /// Agent-to-agent calls' flows, by the extension dialled (one per
+    /// agent at most: the extension must be an agent's).
+    agent_calls: HashMap<String, Arc<ivr_dsl::Flow>>,
 }
 
 impl Gate {
@@ -76,6 +79,7 @@ impl Gate {
             agents,
             register_algorithms,
             features: feature_flows(),
+            agent_calls: HashMap::new(),
             register_digest: DigestServer::new(realm, secret, NONCE_TTL_SECS),
             counts: NonceCounts::new(MAX_TRACKED_NONCES, NONCE_TTL_SECS),
             lockouts: Lockouts::new(limits),
@@ -251,16 +255,28 @@ impl Gate {
 }
 
 /// The confirmation flows of feature codes, each said then hung up.
-fn feature_flows() -> HashMap<&'static str, Arc<ivr_dsl::Flow>> {
-    struct NoFiles;
-    impl ivr_dsl::Host for NoFiles {
-        fn read(&self, _: &std::path::Path) -> std::io::Result<String> {
-            Err(std::io::Error::other("feature flows include nothing"))
-        }
-        fn prompt_exists(&self, _: &std::path::Path) -> bool {
-            false
-        }
+struct NoFiles;
+
+impl ivr_dsl::Host for NoFiles {
+    fn read(&self, _: &std::path::Path) -> std::io::Result<String> {
+        Err(std::io::Error::other("built-in flows include nothing"))
     }
+    fn prompt_exists(&self, _: &std::path::Path) -> bool {
+        false
+    }
+}
+
+/// The flow of an agent's call to another agent's extension `ext`
+/// (digits only: checked by the caller): ring that agent; if it cannot be
+/// reached, say so.
+fn agent_call_flow(ext: &str) -> Option<Arc<ivr_dsl::Flow>> {
+    let src = format!(
+        "flow \"Agent call {ext}\"\n  numbers 1\n\nstep start\n  transfer \"sip:{ext}@agents\"\n    on failure -> sorry\n\nstep sorry\n  say \"That agent is not available.\"\n  hangup \"agent not available\"\n"
+    );
+    ivr_dsl::load_str(std::path::Path::new("agent-call.ivr"), &src, &NoFiles).flow
+}
+
+fn feature_flows() -> HashMap<&'static str, Arc<ivr_dsl::Flow>> {
     let mut out = HashMap::new();
     for (key, text) in [
         ("login", "You are logged in."),
@@ -282,6 +298,79 @@ fn feature_flows() -> HashMap<&'static str, Arc<ivr_dsl::Flow>> {
 }
 
 impl Gate {
+    /// An agent's call to another agent of its tenant (the Request-URI
+    /// user is an extension of the tenant that no flow answers, the From an
+    /// agent): authenticated as the calling agent, then the dialled agent
+    /// is rung like a flow's `transfer` to it. `None`: not such a call.
+    fn agent_call(
+        &mut self,
+        now: SystemTime,
+        source: SocketAddr,
+        invite: &Request,
+        called: &str,
+    ) -> Option<Result<Admitted, Refusal>> {
+        if !(2..=16).contains(&called.len())
+            || !called.bytes().all(|b| b.is_ascii_digit())
+            || self.registry.route(called).is_some()
+        {
+            return None;
+        }
+        let from = invite.from().ok()?;
+        let host = from
+            .uri
+            .host
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        let tenant = {
+            let d = self.agents.read().ok()?;
+            let a = d.resolve(&host, &user_of(&from.uri))?;
+            d.get(a.tenant, called)?;
+            a.tenant
+        };
+        let agent = match self.agent_digest(now, source, invite, &from.uri) {
+            Ok(a) if a.tenant == tenant => a,
+            Ok(_) => {
+                return Some(Err(Refusal {
+                    status: StatusCode::FORBIDDEN,
+                    reason: "Forbidden",
+                    headers: vec![],
+                    why: "agent of another tenant".into(),
+                }));
+            }
+            Err(r) => return Some(Err(r)),
+        };
+        let refuse = || Refusal {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            reason: "Service Unavailable",
+            headers: vec![],
+            why: "no agent call flow".into(),
+        };
+        let flow = match self.agent_calls.get(called) {
+            Some(f) => Arc::clone(f),
+            None => {
+                let Some(f) = agent_call_flow(called) else {
+                    return Some(Err(refuse()));
+                };
+                self.agent_calls.insert(called.to_owned(), Arc::clone(&f));
+                f
+            }
+        };
+        let Some(t) = self.registry.tenant(agent.tenant) else {
+            return Some(Err(refuse()));
+        };
+        Some(Ok(Admitted {
+            tenant: agent.tenant,
+            tenant_id: Arc::clone(&t.id),
+            max_calls: t.max_calls,
+            flow,
+            caller: agent.extension.clone(),
+            called: called.to_owned(),
+            trunk: "agent".into(),
+            feature: None,
+        }))
+    }
+
     /// A feature code from an agent's phone.
     fn feature(
         &mut self,
@@ -362,6 +451,10 @@ impl Admission for Gate {
         if let Some(code) = user_of(&invite.uri).strip_prefix('*') {
             let code = code.to_owned();
             return self.feature(now, source, invite, &code);
+        }
+        let dialled = user_of(&invite.uri);
+        if let Some(verdict) = self.agent_call(now, source, invite, &dialled) {
+            return verdict;
         }
         let trunk = self.check_trunk(now, source, invite)?;
         let mut called = user_of(&invite.uri);

@@ -193,6 +193,11 @@ impl Core {
         rung > 0
     }
 
+    /// What `call` was admitted as (its caller, tenant, trunk).
+    pub fn call_info(&self, call: CallSlot) -> Option<&super::CallInfo> {
+        self.calls.get(&call).map(|c| &c.info)
+    }
+
     /// The number the caller of `call` dialled (the tenant's own number).
     pub fn called_number(&self, call: CallSlot) -> Option<String> {
         self.calls
@@ -820,18 +825,38 @@ impl Core {
             );
             return;
         };
-        if target.uri.headers.is_some() {
-            // An attended transfer (Refer-To with `?Replaces=`, RFC 3891).
-            self.respond(
-                now,
-                tx,
-                &req,
-                StatusCode::NOT_IMPLEMENTED,
-                "Attended Transfer Not Available",
-                &[],
-            );
-            return;
-        }
+        // An attended transfer: Refer-To with `?Replaces=` (RFC 3891)
+        // naming the agent's own consultation call to us, a dialog in
+        // which its phone is the UAC (the to-tag is ours, the from-tag
+        // its own).
+        let replaces = match target.uri.headers.as_deref().map(replaces_dialog) {
+            None => None,
+            Some(None) => {
+                self.respond(
+                    now,
+                    tx,
+                    &req,
+                    StatusCode::BAD_REQUEST,
+                    "Malformed Replaces In Refer-To",
+                    &[],
+                );
+                return;
+            }
+            Some(Some(did)) => match self.by_dialog.get(&did) {
+                Some(&k) if k != call => Some(k),
+                _ => {
+                    self.respond(
+                        now,
+                        tx,
+                        &req,
+                        StatusCode::CALL_DOES_NOT_EXIST,
+                        "Replaced Dialog Does Not Exist",
+                        &[],
+                    );
+                    return;
+                }
+            },
+        };
         let user = target
             .uri
             .user_unescaped()
@@ -860,7 +885,19 @@ impl Core {
             call,
             attempt,
             target: user,
+            replaces,
         });
+    }
+
+    /// Moves an answered agent leg to another call (an attended transfer:
+    /// the agent the consultation reached now talks to the caller): its
+    /// BYE, re-INVITEs and REFERs are reported for `to` from now on.
+    pub fn move_attempt(&mut self, attempt: AttemptKey, to: CallSlot) {
+        for &i in self.legs.by_attempt.get(&attempt).into_iter().flatten() {
+            if let Some(f) = self.legs.forks.get_mut(i).and_then(Option::as_mut) {
+                f.call = to;
+            }
+        }
     }
 
     /// The driver's verdict on an agent's REFER, answered 202 and then
@@ -960,5 +997,76 @@ impl Core {
     /// Agent legs with a live INVITE or dialog.
     pub fn live_legs(&self) -> usize {
         self.legs.live()
+    }
+}
+
+/// The dialog a Refer-To's `Replaces` header names (RFC 3891 §6.1:
+/// `callid;to-tag=T;from-tag=F`, escaped in the URI's headers), as our
+/// dialog id: the to-tag is the local tag (the dialog's UAS is us), the
+/// from-tag the remote one. `None` if it is not there or malformed.
+pub(super) fn replaces_dialog(headers: &[u8]) -> Option<DialogId> {
+    let value = headers.split(|b| *b == b'&').find_map(|h| {
+        let eq = h.iter().position(|b| *b == b'=')?;
+        h[..eq]
+            .eq_ignore_ascii_case(b"replaces")
+            .then(|| sip::uri::unescape(&h[eq + 1..]).into_owned())
+    })?;
+    let text = std::str::from_utf8(&value).ok()?;
+    let mut parts = text.split(';').map(str::trim);
+    let call_id = parts.next().filter(|c| !c.is_empty() && c.len() <= 256)?;
+    let (mut to, mut from) = (None, None);
+    for p in parts {
+        let (k, v) = p.split_once('=').unwrap_or((p, ""));
+        match k.trim().to_ascii_lowercase().as_str() {
+            "to-tag" => to = Some(v.trim()),
+            "from-tag" => from = Some(v.trim()),
+            _ => {}
+        }
+    }
+    let (to, from) = (
+        to.filter(|t| !t.is_empty())?,
+        from.filter(|t| !t.is_empty())?,
+    );
+    Some(DialogId {
+        call_id: Bytes::copy_from_slice(call_id.as_bytes()),
+        local_tag: Bytes::copy_from_slice(to.as_bytes()),
+        remote_tag: Bytes::copy_from_slice(from.as_bytes()),
+    })
+}
+
+#[cfg(test)]
+mod replaces_tests {
+    use super::replaces_dialog;
+
+    #[test]
+    fn a_refer_tos_replaces_names_our_dialog_with_its_tags_swapped_to_ours() {
+        // RFC 5589 §7.1's Refer-To (escaped as in its example).
+        let d = replaces_dialog(
+            b"Replaces=090459243588173445%40192.0.2.1%3Bto-tag%3D7553452%3Bfrom-tag%3D31431",
+        )
+        .expect("parsed");
+        assert_eq!(&d.call_id[..], b"090459243588173445@192.0.2.1");
+        assert_eq!(&d.local_tag[..], b"7553452", "the to-tag is ours");
+        assert_eq!(&d.remote_tag[..], b"31431");
+        // Other headers beside it, any case, early-only ignored.
+        let d = replaces_dialog(b"X=1&replaces=abc%3Bfrom-tag%3Df%3Bearly-only%3Bto-tag%3Dt")
+            .expect("parsed");
+        assert_eq!(
+            (&d.local_tag[..], &d.remote_tag[..]),
+            (&b"t"[..], &b"f"[..])
+        );
+        for bad in [
+            &b"Replaces=abc%3Bto-tag%3Dt"[..],
+            b"Replaces=%3Bto-tag%3Dt%3Bfrom-tag%3Df",
+            b"Replaces=abc%3Bto-tag%3D%3Bfrom-tag%3Df",
+            b"Other=1",
+            b"Replaces=\xff%3Bto-tag%3Dt%3Bfrom-tag%3Df",
+        ] {
+            assert!(
+                replaces_dialog(bad).is_none(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 }

@@ -113,6 +113,10 @@ pub enum Action {
         /// The Refer-To's user part: an extension, a queue's name, a
         /// number.
         target: String,
+        /// An attended transfer: the agent's consultation call (its own
+        /// call to us, named by the Refer-To's `Replaces`), whose other
+        /// party takes over the caller.
+        replaces: Option<CallSlot>,
     },
     /// The agent's re-INVITE changed its leg's media (hold, unhold, move).
     LegUpdate {

@@ -1005,9 +1005,19 @@ fn an_agents_refer_is_checked_answered_202_with_a_final_notify_and_the_leg_hung_
         "Refer-To: <sip:1002@127.0.0.1?Replaces=abc%3Bto-tag%3Dx%3Bfrom-tag%3Dy>\n",
     ));
     assert_eq!(
-        ua.last(501).cseq().expect("cseq").seq,
+        ua.last(481).cseq().expect("cseq").seq,
         4,
-        "attended: not yet"
+        "attended, naming no dialog of ours"
+    );
+    ua.send(&from_agent(
+        &invite,
+        "REFER",
+        40,
+        "Refer-To: <sip:1002@127.0.0.1?Replaces=abc%3Bto-tag%3Dx>\n",
+    ));
+    assert!(
+        String::from_utf8_lossy(&ua.last(400).reason).contains("Replaces"),
+        "a Replaces without its from-tag"
     );
     assert!(ua.legs.is_empty(), "{:?}", ua.legs);
     // A good one goes to the driver, who refuses it: accepted, and the
@@ -1015,13 +1025,13 @@ fn an_agents_refer_is_checked_answered_202_with_a_final_notify_and_the_leg_hung_
     ua.send(&from_agent(
         &invite,
         "REFER",
-        5,
+        105,
         "Refer-To: <sip:1002@127.0.0.1>\n",
     ));
     assert_eq!(ua.legs, vec![(3, "refer 1002".to_owned())]);
     ua.core.answer_refer(ua.now, 3, Err(480));
     ua.collect();
-    assert_eq!(ua.last(202).cseq().expect("cseq").seq, 5);
+    assert_eq!(ua.last(202).cseq().expect("cseq").seq, 105);
     let notifies = sent(&ua, Method::Notify);
     assert_eq!(notifies.len(), 1);
     assert_eq!(
@@ -1037,12 +1047,12 @@ fn an_agents_refer_is_checked_answered_202_with_a_final_notify_and_the_leg_hung_
     ua.send(&from_agent(
         &invite,
         "REFER",
-        6,
+        106,
         "Refer-To: <sip:support@127.0.0.1>\n",
     ));
     ua.core.answer_refer(ua.now, 3, Ok(()));
     ua.collect();
-    assert_eq!(ua.last(202).cseq().expect("cseq").seq, 6);
+    assert_eq!(ua.last(202).cseq().expect("cseq").seq, 106);
     // The first NOTIFY was retransmitted meanwhile (nobody answered it).
     let mut notifies = sent(&ua, Method::Notify);
     notifies.dedup_by_key(|(n, _)| n.cseq().expect("cseq").seq);
@@ -1052,7 +1062,7 @@ fn an_agents_refer_is_checked_answered_202_with_a_final_notify_and_the_leg_hung_
     let hv = |name: HeaderName| {
         String::from_utf8_lossy(n.headers.get(&name).expect("header")).into_owned()
     };
-    assert_eq!(hv(HeaderName::Event), "refer;id=6");
+    assert_eq!(hv(HeaderName::Event), "refer;id=106");
     assert!(hv(HeaderName::SubscriptionState).starts_with("terminated"));
     assert_eq!(hv(HeaderName::ContentType), "message/sipfrag;version=2.0");
     assert_eq!(&n.body[..], b"SIP/2.0 200 OK\r\n");

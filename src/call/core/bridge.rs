@@ -149,6 +149,31 @@ impl Core {
         self.play_hold_music(now);
     }
 
+    /// An attended transfer moves this call's agent leg (this is the
+    /// transferring agent's consultation call) to the caller's call: the
+    /// leg leaves the bridge, its talk goes to the CDR, and this call ends
+    /// (our BYE to the transferring agent). Returns the agent's extension
+    /// and where its phone takes RTP now, for the leg's new call.
+    pub fn hand_over_agent(&mut self, now: Instant) -> Option<(String, std::net::SocketAddr)> {
+        self.end_supervision(now, "the agent's leg moved to another call");
+        let a = self.agent.take()?;
+        self.bridge = None;
+        let talk = now.saturating_duration_since(a.since);
+        if let Some(c) = self.queue_cdr.as_mut() {
+            c.talk += talk;
+        }
+        let talk = talk.as_secs_f64();
+        tracing::info!(call_id = %self.info.sip_call_id, record_id = %self.info.record_id, agent = %a.shown(), "consultation handed over: the agent's leg moved to the transferred caller");
+        self.log(
+            now,
+            "",
+            "queue",
+            serde_json::json!({"event": "handed over", "agent": a.extension, "talk_secs": (talk * 10.0).round() / 10.0}),
+        );
+        self.request_hangup(Party::Dhwani, "attended transfer".into());
+        Some((a.extension, a.media.session().send_addr()))
+    }
+
     /// The queue's hold music from its start (looped by its end event),
     /// if it has any.
     pub(super) fn play_hold_music(&mut self, now: Instant) {
