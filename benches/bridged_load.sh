@@ -16,7 +16,7 @@
 # RSS idle, peak and per call, the time from INVITE to the agent's phone
 # being rung (the timeline's "agent rung" minus the call's start) and to
 # the bridge, and the share of the caller legs' RTP frames sent more than
-# 2 ms late (the only lateness counter the server keeps so far).
+# 2, 5, 10 and 20 ms late (each call's `call finished` counters).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-500}
@@ -264,10 +264,14 @@ def stat(name):
     return last[h.index("SuccessfulCall(C)")], last[h.index("FailedCall(C)")]
 ok, fail = stat("callers.csv")
 frames = late = 0
+buckets = {5: 0, 10: 0, 20: 0}
 for line in open(f"{work}/server.log", errors="replace"):
     if "call finished" in line:
         fr = re.search(r"frames=(\d+)", line); l = re.search(r"late_2ms=(\d+)", line)
         frames += int(fr.group(1)) if fr else 0; late += int(l.group(1)) if l else 0
+        for b in (5, 10, 20):
+            m = re.search(rf"late_{b}ms=(\d+)", line)
+            buckets[b] += int(m.group(1)) if m else 0
 con = sqlite3.connect(f"{work}/data/dhwani.db")
 calls = con.execute("SELECT call_id, start_ms, talk_ms FROM calls WHERE tenant = 'bench'").fetchall()
 bridged = [c for c in calls if c[2]]
@@ -295,6 +299,8 @@ print(f"RSS idle/peak          {idle // 1024} / {peak // 1024} MiB; per call {(p
 print(f"INVITE to agent rung   median {statistics.median(rung) if rung else 0:.0f} ms, p95 {pct(rung, 0.95)} ms")
 print(f"INVITE to bridged      median {statistics.median(joined) if joined else 0:.0f} ms, p95 {pct(joined, 0.95)} ms")
 print(f"caller RTP >2 ms late  {late} of {frames} = {100 * late / max(frames, 1):.2f}%")
+for b in (5, 10, 20):
+    print(f"caller RTP >{b} ms late {' ' if b < 10 else ''}{buckets[b]} of {frames} = {100 * buckets[b] / max(frames, 1):.3f}%")
 PY
 # Why callers failed, if any did (SIPp's first complaints).
 grep -m 3 -E "Aborting|unexpected|timeout" "$work/errors.log" 2>/dev/null | cut -c1-200 || true

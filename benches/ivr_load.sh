@@ -196,12 +196,16 @@ python3 - "$work/server.log" "$work/data/dhwani.db" "$log_from" "$c0" "$c1" "$hz
 import re, sqlite3, sys
 log, db, log_from, c0, c1, hz, t0, t1, n, ok, fail, idle, peak, after, settled = sys.argv[1:]
 frames = late = calls = 0
+buckets = {5: 0, 10: 0, 20: 0}
 f = open(log, errors="replace"); f.seek(int(log_from))
 for line in f:
     if 'call finished' in line:
         calls += 1
         fr = re.search(r'frames=(\d+)', line); l = re.search(r'late_2ms=(\d+)', line)
         frames += int(fr.group(1)) if fr else 0; late += int(l.group(1)) if l else 0
+        for b in (5, 10, 20):
+            m = re.search(rf'late_{b}ms=(\d+)', line)
+            buckets[b] += int(m.group(1)) if m else 0
 cpu_s = (int(c1) - int(c0)) / int(hz); wall = float(t1) - float(t0)
 con = sqlite3.connect(db)
 call_s = (con.execute("SELECT COALESCE(SUM(duration_ms),0) FROM calls WHERE start_ms >= ?", (int(float(t0) * 1000),)).fetchone()[0]) / 1000
@@ -215,5 +219,7 @@ print(f"RSS idle/peak/after    {idle//1024} / {peak//1024} / {after//1024} MiB; 
 if int(settled):
     print(f"RSS 60 s after         {int(settled)//1024} MiB")
 print(f"RTP frames >2 ms late  {late} of {frames} = {100*late/max(frames,1):.2f}%")
+for b in (5, 10, 20):
+    print(f"RTP frames >{b} ms late {' ' if b < 10 else ''}{buckets[b]} of {frames} = {100*buckets[b]/max(frames,1):.3f}%")
 PY
 done

@@ -281,6 +281,21 @@ fn a_caller_walks_the_demo_flow_to_voicemail_with_info_digits() {
     assert_eq!(call["called"], "1000");
     assert_eq!(call["hangup_by"], "dhwani", "{call}");
     assert_eq!(call["outcome"], "hangup: voicemail", "{call}");
+    // The CDR says how punctually the caller's audio went out: frames
+    // for the whole answered call (50 a second), the buckets nested.
+    let n = |k: &str| call[k].as_i64().unwrap_or_else(|| panic!("{k} in {call}"));
+    let secs = call["duration_ms"].as_i64().expect("duration") as f64 / 1000.0;
+    assert!(
+        (n("frames") as f64) > secs * 45.0 && (n("frames") as f64) < secs * 52.0 + 5.0,
+        "{call}"
+    );
+    assert!(
+        n("late_2ms") >= n("late_5ms")
+            && n("late_5ms") >= n("late_10ms")
+            && n("late_10ms") >= n("late_20ms")
+            && n("skipped_frames") >= 0,
+        "{call}"
+    );
     assert_eq!(
         steps(&timeline),
         ["welcome", "main_menu", "voicemail"],

@@ -28,6 +28,14 @@ fn call(n: i64, tenant: &str, caller: &str) -> CallRecord {
         agent: None,
         wait_ms: None,
         talk_ms: None,
+        timing: (n % 3 == 0).then_some(dhwani::store::FrameTiming {
+            frames: 1500 + n,
+            late_2ms: 40,
+            late_5ms: 9,
+            late_10ms: 2,
+            late_20ms: 1,
+            skipped_frames: 0,
+        }),
     }
 }
 
@@ -135,6 +143,13 @@ async fn sqlite_and_postgres_store_the_same_log_and_cdrs() {
     let first = a.0.iter().find(|c| c.call_id == "c000").unwrap();
     assert_eq!(first.hangup_by.as_deref(), Some("caller"));
     assert_eq!(first.recording_id.as_deref(), Some("r0"));
+    assert_eq!(
+        first.timing.map(|t| (t.frames, t.late_10ms, t.late_20ms)),
+        Some((1500, 2, 1)),
+        "the frame timing columns round-trip"
+    );
+    let c1 = a.0.iter().find(|c| c.call_id == "c001").unwrap();
+    assert_eq!(c1.timing, None);
     assert_eq!(a, b, "SQLite and PostgreSQL disagree");
     // Reopening migrates nothing and keeps the data.
     let again = Store::open("", dir.path()).await.unwrap();

@@ -176,6 +176,12 @@ pub struct CallMedia {
     pub frames: u64,
     /// Frames produced more than 2 ms after their deadline.
     pub late_2ms: u64,
+    /// ... more than 5 ms (also counted in `late_2ms`).
+    pub late_5ms: u64,
+    /// ... more than 10 ms (a listener may hear it as jitter).
+    pub late_10ms: u64,
+    /// ... more than 20 ms (a whole frame late).
+    pub late_20ms: u64,
 }
 
 impl CallMedia {
@@ -210,6 +216,9 @@ impl CallMedia {
             skipped_frames: 0,
             frames: 0,
             late_2ms: 0,
+            late_5ms: 0,
+            late_10ms: 0,
+            late_20ms: 0,
         }
     }
 
@@ -322,8 +331,18 @@ impl CallMedia {
                 self.next_frame += FRAME * skip;
                 break;
             }
-            if now > self.next_frame + Duration::from_millis(2) {
+            let late = now.saturating_duration_since(self.next_frame);
+            if late > Duration::from_millis(2) {
                 self.late_2ms += 1;
+                if late > Duration::from_millis(5) {
+                    self.late_5ms += 1;
+                }
+                if late > Duration::from_millis(10) {
+                    self.late_10ms += 1;
+                }
+                if late > Duration::from_millis(20) {
+                    self.late_20ms += 1;
+                }
             }
             self.frames += 1;
             self.frame(now);

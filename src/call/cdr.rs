@@ -38,6 +38,7 @@ pub fn call_record(info: &CallInfo) -> CallRecord {
         agent: None,
         wait_ms: None,
         talk_ms: None,
+        timing: None,
     }
 }
 

@@ -1093,6 +1093,15 @@ impl Core {
             r.wait_ms = Some(q.wait.as_millis() as i64);
             r.talk_ms = q.agent.as_ref().map(|_| q.talk.as_millis() as i64);
         }
+        let m = &self.media;
+        r.timing = Some(crate::store::FrameTiming {
+            frames: m.frames as i64,
+            late_2ms: m.late_2ms as i64,
+            late_5ms: m.late_5ms as i64,
+            late_10ms: m.late_10ms as i64,
+            late_20ms: m.late_20ms as i64,
+            skipped_frames: m.skipped_frames as i64,
+        });
         self.out
             .push_back(Output::Record(Box::new(Record::Call(Box::new(r)))));
         let m = &self.media;
@@ -1102,6 +1111,9 @@ impl Core {
             outcome = %outcome_text(self.interp.outcome()),
             frames = m.frames,
             late_2ms = m.late_2ms,
+            late_5ms = m.late_5ms,
+            late_10ms = m.late_10ms,
+            late_20ms = m.late_20ms,
             skipped = m.skipped_frames,
             "call finished"
         );

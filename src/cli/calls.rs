@@ -249,6 +249,13 @@ pub fn show_text(c: &CallRecord, events: &[Event]) -> String {
     if let Some(r) = &c.recording_id {
         let _ = writeln!(s, "  recording {r}");
     }
+    if let Some(t) = &c.timing {
+        let _ = writeln!(
+            s,
+            "  audio to the caller: {} frames; late by more than 2/5/10/20 ms: {}/{}/{}/{}; skipped {}",
+            t.frames, t.late_2ms, t.late_5ms, t.late_10ms, t.late_20ms, t.skipped_frames
+        );
+    }
     let _ = writeln!(s, "\nTimeline:");
     for e in events {
         let detail = match serde_json::from_str::<serde_json::Value>(&e.detail) {

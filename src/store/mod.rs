@@ -192,6 +192,16 @@ const MIGRATIONS: &[&[&str]] = &[
         PRIMARY KEY (tenant, extension)
     )",
     ],
+    &[
+        // Frame timing of the audio sent to the caller (the CDR's
+        // `FrameTiming`): frames sent, late by bucket, skipped.
+        "ALTER TABLE calls ADD COLUMN frames BIGINT",
+        "ALTER TABLE calls ADD COLUMN late_2ms BIGINT",
+        "ALTER TABLE calls ADD COLUMN late_5ms BIGINT",
+        "ALTER TABLE calls ADD COLUMN late_10ms BIGINT",
+        "ALTER TABLE calls ADD COLUMN late_20ms BIGINT",
+        "ALTER TABLE calls ADD COLUMN skipped_frames BIGINT",
+    ],
 ];
 
 /// The columns of a call, in the order [`call_from_row`] reads them (a
@@ -200,7 +210,8 @@ const MIGRATIONS: &[&[&str]] = &[
 const CALL_SELECT: &str =
     "SELECT call_id, sip_call_id, tenant, flow, flow_version, caller, called, start_ms,
     answer_ms, end_ms, duration_ms, hangup_by, hangup_cause, outcome, recording_id,
-    queue, agent, wait_ms, talk_ms FROM calls";
+    queue, agent, wait_ms, talk_ms, frames, late_2ms, late_5ms, late_10ms, late_20ms,
+    skipped_frames FROM calls";
 
 /// A call: its start, and its CDR once it ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -243,6 +254,29 @@ pub struct CallRecord {
     pub wait_ms: Option<i64>,
     /// Time talking to the agent, ms.
     pub talk_ms: Option<i64>,
+    /// How punctually audio went to the caller (set when the call ended
+    /// in its task).
+    #[serde(flatten)]
+    pub timing: Option<FrameTiming>,
+}
+
+/// How punctually a call's audio frames (20 ms each) went out to the
+/// caller: a frame sent more than 10 ms after its time is one a listener
+/// may hear as jitter; a skipped frame is a gap.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct FrameTiming {
+    /// Frames sent.
+    pub frames: i64,
+    /// Sent more than 2 ms late.
+    pub late_2ms: i64,
+    /// ... more than 5 ms.
+    pub late_5ms: i64,
+    /// ... more than 10 ms.
+    pub late_10ms: i64,
+    /// ... more than 20 ms.
+    pub late_20ms: i64,
+    /// Skipped (the call's task stalled for more than five frames).
+    pub skipped_frames: i64,
 }
 
 /// One interaction-log event.
@@ -431,15 +465,20 @@ impl Store {
                     sqlx::query(
                         "INSERT INTO calls (call_id, sip_call_id, tenant, flow, flow_version, caller, called,
                             start_ms, answer_ms, end_ms, duration_ms, hangup_by, hangup_cause, outcome, recording_id,
-                            queue, agent, wait_ms, talk_ms)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
+                            queue, agent, wait_ms, talk_ms, frames, late_2ms, late_5ms, late_10ms,
+                            late_20ms, skipped_frames)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
+                            $20, $21, $22, $23, $24, $25)
                          ON CONFLICT (call_id) DO UPDATE SET
                             answer_ms = excluded.answer_ms, end_ms = excluded.end_ms,
                             duration_ms = excluded.duration_ms, hangup_by = excluded.hangup_by,
                             hangup_cause = excluded.hangup_cause, outcome = excluded.outcome,
                             recording_id = excluded.recording_id, flow_version = excluded.flow_version,
                             queue = excluded.queue, agent = excluded.agent,
-                            wait_ms = excluded.wait_ms, talk_ms = excluded.talk_ms",
+                            wait_ms = excluded.wait_ms, talk_ms = excluded.talk_ms,
+                            frames = excluded.frames, late_2ms = excluded.late_2ms,
+                            late_5ms = excluded.late_5ms, late_10ms = excluded.late_10ms,
+                            late_20ms = excluded.late_20ms, skipped_frames = excluded.skipped_frames",
                     )
                     .bind(&c.call_id)
                     .bind(&c.sip_call_id)
@@ -460,6 +499,12 @@ impl Store {
                     .bind(c.agent.clone())
                     .bind(c.wait_ms)
                     .bind(c.talk_ms)
+                    .bind(c.timing.map(|t| t.frames))
+                    .bind(c.timing.map(|t| t.late_2ms))
+                    .bind(c.timing.map(|t| t.late_5ms))
+                    .bind(c.timing.map(|t| t.late_10ms))
+                    .bind(c.timing.map(|t| t.late_20ms))
+                    .bind(c.timing.map(|t| t.skipped_frames))
                     .execute(&mut *tx)
                     .await?;
                 }
@@ -838,6 +883,17 @@ fn call_from_row(r: &AnyRow) -> Result<CallRecord, StoreError> {
         agent: r.try_get(16)?,
         wait_ms: r.try_get(17)?,
         talk_ms: r.try_get(18)?,
+        timing: match r.try_get::<Option<i64>, _>(19)? {
+            None => None,
+            Some(frames) => Some(FrameTiming {
+                frames,
+                late_2ms: r.try_get::<Option<i64>, _>(20)?.unwrap_or(0),
+                late_5ms: r.try_get::<Option<i64>, _>(21)?.unwrap_or(0),
+                late_10ms: r.try_get::<Option<i64>, _>(22)?.unwrap_or(0),
+                late_20ms: r.try_get::<Option<i64>, _>(23)?.unwrap_or(0),
+                skipped_frames: r.try_get::<Option<i64>, _>(24)?.unwrap_or(0),
+            }),
+        },
     })
 }
 

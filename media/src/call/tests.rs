@@ -454,3 +454,25 @@ fn an_unconfirmed_call_sends_nothing_and_its_prompt_waits() {
     let rtp = sent_rtp(&out);
     assert!(rtp[0].1.header.marker && rtp[0].1.payload.iter().any(|b| *b != 0xFF));
 }
+
+#[test]
+fn frames_sent_late_are_counted_in_buckets_of_2_5_10_and_20_ms() {
+    let t0 = Instant::now();
+    let mut m = media(t0, false);
+    let ms = Duration::from_millis;
+    // Frame deadlines are t0, t0+20, ...; the driver wakes this late for
+    // each: 0, 1, 3, 7, 12, then 25 ms for the frame at 100 (which also
+    // makes the frame at 120 due, 5 ms late).
+    for at in [0, 21, 43, 67, 92, 125] {
+        m.handle_timeout(t0 + ms(at));
+        while m.poll_output().is_some() {}
+    }
+    assert_eq!(m.frames, 7);
+    assert_eq!(
+        (m.late_2ms, m.late_5ms, m.late_10ms, m.late_20ms),
+        (5, 3, 2, 1),
+        "over 2 ms: 3, 7, 12, 25, 5; over 5: 7, 12, 25; over 10: 12, 25; over 20: 25"
+    );
+    assert_eq!(m.late_frames, 1, "a whole frame late: the one at 100");
+    assert_eq!(m.skipped_frames, 0);
+}
