@@ -202,6 +202,10 @@ fn export_withdraw_hold_erase_sweep_and_audit() {
             .unwrap();
     assert_eq!(erased["erased"]["calls_erased"], 2, "{erased}");
     assert_eq!(erased["erased"]["recordings_shredded"], 2);
+    assert_eq!(
+        erased["erased"]["scrub"]["complete"], true,
+        "SQLite: zeroed and checkpointed: {erased}"
+    );
     assert!(erased["kept"]["cdrs"].as_str().unwrap().contains("TRAI"));
     // Neither the number nor any recording bytes of A anywhere in the data
     // directory (database files included).

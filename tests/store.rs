@@ -428,3 +428,64 @@ async fn agent_claims_are_refused_to_a_second_node_until_released_or_the_lease_r
     );
     assert_eq!(a, b, "SQLite and PostgreSQL disagree");
 }
+
+/// Issue 14, point 5: after an erasure SQLite keeps no copy of a deleted
+/// row in its files (secure_delete, then the WAL checkpointed and
+/// truncated), and says when another process's open read kept the
+/// checkpoint from completing; PostgreSQL never claims it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scrub_reports_what_each_database_can_guarantee_about_deleted_rows() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open("", dir.path()).await.unwrap();
+    let number = "+919811122233";
+    let mut c = call(1, "acme", number);
+    c.outcome = Some(format!("said {number}"));
+    store.write(&[Record::Call(Box::new(c))]).await.unwrap();
+    let files = |d: &std::path::Path| -> Vec<u8> {
+        let mut all = Vec::new();
+        for f in ["dhwani.db", "dhwani.db-wal"] {
+            all.extend(std::fs::read(d.join(f)).unwrap_or_default());
+        }
+        all
+    };
+    let holds = |b: &[u8]| b.windows(number.len()).any(|w| w == number.as_bytes());
+    assert!(holds(&files(dir.path())), "the number is stored before");
+    // Another process reads (its snapshot uses the WAL): the checkpoint
+    // cannot complete, and the report says so.
+    let url = format!("sqlite://{}", dir.path().join("dhwani.db").display());
+    sqlx::any::install_default_drivers();
+    let mut reader = sqlx::AnyConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut reader).await.unwrap();
+    sqlx::query("SELECT COUNT(*) FROM calls")
+        .fetch_one(&mut reader)
+        .await
+        .unwrap();
+    store.delete_call("c001").await.unwrap();
+    let blocked = store.scrub().await.unwrap();
+    assert!(!blocked.complete, "{blocked:?}");
+    assert!(
+        blocked.note.contains("could not be checkpointed"),
+        "{blocked:?}"
+    );
+    sqlx::query("COMMIT").execute(&mut reader).await.unwrap();
+    reader.close().await.unwrap();
+    // The reader is gone: complete, and no byte of the number is left in
+    // the database file or its WAL.
+    let done = store.scrub().await.unwrap();
+    assert!(done.complete, "{done:?}");
+    assert!(
+        !holds(&files(dir.path())),
+        "a deleted row's bytes are still on disk"
+    );
+    store.close().await;
+    // PostgreSQL: VACUUM runs, and the report does not claim the bytes gone.
+    let pg = common::pg::TempPostgres::start();
+    let postgres = Store::open(&pg.url, dir.path()).await.unwrap();
+    let r = postgres.scrub().await.unwrap();
+    assert!(
+        !r.complete && r.note.contains("does not overwrite"),
+        "{r:?}"
+    );
+    postgres.close().await;
+}

@@ -386,6 +386,8 @@ pub struct EraseReport {
     pub already_pseudonymised: usize,
     /// Calls kept whole under a legal hold: (call id, hold reason).
     pub held: Vec<(String, String)>,
+    /// Whether the database's files keep no copy of what was deleted.
+    pub scrub: crate::store::ScrubReport,
 }
 
 fn holds_for(
@@ -440,7 +442,10 @@ pub async fn erase(
         }
         report.calls_erased += 1;
     }
-    store.scrub().await?;
+    report.scrub = store.scrub().await?;
+    if !report.scrub.complete {
+        tracing::warn!(note = %report.scrub.note, "erasure: the database may keep copies of the deleted rows");
+    }
     Ok(report)
 }
 
@@ -455,6 +460,9 @@ pub struct SweepReport {
     pub cdrs_deleted: usize,
     /// CDRs whose number was pseudonymised.
     pub cdrs_pseudonymised: usize,
+    /// After the last deletion: whether the database's files keep no
+    /// copy of what was deleted (absent when nothing was deleted).
+    pub scrub: Option<crate::store::ScrubReport>,
 }
 
 /// Applies every tenant's retention at `now` (holds respected); each
@@ -550,7 +558,11 @@ pub async fn sweep(
             }
         }
         if scrub {
-            store.scrub().await?;
+            let r = store.scrub().await?;
+            if !r.complete {
+                tracing::warn!(note = %r.note, "retention: the database may keep copies of the deleted rows");
+            }
+            report.scrub = Some(r);
         }
     }
     Ok(report)

@@ -213,6 +213,15 @@ const CALL_SELECT: &str =
     queue, agent, wait_ms, talk_ms, frames, late_2ms, late_5ms, late_10ms, late_20ms,
     skipped_frames FROM calls";
 
+/// What [`Store::scrub`] could do about deleted bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+pub struct ScrubReport {
+    /// The database keeps no copy of the deleted rows in its own files.
+    pub complete: bool,
+    /// What was done, and what remains, in words.
+    pub note: String,
+}
+
 /// A call: its start, and its CDR once it ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CallRecord {
@@ -409,6 +418,12 @@ impl Store {
                         .execute(&mut *conn)
                         .await?;
                     sqlx::query("PRAGMA busy_timeout=5000")
+                        .execute(&mut *conn)
+                        .await?;
+                    // Deleted and overwritten rows are zeroed in their
+                    // pages as they go, so an erasure leaves no bytes of
+                    // them in the database file (the WAL: see `scrub`).
+                    sqlx::query("PRAGMA secure_delete=ON")
                         .execute(&mut *conn)
                         .await?;
                     Ok(())
@@ -822,32 +837,66 @@ impl Store {
         Ok(())
     }
 
-    /// After deleting personal data: SQLite rewrites the freed pages and
-    /// empties its write-ahead log, so no deleted bytes linger in the
-    /// files; PostgreSQL's VACUUM does the same for the tables.
-    pub async fn scrub(&self) -> Result<(), StoreError> {
+    /// After deleting personal data, what the database can do to not keep
+    /// the deleted bytes, and whether it did (see `docs/privacy.md`).
+    ///
+    /// SQLite: every connection runs with `secure_delete`, so the deleted
+    /// rows were zeroed in the database file's pages as they went; their
+    /// old page images stay in the write-ahead log until a checkpoint
+    /// copies the log back and truncates it. That checkpoint is tried up
+    /// to five times (a reader in another process, such as the running
+    /// server mid-query, blocks it); if it never completes the report
+    /// says so. PostgreSQL: `VACUUM` makes the dead row versions' space
+    /// reusable but does not overwrite them, and the WAL, replicas and
+    /// backups keep them until they are recycled: never complete.
+    pub async fn scrub(&self) -> Result<ScrubReport, StoreError> {
         match self.kind {
             Kind::Sqlite => {
-                sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-                    .execute(&self.pool)
+                let mut conn = self.pool.acquire().await?;
+                // Each try waits at most 1 s for readers (not the 5 s of
+                // ordinary statements); restored after.
+                sqlx::query("PRAGMA busy_timeout=1000")
+                    .execute(&mut *conn)
                     .await?;
-                sqlx::query("VACUUM").execute(&self.pool).await?;
-                sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-                    .execute(&self.pool)
+                let mut tries = 0;
+                let report = loop {
+                    tries += 1;
+                    let row = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                        .fetch_one(&mut *conn)
+                        .await?;
+                    let busy: i64 = row.try_get(0)?;
+                    if busy == 0 {
+                        break ScrubReport {
+                            complete: true,
+                            note: format!(
+                                "SQLite: deleted rows zeroed in the database file (secure_delete); write-ahead log checkpointed and truncated ({tries} tries)"
+                            ),
+                        };
+                    }
+                    if tries == 5 {
+                        break ScrubReport {
+                            complete: false,
+                            note: "SQLite: deleted rows zeroed in the database file (secure_delete), but the write-ahead log could not be checkpointed (another process kept reading in 5 tries): old copies of the deleted rows stay in dhwani.db-wal until the next checkpoint; run the erasure again when the server is idle".into(),
+                        };
+                    }
+                    tokio::time::sleep(Duration::from_millis(200 * tries)).await;
+                };
+                sqlx::query("PRAGMA busy_timeout=5000")
+                    .execute(&mut *conn)
                     .await?;
+                Ok(report)
             }
             Kind::Postgres => {
-                for t in ["calls", "call_events"] {
-                    let q = if t == "calls" {
-                        "VACUUM calls"
-                    } else {
-                        "VACUUM call_events"
-                    };
-                    sqlx::query(q).execute(&self.pool).await?;
-                }
+                sqlx::query("VACUUM calls").execute(&self.pool).await?;
+                sqlx::query("VACUUM call_events")
+                    .execute(&self.pool)
+                    .await?;
+                Ok(ScrubReport {
+                    complete: false,
+                    note: "PostgreSQL: VACUUM ran; it marks the deleted row versions' space free but does not overwrite it, and the WAL, replicas and backups keep them until recycled (docs/privacy.md)".into(),
+                })
             }
         }
-        Ok(())
     }
 
     /// Runs one statement (tests only: to simulate other versions).
