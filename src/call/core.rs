@@ -195,6 +195,17 @@ pub enum Input<'a> {
         /// maybe, so the log does not name it.
         outside: bool,
     },
+    /// The answer to [`Output::Fetch`].
+    Fetched {
+        /// Its job.
+        job: u64,
+        /// The HTTP status, if a reply came.
+        status: Option<u16>,
+        /// The reply's JSON object, or why not.
+        result: Result<serde_json::Value, String>,
+        /// How long it took.
+        elapsed: Duration,
+    },
     /// A supervisor's call joins the agent's: its media, built from the
     /// supervisor's own dialog.
     SupervisorJoined {
@@ -240,6 +251,18 @@ pub enum Output {
         prompts: Vec<Playable>,
         /// Sample rate.
         rate: u32,
+    },
+    /// Run this HTTPS request (the tenant's fetch client) and answer with
+    /// [`Input::Fetched`].
+    Fetch {
+        /// Answer with this job number.
+        job: u64,
+        /// POST this JSON body; GET without one.
+        post: Option<serde_json::Value>,
+        /// The URL (allowed by the tenant's list).
+        url: String,
+        /// The flow's time limit.
+        timeout: Duration,
     },
     /// The prompts of `job` are no longer wanted.
     CancelPrompts {
@@ -330,6 +353,20 @@ pub struct Setup {
     /// Keys per second a caller may send (RFC 4733, INFO, in-band
     /// together); beyond it keys are ignored, with one `limit` event.
     pub max_digits_per_sec: u32,
+    /// Said when a fetch has taken [`FILLER_AFTER`] (empty: nothing).
+    pub fetch_filler: String,
+}
+
+/// A fetch still running this long gets the tenant's filler said.
+pub const FILLER_AFTER: Duration = Duration::from_millis(700);
+
+/// A fetch under way: its job, when it started, and the filler's state.
+#[derive(Debug)]
+struct Fetching {
+    job: u64,
+    started: Instant,
+    /// The filler's prompt job, once asked for.
+    filler_job: Option<u64>,
 }
 
 /// A message (`record`) or the call recording in progress.
@@ -378,6 +415,10 @@ pub struct Core {
     digit_tokens: u32,
     digit_refill: Instant,
     max_digits_per_sec: u32,
+    fetch_filler: String,
+    fetching: Option<Fetching>,
+    /// The filler is playing: its end is not the flow's prompt's.
+    filler_playing: bool,
     digits_capped: bool,
     /// The queue's hold music, decoded at the caller's rate, looped while
     /// the caller waits or the agent holds.
@@ -485,6 +526,9 @@ impl Core {
             digit_tokens: setup.max_digits_per_sec,
             digit_refill: now,
             max_digits_per_sec: setup.max_digits_per_sec,
+            fetch_filler: setup.fetch_filler,
+            fetching: None,
+            filler_playing: false,
             digits_capped: false,
             queued: None,
             agent: None,
@@ -624,6 +668,7 @@ impl Core {
                 if now >= self.max_end {
                     self.request_hangup(Party::System, "max_call_secs reached".into());
                 }
+                self.fetch_timer(now);
             }
             Input::Sip(SipEvent::Confirmed) => self.media.handle_command(now, Command::Confirm),
             Input::Sip(SipEvent::InfoDigit(k)) => {
@@ -651,6 +696,15 @@ impl Core {
             Input::Sip(SipEvent::Ended { by, cause }) => {
                 self.finish(now, by, cause, rec);
                 return;
+            }
+            Input::Prompts { job, result } if self.filler_ready(now, job, &result) => {}
+            Input::Fetched {
+                job,
+                status,
+                result,
+                elapsed,
+            } => {
+                self.fetched(now, (job, status, result, elapsed));
             }
             Input::Prompts { job, result } => {
                 if self.play_job == Some(job) {
@@ -880,6 +934,10 @@ impl Core {
                 // may be the end of that very prompt.
                 self.run_steps(now, rec);
             }
+            MediaOutput::Event(Event::PlaybackFinished { .. }) if self.filler_playing => {
+                // The fetch filler, not the flow's prompt.
+                self.filler_playing = false;
+            }
             MediaOutput::Event(Event::PlaybackFinished { interrupted }) => {
                 if self.queued.is_some() || self.agent.as_ref().is_some_and(|a| a.on_hold) {
                     // Hold music ended: again, unless it was stopped.
@@ -1026,13 +1084,41 @@ impl Core {
                     self.transferring = Some((target.clone(), now));
                     self.out.push_back(Output::Transfer { target });
                 }
-                Step::Fetch { url, .. } => {
-                    let why = match self.fetch_allow.check(&url) {
-                        Ok(()) => "fetch is not available on this server yet".to_owned(),
-                        Err(e) => e.to_string(),
-                    };
-                    self.flow_input(now, FlowInput::FetchDone(Err(why.into())));
-                }
+                Step::Fetch {
+                    method,
+                    url,
+                    body,
+                    timeout,
+                } => match self.fetch_allow.check(&url) {
+                    Ok(()) => {
+                        self.next_job += 1;
+                        self.fetching = Some(Fetching {
+                            job: self.next_job,
+                            started: now,
+                            filler_job: None,
+                        });
+                        let post = match method {
+                            ivr_dsl::ast::Method::Post => Some(body.unwrap_or_default()),
+                            ivr_dsl::ast::Method::Get => None,
+                        };
+                        self.out.push_back(Output::Fetch {
+                            job: self.next_job,
+                            post,
+                            url,
+                            timeout,
+                        });
+                    }
+                    // The reason only: the URL may carry a caller's values.
+                    Err(ivr_dsl::Error::FetchDenied { reason, .. }) => {
+                        self.flow_input(now, FlowInput::FetchDone(Err(reason.to_owned().into())));
+                    }
+                    Err(_) => {
+                        self.flow_input(
+                            now,
+                            FlowInput::FetchDone(Err("not allowed".to_owned().into())),
+                        );
+                    }
+                },
                 Step::Hangup { reason } => {
                     self.request_hangup(Party::Dhwani, format!("flow: {reason}"))
                 }
@@ -1123,6 +1209,7 @@ impl Core {
 }
 
 mod bridge;
+mod fetch;
 mod recording;
 mod supervise;
 

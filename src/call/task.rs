@@ -282,6 +282,23 @@ type PlayJob = (
     tokio::task::JoinHandle<Result<Vec<Arc<[i16]>>, String>>,
 );
 
+/// Waits for the fetch under way (never completes without one).
+async fn fetch_done(
+    job: &mut Option<(u64, tokio::task::JoinHandle<crate::tenants::fetch::Fetched>)>,
+) -> (u64, crate::tenants::fetch::Fetched) {
+    match job.as_mut() {
+        Some((n, h)) => {
+            let f = h.await.unwrap_or_else(|_| crate::tenants::fetch::Fetched {
+                status: None,
+                result: Err("the fetch failed".into()),
+                elapsed: Duration::ZERO,
+            });
+            (*n, f)
+        }
+        None => std::future::pending().await,
+    }
+}
+
 /// Waits for the play job, if any (never completes without one).
 async fn play_done(job: &mut Option<PlayJob>) -> (u64, Result<Vec<Arc<[i16]>>, String>) {
     match job.as_mut() {
@@ -383,10 +400,10 @@ pub async fn run(
             }),
         None => false,
     };
-    let fetch_allow = shared
+    let (fetch_allow, fetcher, fetch_filler) = shared
         .registry
         .tenant(info.admitted.tenant)
-        .map(|t| t.allow.clone())
+        .map(|t| (t.allow.clone(), t.fetcher.clone(), t.fetch_filler.clone()))
         .unwrap_or_default();
     let mut recorders = FileRecorders {
         shared: Arc::clone(&shared),
@@ -420,9 +437,13 @@ pub async fn run(
         beep: Arc::clone(&shared.beep),
         max_events: shared.max_timeline_events,
         max_digits_per_sec: shared.max_digits_per_sec,
+        fetch_filler,
     };
     let mut core = span.in_scope(|| Core::new(core_setup, started, &mut recorders));
     let mut job: Option<PlayJob> = None;
+    // A fetch under way, on the tenant's client (never on this task).
+    let mut fetch_job: Option<(u64, tokio::task::JoinHandle<crate::tenants::fetch::Fetched>)> =
+        None;
     let mut buf = vec![0u8; 2048];
     let mut rtcp_buf = vec![0u8; 1500];
     let mut agent_buf = vec![0u8; 2048];
@@ -492,6 +513,22 @@ pub async fn run(
                     let handle =
                         tokio::task::spawn_blocking(move || resolve(&shared, prompts, rate));
                     job = Some((n, handle));
+                }
+                Output::Fetch { job: n, post, url, timeout } => {
+                    if let Some((_, j)) = fetch_job.take() {
+                        j.abort();
+                    }
+                    let handle = match fetcher.clone() {
+                        Some(f) => tokio::spawn(async move { f.fetch(post, &url, timeout).await }),
+                        None => tokio::spawn(async {
+                            crate::tenants::fetch::Fetched {
+                                status: None,
+                                result: Err("the tenant has no fetch_allow".into()),
+                                elapsed: Duration::ZERO,
+                            }
+                        }),
+                    };
+                    fetch_job = Some((n, handle));
                 }
                 Output::CancelPrompts { job: n } => {
                     if job.as_ref().is_some_and(|(j, _)| *j == n)
@@ -582,6 +619,11 @@ pub async fn run(
                     core.handle_input(clock_now(), Input::Datagram { leg: Leg::Agent, from, bytes }, &mut recorders);
                 }
             }
+            (n, fetched) = fetch_done(&mut fetch_job), if fetch_job.is_some() => {
+                fetch_job = None;
+                let crate::tenants::fetch::Fetched { status, result, elapsed } = fetched;
+                core.handle_input(clock_now(), Input::Fetched { job: n, status, result, elapsed }, &mut recorders);
+            }
             (n, result) = play_done(&mut job), if job.is_some() => {
                 job = None;
                 core.handle_input(clock_now(), Input::Prompts { job: n, result }, &mut recorders);
@@ -605,6 +647,10 @@ pub async fn run(
     .instrument(span)
     .await;
     if let Some((_, j)) = job.take() {
+        j.abort();
+    }
+    // A caller who hung up mid-fetch: its request is dropped.
+    if let Some((_, j)) = fetch_job.take() {
         j.abort();
     }
 }

@@ -279,6 +279,22 @@ pub struct TenantConfig {
     /// Hosts its flows may `fetch` from (see docs/ivr-dsl.md).
     #[serde(default)]
     pub fetch_allow: Vec<String>,
+    /// Networks (CIDR) a fetch may reach although they are loopback,
+    /// private or reserved (refused by default: see `tenants::fetch`).
+    #[serde(default)]
+    pub fetch_private_networks: Vec<String>,
+    /// Extra CA certificates (PEM) trusted for this tenant's fetches. A
+    /// test option (a local endpoint with a certificate of its own):
+    /// production endpoints use the system's trust store.
+    #[serde(default)]
+    pub fetch_ca_file: Option<PathBuf>,
+    /// Fetches of this tenant at once (beyond: `on failure` at once).
+    #[serde(default = "default_fetch_max_concurrent")]
+    pub fetch_max_concurrent: usize,
+    /// Said (with the flow's voice) when a fetch has taken 700 ms, so the
+    /// caller is not left in silence; empty: nothing.
+    #[serde(default = "default_fetch_filler")]
+    pub fetch_filler: String,
     /// How long its data is kept.
     #[serde(default)]
     pub retention: RetentionConfig,
@@ -362,6 +378,14 @@ impl RetentionConfig {
             cdr_days: self.cdr_days,
         }
     }
+}
+
+fn default_fetch_max_concurrent() -> usize {
+    16
+}
+
+fn default_fetch_filler() -> String {
+    "One moment, please.".into()
 }
 
 fn default_tenant_max_calls() -> usize {
@@ -911,6 +935,17 @@ impl Config {
             for host in &t.fetch_allow {
                 ivr_dsl::allow::AllowList::new([host.as_str()])
                     .map_err(|e| invalid("fetch_allow", format!("tenant `{}`: {e}", t.id)))?;
+            }
+            for n in &t.fetch_private_networks {
+                n.parse::<ipnet::IpNet>().map_err(|_| {
+                    invalid(
+                        "fetch_private_networks",
+                        format!(
+                            "tenant `{}`: `{n}` is not a network (CIDR, e.g. 10.1.0.0/16)",
+                            t.id
+                        ),
+                    )
+                })?;
             }
         }
         for o in &self.outbound_trunks {

@@ -29,8 +29,8 @@ pub fn check(flow: &Flow, tts: Option<&dyn Engine>) -> Vec<String> {
 
 /// What the flow uses that this server cannot do, one warning per
 /// statement, naming its step: a `queue` its tenant does not have (when
-/// the tenant's queues are known: callers take its overflow path) and
-/// `fetch` (answered as failed after the allow-list check). `transfer`
+/// the tenant's queues are known: callers take its overflow path). `fetch`
+/// works (to the hosts of the tenant's `fetch_allow`), as does `transfer`
 /// works (to an agent, or to a number through the tenant's
 /// `transfer_trunk`; otherwise it takes its failure path at run time).
 pub fn not_yet_available(
@@ -52,9 +52,6 @@ pub fn not_yet_available(
                 ),
                 _ => continue,
             },
-            Instr::Fetch(_) => format!(
-                "step `{step}`: `fetch` is not available on this server yet; it fails and the flow takes its failure path"
-            ),
             _ => continue,
         };
         out.push(what);

@@ -12,6 +12,7 @@
 //! new calls get the new version.
 
 pub mod agents;
+pub mod fetch;
 pub mod flowmedia;
 pub mod gate;
 pub mod lockout;
@@ -69,6 +70,10 @@ pub struct Tenant {
     pub recording_public_key: Option<[u8; 32]>,
     /// Its queues.
     pub queues: Vec<crate::config::QueueConfig>,
+    /// Its HTTPS client for `fetch` (none without a `fetch_allow`).
+    pub fetcher: Option<Arc<fetch::Fetcher>>,
+    /// Said when a fetch takes a while (empty: nothing).
+    pub fetch_filler: String,
 }
 
 /// Where a number goes.
@@ -166,6 +171,14 @@ pub enum TenantsError {
         /// The entry.
         source: ivr_dsl::allow::BadEntry,
     },
+    /// The tenant's fetch client cannot be made (its CA file).
+    #[error("tenant `{tenant}`: {why}")]
+    Fetch {
+        /// The tenant.
+        tenant: String,
+        /// Why.
+        why: String,
+    },
 }
 
 impl Registry {
@@ -179,20 +192,53 @@ impl Registry {
                     source,
                 }
             })?;
+            let allow =
+                AllowList::new(&t.fetch_allow).map_err(|source| TenantsError::FetchAllow {
+                    tenant: t.id.clone(),
+                    source,
+                })?;
+            let fetcher = if allow.is_empty() {
+                None
+            } else {
+                let fail = |why: String| TenantsError::Fetch {
+                    tenant: t.id.clone(),
+                    why,
+                };
+                let ca = match &t.fetch_ca_file {
+                    Some(p) => {
+                        let p = if p.is_relative() {
+                            config_dir.join(p)
+                        } else {
+                            p.clone()
+                        };
+                        Some(
+                            std::fs::read(&p)
+                                .map_err(|e| fail(format!("fetch_ca_file {}: {e}", p.display())))?,
+                        )
+                    }
+                    None => None,
+                };
+                let nets = t
+                    .fetch_private_networks
+                    .iter()
+                    .filter_map(|n| n.parse().ok())
+                    .collect();
+                Some(Arc::new(
+                    fetch::Fetcher::new(allow.clone(), nets, ca.as_deref(), t.fetch_max_concurrent)
+                        .map_err(fail)?,
+                ))
+            };
             tenants.push(Tenant {
                 id: Arc::from(t.id.as_str()),
                 name: t.name.clone(),
                 numbers: t.numbers.clone(),
                 flows_dir: dir,
                 max_calls: t.max_calls,
-                allow: AllowList::new(&t.fetch_allow).map_err(|source| {
-                    TenantsError::FetchAllow {
-                        tenant: t.id.clone(),
-                        source,
-                    }
-                })?,
+                allow,
                 recording_public_key: t.public_key(),
                 queues: t.queues.clone(),
+                fetcher,
+                fetch_filler: t.fetch_filler.clone(),
             });
         }
         let n = tenants.len();

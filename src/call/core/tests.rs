@@ -106,6 +106,8 @@ struct Call {
     defer_prompts: bool,
     /// Prompt jobs not decoded yet: (job, prompts).
     deferred: Vec<(u64, usize)>,
+    /// Fetches asked for: job, POST body, URL.
+    fetches: Vec<(u64, Option<serde_json::Value>, String)>,
 }
 
 struct Opts {
@@ -189,6 +191,7 @@ impl Call {
             beep: Arc::from(vec![1000i16; 800]),
             max_events: o.max_events,
             max_digits_per_sec: 10,
+            fetch_filler: "One moment, please.".into(),
         };
         let mut rec = Memory::default();
         let core = Core::new(setup, t0, &mut rec);
@@ -212,6 +215,7 @@ impl Call {
             agent_seq: 0,
             defer_prompts: o.defer_prompts,
             deferred: Vec::new(),
+            fetches: Vec::new(),
         };
         c.drain();
         c
@@ -252,6 +256,7 @@ impl Call {
                 Output::Transfer { target } => self.enqueued.push(format!("(transfer {target})")),
                 Output::AgentNotNeeded => self.enqueued.push("(agent not needed)".into()),
                 Output::SupervisorDone => self.enqueued.push("(supervisor done)".into()),
+                Output::Fetch { job, post, url, .. } => self.fetches.push((job, post, url)),
                 Output::Transmit { .. } | Output::CancelPrompts { .. } | Output::Finished => {}
                 Output::ResolvePrompts { job, prompts, .. } if self.defer_prompts => {
                     self.deferred.push((job, prompts.len()));
@@ -805,7 +810,18 @@ step done
     c.input(Input::Sip(SipEvent::Queue(QueueEvent::TransferFailed {
         why: "no agent of this tenant has that extension".into(),
     })));
+    // The allowed fetch goes out; its endpoint answers 503.
+    assert_eq!(c.fetches.len(), 1);
+    assert_eq!(c.fetches[0].2, "https://api.acme.in/balance");
+    let job = c.fetches[0].0;
+    c.input(Input::Fetched {
+        job,
+        status: Some(503),
+        result: Err("HTTP 503".into()),
+        elapsed: Duration::from_millis(40),
+    });
     c.wait(Duration::from_secs(1));
+    assert_eq!(c.fetches.len(), 1, "the off-list one is never sent");
     assert_eq!(
         c.hangups,
         vec![(Party::Dhwani, "flow: all failed".to_owned())]
@@ -822,10 +838,27 @@ step done
         all.contains("no agent of this tenant has that extension"),
         "{all}"
     );
-    assert!(all.contains("fetch is not available"), "{all}");
+    let answers: Vec<&serde_json::Value> = c
+        .kinds("fetch")
+        .into_iter()
+        .filter(|d| d["event"] == "answer")
+        .collect();
+    assert_eq!(answers.len(), 1, "{:?}", c.events);
+    assert_eq!(
+        (
+            &answers[0]["status"],
+            &answers[0]["ms"],
+            &answers[0]["outcome"]
+        ),
+        (
+            &serde_json::json!(503),
+            &serde_json::json!(40),
+            &serde_json::json!("HTTP 503")
+        )
+    );
     assert!(
-        all.contains("evil.example"),
-        "the off-list host is named in its refusal: {all}"
+        all.contains("not on the tenant"),
+        "the off-list one's refusal: {all}"
     );
 }
 
@@ -1429,5 +1462,74 @@ step sales
         played.last(),
         Some(&("sales", false)),
         "the next prompt plays to its end: {played:?}"
+    );
+}
+
+#[test]
+fn a_slow_fetch_gets_the_filler_said_and_the_flow_goes_on_with_its_reply() {
+    let text = r#"flow "F"
+  numbers 1000
+
+step start
+  fetch get "https://api.acme.in/balance"
+    into balance
+    on failure -> bad
+  say "Your balance is {balance}."
+  hangup "done"
+
+step bad
+  hangup "fetch failed"
+"#;
+    let said = |c: &Call| -> Vec<String> {
+        c.played
+            .iter()
+            .flatten()
+            .filter_map(|p| match p {
+                Playable::Say { text, .. } => Some(text.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let mut c = Call::start(text, Opts::default());
+    assert_eq!(c.fetches.len(), 1);
+    c.wait(Duration::from_millis(500));
+    assert!(
+        said(&c).is_empty(),
+        "no filler before 700 ms: {:?}",
+        said(&c)
+    );
+    c.wait(Duration::from_millis(300));
+    assert_eq!(said(&c), ["One moment, please."]);
+    // The reply comes while the filler (1 s) plays: it stops, and the
+    // flow's own prompt plays in full after it.
+    let job = c.fetches[0].0;
+    c.input(Input::Fetched {
+        job,
+        status: Some(200),
+        result: Ok(serde_json::json!({"balance": 42})),
+        elapsed: Duration::from_millis(850),
+    });
+    assert_eq!(said(&c), ["One moment, please.", "Your balance is 42."]);
+    c.wait(Duration::from_millis(600));
+    assert!(
+        c.hangups.is_empty(),
+        "the filler's end was taken for the flow's prompt: {:?}",
+        c.hangups
+    );
+    c.wait(Duration::from_secs(1));
+    assert_eq!(c.hangups, vec![(Party::Dhwani, "flow: done".to_owned())]);
+    // A reply for another job (a cancelled fetch) changes nothing.
+    c.input(Input::Fetched {
+        job: job + 100,
+        status: Some(200),
+        result: Ok(serde_json::json!({})),
+        elapsed: Duration::ZERO,
+    });
+    assert_eq!(
+        c.kinds("fetch")
+            .iter()
+            .filter(|d| d["event"] == "answer")
+            .count(),
+        1
     );
 }
