@@ -94,6 +94,18 @@ async fn endpoint(
                     ("200 OK", "application/json", b)
                 }
                 Some("/redirect") => ("302 Found", "text/plain", Vec::new()),
+                Some("/drip") => {
+                    // A reply that comes one byte every 300 ms.
+                    let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 40\r\nConnection: close\r\n\r\n";
+                    let _ = tls.write_all(head.as_bytes()).await;
+                    for _ in 0..40 {
+                        if tls.write_all(b" ").await.is_err() || tls.flush().await.is_err() {
+                            return;
+                        }
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                    }
+                    return;
+                }
                 _ => ("404 Not Found", "text/plain", Vec::new()),
             };
             let location = if path.starts_with("/redirect") {
@@ -153,6 +165,12 @@ step s5
 step s6
   fetch get "https://127.0.0.2:{port}/ok", timeout 3s
     into balance
+    on failure -> s7
+  goto s7
+
+step s7
+  fetch get "{drip}", timeout 1s
+    into balance
     on failure -> done
   goto done
 
@@ -164,12 +182,13 @@ step done
         html = u("/html"),
         big = u("/big"),
         redirect = u("/redirect"),
+        drip = u("/drip"),
     )
 }
 
-fn other_flow(port: u16) -> String {
+fn other_flow(port: u16, number: &str) -> String {
     format!(
-        "flow \"Other\"\n  numbers 2000\n\nstep start\n  fetch get \"https://localhost:{port}/ok\", timeout 3s\n    into balance\n    on failure -> done\n  goto done\n\nstep done\n  hangup \"walked\"\n"
+        "flow \"Other\"\n  numbers {number}\n\nstep start\n  fetch get \"https://localhost:{port}/ok\", timeout 3s\n    into balance\n    on failure -> done\n  goto done\n\nstep done\n  hangup \"walked\"\n"
     )
 }
 
@@ -221,18 +240,22 @@ fn a_flow_fetches_over_https_and_every_bad_endpoint_takes_on_failure_with_its_re
     std::fs::create_dir_all(&a).unwrap();
     std::fs::create_dir_all(&b).unwrap();
     std::fs::write(a.join("f.ivr"), flow(port)).unwrap();
-    std::fs::write(b.join("f.ivr"), other_flow(port)).unwrap();
+    std::fs::write(b.join("f.ivr"), other_flow(port, "2000")).unwrap();
+    let c = dir.path().join("c");
+    std::fs::create_dir_all(&c).unwrap();
+    std::fs::write(c.join("f.ivr"), other_flow(port, "3000")).unwrap();
     std::fs::write(dir.path().join("ca.pem"), &ca_pem).unwrap();
     let ca = dir.path().join("ca.pem");
     let cfg = format!(
-        "[[tenants]]\nid = \"shop\"\nnumbers = [\"1000\"]\nflows_dir = \"{}\"\nfetch_allow = [\"localhost:{port}\", \"127.0.0.2:{port}\"]\nfetch_private_networks = [\"127.0.0.1/32\", \"::1/128\"]\nfetch_ca_file = \"{}\"\nfetch_filler = \"\"\n\n[[tenants]]\nid = \"other\"\nnumbers = [\"2000\"]\nflows_dir = \"{}\"\nfetch_allow = [\"localhost:{port}\"]\nfetch_ca_file = \"{}\"\n",
+        "[[tenants]]\nid = \"shop\"\nnumbers = [\"1000\"]\nflows_dir = \"{}\"\nfetch_allow = [\"localhost:{port}\", \"127.0.0.2:{port}\"]\nfetch_private_networks = [\"127.0.0.1/32\", \"::1/128\"]\nfetch_ca_file = \"{}\"\nfetch_filler = \"\"\n\n[[tenants]]\nid = \"other\"\nnumbers = [\"2000\"]\nflows_dir = \"{}\"\nfetch_allow = [\"localhost:{port}\"]\nfetch_ca_file = \"{}\"\n\n[[tenants]]\nid = \"third\"\nnumbers = [\"3000\"]\nflows_dir = \"{}\"\nfetch_allow = [\"localhost:{port}\"]\nfetch_private_networks = [\"127.0.0.0/8\", \"::1/128\"]\n",
         a.display(),
         ca.display(),
         b.display(),
-        ca.display()
+        ca.display(),
+        c.display()
     );
     let server = Server::start(&cfg);
-    for number in ["1000", "2000"] {
+    for number in ["1000", "2000", "3000"] {
         let run = common::run_sipp(
             server.addr("udp"),
             &[
@@ -268,7 +291,7 @@ fn a_flow_fetches_over_https_and_every_bad_endpoint_takes_on_failure_with_its_re
         })
         .collect();
     let show = || format!("{answers:#?}\n{t:#?}");
-    assert_eq!(answers.len(), 6, "{}", show());
+    assert_eq!(answers.len(), 7, "{}", show());
     assert_eq!(
         answers[0],
         (serde_json::json!(200), "ok".to_owned()),
@@ -295,6 +318,11 @@ fn a_flow_fetches_over_https_and_every_bad_endpoint_takes_on_failure_with_its_re
         "{}",
         show()
     );
+    assert!(
+        answers[6].1.contains("timed out"),
+        "a reply dripping in: {}",
+        show()
+    );
     // The JSON reply's field went into the variable.
     let got = t
         .iter()
@@ -310,7 +338,7 @@ fn a_flow_fetches_over_https_and_every_bad_endpoint_takes_on_failure_with_its_re
         .unwrap();
     assert!((900..3000).contains(&ms), "the timeout took {ms} ms");
     // Nothing went to the redirect's target or the refused literal: the
-    // endpoint saw /ok, /slow, /html, /big, /redirect only.
+    // endpoint saw /ok, /slow, /html, /big, /redirect, /drip only.
     let lines = seen.lock().unwrap().clone();
     let paths: Vec<&str> = lines
         .iter()
@@ -318,7 +346,7 @@ fn a_flow_fetches_over_https_and_every_bad_endpoint_takes_on_failure_with_its_re
         .collect();
     assert_eq!(
         paths,
-        ["/ok", "/slow", "/html", "/big", "/redirect"],
+        ["/ok", "/slow", "/html", "/big", "/redirect", "/drip"],
         "{lines:?}"
     );
     // The other tenant lets no private network through: `localhost`
@@ -335,8 +363,22 @@ fn a_flow_fetches_over_https_and_every_bad_endpoint_takes_on_failure_with_its_re
     );
     assert_eq!(
         seen.lock().unwrap().len(),
-        5,
+        6,
         "no request from the other tenant"
+    );
+    // A third tenant lets loopback through but does not trust the test
+    // CA: the certificate is refused, nothing is asked.
+    let t = timeline(&server, "3000");
+    let untrusted = t
+        .iter()
+        .find(|e| e["kind"] == "fetch" && e["detail"]["event"] == "answer")
+        .unwrap_or_else(|| panic!("{t:#?}"));
+    let outcome = untrusted["detail"]["outcome"].as_str().unwrap();
+    assert!(outcome.to_lowercase().contains("certificate"), "{outcome}");
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        6,
+        "no request over an untrusted TLS"
     );
     drop(rt);
 }

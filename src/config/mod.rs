@@ -291,6 +291,10 @@ pub struct TenantConfig {
     /// Fetches of this tenant at once (beyond: `on failure` at once).
     #[serde(default = "default_fetch_max_concurrent")]
     pub fetch_max_concurrent: usize,
+    /// Fetches of this tenant a second (bursts of as many; beyond:
+    /// `on failure` at once).
+    #[serde(default = "default_fetch_max_per_sec")]
+    pub fetch_max_per_sec: u32,
     /// Said (with the flow's voice) when a fetch has taken 700 ms, so the
     /// caller is not left in silence; empty: nothing.
     #[serde(default = "default_fetch_filler")]
@@ -382,6 +386,10 @@ impl RetentionConfig {
 
 fn default_fetch_max_concurrent() -> usize {
     16
+}
+
+fn default_fetch_max_per_sec() -> u32 {
+    50
 }
 
 fn default_fetch_filler() -> String {

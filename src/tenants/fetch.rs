@@ -50,6 +50,42 @@ pub struct Fetcher {
     allow: AllowList,
     private_ok: Arc<Vec<IpNet>>,
     slots: Arc<Semaphore>,
+    rate: std::sync::Mutex<Rate>,
+}
+
+/// A token bucket: `per_sec` fetches a second, in bursts of up to as many.
+#[derive(Debug)]
+pub struct Rate {
+    per_sec: f64,
+    tokens: f64,
+    last: Option<Instant>,
+}
+
+impl Rate {
+    /// `per_sec` a second (at least 1).
+    pub fn new(per_sec: u32) -> Rate {
+        let per_sec = f64::from(per_sec.max(1));
+        Rate {
+            per_sec,
+            tokens: per_sec,
+            last: None,
+        }
+    }
+
+    /// One more at `now`, if the rate allows it.
+    pub fn allow(&mut self, now: Instant) -> bool {
+        if let Some(last) = self.last {
+            let refill = now.saturating_duration_since(last).as_secs_f64() * self.per_sec;
+            self.tokens = (self.tokens + refill).min(self.per_sec);
+        }
+        self.last = Some(now);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 impl std::fmt::Debug for Fetcher {
@@ -177,12 +213,12 @@ fn describe(e: reqwest::Error) -> String {
 impl Fetcher {
     /// A client for a tenant: its allow-list, the networks it may reach
     /// despite the default refusal, extra trusted CA certificates (PEM; a
-    /// test option) and its concurrency limit.
+    /// test option), its concurrency limit and its rate (a second).
     pub fn new(
         allow: AllowList,
         private_ok: Vec<IpNet>,
         extra_ca_pem: Option<&[u8]>,
-        max_concurrent: usize,
+        (max_concurrent, per_sec): (usize, u32),
     ) -> Result<Fetcher, String> {
         let mut roots = rustls::RootCertStore::empty();
         let native = rustls_native_certs::load_native_certs();
@@ -237,6 +273,7 @@ impl Fetcher {
             allow,
             private_ok,
             slots: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            rate: std::sync::Mutex::new(Rate::new(per_sec)),
         })
     }
 
@@ -256,6 +293,10 @@ impl Fetcher {
         let Ok(_slot) = Arc::clone(&self.slots).try_acquire_owned() else {
             return failed(None, "too many fetches of this tenant at once".into());
         };
+        let allowed = self.rate.lock().map(|mut r| r.allow(start)).unwrap_or(true);
+        if !allowed {
+            return failed(None, "over the tenant's fetch rate".into());
+        }
         let parsed = match reqwest::Url::parse(url) {
             Ok(u) => u,
             Err(_) => return failed(None, "not a URL".into()),
@@ -346,6 +387,23 @@ mod tests {
         let lo: Vec<IpNet> = vec!["127.0.0.0/8".parse().unwrap()];
         assert!(!address_refused("127.0.0.1".parse().unwrap(), &lo));
         assert!(address_refused("10.0.0.1".parse().unwrap(), &lo));
+    }
+
+    #[test]
+    fn the_rate_allows_a_burst_then_refills_with_time() {
+        let t0 = Instant::now();
+        let mut r = Rate::new(2);
+        assert!(r.allow(t0) && r.allow(t0));
+        assert!(!r.allow(t0), "a third at once");
+        assert!(!r.allow(t0 + Duration::from_millis(400)));
+        assert!(
+            r.allow(t0 + Duration::from_millis(600)),
+            "one token back after 500 ms"
+        );
+        assert!(!r.allow(t0 + Duration::from_millis(600)));
+        // An idle minute refills the burst, not more.
+        let later = t0 + Duration::from_secs(60);
+        assert!(r.allow(later) && r.allow(later) && !r.allow(later));
     }
 
     #[test]

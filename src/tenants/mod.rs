@@ -224,8 +224,13 @@ impl Registry {
                     .filter_map(|n| n.parse().ok())
                     .collect();
                 Some(Arc::new(
-                    fetch::Fetcher::new(allow.clone(), nets, ca.as_deref(), t.fetch_max_concurrent)
-                        .map_err(fail)?,
+                    fetch::Fetcher::new(
+                        allow.clone(),
+                        nets,
+                        ca.as_deref(),
+                        (t.fetch_max_concurrent, t.fetch_max_per_sec),
+                    )
+                    .map_err(fail)?,
                 ))
             };
             tenants.push(Tenant {
