@@ -187,6 +187,27 @@ fn export_withdraw_hold_erase_sweep_and_audit() {
     assert_eq!(recordings(&data).len(), 4);
     cli.ok(&["holds", "lift", &hold]);
 
+    // The anonymised usage before any erasure: its rows name no caller
+    // or call, and they must outlive the erasure and the sweeps below.
+    let stats_before = cli.ok(&["stats", "--json", "--k", "1"]);
+    let total = |s: &str| -> i64 {
+        s.lines()
+            .map(|l| {
+                serde_json::from_str::<Value>(l).unwrap()["calls"]
+                    .as_i64()
+                    .unwrap()
+            })
+            .sum()
+    };
+    assert_eq!(total(&stats_before), 3, "{stats_before}");
+    for c in cli.calls() {
+        for needle in [
+            c["caller"].as_str().unwrap(),
+            c["call_id"].as_str().unwrap(),
+        ] {
+            assert!(!stats_before.contains(needle), "{needle} in {stats_before}");
+        }
+    }
     // Erase A: timelines deleted, recordings shredded, CDRs pseudonymised.
     let a_bytes: Vec<Vec<u8>> = recordings(&data)
         .iter()
@@ -289,6 +310,14 @@ fn export_withdraw_hold_erase_sweep_and_audit() {
     let r: Value =
         serde_json::from_str(&cli.ok(&["retention", "sweep", "--now", &at(8 * 366)])).unwrap();
     assert_eq!(r["cdrs_deleted"], 0);
+    // Every CDR is gone; the anonymised usage is as it was.
+    assert_eq!(cli.ok(&["stats", "--json", "--k", "1"]), stats_before);
+    // With the default k = 5 the rows of 3 calls are withheld.
+    let withheld = cli.ok(&["stats", "--json"]);
+    assert!(
+        withheld.lines().all(|l| l.contains("\"withheld\":true")),
+        "{withheld}"
+    );
 
     // The audit log saw all of it, and detects tampering.
     let out = cli.ok(&["audit", "verify"]);

@@ -489,3 +489,50 @@ async fn scrub_reports_what_each_database_can_guarantee_about_deleted_rows() {
     );
     postgres.close().await;
 }
+
+/// Issue 14, point 7: usage is counted once per call as it ends (a CDR
+/// written again does not count twice), the same on both databases, and
+/// deleting the calls leaves it.
+async fn usage_of(store: Store) -> Vec<dhwani::store::usage::UsageRow> {
+    let ended = |n: i64, outcome: &str| {
+        let mut c = call(n, "acme", "+919800000001");
+        c.end_ms = Some(c.start_ms + 60_000);
+        c.duration_ms = Some(59_000);
+        c.outcome = Some(outcome.into());
+        c
+    };
+    let start = call(1, "acme", "+919800000001");
+    let mut queued = ended(2, "queued: support");
+    queued.queue = Some("support".into());
+    queued.wait_ms = Some(12_000);
+    queued.talk_ms = Some(40_000);
+    let batch = vec![
+        Record::Call(Box::new(start)),
+        Record::Call(Box::new(ended(1, "transferred: +919812345678"))),
+        Record::Call(Box::new(ended(1, "transferred: +919812345678"))),
+        Record::Call(Box::new(queued)),
+    ];
+    store.write(&batch).await.unwrap();
+    store.delete_call("c001").await.unwrap();
+    store.delete_call("c002").await.unwrap();
+    let rows = store.usage(Some("acme"), "", "").await.unwrap();
+    store.close().await;
+    rows
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_is_counted_once_per_call_and_outlives_the_calls_on_both_databases() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = Store::open("", dir.path()).await.unwrap();
+    let pg = common::pg::TempPostgres::start();
+    let postgres = Store::open(&pg.url, dir.path()).await.unwrap();
+    let a = usage_of(sqlite).await;
+    let b = usage_of(postgres).await;
+    let kinds: Vec<(&str, i64, i64, i64)> = a
+        .iter()
+        .map(|r| (r.outcome.as_str(), r.calls, r.agent_answered, r.wait_ms))
+        .collect();
+    assert_eq!(kinds, [("queued", 1, 1, 12_000), ("transferred", 1, 0, 0)]);
+    assert!(a.iter().all(|r| r.day == "2025-11-24"), "{a:?}");
+    assert_eq!(a, b, "SQLite and PostgreSQL disagree");
+}

@@ -6,6 +6,7 @@ pub mod flow;
 pub mod privacy;
 pub mod queues;
 pub mod recordings;
+pub mod stats;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -161,6 +162,19 @@ pub enum Command {
         #[arg(long, value_name = "DIR", global = true)]
         data_dir: Option<PathBuf>,
     },
+    /// Anonymised usage per tenant, day, flow and kind of outcome (no
+    /// caller data; kept after erasure and retention; small rows withheld).
+    Stats {
+        /// Which rows, and how.
+        #[command(flatten)]
+        args: crate::cli::stats::StatsArgs,
+        /// TOML config file (as for `serve`).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Data directory (as for `serve`).
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
     /// Check, test and try IVR flows (`.ivr` files; see docs/ivr-dsl.md).
     Flow {
         /// What to do with the flows.
@@ -212,6 +226,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let cfg = load_config(config.as_deref(), data_dir)?;
             crate::cli::calls::run(command, &cfg, reason.as_deref())
         }
+        Command::Stats {
+            args,
+            config,
+            data_dir,
+        } => crate::cli::stats::run(args, &load_config(config.as_deref(), data_dir)?),
         Command::Queues {
             command,
             config,

@@ -11,6 +11,7 @@
 
 pub mod agents;
 pub mod claims;
+pub mod usage;
 pub mod writer;
 
 use std::path::Path;
@@ -201,6 +202,25 @@ const MIGRATIONS: &[&[&str]] = &[
         "ALTER TABLE calls ADD COLUMN late_10ms BIGINT",
         "ALTER TABLE calls ADD COLUMN late_20ms BIGINT",
         "ALTER TABLE calls ADD COLUMN skipped_frames BIGINT",
+    ],
+    &[
+        // Anonymised usage (`store::usage`): counted as each call ends,
+        // never touched by erasure or retention.
+        "CREATE TABLE usage_daily (
+        tenant TEXT NOT NULL,
+        day TEXT NOT NULL,
+        flow TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        calls BIGINT NOT NULL,
+        answered BIGINT NOT NULL,
+        duration_ms BIGINT NOT NULL,
+        queued BIGINT NOT NULL,
+        agent_answered BIGINT NOT NULL,
+        wait_ms BIGINT NOT NULL,
+        talk_ms BIGINT NOT NULL,
+        recorded BIGINT NOT NULL,
+        PRIMARY KEY (tenant, day, flow, outcome)
+    )",
     ],
 ];
 
@@ -477,6 +497,21 @@ impl Store {
         for r in batch {
             match r {
                 writer::Record::Call(c) => {
+                    // A call seen ending for the first time is counted in
+                    // the anonymised usage, in the same transaction.
+                    if c.end_ms.is_some() {
+                        let before = sqlx::query("SELECT end_ms FROM calls WHERE call_id = $1")
+                            .bind(&c.call_id)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                        let ended_before = match before {
+                            Some(r) => r.try_get::<Option<i64>, _>(0)?.is_some(),
+                            None => false,
+                        };
+                        if !ended_before {
+                            usage::count(&mut tx, c).await?;
+                        }
+                    }
                     sqlx::query(
                         "INSERT INTO calls (call_id, sip_call_id, tenant, flow, flow_version, caller, called,
                             start_ms, answer_ms, end_ms, duration_ms, hangup_by, hangup_cause, outcome, recording_id,
