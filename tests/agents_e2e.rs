@@ -1451,6 +1451,40 @@ fn a_supervisor_listens_whispers_and_barges_and_each_party_hears_the_right_legs(
     );
 }
 
+/// Gives the tenant of `cfg` the outbound trunk `carrier` on
+/// `127.0.0.1:PORT` (digest user `dhwani` with `password`), allowed to dial
+/// numbers starting `+9198`.
+fn with_trunk(cfg: &mut String, port: u16, password: &str) {
+    *cfg = cfg.replace(
+        "numbers = [\"1000\"]\n",
+        "numbers = [\"1000\"]\ntransfer_trunk = \"carrier\"\ntransfer_allow = [\"+9198\"]\n",
+    );
+    cfg.push_str(&format!(
+        "\n[[outbound_trunks]]\nname = \"carrier\"\naddress = \"127.0.0.1:{port}\"\nusername = \"dhwani\"\npassword = \"{password}\"\n"
+    ));
+}
+
+/// The SIPp trunk of `tests/sipp/trunk-401.xml` on `port`, for one call,
+/// echoing RTP; its result when it ends.
+fn sipp_trunk(target: SocketAddr, port: u16) -> std::thread::JoinHandle<common::SippRun> {
+    let scenario = common::repo_path("tests/sipp/trunk-401.xml");
+    std::thread::spawn(move || {
+        common::run_sipp(
+            target,
+            &[
+                "-sf",
+                &scenario.display().to_string(),
+                "-p",
+                &port.to_string(),
+                "-rtp_echo",
+                "-m",
+                "1",
+            ],
+            Duration::from_secs(40),
+        )
+    })
+}
+
 const TRUNK_FLOW: &str = "flow \"Out\"\n  numbers 1000\n\nstep start\n  transfer \"+919812345678\"\n    on failure -> sorry\n\nstep sorry\n  hangup \"transfer failed\"\n";
 
 /// A flow's transfer to a number through an outbound trunk (SIPp, which
@@ -1460,31 +1494,10 @@ fn transfer_through_trunk(password: &str) -> (serde_json::Value, common::SippRun
     let tmp = tempfile::tempdir().expect("tmp");
     let trunk_port = common::free_udp_port();
     let mut cfg = config_with_flow(tmp.path(), "longest-idle", "", TRUNK_FLOW);
-    cfg = cfg.replace(
-        "numbers = [\"1000\"]\n",
-        "numbers = [\"1000\"]\ntransfer_trunk = \"carrier\"\ntransfer_allow = [\"+9198\"]\n",
-    );
-    cfg.push_str(&format!(
-        "\n[[outbound_trunks]]\nname = \"carrier\"\naddress = \"127.0.0.1:{trunk_port}\"\nusername = \"dhwani\"\npassword = \"{password}\"\n"
-    ));
+    with_trunk(&mut cfg, trunk_port, password);
     let server = Server::start(&cfg);
     let target = server.addr("udp");
-    let scenario = common::repo_path("tests/sipp/trunk-401.xml");
-    let trunk = std::thread::spawn(move || {
-        common::run_sipp(
-            target,
-            &[
-                "-sf",
-                &scenario.display().to_string(),
-                "-p",
-                &trunk_port.to_string(),
-                "-rtp_echo",
-                "-m",
-                "1",
-            ],
-            Duration::from_secs(40),
-        )
-    });
+    let trunk = sipp_trunk(target, trunk_port);
     std::thread::sleep(Duration::from_millis(500));
     let mut caller = caller_dials(target, "+919800000040");
     std::thread::sleep(Duration::from_secs(5));
@@ -1539,13 +1552,7 @@ fn refer_to_number(password: &str) -> (Server, Phone, Phone, Phone, common::Sipp
     let tmp = tempfile::tempdir().expect("tmp");
     let trunk_port = common::free_udp_port();
     let mut cfg = config(tmp.path(), "longest-idle", "");
-    cfg = cfg.replace(
-        "numbers = [\"1000\"]\n",
-        "numbers = [\"1000\"]\ntransfer_trunk = \"carrier\"\ntransfer_allow = [\"+9198\"]\n",
-    );
-    cfg.push_str(&format!(
-        "\n[[outbound_trunks]]\nname = \"carrier\"\naddress = \"127.0.0.1:{trunk_port}\"\nusername = \"dhwani\"\npassword = \"{password}\"\n"
-    ));
+    with_trunk(&mut cfg, trunk_port, password);
     let mut server = Server::start(&cfg);
     // The config's flows live in `tmp`: keep it as long as the server.
     std::mem::forget(tmp);
@@ -1555,22 +1562,7 @@ fn refer_to_number(password: &str) -> (Server, Phone, Phone, Phone, common::Sipp
     std::thread::sleep(Duration::from_millis(1200));
     let a2 = Phone::agent("1002", target);
     wait_registered(&mut server, 2);
-    let scenario = common::repo_path("tests/sipp/trunk-401.xml");
-    let trunk = std::thread::spawn(move || {
-        common::run_sipp(
-            target,
-            &[
-                "-sf",
-                &scenario.display().to_string(),
-                "-p",
-                &trunk_port.to_string(),
-                "-rtp_echo",
-                "-m",
-                "1",
-            ],
-            Duration::from_secs(40),
-        )
-    });
+    let trunk = sipp_trunk(target, trunk_port);
     let mut caller = caller_dials(target, "+919800000041");
     assert!(
         wait_for_line(
