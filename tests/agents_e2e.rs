@@ -207,6 +207,13 @@ impl Phone {
     }
 
     /// Seconds of audio it heard.
+    /// The frequency it heard most in the 1.5 s ending 0.5 s before the
+    /// end of what it heard so far.
+    fn recent_freq(&self) -> f64 {
+        let end = self.heard_secs();
+        self.heard_freq(end - 2.0, end - 0.5)
+    }
+
     fn heard_secs(&self) -> f64 {
         let Some(wav) = std::fs::read_dir(self.dir.path()).ok().and_then(|d| {
             d.filter_map(|e| e.ok().map(|e| e.path()))
@@ -1110,14 +1117,12 @@ fn an_agent_transfers_the_caller_by_refer_to_the_other_agent_and_wraps_up() {
     );
     std::thread::sleep(Duration::from_secs(4));
     // Caller and second agent hear each other.
-    let c = caller.heard_secs();
-    let f = caller.heard_freq(c - 2.0, c - 0.5);
+    let f = caller.recent_freq();
     assert!(
         (f - 1320.0).abs() < 80.0,
         "the caller heard {f} Hz, not agent 1002's 1320 Hz"
     );
-    let s2 = a2.heard_secs();
-    let f = a2.heard_freq(s2 - 2.0, s2 - 0.5);
+    let f = a2.recent_freq();
     assert!(
         (f - 440.0).abs() < 40.0,
         "agent 1002 heard {f} Hz, not the caller's 440 Hz"
@@ -1203,14 +1208,12 @@ fn a_flows_transfer_reaches_a_registered_agent_and_fails_while_it_has_no_phone()
         server.log.join("\n")
     );
     std::thread::sleep(Duration::from_secs(4));
-    let c = caller.heard_secs();
-    let f = caller.heard_freq(c - 2.0, c - 0.5);
+    let f = caller.recent_freq();
     assert!(
         (f - 880.0).abs() < 60.0,
         "the caller heard {f} Hz, not agent 1001's 880 Hz"
     );
-    let s = a1.heard_secs();
-    let f = a1.heard_freq(s - 2.0, s - 0.5);
+    let f = a1.recent_freq();
     assert!((f - 440.0).abs() < 40.0, "the agent heard {f} Hz");
     assert_eq!(state_of(&server, "1001"), "on-call");
     caller.say("/hangup\n");
@@ -1650,14 +1653,12 @@ fn a_caller_whose_transfer_to_a_number_fails_waits_in_the_queue_again_for_the_ne
         server.log.join("\n")
     );
     std::thread::sleep(Duration::from_secs(4));
-    let c = caller.heard_secs();
-    let f = caller.heard_freq(c - 2.0, c - 0.5);
+    let f = caller.recent_freq();
     assert!(
         (f - 1320.0).abs() < 80.0,
         "the caller heard {f} Hz, not agent 1002's 1320 Hz"
     );
-    let s2 = a2.heard_secs();
-    let f = a2.heard_freq(s2 - 2.0, s2 - 0.5);
+    let f = a2.recent_freq();
     assert!(
         (f - 440.0).abs() < 40.0,
         "agent 1002 heard {f} Hz, not the caller's 440 Hz"
@@ -1762,8 +1763,7 @@ fn two_nodes_on_one_database_never_ring_an_agent_the_other_holds_until_its_lease
         "B took the agent {after:?} after A died: before A's lease could lapse"
     );
     std::thread::sleep(Duration::from_secs(3));
-    let c = y.heard_secs();
-    let f = y.heard_freq(c - 2.0, c - 0.5);
+    let f = y.recent_freq();
     assert!(
         (f - 880.0).abs() < 60.0,
         "Y heard {f} Hz, not 1001's 880 Hz"
@@ -1800,14 +1800,12 @@ fn an_agent_calls_another_agents_extension_and_they_hear_each_other() {
     );
     assert_eq!(state_of(&server, "1002"), "on-call");
     std::thread::sleep(Duration::from_secs(4));
-    let s1 = a1.heard_secs();
-    let f = a1.heard_freq(s1 - 2.0, s1 - 0.5);
+    let f = a1.recent_freq();
     assert!(
         (f - 1320.0).abs() < 80.0,
         "1001 heard {f} Hz, not 1002's 1320 Hz"
     );
-    let s2 = a2.heard_secs();
-    let f = a2.heard_freq(s2 - 2.0, s2 - 0.5);
+    let f = a2.recent_freq();
     assert!(
         (f - 880.0).abs() < 60.0,
         "1002 heard {f} Hz, not 1001's 880 Hz"
@@ -2049,15 +2047,13 @@ fn an_attended_transfer_by_refer_with_replaces_hands_the_caller_to_the_consulted
         server.log.join("\n")
     );
     std::thread::sleep(Duration::from_secs(4));
-    let c = caller.heard_secs();
-    let f = caller.heard_freq(c - 2.0, c - 0.5);
+    let f = caller.recent_freq();
     assert!(
         (f - 1320.0).abs() < 80.0,
         "the caller heard {f} Hz, not agent 1002's 1320 Hz\n{}",
         server.log.join("\n")
     );
-    let s2 = b.heard_secs();
-    let f = b.heard_freq(s2 - 2.0, s2 - 0.5);
+    let f = b.recent_freq();
     assert!(
         (f - 440.0).abs() < 40.0,
         "1002 heard {f} Hz, not the caller's 440 Hz"
