@@ -893,33 +893,12 @@ impl Store {
                 sqlx::query("PRAGMA busy_timeout=1000")
                     .execute(&mut *conn)
                     .await?;
-                let mut tries = 0;
-                let report = loop {
-                    tries += 1;
-                    let row = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-                        .fetch_one(&mut *conn)
-                        .await?;
-                    let busy: i64 = row.try_get(0)?;
-                    if busy == 0 {
-                        break ScrubReport {
-                            complete: true,
-                            note: format!(
-                                "SQLite: deleted rows zeroed in the database file (secure_delete); write-ahead log checkpointed and truncated ({tries} tries)"
-                            ),
-                        };
-                    }
-                    if tries == 5 {
-                        break ScrubReport {
-                            complete: false,
-                            note: "SQLite: deleted rows zeroed in the database file (secure_delete), but the write-ahead log could not be checkpointed (another process kept reading in 5 tries): old copies of the deleted rows stay in dhwani.db-wal until the next checkpoint; run the erasure again when the server is idle".into(),
-                        };
-                    }
-                    tokio::time::sleep(Duration::from_millis(200 * tries)).await;
-                };
+                let report = checkpoint(&mut conn).await;
+                // Restored whatever the checkpoint came to.
                 sqlx::query("PRAGMA busy_timeout=5000")
                     .execute(&mut *conn)
                     .await?;
-                Ok(report)
+                report
             }
             Kind::Postgres => {
                 sqlx::query("VACUUM calls").execute(&self.pool).await?;
@@ -943,6 +922,34 @@ impl Store {
     /// Closes the pool (flushes SQLite's WAL on the last connection).
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// SQLite's WAL checkpoint (TRUNCATE), tried up to five times; what it
+/// came to.
+async fn checkpoint(conn: &mut sqlx::AnyConnection) -> Result<ScrubReport, StoreError> {
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let row = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .fetch_one(&mut *conn)
+            .await?;
+        let busy: i64 = row.try_get(0)?;
+        if busy == 0 {
+            return Ok(ScrubReport {
+                complete: true,
+                note: format!(
+                    "SQLite: deleted rows zeroed in the database file (secure_delete); write-ahead log checkpointed and truncated ({tries} tries)"
+                ),
+            });
+        }
+        if tries == 5 {
+            return Ok(ScrubReport {
+                complete: false,
+                note: "SQLite: deleted rows zeroed in the database file (secure_delete), but the write-ahead log could not be checkpointed (another process kept reading in 5 tries): old copies of the deleted rows stay in dhwani.db-wal until the next checkpoint; run the erasure again when the server is idle".into(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(200 * tries)).await;
     }
 }
 
