@@ -256,7 +256,15 @@ impl Loop {
         );
         self.bridged.insert(call, to_attempt);
         self.bridged_agent.insert(call, to);
-        self.tell(consult, CallEvent::HandOver { to: call });
+        // A consultation task that is gone (its call ending) cannot hand
+        // the leg over: the caller must not wait for it.
+        let sent = self
+            .calls
+            .get(&consult)
+            .is_some_and(|tx| tx.try_send(CallEvent::HandOver { to: call }).is_ok());
+        if !sent {
+            self.handed_over(now, call, None);
+        }
     }
 
     /// The consultation call's task gave up the agent leg for `to`: it
