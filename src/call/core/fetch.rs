@@ -46,18 +46,19 @@ impl Core {
 
     /// Time passed: a fetch running for [`FILLER_AFTER`] gets the filler.
     pub(super) fn fetch_timer(&mut self, now: Instant) {
-        let text = self.fetch_filler.clone();
+        // Every 20 ms: nothing is done (or copied) without a fetch.
         let Some(f) = self.fetching.as_mut() else {
             return;
         };
         if f.filler_job.is_some()
-            || text.is_empty()
+            || self.fetch_filler.is_empty()
             || now.saturating_duration_since(f.started) < FILLER_AFTER
             || self.play_job.is_some()
             || self.media.is_playing()
         {
             return;
         }
+        let text = self.fetch_filler.clone();
         self.next_job += 1;
         f.filler_job = Some(self.next_job);
         self.out.push_back(Output::ResolvePrompts {
