@@ -536,3 +536,328 @@ async fn usage_is_counted_once_per_call_and_outlives_the_calls_on_both_databases
     assert!(a.iter().all(|r| r.day == "2025-11-24"), "{a:?}");
     assert_eq!(a, b, "SQLite and PostgreSQL disagree");
 }
+
+/// The webhook outbox on one store, as seen by two nodes: what is
+/// enqueued for which webhook, what is due, who wins a claim, retries,
+/// dead letters and deletion with the timeline. Event ids are random, so
+/// the result names rows by call, webhook and type.
+async fn outbox_between_two_nodes(store: Store) -> Vec<String> {
+    use dhwani::store::outbox::{Attempt, OutboxFilter};
+    let cfg = dhwani::config::Config::parse(
+        r#"[[tenants]]
+id = "acme"
+numbers = ["1000"]
+flows_dir = "f"
+[[tenants.webhooks]]
+name = "crm"
+url = "https://crm.example.in/hook"
+[[tenants.webhooks]]
+name = "steps"
+url = "https://crm.example.in/steps"
+events = ["step.entered", "call.ended"]
+
+[[tenants]]
+id = "sunrise"
+numbers = ["2000"]
+flows_dir = "f"
+"#,
+        "test",
+    )
+    .unwrap();
+    store.set_webhooks(&cfg.tenants);
+    let mut seen = Vec::new();
+    // Two calls of acme and one of sunrise: start, timeline, end.
+    for (n, tenant) in [(0, "acme"), (1, "sunrise"), (2, "acme")] {
+        let c = call(n, tenant, "+919800000001");
+        let mut batch = vec![Record::Call(Box::new(c.clone()))];
+        for (seq, (kind, detail)) in [
+            ("sip", r#"{"event":"answered"}"#),
+            ("step", r#"{"name":"menu"}"#),
+            ("digits", r#"{"digits":"****","result":"ok","attempt":"1"}"#),
+            ("consent", r#"{"granted":"yes","answer":"1"}"#),
+            ("recording", r#"{"event":"saved","id":"r1","seconds":2.5}"#),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            batch.push(Record::Event(Event {
+                call_id: c.call_id.clone(),
+                seq: seq as i64,
+                at_ms: c.start_ms + 100 * seq as i64,
+                offset_ms: 100 * seq as i64,
+                step: "menu".into(),
+                kind: kind.into(),
+                detail: detail.into(),
+            }));
+        }
+        let mut end = c.clone();
+        end.end_ms = Some(c.start_ms + 5000);
+        end.duration_ms = Some(4980);
+        end.outcome = Some("hangup: done".into());
+        batch.push(Record::Call(Box::new(end.clone())));
+        store.write(&batch).await.unwrap();
+        // The same CDR written again reports nothing more.
+        store.write(&[Record::Call(Box::new(end))]).await.unwrap();
+    }
+    let all = |s: Option<&str>| OutboxFilter {
+        tenant: None,
+        state: s.map(str::to_owned),
+        call_id: None,
+        limit: 1000,
+    };
+    let mut rows = store.webhook_rows(&all(None)).await.unwrap();
+    rows.sort_by_key(|r| (r.call_id.clone(), r.hook.clone(), r.ord));
+    for r in &rows {
+        seen.push(format!("{} {} {}", r.call_id, r.hook, r.kind));
+    }
+    // The body: version, type, the call, the caller's number for the
+    // business, signed later.
+    let ended = rows
+        .iter()
+        .find(|r| r.kind == "call.ended" && r.hook == "crm")
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_str(&ended.body).unwrap();
+    seen.push(format!(
+        "body v{} {} {} from {} outcome {}",
+        body["version"],
+        body["type"],
+        body["call_id"],
+        body["data"]["cdr"]["caller"],
+        body["data"]["cdr"]["outcome"]
+    ));
+    assert_eq!(body["id"], ended.event_id.as_str());
+
+    let now = 2_000_000_000_000;
+    let due = store.due_webhooks("acme", now, 100).await.unwrap();
+    let names = |rows: &[dhwani::store::outbox::OutboxRow]| {
+        let mut v: Vec<String> = rows
+            .iter()
+            .map(|r| format!("{} {} {}", r.call_id, r.hook, r.kind))
+            .collect();
+        v.sort();
+        v.join(", ")
+    };
+    seen.push(format!("due: {}", names(&due)));
+    assert!(
+        store
+            .due_webhooks("sunrise", now, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Both nodes claim every due row at once: each row goes to one.
+    let (sa, sb) = (store.clone(), store.clone());
+    let (da, db) = (due.clone(), due.clone());
+    let (a, b) = tokio::join!(
+        async move {
+            let mut won = Vec::new();
+            for r in &da {
+                won.push(sa.claim_webhook(r, "a", now, now + 60_000).await.unwrap());
+            }
+            won
+        },
+        async move {
+            let mut won = Vec::new();
+            for r in db.iter().rev() {
+                won.push(sb.claim_webhook(r, "b", now, now + 60_000).await.unwrap());
+            }
+            won.reverse();
+            won
+        }
+    );
+    for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+        assert!(x ^ y, "row {i}: a won {x}, b won {y}: exactly one must");
+    }
+    // Claimed rows are not due to anyone.
+    assert!(
+        store
+            .due_webhooks("acme", now, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // The winners record: c000 crm delivered, c000 steps failed (again
+    // at now+1000), c002 crm failed for good (dead), c002 steps released.
+    let holder = |i: usize| if a[i] { "a" } else { "b" };
+    for (i, r) in due.iter().enumerate() {
+        let att = match (r.call_id.as_str(), r.hook.as_str()) {
+            ("c000", "crm") => Some(Attempt::Delivered { status: 204 }),
+            ("c000", "steps") => Some(Attempt::Failed {
+                status: Some(503),
+                error: "HTTP 503".into(),
+                next_ms: Some(now + 1000),
+            }),
+            ("c002", "crm") => Some(Attempt::Failed {
+                status: None,
+                error: "timed out".into(),
+                next_ms: None,
+            }),
+            _ => None,
+        };
+        // A node that does not hold the row cannot record for it.
+        let other = if a[i] { "b" } else { "a" };
+        if let Some(att) = &att {
+            store.webhook_attempted(r, other, now, att).await.unwrap();
+            store
+                .webhook_attempted(r, holder(i), now, att)
+                .await
+                .unwrap();
+        } else {
+            store.release_webhook(r, holder(i), now).await.unwrap();
+        }
+    }
+    let due = store.due_webhooks("acme", now, 100).await.unwrap();
+    seen.push(format!("due after: {}", names(&due)));
+    let due = store.due_webhooks("acme", now + 1000, 100).await.unwrap();
+    seen.push(format!("due at +1 s: {}", names(&due)));
+    // A claim that lapsed (its node died) is taken over; the dead
+    // node's late record changes nothing.
+    let r = due
+        .iter()
+        .find(|r| r.hook == "steps" && r.call_id == "c000")
+        .unwrap();
+    assert!(
+        store
+            .claim_webhook(r, "b", now + 1000, now + 2000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .claim_webhook(r, "a", now + 1500, now + 60_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .claim_webhook(r, "a", now + 2001, now + 60_000)
+            .await
+            .unwrap()
+    );
+    store
+        .webhook_attempted(r, "b", now + 2002, &Attempt::Delivered { status: 200 })
+        .await
+        .unwrap();
+    store
+        .webhook_attempted(
+            r,
+            "a",
+            now + 2003,
+            &Attempt::Failed {
+                status: Some(500),
+                error: "HTTP 500".into(),
+                next_ms: Some(now + 5000),
+            },
+        )
+        .await
+        .unwrap();
+    let again = store.webhook_event(&r.event_id).await.unwrap();
+    seen.push(format!(
+        "taken over: {} attempts {} status {:?}",
+        again[0].state, again[0].attempts, again[0].last_status
+    ));
+    // The dead one is sent again on request.
+    let dead = store.webhook_rows(&all(Some("dead"))).await.unwrap();
+    seen.push(format!("dead: {}", names(&dead)));
+    assert_eq!(
+        store
+            .retry_webhook(&dead[0].event_id, None, false, now)
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(
+        store
+            .webhook_rows(&all(Some("dead")))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Delivered rows are left alone unless asked.
+    let delivered = store.webhook_rows(&all(Some("delivered"))).await.unwrap();
+    assert_eq!(
+        store
+            .retry_webhook(&delivered[0].event_id, None, false, now)
+            .await
+            .unwrap(),
+        0
+    );
+    // A restarted node drops its claims.
+    store
+        .claim_webhook(&dead[0], "a", now, now + 60_000)
+        .await
+        .unwrap();
+    assert_eq!(store.clear_webhook_claims("a").await.unwrap(), 1);
+    // A consent withdrawal is reported once, by pseudonym.
+    store
+        .withdraw_consent("acme", "anon-abc", now)
+        .await
+        .unwrap();
+    store
+        .withdraw_consent("acme", "anon-abc", now)
+        .await
+        .unwrap();
+    store
+        .withdraw_consent("sunrise", "anon-abc", now)
+        .await
+        .unwrap();
+    let w: Vec<_> = store
+        .webhook_rows(&all(None))
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.kind == "consent.withdrawn")
+        .collect();
+    assert_eq!(w.len(), 1, "{w:?}");
+    let body: serde_json::Value = serde_json::from_str(&w[0].body).unwrap();
+    seen.push(format!(
+        "withdrawn: {} {} call {}",
+        w[0].hook, body["data"]["caller"], body["call_id"]
+    ));
+    // A call's timeline deleted (erasure, retention): its rows go.
+    store.delete_events("c000").await.unwrap();
+    let left = store.webhook_rows(&all(None)).await.unwrap();
+    assert!(left.iter().all(|r| r.call_id != "c000"), "{left:?}");
+    seen.push(format!("left: {}", left.len()));
+    store.close().await;
+    seen
+}
+
+/// Issue 15, point 3: the outbox behaves the same on both databases.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webhook_outbox_orders_claims_retries_and_forgets_the_same_on_both_databases() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = Store::open("", dir.path()).await.unwrap();
+    let pg = common::pg::TempPostgres::start();
+    let postgres = Store::open(&pg.url, dir.path()).await.unwrap();
+    let a = outbox_between_two_nodes(sqlite).await;
+    let b = outbox_between_two_nodes(postgres).await;
+    let per_call = |c: &str| {
+        [
+            format!("{c} crm call.started"),
+            format!("{c} crm call.answered"),
+            format!("{c} crm digits.collected"),
+            format!("{c} crm consent.given"),
+            format!("{c} crm recording.ready"),
+            format!("{c} crm call.ended"),
+            format!("{c} steps step.entered"),
+            format!("{c} steps call.ended"),
+        ]
+    };
+    let mut expect: Vec<String> = per_call("c000")
+        .into_iter()
+        .chain(per_call("c002"))
+        .collect();
+    expect.extend([
+        "body v1 \"call.ended\" \"c000\" from \"+919800000001\" outcome \"hangup: done\"".into(),
+        "due: c000 crm call.started, c000 steps step.entered, c002 crm call.started, c002 steps step.entered".into(),
+        "due after: c000 crm call.answered, c002 crm call.answered, c002 steps step.entered".into(),
+        "due at +1 s: c000 crm call.answered, c000 steps step.entered, c002 crm call.answered, c002 steps step.entered".into(),
+        "taken over: pending attempts 2 status Some(500)".into(),
+        "dead: c002 crm call.started".into(),
+        "withdrawn: crm \"anon-abc\" call null".into(),
+        "left: 9".into(),
+    ]);
+    assert_eq!(a, expect);
+    assert_eq!(a, b, "SQLite and PostgreSQL disagree");
+}

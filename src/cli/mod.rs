@@ -7,6 +7,7 @@ pub mod privacy;
 pub mod queues;
 pub mod recordings;
 pub mod stats;
+pub mod webhooks;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -137,6 +138,22 @@ pub enum Command {
         #[arg(long, value_name = "TEXT", global = true)]
         reason: Option<String>,
     },
+    /// Webhook deliveries (the outbox): list, show, retry; the signing
+    /// secret.
+    Webhooks {
+        /// What to do.
+        #[command(subcommand)]
+        command: crate::cli::webhooks::WebhooksCommand,
+        /// TOML config file (as for `serve`).
+        #[arg(long, value_name = "FILE", global = true)]
+        config: Option<PathBuf>,
+        /// Data directory (as for `serve`).
+        #[arg(long, value_name = "DIR", global = true)]
+        data_dir: Option<PathBuf>,
+        /// Why the data is read (kept in the audit log with the entry).
+        #[arg(long, value_name = "TEXT", global = true)]
+        reason: Option<String>,
+    },
     /// Call-centre agents: who may register a softphone, their phones and
     /// states.
     Agents {
@@ -217,6 +234,20 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             config,
             data_dir,
         } => crate::cli::privacy::audit(command, &load_config(config.as_deref(), data_dir)?),
+        Command::Webhooks {
+            command,
+            config,
+            data_dir,
+            reason,
+        } => {
+            let cfg = load_config(config.as_deref(), data_dir)?;
+            crate::cli::webhooks::run(
+                command,
+                &cfg,
+                &config_dir(config.as_deref()),
+                reason.as_deref(),
+            )
+        }
         Command::Calls {
             command,
             config,

@@ -332,6 +332,8 @@ pub fn privacy(
     let actor = cli_actor();
     runtime()?.block_on(async {
         let store = Store::open(&cfg.store.url, &cfg.data_dir).await?;
+        // Withdrawals and erasures are reported to the tenant's webhooks.
+        store.set_webhooks(&cfg.tenants);
         match cmd {
             PrivacyCommand::Export { tenant, number, out } => {
                 tenant_known(cfg, &tenant)?;

@@ -337,6 +337,106 @@ pub struct TenantConfig {
     /// Its queues of callers waiting for agents.
     #[serde(default)]
     pub queues: Vec<QueueConfig>,
+    /// Where its call events are delivered (`[[tenants.webhooks]]`; see
+    /// docs/webhooks.md). Their addresses are checked like a fetch's: the
+    /// tenant's `fetch_private_networks` and `fetch_ca_file` apply.
+    #[serde(default)]
+    pub webhooks: Vec<WebhookConfig>,
+    /// The file of the secret its webhooks are signed with (relative to
+    /// the config file's folder). Unset: `DATA_DIR/keys/ID.webhook`,
+    /// created at first use (`dhwani webhooks secret` shows it).
+    #[serde(default)]
+    pub webhook_secret_file: Option<PathBuf>,
+    /// Deliveries of this tenant at once.
+    #[serde(default = "default_webhook_max_concurrent")]
+    pub webhook_max_concurrent: usize,
+    /// Deliveries of this tenant a second (bursts of as many).
+    #[serde(default = "default_webhook_max_per_sec")]
+    pub webhook_max_per_sec: u32,
+    /// One delivery's time limit (connect, TLS, request and reply), ms
+    /// (at most 30000).
+    #[serde(default = "default_webhook_timeout_ms")]
+    pub webhook_timeout_ms: u64,
+    /// Attempts before an event is dead-lettered (`dhwani webhooks retry`
+    /// sends it again).
+    #[serde(default = "default_webhook_max_attempts")]
+    pub webhook_max_attempts: u32,
+    /// The first retry's delay, ms; each further one doubles it, up to
+    /// `webhook_retry_max_secs`, with a fifth either way of jitter.
+    #[serde(default = "default_webhook_retry_base_ms")]
+    pub webhook_retry_base_ms: u64,
+    /// The longest delay between two attempts, s.
+    #[serde(default = "default_webhook_retry_max_secs")]
+    pub webhook_retry_max_secs: u64,
+}
+
+/// The events a webhook can ask for (`events = [...]`). `step.entered` is
+/// sent only to a webhook that names it.
+pub const WEBHOOK_EVENTS: &[&str] = &[
+    "call.started",
+    "call.answered",
+    "step.entered",
+    "digits.collected",
+    "consent.given",
+    "consent.refused",
+    "recording.ready",
+    "call.ended",
+    "consent.withdrawn",
+    "erasure.done",
+];
+
+/// `[[tenants.webhooks]]`: one receiver of a tenant's events.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Its name (the delivery records name it; unique in the tenant).
+    #[serde(default = "default_webhook_name")]
+    pub name: String,
+    /// `https://` URL the events are POSTed to.
+    pub url: String,
+    /// The events it wants (see [`WEBHOOK_EVENTS`]); empty: all but
+    /// `step.entered`.
+    #[serde(default)]
+    pub events: Vec<String>,
+}
+
+impl WebhookConfig {
+    /// Whether it wants events of `kind`.
+    pub fn wants(&self, kind: &str) -> bool {
+        if self.events.is_empty() {
+            kind != "step.entered"
+        } else {
+            self.events.iter().any(|e| e == kind)
+        }
+    }
+}
+
+fn default_webhook_name() -> String {
+    "main".into()
+}
+
+fn default_webhook_max_concurrent() -> usize {
+    4
+}
+
+fn default_webhook_max_per_sec() -> u32 {
+    20
+}
+
+fn default_webhook_timeout_ms() -> u64 {
+    10_000
+}
+
+fn default_webhook_max_attempts() -> u32 {
+    25
+}
+
+fn default_webhook_retry_base_ms() -> u64 {
+    1000
+}
+
+fn default_webhook_retry_max_secs() -> u64 {
+    600
 }
 
 impl TenantConfig {
@@ -943,6 +1043,58 @@ impl Config {
             for host in &t.fetch_allow {
                 ivr_dsl::allow::AllowList::new([host.as_str()])
                     .map_err(|e| invalid("fetch_allow", format!("tenant `{}`: {e}", t.id)))?;
+            }
+            let mut hooks = std::collections::HashSet::new();
+            for w in &t.webhooks {
+                let bad = |m: String| invalid("webhooks", format!("tenant `{}`: {m}", t.id));
+                if !hooks.insert(w.name.as_str()) {
+                    return Err(bad(format!(
+                        "two webhooks are named `{}`: give each its own `name`",
+                        w.name
+                    )));
+                }
+                let ok_name = !w.name.is_empty()
+                    && w.name.len() <= 64
+                    && w.name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+                if !ok_name {
+                    return Err(bad(format!(
+                        "webhook name `{}`: use letters, digits, `-` and `_` (at most 64)",
+                        w.name
+                    )));
+                }
+                let host = w.url.strip_prefix("https://").unwrap_or("");
+                if host.is_empty() || host.starts_with('/') {
+                    return Err(bad(format!(
+                        "webhook `{}`: the url must be https://HOST/... (events carry callers' data)",
+                        w.name
+                    )));
+                }
+                for e in &w.events {
+                    if !WEBHOOK_EVENTS.contains(&e.as_str()) {
+                        return Err(bad(format!(
+                            "webhook `{}`: no event `{e}`; the events are {}",
+                            w.name,
+                            WEBHOOK_EVENTS.join(", ")
+                        )));
+                    }
+                }
+            }
+            if !(100..=30_000).contains(&t.webhook_timeout_ms) {
+                return Err(invalid(
+                    "webhook_timeout_ms",
+                    format!("tenant `{}`: give 100 to 30000 (ms)", t.id),
+                ));
+            }
+            if t.webhook_max_attempts == 0 || t.webhook_max_concurrent == 0 {
+                return Err(invalid(
+                    "webhook_max_attempts",
+                    format!(
+                        "tenant `{}`: webhook_max_attempts and webhook_max_concurrent must be at least 1",
+                        t.id
+                    ),
+                ));
             }
             for n in &t.fetch_private_networks {
                 n.parse::<ipnet::IpNet>().map_err(|_| {

@@ -303,7 +303,24 @@ pub async fn export(
     let mut n_rec = 0;
     for c in &calls {
         let events = store.events(&c.call_id).await?;
-        let timeline = crate::store::call_json(c, &events);
+        let mut timeline = crate::store::call_json(c, &events);
+        // What the outbox still holds of the call (its webhook bodies).
+        let outbox = store
+            .webhook_rows(&crate::store::outbox::OutboxFilter {
+                call_id: Some(c.call_id.clone()),
+                limit: 10_000,
+                ..Default::default()
+            })
+            .await?;
+        timeline["webhook_events"] = outbox
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "event_id": r.event_id, "webhook": r.hook, "type": r.kind, "state": r.state,
+                    "body": serde_json::from_str::<serde_json::Value>(&r.body).unwrap_or_default(),
+                })
+            })
+            .collect();
         let tl_name = format!("call-{}.json", c.call_id);
         std::fs::write(folder.join(&tl_name), serde_json::to_vec_pretty(&timeline)?)?;
         let mut recs = Vec::new();
@@ -384,6 +401,9 @@ pub struct EraseReport {
     /// Of those, CDRs that already named the number by a pseudonym (an
     /// earlier erasure, the CDR retention), found by it.
     pub already_pseudonymised: usize,
+    /// Webhook events of the erased calls deleted from the outbox
+    /// (delivered or not: none is sent after the erasure).
+    pub webhook_events_deleted: u64,
     /// Calls kept whole under a legal hold: (call id, hold reason).
     pub held: Vec<(String, String)>,
     /// Whether the database's files keep no copy of what was deleted.
@@ -434,6 +454,7 @@ pub async fn erase(
             })?;
             report.recordings_shredded += 1;
         }
+        report.webhook_events_deleted += store.delete_webhooks_of(&c.call_id).await?;
         report.events_deleted += store.delete_events(&c.call_id).await?;
         store.pseudonymise_call(&c.call_id, &pseudonym).await?;
         report.cdrs_pseudonymised += 1;
@@ -442,6 +463,18 @@ pub async fn erase(
         }
         report.calls_erased += 1;
     }
+    // Reported to the tenant's webhooks by pseudonym, never the number.
+    store
+        .report_erasure(
+            tenant,
+            serde_json::json!({
+                "caller": pseudonym,
+                "calls_erased": report.calls_erased,
+                "recordings_shredded": report.recordings_shredded,
+                "calls_held": report.held.len(),
+            }),
+        )
+        .await?;
     report.scrub = store.scrub().await?;
     if !report.scrub.complete {
         tracing::warn!(note = %report.scrub.note, "erasure: the database may keep copies of the deleted rows");

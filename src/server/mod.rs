@@ -10,6 +10,7 @@ mod claims;
 mod drive;
 pub mod rtp_ports;
 pub mod tls;
+pub mod webhooks;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -42,6 +43,8 @@ pub struct Server {
     shutdown: CancellationToken,
     core_task: tokio::task::JoinHandle<()>,
     writer_task: tokio::task::JoinHandle<()>,
+    webhooks_stop: CancellationToken,
+    webhooks_task: tokio::task::JoinHandle<()>,
     store: Store,
     reload: mpsc::Sender<()>,
 }
@@ -79,6 +82,14 @@ pub enum StartError {
     /// A built-in prompt did not decode.
     #[error("built-in prompt: {0}")]
     Prompt(#[from] media::Error),
+    /// A tenant's webhooks could not be set up (its secret, its CA file).
+    #[error("tenant `{tenant}`: {why}")]
+    Webhooks {
+        /// The tenant.
+        tenant: String,
+        /// Why.
+        why: String,
+    },
 }
 
 impl Server {
@@ -91,6 +102,19 @@ impl Server {
         })?;
         let store = Store::open(&config.store.url, &config.data_dir).await?;
         let registry = Arc::new(Registry::new(config, config_dir)?);
+        // Webhooks: which events go to the outbox, and who sends them.
+        store.set_webhooks(&config.tenants);
+        let mut senders = std::collections::HashMap::new();
+        for t in &config.tenants {
+            let sender = crate::tenants::webhooks::Sender::new(t, config_dir, &config.data_dir)
+                .map_err(|why| StartError::Webhooks {
+                    tenant: t.id.clone(),
+                    why,
+                })?;
+            if let Some(s) = sender {
+                senders.insert(t.id.clone(), Arc::new(s));
+            }
+        }
         create_demo_agents(config, &store).await?;
         let agents = Arc::new(std::sync::RwLock::new(
             crate::tenants::agents::Directory::new(config, &store.agents(None).await?),
@@ -355,6 +379,13 @@ impl Server {
                 .and_then(|v| v.chars().next()),
         });
         tokio::spawn(sweeper(store.clone(), config.clone(), shutdown.clone()));
+        let webhooks_stop = CancellationToken::new();
+        let webhooks_task = webhooks::start(
+            store.clone(),
+            config.registrar.node.clone(),
+            senders,
+            webhooks_stop.clone(),
+        );
         let (reload_tx, reload_rx) = mpsc::channel(4);
         tokio::spawn(watch_flows(
             Arc::clone(&registry),
@@ -404,6 +435,8 @@ impl Server {
             shutdown,
             core_task,
             writer_task,
+            webhooks_stop,
+            webhooks_task,
             store,
             reload: reload_tx,
         })
@@ -422,6 +455,10 @@ impl Server {
         // The core task held the last log senders: the writer now writes
         // what is queued and ends.
         let _ = self.writer_task.await;
+        // Then the webhook deliverer (what is still pending stays in the
+        // outbox for the next start).
+        self.webhooks_stop.cancel();
+        let _ = self.webhooks_task.await;
         self.store.close().await;
     }
 }

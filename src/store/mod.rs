@@ -11,6 +11,7 @@
 
 pub mod agents;
 pub mod claims;
+pub mod outbox;
 pub mod usage;
 pub mod writer;
 
@@ -222,6 +223,32 @@ const MIGRATIONS: &[&[&str]] = &[
         PRIMARY KEY (tenant, day, flow, outcome)
     )",
     ],
+    &[
+        // The webhook outbox (`store::outbox`): one row per event and
+        // webhook, with its delivery state and claim.
+        "CREATE TABLE webhook_outbox (
+        event_id TEXT NOT NULL,
+        hook TEXT NOT NULL,
+        tenant TEXT NOT NULL,
+        call_id TEXT NOT NULL,
+        ord BIGINT NOT NULL,
+        kind TEXT NOT NULL,
+        created_ms BIGINT NOT NULL,
+        body TEXT NOT NULL,
+        state TEXT NOT NULL,
+        attempts BIGINT NOT NULL,
+        next_ms BIGINT NOT NULL,
+        last_status BIGINT,
+        last_error TEXT,
+        last_ms BIGINT,
+        delivered_ms BIGINT,
+        claim_node TEXT,
+        claim_until_ms BIGINT,
+        PRIMARY KEY (event_id, hook)
+    )",
+        "CREATE INDEX webhook_outbox_due ON webhook_outbox (state, next_ms)",
+        "CREATE INDEX webhook_outbox_by_call ON webhook_outbox (tenant, hook, call_id, ord)",
+    ],
 ];
 
 /// The columns of a call, in the order [`call_from_row`] reads them (a
@@ -383,6 +410,7 @@ pub struct CallFilter {
 pub struct Store {
     pool: AnyPool,
     kind: Kind,
+    hooks: std::sync::Arc<outbox::Hooks>,
 }
 
 /// The URL with any password replaced, for messages.
@@ -451,7 +479,11 @@ impl Store {
             });
         }
         let pool = opts.connect(&url).await.map_err(open_err)?;
-        let store = Store { pool, kind };
+        let store = Store {
+            pool,
+            kind,
+            hooks: Default::default(),
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -494,21 +526,29 @@ impl Store {
     /// Writes a batch in one transaction.
     pub async fn write(&self, batch: &[writer::Record]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
+        let mut added = false;
         for r in batch {
             match r {
                 writer::Record::Call(c) => {
                     // A call seen ending for the first time is counted in
-                    // the anonymised usage, in the same transaction.
-                    if c.end_ms.is_some() {
-                        let before = sqlx::query("SELECT end_ms FROM calls WHERE call_id = $1")
-                            .bind(&c.call_id)
-                            .fetch_optional(&mut *tx)
-                            .await?;
-                        let ended_before = match before {
-                            Some(r) => r.try_get::<Option<i64>, _>(0)?.is_some(),
-                            None => false,
-                        };
-                        if !ended_before {
+                    // the anonymised usage, and what changed is reported
+                    // to the tenant's webhooks, in the same transaction.
+                    let hooks = self.call_events_wanted(&c.tenant);
+                    let mut before: outbox::Before = None;
+                    if c.end_ms.is_some() || hooks {
+                        let row =
+                            sqlx::query("SELECT answer_ms, end_ms FROM calls WHERE call_id = $1")
+                                .bind(&c.call_id)
+                                .fetch_optional(&mut *tx)
+                                .await?;
+                        if let Some(r) = row {
+                            before = Some((
+                                r.try_get::<Option<i64>, _>(0)?.is_some(),
+                                r.try_get::<Option<i64>, _>(1)?.is_some(),
+                            ));
+                        }
+                        let ended_before = before.is_some_and(|(_, ended)| ended);
+                        if c.end_ms.is_some() && !ended_before {
                             usage::count(&mut tx, c).await?;
                         }
                     }
@@ -557,6 +597,9 @@ impl Store {
                     .bind(c.timing.map(|t| t.skipped_frames))
                     .execute(&mut *tx)
                     .await?;
+                    if hooks {
+                        added |= self.enqueue_call(&mut tx, c, before).await?;
+                    }
                 }
                 writer::Record::Event(e) => {
                     sqlx::query(
@@ -573,10 +616,14 @@ impl Store {
                     .bind(&e.detail)
                     .execute(&mut *tx)
                     .await?;
+                    added |= self.enqueue_event(&mut tx, e).await?;
                 }
             }
         }
         tx.commit().await?;
+        if added {
+            self.hooks.added.notify_one();
+        }
         Ok(())
     }
 
@@ -637,15 +684,32 @@ impl Store {
         pseudonym: &str,
         at_ms: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query(
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
             "INSERT INTO consent_withdrawals (tenant, pseudonym, at_ms) VALUES ($1, $2, $3)
              ON CONFLICT (tenant, pseudonym) DO NOTHING",
         )
         .bind(tenant)
         .bind(pseudonym)
         .bind(at_ms)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        // Reported to the tenant's webhooks once, with the withdrawal.
+        let mut added = false;
+        if done.rows_affected() == 1 {
+            added = self
+                .enqueue_plain(
+                    &mut tx,
+                    tenant,
+                    "consent.withdrawn",
+                    serde_json::json!({"caller": pseudonym, "at_ms": at_ms}),
+                )
+                .await?;
+        }
+        tx.commit().await?;
+        if added {
+            self.hooks.added.notify_one();
+        }
         Ok(())
     }
 
@@ -846,6 +910,8 @@ impl Store {
             .bind(call_id)
             .execute(&self.pool)
             .await?;
+        // The webhook bodies of the call go with its timeline.
+        self.delete_webhooks_of(call_id).await?;
         Ok(r.rows_affected())
     }
 
@@ -855,6 +921,7 @@ impl Store {
             .bind(call_id)
             .execute(&self.pool)
             .await?;
+        self.delete_webhooks_of(call_id).await?;
         Ok(())
     }
 
@@ -869,6 +936,8 @@ impl Store {
             .bind(call_id)
             .execute(&self.pool)
             .await?;
+        // Webhook bodies name the number: they go too.
+        self.delete_webhooks_of(call_id).await?;
         Ok(())
     }
 

@@ -13,7 +13,9 @@
 //! events are dropped (never waited for: a call's media must not stall on
 //! the database), counted, and reported in one summary line per interval.
 //! CDR rows have their own queue and are never dropped: there are at most
-//! a few per call, so the call cap bounds them.
+//! a few per call, so the call cap bounds them. The timeline events a
+//! webhook may report (digits, consent, recordings: `outbox::lossless_kind`)
+//! go through that queue too.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -53,6 +55,14 @@ impl LogSender {
     /// full is dropped and counted.
     pub fn send(&self, r: Record) {
         match r {
+            // Events that may be reported to a webhook (a few per call)
+            // are never dropped: they share the CDRs' queue (and so stay
+            // in order with the call's row).
+            Record::Event(ref e) if super::outbox::lossless_kind(&e.kind) => {
+                if self.calls.send(r).is_err() {
+                    tracing::error!("interaction log writer has stopped: event lost");
+                }
+            }
             Record::Call(_) => {
                 if self.calls.send(r).is_err() {
                     tracing::error!("interaction log writer has stopped: CDR row lost");

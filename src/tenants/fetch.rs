@@ -182,8 +182,72 @@ impl reqwest::dns::Resolve for Guarded {
     }
 }
 
+/// An HTTPS client that reaches no refused address (our resolver checks
+/// every answer against the ranges of [`refused_by_default`], but for
+/// `private_ok`), trusting the system's roots and `extra_ca_pem`, with
+/// the redirect `policy` given. Shared by fetches and webhooks.
+pub fn guarded_client(
+    private_ok: Arc<Vec<IpNet>>,
+    extra_ca_pem: Option<&[u8]>,
+    policy: reqwest::redirect::Policy,
+) -> Result<reqwest::Client, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    for c in native.certs {
+        let _ = roots.add(c);
+    }
+    if let Some(pem) = extra_ca_pem {
+        use rustls_pki_types::pem::PemObject;
+        let mut n = 0;
+        for c in rustls_pki_types::CertificateDer::pem_slice_iter(pem) {
+            let c = c.map_err(|e| format!("fetch_ca_file: {e}"))?;
+            roots.add(c).map_err(|e| format!("fetch_ca_file: {e}"))?;
+            n += 1;
+        }
+        if n == 0 {
+            return Err("fetch_ca_file holds no certificate".into());
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .https_only(true)
+        .redirect(policy)
+        .dns_resolver(Guarded { private_ok })
+        .no_proxy()
+        .connect_timeout(Duration::from_secs(10))
+        .pool_max_idle_per_host(4)
+        .user_agent(concat!("dhwani/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(describe)
+}
+
+/// Checks a webhook's URL before anything is sent: `https://`, and an IP
+/// literal outside the refused ranges (names are checked as they resolve).
+pub fn check_target(url: &reqwest::Url, private_ok: &[IpNet]) -> Result<(), String> {
+    if url.scheme() != "https" {
+        return Err("only https:// may be reached".into());
+    }
+    let literal = url
+        .host_str()
+        .map(|h| h.trim_start_matches('[').trim_end_matches(']'))
+        .and_then(|h| h.parse::<IpAddr>().ok());
+    if let Some(ip) = literal
+        && address_refused(ip, private_ok)
+    {
+        return Err(format!("{ip} is a private or reserved address"));
+    }
+    Ok(())
+}
+
 /// Why a request failed, in words, without its URL.
-fn describe(e: reqwest::Error) -> String {
+pub fn describe(e: reqwest::Error) -> String {
     let e = e.without_url();
     let kind = if e.is_timeout() {
         "timed out"
@@ -220,30 +284,6 @@ impl Fetcher {
         extra_ca_pem: Option<&[u8]>,
         (max_concurrent, per_sec): (usize, u32),
     ) -> Result<Fetcher, String> {
-        let mut roots = rustls::RootCertStore::empty();
-        let native = rustls_native_certs::load_native_certs();
-        for c in native.certs {
-            let _ = roots.add(c);
-        }
-        if let Some(pem) = extra_ca_pem {
-            use rustls_pki_types::pem::PemObject;
-            let mut n = 0;
-            for c in rustls_pki_types::CertificateDer::pem_slice_iter(pem) {
-                let c = c.map_err(|e| format!("fetch_ca_file: {e}"))?;
-                roots.add(c).map_err(|e| format!("fetch_ca_file: {e}"))?;
-                n += 1;
-            }
-            if n == 0 {
-                return Err("fetch_ca_file holds no certificate".into());
-            }
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
         let private_ok = Arc::new(private_ok);
         let (redirect_allow, redirect_ok) = (allow.clone(), Arc::clone(&private_ok));
         let policy = reqwest::redirect::Policy::custom(move |attempt| {
@@ -255,19 +295,7 @@ impl Fetcher {
                 Err(why) => attempt.error(format!("a redirect to a place refused: {why}")),
             }
         });
-        let client = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls)
-            .https_only(true)
-            .redirect(policy)
-            .dns_resolver(Guarded {
-                private_ok: Arc::clone(&private_ok),
-            })
-            .no_proxy()
-            .connect_timeout(Duration::from_secs(10))
-            .pool_max_idle_per_host(4)
-            .user_agent(concat!("dhwani/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(describe)?;
+        let client = guarded_client(Arc::clone(&private_ok), extra_ca_pem, policy)?;
         Ok(Fetcher {
             client,
             allow,
