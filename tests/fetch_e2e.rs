@@ -16,30 +16,6 @@ use common::Server;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// TEST FIXTURE: a throwaway CA and a leaf certificate for `localhost`,
-/// made for this run. Returns (CA PEM, leaf chain, leaf key).
-fn certificates() -> (
-    String,
-    Vec<rustls_pki_types::CertificateDer<'static>>,
-    rustls_pki_types::PrivateKeyDer<'static>,
-) {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "dhwani test CA");
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
-    let leaf_key = rcgen::KeyPair::generate().unwrap();
-    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
-        .unwrap()
-        .signed_by(&leaf_key, &issuer)
-        .unwrap();
-    let key = rustls_pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into());
-    (ca.pem(), vec![leaf.der().clone()], key)
-}
-
 /// The endpoint: one request per connection; what each path answers.
 /// Records every request line it got.
 async fn endpoint(
@@ -218,20 +194,12 @@ fn timeline(server: &Server, called: &str) -> Vec<Value> {
 #[test]
 fn a_flow_fetches_over_https_and_every_bad_endpoint_takes_on_failure_with_its_reason() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let (ca_pem, chain, key) = certificates();
+    let (ca_pem, chain, key) = common::https::certificates(&["localhost"]);
     let seen = Arc::new(Mutex::new(Vec::new()));
     let port = rt.block_on(async {
-        let cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+        let acceptor = common::https::acceptor(chain, key);
         tokio::spawn(endpoint(listener, acceptor, Arc::clone(&seen)));
         port
     });

@@ -7,125 +7,9 @@ mod common;
 
 use std::time::Duration;
 
+use common::sippxml::{CALLER_BYE, INVITE, SERVER_BYE, info, pause, write_scenario};
 use common::{Server, dhwani, run_sipp};
 use serde_json::Value;
-
-const INVITE: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="ivr">
-  <send retrans="500">
-    <![CDATA[
-
-      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
-      From: "Test Caller" <sip:+919800000001@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-      To: <sip:[service]@[remote_ip]:[remote_port]>
-      Call-ID: [call_id]
-      CSeq: 1 INVITE
-      Contact: <sip:sipp@[local_ip]:[local_port]>
-      Max-Forwards: 70
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-      v=0
-      o=user1 53655765 2353687637 IN IP4 [local_ip]
-      s=-
-      c=IN IP4 [media_ip]
-      t=0 0
-      m=audio [media_port] RTP/AVP 0 101
-      a=rtpmap:0 PCMU/8000
-      a=rtpmap:101 telephone-event/8000
-      a=fmtp:101 0-15
-
-    ]]>
-  </send>
-  <recv response="100" optional="true"/>
-  <recv response="180" optional="true"/>
-  <recv response="200" rtd="true" rrs="true"/>
-  <send>
-    <![CDATA[
-
-      ACK [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
-      From: "Test Caller" <sip:+919800000001@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-      [last_To:]
-      [routes]
-      Call-ID: [call_id]
-      CSeq: 1 ACK
-      Contact: <sip:sipp@[local_ip]:[local_port]>
-      Max-Forwards: 70
-      Content-Length: 0
-
-    ]]>
-  </send>
-"#;
-
-/// The caller hangs up.
-const CALLER_BYE: &str = r#"
-  <send retrans="500">
-    <![CDATA[
-
-      BYE [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
-      From: "Test Caller" <sip:+919800000001@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-      [last_To:]
-      [routes]
-      Call-ID: [call_id]
-      CSeq: 30 BYE
-      Contact: <sip:sipp@[local_ip]:[local_port]>
-      Max-Forwards: 70
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <recv response="200"/>
-</scenario>
-"#;
-
-/// The flow hangs up: receive its BYE, answer 200.
-const SERVER_BYE: &str = r#"
-  <recv request="BYE" timeout="60000"/>
-  <send>
-    <![CDATA[
-
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-
-    ]]>
-  </send>
-</scenario>
-"#;
-
-fn info(digit: char, cseq: u32) -> String {
-    format!(
-        r#"  <send retrans="500">
-    <![CDATA[
-
-      INFO [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
-      From: "Test Caller" <sip:+919800000001@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-      [last_To:]
-      [routes]
-      Call-ID: [call_id]
-      CSeq: {cseq} INFO
-      Contact: <sip:sipp@[local_ip]:[local_port]>
-      Max-Forwards: 70
-      Content-Type: application/dtmf-relay
-      Content-Length: [len]
-
-      Signal={digit}
-      Duration=160
-
-    ]]>
-  </send>
-  <recv response="200"/>
-"#
-    )
-}
 
 /// A re-INVITE with `direction` (hold: sendonly; unhold: sendrecv), its
 /// 200 and our ACK.
@@ -180,10 +64,6 @@ fn reinvite(direction: &str, cseq: u32) -> String {
     )
 }
 
-fn pause(ms: u32) -> String {
-    format!("  <pause milliseconds=\"{ms}\"/>\n")
-}
-
 fn rfc4733(digit: char) -> String {
     let pcap = format!("/usr/share/sip-tester/dtmf_2833_{digit}.pcap");
     assert!(
@@ -191,12 +71,6 @@ fn rfc4733(digit: char) -> String {
         "SIPp's DTMF pcaps come with the sip-tester package"
     );
     format!("  <nop><action><exec play_pcap_audio=\"{pcap}\"/></action></nop>\n")
-}
-
-fn write_scenario(dir: &std::path::Path, middle: &str, tail: &str) -> String {
-    let p = dir.join("scenario.xml");
-    std::fs::write(&p, format!("{INVITE}{middle}{tail}")).expect("write scenario");
-    p.display().to_string()
 }
 
 /// The demo tenant of the embedded default (number 1000, the support flow).

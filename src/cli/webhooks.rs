@@ -106,7 +106,7 @@ fn audit(
     events.dedup();
     let mut calls: Vec<&str> = rows
         .iter()
-        .filter(|r| !r.call_id.starts_with("evt_"))
+        .filter(|r| !r.call_id.starts_with("caller:"))
         .map(|r| r.call_id.as_str())
         .collect();
     calls.sort_unstable();

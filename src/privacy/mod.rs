@@ -467,6 +467,7 @@ pub async fn erase(
     store
         .report_erasure(
             tenant,
+            &pseudonym,
             serde_json::json!({
                 "caller": pseudonym,
                 "calls_erased": report.calls_erased,

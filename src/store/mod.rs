@@ -700,7 +700,7 @@ impl Store {
             added = self
                 .enqueue_plain(
                     &mut tx,
-                    tenant,
+                    (tenant, pseudonym),
                     "consent.withdrawn",
                     serde_json::json!({"caller": pseudonym, "at_ms": at_ms}),
                 )

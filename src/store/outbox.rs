@@ -120,7 +120,8 @@ pub struct OutboxRow {
     pub hook: String,
     /// Tenant id.
     pub tenant: String,
-    /// The call it is about (the event id for events of no call).
+    /// The call it is about (its record id), or `caller:PSEUDONYM` for
+    /// events about a caller and no call: what orders its delivery.
     pub call_id: String,
     /// Order key (microseconds since the epoch, unique per process).
     pub ord: i64,
@@ -212,14 +213,22 @@ fn event_id() -> String {
     format!("evt_{:032x}", rand::random::<u128>())
 }
 
+/// What an event is about: a call (its record id), or a caller by
+/// pseudonym (events of no call). Events about the same one are
+/// delivered in order.
+#[derive(Debug, Clone, Copy)]
+enum About<'a> {
+    Call(&'a str),
+    Caller(&'a str),
+}
+
 /// Adds the event to the outbox of each webhook of `tenant` that wants
-/// `kind`, in `tx`. `call_id` orders it among its call's events (empty:
-/// no call; the event is ordered by nothing).
+/// `kind`, in `tx`.
 async fn enqueue(
     tx: &mut Tx<'_>,
     hooks: &Hooks,
     tenant: &str,
-    call_id: &str,
+    about: About<'_>,
     kind: &str,
     at_ms: i64,
     data: serde_json::Value,
@@ -235,14 +244,13 @@ async fn enqueue(
         "type": kind,
         "created_ms": at_ms,
         "tenant": tenant,
-        "call_id": if call_id.is_empty() { serde_json::Value::Null } else { call_id.into() },
+        "call_id": match about { About::Call(c) => c.into(), About::Caller(_) => serde_json::Value::Null },
         "data": data,
     })
     .to_string();
-    let order_key = if call_id.is_empty() {
-        id.as_str()
-    } else {
-        call_id
+    let order_key = match about {
+        About::Call(c) => c.to_owned(),
+        About::Caller(p) => format!("caller:{p}"),
     };
     let ord = hooks.next_ord(at_ms);
     for name in names {
@@ -254,7 +262,7 @@ async fn enqueue(
         .bind(&id)
         .bind(&name)
         .bind(tenant)
-        .bind(order_key)
+        .bind(&order_key)
         .bind(ord)
         .bind(kind)
         .bind(at_ms)
@@ -341,7 +349,7 @@ impl Store {
                 tx,
                 hooks,
                 &c.tenant,
-                &c.call_id,
+                About::Call(&c.call_id),
                 "call.started",
                 c.start_ms,
                 call_data(c, false),
@@ -355,7 +363,7 @@ impl Store {
                 tx,
                 hooks,
                 &c.tenant,
-                &c.call_id,
+                About::Call(&c.call_id),
                 "call.answered",
                 at,
                 call_data(c, false),
@@ -369,7 +377,7 @@ impl Store {
                 tx,
                 hooks,
                 &c.tenant,
-                &c.call_id,
+                About::Call(&c.call_id),
                 "call.ended",
                 at,
                 call_data(c, true),
@@ -421,31 +429,51 @@ impl Store {
                 serde_json::json!({"recording_id": id, "what": what, "seconds": s("seconds"), "duration_ms": s("duration_ms")})
             }
         };
-        enqueue(tx, &self.hooks, &tenant, &e.call_id, kind, e.at_ms, data).await
+        enqueue(
+            tx,
+            &self.hooks,
+            &tenant,
+            About::Call(&e.call_id),
+            kind,
+            e.at_ms,
+            data,
+        )
+        .await
     }
 
-    /// Reports a consent withdrawal (by the number's pseudonym) to the
-    /// tenant's webhooks, in the withdrawal's transaction.
+    /// Reports an event about a caller (by the number's pseudonym) to the
+    /// tenant's webhooks, in `tx`: a consent withdrawal, in the
+    /// withdrawal's transaction.
     pub(super) async fn enqueue_plain(
         &self,
         tx: &mut Tx<'_>,
-        tenant: &str,
+        (tenant, pseudonym): (&str, &str),
         kind: &str,
         data: serde_json::Value,
     ) -> Result<bool, StoreError> {
-        enqueue(tx, &self.hooks, tenant, "", kind, now_ms(), data).await
+        enqueue(
+            tx,
+            &self.hooks,
+            tenant,
+            About::Caller(pseudonym),
+            kind,
+            now_ms(),
+            data,
+        )
+        .await
     }
 
-    /// Reports what an erasure did (by the number's pseudonym; its own
+    /// Reports what an erasure of the caller `pseudonym` did (its own
     /// transaction: an erasure is many).
     pub async fn report_erasure(
         &self,
         tenant: &str,
+        pseudonym: &str,
         data: serde_json::Value,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         let added = self
-            .enqueue_plain(&mut tx, tenant, "erasure.done", data)
+            .enqueue_plain(&mut tx, (tenant, pseudonym), "erasure.done", data)
             .await?;
         tx.commit().await?;
         if added {

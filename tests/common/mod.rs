@@ -2,8 +2,10 @@
 //! loopback ports chosen by the OS, find SIPp, run it with bounded time.
 #![allow(dead_code)]
 
+pub mod https;
 pub mod pg;
 pub mod rawsip;
+pub mod sippxml;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
