@@ -60,8 +60,13 @@ async fn receiver(
                 }
                 "/hook" => (503, reply("503 Service Unavailable", "text/plain", "down")),
                 "/hang" => {
+                    // Counted as it arrives; answered (too late) after 10 s.
+                    state.lock().unwrap().got.push((req, 0));
                     tokio::time::sleep(Duration::from_secs(10)).await;
-                    (200, reply("200 OK", "application/json", "{}"))
+                    let _ = tls
+                        .write_all(reply("200 OK", "application/json", "{}").as_bytes())
+                        .await;
+                    return;
                 }
                 "/drip" => {
                     state.lock().unwrap().got.push((req, 200));
@@ -492,11 +497,16 @@ url = "https://localhost:{port}/hook"
 #[test]
 fn every_bad_receiver_gets_a_retry_later_with_its_reason_within_the_timeout() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let (ca_pem, chain, key) = common::https::certificates(&["localhost"]);
+    let (ca_pem, mut leaves) =
+        common::https::ca_and_leaves(&[(&["localhost"], false), (&["localhost"], true)]);
     let state = Arc::new(Mutex::new(Received::default()));
+    let (chain, key) = leaves.remove(0);
     let port = start_receiver(&rt, chain, key, &state);
-    // A receiver whose certificate is for another name and from a CA the
-    // tenant does not trust.
+    // A receiver whose certificate has expired (from the trusted CA), and
+    // one whose certificate is for another name from a CA the tenant does
+    // not trust.
+    let (chain, key) = leaves.remove(0);
+    let expired_port = start_receiver(&rt, chain, key, &state);
     let (_, other_chain, other_key) = common::https::certificates(&["other.example"]);
     let wrong_port = start_receiver(&rt, other_chain, other_key, &state);
     let dir = tempfile::tempdir().unwrap();
@@ -532,6 +542,7 @@ webhook_max_concurrent = 16
         ("self", at("/self")),
         ("private", at("/private")),
         ("cert", format!("https://localhost:{wrong_port}/ok")),
+        ("expired", format!("https://localhost:{expired_port}/ok")),
         ("literal", format!("https://127.0.0.2:{port}/ok")),
         ("status", at("/missing")),
     ] {
@@ -555,7 +566,7 @@ webhook_max_concurrent = 16
     let deadline = Instant::now() + Duration::from_secs(20);
     let rows = loop {
         let rows = webhook_rows(&server);
-        if rows.len() == 10 && rows.iter().all(|r| r["attempts"].as_i64() >= Some(1)) {
+        if rows.len() == 11 && rows.iter().all(|r| r["attempts"].as_i64() >= Some(1)) {
             break rows;
         }
         assert!(
@@ -577,6 +588,7 @@ webhook_max_concurrent = 16
         ("self", "redirect (not followed)"),
         ("private", "redirect (not followed)"),
         ("cert", "certificate"),
+        ("expired", "xpired"),
         ("literal", "private or reserved address"),
         ("status", "HTTP 404"),
     ] {
@@ -619,4 +631,237 @@ webhook_max_concurrent = 16
         1,
         "only the good webhook's request reached /ok: {paths:?}"
     );
+}
+
+/// A flows folder with one flow that hangs up at once, answering `number`.
+fn plain_flows(dir: &std::path::Path, name: &str, number: &str) -> std::path::PathBuf {
+    let flows = dir.join(name);
+    std::fs::create_dir_all(&flows).unwrap();
+    std::fs::write(
+        flows.join("plain.ivr"),
+        format!("flow \"Plain\"\n  numbers {number}\n\nstep start\n  hangup \"done\"\n"),
+    )
+    .unwrap();
+    flows
+}
+
+fn arrivals(state: &Arc<Mutex<Received>>, path: &str) -> usize {
+    state
+        .lock()
+        .unwrap()
+        .got
+        .iter()
+        .filter(|(r, _)| r.path() == path)
+        .count()
+}
+
+/// Issue 15, point 4: a tenant whose receiver hangs gets at most its
+/// `webhook_max_concurrent` deliveries at once, and another tenant's
+/// events are delivered meanwhile.
+#[test]
+fn a_hanging_receiver_gets_no_more_than_its_tenants_limit_and_holds_up_no_other_tenant() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (ca_pem, chain, key) = common::https::certificates(&["localhost"]);
+    let state = Arc::new(Mutex::new(Received::default()));
+    let port = start_receiver(&rt, chain, key, &state);
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &ca_pem).unwrap();
+    let tenant = |id: &str, number: &str, path: &str, extra: &str| {
+        format!(
+            r#"[[tenants]]
+id = "{id}"
+numbers = ["{number}"]
+flows_dir = "{flows}"
+fetch_private_networks = ["127.0.0.1/32"]
+fetch_ca_file = "{ca}"
+{extra}
+[[tenants.webhooks]]
+url = "https://localhost:{port}{path}"
+events = ["call.started"]
+"#,
+            flows = plain_flows(dir.path(), id, number).display(),
+            ca = ca.display()
+        )
+    };
+    let server = Server::start(&format!(
+        "{}{}",
+        tenant(
+            "slow",
+            "4001",
+            "/hang",
+            "webhook_max_concurrent = 1\nwebhook_timeout_ms = 6000"
+        ),
+        tenant("fast", "5001", "/ok", "")
+    ));
+    let sc = write_scenario(dir.path(), "", SERVER_BYE);
+    let run = common::run_sipp(
+        server.addr("udp"),
+        &["-sf", &sc, "-m", "3", "-s", "4001"],
+        Duration::from_secs(30),
+    );
+    assert_eq!(run.successful, 3, "{}", run.output);
+    let run = common::run_sipp(
+        server.addr("udp"),
+        &["-sf", &sc, "-m", "1", "-s", "5001"],
+        Duration::from_secs(30),
+    );
+    assert_eq!(run.successful, 1, "{}", run.output);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while arrivals(&state, "/ok") == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the other tenant's event never came"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The slow tenant's three events: one at a time, each held the full
+    // 6 s timeout before the next began.
+    assert_eq!(
+        arrivals(&state, "/hang"),
+        1,
+        "the fast tenant's event came while the slow one's first still hung"
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while arrivals(&state, "/hang") < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the second slow event never came"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let rows = webhook_rows(&server);
+    let slow: Vec<&Value> = rows.iter().filter(|r| r["tenant"] == "slow").collect();
+    let tried: Vec<&&Value> = slow.iter().filter(|r| r["attempts"] == 1).collect();
+    assert_eq!(tried.len(), 1, "one slow attempt finished: {slow:?}");
+    assert!(
+        tried[0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("timed out")
+    );
+    let gap = rows
+        .iter()
+        .filter(|r| r["tenant"] == "slow" && r["attempts"] == 1)
+        .map(|r| r["last_ms"].as_i64().unwrap() - r["created_ms"].as_i64().unwrap())
+        .next()
+        .unwrap();
+    assert!(
+        gap >= 5_900,
+        "the attempt ended after {gap} ms, before its 6 s timeout"
+    );
+}
+
+/// Issue 15, point 3: two nodes on one PostgreSQL, each with calls of its
+/// own and each delivering whatever is due (its own rows at once, the
+/// other's when it polls): every event reaches the receiver once.
+#[test]
+fn two_nodes_on_one_database_deliver_each_event_once() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (ca_pem, chain, key) = common::https::certificates(&["localhost"]);
+    let state = Arc::new(Mutex::new(Received {
+        up: true,
+        got: Vec::new(),
+    }));
+    let port = start_receiver(&rt, chain, key, &state);
+    let pg = common::pg::TempPostgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &ca_pem).unwrap();
+    let flows = plain_flows(dir.path(), "flows", "4001");
+    let node = |name: &str| {
+        format!(
+            r#"[registrar]
+node = "{name}"
+
+[store]
+url = "{url}"
+
+[[tenants]]
+id = "acme"
+numbers = ["4001"]
+flows_dir = "{flows}"
+fetch_private_networks = ["127.0.0.1/32"]
+fetch_ca_file = "{ca}"
+webhook_secret_file = "{secret}"
+webhook_max_per_sec = 1000
+[[tenants.webhooks]]
+url = "https://localhost:{port}/hook"
+"#,
+            url = pg.url,
+            flows = flows.display(),
+            ca = ca.display(),
+            secret = dir.path().join("secret").display()
+        )
+    };
+    crate_secret(&dir.path().join("secret"));
+    let a = Server::start(&node("a"));
+    let b = Server::start(&node("b"));
+    let sc = write_scenario(dir.path(), "", SERVER_BYE);
+    let (aa, ba) = (a.addr("udp"), b.addr("udp"));
+    let (sa, sb) = (sc.clone(), sc.clone());
+    let ta = std::thread::spawn(move || {
+        common::run_sipp(
+            aa,
+            &["-sf", &sa, "-m", "10", "-s", "4001"],
+            Duration::from_secs(60),
+        )
+    });
+    let tb = std::thread::spawn(move || {
+        common::run_sipp(
+            ba,
+            &["-sf", &sb, "-m", "10", "-s", "4001", "-p", "0"],
+            Duration::from_secs(60),
+        )
+    });
+    assert_eq!(ta.join().unwrap().successful, 10);
+    assert_eq!(tb.join().unwrap().successful, 10);
+    // 20 calls, 3 events each (started, answered, ended).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while arrivals(&state, "/hook") < 60 {
+        assert!(
+            Instant::now() < deadline,
+            "{} of 60 delivered",
+            arrivals(&state, "/hook")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let got = state.lock().unwrap().got.clone();
+    let mut ids: Vec<&str> = got
+        .iter()
+        .map(|(r, _)| r.header("x-dhwani-event-id").unwrap())
+        .collect();
+    assert_eq!(ids.len(), 60, "requests beyond one per event");
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 60, "an event delivered twice");
+    // Per call, in order.
+    let mut per_call: std::collections::HashMap<String, Vec<String>> = Default::default();
+    for (r, _) in &got {
+        let b: Value = serde_json::from_slice(&r.body).unwrap();
+        per_call
+            .entry(b["call_id"].as_str().unwrap().to_owned())
+            .or_default()
+            .push(b["type"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(per_call.len(), 20);
+    for (call, types) in per_call {
+        assert_eq!(
+            types,
+            ["call.started", "call.answered", "call.ended"],
+            "{call}"
+        );
+    }
+    let rows = webhook_rows(&a);
+    assert_eq!(rows.len(), 60);
+    assert!(
+        rows.iter()
+            .all(|r| r["state"] == "delivered" && r["attempts"] == 1)
+    );
+}
+
+/// The shared secret of the two nodes (a file both configs name).
+fn crate_secret(p: &std::path::Path) {
+    std::fs::write(p, "test-fixture-secret-not-for-production\n").unwrap();
 }

@@ -358,4 +358,26 @@ url = "https://hooks.example.in/x"
         assert_eq!(again.secret, s.secret);
         assert_eq!(s.secret.len(), 64);
     }
+
+    #[test]
+    fn with_the_defaults_a_receiver_down_for_an_hour_still_gets_its_events() {
+        let mut cfg = crate::config::Config::parse(
+            "[[tenants]]\nid = \"t\"\nnumbers = [\"1\"]\nflows_dir = \"f\"\n[[tenants.webhooks]]\nurl = \"https://hooks.example.in/x\"\n",
+            "test",
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let t = cfg.tenants.remove(0);
+        let s = Sender::new(&t, dir.path(), dir.path()).unwrap().unwrap();
+        // The shortest schedule (all jitter at -20 %): the time from the
+        // first failure to the last attempt.
+        let total: Duration = (1..s.max_attempts).map(|n| s.backoff(n, 0.0)).sum();
+        assert!(
+            total >= Duration::from_secs(2 * 3600),
+            "retries end after {total:?}"
+        );
+        // And no gap longer than the cap (+20 %): a receiver that is back
+        // gets the event within 12 minutes.
+        assert!((1..s.max_attempts).all(|n| s.backoff(n, 1.0) <= Duration::from_secs(720)));
+    }
 }

@@ -6,6 +6,12 @@ use std::sync::Arc;
 
 use tokio::io::AsyncReadExt;
 
+/// A leaf certificate: its chain and key.
+pub type Leaf = (
+    Vec<rustls_pki_types::CertificateDer<'static>>,
+    rustls_pki_types::PrivateKeyDer<'static>,
+);
+
 /// TEST FIXTURE: a throwaway CA and a leaf certificate for `names`, made
 /// for this run. Returns (CA PEM, leaf chain, leaf key).
 pub fn certificates(
@@ -15,6 +21,15 @@ pub fn certificates(
     Vec<rustls_pki_types::CertificateDer<'static>>,
     rustls_pki_types::PrivateKeyDer<'static>,
 ) {
+    let (ca, mut leaves) = ca_and_leaves(&[(names, false)]);
+    let (chain, key) = leaves.remove(0);
+    (ca, chain, key)
+}
+
+/// TEST FIXTURE: a throwaway CA and leaves it signed, one per (names,
+/// expired): an expired leaf's validity ended in 2020. Returns the CA's
+/// PEM and the leaves.
+pub fn ca_and_leaves(specs: &[(&[&str], bool)]) -> (String, Vec<Leaf>) {
     let ca_key = rcgen::KeyPair::generate().unwrap();
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -23,14 +38,24 @@ pub fn certificates(
         .push(rcgen::DnType::CommonName, "dhwani test CA");
     let ca = ca_params.self_signed(&ca_key).unwrap();
     let issuer = rcgen::Issuer::new(ca_params, ca_key);
-    let leaf_key = rcgen::KeyPair::generate().unwrap();
-    let leaf =
-        rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
-            .unwrap()
-            .signed_by(&leaf_key, &issuer)
+    let leaves = specs
+        .iter()
+        .map(|(names, expired)| {
+            let leaf_key = rcgen::KeyPair::generate().unwrap();
+            let mut params = rcgen::CertificateParams::new(
+                names.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
+            )
             .unwrap();
-    let key = rustls_pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into());
-    (ca.pem(), vec![leaf.der().clone()], key)
+            if *expired {
+                params.not_before = rcgen::date_time_ymd(2019, 1, 1);
+                params.not_after = rcgen::date_time_ymd(2020, 1, 1);
+            }
+            let leaf = params.signed_by(&leaf_key, &issuer).unwrap();
+            let key = rustls_pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into());
+            (vec![leaf.der().clone()], key)
+        })
+        .collect();
+    (ca.pem(), leaves)
 }
 
 /// A TLS acceptor for the chain and key (ring).
