@@ -647,27 +647,23 @@ flows_dir = "f"
     );
     // Both nodes claim every due row at once: each row goes to one.
     let (sa, sb) = (store.clone(), store.clone());
-    let (da, db) = (due.clone(), due.clone());
-    let (a, b) = tokio::join!(
-        async move {
-            let mut won = Vec::new();
-            for r in &da {
-                won.push(sa.claim_webhook(r, "a", now, now + 60_000).await.unwrap());
-            }
-            won
-        },
-        async move {
-            let mut won = Vec::new();
-            for r in db.iter().rev() {
-                won.push(sb.claim_webhook(r, "b", now, now + 60_000).await.unwrap());
-            }
-            won.reverse();
-            won
-        }
+    let (got_a, got_b) = tokio::join!(
+        sa.claim_due_webhooks("acme", "a", (now, now + 60_000), 100),
+        sb.claim_due_webhooks("acme", "b", (now, now + 60_000), 100),
     );
-    for (i, (x, y)) in a.iter().zip(&b).enumerate() {
-        assert!(x ^ y, "row {i}: a won {x}, b won {y}: exactly one must");
-    }
+    let (got_a, got_b) = (got_a.unwrap(), got_b.unwrap());
+    let key = |r: &dhwani::store::outbox::OutboxRow| (r.event_id.clone(), r.hook.clone());
+    let mut both: Vec<_> = got_a.iter().chain(&got_b).map(key).collect();
+    both.sort();
+    let mut want: Vec<_> = due.iter().map(key).collect();
+    want.sort();
+    assert_eq!(both, want, "each due row claimed by exactly one node");
+    let a: Vec<bool> = due
+        .iter()
+        .map(|r| got_a.iter().any(|g| key(g) == key(r)))
+        .collect();
+    assert!(got_a.iter().all(|r| r.claim_node.as_deref() == Some("a")));
+    assert!(got_b.iter().all(|r| r.claim_node.as_deref() == Some("b")));
     // Claimed rows are not due to anyone.
     assert!(
         store

@@ -82,34 +82,30 @@ async fn run(
             }
         }
         for (tenant, sender) in &senders {
-            let free = sender.free_slots();
+            let free = sender.free_slots(Instant::now());
             if free == 0 {
                 continue;
             }
             let now = now_ms();
-            let due = match store.due_webhooks(tenant, now, free as i64).await {
+            let lease = sender.lease().as_millis() as i64;
+            let claimed = match store
+                .claim_due_webhooks(tenant, &node, (now, now + lease), free as i64)
+                .await
+            {
                 Ok(d) => d,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot read the webhook outbox; trying again");
                     break;
                 }
             };
-            for row in due {
+            for row in claimed {
                 let Some(slot) = sender.slot(Instant::now()) else {
-                    break; // the tenant's rate: the rest wait
-                };
-                let lease = sender.lease();
-                match store
-                    .claim_webhook(&row, &node, now, now + lease.as_millis() as i64)
-                    .await
-                {
-                    Ok(true) => {}
-                    Ok(false) => continue, // another node has it
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot claim a webhook event");
-                        continue;
+                    // The tenant's rate: the rest go back, due a moment later.
+                    if let Err(e) = store.release_webhook(&row, &node, now + 100).await {
+                        tracing::warn!(error = %e, "cannot give a webhook event back; its claim lapses");
                     }
-                }
+                    continue;
+                };
                 let (store, node, sender) = (store.clone(), node.clone(), Arc::clone(sender));
                 running.spawn(async move {
                     deliver(&store, &node, &sender, &row).await;

@@ -246,7 +246,8 @@ const MIGRATIONS: &[&[&str]] = &[
         claim_until_ms BIGINT,
         PRIMARY KEY (event_id, hook)
     )",
-        "CREATE INDEX webhook_outbox_due ON webhook_outbox (state, next_ms)",
+        // Due rows of a tenant in order, and the earlier rows of a call.
+        "CREATE INDEX webhook_outbox_due ON webhook_outbox (tenant, state, ord)",
         "CREATE INDEX webhook_outbox_by_call ON webhook_outbox (tenant, hook, call_id, ord)",
     ],
 ];

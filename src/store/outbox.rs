@@ -507,6 +507,44 @@ impl Store {
         rows.iter().map(row).collect()
     }
 
+    /// Claims up to `limit` rows of `tenant` due at `now_ms` for `node`
+    /// until `until_ms`, in one statement, and returns them oldest first:
+    /// the rows [`Store::due_webhooks`] lists, less any another node
+    /// claimed first (the outer conditions are checked again on each row
+    /// as it is updated, so two nodes never both get one).
+    pub async fn claim_due_webhooks(
+        &self,
+        tenant: &str,
+        node: &str,
+        (now_ms, until_ms): (i64, i64),
+        limit: i64,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        let rows = sqlx::query(
+            "UPDATE webhook_outbox SET claim_node = $1, claim_until_ms = $2
+             WHERE (event_id, hook) IN (
+                 SELECT event_id, hook FROM webhook_outbox o
+                 WHERE tenant = $3 AND state = 'pending' AND next_ms <= $4
+                   AND (claim_until_ms IS NULL OR claim_until_ms < $4)
+                   AND NOT EXISTS (SELECT 1 FROM webhook_outbox p
+                       WHERE p.tenant = o.tenant AND p.hook = o.hook AND p.call_id = o.call_id
+                         AND p.state = 'pending' AND p.ord < o.ord)
+                 ORDER BY ord LIMIT $5)
+               AND state = 'pending' AND (claim_until_ms IS NULL OR claim_until_ms < $4)
+             RETURNING event_id, hook, tenant, call_id, ord, kind, created_ms, body, state, attempts,
+                 next_ms, last_status, last_error, last_ms, delivered_ms, claim_node",
+        )
+        .bind(node)
+        .bind(until_ms)
+        .bind(tenant)
+        .bind(now_ms)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out: Vec<OutboxRow> = rows.iter().map(row).collect::<Result<_, _>>()?;
+        out.sort_by_key(|r| r.ord);
+        Ok(out)
+    }
+
     /// Claims a due row for `node` until `until_ms`: true if it is ours
     /// (it was still pending and unclaimed, or its claim had lapsed).
     pub async fn claim_webhook(

@@ -72,6 +72,17 @@ impl Rate {
         }
     }
 
+    /// How many the rate would allow at `now` (nothing taken).
+    pub fn available(&self, now: Instant) -> usize {
+        let tokens = match self.last {
+            Some(last) => (self.tokens
+                + now.saturating_duration_since(last).as_secs_f64() * self.per_sec)
+                .min(self.per_sec),
+            None => self.tokens,
+        };
+        tokens.max(0.0) as usize
+    }
+
     /// One more at `now`, if the rate allows it.
     pub fn allow(&mut self, now: Instant) -> bool {
         if let Some(last) = self.last {

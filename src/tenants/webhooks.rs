@@ -181,9 +181,10 @@ impl Sender {
         }))
     }
 
-    /// Slots free now (deliveries the tenant may start).
-    pub fn free_slots(&self) -> usize {
-        self.slots.available_permits()
+    /// Deliveries the tenant may start now: free slots, within its rate.
+    pub fn free_slots(&self, now: Instant) -> usize {
+        let rate = self.rate.lock().map(|r| r.available(now)).unwrap_or(0);
+        self.slots.available_permits().min(rate)
     }
 
     /// How long a node holds a row it sends: longer than any attempt.
