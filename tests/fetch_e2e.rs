@@ -23,6 +23,7 @@ async fn endpoint(
     acceptor: tokio_rustls::TlsAcceptor,
     seen: Arc<Mutex<Vec<String>>>,
 ) {
+    let port = listener.local_addr().unwrap().port();
     loop {
         let Ok((tcp, _)) = listener.accept().await else {
             return;
@@ -69,7 +70,9 @@ async fn endpoint(
                     b.extend_from_slice(br#""}"#);
                     ("200 OK", "application/json", b)
                 }
-                Some("/redirect") => ("302 Found", "text/plain", Vec::new()),
+                Some("/redirect") | Some("/loop") | Some("/toprivate") => {
+                    ("302 Found", "text/plain", Vec::new())
+                }
                 Some("/drip") => {
                     // A reply that comes one byte every 300 ms.
                     let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 40\r\nConnection: close\r\n\r\n";
@@ -85,9 +88,13 @@ async fn endpoint(
                 _ => ("404 Not Found", "text/plain", Vec::new()),
             };
             let location = if path.starts_with("/redirect") {
-                "Location: https://evil.example/steal\r\n"
+                "Location: https://evil.example/steal\r\n".to_owned()
+            } else if path.starts_with("/loop") {
+                "Location: /loop\r\n".to_owned()
+            } else if path.starts_with("/toprivate") {
+                format!("Location: https://127.0.0.2:{port}/ok\r\n")
             } else {
-                ""
+                String::new()
             };
             let head = format!(
                 "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n{location}Connection: close\r\n\r\n",
@@ -147,6 +154,18 @@ step s6
 step s7
   fetch get "{drip}", timeout 1s
     into balance
+    on failure -> s8
+  goto s8
+
+step s8
+  fetch get "{lp}", timeout 3s
+    into balance
+    on failure -> s9
+  goto s9
+
+step s9
+  fetch get "{toprivate}", timeout 3s
+    into balance
     on failure -> done
   goto done
 
@@ -159,6 +178,8 @@ step done
         big = u("/big"),
         redirect = u("/redirect"),
         drip = u("/drip"),
+        lp = u("/loop"),
+        toprivate = u("/toprivate"),
     )
 }
 
@@ -259,7 +280,7 @@ fn a_flow_fetches_over_https_and_every_bad_endpoint_takes_on_failure_with_its_re
         })
         .collect();
     let show = || format!("{answers:#?}\n{t:#?}");
-    assert_eq!(answers.len(), 7, "{}", show());
+    assert_eq!(answers.len(), 9, "{}", show());
     assert_eq!(
         answers[0],
         (serde_json::json!(200), "ok".to_owned()),
@@ -291,6 +312,19 @@ fn a_flow_fetches_over_https_and_every_bad_endpoint_takes_on_failure_with_its_re
         "a reply dripping in: {}",
         show()
     );
+    assert!(
+        answers[7].1.contains("more than 3 redirects"),
+        "a redirect to itself: {}",
+        show()
+    );
+    assert!(
+        answers[8].1.contains("redirect")
+            && answers[8]
+                .1
+                .contains("127.0.0.2 is a private or reserved address"),
+        "a redirect to a private address: {}",
+        show()
+    );
     // The JSON reply's field went into the variable.
     let got = t
         .iter()
@@ -306,7 +340,8 @@ fn a_flow_fetches_over_https_and_every_bad_endpoint_takes_on_failure_with_its_re
         .unwrap();
     assert!((900..3000).contains(&ms), "the timeout took {ms} ms");
     // Nothing went to the redirect's target or the refused literal: the
-    // endpoint saw /ok, /slow, /html, /big, /redirect, /drip only.
+    // endpoint saw /ok, /slow, /html, /big, /redirect, /drip, the loop
+    // (the first request and 3 redirects followed) and /toprivate only.
     let lines = seen.lock().unwrap().clone();
     let paths: Vec<&str> = lines
         .iter()
@@ -314,7 +349,19 @@ fn a_flow_fetches_over_https_and_every_bad_endpoint_takes_on_failure_with_its_re
         .collect();
     assert_eq!(
         paths,
-        ["/ok", "/slow", "/html", "/big", "/redirect", "/drip"],
+        [
+            "/ok",
+            "/slow",
+            "/html",
+            "/big",
+            "/redirect",
+            "/drip",
+            "/loop",
+            "/loop",
+            "/loop",
+            "/loop",
+            "/toprivate"
+        ],
         "{lines:?}"
     );
     // The other tenant lets no private network through: `localhost`
@@ -331,7 +378,7 @@ fn a_flow_fetches_over_https_and_every_bad_endpoint_takes_on_failure_with_its_re
     );
     assert_eq!(
         seen.lock().unwrap().len(),
-        6,
+        11,
         "no request from the other tenant"
     );
     // A third tenant lets loopback through but does not trust the test
@@ -345,7 +392,7 @@ fn a_flow_fetches_over_https_and_every_bad_endpoint_takes_on_failure_with_its_re
     assert!(outcome.to_lowercase().contains("certificate"), "{outcome}");
     assert_eq!(
         seen.lock().unwrap().len(),
-        6,
+        11,
         "no request over an untrusted TLS"
     );
     drop(rt);
