@@ -13,7 +13,6 @@
 //! gives up after 120 s.
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code, unused_imports)]
 mod common;
 
 use std::collections::HashMap;
