@@ -81,6 +81,7 @@ fn call(n: usize) -> CallRecord {
         wait_ms: None,
         talk_ms: None,
         timing: None,
+        path: Vec::new(),
     }
 }
 

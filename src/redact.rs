@@ -58,6 +58,12 @@ pub fn number(tenant: &str, n: &str) -> String {
         .unwrap_or_else(|| "anon-unknown".to_owned())
 }
 
+/// A caller's pseudonym at `tenant` (whatever the log shows), when the
+/// tenant's key is loaded.
+pub fn pseudonym(tenant: &str, n: &str) -> Option<String> {
+    KEYS.read().ok().and_then(|m| m.get(tenant).map(|f| f(n)))
+}
+
 /// A key the caller pressed as the log may show it: `hidden`, or the key
 /// with `personal_data` on.
 pub fn key(k: char) -> String {

@@ -36,6 +36,7 @@ fn call(n: i64, tenant: &str, caller: &str) -> CallRecord {
             late_20ms: 1,
             skipped_frames: 0,
         }),
+        path: Vec::new(),
     }
 }
 
@@ -493,12 +494,31 @@ async fn scrub_reports_what_each_database_can_guarantee_about_deleted_rows() {
 /// Issue 14, point 7: usage is counted once per call as it ends (a CDR
 /// written again does not count twice), the same on both databases, and
 /// deleting the calls leaves it.
-async fn usage_of(store: Store) -> Vec<dhwani::store::usage::UsageRow> {
+type Usage = (
+    Vec<dhwani::store::usage::UsageRow>,
+    Vec<dhwani::store::usage::StepRow>,
+    Vec<dhwani::store::usage::ChoiceRow>,
+);
+
+async fn usage_of(store: Store) -> Usage {
+    use dhwani::store::StepVisit;
+    let visit = |step: &str, ms: i64, choice: Option<&str>| StepVisit {
+        step: step.into(),
+        ms,
+        choice: choice.map(str::to_owned),
+    };
     let ended = |n: i64, outcome: &str| {
         let mut c = call(n, "acme", "+919800000001");
         c.end_ms = Some(c.start_ms + 60_000);
         c.duration_ms = Some(59_000);
         c.outcome = Some(outcome.into());
+        // menu (pressed 2) -> support; menu came back once by timeout.
+        c.path = vec![
+            visit("menu", 4_000, Some("timeout")),
+            visit("menu", 3_000, Some("2")),
+            visit("support", 50_000, None),
+        ];
+        c.hangup_by = Some(if n == 1 { "dhwani" } else { "caller" }.into());
         c
     };
     let start = call(1, "acme", "+919800000001");
@@ -516,8 +536,9 @@ async fn usage_of(store: Store) -> Vec<dhwani::store::usage::UsageRow> {
     store.delete_call("c001").await.unwrap();
     store.delete_call("c002").await.unwrap();
     let rows = store.usage(Some("acme"), "", "").await.unwrap();
+    let (steps, choices) = store.usage_steps(Some("acme"), "", "").await.unwrap();
     store.close().await;
-    rows
+    (rows, steps, choices)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -528,12 +549,24 @@ async fn usage_is_counted_once_per_call_and_outlives_the_calls_on_both_databases
     let postgres = Store::open(&pg.url, dir.path()).await.unwrap();
     let a = usage_of(sqlite).await;
     let b = usage_of(postgres).await;
-    let kinds: Vec<(&str, i64, i64, i64)> = a
-        .iter()
-        .map(|r| (r.outcome.as_str(), r.calls, r.agent_answered, r.wait_ms))
-        .collect();
+    let kinds: Vec<(&str, i64, i64, i64)> =
+        a.0.iter()
+            .map(|r| (r.outcome.as_str(), r.calls, r.agent_answered, r.wait_ms))
+            .collect();
     assert_eq!(kinds, [("queued", 1, 1, 12_000), ("transferred", 1, 0, 0)]);
-    assert!(a.iter().all(|r| r.day == "2025-11-24"), "{a:?}");
+    assert!(a.0.iter().all(|r| r.day == "2025-11-24"), "{a:?}");
+    // Per step, two calls (the CDR written twice counted once): menu
+    // visited 4 times for 14 s, support twice, the caller left in it once.
+    let steps: Vec<(&str, i64, i64, i64)> =
+        a.1.iter()
+            .map(|r| (r.step.as_str(), r.entered, r.dropped, r.time_ms))
+            .collect();
+    assert_eq!(steps, [("menu", 4, 0, 14_000), ("support", 2, 1, 100_000)]);
+    let choices: Vec<(&str, &str, i64)> =
+        a.2.iter()
+            .map(|r| (r.step.as_str(), r.choice.as_str(), r.chosen))
+            .collect();
+    assert_eq!(choices, [("menu", "2", 2), ("menu", "timeout", 2)]);
     assert_eq!(a, b, "SQLite and PostgreSQL disagree");
 }
 

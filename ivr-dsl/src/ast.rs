@@ -219,6 +219,15 @@ pub struct Record {
     pub end_key: Option<(char, Span)>,
 }
 
+/// `grievance`: a complaint the caller leaves by phone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grievance {
+    /// Its category (`"billing"`, `"privacy"`, ...).
+    pub category: Text,
+    /// Longest message.
+    pub max: Option<(Duration, Span)>,
+}
+
 /// `consent`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Consent {
@@ -359,6 +368,8 @@ pub enum StmtKind {
     Hangup(Option<Text>),
     /// `record`
     Record(Record),
+    /// `grievance "CATEGORY"[, max D]`.
+    Grievance(Grievance),
     /// `consent`
     Consent(Box<Consent>),
     /// `recording OP`

@@ -258,6 +258,9 @@ pub enum Instr {
     Hangup(Option<Template>),
     /// Record a message.
     Record(Box<Record>),
+    /// Open a grievance ticket of this category with the message just
+    /// recorded (the `record` before it).
+    Grievance(String),
     /// Ask for recording consent.
     Consent(Box<Consent>),
     /// Control call recording.

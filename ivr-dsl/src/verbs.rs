@@ -84,6 +84,12 @@ pub const VERBS: &[Verb] = &[
         example: "record into message, max 2m, beep, silence 5s, end \"#\"",
     },
     Verb {
+        name: "grievance",
+        syntax: "grievance \"CATEGORY\"[, max D]",
+        about: "Takes a complaint by phone (DPDP Act §13): beeps, records the caller's message (up to `max`, 2m by default; 5 s of silence or `#` ends it) and opens a grievance ticket of CATEGORY with it (acknowledgement due in 24 hours, resolution in 30 days; `dhwani grievance list`). Logs `record` and `grievance`.",
+        example: "grievance \"billing\", max 3m",
+    },
+    Verb {
         name: "consent",
         syntax: "consent say|play \"...\"[, yes KEY][, no KEY][, timeout D][, retries N]",
         about: "Asks whether the call may be recorded (yes 1, no 2 by default) and records the answer (`consent` becomes \"yes\" or \"no\"; silence or wrong keys after the retries count as no). Call recording can start only after a yes. Logs `consent`.",

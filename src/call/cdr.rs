@@ -39,6 +39,7 @@ pub fn call_record(info: &CallInfo) -> CallRecord {
         wait_ms: None,
         talk_ms: None,
         timing: None,
+        path: Vec::new(),
     }
 }
 

@@ -444,6 +444,27 @@ pub struct Core {
     /// The flow stopped its prompt (barge-in) and moved on: the media's
     /// "interrupted" end that follows is that prompt's, not the next one's.
     stopped_step: Option<String>,
+    /// The steps visited (at most [`MAX_PATH`]), for the anonymised
+    /// usage; the last one's time runs since `step_since`.
+    path: Vec<crate::store::StepVisit>,
+    step_since: Instant,
+}
+
+/// Step visits kept per call for the usage figures (a flow that loops
+/// stops being followed there).
+const MAX_PATH: usize = 200;
+
+/// A menu choice as the usage figures keep it: a key or two, `timeout`,
+/// `invalid`; anything longer (digits a caller typed) is `other`.
+fn usage_choice(on: &str) -> String {
+    let key = |c: char| c.is_ascii_digit() || c == '*' || c == '#';
+    if matches!(on, "timeout" | "invalid")
+        || (on.len() <= 2 && !on.is_empty() && on.chars().all(key))
+    {
+        on.to_owned()
+    } else {
+        "other".to_owned()
+    }
 }
 
 /// What the CDR says of a queued call.
@@ -541,6 +562,8 @@ impl Core {
             playing_step: None,
             stopped_step: None,
             hold_music: None,
+            path: Vec::new(),
+            step_since: now,
             info: setup.info,
         };
         core.out
@@ -793,6 +816,39 @@ impl Core {
         self.interp.handle_input(t, input);
     }
 
+    /// Follows the flow's steps for the usage figures: a `step` event
+    /// ends the visit before it and starts one; a `branch` is the choice
+    /// the current visit ends with.
+    fn follow_path(&mut self, now: Instant, kind: &str, fields: &[(String, String)]) {
+        let field = |name: &str| {
+            fields
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        match kind {
+            "step" if self.path.len() < MAX_PATH => {
+                if let Some(last) = self.path.last_mut() {
+                    last.ms = now.saturating_duration_since(self.step_since).as_millis() as i64;
+                }
+                self.step_since = now;
+                self.path.push(crate::store::StepVisit {
+                    step: field("name").unwrap_or_default().to_owned(),
+                    ms: 0,
+                    choice: None,
+                });
+            }
+            "branch" => {
+                if let (Some(last), Some(on)) = (self.path.last_mut(), field("on"))
+                    && last.choice.is_none()
+                {
+                    last.choice = Some(usage_choice(on));
+                }
+            }
+            _ => {}
+        }
+    }
+
     fn log(&mut self, now: Instant, step: &str, kind: &str, detail: serde_json::Value) {
         // A caller cannot grow the timeline without bound: past the cap
         // one `limit` event, then only the end of the call.
@@ -1030,6 +1086,7 @@ impl Core {
                     self.media.handle_command(now, Command::Stop);
                 }
                 Step::Log(ev) => {
+                    self.follow_path(now, ev.kind, &ev.fields);
                     let mut m = serde_json::Map::new();
                     for (k, v) in ev.fields {
                         m.insert(k, serde_json::Value::String(v));
@@ -1040,6 +1097,30 @@ impl Core {
                     self.start_message(now, max, beep, silence, &at, rec)
                 }
                 Step::StopRecord => self.finish_message(now, rec),
+                Step::Grievance { category, message } => {
+                    // The caller by pseudonym: the ticket outlives an
+                    // erasure of the number.
+                    let tenant = self.info.admitted.tenant_id.to_string();
+                    let subject = crate::redact::pseudonym(&tenant, &self.info.admitted.caller)
+                        .unwrap_or_else(|| "anon-unknown".to_owned());
+                    let mut g = crate::store::rights::GrievanceRow::new(
+                        &tenant,
+                        &subject,
+                        &category,
+                        "phone",
+                        ms(self.wall(now)),
+                    );
+                    g.call_id = Some(self.info.record_id.to_string());
+                    g.recording_id = message;
+                    self.log(
+                        now,
+                        &at,
+                        "grievance",
+                        serde_json::json!({"event": "opened", "ticket": g.grievance_id, "category": category}),
+                    );
+                    self.out
+                        .push_back(Output::Record(Box::new(Record::Grievance(Box::new(g)))));
+                }
                 Step::Consent { .. } => {
                     // The interpreter logs the answer itself; nothing else
                     // to do until a `recording start`.
@@ -1166,6 +1247,10 @@ impl Core {
             serde_json::json!({"event": "ended", "by": by.name(), "cause": cause}),
         );
         let mut r = call_record(&self.info);
+        if let Some(last) = self.path.last_mut() {
+            last.ms = now.saturating_duration_since(self.step_since).as_millis() as i64;
+        }
+        r.path = std::mem::take(&mut self.path);
         r.end_ms = Some(ms(self.wall(now)));
         r.duration_ms = Some(now.saturating_duration_since(self.epoch.0).as_millis() as i64);
         r.hangup_by = Some(by.name().into());

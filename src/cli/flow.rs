@@ -306,6 +306,9 @@ fn interactive(file: &Path, caller: &str) -> anyhow::Result<ExitCode> {
                     println!("[consent: {}]", if granted { "yes" } else { "no" })
                 }
                 Output::Recording(op) => println!("[call recording {}]", op.event()),
+                Output::Grievance { category, .. } => {
+                    println!("[grievance \"{category}\": a ticket would be opened]")
+                }
                 Output::Record { max, .. } => {
                     println!(
                         "[recording a message, up to {}s: press Enter when done]",

@@ -28,6 +28,91 @@ pub struct StatsArgs {
     /// One JSON object per row.
     #[arg(long)]
     pub json: bool,
+    /// Per flow step instead: visits, drop-offs, time in the step, and
+    /// the menu choices out of it.
+    #[arg(long)]
+    pub steps: bool,
+}
+
+/// `dhwani stats --steps`: the step and choice rows, small ones withheld.
+fn steps(args: &StatsArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
+    let rt = crate::cli::privacy::runtime()?;
+    let (steps, choices) = rt.block_on(async {
+        let store = Store::open(&cfg.store.url, &cfg.data_dir).await?;
+        let rows = store
+            .usage_steps(args.tenant.as_deref(), &args.from, &args.to)
+            .await;
+        store.close().await;
+        rows
+    })?;
+    let k = args.k;
+    if args.json {
+        for r in &steps {
+            let mut v = serde_json::to_value(r).unwrap_or_default();
+            v["kind"] = "step".into();
+            v["withheld"] = (r.entered < k).into();
+            if r.entered < k {
+                for f in ["entered", "dropped", "time_ms"] {
+                    v[f] = format!("<{k}").into();
+                }
+            }
+            println!("{v}");
+        }
+        for r in &choices {
+            let mut v = serde_json::to_value(r).unwrap_or_default();
+            v["kind"] = "choice".into();
+            v["withheld"] = (r.chosen < k).into();
+            if r.chosen < k {
+                v["chosen"] = format!("<{k}").into();
+            }
+            println!("{v}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<10} {:<10} {:<20} {:<20} {:>8} {:>8} {:>9}",
+        "TENANT", "DAY", "FLOW", "STEP", "VISITS", "DROPPED", "AVG SECS"
+    );
+    for r in &steps {
+        if r.entered < k {
+            println!(
+                "{:<10} {:<10} {:<20} {:<20} {:>8} (fewer than {k} visits: withheld)",
+                r.tenant,
+                r.day,
+                r.flow,
+                r.step,
+                format!("<{k}")
+            );
+        } else {
+            println!(
+                "{:<10} {:<10} {:<20} {:<20} {:>8} {:>8} {:>9}",
+                r.tenant,
+                r.day,
+                r.flow,
+                r.step,
+                r.entered,
+                r.dropped,
+                secs(r.time_ms, r.entered)
+            );
+        }
+    }
+    println!();
+    println!(
+        "{:<10} {:<10} {:<20} {:<20} {:<8} {:>8}",
+        "TENANT", "DAY", "FLOW", "STEP", "CHOICE", "TIMES"
+    );
+    for r in &choices {
+        let n = if r.chosen < k {
+            format!("<{k} (withheld)")
+        } else {
+            r.chosen.to_string()
+        };
+        println!(
+            "{:<10} {:<10} {:<20} {:<20} {:<8} {:>8}",
+            r.tenant, r.day, r.flow, r.step, r.choice, n
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn valid_day(d: &str) -> bool {
@@ -64,6 +149,9 @@ pub fn run(args: StatsArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
     }
     if args.k < 1 {
         anyhow::bail!("--k must be at least 1");
+    }
+    if args.steps {
+        return steps(&args, cfg);
     }
     let rt = crate::cli::privacy::runtime()?;
     let rows = rt.block_on(async {

@@ -12,6 +12,7 @@
 pub mod agents;
 pub mod claims;
 pub mod outbox;
+pub mod rights;
 pub mod usage;
 pub mod writer;
 
@@ -250,6 +251,67 @@ const MIGRATIONS: &[&[&str]] = &[
         "CREATE INDEX webhook_outbox_due ON webhook_outbox (tenant, state, ord)",
         "CREATE INDEX webhook_outbox_by_call ON webhook_outbox (tenant, hook, call_id, ord)",
     ],
+    &[
+        // Anonymised usage per flow step (`store::usage`): visits, calls
+        // that ended there by the caller hanging up, time in the step;
+        // and the menu choices out of it.
+        "CREATE TABLE usage_steps (
+        tenant TEXT NOT NULL,
+        day TEXT NOT NULL,
+        flow TEXT NOT NULL,
+        step TEXT NOT NULL,
+        entered BIGINT NOT NULL,
+        dropped BIGINT NOT NULL,
+        time_ms BIGINT NOT NULL,
+        PRIMARY KEY (tenant, day, flow, step)
+    )",
+        "CREATE TABLE usage_choices (
+        tenant TEXT NOT NULL,
+        day TEXT NOT NULL,
+        flow TEXT NOT NULL,
+        step TEXT NOT NULL,
+        choice TEXT NOT NULL,
+        chosen BIGINT NOT NULL,
+        PRIMARY KEY (tenant, day, flow, step, choice)
+    )",
+    ],
+    &[
+        // The remaining rights (`store::rights`): requests with their due
+        // dates, nominees, grievances; callers by pseudonym only.
+        "CREATE TABLE privacy_requests (
+        request_id TEXT PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        nominee TEXT NOT NULL,
+        opened_ms BIGINT NOT NULL,
+        due_ms BIGINT NOT NULL,
+        closed_ms BIGINT,
+        outcome TEXT
+    )",
+        "CREATE TABLE nominees (
+        tenant TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        nominee TEXT NOT NULL,
+        added_ms BIGINT NOT NULL,
+        PRIMARY KEY (tenant, subject, nominee)
+    )",
+        "CREATE TABLE grievances (
+        grievance_id TEXT PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        category TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        call_id TEXT,
+        recording_id TEXT,
+        opened_ms BIGINT NOT NULL,
+        ack_due_ms BIGINT NOT NULL,
+        acked_ms BIGINT,
+        resolve_due_ms BIGINT NOT NULL,
+        resolved_ms BIGINT,
+        resolution TEXT
+    )",
+    ],
 ];
 
 /// The columns of a call, in the order [`call_from_row`] reads them (a
@@ -315,6 +377,23 @@ pub struct CallRecord {
     /// in its task).
     #[serde(flatten)]
     pub timing: Option<FrameTiming>,
+    /// The flow steps the call went through, for the anonymised usage
+    /// (`store::usage`); not stored with the call.
+    #[serde(skip)]
+    pub path: Vec<StepVisit>,
+}
+
+/// One visit of a flow step: how long the call stayed, and the menu
+/// choice it left by (a key, `timeout` or `invalid`; `other` for longer
+/// values, which may be personal).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StepVisit {
+    /// The step's name.
+    pub step: String,
+    /// Time in it, ms.
+    pub ms: i64,
+    /// The branch taken out of it, if a gather's.
+    pub choice: Option<String>,
 }
 
 /// How punctually a call's audio frames (20 ms each) went out to the
@@ -619,6 +698,7 @@ impl Store {
                     .await?;
                     added |= self.enqueue_event(&mut tx, e).await?;
                 }
+                writer::Record::Grievance(g) => rights::insert_grievance(&mut tx, g).await?,
             }
         }
         tx.commit().await?;
@@ -1055,6 +1135,7 @@ fn call_from_row(r: &AnyRow) -> Result<CallRecord, StoreError> {
                 skipped_frames: r.try_get::<Option<i64>, _>(24)?.unwrap_or(0),
             }),
         },
+        path: Vec::new(),
     })
 }
 

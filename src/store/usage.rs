@@ -5,6 +5,11 @@
 //! agent: the outcome is only its kind (`hangup`, `transferred`,
 //! `caller hung up`...), never its text, which may carry a number.
 //!
+//! Per flow step too (`usage_steps`, `usage_choices`): visits, time in
+//! the step, calls the caller ended there (drop-off), and the menu
+//! choices out of it (a key, `timeout`, `invalid`; longer values, which a
+//! caller typed, are only `other`).
+//!
 //! The rows are counted when a call's CDR is first written with its end
 //! (in the same transaction), and erasure and retention never touch them:
 //! they stay after the calls they came from are gone. `dhwani stats`
@@ -105,10 +110,143 @@ pub(super) async fn count(
     .bind(c.recording_id.is_some() as i64)
     .execute(&mut **tx)
     .await?;
+    // Per step: visits, time, the caller hanging up in it (the last
+    // step, when the caller ended the call), and the choices out of it.
+    let caller_left = c.hangup_by.as_deref() == Some("caller");
+    let last = c.path.len().saturating_sub(1);
+    for (i, v) in c.path.iter().enumerate() {
+        if v.step.is_empty() {
+            continue;
+        }
+        sqlx::query(
+            "INSERT INTO usage_steps (tenant, day, flow, step, entered, dropped, time_ms)
+             VALUES ($1, $2, $3, $4, 1, $5, $6)
+             ON CONFLICT (tenant, day, flow, step) DO UPDATE SET
+                entered = usage_steps.entered + 1,
+                dropped = usage_steps.dropped + excluded.dropped,
+                time_ms = usage_steps.time_ms + excluded.time_ms",
+        )
+        .bind(&c.tenant)
+        .bind(day_of(c.start_ms))
+        .bind(&c.flow)
+        .bind(&v.step)
+        .bind((caller_left && i == last) as i64)
+        .bind(v.ms.max(0))
+        .execute(&mut **tx)
+        .await?;
+        if let Some(choice) = &v.choice {
+            sqlx::query(
+                "INSERT INTO usage_choices (tenant, day, flow, step, choice, chosen)
+                 VALUES ($1, $2, $3, $4, $5, 1)
+                 ON CONFLICT (tenant, day, flow, step, choice) DO UPDATE SET
+                    chosen = usage_choices.chosen + 1",
+            )
+            .bind(&c.tenant)
+            .bind(day_of(c.start_ms))
+            .bind(&c.flow)
+            .bind(&v.step)
+            .bind(choice)
+            .execute(&mut **tx)
+            .await?;
+        }
+    }
     Ok(())
 }
 
+/// One flow step's usage on a day.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StepRow {
+    /// Tenant id.
+    pub tenant: String,
+    /// UTC day, `YYYY-MM-DD`.
+    pub day: String,
+    /// Flow name.
+    pub flow: String,
+    /// Step name.
+    pub step: String,
+    /// Visits (a call that came back counts again).
+    pub entered: i64,
+    /// Calls the caller ended in this step (drop-off).
+    pub dropped: i64,
+    /// Time spent in it, ms, all visits.
+    pub time_ms: i64,
+}
+
+/// How often a menu choice left a step on a day.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChoiceRow {
+    /// Tenant id.
+    pub tenant: String,
+    /// UTC day.
+    pub day: String,
+    /// Flow name.
+    pub flow: String,
+    /// Step name.
+    pub step: String,
+    /// The key (or `timeout`, `invalid`, `other`).
+    pub choice: String,
+    /// Times chosen.
+    pub chosen: i64,
+}
+
 impl Store {
+    /// Step rows (as [`Store::usage`] selects).
+    pub async fn usage_steps(
+        &self,
+        tenant: Option<&str>,
+        from: &str,
+        to: &str,
+    ) -> Result<(Vec<StepRow>, Vec<ChoiceRow>), StoreError> {
+        let rows = sqlx::query(
+            "SELECT tenant, day, flow, step, entered, dropped, time_ms FROM usage_steps
+             WHERE ($1 = '' OR tenant = $1) AND ($2 = '' OR day >= $2) AND ($3 = '' OR day <= $3)
+             ORDER BY tenant, day, flow, step",
+        )
+        .bind(tenant.unwrap_or(""))
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?;
+        let steps = rows
+            .iter()
+            .map(|r| {
+                Ok(StepRow {
+                    tenant: r.try_get(0)?,
+                    day: r.try_get(1)?,
+                    flow: r.try_get(2)?,
+                    step: r.try_get(3)?,
+                    entered: r.try_get(4)?,
+                    dropped: r.try_get(5)?,
+                    time_ms: r.try_get(6)?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?;
+        let rows = sqlx::query(
+            "SELECT tenant, day, flow, step, choice, chosen FROM usage_choices
+             WHERE ($1 = '' OR tenant = $1) AND ($2 = '' OR day >= $2) AND ($3 = '' OR day <= $3)
+             ORDER BY tenant, day, flow, step, choice",
+        )
+        .bind(tenant.unwrap_or(""))
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?;
+        let choices = rows
+            .iter()
+            .map(|r| {
+                Ok(ChoiceRow {
+                    tenant: r.try_get(0)?,
+                    day: r.try_get(1)?,
+                    flow: r.try_get(2)?,
+                    step: r.try_get(3)?,
+                    choice: r.try_get(4)?,
+                    chosen: r.try_get(5)?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?;
+        Ok((steps, choices))
+    }
+
     /// Usage rows, of one tenant or all, from day `from` to day `to`
     /// (inclusive, `YYYY-MM-DD`; empty: unbounded).
     pub async fn usage(

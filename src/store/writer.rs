@@ -40,6 +40,8 @@ pub enum Record {
     Call(Box<CallRecord>),
     /// An interaction-log event.
     Event(Event),
+    /// A grievance a caller lodged by phone (the flow's `grievance`).
+    Grievance(Box<super::rights::GrievanceRow>),
 }
 
 /// Where call tasks send records. Cheap to clone.
@@ -63,7 +65,7 @@ impl LogSender {
                     tracing::error!("interaction log writer has stopped: event lost");
                 }
             }
-            Record::Call(_) => {
+            Record::Call(_) | Record::Grievance(_) => {
                 if self.calls.send(r).is_err() {
                     tracing::error!("interaction log writer has stopped: CDR row lost");
                 }

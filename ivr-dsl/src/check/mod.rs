@@ -28,6 +28,7 @@ fn successors(flow: &Flow, pc: Pc, silent: bool, out: &mut Vec<Pc>) -> bool {
         | Instr::Recording(_)
         | Instr::Log { .. }
         | Instr::Record(_)
+        | Instr::Grievance(_)
         | Instr::Consent(_) => {
             out.push(next);
             false

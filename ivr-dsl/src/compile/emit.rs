@@ -629,6 +629,34 @@ impl<'a> Emitter<'a> {
                 self.emit(Instr::Record(Box::new(rec)), span);
                 true
             }
+            StmtKind::Grievance(g) => {
+                let category = g.category.template();
+                let ok = category.len() <= 40
+                    && !category.is_empty()
+                    && category
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | ' '));
+                if !g.category.is_plain() || !ok {
+                    self.diags.push(
+                        Diagnostic::error(
+                            "E095",
+                            g.category.span,
+                            "a grievance category is a short plain name",
+                        )
+                        .hint("write e.g. `grievance \"billing\"`: letters, digits, spaces, `-` and `_`, at most 40, no `{variables}`"),
+                    );
+                }
+                let rec = Record {
+                    into: None,
+                    max: self.limit(g.max, &RECORD_MAX, "a message length"),
+                    beep: true,
+                    silence: self.limit(None, &RECORD_SILENCE, "a silence limit"),
+                    end_key: Some('#'),
+                };
+                self.emit(Instr::Record(Box::new(rec)), span);
+                self.emit(Instr::Grievance(category), span);
+                true
+            }
             StmtKind::Consent(c) => {
                 if c.yes.0 == c.no.0 {
                     self.diags.push(

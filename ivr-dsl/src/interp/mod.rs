@@ -133,7 +133,8 @@ pub struct LogEvent {
     /// The step it happened in.
     pub step: String,
     /// What: `step`, `prompt`, `digits`, `branch`, `consent`, `recording`,
-    /// `record`, `queue`, `transfer`, `fetch`, `custom`, `error`, `hangup`.
+    /// `record`, `grievance`, `queue`, `transfer`, `fetch`, `custom`,
+    /// `error`, `hangup`.
     pub kind: &'static str,
     /// Details (sensitive digits already masked).
     pub fields: Vec<(String, String)>,
@@ -202,6 +203,14 @@ pub enum Output {
         /// Time limit.
         timeout: Duration,
     },
+    /// Open a grievance ticket (DPDP Act §13) of `category`, with the
+    /// message the caller just left, if any.
+    Grievance {
+        /// Its category.
+        category: String,
+        /// The message's recording id.
+        message: Option<String>,
+    },
     /// Write to the interaction log.
     Log(LogEvent),
     /// End the call.
@@ -262,6 +271,8 @@ pub struct Interpreter {
     type_ahead: String,
     out: VecDeque<Output>,
     outcome: Option<Outcome>,
+    /// The last message recorded (for a `grievance`).
+    last_message: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -288,6 +299,7 @@ impl Interpreter {
             type_ahead: String::new(),
             out: VecDeque::new(),
             outcome: None,
+            last_message: None,
         };
         it.run(now);
         it
@@ -402,6 +414,7 @@ impl Interpreter {
                 {
                     *slot = Value::Str(id.clone());
                 }
+                self.last_message = Some(id.clone());
                 self.log(
                     "record",
                     vec![
@@ -666,6 +679,21 @@ impl Interpreter {
                 }
                 Instr::Recording(op) => {
                     self.recording_op(*op);
+                    self.pc += 1;
+                }
+                Instr::Grievance(category) => {
+                    let message = self.last_message.take();
+                    self.log(
+                        "grievance",
+                        vec![
+                            ("category".into(), category.clone()),
+                            ("message".into(), message.clone().unwrap_or_default()),
+                        ],
+                    );
+                    self.out.push_back(Output::Grievance {
+                        category: category.clone(),
+                        message,
+                    });
                     self.pc += 1;
                 }
                 Instr::Queue(q) => {

@@ -2,7 +2,9 @@
 //! `recording`, `queue`, `transfer`, `log` and `fetch`.
 
 use super::Parser;
-use crate::ast::{Consent, Fetch, Method, Name, Queue, Record, RecordingOp, StmtKind, Transfer};
+use crate::ast::{
+    Consent, Fetch, Grievance, Method, Name, Queue, Record, RecordingOp, StmtKind, Transfer,
+};
 use crate::lexer::Tok;
 use crate::source::Span;
 
@@ -33,6 +35,26 @@ impl Parser<'_> {
             Some(())
         })?;
         Some(r)
+    }
+
+    pub(super) fn grievance(&mut self) -> Option<Grievance> {
+        let category = self.text("a category in quotes", "write `grievance \"billing\"`")?;
+        let mut g = Grievance {
+            category,
+            max: None,
+        };
+        if self.eat(&Tok::Comma) {
+            const KEYS: [&str; 1] = ["max"];
+            self.options(|p| {
+                if p.eat_word("max") {
+                    g.max = Some(p.duration("a duration", "write `max 2m`")?);
+                } else {
+                    return p.unknown_option("grievance", &KEYS);
+                }
+                Some(())
+            })?;
+        }
+        Some(g)
     }
 
     pub(super) fn consent(&mut self, start: Span) -> Option<Consent> {

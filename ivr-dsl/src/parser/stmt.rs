@@ -16,7 +16,7 @@ use crate::lexer::{StrPart, Tok};
 use crate::source::Span;
 
 /// Every statement verb, for "did you mean" hints.
-pub const VERBS: [&str; 17] = [
+pub const VERBS: [&str; 18] = [
     "play",
     "say",
     "gather",
@@ -28,6 +28,7 @@ pub const VERBS: [&str; 17] = [
     "wait",
     "hangup",
     "record",
+    "grievance",
     "consent",
     "recording",
     "queue",
@@ -111,6 +112,7 @@ impl Parser<'_> {
                 Some(StmtKind::Hangup(reason))
             }
             "record" => self.record().map(StmtKind::Record),
+            "grievance" => self.grievance().map(StmtKind::Grievance),
             "consent" => self.consent(start).map(|c| StmtKind::Consent(Box::new(c))),
             "recording" => self.recording_op(),
             "queue" => self.queue().map(|q| StmtKind::Queue(Box::new(q))),

@@ -202,6 +202,7 @@ impl Simulator {
             }
             Output::StopRecord => {}
             Output::Consent { granted } => self.note("consent", if granted { "yes" } else { "no" }),
+            Output::Grievance { category, .. } => self.note("grievance", category),
             Output::Recording(op) => self.note("recording", format!("{op:?}").to_lowercase()),
             Output::Queue { name, .. } => {
                 let outcome = match self.take_stub(|s| matches!(s, Stub::Queue(_))) {

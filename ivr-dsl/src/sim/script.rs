@@ -23,7 +23,7 @@
 //! answered|overflow|unavailable`, `stub transfer ok|fail "why"`, `stub
 //! record DURATION`. Expectations match the transcript in order, each
 //! after the previous one: `expect hear|play|step|digits|log|consent|
-//! recording|record|queue|transfer|fetch|hangup|error ...`, `expect no
+//! recording|record|grievance|queue|transfer|fetch|hangup|error ...`, `expect no
 //! KIND ...` (nothing like it happened), `expect ended` and `expect var
 //! NAME = VALUE`.
 
@@ -280,6 +280,7 @@ pub fn parse(path: &Path, text: &str) -> Result<TestFile, Error> {
                             "consent" => "consent",
                             "recording" => "recording",
                             "record" => "record",
+                            "grievance" => "grievance",
                             "queue" => "queue",
                             "transfer" => "transfer",
                             "fetch" => "fetch",
@@ -291,7 +292,7 @@ pub fn parse(path: &Path, text: &str) -> Result<TestFile, Error> {
                                     line,
                                     col(1),
                                     format!(
-                                        "cannot expect `{other}`: use hear, play, step, digits, branch, log, consent, recording, record, queue, transfer, fetch, hangup, error, ended or var"
+                                        "cannot expect `{other}`: use hear, play, step, digits, branch, log, consent, recording, record, grievance, queue, transfer, fetch, hangup, error, ended or var"
                                     ),
                                 ));
                             }

@@ -85,6 +85,7 @@ struct Call {
     /// Every timeline event: (step, kind, detail).
     events: Vec<(String, String, serde_json::Value)>,
     cdrs: Vec<crate::store::CallRecord>,
+    grievances: Vec<crate::store::rights::GrievanceRow>,
     hangups: Vec<(Party, String)>,
     /// RTP packets sent to the caller, with the time.
     sent: Vec<Instant>,
@@ -202,6 +203,7 @@ impl Call {
             now: t0,
             events: Vec::new(),
             cdrs: Vec::new(),
+            grievances: Vec::new(),
             hangups: Vec::new(),
             sent: Vec::new(),
             sent_to: Vec::new(),
@@ -285,6 +287,7 @@ impl Call {
                         serde_json::from_str(&e.detail).expect("json detail"),
                     )),
                     Record::Call(r) => self.cdrs.push(*r),
+                    Record::Grievance(g) => self.grievances.push(*g),
                 },
                 Output::Hangup { by, reason } => {
                     // The SIP side sends BYE and reports the end.
@@ -496,6 +499,42 @@ fn a_silent_caller_gets_the_retries_and_the_goodbye() {
     assert_eq!(c.cdr().outcome.as_deref(), Some("hangup: no input"));
 }
 
+/// Issue 14, point 7: the CDR carries the steps visited, their times on
+/// the fake clock and the choice each was left by, for the usage figures.
+#[test]
+fn the_cdr_carries_the_steps_visited_with_their_time_and_the_choice_out() {
+    let mut c = Call::start(MENU, Opts::default());
+    c.wait(Duration::from_millis(300));
+    c.press('1');
+    c.wait(Duration::from_secs(5));
+    let path: Vec<(&str, Option<&str>)> = c
+        .cdr()
+        .path
+        .iter()
+        .map(|v| (v.step.as_str(), v.choice.as_deref()))
+        .collect();
+    assert_eq!(path, [("main", Some("1")), ("sales", None)]);
+    let main = c.cdr().path[0].ms;
+    assert!((250..=400).contains(&main), "{main} ms in main");
+    // The silent caller: the menu's retries in one visit, left by timeout.
+    let mut c = Call::start(MENU, Opts::default());
+    c.wait(Duration::from_secs(60));
+    let p = &c.cdr().path;
+    assert_eq!(p.len(), 2, "{p:?}");
+    assert_eq!(
+        (p[0].step.as_str(), p[0].choice.as_deref()),
+        ("main", Some("timeout"))
+    );
+    assert!((17_900..=18_100).contains(&p[0].ms), "{p:?}");
+    assert_eq!(p[1].step, "goodbye");
+    // What a caller typed is never a choice: only a key or two.
+    assert_eq!(super::usage_choice("1"), "1");
+    assert_eq!(super::usage_choice("*9"), "*9");
+    assert_eq!(super::usage_choice("invalid"), "invalid");
+    assert_eq!(super::usage_choice("739154"), "other");
+    assert_eq!(super::usage_choice("****"), "other");
+}
+
 #[test]
 fn a_key_takes_its_branch_and_the_timeline_names_the_step() {
     let mut c = Call::start(MENU, Opts::default());
@@ -600,6 +639,51 @@ fn a_message_ends_on_the_end_key_and_on_its_maximum() {
     c.speak(Duration::from_secs(15), true);
     let secs = c.rec.samples["20270115-0001-m1"].len() as f64 / 8000.0;
     assert!((9.9..=10.1).contains(&secs), "max 10s: {secs}");
+}
+
+/// Issue 14, point 6: `grievance` records the caller's message and opens
+/// a ticket with it, naming the caller by pseudonym.
+#[test]
+fn a_grievance_by_phone_records_the_message_and_opens_a_ticket() {
+    const FLOW: &str = r#"flow "Complaints"
+  numbers 1000
+
+step start
+  say "Please tell us what went wrong after the beep."
+  grievance "billing", max 20s
+  say "Thank you. We will answer within thirty days."
+  hangup "grievance"
+"#;
+    crate::redact::set_key(
+        "acme",
+        std::sync::Arc::new(|n: &str| format!("anon-test-{}", n.len())),
+    );
+    let mut c = Call::start(FLOW, Opts::default());
+    c.wait(Duration::from_secs(4));
+    c.speak(Duration::from_secs(3), true);
+    c.press('#');
+    c.wait(Duration::from_secs(5));
+    assert_eq!(c.grievances.len(), 1);
+    let g = &c.grievances[0];
+    assert_eq!(g.category, "billing");
+    assert_eq!(g.channel, "phone");
+    assert_eq!(
+        g.subject, "anon-test-13",
+        "the caller by pseudonym, never the number"
+    );
+    assert_eq!(g.recording_id.as_deref(), Some("20270115-0001-m1"));
+    assert!(c.rec.samples.contains_key("20270115-0001-m1"));
+    assert_eq!(g.ack_due_ms - g.opened_ms, 24 * 3600 * 1000);
+    assert_eq!(g.resolve_due_ms - g.opened_ms, 30 * 24 * 3600 * 1000);
+    assert!(g.grievance_id.starts_with('G') && g.grievance_id.len() == 9);
+    let opened = c.kinds("grievance");
+    assert!(
+        opened
+            .iter()
+            .any(|d| d["ticket"] == g.grievance_id.as_str()),
+        "{opened:?}"
+    );
+    assert_eq!(c.cdr().outcome.as_deref(), Some("hangup: grievance"));
 }
 
 const CONSENT: &str = r#"flow "Consent"
