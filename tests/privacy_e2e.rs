@@ -928,3 +928,339 @@ fn configured_key_files_outside_the_data_directory_and_keys_check() {
     assert_eq!(out.matches("WARNING").count(), 2, "{out}");
     assert!(out.contains("inside the data directory"), "{out}");
 }
+
+/// Issue 14, point 6: a caller lodges a grievance by phone (the flow's
+/// `grievance`, a message and a ticket), the operator acknowledges and
+/// resolves it; a correction request is answered by `privacy correct`
+/// (the captured value rewritten, a `correction` event, the request
+/// closed); a nominee is registered and exercises the caller's access
+/// right, and someone who is not a nominee cannot; overdue requests and
+/// grievances are listed by their due dates; every step is audited, and
+/// no number is stored with any of it.
+#[test]
+fn grievances_requests_nominees_and_corrections_with_their_due_dates() {
+    use common::sippxml::{SERVER_BYE, info, pause, write_scenario};
+    let work = tempfile::tempdir().unwrap();
+    let flows = work.path().join("flows");
+    std::fs::create_dir_all(&flows).unwrap();
+    let chime = common::repo_path("examples/prompts/chime.wav");
+    std::fs::write(
+        flows.join("rights.ivr"),
+        format!(
+            r#"flow "Rights"
+  numbers 3000
+
+step ask
+  gather into account, digits 6, timeout 5s
+    play "{chime}"
+    on invalid -> complain
+    on timeout -> complain
+  log "account.entered" account=account
+  goto complain
+
+step complain
+  grievance "billing", max 20s
+  hangup "grievance"
+"#,
+            chime = chime.display()
+        ),
+    )
+    .unwrap();
+    let server = Server::start(&format!(
+        "[[tenants]]\nid = \"acme\"\nnumbers = [\"3000\"]\nflows_dir = \"{}\"\n",
+        flows.display()
+    ));
+    let cli = Cli::of(&server);
+    // The caller types 739154, leaves a short message, ends it with #.
+    let mut middle = pause(300);
+    for (i, d) in "739154".chars().enumerate() {
+        middle.push_str(&info(d, 2 + i as u32));
+        middle.push_str(&pause(150));
+    }
+    middle.push_str(&pause(1500));
+    middle.push_str(&info('#', 9));
+    let sc = write_scenario(work.path(), &middle, SERVER_BYE);
+    let run = run_sipp(
+        server.addr("udp"),
+        &["-sf", &sc, "-m", "1", "-s", "3000"],
+        Duration::from_secs(60),
+    );
+    assert_eq!(
+        run.successful,
+        1,
+        "{}\n{}",
+        run.output,
+        server.log.join("\n")
+    );
+    let calls = cli.wait_calls(1);
+    let call_id = calls[0]["call_id"].as_str().unwrap().to_owned();
+
+    // The phone's grievance: a ticket by pseudonym with the message.
+    let list = |extra: &[&str]| -> Vec<Value> {
+        let mut a = vec!["grievance", "list", "--json"];
+        a.extend(extra);
+        cli.ok(&a)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let g = loop {
+        if let Some(g) = list(&[]).pop() {
+            break g;
+        }
+        assert!(std::time::Instant::now() < deadline, "no grievance");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(g["category"], "billing");
+    assert_eq!(g["channel"], "phone");
+    assert_eq!(g["call_id"], call_id.as_str());
+    assert!(g["subject"].as_str().unwrap().starts_with("anon-"), "{g}");
+    let rec = g["recording_id"].as_str().unwrap();
+    assert!(
+        files_under(&server.data_dir().join("recordings"))
+            .iter()
+            .any(|p| p.display().to_string().contains(rec)),
+        "the message {rec} is stored"
+    );
+    let id = g["grievance_id"].as_str().unwrap().to_owned();
+    let day = 24 * 3600 * 1000;
+    assert_eq!(
+        g["ack_due_ms"].as_i64().unwrap() - g["opened_ms"].as_i64().unwrap(),
+        day
+    );
+    assert_eq!(
+        g["resolve_due_ms"].as_i64().unwrap() - g["opened_ms"].as_i64().unwrap(),
+        30 * day
+    );
+    // Not acknowledged: overdue two days later, not now.
+    let later = |days: i64| {
+        jiff::Timestamp::from_millisecond(g["opened_ms"].as_i64().unwrap() + days * day)
+            .unwrap()
+            .to_string()
+    };
+    assert!(list(&["--overdue"]).is_empty());
+    assert_eq!(list(&["--overdue", "--now", &later(2)]).len(), 1);
+    cli.ok(&["grievance", "ack", &id]);
+    assert!(
+        list(&["--overdue", "--now", &later(2)]).is_empty(),
+        "acknowledged in time"
+    );
+    assert_eq!(
+        list(&["--overdue", "--now", &later(31)]).len(),
+        1,
+        "not resolved in 30 days"
+    );
+    cli.ok(&["grievance", "resolve", &id, "--resolution", "refund issued"]);
+    assert!(list(&["--open"]).is_empty());
+    assert_eq!(list(&[])[0]["resolution"], "refund issued");
+    // One lodged in writing, without a number.
+    let opened: Value = serde_json::from_str(&cli.ok(&[
+        "grievance",
+        "open",
+        "--tenant",
+        "acme",
+        "--category",
+        "privacy",
+    ]))
+    .unwrap();
+    assert_eq!(opened["channel"], "cli");
+    assert_eq!(list(&["--open"]).len(), 1);
+
+    // A correction request, answered by `privacy correct`.
+    let req: Value = serde_json::from_str(&cli.ok(&[
+        "privacy",
+        "requests",
+        "open",
+        "--tenant",
+        "acme",
+        "--number",
+        A,
+        "--kind",
+        "correction",
+    ]))
+    .unwrap();
+    let rid = req["request_id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        req["due_ms"].as_i64().unwrap() - req["opened_ms"].as_i64().unwrap(),
+        30 * day
+    );
+    // The wrong command for it is refused, and so is another number.
+    let (code, _, err) = cli.run(&[
+        "privacy",
+        "erase",
+        "--tenant",
+        "acme",
+        "--number",
+        A,
+        "--request",
+        &rid,
+    ]);
+    assert_ne!(code, 0);
+    assert!(err.contains("asks for correction"), "{err}");
+    let (code, _, err) = cli.run(&[
+        "privacy",
+        "correct",
+        "--tenant",
+        "acme",
+        "--number",
+        B,
+        "--call",
+        &call_id,
+        "--field",
+        "account",
+        "--value",
+        "739155",
+        "--request",
+        &rid,
+    ]);
+    assert_ne!(code, 0, "{err}");
+    let fixed: Value = serde_json::from_str(&cli.ok(&[
+        "privacy",
+        "correct",
+        "--tenant",
+        "acme",
+        "--number",
+        A,
+        "--call",
+        &call_id,
+        "--field",
+        "account",
+        "--value",
+        "739155",
+        "--request",
+        &rid,
+    ]))
+    .unwrap();
+    assert_eq!(fixed["events_corrected"], 1, "{fixed}");
+    let shown: Value =
+        serde_json::from_str(&cli.ok(&["calls", "show", &call_id, "--json"])).unwrap();
+    let tl = shown["timeline"].as_array().unwrap();
+    let custom = tl.iter().find(|e| e["kind"] == "custom").unwrap();
+    assert_eq!(custom["detail"]["account"], "739155", "{custom}");
+    let corr = tl.iter().find(|e| e["kind"] == "correction").unwrap();
+    assert_eq!(corr["detail"]["field"], "account");
+    assert!(
+        !corr.to_string().contains("73915"),
+        "the correction event names no value"
+    );
+    let reqs: Vec<Value> = cli
+        .ok(&["privacy", "requests", "list", "--json"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(reqs[0]["closed_ms"].is_i64(), "{reqs:?}");
+    assert_eq!(reqs[0]["outcome"], "done: dhwani privacy correct");
+
+    // A nominee: registered, then exercises the access right; a number
+    // that is not one cannot.
+    let out = work.path().join("export");
+    let (code, _, err) = cli.run(&[
+        "privacy",
+        "export",
+        "--tenant",
+        "acme",
+        "--number",
+        A,
+        "--out",
+        &out.display().to_string(),
+        "--by-nominee",
+        B,
+    ]);
+    assert_ne!(code, 0);
+    assert!(err.contains("not a registered nominee"), "{err}");
+    cli.ok(&[
+        "privacy",
+        "nominee",
+        "add",
+        "--tenant",
+        "acme",
+        "--number",
+        A,
+        "--nominee",
+        B,
+    ]);
+    let nominees = cli.ok(&[
+        "privacy", "nominee", "list", "--tenant", "acme", "--number", A,
+    ]);
+    assert_eq!(nominees.lines().count(), 1);
+    assert!(nominees.starts_with("anon-"), "{nominees}");
+    let access: Value = serde_json::from_str(&cli.ok(&[
+        "privacy",
+        "requests",
+        "open",
+        "--tenant",
+        "acme",
+        "--number",
+        A,
+        "--kind",
+        "access",
+        "--by-nominee",
+        B,
+    ]))
+    .unwrap();
+    assert!(access["nominee"].as_str().unwrap().starts_with("anon-"));
+    let aid = access["request_id"].as_str().unwrap().to_owned();
+    // Open and past due a month later.
+    let open_later = |days: i64| -> usize {
+        let t =
+            jiff::Timestamp::from_millisecond(access["opened_ms"].as_i64().unwrap() + days * day)
+                .unwrap()
+                .to_string();
+        cli.ok(&[
+            "privacy",
+            "requests",
+            "list",
+            "--overdue",
+            "--now",
+            &t,
+            "--json",
+        ])
+        .lines()
+        .count()
+    };
+    assert_eq!(open_later(31), 1);
+    assert_eq!(open_later(29), 0);
+    let exported: Value = serde_json::from_str(&cli.ok(&[
+        "privacy",
+        "export",
+        "--tenant",
+        "acme",
+        "--number",
+        A,
+        "--out",
+        &out.display().to_string(),
+        "--by-nominee",
+        B,
+        "--request",
+        &aid,
+    ]))
+    .unwrap();
+    assert_eq!(exported["calls"], 1);
+    assert_eq!(open_later(31), 0, "answered");
+
+    // Audited, and no number or typed value stored with any of it.
+    let audit = std::fs::read_to_string(server.data_dir().join("audit.log")).unwrap();
+    for action in [
+        "grievance.ack",
+        "grievance.resolve",
+        "grievance.open",
+        "request.open",
+        "privacy.correct",
+        "nominee.add",
+        "privacy.export",
+    ] {
+        assert!(audit.contains(action), "{action} not audited:\n{audit}");
+    }
+    assert!(audit.contains("by nominee anon-"), "{audit}");
+    assert!(
+        !audit.contains("9800000"),
+        "a number in the audit log:\n{audit}"
+    );
+    let listed = format!(
+        "{}{}",
+        cli.ok(&["grievance", "list", "--json"]),
+        cli.ok(&["privacy", "requests", "list", "--json"])
+    );
+    assert!(!listed.contains("9800000"), "{listed}");
+}

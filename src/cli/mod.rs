@@ -6,6 +6,7 @@ pub mod flow;
 pub mod privacy;
 pub mod queues;
 pub mod recordings;
+pub mod rights;
 pub mod stats;
 pub mod webhooks;
 
@@ -138,6 +139,19 @@ pub enum Command {
         #[arg(long, value_name = "TEXT", global = true)]
         reason: Option<String>,
     },
+    /// Grievances (DPDP Act §13): open, acknowledge (24 h), resolve
+    /// (30 days), list with what is overdue.
+    Grievance {
+        /// What to do.
+        #[command(subcommand)]
+        command: crate::cli::rights::GrievanceCommand,
+        /// TOML config file (as for `serve`).
+        #[arg(long, value_name = "FILE", global = true)]
+        config: Option<PathBuf>,
+        /// Data directory (as for `serve`).
+        #[arg(long, value_name = "DIR", global = true)]
+        data_dir: Option<PathBuf>,
+    },
     /// Webhook deliveries (the outbox): list, show, retry; the signing
     /// secret.
     Webhooks {
@@ -234,6 +248,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             config,
             data_dir,
         } => crate::cli::privacy::audit(command, &load_config(config.as_deref(), data_dir)?),
+        Command::Grievance {
+            command,
+            config,
+            data_dir,
+        } => crate::cli::rights::grievance(command, &load_config(config.as_deref(), data_dir)?),
         Command::Webhooks {
             command,
             config,

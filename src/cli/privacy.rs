@@ -15,6 +15,8 @@ use crate::config::Config;
 use crate::privacy::{Audit, cli_actor, pseudonyms};
 use crate::store::{HoldRow, Store};
 
+use super::rights;
+
 /// `dhwani privacy ...` (DPDP Act 2023 rights, per tenant and number).
 #[derive(Debug, Subcommand)]
 pub enum PrivacyCommand {
@@ -30,6 +32,9 @@ pub enum PrivacyCommand {
         /// Folder to write (created).
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
+        /// Who asks, and the request it answers.
+        #[command(flatten)]
+        acting: crate::cli::rights::Acting,
     },
     /// Erase a number's data: timelines deleted, recordings crypto-shredded,
     /// CDRs pseudonymised (kept under TRAI/DoT rules); held calls are kept
@@ -41,6 +46,9 @@ pub enum PrivacyCommand {
         /// The caller's number.
         #[arg(long)]
         number: String,
+        /// Who asks, and the request it answers.
+        #[command(flatten)]
+        acting: crate::cli::rights::Acting,
     },
     /// The number withdraws recording consent: its later calls are not
     /// recorded, whatever the flow asks.
@@ -51,6 +59,44 @@ pub enum PrivacyCommand {
         /// The caller's number.
         #[arg(long)]
         number: String,
+        /// Who asks, and the request it answers.
+        #[command(flatten)]
+        acting: crate::cli::rights::Acting,
+    },
+    /// Correct a value a flow captured about the caller in one call's
+    /// timeline (a `log` field or a gather's `digits`); the timeline gets
+    /// a `correction` event naming the field.
+    Correct {
+        /// Tenant id.
+        #[arg(long)]
+        tenant: String,
+        /// The caller's number.
+        #[arg(long)]
+        number: String,
+        /// The call (its id from `calls list`).
+        #[arg(long)]
+        call: String,
+        /// The field (`account`, `digits`, ...).
+        #[arg(long)]
+        field: String,
+        /// The right value.
+        #[arg(long)]
+        value: String,
+        /// Who asks, and the request it answers.
+        #[command(flatten)]
+        acting: crate::cli::rights::Acting,
+    },
+    /// Requests of data principals and their 30-day due dates.
+    Requests {
+        /// What to do.
+        #[command(subcommand)]
+        command: crate::cli::rights::RequestsCommand,
+    },
+    /// Nominees who may exercise a number's rights.
+    Nominee {
+        /// What to do.
+        #[command(subcommand)]
+        command: crate::cli::rights::NomineeCommand,
     },
     /// Re-key the tenant's pseudonyms (after its pseudonym key may have
     /// leaked): a new layer is added to `keys/TENANT.pseudonym` and every
@@ -335,18 +381,22 @@ pub fn privacy(
         // Withdrawals and erasures are reported to the tenant's webhooks.
         store.set_webhooks(&cfg.tenants);
         match cmd {
-            PrivacyCommand::Export { tenant, number, out } => {
+            PrivacyCommand::Export { tenant, number, out, acting } => {
                 tenant_known(cfg, &tenant)?;
                 let key = pseudonyms::current(&store, &cfg.data_dir, &tenant).await?;
+                let said = rights::check_acting(&store, &key, (&tenant, &number, "privacy export"), &acting).await?;
                 let r = crate::privacy::export(&store, cfg, &tenant, &number, &out).await?;
-                audit.append(&actor, "privacy.export", &format!("tenant {tenant} number {}; {} calls; reason: {}", key.pseudonym(&number), r.calls, reason.unwrap_or("none given")))?;
+                audit.append(&actor, "privacy.export", &format!("tenant {tenant} number {}; {} calls; reason: {}{said}", key.pseudonym(&number), r.calls, reason.unwrap_or("none given")))?;
+                rights::close_acting(&store, &acting, "privacy export").await?;
                 print_json(&r)?;
             }
-            PrivacyCommand::Erase { tenant, number } => {
+            PrivacyCommand::Erase { tenant, number, acting } => {
                 tenant_known(cfg, &tenant)?;
                 let key = pseudonyms::current(&store, &cfg.data_dir, &tenant).await?;
+                let said = rights::check_acting(&store, &key, (&tenant, &number, "privacy erase"), &acting).await?;
                 let r = crate::privacy::erase(&store, cfg, &tenant, &number).await?;
-                audit.append(&actor, "privacy.erase", &format!("tenant {tenant} number {}", key.pseudonym(&number)))?;
+                audit.append(&actor, "privacy.erase", &format!("tenant {tenant} number {}{said}", key.pseudonym(&number)))?;
+                rights::close_acting(&store, &acting, "privacy erase").await?;
                 print_json(&serde_json::json!({
                     "erased": r,
                     "kept": {
@@ -356,17 +406,54 @@ pub fn privacy(
                     }
                 }))?;
             }
-            PrivacyCommand::WithdrawConsent { tenant, number } => {
+            PrivacyCommand::WithdrawConsent { tenant, number, acting } => {
                 tenant_known(cfg, &tenant)?;
                 let key = pseudonyms::current(&store, &cfg.data_dir, &tenant).await?;
+                let said = rights::check_acting(&store, &key, (&tenant, &number, "privacy withdraw-consent"), &acting).await?;
                 let p = key.pseudonym(&number);
                 let at = SystemTime::now()
                     .duration_since(SystemTime::UNIX_EPOCH)
                     .map(|d| d.as_millis() as i64)
                     .unwrap_or(0);
                 store.withdraw_consent(&tenant, &p, at).await?;
-                audit.append(&actor, "consent.withdraw", &format!("tenant {tenant} number {p}"))?;
+                audit.append(&actor, "consent.withdraw", &format!("tenant {tenant} number {p}{said}"))?;
+                rights::close_acting(&store, &acting, "privacy withdraw-consent").await?;
                 println!("consent withdrawn: later calls from this number to `{tenant}` are not recorded");
+            }
+            PrivacyCommand::Correct { tenant, number, call, field, value, acting } => {
+                tenant_known(cfg, &tenant)?;
+                let key = pseudonyms::current(&store, &cfg.data_dir, &tenant).await?;
+                let said = rights::check_acting(&store, &key, (&tenant, &number, "privacy correct"), &acting).await?;
+                // The call must be this number's at this tenant.
+                let c = store.call(&call).await?;
+                let theirs = c.as_ref().is_some_and(|c| {
+                    c.tenant == tenant && (c.caller == number || key.all(&number).contains(&c.caller))
+                });
+                if !theirs {
+                    anyhow::bail!("call `{call}` is not a call of this number at `{tenant}`");
+                }
+                let call_id = c.map(|c| c.call_id).unwrap_or_default();
+                let at = SystemTime::now()
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map(|d| d.as_millis() as i64)
+                    .unwrap_or(0);
+                let n = store.correct_field(&call_id, &field, &value, at).await?;
+                if n == 0 {
+                    anyhow::bail!("call `{call_id}` has no captured field `{field}` (a `log` field or `digits`)");
+                }
+                audit.append(&actor, "privacy.correct", &format!("tenant {tenant} number {} call {call_id} field {field} ({n} events){said}", key.pseudonym(&number)))?;
+                rights::close_acting(&store, &acting, "privacy correct").await?;
+                print_json(&serde_json::json!({"call_id": call_id, "field": field, "events_corrected": n}))?;
+            }
+            PrivacyCommand::Requests { command } => {
+                let code = rights::requests(&store, cfg, command).await;
+                store.close().await;
+                return code;
+            }
+            PrivacyCommand::Nominee { command } => {
+                let code = rights::nominee(&store, cfg, command).await;
+                store.close().await;
+                return code;
             }
             PrivacyCommand::RekeyPseudonyms { tenant } => {
                 tenant_known(cfg, &tenant)?;

@@ -563,6 +563,12 @@ async fn sweeper(store: Store, config: Config, stop: CancellationToken) {
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
+        // Once an hour too: requests and grievances past a due date.
+        let now_ms = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        store.log_overdue(now_ms).await;
         match crate::privacy::sweep(&store, &config, SystemTime::now(), "sweeper").await {
             Ok(r) => tracing::info!(
                 recordings = r.recordings_deleted,

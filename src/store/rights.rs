@@ -176,6 +176,68 @@ pub(super) async fn insert_grievance(
 }
 
 impl Store {
+    /// Corrects what a flow captured in a call's timeline: every `custom`
+    /// (a flow's `log`) or `digits` event whose detail has `field` gets
+    /// `value`; then a `correction` event naming the field (not the
+    /// values) is added. Returns the events changed.
+    pub async fn correct_field(
+        &self,
+        call_id: &str,
+        field: &str,
+        value: &str,
+        now_ms: i64,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query(
+            "SELECT seq, detail FROM call_events WHERE call_id = $1 AND kind IN ('custom', 'digits')
+             ORDER BY seq",
+        )
+        .bind(call_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut changed = 0;
+        for r in &rows {
+            let seq: i64 = r.try_get(0)?;
+            let detail: String = r.try_get(1)?;
+            let Ok(serde_json::Value::Object(mut m)) = serde_json::from_str(&detail) else {
+                continue;
+            };
+            if !m.contains_key(field) {
+                continue;
+            }
+            m.insert(field.to_owned(), value.into());
+            sqlx::query("UPDATE call_events SET detail = $1 WHERE call_id = $2 AND seq = $3")
+                .bind(serde_json::Value::Object(m).to_string())
+                .bind(call_id)
+                .bind(seq)
+                .execute(&mut *tx)
+                .await?;
+            changed += 1;
+        }
+        if changed > 0 {
+            let last =
+                sqlx::query("SELECT MAX(seq), MIN(at_ms) FROM call_events WHERE call_id = $1")
+                    .bind(call_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            let seq = last.try_get::<Option<i64>, _>(0)?.unwrap_or(0) + 1;
+            let start = last.try_get::<Option<i64>, _>(1)?.unwrap_or(now_ms);
+            sqlx::query(
+                "INSERT INTO call_events (call_id, seq, at_ms, offset_ms, step, kind, detail)
+                 VALUES ($1, $2, $3, $4, '', 'correction', $5)",
+            )
+            .bind(call_id)
+            .bind(seq)
+            .bind(now_ms)
+            .bind(now_ms - start)
+            .bind(serde_json::json!({"field": field, "events": changed}).to_string())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(changed)
+    }
+
     /// Opens a request: `kind` about `subject` (a pseudonym), made by the
     /// caller or by a nominee (`nominee`, a pseudonym; empty: the caller).
     pub async fn open_request(
@@ -372,5 +434,38 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.iter().map(grievance).collect::<Result<_, _>>()?)
+    }
+}
+
+impl Store {
+    /// The daily check (the server's sweeper): open requests and grievances
+    /// past a due date, counted per tenant and logged (no numbers).
+    pub async fn log_overdue(&self, now: i64) {
+        let store = self;
+        let mut per: std::collections::BTreeMap<String, (usize, usize)> = Default::default();
+        match store.requests(None, true).await {
+            Ok(rows) => {
+                for r in rows.iter().filter(|r| r.overdue(now)) {
+                    per.entry(r.tenant.clone()).or_default().0 += 1;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read the privacy requests"),
+        }
+        match store.grievances(None, true).await {
+            Ok(rows) => {
+                for g in rows.iter().filter(|g| g.overdue(now)) {
+                    per.entry(g.tenant.clone()).or_default().1 += 1;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read the grievances"),
+        }
+        for (tenant, (requests, grievances)) in per {
+            tracing::warn!(
+                tenant = %tenant,
+                requests,
+                grievances,
+                "privacy requests or grievances are past their due date (dhwani privacy requests list --overdue, dhwani grievance list --overdue)"
+            );
+        }
     }
 }
