@@ -2084,3 +2084,90 @@ fn an_attended_transfer_by_refer_with_replaces_hands_the_caller_to_the_consulted
     assert_eq!(consult["called"], "1002", "{consult}");
     assert_eq!(state_of(&server, "1002"), "wrap-up");
 }
+
+/// Issue 12, point 9: an agent's state is the same on every node sharing
+/// the store. Agent 1001 has a phone at node A and at node B. Paused by
+/// its feature code at A, it is not rung by B's caller; unpaused at A,
+/// B's caller gets it. In wrap-up after B's call, A's next caller waits
+/// for the wrap-up to end (B keeps its claim through the wrap-up).
+#[test]
+fn an_agents_pause_and_wrap_up_hold_on_every_node_sharing_the_store() {
+    let pg = common::pg::TempPostgres::start();
+    let node = |name: &str, dir: &Path| {
+        let cfg = config(dir, "longest-idle", "").replace(
+            "[registrar]\n",
+            &format!("[registrar]\nnode = \"{name}\"\nclaim_lease_secs = 3\n"),
+        );
+        format!("[store]\nurl = \"{}\"\n\n{cfg}", pg.url)
+    };
+    let (dir_a, dir_b) = (
+        tempfile::tempdir().expect("tmp"),
+        tempfile::tempdir().expect("tmp"),
+    );
+    let mut a = Server::start(&node("a", dir_a.path()));
+    let mut b = Server::start(&node("b", dir_b.path()));
+    let (addr_a, addr_b) = (a.addr("udp"), b.addr("udp"));
+    let mut phone_a = Phone::agent("1001", addr_a);
+    let phone_b = Phone::agent("1001", addr_b);
+    let end = Instant::now() + Duration::from_secs(15);
+    loop {
+        let phones = agents_json(&a)
+            .iter()
+            .find(|x| x["extension"] == "1001")
+            .and_then(|x| x["phones"].as_array().map(Vec::len))
+            .unwrap_or(0);
+        if phones == 2 {
+            break;
+        }
+        assert!(Instant::now() < end, "{:?}", agents_json(&a));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Paused from the phone registered at A.
+    phone_a.say(&format!("/dial sip:*23@{addr_a}\n"));
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(state_of(&a, "1001"), "paused (from the phone)");
+    let mut y = caller_dials(addr_b, "+919800000061");
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(
+        !b.log.iter().any(|l| l.contains("bridged to an agent")),
+        "node B gave its caller the agent paused at A: {}",
+        b.log.join("\n")
+    );
+    assert!(
+        !phone_b.log().contains("Incoming call"),
+        "node B rang the paused agent: {}",
+        phone_b.log()
+    );
+    // Unpaused at A: B's caller gets the agent.
+    phone_a.say(&format!("/dial sip:*24@{addr_a}\n"));
+    assert!(
+        wait_for_line(
+            &mut b,
+            &["bridged to an agent", "agent=1001"],
+            Duration::from_secs(15)
+        ),
+        "{}",
+        b.log.join("\n")
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    // B's caller hangs up: 1001 wraps up for 5 s (at B). A's caller then
+    // waits until the wrap-up is over.
+    y.say("/hangup\n");
+    let ended = Instant::now();
+    std::thread::sleep(Duration::from_millis(500));
+    let _x = caller_dials(addr_a, "+919800000062");
+    assert!(
+        wait_for_line(
+            &mut a,
+            &["bridged to an agent", "agent=1001"],
+            Duration::from_secs(20)
+        ),
+        "{}",
+        a.log.join("\n")
+    );
+    let after = ended.elapsed();
+    assert!(
+        after >= Duration::from_millis(4500),
+        "A rang the agent {after:?} after B's call ended, inside its 5 s wrap-up"
+    );
+}

@@ -576,12 +576,15 @@ impl Acd {
         }
     }
 
-    /// Agents this node holds now (ringing or on a call here), as
+    /// Agents this node holds now (ringing, on a call or wrapping up here), as
     /// `(tenant id, extension)`: the claims it must keep.
     pub fn held_here(&self) -> Vec<(String, String)> {
         self.agents
             .iter()
-            .filter(|(_, a)| a.call.is_some() || matches!(a.state, State::Ringing | State::OnCall))
+            .filter(|(_, a)| {
+                a.call.is_some()
+                    || matches!(a.state, State::Ringing | State::OnCall | State::WrapUp)
+            })
             .map(|(r, _)| (r.tenant_id.to_string(), r.extension.clone()))
             .collect()
     }

@@ -227,6 +227,8 @@ pub fn run(cmd: AgentsCommand, cfg: &Config) -> anyhow::Result<ExitCode> {
                             reason
                         },
                         at_ms: jiff::Timestamp::now().as_millisecond(),
+                        id: String::new(),
+                        origin: "cli".into(),
                     })
                     .await?;
                 println!("agent {extension}: {command} asked");

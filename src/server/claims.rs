@@ -27,12 +27,16 @@ pub enum Op {
         /// Extension.
         extension: String,
     },
-    /// The agent answered: the claim says `on-call`.
+    /// The agent answered (`on-call`) or wraps up (`wrap-up`): the claim
+    /// is kept, saying so (another node must not ring an agent in its
+    /// wrap-up here).
     OnCall {
         /// Tenant id.
         tenant: String,
         /// Extension.
         extension: String,
+        /// `on-call` or `wrap-up`.
+        state: &'static str,
     },
     /// The ring or the call is over.
     Release {
@@ -119,12 +123,16 @@ pub async fn start(
                     };
                     let _ = reply_tx.send(Reply::Claimed { attempt, ok });
                 }
-                Op::OnCall { tenant, extension } => {
+                Op::OnCall {
+                    tenant,
+                    extension,
+                    state,
+                } => {
                     let row = ClaimRow {
                         tenant,
                         extension,
                         node: node.clone(),
-                        state: "on-call".into(),
+                        state: state.into(),
                         lease_until_ms: now + lease_ms,
                     };
                     if let Err(e) = store.claim_agent(&row, now).await {

@@ -25,6 +25,9 @@ pub(super) struct Sinks {
     pub bindings: mpsc::UnboundedSender<(AgentRef, Vec<Binding>)>,
     /// Agent state changes, in order.
     pub agent_events: mpsc::UnboundedSender<AgentEventRow>,
+    /// State changes for the other nodes sharing the store (`login`,
+    /// `logout`, `pause`, `unpause`, with a reason).
+    pub agent_commands: mpsc::UnboundedSender<crate::store::agents::AgentCommandRow>,
 }
 
 fn ms(t: SystemTime) -> i64 {
@@ -341,6 +344,22 @@ impl Loop {
             .map(|(c, _)| *c)
     }
 
+    /// Tells the other nodes an agent's state change made here.
+    fn publish(&self, agent: &AgentRef, command: &str, reason: &str) {
+        let _ = self
+            .sinks
+            .agent_commands
+            .send(crate::store::agents::AgentCommandRow {
+                tenant: agent.tenant_id.to_string(),
+                extension: agent.extension.clone(),
+                command: command.into(),
+                reason: reason.into(),
+                at_ms: ms(SystemTime::now()),
+                id: String::new(),
+                origin: String::new(),
+            });
+    }
+
     /// Runs the UA core's actions and the ACD's outputs until both are quiet.
     fn pump(&mut self) {
         loop {
@@ -491,6 +510,15 @@ impl Loop {
                     Feature::Unpause => Some(AgentCommand::Unpause),
                     Feature::Supervise { .. } | Feature::Unknown => None,
                 };
+                // The other nodes apply it too (their ACDs offer the agent
+                // to their callers).
+                match &cmd {
+                    Some(AgentCommand::LogIn) => self.publish(&agent, "login", ""),
+                    Some(AgentCommand::LogOut) => self.publish(&agent, "logout", ""),
+                    Some(AgentCommand::Pause(r)) => self.publish(&agent, "pause", r),
+                    Some(AgentCommand::Unpause) => self.publish(&agent, "unpause", ""),
+                    _ => {}
+                }
                 if let Some(cmd) = cmd
                     && !self.acd.command(now, &agent, cmd)
                 {
@@ -695,12 +723,33 @@ impl Loop {
                 at,
             } => {
                 tracing::info!(tenant = %agent.tenant_id, extension = %agent.extension, from = from.name(), to = to.name(), reason = %reason, "agent state");
-                let held = |s: &acd::State| matches!(s, acd::State::Ringing | acd::State::OnCall);
+                // The claim is held from the ring to the end of wrap-up,
+                // so no other node rings the agent meanwhile.
+                let held = |s: &acd::State| {
+                    matches!(
+                        s,
+                        acd::State::Ringing | acd::State::OnCall | acd::State::WrapUp
+                    )
+                };
                 let (tenant, extension) = (agent.tenant_id.to_string(), agent.extension.clone());
-                if to == acd::State::OnCall {
-                    let _ = self.claims.send(claims::Op::OnCall { tenant, extension });
+                if to == acd::State::OnCall || to == acd::State::WrapUp {
+                    let state = if to == acd::State::OnCall {
+                        "on-call"
+                    } else {
+                        "wrap-up"
+                    };
+                    let _ = self.claims.send(claims::Op::OnCall {
+                        tenant,
+                        extension,
+                        state,
+                    });
                 } else if held(&from) && !held(&to) {
                     let _ = self.claims.send(claims::Op::Release { tenant, extension });
+                }
+                // A pause the ACD made itself (a ring left unanswered) is
+                // the agent's state on every node: the others are told.
+                if matches!(&to, acd::State::Paused(_)) && reason == "no answer" {
+                    self.publish(&agent, "pause", "no answer");
                 }
                 let reason = match &to {
                     acd::State::Paused(r) => r.clone(),

@@ -286,6 +286,16 @@ impl Server {
                 "agent registrations restored from the store"
             );
         }
+        // State changes asked since this node last ran (its old lease's
+        // end), before the lease is renewed below.
+        let start_ms = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        let commands_since = match store.node_lease(&node).await? {
+            Some(until) => until.min(start_ms) - 5_000,
+            None => start_ms - COMMANDS_KEPT_MS,
+        };
         let claim_lease = Duration::from_secs(config.registrar.claim_lease_secs.max(2));
         let claims = claims::start(store.clone(), node.clone(), claim_lease).await?;
         let binding_log = bindings::writer(store.clone(), node.clone());
@@ -342,8 +352,9 @@ impl Server {
                     }
                 }
             }
-            // State changes asked while the server was down.
-            for row in store.take_agent_commands().await? {
+            // State changes asked while the server was down (by the CLI
+            // or at other nodes).
+            for row in store.agent_commands_since(commands_since).await? {
                 if let Some((agent, cmd)) = agent_command(&row, config) {
                     acd.command(now, &agent, cmd);
                 }
@@ -351,6 +362,14 @@ impl Server {
             acd
         };
         let (agent_cmd_tx, agent_cmd_rx) = mpsc::channel(256);
+        let agent_commands = agent_commands(
+            store.clone(),
+            config.clone(),
+            node.clone(),
+            start_ms,
+            agent_cmd_tx.clone(),
+            shutdown.clone(),
+        );
         let (log, writer_task) = crate::store::writer::start(
             store.clone(),
             Duration::from_millis(config.store.flush_ms.max(10)),
@@ -408,6 +427,7 @@ impl Server {
             let sinks = drive::Sinks {
                 bindings: binding_log,
                 agent_events,
+                agent_commands,
             };
             drive::drive(
                 core,
@@ -503,6 +523,82 @@ struct AgentReload {
     store: Store,
     config: Config,
     commands: mpsc::Sender<(crate::ua::AgentRef, crate::acd::AgentCommand)>,
+}
+
+/// How long agent state changes stay in the store for nodes to apply (a
+/// node down for longer starts from the states in `agent_events`).
+const COMMANDS_KEPT_MS: i64 = 24 * 3600 * 1000;
+
+/// Agent state changes shared by the nodes on one store: this node's own
+/// (feature codes, the ACD's "no answer" pause) are written for the
+/// others; every second the others' (and the CLI's) are read and handed
+/// to the driver, each once (remembered by id). Changes older than a day
+/// are pruned.
+fn agent_commands(
+    store: Store,
+    config: Config,
+    node: String,
+    start_ms: i64,
+    apply: mpsc::Sender<(crate::ua::AgentRef, crate::acd::AgentCommand)>,
+    stop: CancellationToken,
+) -> mpsc::UnboundedSender<crate::store::agents::AgentCommandRow> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<crate::store::agents::AgentCommandRow>();
+    tokio::spawn(async move {
+        let mut seen: std::collections::HashMap<String, i64> = Default::default();
+        let mut since = start_ms - 5_000;
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut pruned = 0i64;
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                Some(mut row) = rx.recv() => {
+                    row.origin = node.clone();
+                    row.id = format!("{:016x}", rand::random::<u64>());
+                    seen.insert(row.id.clone(), row.at_ms);
+                    if let Err(e) = store.put_agent_command(&row).await {
+                        tracing::warn!(error = %e, "an agent state change could not be shared with the other nodes");
+                    }
+                    continue;
+                }
+                _ = tick.tick() => {}
+            }
+            let now = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(0);
+            match store.agent_commands_since(since).await {
+                Ok(rows) => {
+                    for row in rows {
+                        let key = if row.id.is_empty() {
+                            format!(
+                                "{}/{}/{}/{}",
+                                row.tenant, row.extension, row.command, row.at_ms
+                            )
+                        } else {
+                            row.id.clone()
+                        };
+                        if seen.contains_key(&key) || row.origin == node {
+                            continue;
+                        }
+                        seen.insert(key, row.at_ms);
+                        if let Some(c) = agent_command(&row, &config) {
+                            let _ = apply.send(c).await;
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "agent state changes of other nodes not read"),
+            }
+            // Read again with some overlap (clocks of nodes differ a little;
+            // a row committed late); what was applied is remembered.
+            since = since.max(now - 60_000);
+            seen.retain(|_, at| *at >= since - 1_000);
+            if now - pruned > 3_600_000 {
+                pruned = now;
+                let _ = store.prune_agent_commands(now - COMMANDS_KEPT_MS).await;
+            }
+        }
+    });
+    tx
 }
 
 /// A stored state change as the ACD's command, if its tenant exists.
@@ -620,17 +716,8 @@ async fn watch_flows(
             if let Ok(mut k) = shared.keys.write() {
                 *k = keys;
             }
-            // Agent state changes (`dhwani agents state`).
-            match store.take_agent_commands().await {
-                Ok(rows) => {
-                    for row in rows {
-                        if let Some(c) = agent_command(&row, &config) {
-                            let _ = agent_cmds.send(c).await;
-                        }
-                    }
-                }
-                Err(e) => tracing::error!(error = %e, "agent state changes not read"),
-            }
+            // Agent state changes (`dhwani agents state`) are read by
+            // `agent_commands` within a second.
             // Agents too (`dhwani agents add|passwd|remove`).
             match store.agents(None).await {
                 Ok(rows) => {

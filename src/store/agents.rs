@@ -364,36 +364,52 @@ pub struct AgentCommandRow {
     pub reason: String,
     /// Asked at, ms since the epoch.
     pub at_ms: i64,
+    /// Unique (made on insert when empty): what a node remembers it
+    /// applied.
+    pub id: String,
+    /// The node that made the change (`cli` for `dhwani agents state`):
+    /// it applied it already.
+    pub origin: String,
 }
 
 impl Store {
-    /// Queues a state change for the server to apply.
+    /// Stores a state change for every node sharing the store to apply
+    /// (each applies those of other origins; see `server::agent_commands`).
     pub async fn put_agent_command(&self, c: &AgentCommandRow) -> Result<(), StoreError> {
+        let id = if c.id.is_empty() {
+            format!("{:016x}", rand::random::<u64>())
+        } else {
+            c.id.clone()
+        };
         sqlx::query(
-            "INSERT INTO agent_commands (tenant, extension, command, reason, at_ms)
-             VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO agent_commands (tenant, extension, command, reason, at_ms, id, origin)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&c.tenant)
         .bind(&c.extension)
         .bind(&c.command)
         .bind(&c.reason)
         .bind(c.at_ms)
+        .bind(id)
+        .bind(&c.origin)
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
-    /// Takes every queued state change, oldest first (they are deleted in
-    /// the same transaction).
-    pub async fn take_agent_commands(&self) -> Result<Vec<AgentCommandRow>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+    /// State changes asked at or after `since_ms`, oldest first.
+    pub async fn agent_commands_since(
+        &self,
+        since_ms: i64,
+    ) -> Result<Vec<AgentCommandRow>, StoreError> {
         let rows = sqlx::query(
-            "SELECT tenant, extension, command, reason, at_ms FROM agent_commands ORDER BY at_ms",
+            "SELECT tenant, extension, command, reason, at_ms, id, origin FROM agent_commands
+             WHERE at_ms >= $1 ORDER BY at_ms, id",
         )
-        .fetch_all(&mut *tx)
+        .bind(since_ms)
+        .fetch_all(&self.pool)
         .await?;
-        let out = rows
-            .iter()
+        rows.iter()
             .map(|r| {
                 Ok(AgentCommandRow {
                     tenant: r.try_get(0)?,
@@ -401,13 +417,21 @@ impl Store {
                     command: r.try_get(2)?,
                     reason: r.try_get(3)?,
                     at_ms: r.try_get(4)?,
+                    id: r.try_get(5)?,
+                    origin: r.try_get(6)?,
                 })
             })
-            .collect::<Result<Vec<_>, sqlx::Error>>()?;
-        sqlx::query("DELETE FROM agent_commands")
-            .execute(&mut *tx)
+            .collect::<Result<Vec<_>, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    /// Forgets state changes asked before `before_ms` (every node has
+    /// applied them long since).
+    pub async fn prune_agent_commands(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let r = sqlx::query("DELETE FROM agent_commands WHERE at_ms < $1")
+            .bind(before_ms)
+            .execute(&self.pool)
             .await?;
-        tx.commit().await?;
-        Ok(out)
+        Ok(r.rows_affected())
     }
 }

@@ -312,6 +312,13 @@ const MIGRATIONS: &[&[&str]] = &[
         resolution TEXT
     )",
     ],
+    &[
+        // Agent state changes are kept for every node to apply (not taken
+        // by the first): each has an id and the node that made it.
+        "ALTER TABLE agent_commands ADD COLUMN id TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE agent_commands ADD COLUMN origin TEXT NOT NULL DEFAULT ''",
+        "CREATE INDEX agent_commands_by_time ON agent_commands (at_ms)",
+    ],
 ];
 
 /// The columns of a call, in the order [`call_from_row`] reads them (a
