@@ -2,8 +2,10 @@
 //! loopback, started by the test with a certificate the test makes (a CA
 //! and a leaf for `localhost`, trusted through the tenant's test-only
 //! `fetch_ca_file`). One call walks a flow through every case: a JSON
-//! reply into a variable, an endpoint that hangs (timeout), HTML, a reply
-//! over 64 KiB, a redirect off the allow-list, a private IP literal; a
+//! reply into a variable, an endpoint that hangs (timeout), HTML, a 10 MB
+//! reply, a redirect off the allow-list, a private IP literal, a reply
+//! dripping in, a redirect to itself and to a private address, an expired
+//! certificate; a
 //! second tenant, which lets no private network through, is refused for
 //! `localhost` because the name resolves to loopback.
 
@@ -66,7 +68,7 @@ async fn endpoint(
                 ),
                 Some("/big") => {
                     let mut b = br#"{"pad": ""#.to_vec();
-                    b.extend(std::iter::repeat_n(b'x', 100 * 1024));
+                    b.extend(std::iter::repeat_n(b'x', 10 * 1024 * 1024));
                     b.extend_from_slice(br#""}"#);
                     ("200 OK", "application/json", b)
                 }
@@ -107,7 +109,7 @@ async fn endpoint(
     }
 }
 
-fn flow(port: u16) -> String {
+fn flow(port: u16, expired_port: u16) -> String {
     let u = |p: &str| format!("https://localhost:{port}{p}");
     format!(
         r#"flow "Fetches"
@@ -166,6 +168,12 @@ step s8
 step s9
   fetch get "{toprivate}", timeout 3s
     into balance
+    on failure -> s10
+  goto s10
+
+step s10
+  fetch get "https://localhost:{expired_port}/ok", timeout 3s
+    into balance
     on failure -> done
   goto done
 
@@ -215,20 +223,26 @@ fn timeline(server: &Server, called: &str) -> Vec<Value> {
 #[test]
 fn a_flow_fetches_over_https_and_every_bad_endpoint_takes_on_failure_with_its_reason() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let (ca_pem, chain, key) = common::https::certificates(&["localhost"]);
+    // One leaf for the endpoint and one, from the same trusted CA, whose
+    // validity ended in 2020.
+    let (ca_pem, leaves) =
+        common::https::ca_and_leaves(&[(&["localhost"], false), (&["localhost"], true)]);
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let port = rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let acceptor = common::https::acceptor(chain, key);
-        tokio::spawn(endpoint(listener, acceptor, Arc::clone(&seen)));
-        port
+    let mut ports = leaves.into_iter().map(|(chain, key)| {
+        rt.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let acceptor = common::https::acceptor(chain, key);
+            tokio::spawn(endpoint(listener, acceptor, Arc::clone(&seen)));
+            port
+        })
     });
+    let (port, expired_port) = (ports.next().unwrap(), ports.next().unwrap());
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
     std::fs::create_dir_all(&a).unwrap();
     std::fs::create_dir_all(&b).unwrap();
-    std::fs::write(a.join("f.ivr"), flow(port)).unwrap();
+    std::fs::write(a.join("f.ivr"), flow(port, expired_port)).unwrap();
     std::fs::write(b.join("f.ivr"), other_flow(port, "2000")).unwrap();
     let c = dir.path().join("c");
     std::fs::create_dir_all(&c).unwrap();
@@ -236,7 +250,7 @@ fn a_flow_fetches_over_https_and_every_bad_endpoint_takes_on_failure_with_its_re
     std::fs::write(dir.path().join("ca.pem"), &ca_pem).unwrap();
     let ca = dir.path().join("ca.pem");
     let cfg = format!(
-        "[[tenants]]\nid = \"shop\"\nnumbers = [\"1000\"]\nflows_dir = \"{}\"\nfetch_allow = [\"localhost:{port}\", \"127.0.0.2:{port}\"]\nfetch_private_networks = [\"127.0.0.1/32\", \"::1/128\"]\nfetch_ca_file = \"{}\"\nfetch_filler = \"\"\n\n[[tenants]]\nid = \"other\"\nnumbers = [\"2000\"]\nflows_dir = \"{}\"\nfetch_allow = [\"localhost:{port}\"]\nfetch_ca_file = \"{}\"\n\n[[tenants]]\nid = \"third\"\nnumbers = [\"3000\"]\nflows_dir = \"{}\"\nfetch_allow = [\"localhost:{port}\"]\nfetch_private_networks = [\"127.0.0.0/8\", \"::1/128\"]\n",
+        "[[tenants]]\nid = \"shop\"\nnumbers = [\"1000\"]\nflows_dir = \"{}\"\nfetch_allow = [\"localhost:{port}\", \"127.0.0.2:{port}\", \"localhost:{expired_port}\"]\nfetch_private_networks = [\"127.0.0.1/32\", \"::1/128\"]\nfetch_ca_file = \"{}\"\nfetch_filler = \"\"\n\n[[tenants]]\nid = \"other\"\nnumbers = [\"2000\"]\nflows_dir = \"{}\"\nfetch_allow = [\"localhost:{port}\"]\nfetch_ca_file = \"{}\"\n\n[[tenants]]\nid = \"third\"\nnumbers = [\"3000\"]\nflows_dir = \"{}\"\nfetch_allow = [\"localhost:{port}\"]\nfetch_private_networks = [\"127.0.0.0/8\", \"::1/128\"]\n",
         a.display(),
         ca.display(),
         b.display(),
@@ -280,7 +294,7 @@ fn a_flow_fetches_over_https_and_every_bad_endpoint_takes_on_failure_with_its_re
         })
         .collect();
     let show = || format!("{answers:#?}\n{t:#?}");
-    assert_eq!(answers.len(), 9, "{}", show());
+    assert_eq!(answers.len(), 10, "{}", show());
     assert_eq!(
         answers[0],
         (serde_json::json!(200), "ok".to_owned()),
@@ -323,6 +337,12 @@ fn a_flow_fetches_over_https_and_every_bad_endpoint_takes_on_failure_with_its_re
                 .1
                 .contains("127.0.0.2 is a private or reserved address"),
         "a redirect to a private address: {}",
+        show()
+    );
+    assert!(
+        answers[9].1.to_lowercase().contains("certificate")
+            && answers[9].1.to_lowercase().contains("expired"),
+        "an expired certificate: {}",
         show()
     );
     // The JSON reply's field went into the variable.
