@@ -119,6 +119,19 @@ fn export_withdraw_hold_erase_sweep_and_audit() {
         4,
         "a call recording and a message each"
     );
+    // While the calls' data is live, the database holds the numbers only
+    // sealed under each call's key (issue 14, point 5): no file under the
+    // data directory has them in clear.
+    for f in files_under(&data) {
+        let bytes = std::fs::read(&f).unwrap();
+        for n in [A, B] {
+            assert!(
+                !contains(&bytes, &n.as_bytes()[1..]),
+                "{} holds {n} in clear",
+                f.display()
+            );
+        }
+    }
 
     // Export: every call of A with its timeline and encrypted recordings.
     let out = work.path().join("export-a");
@@ -223,6 +236,7 @@ fn export_withdraw_hold_erase_sweep_and_audit() {
             .unwrap();
     assert_eq!(erased["erased"]["calls_erased"], 2, "{erased}");
     assert_eq!(erased["erased"]["recordings_shredded"], 2);
+    assert_eq!(erased["erased"]["call_keys_shredded"], 2, "{erased}");
     assert_eq!(
         erased["erased"]["scrub"]["complete"], true,
         "SQLite: zeroed and checkpointed: {erased}"
@@ -399,9 +413,40 @@ fn key_rotation_then_rewrap_keeps_every_recording_readable() {
     // Rewrap: everything under the new key, the archive emptied.
     let out = cli.ok(&["keys", "rewrap", "--tenant", "demo"]);
     assert!(
-        out.contains("2 re-wrapped") && out.contains("2 already current"),
+        out.contains("2 recordings and 1 calls' keys re-wrapped")
+            && out.contains("2 recordings already current"),
         "{out}"
     );
+    // The calls' own keys (sealing callers and timelines) were wrapped by
+    // the destroyed key too: re-wrapped, both calls still read in clear.
+    let calls: Vec<serde_json::Value> = cli
+        .ok(&["calls", "list", "--json"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut callers: Vec<&str> = calls
+        .iter()
+        .map(|c| c["caller"].as_str().unwrap())
+        .collect();
+    callers.sort();
+    let mut want = [A, B];
+    want.sort();
+    assert_eq!(callers, want, "{calls:?}");
+    for c in &calls {
+        let show: serde_json::Value = serde_json::from_str(&cli.ok(&[
+            "calls",
+            "show",
+            c["call_id"].as_str().unwrap(),
+            "--json",
+        ]))
+        .unwrap();
+        let timeline = show["timeline"].as_array().unwrap();
+        assert!(timeline.len() > 3, "{show}");
+        assert!(
+            timeline.iter().all(|e| e["detail"].get("sealed").is_none()),
+            "a timeline no key opens: {show}"
+        );
+    }
     let list = cli.ok(&["recordings", "list"]);
     assert_eq!(list.matches(&new_id).count(), 4, "{list}");
     assert_eq!(

@@ -50,6 +50,7 @@ fn records() -> Vec<Record> {
         for seq in 0..5 {
             out.push(Record::Event(Event {
                 call_id: c.call_id.clone(),
+                tenant: tenant.into(),
                 seq,
                 at_ms: c.start_ms + seq * 250,
                 offset_ms: seq * 250,
@@ -208,6 +209,7 @@ async fn a_full_event_queue_drops_and_counts_events_but_keeps_every_cdr() {
     for seq in 0..1000 {
         log.send(Record::Event(Event {
             call_id: "c000".into(),
+            tenant: "acme".into(),
             seq,
             at_ms: 1_764_000_000_000 + seq,
             offset_ms: seq,
@@ -615,6 +617,7 @@ flows_dir = "f"
         {
             batch.push(Record::Event(Event {
                 call_id: c.call_id.clone(),
+                tenant: tenant.into(),
                 seq: seq as i64,
                 at_ms: c.start_ms + 100 * seq as i64,
                 offset_ms: 100 * seq as i64,
@@ -889,4 +892,159 @@ async fn the_webhook_outbox_orders_claims_retries_and_forgets_the_same_on_both_d
     ]);
     assert_eq!(a, expect);
     assert_eq!(a, b, "SQLite and PostgreSQL disagree");
+}
+
+/// Raw rows as the database holds them (first column, as text).
+async fn raw(url: &str, sql: &str) -> Vec<String> {
+    use sqlx::{Connection, Row};
+    sqlx::any::install_default_drivers();
+    let mut c = sqlx::AnyConnection::connect(url).await.unwrap();
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+        .fetch_all(&mut c)
+        .await
+        .unwrap();
+    let out = rows
+        .iter()
+        .map(|r| {
+            r.try_get::<Option<String>, _>(0)
+                .unwrap()
+                .unwrap_or_default()
+        })
+        .collect();
+    c.close().await.unwrap();
+    out
+}
+
+/// Issue 14, point 5, on one database: a call's caller, timeline details
+/// and webhook bodies are stored sealed (no byte of the number or the
+/// digits in the rows), read back in clear through the store, found by
+/// number; once the call's key is destroyed, a copy of the sealed rows
+/// (what a dead tuple, a WAL segment or a backup keeps) opens no more.
+async fn sealing_on(store: Store, url: &str) -> Vec<String> {
+    let number = "+919876501234";
+    let digits = "739154";
+    let cfg = dhwani::config::Config::parse(
+        r#"[[tenants]]
+id = "acme"
+numbers = ["1000"]
+flows_dir = "f"
+[[tenants.webhooks]]
+name = "crm"
+url = "https://crm.example.in/hook"
+events = ["call.started", "digits.collected"]
+"#,
+        "test",
+    )
+    .unwrap();
+    store.set_webhooks(&cfg.tenants);
+    let c = call(7, "acme", number);
+    let other = call(8, "acme", "+919800000009");
+    let mut batch = vec![
+        Record::Call(Box::new(c.clone())),
+        Record::Call(Box::new(other.clone())),
+    ];
+    for (seq, (kind, detail)) in [
+        (
+            "digits",
+            format!(r#"{{"digits":"{digits}","result":"ok","attempt":"1"}}"#),
+        ),
+        ("custom", format!(r#"{{"account":"{digits}"}}"#)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        batch.push(Record::Event(Event {
+            call_id: c.call_id.clone(),
+            tenant: "acme".into(),
+            seq: seq as i64,
+            at_ms: c.start_ms + seq as i64,
+            offset_ms: seq as i64,
+            step: "menu".into(),
+            kind: kind.into(),
+            detail,
+        }));
+    }
+    store.write(&batch).await.unwrap();
+    let mut seen = Vec::new();
+    // As stored: sealed, no number, no digits.
+    let callers = raw(url, "SELECT caller FROM calls ORDER BY call_id").await;
+    let details = raw(url, "SELECT detail FROM call_events ORDER BY seq").await;
+    let bodies = raw(url, "SELECT body FROM webhook_outbox ORDER BY ord").await;
+    assert_eq!((callers.len(), details.len()), (2, 2));
+    assert!(!bodies.is_empty(), "webhook rows were made");
+    for v in callers.iter().chain(&details).chain(&bodies) {
+        assert!(v.starts_with("s1:"), "not sealed: {v}");
+        assert!(!v.contains(number) && !v.contains(digits), "{v}");
+    }
+    let refs = raw(url, "SELECT caller_ref FROM calls ORDER BY call_id").await;
+    assert!(refs.iter().all(|r| r.starts_with("anon-")), "{refs:?}");
+    // Through the store: in clear, and found by number.
+    let found = store
+        .list_calls(&CallFilter {
+            caller: Some(number.into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].caller, number);
+    assert_eq!(
+        store.calls_from("acme", number).await.unwrap().len(),
+        0,
+        "the number itself is no longer stored"
+    );
+    let events = store.events(&c.call_id).await.unwrap();
+    assert!(events[0].detail.contains(digits), "{events:?}");
+    let rows = store
+        .webhook_rows(&dhwani::store::outbox::OutboxFilter::default())
+        .await
+        .unwrap();
+    assert!(
+        rows.iter().any(|r| r.body.contains(number)),
+        "the deliverer reads the body in clear"
+    );
+    seen.push(format!("{} {}", found[0].caller, events.len()));
+    // The key destroyed: the rows (left in place here, as a database copy
+    // would keep them) no longer open; the other call is untouched.
+    assert!(store.shred_call_key(&c.call_id).await.unwrap());
+    assert!(!store.shred_call_key(&c.call_id).await.unwrap(), "once");
+    let gone = store.call(&c.call_id).await.unwrap().unwrap();
+    assert!(!gone.caller.contains(number), "{gone:?}");
+    assert!(gone.caller.contains("sealed"), "{gone:?}");
+    for e in store.events(&c.call_id).await.unwrap() {
+        assert!(!e.detail.contains(digits), "{e:?}");
+    }
+    let kept = store.call(&other.call_id).await.unwrap().unwrap();
+    assert_eq!(kept.caller, "+919800000009");
+    seen.push(gone.caller.clone());
+    // The retention sweep's path: the timeline deleted and the CDR
+    // pseudonymised leave the key of no use, and it goes.
+    store.delete_events(&other.call_id).await.unwrap();
+    store.delete_webhooks_of(&other.call_id).await.unwrap();
+    assert_eq!(
+        raw(url, "SELECT call_id FROM call_keys").await,
+        vec![other.call_id.clone()],
+        "the CDR is still sealed under it"
+    );
+    store
+        .pseudonymise_call(&other.call_id, "anon-1234")
+        .await
+        .unwrap();
+    assert!(raw(url, "SELECT call_id FROM call_keys").await.is_empty());
+    let p = store.call(&other.call_id).await.unwrap().unwrap();
+    seen.push(p.caller);
+    store.close().await;
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_calls_personal_fields_are_sealed_under_its_key_and_unreadable_once_it_is_destroyed() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = Store::open("", dir.path()).await.unwrap();
+    let url = format!("sqlite://{}", dir.path().join("dhwani.db").display());
+    let a = sealing_on(sqlite, &url).await;
+    let pg = common::pg::TempPostgres::start();
+    let postgres = Store::open(&pg.url, dir.path()).await.unwrap();
+    let b = sealing_on(postgres, &pg.url).await;
+    assert_eq!(a, b);
 }

@@ -873,6 +873,7 @@ impl Core {
         let wall = self.wall(now);
         let e = LogEvent {
             call_id: self.info.record_id.to_string(),
+            tenant: self.info.admitted.tenant_id.to_string(),
             seq: self.seq,
             at_ms: ms(wall),
             offset_ms: now.saturating_duration_since(self.epoch.0).as_millis() as i64,

@@ -411,11 +411,21 @@ async fn serve(cfg: Config, config_dir: &std::path::Path) -> anyhow::Result<()> 
     // Signals are caught from before the sockets are bound, so a SIGTERM
     // that arrives during startup still shuts down cleanly.
     let mut signals = Signals::new();
-    let server = crate::server::Server::start(&cfg, config_dir).await?;
+    // The pid file is written before the server says it listens, so a
+    // `dhwani flow deploy` right after finds it (a SIGHUP during startup
+    // waits for the loop below).
     let pid_file = cfg.data_dir.join("dhwani.pid");
+    let _ = std::fs::create_dir_all(&cfg.data_dir);
     if let Err(e) = std::fs::write(&pid_file, format!("{}\n", std::process::id())) {
         tracing::warn!(file = %pid_file.display(), error = %e, "cannot write the pid file (`dhwani flow deploy` will not find the server)");
     }
+    let server = match crate::server::Server::start(&cfg, config_dir).await {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = std::fs::remove_file(&pid_file);
+            return Err(e.into());
+        }
+    };
     while let Sig::Reload = signals.wait().await {
         tracing::info!("SIGHUP: reloading flows");
         server.reload();

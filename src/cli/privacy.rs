@@ -247,10 +247,27 @@ pub fn keys(cmd: KeysCommand, cfg: &Config) -> anyhow::Result<ExitCode> {
                     }
                 }
             }
+            // The calls' data keys (`store::sealed`) too: an archived key
+            // is destroyed only when nothing it wraps is left.
+            let (calls_done, calls_failed) = runtime()?.block_on(async {
+                let store = crate::store::Store::open(&cfg.store.url, &cfg.data_dir).await?;
+                let r = store.rewrap_call_keys(&tenant).await;
+                store.close().await;
+                r
+            })?;
+            if calls_failed > 0 {
+                eprintln!(
+                    "{calls_failed} calls' keys are wrapped by a key that is not archived here; cannot re-wrap"
+                );
+            }
+            failed += calls_failed;
             audit.append(
                 &actor,
                 "key.rewrap",
-                &format!("tenant {tenant} to {} ({done} recordings)", current.key_id),
+                &format!(
+                    "tenant {tenant} to {} ({done} recordings, {calls_done} calls)",
+                    current.key_id
+                ),
             )?;
             // Archived keys no recording needs any more are destroyed.
             let mut removed = 0;
@@ -272,7 +289,7 @@ pub fn keys(cmd: KeysCommand, cfg: &Config) -> anyhow::Result<ExitCode> {
                 }
             }
             println!(
-                "tenant `{tenant}`: {done} re-wrapped under {}, {already} already current, {failed} failed, {removed} archived keys removed",
+                "tenant `{tenant}`: {done} recordings and {calls_done} calls' keys re-wrapped under {}, {already} recordings already current, {failed} failed, {removed} archived keys removed",
                 current.key_id
             );
             if failed > 0 {

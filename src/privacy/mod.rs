@@ -396,6 +396,9 @@ pub struct EraseReport {
     pub events_deleted: u64,
     /// Recordings crypto-shredded.
     pub recordings_shredded: usize,
+    /// Calls whose data key (sealing the caller, timeline and webhook
+    /// bodies) was destroyed.
+    pub call_keys_shredded: usize,
     /// CDRs kept with the number pseudonymised.
     pub cdrs_pseudonymised: usize,
     /// Of those, CDRs that already named the number by a pseudonym (an
@@ -446,6 +449,11 @@ pub async fn erase(
         if let Some(why) = holds_for(&holds, tenant, &c, &key) {
             report.held.push((c.call_id.clone(), why));
             continue;
+        }
+        // The call's key first: whatever copy of its sealed fields the
+        // database keeps after the deletions below can no longer be read.
+        if store.shred_call_key(&c.call_id).await? {
+            report.call_keys_shredded += 1;
         }
         for r in recordings_of(&cfg.data_dir, tenant, &c.call_id) {
             recordings::file::shred(&r).map_err(|source| PrivacyError::RecordingFile {

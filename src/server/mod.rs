@@ -164,6 +164,16 @@ impl Server {
             keys.push(kek);
             pseudonym_keys.push(pseudonyms);
         }
+        // Rows written before calls were sealed (`store::sealed`): sealed
+        // once, now that every tenant's keys are loaded.
+        match store.seal_clear_rows().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                calls = n,
+                "sealed the callers and timelines stored in clear by an earlier version"
+            ),
+            Err(e) => tracing::error!(error = %e, "stored calls could not be sealed"),
+        }
         let tls = match (&config.sip.tls_cert, &config.sip.tls_key) {
             (Some(c), Some(k)) => Some(crate::server::tls::server_config(c, k)?),
             _ => None,

@@ -337,7 +337,8 @@ impl Store {
         .bind(since_ms)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
+        let mut out: Vec<QueueEventRow> = rows
+            .iter()
             .map(|r| {
                 Ok(QueueEventRow {
                     call_id: r.try_get(0)?,
@@ -346,8 +347,13 @@ impl Store {
                     end_ms: r.try_get(3)?,
                 })
             })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StoreError::from)
+            .collect::<Result<_, sqlx::Error>>()?;
+        for e in &mut out {
+            e.detail = self
+                .unseal_text(&e.call_id, "detail", std::mem::take(&mut e.detail))
+                .await?;
+        }
+        Ok(out)
     }
 }
 

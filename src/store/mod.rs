@@ -13,6 +13,7 @@ pub mod agents;
 pub mod claims;
 pub mod outbox;
 pub mod rights;
+pub mod sealed;
 pub mod usage;
 pub mod writer;
 
@@ -46,6 +47,9 @@ pub enum StoreError {
     /// A query failed.
     #[error("store query failed: {0}")]
     Query(#[from] sqlx::Error),
+    /// A tenant key that seals a call's personal fields is not available.
+    #[error("cannot seal the call's personal fields: {0}")]
+    Keys(String),
     /// The database was written by a newer Dhwani.
     #[error(
         "the store has schema version {found}; this Dhwani knows up to {known}: upgrade Dhwani"
@@ -319,6 +323,19 @@ const MIGRATIONS: &[&[&str]] = &[
         "ALTER TABLE agent_commands ADD COLUMN origin TEXT NOT NULL DEFAULT ''",
         "CREATE INDEX agent_commands_by_time ON agent_commands (at_ms)",
     ],
+    &[
+        // Each call's data key, wrapped by the tenant's key (`store::sealed`):
+        // the caller, timeline details and webhook bodies are sealed under
+        // it, and erasure destroys it. Callers are looked up by pseudonym.
+        "CREATE TABLE call_keys (
+        call_id TEXT PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        kek_id TEXT NOT NULL,
+        wrapped TEXT NOT NULL
+    )",
+        "ALTER TABLE calls ADD COLUMN caller_ref TEXT",
+        "CREATE INDEX calls_by_caller_ref ON calls (tenant, caller_ref)",
+    ],
 ];
 
 /// The columns of a call, in the order [`call_from_row`] reads them (a
@@ -423,10 +440,14 @@ pub struct FrameTiming {
 }
 
 /// One interaction-log event.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
 pub struct Event {
     /// The call.
     pub call_id: String,
+    /// The call's tenant (whose key seals the detail; empty when read
+    /// back from the store).
+    #[serde(skip)]
+    pub tenant: String,
     /// Order within the call, from 0.
     pub seq: i64,
     /// When, ms since the epoch.
@@ -498,6 +519,7 @@ pub struct Store {
     pool: AnyPool,
     kind: Kind,
     hooks: std::sync::Arc<outbox::Hooks>,
+    sealer: std::sync::Arc<sealed::Sealer>,
 }
 
 /// The URL with any password replaced, for messages.
@@ -570,6 +592,7 @@ impl Store {
             pool,
             kind,
             hooks: Default::default(),
+            sealer: std::sync::Arc::new(sealed::Sealer::new(data_dir.to_path_buf())),
         };
         store.migrate().await?;
         Ok(store)
@@ -612,7 +635,11 @@ impl Store {
 
     /// Writes a batch in one transaction.
     pub async fn write(&self, batch: &[writer::Record]) -> Result<(), StoreError> {
+        // The calls' keys first: reading them takes the connection, which
+        // the transaction holds (SQLite has one).
+        let keys = self.batch_keys(batch).await?;
         let mut tx = self.pool.begin().await?;
+        self.insert_keys(&mut tx, &keys).await?;
         let mut added = false;
         for r in batch {
             match r {
@@ -643,9 +670,9 @@ impl Store {
                         "INSERT INTO calls (call_id, sip_call_id, tenant, flow, flow_version, caller, called,
                             start_ms, answer_ms, end_ms, duration_ms, hangup_by, hangup_cause, outcome, recording_id,
                             queue, agent, wait_ms, talk_ms, frames, late_2ms, late_5ms, late_10ms,
-                            late_20ms, skipped_frames)
+                            late_20ms, skipped_frames, caller_ref)
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
-                            $20, $21, $22, $23, $24, $25)
+                            $20, $21, $22, $23, $24, $25, $26)
                          ON CONFLICT (call_id) DO UPDATE SET
                             answer_ms = excluded.answer_ms, end_ms = excluded.end_ms,
                             duration_ms = excluded.duration_ms, hangup_by = excluded.hangup_by,
@@ -662,7 +689,7 @@ impl Store {
                     .bind(&c.tenant)
                     .bind(&c.flow)
                     .bind(&c.flow_version)
-                    .bind(&c.caller)
+                    .bind(sealed_caller(&keys, c))
                     .bind(&c.called)
                     .bind(c.start_ms)
                     .bind(c.answer_ms)
@@ -682,10 +709,13 @@ impl Store {
                     .bind(c.timing.map(|t| t.late_10ms))
                     .bind(c.timing.map(|t| t.late_20ms))
                     .bind(c.timing.map(|t| t.skipped_frames))
+                    .bind(keys.refs.get(&c.call_id).cloned().flatten())
                     .execute(&mut *tx)
                     .await?;
                     if hooks {
-                        added |= self.enqueue_call(&mut tx, c, before).await?;
+                        added |= self
+                            .enqueue_call(&mut tx, c, before, keys.keys.get(&c.call_id))
+                            .await?;
                     }
                 }
                 writer::Record::Event(e) => {
@@ -700,15 +730,21 @@ impl Store {
                     .bind(e.offset_ms)
                     .bind(&e.step)
                     .bind(&e.kind)
-                    .bind(&e.detail)
+                    .bind(match keys.keys.get(&e.call_id) {
+                        Some(k) => sealed::seal(k, &e.call_id, "detail", &e.detail),
+                        None => e.detail.clone(),
+                    })
                     .execute(&mut *tx)
                     .await?;
-                    added |= self.enqueue_event(&mut tx, e).await?;
+                    added |= self
+                        .enqueue_event(&mut tx, e, keys.keys.get(&e.call_id))
+                        .await?;
                 }
                 writer::Record::Grievance(g) => rights::insert_grievance(&mut tx, g).await?,
             }
         }
         tx.commit().await?;
+        self.keys_committed(&keys);
         if added {
             self.hooks.added.notify_one();
         }
@@ -717,17 +753,44 @@ impl Store {
 
     /// Calls matching `filter`, newest first.
     pub async fn list_calls(&self, filter: &CallFilter) -> Result<Vec<CallRecord>, StoreError> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{CALL_SELECT} WHERE ($1 = '' OR tenant = $1) AND ($2 = '' OR caller = $2) AND start_ms >= $3
-             ORDER BY start_ms DESC, call_id DESC LIMIT $4"
-        )))
-        .bind(filter.tenant.clone().unwrap_or_default())
-        .bind(filter.caller.clone().unwrap_or_default())
-        .bind(filter.since_ms.unwrap_or(0))
-        .bind(if filter.limit > 0 { filter.limit } else { 100 })
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(call_from_row).collect()
+        let limit = if filter.limit > 0 { filter.limit } else { 100 };
+        // A number is looked up by its pseudonyms at each tenant (the
+        // stored caller is sealed), and as itself (rows from before).
+        let mut values = vec![filter.caller.clone().unwrap_or_default()];
+        if let Some(number) = filter.caller.as_deref().filter(|n| !n.is_empty()) {
+            let tenants: Vec<String> = match &filter.tenant {
+                Some(t) => vec![t.clone()],
+                None => sqlx::query("SELECT DISTINCT tenant FROM calls")
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(|r| r.try_get(0))
+                    .collect::<Result<_, _>>()?,
+            };
+            for t in tenants {
+                values.extend(self.pseudonyms_of(&t, number).await);
+            }
+        }
+        let mut calls = Vec::new();
+        for v in values {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "{CALL_SELECT} WHERE ($1 = '' OR tenant = $1) AND ($2 = '' OR caller = $2 OR caller_ref = $2)
+                 AND start_ms >= $3 ORDER BY start_ms DESC, call_id DESC LIMIT $4"
+            )))
+            .bind(filter.tenant.clone().unwrap_or_default())
+            .bind(v)
+            .bind(filter.since_ms.unwrap_or(0))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+            for r in &rows {
+                calls.push(call_from_row(r)?);
+            }
+        }
+        calls.sort_by(|a, b| (b.start_ms, &b.call_id).cmp(&(a.start_ms, &a.call_id)));
+        calls.dedup_by(|a, b| a.call_id == b.call_id);
+        calls.truncate(limit as usize);
+        self.unseal_calls(calls).await
     }
 
     /// One call by our id or its SIP Call-ID.
@@ -738,7 +801,13 @@ impl Store {
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref().map(call_from_row).transpose()
+        match row.as_ref().map(call_from_row).transpose()? {
+            Some(mut c) => {
+                self.unseal_call(&mut c).await?;
+                Ok(Some(c))
+            }
+            None => Ok(None),
+        }
     }
 
     /// A call's interaction log, in order.
@@ -750,10 +819,12 @@ impl Store {
         .bind(call_id)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
+        let mut events: Vec<Event> = rows
+            .iter()
             .map(|r| {
-                Ok(Event {
+                Ok::<_, StoreError>(Event {
                     call_id: r.try_get(0)?,
+                    tenant: String::new(),
                     seq: r.try_get(1)?,
                     at_ms: r.try_get(2)?,
                     offset_ms: r.try_get(3)?,
@@ -762,7 +833,13 @@ impl Store {
                     detail: r.try_get(6)?,
                 })
             })
-            .collect()
+            .collect::<Result<_, _>>()?;
+        for e in &mut events {
+            e.detail = self
+                .unseal_text(call_id, "detail", std::mem::take(&mut e.detail))
+                .await?;
+        }
+        Ok(events)
     }
 
     /// Records that `pseudonym` (a number's) withdrew recording consent.
@@ -926,6 +1003,22 @@ impl Store {
                 .await?;
             cdrs += 1;
         }
+        // The pseudonyms sealed callers are looked up by.
+        let rows = sqlx::query(
+            "SELECT call_id, caller_ref FROM calls WHERE tenant = $1 AND caller_ref IS NOT NULL
+               AND caller NOT LIKE 'anon-%'",
+        )
+        .bind(tenant)
+        .fetch_all(&mut *tx)
+        .await?;
+        for r in &rows {
+            let (id, p): (String, String) = (r.try_get(0)?, r.try_get(1)?);
+            sqlx::query("UPDATE calls SET caller_ref = $1 WHERE call_id = $2")
+                .bind(relayer(&p))
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
+        }
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)
@@ -973,23 +1066,26 @@ impl Store {
         .bind(tenant)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(call_from_row).collect()
+        let calls = rows.iter().map(call_from_row).collect::<Result<_, _>>()?;
+        self.unseal_calls(calls).await
     }
 
-    /// Every call of a tenant from one number, oldest first.
+    /// Every call of a tenant from one number (stored as itself, or
+    /// looked up by a pseudonym: pass each of the number's), oldest first.
     pub async fn calls_from(
         &self,
         tenant: &str,
         caller: &str,
     ) -> Result<Vec<CallRecord>, StoreError> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{CALL_SELECT} WHERE tenant = $1 AND caller = $2 ORDER BY start_ms"
+            "{CALL_SELECT} WHERE tenant = $1 AND (caller = $2 OR caller_ref = $2) ORDER BY start_ms"
         )))
         .bind(tenant)
         .bind(caller)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(call_from_row).collect()
+        let calls = rows.iter().map(call_from_row).collect::<Result<_, _>>()?;
+        self.unseal_calls(calls).await
     }
 
     /// Deletes a call's timeline.
@@ -1000,6 +1096,7 @@ impl Store {
             .await?;
         // The webhook bodies of the call go with its timeline.
         self.delete_webhooks_of(call_id).await?;
+        self.shred_key_if_unused(call_id).await?;
         Ok(r.rows_affected())
     }
 
@@ -1010,6 +1107,7 @@ impl Store {
             .execute(&self.pool)
             .await?;
         self.delete_webhooks_of(call_id).await?;
+        self.shred_key_if_unused(call_id).await?;
         Ok(())
     }
 
@@ -1019,13 +1117,14 @@ impl Store {
         call_id: &str,
         pseudonym: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE calls SET caller = $1 WHERE call_id = $2")
+        sqlx::query("UPDATE calls SET caller = $1, caller_ref = $1 WHERE call_id = $2")
             .bind(pseudonym)
             .bind(call_id)
             .execute(&self.pool)
             .await?;
         // Webhook bodies name the number: they go too.
         self.delete_webhooks_of(call_id).await?;
+        self.shred_key_if_unused(call_id).await?;
         Ok(())
     }
 
@@ -1062,9 +1161,10 @@ impl Store {
                 sqlx::query("VACUUM call_events")
                     .execute(&self.pool)
                     .await?;
+                sqlx::query("VACUUM call_keys").execute(&self.pool).await?;
                 Ok(ScrubReport {
                     complete: false,
-                    note: "PostgreSQL: VACUUM ran; it marks the deleted row versions' space free but does not overwrite it, and the WAL, replicas and backups keep them until recycled (docs/privacy.md)".into(),
+                    note: "PostgreSQL: VACUUM ran; it marks the deleted row versions' space free but does not overwrite it, and the WAL, replicas and backups keep them until recycled. The callers, timelines and webhook bodies in those copies are sealed under the calls' keys, now destroyed; a copy of a destroyed key's own row, wrapped by the tenant's key, may be kept there too, so the sealed copies stay readable only to someone with both such a copy and the tenant's key (docs/privacy.md)".into(),
                 })
             }
         }
@@ -1107,6 +1207,17 @@ async fn checkpoint(conn: &mut sqlx::AnyConnection) -> Result<ScrubReport, Store
             });
         }
         tokio::time::sleep(Duration::from_millis(200 * tries)).await;
+    }
+}
+
+/// The caller as stored: sealed under the call's key (a pseudonym stays
+/// as it is).
+fn sealed_caller(keys: &sealed::BatchKeys, c: &CallRecord) -> String {
+    match keys.keys.get(&c.call_id) {
+        Some(k) if !c.caller.starts_with("anon-") => {
+            sealed::seal(k, &c.call_id, "caller", &c.caller)
+        }
+        _ => c.caller.clone(),
     }
 }
 

@@ -213,12 +213,13 @@ fn event_id() -> String {
     format!("evt_{:032x}", rand::random::<u128>())
 }
 
-/// What an event is about: a call (its record id), or a caller by
-/// pseudonym (events of no call). Events about the same one are
-/// delivered in order.
-#[derive(Debug, Clone, Copy)]
+/// What an event is about: a call (its record id, and the call's key
+/// that seals the body, `store::sealed`), or a caller by pseudonym
+/// (events of no call). Events about the same one are delivered in
+/// order.
+#[derive(Clone, Copy)]
 enum About<'a> {
-    Call(&'a str),
+    Call(&'a str, Option<&'a recordings::keys::Key>),
     Caller(&'a str),
 }
 
@@ -244,12 +245,17 @@ async fn enqueue(
         "type": kind,
         "created_ms": at_ms,
         "tenant": tenant,
-        "call_id": match about { About::Call(c) => c.into(), About::Caller(_) => serde_json::Value::Null },
+        "call_id": match about { About::Call(c, _) => c.into(), About::Caller(_) => serde_json::Value::Null },
         "data": data,
     })
     .to_string();
+    // A call's events are sealed under the call's key (`store::sealed`).
+    let body = match about {
+        About::Call(c, Some(k)) => super::sealed::seal(k, c, "body", &body),
+        _ => body,
+    };
     let order_key = match about {
-        About::Call(c) => c.to_owned(),
+        About::Call(c, _) => c.to_owned(),
         About::Caller(p) => format!("caller:{p}"),
     };
     let ord = hooks.next_ord(at_ms);
@@ -340,6 +346,7 @@ impl Store {
         tx: &mut Tx<'_>,
         c: &CallRecord,
         before: Before,
+        key: Option<&recordings::keys::Key>,
     ) -> Result<bool, StoreError> {
         let hooks = &*self.hooks;
         let (answered, ended) = before.unwrap_or((false, false));
@@ -349,7 +356,7 @@ impl Store {
                 tx,
                 hooks,
                 &c.tenant,
-                About::Call(&c.call_id),
+                About::Call(&c.call_id, key),
                 "call.started",
                 c.start_ms,
                 call_data(c, false),
@@ -363,7 +370,7 @@ impl Store {
                 tx,
                 hooks,
                 &c.tenant,
-                About::Call(&c.call_id),
+                About::Call(&c.call_id, key),
                 "call.answered",
                 at,
                 call_data(c, false),
@@ -377,7 +384,7 @@ impl Store {
                 tx,
                 hooks,
                 &c.tenant,
-                About::Call(&c.call_id),
+                About::Call(&c.call_id, key),
                 "call.ended",
                 at,
                 call_data(c, true),
@@ -393,6 +400,7 @@ impl Store {
         &self,
         tx: &mut Tx<'_>,
         e: &Event,
+        key: Option<&recordings::keys::Key>,
     ) -> Result<bool, StoreError> {
         let detail: serde_json::Value =
             serde_json::from_str(&e.detail).unwrap_or(serde_json::Value::Null);
@@ -433,7 +441,7 @@ impl Store {
             tx,
             &self.hooks,
             &tenant,
-            About::Call(&e.call_id),
+            About::Call(&e.call_id, key),
             kind,
             e.at_ms,
             data,
@@ -504,7 +512,8 @@ impl Store {
         .bind(tenant)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(row).collect()
+        let rows = rows.iter().map(row).collect::<Result<_, _>>()?;
+        self.unseal_bodies(rows).await
     }
 
     /// Claims up to `limit` rows of `tenant` due at `now_ms` for `node`
@@ -542,7 +551,7 @@ impl Store {
         .await?;
         let mut out: Vec<OutboxRow> = rows.iter().map(row).collect::<Result<_, _>>()?;
         out.sort_by_key(|r| r.ord);
-        Ok(out)
+        self.unseal_bodies(out).await
     }
 
     /// Claims a due row for `node` until `until_ms`: true if it is ours
@@ -631,6 +640,18 @@ impl Store {
         Ok(())
     }
 
+    /// Opens the bodies of a call's events, sealed under its key.
+    async fn unseal_bodies(&self, mut rows: Vec<OutboxRow>) -> Result<Vec<OutboxRow>, StoreError> {
+        for r in &mut rows {
+            if super::sealed::is_sealed(&r.body) {
+                r.body = self
+                    .unseal_text(&r.call_id, "body", std::mem::take(&mut r.body))
+                    .await?;
+            }
+        }
+        Ok(rows)
+    }
+
     /// Drops the claims `node` left (it starts again: it holds none).
     pub async fn clear_webhook_claims(&self, node: &str) -> Result<u64, StoreError> {
         let r = sqlx::query(
@@ -656,7 +677,8 @@ impl Store {
         .bind(if f.limit > 0 { f.limit } else { 100 })
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(row).collect()
+        let rows = rows.iter().map(row).collect::<Result<_, _>>()?;
+        self.unseal_bodies(rows).await
     }
 
     /// An event's rows (one per webhook).
@@ -667,7 +689,8 @@ impl Store {
         .bind(event_id)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(row).collect()
+        let rows = rows.iter().map(row).collect::<Result<_, _>>()?;
+        self.unseal_bodies(rows).await
     }
 
     /// Sends an event again (every webhook's row of it, or one), as new:

@@ -187,6 +187,9 @@ impl Store {
         value: &str,
         now_ms: i64,
     ) -> Result<u64, StoreError> {
+        // The details are sealed under the call's key (read before the
+        // transaction takes the connection).
+        let key = self.call_key(call_id).await?;
         let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(
             "SELECT seq, detail FROM call_events WHERE call_id = $1 AND kind IN ('custom', 'digits')
@@ -199,6 +202,17 @@ impl Store {
         for r in &rows {
             let seq: i64 = r.try_get(0)?;
             let detail: String = r.try_get(1)?;
+            let detail = if super::sealed::is_sealed(&detail) {
+                match key
+                    .as_ref()
+                    .and_then(|k| super::sealed::open(k, call_id, "detail", &detail))
+                {
+                    Some(d) => d,
+                    None => continue,
+                }
+            } else {
+                detail
+            };
             let Ok(serde_json::Value::Object(mut m)) = serde_json::from_str(&detail) else {
                 continue;
             };
@@ -207,7 +221,11 @@ impl Store {
             }
             m.insert(field.to_owned(), value.into());
             sqlx::query("UPDATE call_events SET detail = $1 WHERE call_id = $2 AND seq = $3")
-                .bind(serde_json::Value::Object(m).to_string())
+                .bind(seal_with(
+                    key.as_ref(),
+                    call_id,
+                    serde_json::Value::Object(m).to_string(),
+                ))
                 .bind(call_id)
                 .bind(seq)
                 .execute(&mut *tx)
@@ -230,7 +248,11 @@ impl Store {
             .bind(seq)
             .bind(now_ms)
             .bind(now_ms - start)
-            .bind(serde_json::json!({"field": field, "events": changed}).to_string())
+            .bind(seal_with(
+                key.as_ref(),
+                call_id,
+                serde_json::json!({"field": field, "events": changed}).to_string(),
+            ))
             .execute(&mut *tx)
             .await?;
         }
@@ -467,5 +489,13 @@ impl Store {
                 "privacy requests or grievances are past their due date (dhwani privacy requests list --overdue, dhwani grievance list --overdue)"
             );
         }
+    }
+}
+
+/// A timeline detail as stored: sealed when the call has a key.
+fn seal_with(key: Option<&recordings::keys::Key>, call_id: &str, detail: String) -> String {
+    match key {
+        Some(k) => super::sealed::seal(k, call_id, "detail", &detail),
+        None => detail,
     }
 }
