@@ -20,8 +20,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use dhwani::store::CallRecord;
 use dhwani::store::writer::Record;
-use dhwani::store::{CallRecord, Store};
 use tokio::io::AsyncWriteExt;
 
 fn cpu_secs() -> f64 {
@@ -95,7 +95,7 @@ async fn run(
     count: &Arc<AtomicUsize>,
 ) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(url, dir.path()).await.unwrap();
+    let store = dhwani::privacy::open_store(url, dir.path()).await.unwrap();
     if !url.is_empty() {
         store.exec_for_tests("DELETE FROM webhook_outbox").await;
         store.exec_for_tests("DELETE FROM calls").await;

@@ -134,9 +134,11 @@ async fn write_and_dump(store: Store) -> (Vec<CallRecord>, Vec<Vec<Event>>, Vec<
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_and_postgres_store_the_same_log_and_cdrs() {
     let dir = tempfile::tempdir().unwrap();
-    let sqlite = Store::open("", dir.path()).await.unwrap();
+    let sqlite = dhwani::privacy::open_store("", dir.path()).await.unwrap();
     let pg = common::pg::TempPostgres::start();
-    let postgres = Store::open(&pg.url, dir.path()).await.unwrap();
+    let postgres = dhwani::privacy::open_store(&pg.url, dir.path())
+        .await
+        .unwrap();
     let a = write_and_dump(sqlite).await;
     let b = write_and_dump(postgres).await;
     assert_eq!(a.0.len(), 20);
@@ -154,7 +156,7 @@ async fn sqlite_and_postgres_store_the_same_log_and_cdrs() {
     assert_eq!(c1.timing, None);
     assert_eq!(a, b, "SQLite and PostgreSQL disagree");
     // Reopening migrates nothing and keeps the data.
-    let again = Store::open("", dir.path()).await.unwrap();
+    let again = dhwani::privacy::open_store("", dir.path()).await.unwrap();
     assert_eq!(
         again
             .call("sip-3@127.0.0.1")
@@ -169,15 +171,18 @@ async fn sqlite_and_postgres_store_the_same_log_and_cdrs() {
 #[tokio::test]
 async fn a_store_from_a_newer_dhwani_is_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Store::open("", dir.path()).await.unwrap();
+    let s = dhwani::privacy::open_store("", dir.path()).await.unwrap();
     s.write(&[]).await.unwrap();
     s.close().await;
     let url = format!("sqlite://{}", dir.path().join("dhwani.db").display());
-    let raw = Store::open(&url, dir.path()).await.unwrap();
+    let raw = dhwani::privacy::open_store(&url, dir.path()).await.unwrap();
     raw.exec_for_tests("INSERT INTO dhwani_schema (version) VALUES (99)")
         .await;
     raw.close().await;
-    let err = Store::open("", dir.path()).await.unwrap_err().to_string();
+    let err = dhwani::privacy::open_store("", dir.path())
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("schema version 99"), "{err}");
 }
 
@@ -186,7 +191,10 @@ async fn an_unreachable_postgres_is_a_named_error() {
     let port = common::free_tcp_port();
     let url = format!("postgres://dhwani:secret@127.0.0.1:{port}/x?connect_timeout=2");
     let dir = tempfile::tempdir().unwrap();
-    let err = Store::open(&url, dir.path()).await.unwrap_err().to_string();
+    let err = dhwani::privacy::open_store(&url, dir.path())
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("cannot open the store"), "{err}");
     assert!(!err.contains("secret"), "password leaked: {err}");
 }
@@ -196,7 +204,7 @@ async fn an_unreachable_postgres_is_a_named_error() {
 #[tokio::test(flavor = "current_thread")]
 async fn a_full_event_queue_drops_and_counts_events_but_keeps_every_cdr() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open("", dir.path()).await.unwrap();
+    let store = dhwani::privacy::open_store("", dir.path()).await.unwrap();
     let (log, task) = dhwani::store::writer::start_with_capacity(
         store.clone(),
         std::time::Duration::from_millis(50),
@@ -295,9 +303,11 @@ async fn rekey_and_dump(store: Store) -> (Vec<CallRecord>, Vec<String>, Option<S
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pseudonym_rekey_rewrites_the_same_rows_on_sqlite_and_postgres() {
     let dir = tempfile::tempdir().unwrap();
-    let sqlite = Store::open("", dir.path()).await.unwrap();
+    let sqlite = dhwani::privacy::open_store("", dir.path()).await.unwrap();
     let pg = common::pg::TempPostgres::start();
-    let postgres = Store::open(&pg.url, dir.path()).await.unwrap();
+    let postgres = dhwani::privacy::open_store(&pg.url, dir.path())
+        .await
+        .unwrap();
     let a = rekey_and_dump(sqlite).await;
     let b = rekey_and_dump(postgres).await;
     let callers: Vec<&str> = a.0.iter().map(|c| c.caller.as_str()).collect();
@@ -409,9 +419,11 @@ async fn claims_between_two_nodes(store: Store) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_claims_are_refused_to_a_second_node_until_released_or_the_lease_runs_out() {
     let dir = tempfile::tempdir().unwrap();
-    let sqlite = Store::open("", dir.path()).await.unwrap();
+    let sqlite = dhwani::privacy::open_store("", dir.path()).await.unwrap();
     let pg = common::pg::TempPostgres::start();
-    let postgres = Store::open(&pg.url, dir.path()).await.unwrap();
+    let postgres = dhwani::privacy::open_store(&pg.url, dir.path())
+        .await
+        .unwrap();
     let a = claims_between_two_nodes(sqlite).await;
     let b = claims_between_two_nodes(postgres).await;
     assert_eq!(
@@ -440,7 +452,7 @@ async fn agent_claims_are_refused_to_a_second_node_until_released_or_the_lease_r
 async fn scrub_reports_what_each_database_can_guarantee_about_deleted_rows() {
     use sqlx::Connection;
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open("", dir.path()).await.unwrap();
+    let store = dhwani::privacy::open_store("", dir.path()).await.unwrap();
     let number = "+919811122233";
     let mut c = call(1, "acme", number);
     c.outcome = Some(format!("said {number}"));
@@ -484,7 +496,9 @@ async fn scrub_reports_what_each_database_can_guarantee_about_deleted_rows() {
     store.close().await;
     // PostgreSQL: VACUUM runs, and the report does not claim the bytes gone.
     let pg = common::pg::TempPostgres::start();
-    let postgres = Store::open(&pg.url, dir.path()).await.unwrap();
+    let postgres = dhwani::privacy::open_store(&pg.url, dir.path())
+        .await
+        .unwrap();
     let r = postgres.scrub().await.unwrap();
     assert!(
         !r.complete && r.note.contains("does not overwrite"),
@@ -546,9 +560,11 @@ async fn usage_of(store: Store) -> Usage {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn usage_is_counted_once_per_call_and_outlives_the_calls_on_both_databases() {
     let dir = tempfile::tempdir().unwrap();
-    let sqlite = Store::open("", dir.path()).await.unwrap();
+    let sqlite = dhwani::privacy::open_store("", dir.path()).await.unwrap();
     let pg = common::pg::TempPostgres::start();
-    let postgres = Store::open(&pg.url, dir.path()).await.unwrap();
+    let postgres = dhwani::privacy::open_store(&pg.url, dir.path())
+        .await
+        .unwrap();
     let a = usage_of(sqlite).await;
     let b = usage_of(postgres).await;
     let kinds: Vec<(&str, i64, i64, i64)> =
@@ -859,9 +875,11 @@ flows_dir = "f"
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_webhook_outbox_orders_claims_retries_and_forgets_the_same_on_both_databases() {
     let dir = tempfile::tempdir().unwrap();
-    let sqlite = Store::open("", dir.path()).await.unwrap();
+    let sqlite = dhwani::privacy::open_store("", dir.path()).await.unwrap();
     let pg = common::pg::TempPostgres::start();
-    let postgres = Store::open(&pg.url, dir.path()).await.unwrap();
+    let postgres = dhwani::privacy::open_store(&pg.url, dir.path())
+        .await
+        .unwrap();
     let a = outbox_between_two_nodes(sqlite).await;
     let b = outbox_between_two_nodes(postgres).await;
     let per_call = |c: &str| {
@@ -1040,11 +1058,13 @@ events = ["call.started", "digits.collected"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_calls_personal_fields_are_sealed_under_its_key_and_unreadable_once_it_is_destroyed() {
     let dir = tempfile::tempdir().unwrap();
-    let sqlite = Store::open("", dir.path()).await.unwrap();
+    let sqlite = dhwani::privacy::open_store("", dir.path()).await.unwrap();
     let url = format!("sqlite://{}", dir.path().join("dhwani.db").display());
     let a = sealing_on(sqlite, &url).await;
     let pg = common::pg::TempPostgres::start();
-    let postgres = Store::open(&pg.url, dir.path()).await.unwrap();
+    let postgres = dhwani::privacy::open_store(&pg.url, dir.path())
+        .await
+        .unwrap();
     let b = sealing_on(postgres, &pg.url).await;
     assert_eq!(a, b);
 }

@@ -128,7 +128,7 @@ pub fn run(cmd: AgentsCommand, cfg: &Config) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("cannot create {}", cfg.data_dir.display()))?;
     rt.block_on(async {
-        let store = Store::open(&cfg.store.url, &cfg.data_dir).await?;
+        let store = crate::privacy::open_store(&cfg.store.url, &cfg.data_dir).await?;
         let realm = cfg.registrar.realm.clone();
         let code = match cmd {
             AgentsCommand::Add {

@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::Subcommand;
 
 use crate::config::Config;
-use crate::store::{CallFilter, CallRecord, Event, Store};
+use crate::store::{CallFilter, CallRecord, Event};
 
 /// `dhwani calls ...`
 #[derive(Debug, Subcommand)]
@@ -97,7 +97,7 @@ pub fn run(cmd: CallsCommand, cfg: &Config, reason: Option<&str>) -> anyhow::Res
         .build()
         .context("cannot start the tokio runtime")?;
     rt.block_on(async {
-        let store = Store::open(&cfg.store.url, &cfg.data_dir).await?;
+        let store = crate::privacy::open_store(&cfg.store.url, &cfg.data_dir).await?;
         let code = match cmd {
             CallsCommand::List {
                 tenant,

@@ -13,7 +13,7 @@ use clap::Subcommand;
 use super::print_json;
 use crate::config::Config;
 use crate::privacy::{Audit, cli_actor, pseudonyms};
-use crate::store::{HoldRow, Store};
+use crate::store::HoldRow;
 
 use super::rights;
 
@@ -250,7 +250,7 @@ pub fn keys(cmd: KeysCommand, cfg: &Config) -> anyhow::Result<ExitCode> {
             // The calls' data keys (`store::sealed`) too: an archived key
             // is destroyed only when nothing it wraps is left.
             let (calls_done, calls_failed) = runtime()?.block_on(async {
-                let store = crate::store::Store::open(&cfg.store.url, &cfg.data_dir).await?;
+                let store = crate::privacy::open_store(&cfg.store.url, &cfg.data_dir).await?;
                 let r = store.rewrap_call_keys(&tenant).await;
                 store.close().await;
                 r
@@ -394,7 +394,7 @@ pub fn privacy(
     let audit = Audit::new(&cfg.data_dir);
     let actor = cli_actor();
     runtime()?.block_on(async {
-        let store = Store::open(&cfg.store.url, &cfg.data_dir).await?;
+        let store = crate::privacy::open_store(&cfg.store.url, &cfg.data_dir).await?;
         // Withdrawals and erasures are reported to the tenant's webhooks.
         store.set_webhooks(&cfg.tenants);
         match cmd {
@@ -498,7 +498,7 @@ pub fn holds(cmd: HoldsCommand, cfg: &Config) -> anyhow::Result<ExitCode> {
     let audit = Audit::new(&cfg.data_dir);
     let actor = cli_actor();
     runtime()?.block_on(async {
-        let store = Store::open(&cfg.store.url, &cfg.data_dir).await?;
+        let store = crate::privacy::open_store(&cfg.store.url, &cfg.data_dir).await?;
         let code = match cmd {
             HoldsCommand::Place {
                 tenant,
@@ -590,7 +590,7 @@ pub fn retention(cmd: RetentionCommand, cfg: &Config) -> anyhow::Result<ExitCode
         }
     };
     runtime()?.block_on(async {
-        let store = Store::open(&cfg.store.url, &cfg.data_dir).await?;
+        let store = crate::privacy::open_store(&cfg.store.url, &cfg.data_dir).await?;
         let r = crate::privacy::sweep(&store, cfg, now, &cli_actor()).await?;
         print_json(&r)?;
         store.close().await;

@@ -9,7 +9,6 @@ use std::process::ExitCode;
 use clap::Subcommand;
 
 use crate::config::Config;
-use crate::store::Store;
 use crate::store::agents::QueueEventRow;
 
 /// `dhwani queues ...`
@@ -128,7 +127,7 @@ pub fn run(cmd: QueuesCommand, cfg: &Config) -> anyhow::Result<ExitCode> {
     let since_ms = crate::cli::calls::parse_since(&since, now).map_err(anyhow::Error::msg)?;
     let rt = crate::cli::privacy::runtime()?;
     let rows = rt.block_on(async {
-        let store = Store::open(&cfg.store.url, &cfg.data_dir).await?;
+        let store = crate::privacy::open_store(&cfg.store.url, &cfg.data_dir).await?;
         let rows = store.queue_events(&tenant, since_ms).await;
         store.close().await;
         rows

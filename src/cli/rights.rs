@@ -436,7 +436,7 @@ pub async fn nominee(store: &Store, cfg: &Config, cmd: NomineeCommand) -> anyhow
 pub fn grievance(cmd: GrievanceCommand, cfg: &Config) -> anyhow::Result<ExitCode> {
     let audit = Audit::new(&cfg.data_dir);
     crate::cli::privacy::runtime()?.block_on(async {
-        let store = Store::open(&cfg.store.url, &cfg.data_dir).await?;
+        let store = crate::privacy::open_store(&cfg.store.url, &cfg.data_dir).await?;
         let r = grievance_in(&store, cfg, &audit, cmd).await;
         store.close().await;
         r

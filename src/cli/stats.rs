@@ -7,7 +7,6 @@ use std::process::ExitCode;
 use clap::Args;
 
 use crate::config::Config;
-use crate::store::Store;
 use crate::store::usage::UsageRow;
 
 /// `dhwani stats` options.
@@ -38,7 +37,7 @@ pub struct StatsArgs {
 fn steps(args: &StatsArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
     let rt = crate::cli::privacy::runtime()?;
     let (steps, choices) = rt.block_on(async {
-        let store = Store::open(&cfg.store.url, &cfg.data_dir).await?;
+        let store = crate::privacy::open_store(&cfg.store.url, &cfg.data_dir).await?;
         let rows = store
             .usage_steps(args.tenant.as_deref(), &args.from, &args.to)
             .await;
@@ -155,7 +154,7 @@ pub fn run(args: StatsArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
     }
     let rt = crate::cli::privacy::runtime()?;
     let rows = rt.block_on(async {
-        let store = Store::open(&cfg.store.url, &cfg.data_dir).await?;
+        let store = crate::privacy::open_store(&cfg.store.url, &cfg.data_dir).await?;
         let rows = store
             .usage(args.tenant.as_deref(), &args.from, &args.to)
             .await;

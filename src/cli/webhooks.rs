@@ -9,7 +9,6 @@ use std::process::ExitCode;
 use clap::Subcommand;
 
 use crate::config::Config;
-use crate::store::Store;
 use crate::store::outbox::{OutboxFilter, OutboxRow};
 
 /// `dhwani webhooks ...`
@@ -173,7 +172,7 @@ pub fn run(
                 anyhow::bail!("--state is pending, delivered or dead");
             }
             let rows = rt.block_on(async {
-                let store = Store::open(&cfg.store.url, &cfg.data_dir).await?;
+                let store = crate::privacy::open_store(&cfg.store.url, &cfg.data_dir).await?;
                 let rows = store
                     .webhook_rows(&OutboxFilter {
                         tenant,
@@ -214,7 +213,7 @@ pub fn run(
         }
         WebhooksCommand::Show { event_id, json } => {
             let rows = rt.block_on(async {
-                let store = Store::open(&cfg.store.url, &cfg.data_dir).await?;
+                let store = crate::privacy::open_store(&cfg.store.url, &cfg.data_dir).await?;
                 let rows = store.webhook_event(&event_id).await;
                 store.close().await;
                 rows
@@ -263,7 +262,7 @@ pub fn run(
             tenant,
         } => {
             let n = rt.block_on(async {
-                let store = Store::open(&cfg.store.url, &cfg.data_dir).await?;
+                let store = crate::privacy::open_store(&cfg.store.url, &cfg.data_dir).await?;
                 let n = match (&event_id, dead, &tenant) {
                     (Some(id), false, _) => {
                         store

@@ -38,6 +38,59 @@ use crate::config::Config;
 use crate::store::{CallRecord, Store};
 use pseudonyms::PseudonymKey;
 
+/// The tenant keys of a data directory, as the store's sealing needs
+/// them (`crate::store::sealed::KeySource`): recording keys from
+/// [`keys`], pseudonyms from [`pseudonyms`].
+struct StoreKeys;
+
+impl crate::store::sealed::KeySource for StoreKeys {
+    fn current(
+        &self,
+        data_dir: &Path,
+        tenant: &str,
+        create: bool,
+    ) -> Result<(String, recordings::keys::Key), String> {
+        let k = if create {
+            keys::load_or_create(data_dir, tenant)
+        } else {
+            keys::load(data_dir, tenant)
+        }
+        .map_err(|e| e.to_string())?;
+        Ok((k.key_id.clone(), k.kek().clone()))
+    }
+
+    fn find(&self, data_dir: &Path, tenant: &str, key_id: &str) -> Option<recordings::keys::Key> {
+        keys::find(data_dir, tenant, key_id).map(|k| k.kek().clone())
+    }
+
+    fn pseudonyms<'a>(
+        &'a self,
+        store: &'a Store,
+        data_dir: &'a Path,
+        tenant: &'a str,
+        number: &'a str,
+    ) -> crate::store::sealed::BoxFuture<'a, Vec<String>> {
+        Box::pin(async move {
+            match pseudonyms::current(store, data_dir, tenant).await {
+                Ok(k) => k.all(number),
+                Err(e) => {
+                    tracing::debug!(tenant, error = %e, "no pseudonym key for a lookup");
+                    Vec::new()
+                }
+            }
+        })
+    }
+}
+
+/// Opens the store at `url` (SQLite in `data_dir` when empty) with the
+/// tenant keys of `data_dir`, so callers' fields are sealed and opened.
+/// Every command and the server open the store this way.
+pub async fn open_store(url: &str, data_dir: &Path) -> Result<Store, crate::store::StoreError> {
+    Ok(Store::open(url, data_dir)
+        .await?
+        .with_key_source(std::sync::Arc::new(StoreKeys)))
+}
+
 /// The hash-chained audit log of a data directory.
 #[derive(Debug, Clone)]
 pub struct Audit {

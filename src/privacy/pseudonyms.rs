@@ -450,7 +450,7 @@ mod tests {
         let d = dir.path();
         let n = "+919800000002";
         block_on(async {
-            let store = Store::open("", d).await.unwrap();
+            let store = crate::privacy::open_store("", d).await.unwrap();
             let kek = super::super::keys::load_or_create(d, "demo").unwrap();
             let k = ensure(d, "demo", &kek, true).unwrap();
             store

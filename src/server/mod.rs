@@ -100,7 +100,7 @@ impl Server {
             path: config.data_dir.clone(),
             source,
         })?;
-        let store = Store::open(&config.store.url, &config.data_dir).await?;
+        let store = crate::privacy::open_store(&config.store.url, &config.data_dir).await?;
         let registry = Arc::new(Registry::new(config, config_dir)?);
         // Webhooks: which events go to the outbox, and who sends them.
         store.set_webhooks(&config.tenants);

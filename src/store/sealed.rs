@@ -19,8 +19,8 @@
 //! never the number.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
-use std::sync::Mutex;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Nonce};
@@ -150,7 +150,37 @@ pub(super) struct BatchKeys {
 pub(super) struct Sealer {
     data_dir: PathBuf,
     deks: Mutex<HashMap<String, Key>>,
+    source: Option<Arc<dyn KeySource>>,
 }
+
+/// A boxed future (for [`KeySource::pseudonyms`]).
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// The tenant keys that sealing needs, from the layer that owns them:
+/// the store sits below `crate::privacy` (its key files and pseudonym
+/// keys) and cannot read them itself, so the privacy layer hands them in
+/// with [`Store::with_key_source`] (`crate::privacy::open_store`). A store
+/// opened without one stores and reads everything but sealed fields.
+pub trait KeySource: Send + Sync {
+    /// The tenant's current recording key, made when missing if
+    /// `create`: its id and the key.
+    fn current(&self, data_dir: &Path, tenant: &str, create: bool)
+    -> Result<(String, Key), String>;
+    /// A tenant key by its id (current or archived), if it is here.
+    fn find(&self, data_dir: &Path, tenant: &str, key_id: &str) -> Option<Key>;
+    /// Every pseudonym `number` may be stored under at `tenant` (empty
+    /// when the tenant has no pseudonym key here).
+    fn pseudonyms<'a>(
+        &'a self,
+        store: &'a Store,
+        data_dir: &'a Path,
+        tenant: &'a str,
+        number: &'a str,
+    ) -> BoxFuture<'a, Vec<String>>;
+}
+
+const NO_SOURCE: &str =
+    "this store was opened without the tenant keys (open it with privacy::open_store)";
 
 impl std::fmt::Debug for Sealer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -163,6 +193,7 @@ impl Sealer {
         Sealer {
             data_dir,
             deks: Mutex::new(HashMap::new()),
+            source: None,
         }
     }
 
@@ -187,10 +218,29 @@ impl Sealer {
 
     /// The tenant's current recording key (made when missing, as the
     /// server does at start): its id and the key.
-    fn current_kek(&self, tenant: &str) -> Result<(String, Key), StoreError> {
-        let k = crate::privacy::keys::load_or_create(&self.data_dir, tenant)
-            .map_err(|e| StoreError::Keys(e.to_string()))?;
-        Ok((k.key_id.clone(), k.kek().clone()))
+    fn current_kek(&self, tenant: &str, create: bool) -> Result<(String, Key), StoreError> {
+        let source = self
+            .source
+            .as_ref()
+            .ok_or_else(|| StoreError::Keys(NO_SOURCE.into()))?;
+        source
+            .current(&self.data_dir, tenant, create)
+            .map_err(StoreError::Keys)
+    }
+
+    fn find_kek(&self, tenant: &str, key_id: &str) -> Option<Key> {
+        self.source.as_ref()?.find(&self.data_dir, tenant, key_id)
+    }
+}
+
+impl Store {
+    /// This store, sealing under the tenant keys `source` gives (see
+    /// [`KeySource`]).
+    pub fn with_key_source(mut self, source: Arc<dyn KeySource>) -> Store {
+        let mut sealer = Sealer::new(self.sealer.data_dir.clone());
+        sealer.source = Some(source);
+        self.sealer = Arc::new(sealer);
+        self
     }
 }
 
@@ -211,11 +261,11 @@ impl Store {
         };
         let (tenant, kek_id, wrapped): (String, String, String) =
             (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
-        let Some(kek) = crate::privacy::keys::find(&self.sealer.data_dir, &tenant, &kek_id) else {
+        let Some(kek) = self.sealer.find_kek(&tenant, &kek_id) else {
             tracing::warn!(%tenant, key_id = %kek_id, "a call's key is wrapped by a tenant key that is not here: its personal fields cannot be read");
             return Ok(None);
         };
-        let key = unwrap(kek.kek(), &tenant, &kek_id, call_id, &wrapped);
+        let key = unwrap(&kek, &tenant, &kek_id, call_id, &wrapped);
         if let Some(k) = &key {
             self.sealer.remember(call_id, k);
         }
@@ -237,7 +287,7 @@ impl Store {
                     if !out.refs.contains_key(&c.call_id) {
                         // The tenant's keys exist before its pseudonym is
                         // taken (a first pseudonym key derives from them).
-                        self.sealer.current_kek(&c.tenant)?;
+                        self.sealer.current_kek(&c.tenant, true)?;
                         let r = if c.caller.starts_with("anon-") {
                             Some(c.caller.clone())
                         } else {
@@ -271,7 +321,7 @@ impl Store {
             } else {
                 tenant.clone()
             };
-            let (kek_id, kek) = self.sealer.current_kek(&tenant)?;
+            let (kek_id, kek) = self.sealer.current_kek(&tenant, true)?;
             let dek = Key(rand::random());
             out.new.push(NewKey {
                 call_id: call_id.clone(),
@@ -306,10 +356,14 @@ impl Store {
     /// Every pseudonym `number` may be stored under at `tenant` (empty when
     /// the tenant has no pseudonym key here).
     pub async fn pseudonyms_of(&self, tenant: &str, number: &str) -> Vec<String> {
-        match crate::privacy::pseudonyms::current(self, &self.sealer.data_dir, tenant).await {
-            Ok(k) => k.all(number),
-            Err(e) => {
-                tracing::debug!(tenant, error = %e, "no pseudonym key for a lookup");
+        match &self.sealer.source {
+            Some(source) => {
+                source
+                    .pseudonyms(self, &self.sealer.data_dir, tenant, number)
+                    .await
+            }
+            None => {
+                tracing::debug!(tenant, "{NO_SOURCE}");
                 Vec::new()
             }
         }
@@ -475,13 +529,12 @@ impl Store {
     /// keys are destroyed), in one transaction. Returns (re-wrapped,
     /// failed: their tenant key is not here or does not open them).
     pub async fn rewrap_call_keys(&self, tenant: &str) -> Result<(u64, u64), StoreError> {
-        let current = crate::privacy::keys::load(&self.sealer.data_dir, tenant)
-            .map_err(|e| StoreError::Keys(e.to_string()))?;
+        let (current_id, current_kek) = self.sealer.current_kek(tenant, false)?;
         let rows = sqlx::query(
             "SELECT call_id, kek_id, wrapped FROM call_keys WHERE tenant = $1 AND kek_id <> $2",
         )
         .bind(tenant)
-        .bind(&current.key_id)
+        .bind(&current_id)
         .fetch_all(&self.pool)
         .await?;
         let mut old: HashMap<String, Option<Key>> = HashMap::new();
@@ -492,14 +545,11 @@ impl Store {
                 (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
             let kek = old
                 .entry(kek_id.clone())
-                .or_insert_with(|| {
-                    crate::privacy::keys::find(&self.sealer.data_dir, tenant, &kek_id)
-                        .map(|k| k.kek().clone())
-                })
+                .or_insert_with(|| self.sealer.find_kek(tenant, &kek_id))
                 .clone();
             match kek.and_then(|k| unwrap(&k, tenant, &kek_id, &call_id, &wrapped)) {
                 Some(dek) => {
-                    let w = wrap(current.kek(), tenant, &current.key_id, &call_id, &dek);
+                    let w = wrap(&current_kek, tenant, &current_id, &call_id, &dek);
                     updates.push((call_id, w));
                 }
                 None => failed += 1,
@@ -508,7 +558,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         for (call_id, w) in &updates {
             sqlx::query("UPDATE call_keys SET kek_id = $1, wrapped = $2 WHERE call_id = $3")
-                .bind(&current.key_id)
+                .bind(&current_id)
                 .bind(w)
                 .bind(call_id)
                 .execute(&mut *tx)
