@@ -187,7 +187,7 @@ Content-Length: 0
   <recv response="200"/>
 </scenario>
 XML
-./target/release/dhwani serve --config "$work/bench.toml" --listen "udp:127.0.0.1:$port" --data-dir "$work/data" 2>"$work/server.log" &
+./target/release/dhwani serve --config "$work/bench.toml" --listen "udp:127.0.0.1:$port" --data-dir "$work/data" --http-listen 127.0.0.1:0 2>"$work/server.log" &
 srv=$!
 sleep 3
 # Register every agent from port P (their bindings' flow), then free P.

@@ -33,7 +33,7 @@ numbers = ["1000"]
 flows_dir = "$work/flows"
 max_calls = 20000
 TOML
-./target/release/dhwani serve --config "$work/flood.toml" --listen "udp:127.0.0.1:$port" --data-dir "$work/data" 2>"$work/server.log" &
+./target/release/dhwani serve --config "$work/flood.toml" --listen "udp:127.0.0.1:$port" --data-dir "$work/data" --http-listen 127.0.0.1:0 2>"$work/server.log" &
 srv=$!
 sleep 2
 rss() { awk '/VmRSS/ {print int($2/1024)}' /proc/$srv/status; }

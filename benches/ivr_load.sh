@@ -153,7 +153,7 @@ Content-Length: 0
 ]]></send>
 </scenario>
 XML
-./target/release/dhwani serve --config "$work/load.toml" --listen "udp:127.0.0.1:$port" --data-dir "$work/data" 2>"$work/server.log" &
+./target/release/dhwani serve --config "$work/load.toml" --listen "udp:127.0.0.1:$port" --data-dir "$work/data" --http-listen 127.0.0.1:0 2>"$work/server.log" &
 srv=$!
 sleep 2
 hz=$(getconf CLK_TCK)

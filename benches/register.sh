@@ -34,7 +34,7 @@ with open(f"{work}/bench.toml", "w") as c, open(f"{work}/agents.csv", "w") as a:
         c.write(f'[[tenants.agents]]\nextension = "{ext}"\nha1_md5 = "{ha1}"\n')
         a.write(f"{ext};{pw}\n")
 PY
-./target/release/dhwani serve --config "$work/bench.toml" --listen "udp:127.0.0.1:$port" --data-dir "$work/data" 2>"$work/server.log" &
+./target/release/dhwani serve --config "$work/bench.toml" --listen "udp:127.0.0.1:$port" --data-dir "$work/data" --http-listen 127.0.0.1:0 2>"$work/server.log" &
 srv=$!
 sleep 2
 hz=$(getconf CLK_TCK)

@@ -143,8 +143,13 @@ url = "https://localhost:{port}/hook"
     count.store(0, Ordering::Relaxed);
     let stop = tokio_util::sync::CancellationToken::new();
     let (cpu0, t1) = (cpu_secs(), Instant::now());
-    let task =
-        dhwani::server::webhooks::start(store.clone(), "bench".into(), senders, stop.clone());
+    let task = dhwani::server::webhooks::start(
+        store.clone(),
+        "bench".into(),
+        senders,
+        stop.clone(),
+        std::sync::Arc::new(dhwani::metrics::Metrics::new()),
+    );
     while count.load(Ordering::Relaxed) < events && t1.elapsed() < Duration::from_secs(120) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }

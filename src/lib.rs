@@ -11,9 +11,11 @@
 //! ```text
 //!   cli        the command line: one file per subcommand group
 //!   server     startup wiring, the SIP driver, drain, periodic jobs, RTP ports, TLS
+//!   api        the admin HTTP API: keys and roles, OpenAPI, /metrics, /health
 //!   call  ua   the call task (flow + media) and the sans-IO user-agent core
 //!   tenants    registry, routing, the admission gate, flow loading and reload
 //!   privacy    keys, audit, export, erase, sweep, consent, recording file layout
+//!   metrics    Prometheus metrics and the live-call table (beside privacy)
 //!   store      timelines, CDRs, holds, the consent registry (SQLite / PostgreSQL)
 //!   config     the config file and its defaults
 //!   redact     how the server's own log names callers and keys (beside config)
@@ -24,9 +26,11 @@
 )]
 
 pub mod acd;
+pub mod api;
 pub mod call;
 pub mod cli;
 pub mod config;
+pub mod metrics;
 pub mod privacy;
 pub mod redact;
 pub mod server;

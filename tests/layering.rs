@@ -16,9 +16,10 @@ use std::path::Path;
 const LAYERS: &[&[&str]] = &[
     &["config", "redact"],
     &["store"],
-    &["privacy"],
+    &["privacy", "metrics"],
     &["tenants"],
     &["ua", "call", "acd"],
+    &["api"],
     &["server"],
     &["cli"],
 ];

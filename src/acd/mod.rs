@@ -479,6 +479,18 @@ impl Acd {
         self.by_name.contains_key(&(tenant, name.to_owned()))
     }
 
+    /// Queue members by tenant and state (for the metrics).
+    pub fn state_counts(&self) -> Vec<(String, &'static str, i64)> {
+        let mut counts: std::collections::BTreeMap<(String, &'static str), i64> =
+            Default::default();
+        for (r, a) in &self.agents {
+            *counts
+                .entry((r.tenant_id.to_string(), a.state.name()))
+                .or_default() += 1;
+        }
+        counts.into_iter().map(|((t, s), n)| (t, s, n)).collect()
+    }
+
     /// An agent's state, if it is a member of any queue.
     pub fn state(&self, agent: &AgentRef) -> Option<&State> {
         self.agents.get(agent).map(|a| &a.state)

@@ -159,6 +159,9 @@ pub struct Shared {
     pub beep: Arc<[i16]>,
     /// The store (the consent-withdrawal registry).
     pub store: crate::store::Store,
+    /// The server's metrics (RTP figures and recording bytes; the rest
+    /// are read off the interaction log).
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// Test hook (`DHWANI_TEST_PANIC_DIGIT`): a call task panics when the
     /// caller presses this key, so the tests can show that one call's
     /// failure ends that call only. Unset in production.
@@ -262,10 +265,18 @@ impl Recorders for FileRecorders {
             .open
             .get_mut(id)
             .ok_or_else(|| RecordingError::NotOpen { id: id.to_owned() })?;
-        file.write(now, samples).map_err(|e| {
-            self.open.remove(id);
-            RecordingError::from(e)
-        })
+        match file.write(now, samples) {
+            Ok(()) => {
+                self.shared
+                    .metrics
+                    .recording_written(2 * samples.len() as u64);
+                Ok(())
+            }
+            Err(e) => {
+                self.open.remove(id);
+                Err(RecordingError::from(e))
+            }
+        }
     }
 
     fn finish(&mut self, id: &str) -> Result<(), RecordingError> {
@@ -552,6 +563,16 @@ pub async fn run(
             }
         }
         if core.is_finished() {
+            let m = core.media();
+            let rate = f64::from(codec.rtp_clock_rate().max(1));
+            shared.metrics.rtp(
+                m.session().counters.rtp_received,
+                m.session().counters.rtp_sent,
+                m.jitter().stats.lost,
+                m.session()
+                    .recv_stats()
+                    .map(|s| f64::from(s.jitter()) / rate),
+            );
             break;
         }
         let wake = core

@@ -126,6 +126,7 @@ pub fn run(cmd: CallsCommand, cfg: &Config, reason: Option<&str>) -> anyhow::Res
                         caller: from,
                         since_ms,
                         limit,
+                        before: None,
                     })
                     .await?;
                 crate::privacy::audit_read(&store, cfg, ("calls.list", &what), &calls, reason)

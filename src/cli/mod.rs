@@ -43,6 +43,10 @@ pub enum Command {
         /// Data directory (overrides data_dir).
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
+        /// The admin API's `ADDR:PORT` (overrides http.listen; empty: no
+        /// HTTP server).
+        #[arg(long, value_name = "ADDR:PORT")]
+        http_listen: Option<String>,
     },
     /// Verify and decrypt encrypted call recordings (format in
     /// recordings/FORMAT.md).
@@ -310,8 +314,15 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             config,
             listen,
             data_dir,
+            http_listen,
         } => {
             let mut cfg = load_config(config.as_deref(), data_dir)?;
+            if let Some(h) = http_listen {
+                cfg.http.listen = h;
+                cfg.http
+                    .addr()
+                    .map_err(|m| anyhow::anyhow!("--http-listen: {m}"))?;
+            }
             if !listen.is_empty() {
                 for l in &listen {
                     parse_listen(l).map_err(|m| anyhow::anyhow!("--listen: {m}"))?;
@@ -385,25 +396,37 @@ pub fn signal_reload(data_dir: &std::path::Path) -> anyhow::Result<String> {
 }
 
 fn init_logging(log: &crate::config::LogConfig) {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&log.filter));
-    let b = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_target(false)
         .with_writer(std::io::stderr);
-    let _ = match log.format {
-        crate::config::LogFormat::Text => b
+    let fmt = match log.format {
+        crate::config::LogFormat::Text => fmt
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .try_init(),
+            .with_filter(filter)
+            .boxed(),
         // One object per line; the call's span (its SIP Call-ID and record
         // id) is merged into each line's fields.
-        crate::config::LogFormat::Json => b
+        crate::config::LogFormat::Json => fmt
             .json()
             .flatten_event(true)
             .with_current_span(true)
             .with_span_list(false)
-            .try_init(),
+            .with_filter(filter)
+            .boxed(),
     };
+    // Security events are counted for `/metrics` whatever the log shows.
+    let security = crate::metrics::SecurityCounter.with_filter(
+        tracing_subscriber::filter::Targets::new().with_target("security", tracing::Level::TRACE),
+    );
+    let _ = tracing_subscriber::registry()
+        .with(fmt)
+        .with(security)
+        .try_init();
     crate::redact::set_clear(log.personal_data);
 }
 

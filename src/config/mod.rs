@@ -78,6 +78,53 @@ pub struct Config {
     pub security: SecurityConfig,
     /// Agents' phone registrations.
     pub registrar: RegistrarConfig,
+    /// The admin HTTP API, `/metrics`, `/health` and `/ready`.
+    pub http: HttpConfig,
+}
+
+/// `[http]`: the admin API's server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// `ADDR:PORT` to listen on; empty: no HTTP server.
+    pub listen: String,
+    /// PEM certificate chain: HTTPS instead of HTTP (with `tls_key`).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key.
+    pub tls_key: Option<PathBuf>,
+    /// Request bodies larger than this get 413.
+    pub max_body_bytes: usize,
+    /// A request (headers, body and answer) taking longer gets 408.
+    pub request_timeout_secs: u64,
+    /// A client sending its headers slower than this is cut off.
+    pub header_timeout_secs: u64,
+    /// Open connections at most (more wait to be accepted).
+    pub max_connections: usize,
+    /// Failed API-key checks from one address, within
+    /// `auth_window_secs`, that lock it out (1 to 10).
+    pub auth_max_failures: u32,
+    /// The window failures are counted in.
+    pub auth_window_secs: u64,
+    /// How long a locked-out address gets 429 without its key being
+    /// looked at (at least 600).
+    pub auth_lockout_secs: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> HttpConfig {
+        HttpConfig {
+            listen: "127.0.0.1:8080".into(),
+            tls_cert: None,
+            tls_key: None,
+            max_body_bytes: 1 << 20,
+            request_timeout_secs: 30,
+            header_timeout_secs: 10,
+            max_connections: 256,
+            auth_max_failures: 10,
+            auth_window_secs: 60,
+            auth_lockout_secs: 600,
+        }
+    }
 }
 
 /// `[security]`
@@ -152,6 +199,7 @@ impl Default for Config {
             outbound_trunks: Vec::new(),
             security: SecurityConfig::default(),
             registrar: RegistrarConfig::default(),
+            http: HttpConfig::default(),
         }
     }
 }
@@ -781,6 +829,66 @@ pub fn parse_port_range(s: &str) -> Result<(u16, u16), BadValue> {
     Ok((lo, hi))
 }
 
+impl HttpConfig {
+    /// The listen address (None: no HTTP server).
+    pub fn addr(&self) -> Result<Option<std::net::SocketAddr>, String> {
+        if self.listen.trim().is_empty() {
+            return Ok(None);
+        }
+        self.listen.trim().parse().map(Some).map_err(|_| {
+            format!(
+                "`{}` is not ADDR:PORT (e.g. 127.0.0.1:8080, [::1]:8080); empty turns the HTTP server off",
+                self.listen
+            )
+        })
+    }
+
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        self.addr().map_err(|m| ("http.listen", m))?;
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err(("http.tls_cert", "tls_cert and tls_key go together".into()));
+        }
+        let checks: [(&str, bool, &str); 6] = [
+            (
+                "http.max_body_bytes",
+                !(1024..=64 << 20).contains(&self.max_body_bytes),
+                "must be 1024 to 67108864",
+            ),
+            (
+                "http.request_timeout_secs",
+                !(1..=3600).contains(&self.request_timeout_secs),
+                "must be 1 to 3600",
+            ),
+            (
+                "http.header_timeout_secs",
+                !(1..=300).contains(&self.header_timeout_secs),
+                "must be 1 to 300",
+            ),
+            (
+                "http.max_connections",
+                !(1..=100_000).contains(&self.max_connections),
+                "must be 1 to 100000",
+            ),
+            (
+                "http.auth_max_failures",
+                !(1..=10).contains(&self.auth_max_failures),
+                "must be 1 to 10",
+            ),
+            (
+                "http.auth_lockout_secs",
+                self.auth_lockout_secs < 600 || self.auth_window_secs < 1,
+                "must be at least 600 (and auth_window_secs at least 1)",
+            ),
+        ];
+        for (key, bad, msg) in checks {
+            if bad {
+                return Err((key, msg.into()));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Config {
     /// Loads `path`, or the embedded default when `None`.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
@@ -942,6 +1050,7 @@ impl Config {
                 "tls_cert and tls_key go together".into(),
             ));
         }
+        self.http.validate().map_err(|(k, m)| invalid(k, m))?;
         Ok(())
     }
 

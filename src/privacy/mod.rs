@@ -272,6 +272,18 @@ pub async fn audit_read(
     calls: &[CallRecord],
     reason: Option<&str>,
 ) -> Result<(), PrivacyError> {
+    audit_read_by(&cli_actor(), store, cfg, (action, what), calls, reason).await
+}
+
+/// [`audit_read`] by another actor (`api-key:ID` for the admin API).
+pub async fn audit_read_by(
+    actor: &str,
+    store: &Store,
+    cfg: &Config,
+    (action, what): (&str, &str),
+    calls: &[CallRecord],
+    reason: Option<&str>,
+) -> Result<(), PrivacyError> {
     let mut keys: std::collections::HashMap<String, Option<PseudonymKey>> = Default::default();
     let mut callers = Vec::new();
     for c in calls {
@@ -299,7 +311,7 @@ pub async fn audit_read(
         capped(&callers),
         reason.unwrap_or("none given")
     );
-    Audit::new(&cfg.data_dir).append(&cli_actor(), action, &subject)
+    Audit::new(&cfg.data_dir).append(actor, action, &subject)
 }
 
 /// The audit subject of a recording read: its id and the reason given.

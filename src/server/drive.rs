@@ -951,6 +951,18 @@ pub(super) async fn drive(
             },
             _ = heartbeat.tick() => {
                 let _ = l.claims.send(claims::Op::Heartbeat { held: l.acd.held_here() });
+                let st = l.core.stats();
+                l.shared.metrics.sip(
+                    crate::metrics::SipFigures {
+                        malformed: st.malformed,
+                        bans: st.bans,
+                        flood_drops: st.flood_drops,
+                        registrations_accepted: st.registrations,
+                        calls_in_core: l.core.live_call_count() as u64,
+                        bindings: l.core.binding_count() as u64,
+                    },
+                    &l.acd.state_counts(),
+                );
             }
             Some((agent, cmd)) = agent_cmds.recv() => {
                 let skills = matches!(cmd, AgentCommand::SetSkills(_));

@@ -47,6 +47,13 @@ pub struct Server {
     webhooks_task: tokio::task::JoinHandle<()>,
     store: Store,
     reload: mpsc::Sender<()>,
+    /// The admin API's address (None: `http.listen` is empty).
+    pub http_addr: Option<std::net::SocketAddr>,
+    api: Option<(
+        Arc<crate::api::ApiState>,
+        CancellationToken,
+        tokio::task::JoinHandle<()>,
+    )>,
 }
 
 /// Why the server could not start.
@@ -82,6 +89,9 @@ pub enum StartError {
     /// A built-in prompt did not decode.
     #[error("built-in prompt: {0}")]
     Prompt(#[from] media::Error),
+    /// The admin API's listener or its TLS files.
+    #[error("{0}")]
+    Http(String),
     /// A tenant's webhooks could not be set up (its secret, its CA file).
     #[error("tenant `{tenant}`: {why}")]
     Webhooks {
@@ -102,6 +112,9 @@ impl Server {
         })?;
         let store = crate::privacy::open_store(&config.store.url, &config.data_dir).await?;
         let registry = Arc::new(Registry::new(config, config_dir)?);
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        metrics.tenants(config.tenants.iter().map(|t| t.id.as_str()));
+        crate::metrics::count_security_events(&metrics);
         // Webhooks: which events go to the outbox, and who sends them.
         store.set_webhooks(&config.tenants);
         let mut senders = std::collections::HashMap::new();
@@ -219,6 +232,30 @@ impl Server {
         for b in &bound {
             tracing::info!(transport = %b.transport, addr = %b.addr, "listening");
         }
+        // The admin API, after the SIP transports (its `/ready` says so).
+        let http_addr = config.http.addr().map_err(StartError::Http)?;
+        let api = match http_addr {
+            None => None,
+            Some(addr) => {
+                let http_tls = match (&config.http.tls_cert, &config.http.tls_key) {
+                    (Some(c), Some(k)) => Some(crate::server::tls::server_config(c, k)?),
+                    _ => None,
+                };
+                let listener = crate::api::bind(addr).await.map_err(StartError::Http)?;
+                let state = Arc::new(crate::api::ApiState::new(
+                    store.clone(),
+                    config,
+                    config_dir,
+                    Arc::clone(&registry),
+                    Arc::clone(&metrics),
+                ));
+                state
+                    .transports_bound
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                tracing::info!(http = %listener.addr, tls = http_tls.is_some(), "admin API listening (/openapi.json, /metrics, /health, /ready)");
+                Some((listener, state, http_tls))
+            }
+        };
         let (lo, hi) = parse_port_range(&config.media.rtp_ports)?;
         let settings = Settings {
             flood: crate::ua::pike::Limits {
@@ -384,6 +421,25 @@ impl Server {
             store.clone(),
             Duration::from_millis(config.store.flush_ms.max(10)),
         );
+        // The metrics and the live-call table see every record first.
+        let log = {
+            let m = Arc::clone(&metrics);
+            log.with_observer(Arc::new(move |r| m.observe(r)))
+        };
+        {
+            let (stats, dropped) = log.stats();
+            metrics.store_source(Box::new(move || {
+                use std::sync::atomic::Ordering::Relaxed;
+                crate::metrics::StoreFigures {
+                    written: stats.written.load(Relaxed),
+                    batches: stats.batches.load(Relaxed),
+                    write_micros: stats.write_micros.load(Relaxed),
+                    failures: stats.failures.load(Relaxed),
+                    backlog: stats.backlog.load(Relaxed),
+                    events_dropped: dropped.load(Relaxed),
+                }
+            }));
+        }
         let tts = media::tts::EspeakNg::find()
             .map(|e| Mutex::new(media::tts::Cache::new(Arc::new(e), 64 << 20)));
         let shared = Arc::new(Shared {
@@ -403,6 +459,7 @@ impl Server {
             recording_sync: Duration::from_millis(config.recordings.sync_ms.max(1)),
             beep: call_task::builtin_prompt(BEEP, "beep", 8000)?,
             store: store.clone(),
+            metrics: Arc::clone(&metrics),
             panic_digit: std::env::var("DHWANI_TEST_PANIC_DIGIT")
                 .ok()
                 .and_then(|v| v.chars().next()),
@@ -414,6 +471,7 @@ impl Server {
             config.registrar.node.clone(),
             senders,
             webhooks_stop.clone(),
+            Arc::clone(&metrics),
         );
         let (reload_tx, reload_rx) = mpsc::channel(4);
         tokio::spawn(watch_flows(
@@ -459,6 +517,16 @@ impl Server {
             }
             transport_stop.cancel();
         });
+        let api = api.map(|(listener, state, tls)| {
+            let stop = CancellationToken::new();
+            let task = tokio::spawn(crate::api::serve(
+                listener,
+                Arc::clone(&state),
+                tls,
+                stop.clone(),
+            ));
+            (state, stop, task)
+        });
         Ok(Server {
             bound,
             registry,
@@ -469,6 +537,8 @@ impl Server {
             webhooks_task,
             store,
             reload: reload_tx,
+            http_addr,
+            api,
         })
     }
 
@@ -480,6 +550,10 @@ impl Server {
     /// Drains (no new calls; running calls get `calls.drain_secs`, then
     /// BYE), stops listening, flushes the interaction log.
     pub async fn shutdown(self) {
+        // `/ready` says 503 while the calls drain; the API stays up.
+        if let Some((state, _, _)) = &self.api {
+            state.start_draining();
+        }
         self.shutdown.cancel();
         let _ = self.core_task.await;
         // The core task held the last log senders: the writer now writes
@@ -489,6 +563,10 @@ impl Server {
         // outbox for the next start).
         self.webhooks_stop.cancel();
         let _ = self.webhooks_task.await;
+        if let Some((_, stop, task)) = self.api {
+            stop.cancel();
+            let _ = task.await;
+        }
         self.store.close().await;
     }
 }

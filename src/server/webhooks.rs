@@ -36,8 +36,9 @@ pub fn start(
     node: String,
     senders: HashMap<String, Arc<Sender>>,
     stop: CancellationToken,
+    metrics: Arc<crate::metrics::Metrics>,
 ) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(run(store, node, senders, stop))
+    tokio::spawn(run(store, node, senders, stop, metrics))
 }
 
 async fn run(
@@ -45,6 +46,7 @@ async fn run(
     node: String,
     senders: HashMap<String, Arc<Sender>>,
     stop: CancellationToken,
+    metrics: Arc<crate::metrics::Metrics>,
 ) {
     // A node starting again holds no delivery.
     match store.clear_webhook_claims(&node).await {
@@ -107,8 +109,9 @@ async fn run(
                     continue;
                 };
                 let (store, node, sender) = (store.clone(), node.clone(), Arc::clone(sender));
+                let metrics = Arc::clone(&metrics);
                 running.spawn(async move {
-                    deliver(&store, &node, &sender, &row).await;
+                    metrics.webhook(deliver(&store, &node, &sender, &row).await);
                     drop(slot);
                 });
             }
@@ -127,7 +130,9 @@ async fn run(
 }
 
 /// One attempt of a claimed row, and its record.
-async fn deliver(store: &Store, node: &str, sender: &Sender, row: &OutboxRow) {
+/// One attempt; returns its outcome for the metrics (`delivered`,
+/// `failed`, `dead_lettered`).
+async fn deliver(store: &Store, node: &str, sender: &Sender, row: &OutboxRow) -> &'static str {
     let unix = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -141,10 +146,12 @@ async fn deliver(store: &Store, node: &str, sender: &Sender, row: &OutboxRow) {
             unix,
         )
         .await;
+    let mut outcome = "delivered";
     let attempt = match sent {
         Sent::Delivered(status) => Attempt::Delivered { status },
         Sent::Failed(status, error) => {
             let dead = attempt_no >= i64::from(sender.max_attempts);
+            outcome = if dead { "dead_lettered" } else { "failed" };
             let next_ms = (!dead).then(|| {
                 let d = sender.backoff(attempt_no as u32, rand::random::<f64>());
                 now_ms() + d.as_millis() as i64
@@ -165,4 +172,5 @@ async fn deliver(store: &Store, node: &str, sender: &Sender, row: &OutboxRow) {
         // The claim lapses and the event is tried again.
         tracing::warn!(error = %e, "cannot record a webhook attempt");
     }
+    outcome
 }

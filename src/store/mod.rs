@@ -10,6 +10,7 @@
 //! from [`writer`], which batches them off the media path.
 
 pub mod agents;
+pub mod api_keys;
 pub mod claims;
 pub mod outbox;
 pub mod rights;
@@ -336,6 +337,19 @@ const MIGRATIONS: &[&[&str]] = &[
         "ALTER TABLE calls ADD COLUMN caller_ref TEXT",
         "CREATE INDEX calls_by_caller_ref ON calls (tenant, caller_ref)",
     ],
+    &[
+        // Admin API keys (`store::api_keys`): the secret's SHA-256 only.
+        "CREATE TABLE api_keys (
+        key_id TEXT PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        role TEXT NOT NULL,
+        recordings BIGINT NOT NULL,
+        secret_sha256 TEXT NOT NULL,
+        label TEXT NOT NULL,
+        created_ms BIGINT NOT NULL,
+        revoked_ms BIGINT
+    )",
+    ],
 ];
 
 /// The columns of a call, in the order [`call_from_row`] reads them (a
@@ -511,6 +525,9 @@ pub struct CallFilter {
     pub since_ms: Option<i64>,
     /// At most this many (newest first).
     pub limit: i64,
+    /// Only calls older than this one (start ms, call id): the next page
+    /// after a page whose last call it was.
+    pub before: Option<(i64, String)>,
 }
 
 /// An open store.
@@ -775,12 +792,15 @@ impl Store {
         for v in values {
             let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "{CALL_SELECT} WHERE ($1 = '' OR tenant = $1) AND ($2 = '' OR caller = $2 OR caller_ref = $2)
-                 AND start_ms >= $3 ORDER BY start_ms DESC, call_id DESC LIMIT $4"
+                 AND start_ms >= $3 AND (start_ms < $5 OR (start_ms = $5 AND call_id < $6))
+                 ORDER BY start_ms DESC, call_id DESC LIMIT $4"
             )))
             .bind(filter.tenant.clone().unwrap_or_default())
             .bind(v)
             .bind(filter.since_ms.unwrap_or(0))
             .bind(limit)
+            .bind(filter.before.as_ref().map_or(i64::MAX, |b| b.0))
+            .bind(filter.before.as_ref().map_or(String::new(), |b| b.1.clone()))
             .fetch_all(&self.pool)
             .await?;
             for r in &rows {
@@ -791,6 +811,12 @@ impl Store {
         calls.dedup_by(|a, b| a.call_id == b.call_id);
         calls.truncate(limit as usize);
         self.unseal_calls(calls).await
+    }
+
+    /// Answers when the database does (`/ready`).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").fetch_one(&self.pool).await?;
+        Ok(())
     }
 
     /// One call by our id or its SIP Call-ID.

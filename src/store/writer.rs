@@ -44,18 +44,51 @@ pub enum Record {
     Grievance(Box<super::rights::GrievanceRow>),
 }
 
+/// Sees every record as it is queued (the server's metrics and live-call
+/// table).
+pub type Observer = Arc<dyn Fn(&Record) + Send + Sync>;
+
+/// The writer's counters, read by the metrics at scrape time.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    /// Records written.
+    pub written: AtomicU64,
+    /// Transactions committed.
+    pub batches: AtomicU64,
+    /// Time spent in committed and failed transactions, microseconds.
+    pub write_micros: AtomicU64,
+    /// Transactions that failed (their records are retried).
+    pub failures: AtomicU64,
+    /// Records gathered and not yet written.
+    pub backlog: AtomicU64,
+}
+
 /// Where call tasks send records. Cheap to clone.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LogSender {
     calls: mpsc::UnboundedSender<Record>,
     events: mpsc::Sender<Record>,
     dropped: Arc<AtomicU64>,
+    stats: Arc<WriterStats>,
+    observer: Option<Observer>,
+}
+
+impl std::fmt::Debug for LogSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogSender")
+            .field("dropped", &self.dropped)
+            .field("observed", &self.observer.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl LogSender {
     /// Queues a record; never waits. A timeline event that finds the queue
     /// full is dropped and counted.
     pub fn send(&self, r: Record) {
+        if let Some(o) = &self.observer {
+            o(&r);
+        }
         match r {
             // Events that may be reported to a webhook (a few per call)
             // are never dropped: they share the CDRs' queue (and so stay
@@ -86,6 +119,19 @@ impl LogSender {
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
+
+    /// The writer's counters, and the count of timeline events dropped
+    /// at the full queue (shared: they outlive this sender).
+    pub fn stats(&self) -> (Arc<WriterStats>, Arc<AtomicU64>) {
+        (Arc::clone(&self.stats), Arc::clone(&self.dropped))
+    }
+
+    /// This sender (and its clones) shows every record to `observer`
+    /// first.
+    pub fn with_observer(mut self, observer: Observer) -> LogSender {
+        self.observer = Some(observer);
+        self
+    }
 }
 
 /// Starts the writer; it ends when every [`LogSender`] is dropped and the
@@ -103,7 +149,9 @@ pub fn start_with_capacity(
     let (calls_tx, calls_rx) = mpsc::unbounded_channel();
     let (events_tx, events_rx) = mpsc::channel(events.max(1));
     let dropped = Arc::new(AtomicU64::new(0));
+    let stats = Arc::new(WriterStats::default());
     let task = tokio::spawn(run(
+        Arc::clone(&stats),
         store,
         Queues {
             calls: calls_rx,
@@ -119,6 +167,8 @@ pub fn start_with_capacity(
             calls: calls_tx,
             events: events_tx,
             dropped,
+            stats,
+            observer: None,
         },
         task,
     )
@@ -163,7 +213,13 @@ impl Queues {
     }
 }
 
-async fn run(store: Store, mut rx: Queues, flush: Duration, full_drops: Arc<AtomicU64>) {
+async fn run(
+    stats: Arc<WriterStats>,
+    store: Store,
+    mut rx: Queues,
+    flush: Duration,
+    full_drops: Arc<AtomicU64>,
+) {
     let mut pending: VecDeque<Record> = VecDeque::new();
     let mut open = true;
     let mut backoff = Duration::from_millis(100);
@@ -200,14 +256,24 @@ async fn run(store: Store, mut rx: Queues, flush: Duration, full_drops: Arc<Atom
             }
         }
         while !pending.is_empty() {
+            stats.backlog.store(pending.len() as u64, Ordering::Relaxed);
             let n = pending.len().min(BATCH);
             let batch: Vec<Record> = pending.iter().take(n).cloned().collect();
-            match store.write(&batch).await {
+            let began = std::time::Instant::now();
+            let wrote = store.write(&batch).await;
+            stats
+                .write_micros
+                .fetch_add(began.elapsed().as_micros() as u64, Ordering::Relaxed);
+            match wrote {
                 Ok(()) => {
                     pending.drain(..n);
+                    stats.written.fetch_add(n as u64, Ordering::Relaxed);
+                    stats.batches.fetch_add(1, Ordering::Relaxed);
+                    stats.backlog.store(pending.len() as u64, Ordering::Relaxed);
                     backoff = Duration::from_millis(100);
                 }
                 Err(e) => {
+                    stats.failures.fetch_add(1, Ordering::Relaxed);
                     tracing::error!(error = %e, queued = pending.len(), "cannot write the interaction log; retrying");
                     if pending.len() > MAX_BACKLOG {
                         let excess = pending.len() - MAX_BACKLOG;

@@ -248,6 +248,11 @@ impl Core {
         &self.stats
     }
 
+    /// Agent registrations (bindings) held.
+    pub fn binding_count(&self) -> usize {
+        self.registrar.len()
+    }
+
     /// Calls in progress.
     pub fn call_count(&self) -> usize {
         self.calls.len()

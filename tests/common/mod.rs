@@ -25,6 +25,8 @@ pub struct Server {
     _dir: tempfile::TempDir,
     /// The `serve` arguments, for [`Server::restart`].
     args: Vec<std::ffi::OsString>,
+    /// The admin API's address (from its "admin API listening" line).
+    pub http: Option<SocketAddr>,
 }
 
 impl Server {
@@ -109,6 +111,11 @@ impl Server {
         for l in listen {
             cmd.arg("--listen").arg(l);
         }
+        // Many servers run at once: the admin API on a port of the OS's
+        // choosing (a config with its own [http] keeps its address).
+        if !extra_toml.contains("[http]") {
+            cmd.arg("--http-listen").arg("127.0.0.1:0");
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -121,6 +128,7 @@ impl Server {
             log: vec![],
             _dir: dir,
             args,
+            http: None,
         };
         server.wait_listening(listen.len());
         server
@@ -140,16 +148,31 @@ impl Server {
         self.log.clear();
         let expected = self.bound.len();
         self.bound.clear();
+        self.http = None;
         self.wait_listening(expected);
     }
 
     fn wait_listening(&mut self, expected: usize) {
         let server = self;
         let deadline = Instant::now() + Duration::from_secs(20);
-        while server.bound.len() < expected {
+        let want_http = server.args.iter().any(|a| a == "--http-listen");
+        while server.bound.len() < expected || (want_http && server.http.is_none()) {
             let line = server
                 .next_line(deadline)
                 .unwrap_or_else(|| panic!("server did not start; log:\n{}", server.log.join("\n")));
+            if line.contains("admin API listening") {
+                let addr = if line.starts_with('{') {
+                    let v: serde_json::Value =
+                        serde_json::from_str(&line).expect("a JSON log line");
+                    v["http"].as_str().map(str::to_owned)
+                } else {
+                    line.split_whitespace()
+                        .find_map(|w| w.strip_prefix("http="))
+                        .map(str::to_owned)
+                };
+                server.http = addr.and_then(|a| a.parse().ok());
+                continue;
+            }
             if line.starts_with('{') {
                 // `[log] format = "json"`
                 let v: serde_json::Value = serde_json::from_str(&line).expect("a JSON log line");
