@@ -110,7 +110,12 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for ApiJson<
 }
 
 fn json_problem(r: &JsonRejection) -> Problem {
-    let status = r.status();
+    // A body that parses but has a wrong type or an unknown field is as
+    // bad a request as one that does not parse (axum says 422).
+    let status = match r.status() {
+        StatusCode::UNPROCESSABLE_ENTITY => StatusCode::BAD_REQUEST,
+        s => s,
+    };
     let detail = match r {
         JsonRejection::MissingJsonContentType(_) => {
             "send the body as JSON with `Content-Type: application/json`".to_owned()

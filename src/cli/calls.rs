@@ -31,6 +31,22 @@ pub enum CallsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Calls in progress now, from the running server's admin API: tenant,
+    /// flow, step, queue, agent, how long (no caller numbers).
+    Live {
+        /// The API (default: from http.listen of the config).
+        #[arg(long, value_name = "URL")]
+        api: Option<String>,
+        /// An API key (a supervisor's, a tenant admin's or an operator's).
+        #[arg(long, env = "DHWANI_API_KEY", hide_env_values = true)]
+        api_key: String,
+        /// Only this tenant (platform operators' keys).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// The API's JSON, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
     /// One call's CDR and timeline: steps, what was heard and pressed.
     Show {
         /// The call id (from `calls list`) or its SIP Call-ID.
@@ -96,9 +112,19 @@ pub fn run(cmd: CallsCommand, cfg: &Config, reason: Option<&str>) -> anyhow::Res
         .enable_all()
         .build()
         .context("cannot start the tokio runtime")?;
+    if let CallsCommand::Live {
+        api,
+        api_key,
+        tenant,
+        json,
+    } = cmd
+    {
+        return rt.block_on(live(cfg, api, &api_key, tenant.as_deref(), json));
+    }
     rt.block_on(async {
         let store = crate::privacy::open_store(&cfg.store.url, &cfg.data_dir).await?;
         let code = match cmd {
+            CallsCommand::Live { .. } => anyhow::bail!("calls live reads the API, not the store"),
             CallsCommand::List {
                 tenant,
                 from,
@@ -161,6 +187,125 @@ pub fn run(cmd: CallsCommand, cfg: &Config, reason: Option<&str>) -> anyhow::Res
         store.close().await;
         Ok(code)
     })
+}
+
+/// The admin API's base URL from the config (`http.listen`).
+pub fn api_url(cfg: &Config) -> anyhow::Result<String> {
+    let addr = cfg
+        .http
+        .addr()
+        .map_err(anyhow::Error::msg)?
+        .context("http.listen is empty: the server has no admin API; pass --api URL")?;
+    let scheme = if cfg.http.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let host = if addr.ip().is_unspecified() {
+        match addr {
+            std::net::SocketAddr::V4(_) => "127.0.0.1".to_owned(),
+            std::net::SocketAddr::V6(_) => "[::1]".to_owned(),
+        }
+    } else {
+        match addr {
+            std::net::SocketAddr::V4(a) => a.ip().to_string(),
+            std::net::SocketAddr::V6(a) => format!("[{}]", a.ip()),
+        }
+    };
+    Ok(format!("{scheme}://{host}:{}", addr.port()))
+}
+
+/// An HTTP client for the admin API (rustls with the system's roots).
+pub fn api_client() -> anyhow::Result<reqwest::Client> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(c);
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .timeout(std::time::Duration::from_secs(10))
+        .build()?)
+}
+
+async fn live(
+    cfg: &Config,
+    api: Option<String>,
+    key: &str,
+    tenant: Option<&str>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let base = match api {
+        Some(a) => a.trim_end_matches('/').to_owned(),
+        None => api_url(cfg)?,
+    };
+    let mut url = format!("{base}/v1/calls/live");
+    if let Some(t) = tenant {
+        if !t
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            anyhow::bail!("--tenant: `{t}` is not a tenant id");
+        }
+        url.push_str(&format!("?tenant={t}"));
+    }
+    let res = api_client()?
+        .get(url)
+        .bearer_auth(key)
+        .send()
+        .await
+        .with_context(|| {
+            format!("cannot reach the admin API at {base} (is the server running?)")
+        })?;
+    let status = res.status();
+    let bytes = res.bytes().await.context("the API's answer was cut off")?;
+    let body: serde_json::Value =
+        serde_json::from_slice(&bytes).context("the API's answer is not JSON")?;
+    if !status.is_success() {
+        anyhow::bail!(
+            "the API refused: {} {}",
+            status.as_u16(),
+            body["detail"].as_str().unwrap_or("")
+        );
+    }
+    if json {
+        println!("{body}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let now = body["now_ms"].as_i64().unwrap_or(0);
+    let items = body["items"].as_array().cloned().unwrap_or_default();
+    println!(
+        "{:<28} {:<10} {:<16} {:>8}  {:<16} {:<10} agent",
+        "call", "tenant", "flow", "for", "step", "queue"
+    );
+    for c in &items {
+        let since = c["answer_ms"]
+            .as_i64()
+            .unwrap_or(c["start_ms"].as_i64().unwrap_or(now));
+        let secs = (now - since).max(0) / 1000;
+        let s = |k: &str| c[k].as_str().unwrap_or("-").to_owned();
+        println!(
+            "{:<28} {:<10} {:<16} {:>5}:{:02}  {:<16} {:<10} {}",
+            s("call_id"),
+            s("tenant"),
+            s("flow"),
+            secs / 60,
+            secs % 60,
+            s("step"),
+            s("queue"),
+            s("agent")
+        );
+    }
+    println!(
+        "{} live call{}",
+        items.len(),
+        if items.len() == 1 { "" } else { "s" }
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn describe(cfg: &Config) -> String {

@@ -1,6 +1,7 @@
 //! The `dhwani` command line.
 
 pub mod agents;
+pub mod apikeys;
 pub mod calls;
 pub mod flow;
 pub mod privacy;
@@ -185,6 +186,25 @@ pub enum Command {
         #[arg(long, value_name = "DIR", global = true)]
         data_dir: Option<PathBuf>,
     },
+    /// Keys of the admin HTTP API: make (shown once), list, revoke.
+    Apikeys {
+        /// What to do.
+        #[command(subcommand)]
+        command: crate::cli::apikeys::ApiKeysCommand,
+        /// TOML config file (as for `serve`).
+        #[arg(long, value_name = "FILE", global = true)]
+        config: Option<PathBuf>,
+        /// Data directory (as for `serve`).
+        #[arg(long, value_name = "DIR", global = true)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Check a config file without starting the server: every key, the
+    /// tenants' flows, the TLS files.
+    Config {
+        /// What to do.
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
     /// Queues: callers waiting, answered, abandoned, the service level.
     Queues {
         /// What to do.
@@ -293,6 +313,17 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let cfg = load_config(config.as_deref(), data_dir)?;
             crate::cli::queues::run(command, &cfg)
         }
+        Command::Apikeys {
+            command,
+            config,
+            data_dir,
+        } => {
+            let cfg = load_config(config.as_deref(), data_dir)?;
+            crate::cli::apikeys::run(command, &cfg)
+        }
+        Command::Config {
+            command: ConfigCommand::Check { file },
+        } => config_check(&file),
         Command::Agents {
             command,
             config,
@@ -393,6 +424,98 @@ pub fn signal_reload(data_dir: &std::path::Path) -> anyhow::Result<String> {
             pid_file.display()
         )
     })
+}
+
+/// `dhwani config ...`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate FILE as `serve --config FILE` would, without binding
+    /// anything: keys and values, TLS files, tenants' flows (each refused
+    /// flow with its diagnostics). Exit 1 on any error.
+    Check {
+        /// The TOML config file.
+        file: PathBuf,
+    },
+}
+
+fn config_check(file: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let cfg = match Config::load(Some(file)) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let mut failed = false;
+    for (what, cert, key) in [
+        ("sip", &cfg.sip.tls_cert, &cfg.sip.tls_key),
+        ("http", &cfg.http.tls_cert, &cfg.http.tls_key),
+    ] {
+        if let (Some(c), Some(k)) = (cert, key)
+            && let Err(e) = crate::server::tls::server_config(c, k)
+        {
+            eprintln!("error: {what}.tls_cert / {what}.tls_key: {e}");
+            failed = true;
+        }
+    }
+    let dir = config_dir(Some(file));
+    // Flows are loaded from a scratch data directory (the demo's built-in
+    // flows are unpacked there), so checking touches no real data.
+    let scratch = tempfile_dir()?;
+    let mut probe = cfg.clone();
+    probe.data_dir = scratch.clone();
+    match crate::tenants::Registry::new(&probe, &dir) {
+        Err(e) => {
+            eprintln!("error: {e}");
+            failed = true;
+        }
+        Ok(reg) => {
+            let report = reg.reload();
+            for (tenant, f, why) in &report.refused {
+                eprintln!("error: tenant {tenant}: {} refused:\n{why}", f.display());
+                failed = true;
+            }
+            for (tenant, f, w) in &report.warnings {
+                eprintln!("warning: tenant {tenant}: {}: {w}", f.display());
+            }
+            for line in reg.summary(&report) {
+                println!("{line}");
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    if failed {
+        println!("{}: not valid", file.display());
+        Ok(ExitCode::FAILURE)
+    } else {
+        println!(
+            "{}: ok ({} tenant{}, SIP on {}, admin API on {})",
+            file.display(),
+            cfg.tenants.len(),
+            if cfg.tenants.len() == 1 { "" } else { "s" },
+            cfg.listens()
+                .iter()
+                .map(|l| format!("{l:?}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            if cfg.http.listen.is_empty() {
+                "nothing (off)"
+            } else {
+                cfg.http.listen.as_str()
+            }
+        );
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// A fresh private directory under the system's temp dir.
+fn tempfile_dir() -> anyhow::Result<PathBuf> {
+    let d = std::env::temp_dir().join(format!(
+        "dhwani-config-check-{:016x}",
+        rand::random::<u64>()
+    ));
+    std::fs::create_dir_all(&d).with_context(|| format!("cannot create {}", d.display()))?;
+    Ok(d)
 }
 
 fn init_logging(log: &crate::config::LogConfig) {

@@ -27,6 +27,8 @@ pub struct Server {
     args: Vec<std::ffi::OsString>,
     /// The admin API's address (from its "admin API listening" line).
     pub http: Option<SocketAddr>,
+    /// Wait for that line at start.
+    want_http: bool,
 }
 
 impl Server {
@@ -129,6 +131,7 @@ impl Server {
             _dir: dir,
             args,
             http: None,
+            want_http: !extra_toml.contains("[http]") || !extra_toml.contains("listen = \"\""),
         };
         server.wait_listening(listen.len());
         server
@@ -155,7 +158,7 @@ impl Server {
     fn wait_listening(&mut self, expected: usize) {
         let server = self;
         let deadline = Instant::now() + Duration::from_secs(20);
-        let want_http = server.args.iter().any(|a| a == "--http-listen");
+        let want_http = server.want_http;
         while server.bound.len() < expected || (want_http && server.http.is_none()) {
             let line = server
                 .next_line(deadline)

@@ -1,0 +1,695 @@
+//! The admin HTTP API against the real binary, over real HTTP/1.1 on
+//! loopback: keys made with `dhwani apikeys`, each role's allowed and
+//! refused operations, two tenants that never see each other's calls, the
+//! problem documents of bad input, the lockout after failed key checks,
+//! `/metrics` parsed by a Prometheus text parser while SIPp calls, and
+//! `/ready` while the server drains.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use common::rawsip::{self, recv_sip, sockets, to_tag};
+use common::{Server, dhwani_for};
+use serde_json::Value;
+
+/// One HTTP/1.1 exchange on a fresh connection (`Connection: close`):
+/// status, lower-cased headers, body.
+struct Reply {
+    status: u16,
+    headers: String,
+    body: String,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {} {}", self.status, self.body))
+    }
+}
+
+fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Reply {
+    request_from(None, addr, method, path, headers, body)
+}
+
+fn request_from(
+    local: Option<std::net::IpAddr>,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Reply {
+    let mut s = match local {
+        None => TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect"),
+        Some(ip) => {
+            let sock = socket2_bind(ip);
+            sock.connect(&addr.into())
+                .expect("connect from another loopback address");
+            sock.into()
+        }
+    };
+    s.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    s.write_all(req.as_bytes()).expect("write");
+    s.write_all(body).expect("write body");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)
+        .expect("read the whole reply (the server closes)");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line: {text}"));
+    Reply {
+        status,
+        headers: head.to_ascii_lowercase(),
+        body: body.to_owned(),
+    }
+}
+
+/// A TCP socket bound to `ip` (another address of the loopback net).
+fn socket2_bind(ip: std::net::IpAddr) -> socket2::Socket {
+    let s =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    s.bind(&SocketAddr::new(ip, 0).into())
+        .expect("bind 127.0.0.2");
+    s
+}
+
+fn get(addr: SocketAddr, path: &str, key: &str) -> Reply {
+    let auth = format!("Bearer {key}");
+    request(addr, "GET", path, &[("Authorization", &auth)], b"")
+}
+
+fn post_json(addr: SocketAddr, path: &str, key: &str, body: &str) -> Reply {
+    let auth = format!("Bearer {key}");
+    request(
+        addr,
+        "POST",
+        path,
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
+        body.as_bytes(),
+    )
+}
+
+fn flow(name: &str, number: &str) -> String {
+    format!(
+        "flow \"{name}\"\n  numbers {number}\n\nstep greet\n  play \"{}\"\n  goto hold\n\nstep hold\n  wait 10m\n  hangup \"done\"\n",
+        common::repo_path("examples/prompts/welcome.wav").display()
+    )
+}
+
+/// Two tenants: acme owns 1000, zenith owns 2000.
+fn two_tenants(dir: &std::path::Path) -> String {
+    for (t, n) in [("acme", "1000"), ("zenith", "2000")] {
+        let d = dir.join(t);
+        std::fs::create_dir_all(&d).expect("flows dir");
+        std::fs::write(d.join("main.ivr"), flow(&format!("{t} main"), n)).expect("flow");
+    }
+    format!(
+        "[[tenants]]\nid = \"acme\"\nnumbers = [\"1000\"]\nflows_dir = \"{}\"\n\n[[tenants]]\nid = \"zenith\"\nnumbers = [\"2000\"]\nflows_dir = \"{}\"\n",
+        dir.join("acme").display(),
+        dir.join("zenith").display()
+    )
+}
+
+fn key(server: &Server, args: &[&str]) -> String {
+    let mut a = vec!["apikeys", "add"];
+    a.extend(args);
+    let out = dhwani_for(server, &a);
+    let k = out.trim().to_owned();
+    assert!(k.starts_with("dhk_"), "{out}");
+    k
+}
+
+/// A call to `number` held open by hand: (SIP socket, Call-ID, To tag).
+fn call(server: &Server, number: &str, id: &str) -> (std::net::UdpSocket, String, String) {
+    let (sip, media) = sockets();
+    let local = sip.local_addr().expect("addr");
+    let inv = rawsip::invite(local, media.local_addr().expect("addr"), id)
+        .replace("sip:1000@", &format!("sip:{number}@"));
+    sip.send_to(inv.as_bytes(), server.addr("udp"))
+        .expect("send");
+    let ok = recv_sip(&sip, "200", Duration::from_secs(10)).expect("200 OK");
+    let tag = to_tag(&ok);
+    let mut ack = rawsip::in_dialog("ACK", 1, local, id, &tag);
+    ack = ack.replace("sip:1000@", &format!("sip:{number}@"));
+    sip.send_to(ack.as_bytes(), server.addr("udp"))
+        .expect("ack");
+    std::mem::forget(media);
+    (sip, id.to_owned(), tag)
+}
+
+fn hang_up(server: &Server, (sip, id, tag): &(std::net::UdpSocket, String, String), number: &str) {
+    let local = sip.local_addr().expect("addr");
+    let bye =
+        rawsip::in_dialog("BYE", 2, local, id, tag).replace("sip:1000@", &format!("sip:{number}@"));
+    sip.send_to(bye.as_bytes(), server.addr("udp"))
+        .expect("bye");
+    assert!(
+        recv_sip(sip, "200", Duration::from_secs(5)).is_some(),
+        "200 to BYE"
+    );
+}
+
+fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn each_key_sees_only_its_tenant_and_its_roles_operations_on_every_endpoint() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let server = Server::start(&two_tenants(dir.path()));
+    let http = server.http.expect("the admin API's address");
+    let op = key(&server, &["--role", "platform-operator", "--label", "ops"]);
+    let acme = key(&server, &["--tenant", "acme", "--role", "tenant-admin"]);
+    let acme_sup = key(&server, &["--tenant", "acme", "--role", "supervisor"]);
+    let acme_agent = key(&server, &["--tenant", "acme", "--role", "agent"]);
+    let acme_aud = key(&server, &["--tenant", "acme", "--role", "auditor"]);
+    let zenith = key(&server, &["--tenant", "zenith", "--role", "tenant-admin"]);
+
+    let a = call(&server, "1000", "api-acme-1");
+    let z = call(&server, "2000", "api-zenith-1");
+    let mut live = Value::Null;
+    wait_until("both calls live", Duration::from_secs(10), || {
+        live = get(http, "/v1/calls/live", &op).json();
+        live["items"].as_array().is_some_and(|v| v.len() == 2)
+    });
+    let id_of = |tenant: &str| {
+        live["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .find(|c| c["tenant"] == tenant)
+            .and_then(|c| c["call_id"].as_str())
+            .expect("call id")
+            .to_owned()
+    };
+    let (acme_call, zenith_call) = (id_of("acme"), id_of("zenith"));
+    // The live table names the step and the flow, never the caller.
+    let acme_live = get(http, "/v1/calls/live", &acme);
+    assert_eq!(acme_live.status, 200, "{}", acme_live.body);
+    let items = acme_live.json()["items"]
+        .as_array()
+        .cloned()
+        .expect("items");
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert_eq!(items[0]["tenant"], "acme");
+    assert_eq!(items[0]["flow"], "acme main");
+    assert!(
+        ["greet", "hold"].contains(&items[0]["step"].as_str().unwrap_or("")),
+        "{items:?}"
+    );
+    assert!(!acme_live.body.contains("caller"), "{}", acme_live.body);
+    let z_live = get(http, "/v1/calls/live", &zenith).json();
+    assert_eq!(z_live["items"].as_array().map(Vec::len), Some(1));
+    assert_eq!(z_live["items"][0]["tenant"], "zenith");
+
+    // Both calls' first rows in the store (within the writer's flush),
+    // so that what follows is refused for their tenant, not their absence.
+    for id in [&acme_call, &zenith_call] {
+        wait_until(
+            "the call's first row stored",
+            Duration::from_secs(5),
+            || get(http, &format!("/v1/calls/{id}"), &op).status == 200,
+        );
+    }
+    // Another tenant's call id answers exactly as an id that does not exist.
+    let theirs = get(http, &format!("/v1/calls/{zenith_call}"), &acme);
+    let nobody = get(http, "/v1/calls/20261203-000000-doesnotexist", &acme);
+    assert_eq!(theirs.status, 404, "{}", theirs.body);
+    assert_eq!((theirs.status, &theirs.body), (nobody.status, &nobody.body));
+    assert!(
+        theirs
+            .headers
+            .contains("content-type: application/problem+json")
+    );
+    let by_sip_id = get(http, "/v1/calls/api-zenith-1", &acme);
+    assert_eq!(
+        (by_sip_id.status, &by_sip_id.body),
+        (nobody.status, &nobody.body)
+    );
+    // Naming another tenant is refused the same whether it exists or not.
+    let other = get(http, "/v1/calls/live?tenant=zenith", &acme);
+    let ghost = get(http, "/v1/calls/live?tenant=ghost", &acme);
+    assert_eq!(other.status, 403);
+    assert_eq!((other.status, &other.body), (ghost.status, &ghost.body));
+    for path in ["/v1/calls?tenant=zenith", "/v1/agents?tenant=zenith"] {
+        let r = get(http, path, &acme);
+        assert_eq!(r.status, 403, "{path}: {}", r.body);
+    }
+    let check_theirs = post_json(
+        http,
+        "/v1/flows/check",
+        &acme,
+        r#"{"name": "x.ivr", "source": "flow \"x\"\n", "tenant": "zenith"}"#,
+    );
+    assert_eq!(check_theirs.status, 403, "{}", check_theirs.body);
+    // Tenants: each key its own; the operator every one.
+    let t: Vec<String> = get(http, "/v1/tenants", &acme)
+        .json()
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|t| t["id"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(t, ["acme"]);
+    let t = get(http, "/v1/tenants", &op).json();
+    assert_eq!(t.as_array().map(Vec::len), Some(2), "{t}");
+    assert_eq!(t[0]["numbers"][0]["flow"], "acme main");
+    assert_eq!(t[0]["live_calls"], 1);
+
+    // The acme call's own timeline, audited with the reason given.
+    let mine = request(
+        http,
+        "GET",
+        &format!("/v1/calls/{acme_call}"),
+        &[
+            ("Authorization", &format!("Bearer {acme}")),
+            ("Dhwani-Reason", "ticket 4711"),
+        ],
+        b"",
+    );
+    assert_eq!(mine.status, 200, "{}", mine.body);
+    let v = mine.json();
+    assert_eq!(v["call"]["tenant"], "acme");
+    assert!(v["live"]["step"].is_string(), "{v}");
+    assert!(
+        v["timeline"].as_array().is_some_and(|t| !t.is_empty()),
+        "{v}"
+    );
+    let audit = std::fs::read_to_string(server.data_dir().join("audit.log")).expect("audit log");
+    let acme_id = &acme[4..20];
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains(&format!("api-key:{acme_id}"))
+                && l.contains("api.calls.show")
+                && l.contains(&acme_call)
+                && l.contains("ticket 4711")),
+        "{audit}"
+    );
+
+    // Roles: what each may and may not do (with its own tenant).
+    let check = r#"{"name": "new.ivr", "source": "flow \"New\"\n\nstep main\n  hangup \"bye\"\n"}"#;
+    let cases: &[(&str, &str, &str, u16)] = &[
+        (&acme_sup, "GET", "/v1/calls/live", 200),
+        (&acme_sup, "GET", "/v1/calls", 200),
+        (&acme_sup, "GET", "/v1/agents", 200),
+        (&acme_sup, "POST", "/v1/flows/check", 403),
+        (&acme_sup, "GET", "/v1/audit/verify", 403),
+        (&acme_agent, "GET", "/v1/calls/live", 403),
+        (&acme_agent, "GET", "/v1/calls", 403),
+        (&acme_agent, "GET", &format!("/v1/calls/{acme_call}"), 403),
+        (&acme_agent, "GET", "/v1/agents", 200),
+        (&acme_agent, "POST", "/v1/flows/check", 403),
+        (&acme_aud, "GET", "/v1/calls", 403),
+        (&acme_aud, "GET", "/v1/calls/live", 403),
+        (&acme_aud, "GET", "/v1/audit/verify", 200),
+        (&acme_aud, "POST", "/v1/flows/check", 403),
+        (&acme, "POST", "/v1/flows/check", 200),
+        (&acme, "GET", "/v1/audit/verify", 200),
+        (&op, "GET", "/v1/calls", 200),
+        (&op, "GET", "/v1/audit/verify", 200),
+    ];
+    for (k, method, path, want) in cases {
+        let r = if *method == "POST" {
+            post_json(http, path, k, check)
+        } else {
+            get(http, path, k)
+        };
+        assert_eq!(r.status, *want, "{} {method} {path}: {}", &k[..20], r.body);
+    }
+    let checked = post_json(http, "/v1/flows/check", &acme, check).json();
+    assert_eq!(checked["ok"], true, "{checked}");
+    assert_eq!(checked["flow"], "New");
+
+    hang_up(&server, &a, "1000");
+    hang_up(&server, &z, "2000");
+    wait_until("no live call", Duration::from_secs(10), || {
+        get(http, "/v1/calls/live", &op).json()["items"]
+            .as_array()
+            .is_some_and(Vec::is_empty)
+    });
+    // Past calls: acme's only, with its caller (audited); pages join up.
+    let mut page = Value::Null;
+    wait_until("both CDRs ended", Duration::from_secs(10), || {
+        page = get(http, "/v1/calls", &op).json();
+        page["items"]
+            .as_array()
+            .is_some_and(|v| v.len() == 2 && v.iter().all(|c| c["end_ms"].is_i64()))
+    });
+    let acme_page = get(http, "/v1/calls", &acme).json();
+    let items = acme_page["items"].as_array().expect("items");
+    assert_eq!(items.len(), 1, "{acme_page}");
+    assert_eq!(items[0]["call_id"], acme_call.as_str());
+    assert_eq!(items[0]["caller"], "caller");
+    let first = get(http, "/v1/calls?limit=1", &op).json();
+    let cursor = first["next_cursor"]
+        .as_str()
+        .expect("a next page")
+        .to_owned();
+    let second = get(http, &format!("/v1/calls?limit=1&cursor={cursor}"), &op).json();
+    assert!(second["next_cursor"].is_null(), "{second}");
+    let mut ids = vec![
+        first["items"][0]["call_id"]
+            .as_str()
+            .expect("id")
+            .to_owned(),
+        second["items"][0]["call_id"]
+            .as_str()
+            .expect("id")
+            .to_owned(),
+    ];
+    ids.sort();
+    let mut want = vec![acme_call.clone(), zenith_call.clone()];
+    want.sort();
+    assert_eq!(ids, want);
+
+    // A revoked key stops at once.
+    dhwani_for(&server, &["apikeys", "revoke", &acme]);
+    let r = get(http, "/v1/whoami", &acme);
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert_eq!(get(http, "/v1/whoami", &zenith).status, 200);
+    let listed = dhwani_for(&server, &["apikeys", "list"]);
+    assert!(
+        listed.contains("REVOKED") && !listed.contains(&acme[21..]),
+        "{listed}"
+    );
+}
+
+#[test]
+fn bad_requests_get_problem_documents_and_slow_clients_are_cut_off() {
+    let server = Server::start(
+        "[http]\nlisten = \"127.0.0.1:0\"\nheader_timeout_secs = 1\nmax_body_bytes = 2048\n",
+    );
+    let http = server.http.expect("the admin API's address");
+    let op = key(&server, &["--role", "platform-operator"]);
+    let unknown = get(http, "/v2/nothing", &op);
+    assert_eq!(unknown.status, 404);
+    assert!(
+        unknown.headers.contains("application/problem+json"),
+        "{}",
+        unknown.headers
+    );
+    assert_eq!(unknown.json()["status"], 404);
+    // Malformed JSON, a wrong type, an unknown field: 400 naming it.
+    let bad = post_json(http, "/v1/flows/check", &op, "{\"name\": ");
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    let wrong = post_json(
+        http,
+        "/v1/flows/check",
+        &op,
+        r#"{"name": 7, "source": "", "tenant": "test"}"#,
+    );
+    assert_eq!(wrong.status, 400, "{}", wrong.body);
+    assert!(
+        wrong.json()["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("name")),
+        "{}",
+        wrong.body
+    );
+    let extra = post_json(
+        http,
+        "/v1/flows/check",
+        &op,
+        r#"{"name": "a.ivr", "source": "", "tenant": "test", "deploy": true}"#,
+    );
+    assert!(
+        extra.json()["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("deploy")),
+        "{}",
+        extra.body
+    );
+    let path = post_json(
+        http,
+        "/v1/flows/check",
+        &op,
+        r#"{"name": "../../etc/passwd", "source": "", "tenant": "test"}"#,
+    );
+    assert_eq!(path.status, 400, "{}", path.body);
+    let bad_limit = get(http, "/v1/calls?limit=many", &op);
+    assert_eq!(bad_limit.status, 400, "{}", bad_limit.body);
+    assert!(
+        bad_limit.json()["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("limit"))
+    );
+    let bad_cursor = get(http, "/v1/calls?cursor=zz", &op);
+    assert_eq!(bad_cursor.status, 400, "{}", bad_cursor.body);
+    let big = format!(
+        r#"{{"name": "a.ivr", "source": "{}", "tenant": "test"}}"#,
+        "x".repeat(4096)
+    );
+    let too_big = post_json(http, "/v1/flows/check", &op, &big);
+    assert_eq!(too_big.status, 413, "{}", too_big.body);
+    let wrong_method = request(
+        http,
+        "DELETE",
+        "/v1/tenants",
+        &[("Authorization", &format!("Bearer {op}"))],
+        b"",
+    );
+    assert_eq!(wrong_method.status, 405, "{}", wrong_method.body);
+    // A flow with an error: its diagnostic with line and column.
+    let diag = post_json(
+        http,
+        "/v1/flows/check",
+        &op,
+        r#"{"name": "bad.ivr", "source": "flow \"Bad\"\n\nstep main\n  goto nowhere\n", "tenant": "test"}"#,
+    )
+    .json();
+    assert_eq!(diag["ok"], false, "{diag}");
+    let d = &diag["diagnostics"][0];
+    assert_eq!(d["severity"], "error", "{diag}");
+    assert_eq!(d["line"], 4, "{diag}");
+    assert!(d["column"].as_u64().is_some_and(|c| c > 1), "{diag}");
+    // An include outside the tenant's flows directory is not read.
+    let escape = post_json(
+        http,
+        "/v1/flows/check",
+        &op,
+        r#"{"name": "esc.ivr", "source": "flow \"Esc\"\ninclude \"/etc/passwd\"\n\nstep main\n  hangup \"x\"\n", "tenant": "test"}"#,
+    );
+    assert!(!escape.body.contains("root:"), "{}", escape.body);
+
+    // Headers sent slower than header_timeout_secs: the server closes
+    // (EOF or a 408), well before our own 20 s read timeout.
+    let mut s = TcpStream::connect(http).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let began = Instant::now();
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        .expect("partial headers");
+    let mut buf = Vec::new();
+    let read = s.read_to_end(&mut buf);
+    let elapsed = began.elapsed();
+    assert!(
+        read.is_ok(),
+        "the server closed the connection, not our timeout: {read:?}"
+    );
+    assert!(
+        elapsed < Duration::from_secs(10),
+        "closed after {elapsed:?}"
+    );
+    let text = String::from_utf8_lossy(&buf);
+    assert!(
+        text.is_empty() || text.starts_with("HTTP/1.1 408"),
+        "{text}"
+    );
+    // The server still answers others.
+    assert_eq!(request(http, "GET", "/health", &[], b"").status, 200);
+}
+
+#[test]
+fn failed_key_checks_lock_that_address_out_but_not_another() {
+    let server = Server::start("");
+    let http = server.http.expect("the admin API's address");
+    let good = key(&server, &["--tenant", "test", "--role", "tenant-admin"]);
+    let wrong = format!(
+        "{}{}",
+        &good[..good.len() - 4],
+        if good.ends_with("0000") {
+            "1111"
+        } else {
+            "0000"
+        }
+    );
+    for i in 0..10 {
+        let r = get(http, "/v1/whoami", &wrong);
+        assert_eq!(r.status, 401, "guess {i}: {}", r.body);
+    }
+    // The real key from the attacking address: refused without a look.
+    let r = get(http, "/v1/whoami", &good);
+    assert_eq!(r.status, 429, "{}", r.body);
+    // From another loopback address the same key works.
+    let auth = format!("Bearer {good}");
+    let other = request_from(
+        Some("127.0.0.2".parse().expect("ip")),
+        http,
+        "GET",
+        "/v1/whoami",
+        &[("Authorization", &auth)],
+        b"",
+    );
+    assert_eq!(other.status, 200, "{}", other.body);
+    assert_eq!(other.json()["role"], "tenant-admin");
+    let text = request(http, "GET", "/metrics", &[], b"").body;
+    let m = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).expect("parse");
+    let count = |event: &str| {
+        m.samples
+            .iter()
+            .find(|s| {
+                s.metric == "dhwani_security_events_total" && s.labels.get("name") == Some(event)
+            })
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) => v,
+                _ => -1.0,
+            })
+    };
+    assert_eq!(count("api_auth_lockout"), Some(1.0), "{text}");
+    assert_eq!(count("api_auth_failure"), Some(9.0), "{text}");
+}
+
+fn scrape(http: SocketAddr) -> prometheus_parse::Scrape {
+    let r = request(http, "GET", "/metrics", &[], b"");
+    assert_eq!(r.status, 200);
+    prometheus_parse::Scrape::parse(r.body.lines().map(|l| Ok(l.to_owned())))
+        .expect("a Prometheus text exposition")
+}
+
+fn sample(m: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+    m.samples
+        .iter()
+        .filter(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .map(|s| match &s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => *v,
+            prometheus_parse::Value::Histogram(h) => h.iter().map(|b| b.count).fold(0.0, f64::max),
+            prometheus_parse::Value::Summary(_) => 0.0,
+        })
+        .sum()
+}
+
+#[test]
+fn metrics_move_when_sipp_calls_and_ready_is_503_while_draining() {
+    let mut server = Server::start("[calls]\ndrain_secs = 20\n");
+    let http = server.http.expect("the admin API's address");
+    let before = scrape(http);
+    assert_eq!(
+        sample(&before, "dhwani_call_attempts_total", &[("tenant", "test")]),
+        0.0
+    );
+    assert_eq!(
+        sample(&before, "dhwani_calls_active", &[("tenant", "test")]),
+        0.0
+    );
+    let run = common::run_sipp(
+        server.addr("udp"),
+        &["-sn", "uac", "-m", "3", "-r", "3", "-d", "2000"],
+        Duration::from_secs(60),
+    );
+    assert_eq!(run.successful, 3, "{}", run.output);
+    let mut after = scrape(http);
+    wait_until("the three CDRs", Duration::from_secs(10), || {
+        after = scrape(http);
+        sample(&after, "dhwani_calls_total", &[("tenant", "test")]) >= 3.0
+    });
+    assert_eq!(
+        sample(&after, "dhwani_call_attempts_total", &[("tenant", "test")]),
+        3.0
+    );
+    assert_eq!(
+        sample(
+            &after,
+            "dhwani_calls_total",
+            &[("tenant", "test"), ("outcome", "caller_hung_up")]
+        ),
+        3.0
+    );
+    assert_eq!(
+        sample(&after, "dhwani_calls_active", &[("tenant", "test")]),
+        0.0
+    );
+    let setup_count = after
+        .samples
+        .iter()
+        .find(|s| s.metric == "dhwani_call_setup_seconds")
+        .map(|s| match &s.value {
+            prometheus_parse::Value::Histogram(h) => h.last().map_or(0.0, |b| b.count),
+            _ => 0.0,
+        });
+    assert_eq!(setup_count, Some(3.0));
+    // Two seconds of media each: at least 50 packets out per call.
+    assert!(sample(&after, "dhwani_rtp_packets_total", &[("direction", "out")]) >= 150.0);
+    assert!(sample(&after, "dhwani_frames_total", &[]) >= 150.0);
+    assert!(sample(&after, "dhwani_store_records_written_total", &[]) > 0.0);
+    assert!(sample(&after, "dhwani_process_resident_memory_bytes", &[]) > 1e6);
+    assert!(
+        sample(
+            &after,
+            "dhwani_http_requests_total",
+            &[("route", "/metrics")]
+        ) >= 1.0
+    );
+    // No number or call id is a label.
+    let text = request(http, "GET", "/metrics", &[], b"").body;
+    assert!(
+        !text.contains("sipp") && !text.contains("call_id"),
+        "{text}"
+    );
+
+    // Ready now; draining with a call still up: 503 and draining.
+    let r = request(http, "GET", "/ready", &[], b"");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["ready"], true);
+    let held = call(&server, "1000", "api-drain-1");
+    wait_until("the call live", Duration::from_secs(10), || {
+        sample(&scrape(http), "dhwani_calls_active", &[("tenant", "test")]) == 1.0
+    });
+    let pid = server.pid().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    assert!(server.wait_for_log("shutting down", Duration::from_secs(10)));
+    let r = request(http, "GET", "/ready", &[], b"");
+    assert_eq!(r.status, 503, "{}", r.body);
+    let v = r.json();
+    assert_eq!(
+        (v["ready"].as_bool(), v["draining"].as_bool()),
+        (Some(false), Some(true)),
+        "{v}"
+    );
+    assert_eq!(request(http, "GET", "/health", &[], b"").status, 200);
+    hang_up(&server, &held, "1000");
+}
