@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Dhwani's test command: installs what the tests need on a bare Debian
 # machine (SIPp and baresip as SIP peers; espeak-ng for speech; PostgreSQL
-# for the store tests, started per test in a temp dir), then runs
+# for the store tests, started per test in a temp dir; schemathesis for the
+# admin API), then runs
 # formatting, lints, every unit and end-to-end test, and builds the
 # benchmarks. Used as is by CI (.ci/run).
 set -euo pipefail
@@ -20,6 +21,10 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
+
+# Schemathesis (PyPI) fuzzes the admin API against its OpenAPI document
+# (tests/api_e2e.rs); pinned so that a new release cannot change the run.
+python3 -m schemathesis.cli --version >/dev/null 2>&1 || python3 -m pip install -q 'schemathesis==4.32.5'
 
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt clippy || true
 

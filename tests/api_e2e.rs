@@ -237,6 +237,31 @@ fn each_key_sees_only_its_tenant_and_its_roles_operations_on_every_endpoint() {
             || get(http, &format!("/v1/calls/{id}"), &op).status == 200,
         );
     }
+    // `dhwani calls live` reads the same through the API.
+    let (code, out, err) = common::dhwani(&[
+        "calls",
+        "live",
+        "--api",
+        &format!("http://{http}"),
+        "--api-key",
+        &acme,
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(&acme_call) && !out.contains(&zenith_call),
+        "{out}"
+    );
+    assert!(out.contains("1 live call"), "{out}");
+    let (code, _, err) = common::dhwani(&[
+        "calls",
+        "live",
+        "--api",
+        &format!("http://{http}"),
+        "--api-key",
+        &acme_agent,
+    ]);
+    assert_ne!(code, 0);
+    assert!(err.contains("403"), "{err}");
     // Another tenant's call id answers exactly as an id that does not exist.
     let theirs = get(http, &format!("/v1/calls/{zenith_call}"), &acme);
     let nobody = get(http, "/v1/calls/20261203-000000-doesnotexist", &acme);
@@ -692,4 +717,88 @@ fn metrics_move_when_sipp_calls_and_ready_is_503_while_draining() {
     );
     assert_eq!(request(http, "GET", "/health", &[], b"").status, 200);
     hang_up(&server, &held, "1000");
+}
+
+#[test]
+fn schemathesis_finds_no_crash_and_no_answer_outside_the_openapi_document() {
+    // `python3 -m schemathesis.cli` is installed by scripts/test.sh.
+    let probe = std::process::Command::new("python3")
+        .args(["-m", "schemathesis.cli", "--version"])
+        .output()
+        .expect("python3");
+    assert!(
+        probe.status.success(),
+        "schemathesis is missing: run ./scripts/test.sh, which installs it"
+    );
+    let server = Server::start("");
+    let http = server.http.expect("the admin API's address");
+    // A tenant admin's key: the API's usual caller. A call so that the
+    // call endpoints have data.
+    let admin = key(&server, &["--tenant", "test", "--role", "tenant-admin"]);
+    let held = call(&server, "1000", "api-schema-1");
+    let auth = format!("Authorization: Bearer {admin}");
+    let out = std::process::Command::new("timeout")
+        .args(["150", "python3", "-m", "schemathesis.cli", "run"])
+        .arg(format!("http://{http}/openapi.json"))
+        .args(["-H", &auth, "--checks", "all"])
+        // Invalid keys would lock this address out (by design, after
+        // ten); the lockout has its own test above.
+        .args(["--exclude-checks", "ignored_auth"])
+        .args(["--max-time", "60", "-n", "25", "--seed", "1", "--no-color"])
+        .env("SCHEMATHESIS_HOOKS", "")
+        .output()
+        .expect("run schemathesis");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "schemathesis found failures:\n{text}");
+    assert!(
+        text.contains("Tested: 11"),
+        "every operation tested:\n{text}"
+    );
+    // The server is still up and answering.
+    assert_eq!(request(http, "GET", "/health", &[], b"").status, 200);
+    hang_up(&server, &held, "1000");
+}
+
+#[test]
+fn config_check_says_ok_or_names_the_key_line_and_the_refused_flow() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, two_tenants(dir.path())).expect("write");
+    let (code, out, err) = common::dhwani(&["config", "check", good.to_str().expect("path")]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("ok (2 tenants"), "{out}");
+    assert!(out.contains("tenant acme: 1 flow(s) live"), "{out}");
+    // A value out of range: its key and line.
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        format!(
+            "{}\n[http]\nlisten = \"localhost\"\n",
+            two_tenants(dir.path())
+        ),
+    )
+    .expect("write");
+    let (code, out, err) = common::dhwani(&["config", "check", bad.to_str().expect("path")]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("http.listen") && err.contains("ADDR:PORT"),
+        "{err}"
+    );
+    // A flow with an error: refused, with its diagnostic.
+    std::fs::write(
+        dir.path().join("zenith/main.ivr"),
+        "flow \"Z\"\n  numbers 2000\n\nstep main\n  goto nowhere\n",
+    )
+    .expect("write");
+    let (code, out, err) = common::dhwani(&["config", "check", good.to_str().expect("path")]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("tenant zenith") && err.contains("nowhere"),
+        "{err}"
+    );
+    assert!(out.contains("not valid"), "{out}");
 }

@@ -64,6 +64,45 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
+/// The problems every `/v1/` path may answer with (RFC 9457 documents):
+/// 400 bad input, 401 no valid key, 403 not this key's, 404 none such,
+/// 408 too slow, 413 too large, 429 locked out after failed key checks.
+pub struct Problems;
+
+impl utoipa::IntoResponses for Problems {
+    fn responses() -> std::collections::BTreeMap<
+        String,
+        utoipa::openapi::RefOr<utoipa::openapi::response::Response>,
+    > {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        [
+            ("400", "bad input: the field is named"),
+            ("401", "no valid API key"),
+            ("403", "the key's role or tenant may not"),
+            ("404", "no such resource (or not this tenant's)"),
+            (
+                "408",
+                "the request took longer than http.request_timeout_secs",
+            ),
+            ("413", "the body is larger than http.max_body_bytes"),
+            ("415", "the body is not sent as application/json"),
+            ("429", "this address failed too many key checks; try later"),
+        ]
+        .into_iter()
+        .map(|(code, what)| {
+            let content = ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Problem")))
+                .build();
+            let r = ResponseBuilder::new()
+                .description(what)
+                .content("application/problem+json", content)
+                .build();
+            (code.to_owned(), r.into())
+        })
+        .collect()
+    }
+}
+
 /// The router with every route, the body cap, the request timeout and
 /// the request counter.
 pub fn router(state: Arc<ApiState>) -> Router {
@@ -265,7 +304,7 @@ async fn ready(State(s): St) -> Response {
 
 /// Prometheus metrics (text exposition format).
 #[utoipa::path(get, path = "/metrics", security(()), responses(
-    (status = 200, content_type = "text/plain", body = String)))]
+    (status = 200, content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String)))]
 async fn metrics(State(s): St) -> Response {
     let text = s.metrics.encode();
     (
@@ -300,7 +339,7 @@ pub struct WhoAmI {
 
 /// Who this key is.
 #[utoipa::path(get, path = "/v1/whoami", responses(
-    (status = 200, body = WhoAmI), (status = 401, body = Problem)))]
+    (status = 200, body = WhoAmI), Problems))]
 async fn whoami(c: Caller) -> axum::Json<WhoAmI> {
     axum::Json(WhoAmI {
         key_id: c.key_id.clone(),
@@ -340,7 +379,7 @@ pub struct TenantInfo {
 
 /// The tenants this key sees (a tenant key: its own).
 #[utoipa::path(get, path = "/v1/tenants", responses(
-    (status = 200, body = [TenantInfo]), (status = 401, body = Problem)))]
+    (status = 200, body = [TenantInfo]), Problems))]
 async fn tenants(State(s): St, c: Caller) -> Result<axum::Json<Vec<TenantInfo>>, Problem> {
     require(&c, Permission::Tenants)?;
     let live = s.metrics.live.list(None);
@@ -392,7 +431,7 @@ pub struct LiveCalls {
 /// Calls in progress: tenant, flow, current step, queue and agent (no
 /// caller numbers).
 #[utoipa::path(get, path = "/v1/calls/live", params(TenantParam), responses(
-    (status = 200, body = LiveCalls), (status = 401, body = Problem), (status = 403, body = Problem)))]
+    (status = 200, body = LiveCalls), Problems))]
 async fn live_calls(
     State(s): St,
     c: Caller,
@@ -489,8 +528,10 @@ pub struct CallsParams {
     /// Only this tenant (a tenant key may name only its own).
     pub tenant: Option<String>,
     /// At most this many (1 to 500, default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
     /// The `next_cursor` of the page before.
+    #[param(pattern = "^[0-9]{1,18}_[0-9A-Za-z-]{1,64}$")]
     pub cursor: Option<String>,
     /// Only calls that started at or after this, ms since the epoch.
     pub since_ms: Option<i64>,
@@ -505,23 +546,26 @@ pub struct CallPage {
     pub next_cursor: Option<String>,
 }
 
+/// A cursor: the last call of a page, `START-MS_CALL-ID`.
 fn parse_cursor(s: &str) -> Option<(i64, String)> {
-    let raw = hex::decode(s).ok()?;
-    let text = String::from_utf8(raw).ok()?;
-    let (ms, id) = text.split_once(':')?;
-    Some((ms.parse().ok()?, id.to_owned()))
+    let (ms, id) = s.split_once('_')?;
+    let ok = (1..=18).contains(&ms.len())
+        && ms.bytes().all(|b| b.is_ascii_digit())
+        && (1..=64).contains(&id.len())
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    ok.then(|| Some((ms.parse().ok()?, id.to_owned())))
+        .flatten()
 }
 
 fn make_cursor(ms: i64, id: &str) -> String {
-    hex::encode(format!("{ms}:{id}"))
+    format!("{ms}_{id}")
 }
 
 /// Past and live calls' CDRs, newest first (audited: the `Dhwani-Reason`
 /// header is kept with the read).
 #[utoipa::path(get, path = "/v1/calls", params(CallsParams,
     ("Dhwani-Reason" = Option<String>, Header, description = "why the data is read (kept in the audit log)")),
-    responses((status = 200, body = CallPage), (status = 400, body = Problem),
-        (status = 401, body = Problem), (status = 403, body = Problem)))]
+    responses((status = 200, body = CallPage), Problems))]
 async fn list_calls(
     State(s): St,
     c: Caller,
@@ -607,8 +651,7 @@ pub struct CallDetail {
 #[utoipa::path(get, path = "/v1/calls/{id}", params(
     ("id" = String, Path, description = "our call id or its SIP Call-ID"),
     ("Dhwani-Reason" = Option<String>, Header, description = "why the data is read")),
-    responses((status = 200, body = CallDetail), (status = 401, body = Problem),
-        (status = 403, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, body = CallDetail), Problems))]
 async fn call(
     State(s): St,
     c: Caller,
@@ -677,7 +720,7 @@ pub struct ApiAgent {
 /// Agents of the CLI's and API's directory (`dhwani agents add`), with
 /// their last recorded state.
 #[utoipa::path(get, path = "/v1/agents", params(TenantParam), responses(
-    (status = 200, body = [ApiAgent]), (status = 401, body = Problem), (status = 403, body = Problem)))]
+    (status = 200, body = [ApiAgent]), Problems))]
 async fn agents(
     State(s): St,
     c: Caller,
@@ -715,6 +758,7 @@ async fn agents(
 pub struct CheckFlow {
     /// The file name it would have (`support.ivr`); includes are looked
     /// up next to it in the tenant's flows directory.
+    #[schema(min_length = 1, max_length = 128, pattern = "^[^./\\\\][^/\\\\]*$")]
     pub name: String,
     /// Its text.
     pub source: String,
@@ -786,8 +830,7 @@ impl ivr_dsl::Host for Confined {
 /// Checks a flow as `dhwani flow check` does (language, prompts and
 /// speech, the tenant's queues), without deploying it.
 #[utoipa::path(post, path = "/v1/flows/check", request_body = CheckFlow, responses(
-    (status = 200, body = FlowCheck), (status = 400, body = Problem), (status = 401, body = Problem),
-    (status = 403, body = Problem), (status = 413, body = Problem)))]
+    (status = 200, body = FlowCheck), Problems))]
 async fn check_flow(
     State(s): St,
     c: Caller,
@@ -797,7 +840,7 @@ async fn check_flow(
     let tenant = scope(&c, body.tenant.as_deref())?
         .ok_or_else(|| Problem::bad_request("tenant: name the tenant to check against"))?;
     let name_ok = !body.name.is_empty()
-        && body.name.len() <= 128
+        && body.name.chars().count() <= 128
         && !body.name.contains(['/', '\\'])
         && !body.name.starts_with('.');
     if !name_ok {
@@ -890,7 +933,7 @@ pub struct AuditVerify {
 
 /// Verifies the hash-chained audit log (as `dhwani privacy audit verify`).
 #[utoipa::path(get, path = "/v1/audit/verify", responses(
-    (status = 200, body = AuditVerify), (status = 401, body = Problem), (status = 403, body = Problem)))]
+    (status = 200, body = AuditVerify), Problems))]
 async fn audit_verify(State(s): St, c: Caller) -> Result<axum::Json<AuditVerify>, Problem> {
     require(&c, Permission::Audit)?;
     let dir = s.config.data_dir.clone();
