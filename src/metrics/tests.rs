@@ -213,3 +213,61 @@ fn copied_counters_move_by_their_difference() {
         "{text}"
     );
 }
+
+/// Every series the Grafana dashboard (deploy/grafana-dashboard.json)
+/// queries is one this registry serves (a renamed metric breaks this).
+#[test]
+fn the_grafana_dashboard_queries_only_metrics_that_exist() {
+    let m = Metrics::new();
+    m.tenants(["acme"]);
+    m.observe(&Record::Call(Box::new(call("c1", false))));
+    m.observe(&event("c1", "dtmf", serde_json::json!({"source": "info"})));
+    m.observe(&event(
+        "c1",
+        "error",
+        serde_json::json!({"recording": "failed"}),
+    ));
+    m.observe(&event(
+        "c1",
+        "fetch",
+        serde_json::json!({"event": "answer", "outcome": "ok"}),
+    ));
+    m.observe(&Record::Call(Box::new(call("c1", true))));
+    m.rtp(10, 10, 1, Some(0.002));
+    m.recording_written(320);
+    m.webhook("delivered");
+    m.security_event("flood_ban");
+    m.http_request("/metrics", 200);
+    m.sip(SipFigures::default(), &[("acme".into(), "available", 1)]);
+    m.store(StoreFigures::default());
+    let text = m.encode();
+    let served: std::collections::HashSet<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .collect();
+    let dashboard: serde_json::Value =
+        serde_json::from_str(include_str!("../../deploy/grafana-dashboard.json")).expect("JSON");
+    let mut queried = Vec::new();
+    for p in dashboard["panels"].as_array().expect("panels") {
+        for t in p["targets"].as_array().expect("targets") {
+            let expr = t["expr"].as_str().expect("expr");
+            let mut rest = expr;
+            while let Some(i) = rest.find("dhwani_") {
+                let name: String = rest[i..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                rest = &rest[i + name.len()..];
+                queried.push(name);
+            }
+        }
+    }
+    assert!(queried.len() > 20, "{queried:?}");
+    for q in &queried {
+        assert!(
+            served.contains(q.as_str()),
+            "the dashboard queries {q}, which /metrics does not serve:\n{text}"
+        );
+    }
+}
