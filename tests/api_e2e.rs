@@ -755,7 +755,7 @@ fn schemathesis_finds_no_crash_and_no_answer_outside_the_openapi_document() {
     );
     assert!(out.status.success(), "schemathesis found failures:\n{text}");
     assert!(
-        text.contains("Tested: 11"),
+        text.contains("Tested: 20"),
         "every operation tested:\n{text}"
     );
     // The server is still up and answering.
@@ -801,4 +801,279 @@ fn config_check_says_ok_or_names_the_key_line_and_the_refused_flow() {
         "{err}"
     );
     assert!(out.contains("not valid"), "{out}");
+}
+
+const DEMO: &str = "[[tenants]]\nid = \"demo\"\nnumbers = [\"1000\", \"+911140000000\"]\nflows_dir = \"builtin:demo\"\n";
+const CALLER: &str = "+919800000001";
+
+#[test]
+fn recordings_holds_erasure_and_consent_through_the_api_keep_to_roles_tenants_and_holds() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let zen = dir.path().join("zenith");
+    std::fs::create_dir_all(&zen).expect("dir");
+    std::fs::write(zen.join("main.ivr"), flow("zenith main", "2000")).expect("flow");
+    let server = Server::start(&format!(
+        "{DEMO}\n[[tenants]]\nid = \"zenith\"\nnumbers = [\"2000\"]\nflows_dir = \"{}\"\n",
+        zen.display()
+    ));
+    let http = server.http.expect("the admin API's address");
+    // The README's demo walk: consent, then a (silent) message.
+    let run = common::run_sipp(
+        server.addr("udp"),
+        &[
+            "-sf",
+            &common::repo_path("examples/sipp/demo-walk.xml")
+                .display()
+                .to_string(),
+            "-m",
+            "1",
+            "-s",
+            "1000",
+        ],
+        Duration::from_secs(60),
+    );
+    assert_eq!(run.successful, 1, "{}", run.output);
+    let rec = key(
+        &server,
+        &["--tenant", "demo", "--role", "tenant-admin", "--recordings"],
+    );
+    let admin = key(&server, &["--tenant", "demo", "--role", "tenant-admin"]);
+    let sup = key(
+        &server,
+        &["--tenant", "demo", "--role", "supervisor", "--recordings"],
+    );
+    let aud = key(
+        &server,
+        &["--tenant", "demo", "--role", "auditor", "--recordings"],
+    );
+    let zenith = key(
+        &server,
+        &[
+            "--tenant",
+            "zenith",
+            "--role",
+            "tenant-admin",
+            "--recordings",
+        ],
+    );
+
+    let mut list = Value::Null;
+    wait_until("the call's recordings", Duration::from_secs(10), || {
+        list = get(http, "/v1/recordings", &rec).json();
+        list.as_array().is_some_and(|v| {
+            v.iter().any(|r| {
+                r["recording_id"]
+                    .as_str()
+                    .is_some_and(|i| i.ends_with("-call"))
+            })
+        })
+    });
+    let call_rec = list
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|r| {
+            r["recording_id"]
+                .as_str()
+                .is_some_and(|i| i.ends_with("-call"))
+        })
+        .expect("a call recording")
+        .clone();
+    let id = call_rec["recording_id"].as_str().expect("id").to_owned();
+    assert_eq!(call_rec["tenant"], "demo");
+    assert_eq!(call_rec["channels"], 2);
+    assert_eq!(call_rec["key_mode"], "kek");
+    // Another tenant's key lists none of them and cannot guess one.
+    assert_eq!(
+        get(http, "/v1/recordings", &zenith).json(),
+        serde_json::json!([])
+    );
+    let path = format!("/v1/recordings/{id}/audio");
+    let theirs = get(http, &path, &zenith);
+    let nothing = get(
+        http,
+        "/v1/recordings/20261203T000000Z-00000000-call/audio",
+        &zenith,
+    );
+    assert_eq!(theirs.status, 404, "{}", theirs.body);
+    assert_eq!(
+        (theirs.status, &theirs.body),
+        (nothing.status, &nothing.body)
+    );
+    // Without the recordings permission, or as an auditor: refused.
+    assert_eq!(get(http, &path, &admin).status, 403);
+    assert_eq!(get(http, &path, &aud).status, 403);
+    assert_eq!(get(http, "/v1/recordings", &aud).status, 403);
+    // With it: the same WAV bytes `dhwani recordings decrypt` writes.
+    let mut s = TcpStream::connect(http).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {sup}\r\nDhwani-Reason: complaint G123\r\n\r\n"
+    )
+    .expect("write");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read");
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("head") + 4;
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains("content-type: audio/wav"), "{head}");
+    assert!(head.contains("transfer-encoding: chunked"), "{head}");
+    let wav = dechunk(&raw[split..]);
+    let cli = std::process::Command::new(env!("CARGO_BIN_EXE_dhwani"))
+        .args(["recordings", "decrypt", &id, "--config"])
+        .arg(server.config_path())
+        .arg("--data-dir")
+        .arg(server.data_dir())
+        .output()
+        .expect("decrypt");
+    assert!(
+        cli.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cli.stderr)
+    );
+    assert!(
+        wav.len() > 44 && wav.starts_with(b"RIFF"),
+        "{} bytes",
+        wav.len()
+    );
+    assert_eq!(wav, cli.stdout, "the API's WAV differs from the CLI's");
+    let reader = hound::WavReader::new(std::io::Cursor::new(&wav)).expect("a WAV");
+    assert_eq!(reader.spec().channels, 2);
+    assert!(reader.duration() > 8000, "{} samples", reader.duration());
+    let audit = std::fs::read_to_string(server.data_dir().join("audit.log")).expect("audit");
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains(&format!("api-key:{}", &sup[4..20]))
+                && l.contains("recording.decrypt")
+                && l.contains(&id)
+                && l.contains("complaint G123")),
+        "{audit}"
+    );
+
+    // A hold on the number keeps its calls through an erasure.
+    let hold = post_json(
+        http,
+        "/v1/holds",
+        &admin,
+        &format!(
+            r#"{{"covers": {{"scope": "number", "number": "{CALLER}"}}, "reason": "case 42"}}"#
+        ),
+    );
+    assert_eq!(hold.status, 201, "{}", hold.body);
+    let hold = hold.json();
+    assert_eq!(hold["scope"], "number");
+    assert!(!hold.to_string().contains(CALLER), "{hold}");
+    let hold_id = hold["hold_id"].as_str().expect("id").to_owned();
+    let listed = get(http, "/v1/holds", &aud).json();
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    assert_eq!(
+        get(http, "/v1/holds", &zenith).json(),
+        serde_json::json!([])
+    );
+    assert_eq!(
+        post_json(
+            http,
+            "/v1/holds",
+            &sup,
+            r#"{"covers": {"scope": "tenant"}, "reason": "x"}"#
+        )
+        .status,
+        403
+    );
+    // Zenith's key cannot lift demo's hold: it does not exist for it.
+    let auth = format!("Bearer {zenith}");
+    let r = request(
+        http,
+        "DELETE",
+        &format!("/v1/holds/{hold_id}"),
+        &[("Authorization", &auth)],
+        b"",
+    );
+    assert_eq!(r.status, 404, "{}", r.body);
+    let body = format!(r#"{{"number": "{CALLER}"}}"#);
+    assert_eq!(
+        post_json(http, "/v1/privacy/erase", &sup, &body).status,
+        403
+    );
+    let held = post_json(http, "/v1/privacy/erase", &admin, &body);
+    assert_eq!(held.status, 200, "{}", held.body);
+    let held = held.json();
+    assert!(!held.to_string().contains(CALLER), "{held}");
+    assert_eq!(held["erased"]["calls_erased"], 0, "{held}");
+    assert_eq!(
+        held["erased"]["held"].as_array().map(Vec::len),
+        Some(1),
+        "{held}"
+    );
+    assert_eq!(get(http, &path, &sup).status, 200, "kept under the hold");
+    let auth = format!("Bearer {admin}");
+    let r = request(
+        http,
+        "DELETE",
+        &format!("/v1/holds/{hold_id}"),
+        &[("Authorization", &auth)],
+        b"",
+    );
+    assert_eq!(r.status, 204, "{}", r.body);
+    let erased = post_json(http, "/v1/privacy/erase", &admin, &body).json();
+    assert_eq!(erased["erased"]["calls_erased"], 1, "{erased}");
+    assert!(
+        erased["erased"]["recordings_shredded"]
+            .as_u64()
+            .is_some_and(|n| n >= 1),
+        "{erased}"
+    );
+    assert_eq!(erased["erased"]["call_keys_shredded"], 1, "{erased}");
+    assert_eq!(get(http, &path, &sup).status, 404, "shredded");
+    // Consent withdrawal: by pseudonym, the same one the erasure named.
+    let w = post_json(http, "/v1/privacy/withdraw-consent", &admin, &body).json();
+    assert_eq!(w["subject"], erased["subject"], "{w}");
+    assert!(
+        w["subject"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("anon-")),
+        "{w}"
+    );
+    let audit = std::fs::read_to_string(server.data_dir().join("audit.log")).expect("audit");
+    let admin_id = format!("api-key:{}", &admin[4..20]);
+    for action in [
+        "hold.place",
+        "hold.lift",
+        "privacy.erase",
+        "consent.withdraw",
+    ] {
+        assert!(
+            audit
+                .lines()
+                .any(|l| l.contains(&admin_id) && l.contains(action)),
+            "{action}: {audit}"
+        );
+    }
+    assert!(!audit.contains(CALLER), "no number in the audit log");
+    // The request and grievance lists: for auditors and admins.
+    assert_eq!(get(http, "/v1/privacy/requests", &aud).status, 200);
+    assert_eq!(get(http, "/v1/grievances?open=true", &aud).status, 200);
+    assert_eq!(get(http, "/v1/privacy/requests", &sup).status, 403);
+}
+
+/// The body of a chunked HTTP/1.1 reply.
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let eol = b
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .expect("chunk size line");
+        let size = usize::from_str_radix(std::str::from_utf8(&b[..eol]).expect("hex").trim(), 16)
+            .expect("chunk size");
+        b = &b[eol + 2..];
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&b[..size]);
+        b = &b[size + 2..];
+    }
 }

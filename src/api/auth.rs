@@ -76,8 +76,16 @@ pub enum Permission {
     Agents,
     /// Check and deploy flows.
     Flows,
-    /// The audit log's verification, privacy request and grievance lists.
+    /// The audit log's verification, privacy request and grievance lists,
+    /// the holds.
     Audit,
+    /// List a tenant's recordings (ids, sizes); decrypting one also needs
+    /// the key's recordings permission.
+    Recordings,
+    /// Place and lift legal holds.
+    Holds,
+    /// Act on a caller's rights: erasure, consent withdrawal.
+    Rights,
 }
 
 impl Permission {
@@ -91,6 +99,8 @@ impl Permission {
             Agents => matches!(role, PlatformOperator | TenantAdmin | Supervisor | Agent),
             Flows => matches!(role, PlatformOperator | TenantAdmin),
             Audit => matches!(role, PlatformOperator | TenantAdmin | Auditor),
+            Recordings => matches!(role, PlatformOperator | TenantAdmin | Supervisor),
+            Holds | Rights => matches!(role, PlatformOperator | TenantAdmin),
         }
     }
 }

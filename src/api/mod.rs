@@ -11,6 +11,8 @@
 
 pub mod auth;
 pub mod problem;
+pub mod recordings;
+pub mod rights;
 pub mod routes;
 
 use std::net::SocketAddr;

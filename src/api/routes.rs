@@ -22,7 +22,7 @@ use super::auth::{self, Caller, Permission};
 use super::problem::{ApiJson, ApiQuery, Problem};
 use crate::metrics::live::LiveCall;
 
-type St = State<Arc<ApiState>>;
+pub(super) type St = State<Arc<ApiState>>;
 
 /// The OpenAPI document (3.1), generated from the handlers below.
 #[derive(OpenApi)]
@@ -34,12 +34,18 @@ type St = State<Arc<ApiState>>;
     ),
     paths(
         health, ready, metrics, whoami, tenants, live_calls, list_calls, call, agents,
-        check_flow, audit_verify
+        check_flow, audit_verify,
+        super::recordings::list, super::recordings::audio,
+        super::rights::list_holds, super::rights::place_hold, super::rights::lift_hold,
+        super::rights::erase, super::rights::withdraw_consent,
+        super::rights::requests, super::rights::grievances
     ),
     components(schemas(
         Problem, LiveCall, Health, Ready, WhoAmI, TenantInfo, NumberInfo, LiveCalls, CallPage,
         ApiCall, CallDetail, TimelineEvent, ApiAgent, CheckFlow, FlowCheck, FlowDiagnostic,
-        AuditVerify
+        AuditVerify, super::recordings::ApiRecording, super::rights::ApiHold,
+        super::rights::PlaceHold, super::rights::HoldCovers, super::rights::Subject, super::rights::Erased,
+        super::rights::Withdrawn, super::rights::ApiRequest, super::rights::ApiGrievance
     )),
     modifiers(&BearerAuth),
     security(("api_key" = []))
@@ -122,6 +128,23 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/agents", get(agents))
         .route("/v1/flows/check", post(check_flow))
         .route("/v1/audit/verify", get(audit_verify))
+        .route("/v1/recordings", get(super::recordings::list))
+        .route("/v1/recordings/{id}/audio", get(super::recordings::audio))
+        .route(
+            "/v1/holds",
+            get(super::rights::list_holds).post(super::rights::place_hold),
+        )
+        .route(
+            "/v1/holds/{id}",
+            axum::routing::delete(super::rights::lift_hold),
+        )
+        .route("/v1/privacy/erase", post(super::rights::erase))
+        .route(
+            "/v1/privacy/withdraw-consent",
+            post(super::rights::withdraw_consent),
+        )
+        .route("/v1/privacy/requests", get(super::rights::requests))
+        .route("/v1/grievances", get(super::rights::grievances))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(body_cap))
@@ -196,12 +219,10 @@ impl FromRequestParts<Arc<ApiState>> for Caller {
         };
         match checked {
             Some(c) => Ok(c),
+            // No key at all is no guess: 401, not counted.
+            None if presented.is_none() => Err(Problem::unauthorized()),
             None => {
-                let what = if presented.is_some() {
-                    "a wrong or revoked key"
-                } else {
-                    "no key"
-                };
+                let what = "a wrong or revoked key";
                 match state.failures.fail(ip, now) {
                     auth::Failed::LockedOut => {
                         tracing::warn!(target: "security", event = "api_auth_lockout", source = %ip, lockout_secs = state.config.http.auth_lockout_secs, "address locked out of the admin API after repeated failed key checks");
@@ -216,7 +237,7 @@ impl FromRequestParts<Arc<ApiState>> for Caller {
     }
 }
 
-fn require(c: &Caller, p: Permission) -> Result<(), Problem> {
+pub(super) fn require(c: &Caller, p: Permission) -> Result<(), Problem> {
     if p.allowed(c.role) {
         Ok(())
     } else {
@@ -229,7 +250,7 @@ fn require(c: &Caller, p: Permission) -> Result<(), Problem> {
 
 /// The tenant a request is about: the key's own, or for a platform
 /// operator the `tenant` asked (None: every tenant).
-fn scope(c: &Caller, asked: Option<&str>) -> Result<Option<String>, Problem> {
+pub(super) fn scope(c: &Caller, asked: Option<&str>) -> Result<Option<String>, Problem> {
     match (&c.tenant, asked) {
         (Some(own), None) => Ok(Some(own.clone())),
         (Some(own), Some(a)) if a == own => Ok(Some(own.clone())),
@@ -243,7 +264,7 @@ fn scope(c: &Caller, asked: Option<&str>) -> Result<Option<String>, Problem> {
 
 /// Why callers' data is read, from the `Dhwani-Reason` header (kept in
 /// the audit log with the read).
-fn reason(headers: &HeaderMap) -> Option<String> {
+pub(super) fn reason(headers: &HeaderMap) -> Option<String> {
     headers
         .get("dhwani-reason")
         .and_then(|v| v.to_str().ok())
@@ -445,7 +466,7 @@ async fn live_calls(
     }))
 }
 
-fn now_ms() -> i64 {
+pub(super) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
