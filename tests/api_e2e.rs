@@ -755,7 +755,7 @@ fn schemathesis_finds_no_crash_and_no_answer_outside_the_openapi_document() {
     );
     assert!(out.status.success(), "schemathesis found failures:\n{text}");
     assert!(
-        text.contains("Tested: 20"),
+        text.contains("Tested: 24"),
         "every operation tested:\n{text}"
     );
     // The server is still up and answering.
@@ -1076,4 +1076,131 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
         out.extend_from_slice(&b[..size]);
         b = &b[size + 2..];
     }
+}
+
+#[test]
+fn flows_are_tested_deployed_refused_and_removed_through_the_api() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let server = Server::start(&two_tenants(dir.path()));
+    let http = server.http.expect("the admin API's address");
+    let acme = key(&server, &["--tenant", "acme", "--role", "tenant-admin"]);
+    let sup = key(&server, &["--tenant", "acme", "--role", "supervisor"]);
+    let op = key(&server, &["--role", "platform-operator"]);
+    let v2 = "flow \"acme v2\"\n  numbers 1000\n\nstep greet\n  say \"Hello from version two.\"\n  goto hold\n\nstep hold\n  wait 10m\n  hangup \"done\"\n";
+    let body = |source: &str| serde_json::json!({ "source": source }).to_string();
+
+    // Its tests first: one case passes, one fails with its reason.
+    let tests = "test \"greets\"\n  expect step greet\n  expect hear \"Hello from version two\"\n  expect step hold\n\ntest \"says goodbye\"\n  expect hear \"Goodbye\"\n";
+    let t = post_json(
+        http,
+        "/v1/flows/test",
+        &acme,
+        &serde_json::json!({"name": "main.ivr", "source": v2, "tests": tests}).to_string(),
+    );
+    assert_eq!(t.status, 200, "{}", t.body);
+    let t = t.json();
+    assert_eq!(t["ok"], false, "{t}");
+    assert_eq!(t["cases"][0]["passed"], true, "{t}");
+    assert_eq!(t["cases"][1]["passed"], false, "{t}");
+    assert!(
+        t["cases"][1]["failure"]
+            .as_str()
+            .is_some_and(|f| f.contains("Goodbye")),
+        "{t}"
+    );
+    let bad_tests = post_json(
+        http,
+        "/v1/flows/test",
+        &acme,
+        &serde_json::json!({"name": "main.ivr", "source": v2, "tests": "tset \"x\"\n"}).to_string(),
+    )
+    .json();
+    assert!(
+        bad_tests["test_error"]
+            .as_str()
+            .is_some_and(|e| e.contains(":1:")),
+        "{bad_tests}"
+    );
+
+    // A supervisor may not deploy.
+    let auth = |k: &str| format!("Bearer {k}");
+    let put = |k: &str, name: &str, b: &str| {
+        request(
+            http,
+            "PUT",
+            &format!("/v1/flows/{name}"),
+            &[
+                ("Authorization", &auth(k)),
+                ("Content-Type", "application/json"),
+            ],
+            b.as_bytes(),
+        )
+    };
+    assert_eq!(put(&sup, "main.ivr", &body(v2)).status, 403);
+    // A flow with an error: not deployed, the old one stays live.
+    let broken = put(
+        &acme,
+        "main.ivr",
+        &body("flow \"x\"\n  numbers 1000\n\nstep main\n  goto nowhere\n"),
+    )
+    .json();
+    assert_eq!(broken["deployed"], false, "{broken}");
+    assert_eq!(broken["check"]["diagnostics"][0]["line"], 5, "{broken}");
+    let live = get(http, "/v1/flows", &acme).json();
+    assert_eq!(live[0]["name"], "acme main", "{live}");
+    // The new version: live for the next call.
+    let ok = put(&acme, "main.ivr", &body(v2));
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    assert_eq!(ok.json()["deployed"], true, "{}", ok.body);
+    let live = get(http, "/v1/flows", &acme).json();
+    assert_eq!(live.as_array().map(Vec::len), Some(1), "{live}");
+    assert_eq!(live[0]["name"], "acme v2", "{live}");
+    assert_eq!(live[0]["numbers"][0], "1000");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("acme/main.ivr")).expect("file"),
+        v2
+    );
+    let c = call(&server, "1000", "api-flow-1");
+    let mut items = Value::Null;
+    wait_until("the call live", Duration::from_secs(10), || {
+        items = get(http, "/v1/calls/live", &op).json()["items"].clone();
+        items.as_array().is_some_and(|v| !v.is_empty())
+    });
+    assert_eq!(items[0]["flow"], "acme v2", "{items}");
+    hang_up(&server, &c, "1000");
+    // A flow the server refuses to load (zenith's number in acme's
+    // folder): not deployed, and the file is not left behind.
+    let theirs = "flow \"grab\"\n  numbers 2000\n\nstep main\n  hangup \"x\"\n";
+    let r = put(&acme, "grab.ivr", &body(theirs)).json();
+    assert_eq!(r["deployed"], false, "{r}");
+    assert!(r["refused"].is_string() || r["check"]["ok"] == false, "{r}");
+    assert!(!dir.path().join("acme/grab.ivr").exists());
+    let zl = get(http, "/v1/flows", &op).json();
+    let zenith_flow = zl
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|f| f["tenant"] == "zenith")
+        .expect("zenith's flow")
+        .clone();
+    assert_eq!(zenith_flow["name"], "zenith main", "{zl}");
+    // Names with directories are refused; removal works once.
+    assert_eq!(put(&acme, "..%2Fzenith%2Fmain.ivr", &body(v2)).status, 400);
+    let del = |name: &str| {
+        request(
+            http,
+            "DELETE",
+            &format!("/v1/flows/{name}"),
+            &[("Authorization", &auth(&acme))],
+            b"",
+        )
+    };
+    assert_eq!(del("main.ivr").status, 204);
+    assert_eq!(del("main.ivr").status, 404);
+    assert_eq!(get(http, "/v1/flows", &acme).json(), serde_json::json!([]));
+    let audit = std::fs::read_to_string(server.data_dir().join("audit.log")).expect("audit");
+    assert!(
+        audit.contains("flow.deploy") && audit.contains("flow.remove"),
+        "{audit}"
+    );
 }

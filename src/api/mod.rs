@@ -10,6 +10,7 @@
 //! with a firewall to expose it). Everything under `/v1/` needs one.
 
 pub mod auth;
+pub mod flows;
 pub mod problem;
 pub mod recordings;
 pub mod rights;
@@ -46,6 +47,8 @@ pub struct ApiState {
     pub draining: AtomicBool,
     /// Set once the SIP transports are bound.
     pub transports_bound: AtomicBool,
+    /// Flow deploys, one at a time.
+    pub deploys: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -77,6 +80,7 @@ impl ApiState {
             }),
             draining: AtomicBool::new(false),
             transports_bound: AtomicBool::new(false),
+            deploys: tokio::sync::Mutex::new(()),
         }
     }
 

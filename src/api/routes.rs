@@ -4,7 +4,6 @@
 //! that does not exist, and a `tenant` parameter naming another tenant is
 //! refused the same way whether that tenant exists or not.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -19,7 +18,7 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use super::ApiState;
 use super::auth::{self, Caller, Permission};
-use super::problem::{ApiJson, ApiQuery, Problem};
+use super::problem::{ApiQuery, Problem};
 use crate::metrics::live::LiveCall;
 
 pub(super) type St = State<Arc<ApiState>>;
@@ -34,7 +33,8 @@ pub(super) type St = State<Arc<ApiState>>;
     ),
     paths(
         health, ready, metrics, whoami, tenants, live_calls, list_calls, call, agents,
-        check_flow, audit_verify,
+        super::flows::check_flow, super::flows::list_flows, super::flows::deploy_flow,
+        super::flows::remove_flow, super::flows::test_flow, audit_verify,
         super::recordings::list, super::recordings::audio,
         super::rights::list_holds, super::rights::place_hold, super::rights::lift_hold,
         super::rights::erase, super::rights::withdraw_consent,
@@ -42,7 +42,10 @@ pub(super) type St = State<Arc<ApiState>>;
     ),
     components(schemas(
         Problem, LiveCall, Health, Ready, WhoAmI, TenantInfo, NumberInfo, LiveCalls, CallPage,
-        ApiCall, CallDetail, TimelineEvent, ApiAgent, CheckFlow, FlowCheck, FlowDiagnostic,
+        ApiCall, CallDetail, TimelineEvent, ApiAgent, super::flows::CheckFlow,
+        super::flows::FlowCheck, super::flows::FlowDiagnostic, super::flows::LiveFlow,
+        super::flows::DeployFlow, super::flows::Deployed, super::flows::TestFlow,
+        super::flows::FlowTests, super::flows::CaseOutcome,
         AuditVerify, super::recordings::ApiRecording, super::rights::ApiHold,
         super::rights::PlaceHold, super::rights::HoldCovers, super::rights::Subject, super::rights::Erased,
         super::rights::Withdrawn, super::rights::ApiRequest, super::rights::ApiGrievance
@@ -126,7 +129,13 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/calls", get(list_calls))
         .route("/v1/calls/{id}", get(call))
         .route("/v1/agents", get(agents))
-        .route("/v1/flows/check", post(check_flow))
+        .route("/v1/flows/check", post(super::flows::check_flow))
+        .route("/v1/flows/test", post(super::flows::test_flow))
+        .route("/v1/flows", get(super::flows::list_flows))
+        .route(
+            "/v1/flows/{file}",
+            axum::routing::put(super::flows::deploy_flow).delete(super::flows::remove_flow),
+        )
         .route("/v1/audit/verify", get(audit_verify))
         .route("/v1/recordings", get(super::recordings::list))
         .route("/v1/recordings/{id}/audio", get(super::recordings::audio))
@@ -771,174 +780,6 @@ async fn agents(
             })
             .collect(),
     ))
-}
-
-/// A flow to check.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CheckFlow {
-    /// The file name it would have (`support.ivr`); includes are looked
-    /// up next to it in the tenant's flows directory.
-    #[schema(min_length = 1, max_length = 128, pattern = "^[^./\\\\][^/\\\\]*$")]
-    pub name: String,
-    /// Its text.
-    pub source: String,
-    /// The tenant (platform operators only; a tenant key checks against
-    /// its own).
-    pub tenant: Option<String>,
-}
-
-/// One finding.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct FlowDiagnostic {
-    /// `error` or `warning`.
-    pub severity: &'static str,
-    /// Stable code (`E012`; `M001` for media, `W100` for a queue or
-    /// feature the tenant lacks).
-    pub code: String,
-    /// What is wrong.
-    pub message: String,
-    /// `file:line:column`.
-    pub location: String,
-    /// Line, from 1.
-    pub line: usize,
-    /// Column, from 1.
-    pub column: usize,
-    /// How to fix it.
-    pub hint: Option<String>,
-}
-
-/// The checker's verdict.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct FlowCheck {
-    /// No errors: the flow would load.
-    pub ok: bool,
-    /// The flow's name.
-    pub flow: Option<String>,
-    /// Its version (content hash).
-    pub version: Option<String>,
-    /// Errors and warnings, in order.
-    pub diagnostics: Vec<FlowDiagnostic>,
-}
-
-/// Reads includes only from inside one directory (a tenant's flows).
-struct Confined {
-    root: PathBuf,
-}
-
-impl Confined {
-    fn inside(&self, p: &Path) -> Option<PathBuf> {
-        let root = self.root.canonicalize().ok()?;
-        let real = p.canonicalize().ok()?;
-        real.starts_with(&root).then_some(real)
-    }
-}
-
-impl ivr_dsl::Host for Confined {
-    fn read(&self, path: &Path) -> std::io::Result<String> {
-        let real = self
-            .inside(path)
-            .ok_or_else(|| std::io::Error::other("not a file in the tenant's flows directory"))?;
-        ivr_dsl::FsHost.read(&real)
-    }
-
-    fn prompt_exists(&self, path: &Path) -> bool {
-        self.inside(path)
-            .is_some_and(|p| ivr_dsl::FsHost.prompt_exists(&p))
-    }
-}
-
-/// Checks a flow as `dhwani flow check` does (language, prompts and
-/// speech, the tenant's queues), without deploying it.
-#[utoipa::path(post, path = "/v1/flows/check", request_body = CheckFlow, responses(
-    (status = 200, body = FlowCheck), Problems))]
-async fn check_flow(
-    State(s): St,
-    c: Caller,
-    ApiJson(body): ApiJson<CheckFlow>,
-) -> Result<axum::Json<FlowCheck>, Problem> {
-    require(&c, Permission::Flows)?;
-    let tenant = scope(&c, body.tenant.as_deref())?
-        .ok_or_else(|| Problem::bad_request("tenant: name the tenant to check against"))?;
-    let name_ok = !body.name.is_empty()
-        && body.name.chars().count() <= 128
-        && !body.name.contains(['/', '\\'])
-        && !body.name.starts_with('.');
-    if !name_ok {
-        return Err(Problem::bad_request(
-            "name: a file name such as support.ivr (no directories)",
-        ));
-    }
-    let Some(t) = s.config.tenants.iter().find(|t| t.id == tenant) else {
-        return Err(Problem::forbidden(format!(
-            "this key sees no tenant {tenant}"
-        )));
-    };
-    let dir = crate::tenants::flows_dir(t, &s.config_dir, &s.config.data_dir)
-        .map_err(Problem::internal)?;
-    let queues = t.queues.clone();
-    let result = tokio::task::spawn_blocking(move || {
-        let path = dir.join(&body.name);
-        let loaded = ivr_dsl::load_str(&path, &body.source, &Confined { root: dir });
-        let mut diagnostics: Vec<FlowDiagnostic> = loaded
-            .diagnostics
-            .iter()
-            .map(|d| {
-                let (line, column) = loaded
-                    .sources
-                    .get(d.span.file)
-                    .map_or((0, 0), |f| f.line_col(d.span.start as usize));
-                FlowDiagnostic {
-                    severity: if d.is_error() { "error" } else { "warning" },
-                    code: d.code.to_owned(),
-                    message: d.message.clone(),
-                    location: loaded.sources.location(d.span),
-                    line,
-                    column,
-                    hint: d.hint.clone(),
-                }
-            })
-            .collect();
-        let mut ok = !loaded.has_errors();
-        if let Some(flow) = &loaded.flow {
-            let tts = media::tts::EspeakNg::find();
-            for p in crate::tenants::flowmedia::check(
-                flow,
-                tts.as_ref().map(|e| e as &dyn media::tts::Engine),
-            ) {
-                ok = false;
-                diagnostics.push(FlowDiagnostic {
-                    severity: "error",
-                    code: "M001".into(),
-                    message: p.to_string(),
-                    location: body.name.clone(),
-                    line: 0,
-                    column: 0,
-                    hint: None,
-                });
-            }
-            for w in crate::tenants::flowmedia::not_yet_available(flow, Some(&queues)) {
-                diagnostics.push(FlowDiagnostic {
-                    severity: "warning",
-                    code: "W100".into(),
-                    message: w,
-                    location: body.name.clone(),
-                    line: 0,
-                    column: 0,
-                    hint: None,
-                });
-            }
-        }
-        FlowCheck {
-            ok,
-            flow: loaded.flow.as_ref().map(|f| f.name.clone()),
-            version: loaded.flow.as_ref().map(|f| f.version.to_string()),
-            diagnostics,
-        }
-    })
-    .await
-    .map_err(Problem::internal)?;
-    Ok(axum::Json(result))
 }
 
 /// The audit log's verification.

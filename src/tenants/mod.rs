@@ -340,6 +340,16 @@ impl Registry {
         self.tenants.get(i)
     }
 
+    /// The flows live for tenant `i`, by file.
+    pub fn live_flows(&self, i: usize) -> Vec<(PathBuf, Arc<Flow>)> {
+        self.routes
+            .read()
+            .ok()
+            .and_then(|r| r.flows.get(i).cloned())
+            .map(|m| m.into_iter().collect())
+            .unwrap_or_default()
+    }
+
     /// Loads every tenant's flows and swaps the routing table. A flow that
     /// fails keeps its previous version live (if it had one).
     pub fn reload(&self) -> LoadReport {
