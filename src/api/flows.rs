@@ -22,7 +22,11 @@ use super::routes::{Problems, St, require, scope};
 pub struct CheckFlow {
     /// The file name it would have (`support.ivr`); includes are looked
     /// up next to it in the tenant's flows directory.
-    #[schema(min_length = 1, max_length = 128, pattern = "^[^./\\\\\\x00][^/\\\\\\x00]*$")]
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = "^[^./\\\\\\x00][^/\\\\\\x00]*$"
+    )]
     pub name: String,
     /// Its text.
     pub source: String,
@@ -437,7 +441,11 @@ pub async fn remove_flow(
 #[serde(deny_unknown_fields)]
 pub struct TestFlow {
     /// The flow's file name.
-    #[schema(min_length = 1, max_length = 128, pattern = "^[^./\\\\\\x00][^/\\\\\\x00]*$")]
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = "^[^./\\\\\\x00][^/\\\\\\x00]*$"
+    )]
     pub name: String,
     /// The flow's text.
     pub source: String,
