@@ -744,6 +744,9 @@ fn schemathesis_finds_no_crash_and_no_answer_outside_the_openapi_document() {
         // Invalid keys would lock this address out (by design, after
         // ten); the lockout has its own test above.
         .args(["--exclude-checks", "ignored_auth"])
+        // Failed logins lock this address out too (the login's own test
+        // above covers it).
+        .args(["--exclude-path", "/v1/login"])
         .args(["--max-time", "60", "-n", "25", "--seed", "1", "--no-color"])
         .env("SCHEMATHESIS_HOOKS", "")
         .output()
@@ -755,7 +758,7 @@ fn schemathesis_finds_no_crash_and_no_answer_outside_the_openapi_document() {
     );
     assert!(out.status.success(), "schemathesis found failures:\n{text}");
     assert!(
-        text.contains("Tested: 24"),
+        text.contains("Tested: 25"),
         "every operation tested:\n{text}"
     );
     // The server is still up and answering.
@@ -1202,5 +1205,189 @@ fn flows_are_tested_deployed_refused_and_removed_through_the_api() {
     assert!(
         audit.contains("flow.deploy") && audit.contains("flow.remove"),
         "{audit}"
+    );
+}
+
+/// `dhwani users ARGS` with `stdin` on its standard input: stdout.
+fn users(server: &Server, args: &[&str], stdin: &str) -> String {
+    use std::process::Stdio;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dhwani"))
+        .arg("users")
+        .args(args)
+        .arg("--config")
+        .arg(server.config_path())
+        .arg("--data-dir")
+        .arg(server.data_dir())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("dhwani users");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("wait");
+    assert!(
+        out.status.success(),
+        "users {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn login(
+    http: SocketAddr,
+    from: Option<&str>,
+    user: &str,
+    password: &str,
+    code: Option<&str>,
+) -> Reply {
+    let body =
+        serde_json::json!({"username": user, "password": password, "totp": code}).to_string();
+    request_from(
+        from.map(|a| a.parse().expect("ip")),
+        http,
+        "POST",
+        "/v1/login",
+        &[("Content-Type", "application/json")],
+        body.as_bytes(),
+    )
+}
+
+#[test]
+fn users_log_in_with_a_password_and_a_one_time_code_and_are_locked_out_per_address() {
+    let server = Server::start("");
+    let http = server.http.expect("the admin API's address");
+    let pw = "correct horse battery staple";
+    let out = users(
+        &server,
+        &[
+            "add",
+            "asha",
+            "--tenant",
+            "test",
+            "--role",
+            "supervisor",
+            "--password-stdin",
+        ],
+        &format!("{pw}\n"),
+    );
+    let secret = out
+        .split("secret=")
+        .nth(1)
+        .and_then(|s| s.split('&').next())
+        .expect("the otpauth URI's secret")
+        .to_owned();
+    assert!(!out.contains(pw), "the password is not echoed: {out}");
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs()
+    };
+    let code = dhwani::api::users::totp_code(&secret, now()).expect("a code");
+    // Wrong password; right password without the code: the same 401.
+    let wrong = login(http, None, "asha", "wrong password here", Some(&code));
+    let no_code = login(http, None, "asha", pw, None);
+    let nobody = login(http, None, "nobody", pw, Some(&code));
+    assert_eq!(wrong.status, 401, "{}", wrong.body);
+    assert_eq!((no_code.status, &no_code.body), (wrong.status, &wrong.body));
+    assert_eq!((nobody.status, &nobody.body), (wrong.status, &wrong.body));
+    // Both factors: a session.
+    let ok = login(http, None, "asha", pw, Some(&code));
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    let token = ok.json()["token"].as_str().expect("token").to_owned();
+    assert!(token.starts_with("dhs_"));
+    let me = get(http, "/v1/whoami", &token).json();
+    assert_eq!(
+        (me["user"].as_str(), me["role"].as_str()),
+        (Some("asha"), Some("supervisor")),
+        "{me}"
+    );
+    assert_eq!(get(http, "/v1/calls/live", &token).status, 200);
+    assert_eq!(
+        post_json(
+            http,
+            "/v1/flows/check",
+            &token,
+            r#"{"name": "a.ivr", "source": ""}"#
+        )
+        .status,
+        403
+    );
+    // The same code again is refused (RFC 6238 §5.2).
+    let replay = login(http, None, "asha", pw, Some(&code));
+    assert_eq!(replay.status, 401, "{}", replay.body);
+    // Logged out: the token is dead.
+    let auth = format!("Bearer {token}");
+    let r = request(http, "POST", "/v1/logout", &[("Authorization", &auth)], b"");
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert_eq!(get(http, "/v1/whoami", &token).status, 401);
+    // Five failures so far from this address; five more lock it out,
+    // and then even the right password and a fresh code get 429.
+    for _ in 0..5 {
+        assert_eq!(
+            login(http, None, "asha", "still wrong pw", None).status,
+            401
+        );
+    }
+    let locked = login(http, None, "asha", pw, Some(&code));
+    assert_eq!(locked.status, 429, "{}", locked.body);
+    // Another address is not locked out (another user: the code's step
+    // was used).
+    users(
+        &server,
+        &[
+            "add",
+            "bob",
+            "--tenant",
+            "test",
+            "--role",
+            "agent",
+            "--no-mfa",
+            "--password-stdin",
+        ],
+        "bob's long password\n",
+    );
+    let bob = login(http, Some("127.0.0.2"), "bob", "bob's long password", None);
+    assert_eq!(bob.status, 200, "{}", bob.body);
+    let bob_token = bob.json()["token"].as_str().expect("token").to_owned();
+    let bob_get = |path: &str| {
+        let auth = format!("Bearer {bob_token}");
+        request_from(
+            Some("127.0.0.2".parse().expect("ip")),
+            http,
+            "GET",
+            path,
+            &[("Authorization", &auth)],
+            b"",
+        )
+    };
+    assert_eq!(bob_get("/v1/calls/live").status, 403, "an agent");
+    assert_eq!(bob_get("/v1/whoami").status, 200);
+    // A new password ends bob's sessions.
+    users(
+        &server,
+        &["passwd", "bob", "--password-stdin"],
+        "bob's new long password\n",
+    );
+    assert_eq!(bob_get("/v1/whoami").status, 401);
+    let audit = std::fs::read_to_string(server.data_dir().join("audit.log")).expect("audit");
+    assert!(
+        audit.contains("user:asha\tlogin")
+            || audit
+                .lines()
+                .any(|l| l.contains("user:asha") && l.contains("login")),
+        "{audit}"
+    );
+    assert!(!audit.contains(pw), "no password in the audit log");
+    let text = request(http, "GET", "/metrics", &[], b"").body;
+    assert!(
+        text.contains("dhwani_security_events_total{name=\"login_lockout\"} 1"),
+        "{text}"
     );
 }

@@ -105,11 +105,13 @@ impl Permission {
     }
 }
 
-/// Who is calling: a checked key.
+/// Who is calling: a checked key, or a logged-in user.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    /// The key's id (named in the audit log).
+    /// The key's id, or the user's session id.
     pub key_id: String,
+    /// The user, when it is a session.
+    pub user: Option<String>,
     /// Its tenant; None for a platform operator.
     pub tenant: Option<String>,
     /// Its role.
@@ -129,7 +131,10 @@ impl Caller {
 
     /// The actor named in audit entries.
     pub fn actor(&self) -> String {
-        format!("api-key:{}", self.key_id)
+        match &self.user {
+            Some(u) => format!("user:{u}"),
+            None => format!("api-key:{}", self.key_id),
+        }
     }
 }
 
@@ -156,7 +161,8 @@ pub fn make_key(
     (row, format!("dhk_{id}_{secret}"))
 }
 
-fn hash(secret: &str) -> String {
+/// Hex SHA-256 (of a key's or a session's secret).
+pub fn hash(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
@@ -189,6 +195,7 @@ pub fn matches(row: &ApiKeyRow, secret: &str) -> Option<Caller> {
     }
     Some(Caller {
         key_id: row.key_id.clone(),
+        user: None,
         tenant,
         role,
         recordings: row.recordings && role != Role::Auditor,
@@ -214,12 +221,12 @@ struct Source {
     locked_until: Option<Instant>,
 }
 
-/// Failed checks per source address (fake time in tests: every method
-/// takes `now`).
+/// Failed checks per source address, or per username (fake time in
+/// tests: every method takes `now`).
 #[derive(Debug)]
-pub struct Failures {
+pub struct Failures<K = IpAddr> {
     limits: Limits,
-    sources: Mutex<HashMap<IpAddr, Source>>,
+    sources: Mutex<HashMap<K, Source>>,
 }
 
 /// What a failure did.
@@ -231,9 +238,9 @@ pub enum Failed {
     LockedOut,
 }
 
-impl Failures {
+impl<K: std::hash::Hash + Eq + Clone> Failures<K> {
     /// A counter.
-    pub fn new(limits: Limits) -> Failures {
+    pub fn new(limits: Limits) -> Failures<K> {
         Failures {
             limits,
             sources: Mutex::new(HashMap::new()),
@@ -241,7 +248,7 @@ impl Failures {
     }
 
     /// Is `ip` locked out now?
-    pub fn locked(&self, ip: IpAddr, now: Instant) -> bool {
+    pub fn locked(&self, ip: K, now: Instant) -> bool {
         self.sources
             .lock()
             .ok()
@@ -250,7 +257,7 @@ impl Failures {
     }
 
     /// Counts a failed check from `ip`.
-    pub fn fail(&self, ip: IpAddr, now: Instant) -> Failed {
+    pub fn fail(&self, ip: K, now: Instant) -> Failed {
         let Ok(mut m) = self.sources.lock() else {
             return Failed::Counted;
         };
@@ -299,7 +306,7 @@ mod tests {
 
     #[test]
     fn ten_failures_in_a_minute_lock_that_address_for_ten_minutes_and_no_other() {
-        let f = Failures::new(limits());
+        let f = Failures::<IpAddr>::new(limits());
         let t0 = Instant::now();
         let a: IpAddr = "192.0.2.1".parse().expect("ip");
         let b: IpAddr = "192.0.2.2".parse().expect("ip");
@@ -316,7 +323,7 @@ mod tests {
 
     #[test]
     fn failures_spread_wider_than_the_window_never_lock() {
-        let f = Failures::new(limits());
+        let f = Failures::<IpAddr>::new(limits());
         let t0 = Instant::now();
         let a: IpAddr = "192.0.2.1".parse().expect("ip");
         for i in 0..30 {

@@ -15,6 +15,7 @@ pub mod problem;
 pub mod recordings;
 pub mod rights;
 pub mod routes;
+pub mod users;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -41,8 +42,10 @@ pub struct ApiState {
     pub registry: Arc<Registry>,
     /// Metrics and live calls.
     pub metrics: Arc<Metrics>,
-    /// Failed key checks per address.
+    /// Failed key checks and logins per address.
     pub failures: auth::Failures,
+    /// Failed logins per username.
+    pub user_failures: auth::Failures<String>,
     /// Set when the server starts draining: `/ready` says 503.
     pub draining: AtomicBool,
     /// Set once the SIP transports are bound.
@@ -76,6 +79,12 @@ impl ApiState {
                 max_failures: config.http.auth_max_failures,
                 window: Duration::from_secs(config.http.auth_window_secs),
                 lockout: Duration::from_secs(config.http.auth_lockout_secs),
+                max_sources: 65_536,
+            }),
+            user_failures: auth::Failures::new(auth::Limits {
+                max_failures: users::USER_MAX_FAILURES,
+                window: Duration::from_secs(config.http.auth_window_secs),
+                lockout: users::USER_LOCKOUT,
                 max_sources: 65_536,
             }),
             draining: AtomicBool::new(false),

@@ -48,6 +48,15 @@ impl Problem {
         )
     }
 
+    /// 401 for a login: the same answer for an unknown user, a wrong
+    /// password and a wrong or reused code.
+    pub fn unauthorized_login() -> Problem {
+        Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "wrong username, password or authenticator code",
+        )
+    }
+
     /// 403.
     pub fn forbidden(detail: impl Into<String>) -> Problem {
         Problem::new(StatusCode::FORBIDDEN, detail)

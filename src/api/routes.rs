@@ -38,7 +38,8 @@ pub(super) type St = State<Arc<ApiState>>;
         super::recordings::list, super::recordings::audio,
         super::rights::list_holds, super::rights::place_hold, super::rights::lift_hold,
         super::rights::erase, super::rights::withdraw_consent,
-        super::rights::requests, super::rights::grievances
+        super::rights::requests, super::rights::grievances,
+        super::users::login, super::users::logout
     ),
     components(schemas(
         Problem, LiveCall, Health, Ready, WhoAmI, TenantInfo, NumberInfo, LiveCalls, CallPage,
@@ -48,7 +49,8 @@ pub(super) type St = State<Arc<ApiState>>;
         super::flows::FlowTests, super::flows::CaseOutcome,
         AuditVerify, super::recordings::ApiRecording, super::rights::ApiHold,
         super::rights::PlaceHold, super::rights::HoldCovers, super::rights::Subject, super::rights::Erased,
-        super::rights::Withdrawn, super::rights::ApiRequest, super::rights::ApiGrievance
+        super::rights::Withdrawn, super::rights::ApiRequest, super::rights::ApiGrievance,
+        super::users::Login, super::users::Session
     )),
     modifiers(&BearerAuth),
     security(("api_key" = []))
@@ -124,6 +126,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
         .route("/v1/whoami", get(whoami))
+        .route("/v1/login", post(super::users::login))
+        .route("/v1/logout", post(super::users::logout))
         .route("/v1/tenants", get(tenants))
         .route("/v1/calls/live", get(live_calls))
         .route("/v1/calls", get(list_calls))
@@ -218,12 +222,18 @@ impl FromRequestParts<Arc<ApiState>> for Caller {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim);
-        let checked = match presented.and_then(auth::split_key) {
-            Some((id, secret)) => state
-                .store
-                .api_key(id)
-                .await?
-                .and_then(|row| auth::matches(&row, secret)),
+        let checked = match presented {
+            Some(p) if p.starts_with("dhs_") => {
+                super::users::session_caller(&state.store, p).await?
+            }
+            Some(p) => match auth::split_key(p) {
+                Some((id, secret)) => state
+                    .store
+                    .api_key(id)
+                    .await?
+                    .and_then(|row| auth::matches(&row, secret)),
+                None => None,
+            },
             None => None,
         };
         match checked {
@@ -357,8 +367,10 @@ async fn openapi() -> Response {
 /// The key a request was made with.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct WhoAmI {
-    /// Its id.
+    /// Its id (a session's id for a logged-in user).
     pub key_id: String,
+    /// The user, for a session.
+    pub user: Option<String>,
     /// Its tenant (none for a platform operator).
     pub tenant: Option<String>,
     /// Its role.
@@ -373,6 +385,7 @@ pub struct WhoAmI {
 async fn whoami(c: Caller) -> axum::Json<WhoAmI> {
     axum::Json(WhoAmI {
         key_id: c.key_id.clone(),
+        user: c.user.clone(),
         tenant: c.tenant.clone(),
         role: c.role.name().into(),
         recordings: c.recordings,

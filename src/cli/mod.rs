@@ -9,6 +9,7 @@ pub mod queues;
 pub mod recordings;
 pub mod rights;
 pub mod stats;
+pub mod users;
 pub mod webhooks;
 
 use std::path::PathBuf;
@@ -198,6 +199,18 @@ pub enum Command {
         #[arg(long, value_name = "DIR", global = true)]
         data_dir: Option<PathBuf>,
     },
+    /// Console users of the admin API: passwords (Argon2id) and TOTP.
+    Users {
+        /// What to do.
+        #[command(subcommand)]
+        command: crate::cli::users::UsersCommand,
+        /// TOML config file (as for `serve`).
+        #[arg(long, value_name = "FILE", global = true)]
+        config: Option<PathBuf>,
+        /// Data directory (as for `serve`).
+        #[arg(long, value_name = "DIR", global = true)]
+        data_dir: Option<PathBuf>,
+    },
     /// Check a config file without starting the server: every key, the
     /// tenants' flows, the TLS files.
     Config {
@@ -320,6 +333,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let cfg = load_config(config.as_deref(), data_dir)?;
             crate::cli::apikeys::run(command, &cfg)
+        }
+        Command::Users {
+            command,
+            config,
+            data_dir,
+        } => {
+            let cfg = load_config(config.as_deref(), data_dir)?;
+            crate::cli::users::run(command, &cfg)
         }
         Command::Config {
             command: ConfigCommand::Check { file },

@@ -16,6 +16,7 @@ pub mod outbox;
 pub mod rights;
 pub mod sealed;
 pub mod usage;
+pub mod users;
 pub mod writer;
 
 use std::path::Path;
@@ -349,6 +350,26 @@ const MIGRATIONS: &[&[&str]] = &[
         created_ms BIGINT NOT NULL,
         revoked_ms BIGINT
     )",
+        // Console users (`store::users`): Argon2id password hashes, TOTP
+        // secrets, and their login sessions (the token's SHA-256 only).
+        "CREATE TABLE users (
+        username TEXT PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        role TEXT NOT NULL,
+        recordings BIGINT NOT NULL,
+        password_hash TEXT NOT NULL,
+        totp_secret TEXT,
+        totp_last_step BIGINT,
+        created_ms BIGINT NOT NULL
+    )",
+        "CREATE TABLE sessions (
+        session_id TEXT PRIMARY KEY,
+        username TEXT NOT NULL,
+        secret_sha256 TEXT NOT NULL,
+        created_ms BIGINT NOT NULL,
+        expires_ms BIGINT NOT NULL
+    )",
+        "CREATE INDEX sessions_by_user ON sessions (username)",
     ],
 ];
 
