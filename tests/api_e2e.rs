@@ -758,7 +758,7 @@ fn schemathesis_finds_no_crash_and_no_answer_outside_the_openapi_document() {
     );
     assert!(out.status.success(), "schemathesis found failures:\n{text}");
     assert!(
-        text.contains("Tested: 25"),
+        text.contains("Tested: 27"),
         "every operation tested:\n{text}"
     );
     // The server is still up and answering.
@@ -1388,6 +1388,73 @@ fn users_log_in_with_a_password_and_a_one_time_code_and_are_locked_out_per_addre
     let text = request(http, "GET", "/metrics", &[], b"").body;
     assert!(
         text.contains("dhwani_security_events_total{name=\"login_lockout\"} 1"),
+        "{text}"
+    );
+}
+
+#[test]
+fn agents_are_paused_and_unpaused_and_queues_read_through_the_api() {
+    // The embedded default's demo queue (its agents are made at start).
+    let server = Server::start(&format!(
+        "{DEMO}[[tenants.queues]]\nname = \"support\"\nstrategy = \"longest-idle\"\nmembers = [\"1001\", \"1002\"]\n"
+    ));
+    let http = server.http.expect("the admin API's address");
+    let sup = key(&server, &["--tenant", "demo", "--role", "supervisor"]);
+    let agent = key(&server, &["--tenant", "demo", "--role", "agent"]);
+    let agents = get(http, "/v1/agents", &sup).json();
+    let exts: Vec<&str> = agents
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|a| a["extension"].as_str())
+        .collect();
+    assert_eq!(exts, ["1001", "1002"], "{agents}");
+    assert!(!agents.to_string().contains("ha1"), "{agents}");
+    let state =
+        |ext: &str, b: &str, k: &str| post_json(http, &format!("/v1/agents/{ext}/state"), k, b);
+    assert_eq!(
+        state("1001", r#"{"state": "pause", "reason": "lunch"}"#, &agent).status,
+        403
+    );
+    assert_eq!(state("1999", r#"{"state": "pause"}"#, &sup).status, 404);
+    assert_eq!(state("1001", r#"{"state": "nap"}"#, &sup).status, 400);
+    let r = state("1001", r#"{"state": "pause", "reason": "lunch"}"#, &sup);
+    assert_eq!(r.status, 202, "{}", r.body);
+    let find = |ext: &str| {
+        get(http, "/v1/agents", &sup)
+            .json()
+            .as_array()
+            .expect("list")
+            .iter()
+            .find(|a| a["extension"] == ext)
+            .cloned()
+            .expect("agent")
+    };
+    wait_until("1001 paused", Duration::from_secs(10), || {
+        find("1001")["state"] == "paused"
+    });
+    assert_eq!(find("1001")["reason"], "lunch");
+    assert_ne!(find("1002")["state"], "paused");
+    assert_eq!(state("1001", r#"{"state": "unpause"}"#, &sup).status, 202);
+    wait_until("1001 unpaused", Duration::from_secs(10), || {
+        find("1001")["state"] != "paused"
+    });
+    let q = get(http, "/v1/queues", &sup).json();
+    let support = q
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|x| x["queue"] == "support")
+        .expect("the support queue")
+        .clone();
+    assert_eq!(
+        (support["tenant"].as_str(), support["waiting"].as_u64()),
+        (Some("demo"), Some(0)),
+        "{q}"
+    );
+    let text = request(http, "GET", "/metrics", &[], b"").body;
+    assert!(
+        text.contains("dhwani_agents{tenant=\"demo\",state="),
         "{text}"
     );
 }

@@ -86,6 +86,8 @@ pub enum Permission {
     Holds,
     /// Act on a caller's rights: erasure, consent withdrawal.
     Rights,
+    /// Change an agent's state (log in or out, pause, unpause).
+    AgentState,
 }
 
 impl Permission {
@@ -101,6 +103,7 @@ impl Permission {
             Audit => matches!(role, PlatformOperator | TenantAdmin | Auditor),
             Recordings => matches!(role, PlatformOperator | TenantAdmin | Supervisor),
             Holds | Rights => matches!(role, PlatformOperator | TenantAdmin),
+            AgentState => matches!(role, PlatformOperator | TenantAdmin | Supervisor),
         }
     }
 }

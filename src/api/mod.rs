@@ -10,6 +10,7 @@
 //! with a firewall to expose it). Everything under `/v1/` needs one.
 
 pub mod auth;
+pub mod centre;
 pub mod flows;
 pub mod problem;
 pub mod recordings;

@@ -39,7 +39,8 @@ pub(super) type St = State<Arc<ApiState>>;
         super::rights::list_holds, super::rights::place_hold, super::rights::lift_hold,
         super::rights::erase, super::rights::withdraw_consent,
         super::rights::requests, super::rights::grievances,
-        super::users::login, super::users::logout
+        super::users::login, super::users::logout,
+        super::centre::queues, super::centre::agent_state
     ),
     components(schemas(
         Problem, LiveCall, Health, Ready, WhoAmI, TenantInfo, NumberInfo, LiveCalls, CallPage,
@@ -50,7 +51,8 @@ pub(super) type St = State<Arc<ApiState>>;
         AuditVerify, super::recordings::ApiRecording, super::rights::ApiHold,
         super::rights::PlaceHold, super::rights::HoldCovers, super::rights::Subject, super::rights::Erased,
         super::rights::Withdrawn, super::rights::ApiRequest, super::rights::ApiGrievance,
-        super::users::Login, super::users::Session
+        super::users::Login, super::users::Session, super::centre::QueueFigures,
+        super::centre::StateChange, super::centre::AgentState, super::centre::StateAsked
     )),
     modifiers(&BearerAuth),
     security(("api_key" = []))
@@ -133,6 +135,11 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/calls", get(list_calls))
         .route("/v1/calls/{id}", get(call))
         .route("/v1/agents", get(agents))
+        .route(
+            "/v1/agents/{extension}/state",
+            post(super::centre::agent_state),
+        )
+        .route("/v1/queues", get(super::centre::queues))
         .route("/v1/flows/check", post(super::flows::check_flow))
         .route("/v1/flows/test", post(super::flows::test_flow))
         .route("/v1/flows", get(super::flows::list_flows))

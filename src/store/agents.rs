@@ -441,3 +441,83 @@ impl Store {
         Ok(r.rows_affected())
     }
 }
+
+/// One queue's figures.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Figures {
+    /// Callers in the queue now.
+    pub waiting: u64,
+    /// The longest of their waits, seconds.
+    pub longest_wait_secs: f64,
+    /// Callers who reached an agent.
+    pub answered: u64,
+    /// Of them, within the queue's service level.
+    pub answered_in_service_level: u64,
+    /// Callers who hung up while waiting.
+    pub abandoned: u64,
+    /// Callers sent to `on overflow`.
+    pub overflowed: u64,
+    /// Callers who left with a key of the flow's `queue`.
+    pub left_by_key: u64,
+    /// Mean wait of the answered, seconds.
+    pub mean_wait_secs: f64,
+    /// answered within the service level / (answered + abandoned), percent.
+    pub service_level_pct: f64,
+}
+
+/// The figures of each queue named in `rows` at `now_ms`, with the
+/// service level in seconds per queue.
+pub fn figures(
+    rows: &[QueueEventRow],
+    now_ms: i64,
+    service_level: impl Fn(&str) -> u64,
+) -> std::collections::BTreeMap<String, Figures> {
+    let mut out: std::collections::BTreeMap<String, Figures> = Default::default();
+    let mut i = 0;
+    while i < rows.len() {
+        let call = &rows[i].call_id;
+        let mut j = i;
+        while j < rows.len() && rows[j].call_id == *call {
+            j += 1;
+        }
+        let events: Vec<(i64, serde_json::Value)> = rows[i..j]
+            .iter()
+            .map(|r| (r.at_ms, serde_json::from_str(&r.detail).unwrap_or_default()))
+            .collect();
+        let end = rows[i].end_ms;
+        i = j;
+        let Some((joined_at, joined)) = events.iter().find(|(_, d)| d["event"] == "joined") else {
+            continue;
+        };
+        let name = joined["name"].as_str().unwrap_or_default().to_owned();
+        let f = out.entry(name.clone()).or_default();
+        if let Some((_, b)) = events.iter().find(|(_, d)| d["event"] == "bridged") {
+            let wait = b["wait_secs"].as_f64().unwrap_or_default();
+            f.answered += 1;
+            f.mean_wait_secs += wait;
+            if wait <= service_level(&name) as f64 {
+                f.answered_in_service_level += 1;
+            }
+        } else if events.iter().any(|(_, d)| d["event"] == "overflow") {
+            f.overflowed += 1;
+        } else if events.iter().any(|(_, d)| d["event"] == "left") {
+            f.left_by_key += 1;
+        } else if end.is_some() {
+            f.abandoned += 1;
+        } else {
+            f.waiting += 1;
+            let w = (now_ms - joined_at).max(0) as f64 / 1000.0;
+            f.longest_wait_secs = f.longest_wait_secs.max(w);
+        }
+    }
+    for f in out.values_mut() {
+        if f.answered > 0 {
+            f.mean_wait_secs /= f.answered as f64;
+        }
+        let offered = f.answered + f.abandoned;
+        if offered > 0 {
+            f.service_level_pct = 100.0 * f.answered_in_service_level as f64 / offered as f64;
+        }
+    }
+    out
+}
