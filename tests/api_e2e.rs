@@ -758,7 +758,7 @@ fn schemathesis_finds_no_crash_and_no_answer_outside_the_openapi_document() {
     );
     assert!(out.status.success(), "schemathesis found failures:\n{text}");
     assert!(
-        text.contains("Tested: 27"),
+        text.contains("Tested: 28"),
         "every operation tested:\n{text}"
     );
     // The server is still up and answering.
@@ -956,6 +956,38 @@ fn recordings_holds_erasure_and_consent_through_the_api_keep_to_roles_tenants_an
         "{audit}"
     );
 
+    // The caller's own data, as JSON: the call, its timeline, its
+    // recordings' ids.
+    let body = format!(r#"{{"number": "{CALLER}"}}"#);
+    assert_eq!(
+        post_json(http, "/v1/privacy/export", &sup, &body).status,
+        403
+    );
+    let ex = post_json(http, "/v1/privacy/export", &admin, &body);
+    assert_eq!(ex.status, 200, "{}", ex.body);
+    let ex = ex.json();
+    let calls = ex["export"]["calls"].as_array().expect("calls");
+    assert_eq!(calls.len(), 1, "{ex}");
+    assert_eq!(calls[0]["call"]["caller"], CALLER);
+    assert!(
+        calls[0]["timeline"]
+            .as_array()
+            .is_some_and(|t| !t.is_empty())
+    );
+    assert!(
+        calls[0]["recordings"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|x| x == id.as_str())),
+        "{ex}"
+    );
+    let other = post_json(
+        http,
+        "/v1/privacy/export",
+        &admin,
+        r#"{"number": "+919800000999"}"#,
+    )
+    .json();
+    assert_eq!(other["export"]["calls"], serde_json::json!([]), "{other}");
     // A hold on the number keeps its calls through an erasure.
     let hold = post_json(
         http,

@@ -229,6 +229,52 @@ pub struct Subject {
     pub number: String,
 }
 
+/// Everything the tenant holds about a caller.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Export {
+    /// The caller's pseudonym at the tenant.
+    pub subject: String,
+    /// The document: per call its CDR, timeline, webhook events and
+    /// recording ids.
+    #[schema(value_type = Object)]
+    pub export: serde_json::Value,
+}
+
+/// The caller's data (DPDP Act §11, the right of access), as JSON: every
+/// call's CDR and timeline, its webhook events, its recordings' ids (read
+/// them through `/v1/recordings/{id}/audio`). Audited with the reason.
+#[utoipa::path(post, path = "/v1/privacy/export", request_body = Subject, params(
+    ("Dhwani-Reason" = Option<String>, Header, description = "why (kept in the audit log)")),
+    responses((status = 200, body = Export), Problems))]
+pub async fn export(
+    axum::extract::State(s): St,
+    c: Caller,
+    headers: axum::http::HeaderMap,
+    ApiJson(body): ApiJson<Subject>,
+) -> Result<axum::Json<Export>, Problem> {
+    require(&c, Permission::Rights)?;
+    let tenant = one_tenant(&s, &c, body.tenant.as_deref())?;
+    valid_number(&body.number)?;
+    let key = pseudonyms::current(&s.store, &s.config.data_dir, &tenant).await?;
+    let subject = key.pseudonym(&body.number);
+    let doc = crate::privacy::export_json(&s.store, &s.config, &tenant, &body.number).await?;
+    let calls = doc["calls"].as_array().map_or(0, Vec::len);
+    Audit::new(&s.config.data_dir).append(
+        &c.actor(),
+        "privacy.export",
+        &format!(
+            "tenant {tenant} number {subject}; {calls} calls; reason: {}",
+            super::routes::reason(&headers)
+                .as_deref()
+                .unwrap_or("none given")
+        ),
+    )?;
+    Ok(axum::Json(Export {
+        subject,
+        export: doc,
+    }))
+}
+
 /// What an erasure did and kept.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Erased {

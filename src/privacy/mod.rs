@@ -424,6 +424,53 @@ pub async fn export(
     })
 }
 
+/// Everything `tenant` holds about `number`, as one JSON document (the
+/// admin API's export: no files are written): per call its CDR, timeline
+/// and webhook events still in the outbox, and the ids of its recordings
+/// (each readable, still encrypted or decrypted, through the recordings
+/// paths).
+pub async fn export_json(
+    store: &Store,
+    cfg: &Config,
+    tenant: &str,
+    number: &str,
+) -> Result<serde_json::Value, PrivacyError> {
+    let key = pseudonyms::current(store, &cfg.data_dir, tenant).await?;
+    let calls = calls_of(store, tenant, number, &key).await?;
+    let mut out = Vec::new();
+    for c in &calls {
+        let events = store.events(&c.call_id).await?;
+        let mut v = crate::store::call_json(c, &events);
+        let outbox = store
+            .webhook_rows(&crate::store::outbox::OutboxFilter {
+                call_id: Some(c.call_id.clone()),
+                limit: 10_000,
+                ..Default::default()
+            })
+            .await?;
+        v["webhook_events"] = outbox
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "event_id": r.event_id, "webhook": r.hook, "type": r.kind, "state": r.state,
+                    "body": serde_json::from_str::<serde_json::Value>(&r.body).unwrap_or_default(),
+                })
+            })
+            .collect();
+        v["recordings"] = recordings_of(&cfg.data_dir, tenant, &c.call_id)
+            .iter()
+            .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+            .collect();
+        out.push(v);
+    }
+    Ok(serde_json::json!({
+        "tenant": tenant,
+        "subject": key.pseudonym(number),
+        "exported_at_ms": unix_ms(SystemTime::now()),
+        "calls": out,
+    }))
+}
+
 /// Every call of `tenant` from `number`: those still naming it and those
 /// whose CDR names it by a pseudonym (after an erasure or the CDR
 /// retention's pseudonymisation), oldest first.
