@@ -1,6 +1,7 @@
 //! A whole call over TLS: INVITE, 100, 200 with SDP, ACK, BYE, 200, through
 //! a rustls client that trusts the server's test certificate.
-//! (Debian's SIPp is built without TLS, so the client is ours.)
+//! (Debian's SIPp is built without TLS, so the client is ours.) And the
+//! admin API over HTTPS with `http.tls_cert`.
 
 mod common;
 
@@ -137,4 +138,73 @@ fn a_tls_peer_that_never_handshakes_is_dropped() {
     let mut b = [0u8; 8];
     let closed = matches!(std::io::Read::read(&mut s, &mut b), Ok(0) | Err(_));
     assert!(closed && t.elapsed() < Duration::from_secs(9));
+}
+
+#[tokio::test]
+async fn the_admin_api_answers_over_https_with_the_configured_certificate_and_not_in_clear() {
+    // TEST FIXTURE: a throwaway self-signed certificate made for this run.
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cert_pem = certified.cert.pem();
+    std::fs::write(dir.path().join("cert.pem"), &cert_pem).unwrap();
+    std::fs::write(
+        dir.path().join("key.pem"),
+        certified.signing_key.serialize_pem(),
+    )
+    .unwrap();
+    let extra = format!(
+        "[http]\nlisten = \"127.0.0.1:0\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+        dir.path().join("cert.pem").display(),
+        dir.path().join("key.pem").display()
+    );
+    let server = common::Server::start(&extra);
+    let http = server.http.expect("the admin API's address");
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(cert_pem.as_bytes()).unwrap())
+        .unwrap();
+    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
+    let tcp = TcpStream::connect(http).await.unwrap();
+    let mut tls = connector
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .expect("a TLS handshake with the configured certificate");
+    tls.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut reply = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        tokio::io::AsyncReadExt::read_to_end(&mut tls, &mut reply),
+    )
+    .await
+    .expect("a reply in time")
+    .ok();
+    let text = String::from_utf8_lossy(&reply);
+    assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+    assert!(text.contains("\"alive\""), "{text}");
+    // Plain HTTP on the same port gets no HTTP answer.
+    let mut plain = TcpStream::connect(http).await.unwrap();
+    plain
+        .write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(15),
+        tokio::io::AsyncReadExt::read_to_end(&mut plain, &mut got),
+    )
+    .await
+    .expect("the server closes a connection that does not speak TLS");
+    assert!(
+        !String::from_utf8_lossy(&got).contains("HTTP/1.1 200"),
+        "{got:?}"
+    );
 }
