@@ -758,7 +758,7 @@ fn schemathesis_finds_no_crash_and_no_answer_outside_the_openapi_document() {
     );
     assert!(out.status.success(), "schemathesis found failures:\n{text}");
     assert!(
-        text.contains("Tested: 28"),
+        text.contains("Tested: 29"),
         "every operation tested:\n{text}"
     );
     // The server is still up and answering.
@@ -1088,6 +1088,16 @@ fn recordings_holds_erasure_and_consent_through_the_api_keep_to_roles_tenants_an
         );
     }
     assert!(!audit.contains(CALLER), "no number in the audit log");
+    // Retention: the configured periods, for auditors too.
+    let ret = get(http, "/v1/retention", &aud).json();
+    assert_eq!(ret.as_array().map(Vec::len), Some(1), "{ret}");
+    assert_eq!(ret[0]["tenant"], "demo");
+    assert!(
+        ret[0]["interaction_log_days"]
+            .as_u64()
+            .is_some_and(|d| (180..=365).contains(&d)),
+        "{ret}"
+    );
     // The request and grievance lists: for auditors and admins.
     assert_eq!(get(http, "/v1/privacy/requests", &aud).status, 200);
     assert_eq!(get(http, "/v1/grievances?open=true", &aud).status, 200);

@@ -468,3 +468,47 @@ pub async fn grievances(
             .collect(),
     ))
 }
+
+/// A tenant's retention periods.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Retention {
+    /// Tenant.
+    pub tenant: String,
+    /// Call recordings are crypto-shredded after this many days.
+    pub recordings_days: u64,
+    /// Timelines (interaction logs) are deleted after this many days
+    /// (TRAI/DoT: 180 to 365); the CDR's number is pseudonymised then.
+    pub interaction_log_days: u64,
+    /// CDRs are deleted after this many days.
+    pub cdr_days: u64,
+    /// Standing legal holds that keep data past these.
+    pub holds: usize,
+}
+
+/// The retention periods of the tenants this key sees (from the config;
+/// the server applies them hourly).
+#[utoipa::path(get, path = "/v1/retention", params(ListParams), responses(
+    (status = 200, body = [Retention]), Problems))]
+pub async fn retention(
+    axum::extract::State(s): St,
+    c: Caller,
+    ApiQuery(q): ApiQuery<ListParams>,
+) -> Result<axum::Json<Vec<Retention>>, Problem> {
+    require(&c, Permission::Audit)?;
+    let tenant = scope(&c, q.tenant.as_deref())?;
+    let holds = s.store.holds().await?;
+    Ok(axum::Json(
+        s.config
+            .tenants
+            .iter()
+            .filter(|t| c.sees(&t.id) && tenant.as_ref().is_none_or(|x| *x == t.id))
+            .map(|t| Retention {
+                tenant: t.id.clone(),
+                recordings_days: t.retention.recordings_days,
+                interaction_log_days: t.retention.interaction_log_days,
+                cdr_days: t.retention.cdr_days,
+                holds: holds.iter().filter(|h| h.tenant == t.id).count(),
+            })
+            .collect(),
+    ))
+}

@@ -37,7 +37,7 @@ pub(super) type St = State<Arc<ApiState>>;
         super::flows::remove_flow, super::flows::test_flow, audit_verify,
         super::recordings::list, super::recordings::audio,
         super::rights::list_holds, super::rights::place_hold, super::rights::lift_hold,
-        super::rights::erase, super::rights::withdraw_consent, super::rights::export,
+        super::rights::erase, super::rights::withdraw_consent, super::rights::export, super::rights::retention,
         super::rights::requests, super::rights::grievances,
         super::users::login, super::users::logout,
         super::centre::queues, super::centre::agent_state
@@ -49,7 +49,7 @@ pub(super) type St = State<Arc<ApiState>>;
         super::flows::DeployFlow, super::flows::Deployed, super::flows::TestFlow,
         super::flows::FlowTests, super::flows::CaseOutcome,
         AuditVerify, super::recordings::ApiRecording, super::rights::ApiHold,
-        super::rights::PlaceHold, super::rights::HoldCovers, super::rights::Subject, super::rights::Erased, super::rights::Export,
+        super::rights::PlaceHold, super::rights::HoldCovers, super::rights::Subject, super::rights::Erased, super::rights::Export, super::rights::Retention,
         super::rights::Withdrawn, super::rights::ApiRequest, super::rights::ApiGrievance,
         super::users::Login, super::users::Session, super::centre::QueueFigures,
         super::centre::StateChange, super::centre::AgentState, super::centre::StateAsked
@@ -160,6 +160,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         )
         .route("/v1/privacy/erase", post(super::rights::erase))
         .route("/v1/privacy/export", post(super::rights::export))
+        .route("/v1/retention", get(super::rights::retention))
         .route(
             "/v1/privacy/withdraw-consent",
             post(super::rights::withdraw_consent),
