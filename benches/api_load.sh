@@ -36,7 +36,7 @@ step hold
   hangup "done"
 IVR
 cat > "$work/load.toml" <<TOML
-log = "warn"
+log = "warn,dhwani::server=info"
 [media]
 rtp_ports = "10000-60000"
 timeout_secs = 600
