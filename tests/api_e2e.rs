@@ -293,16 +293,110 @@ fn each_key_sees_only_its_tenant_and_its_roles_operations_on_every_endpoint() {
         r#"{"name": "x.ivr", "source": "flow \"x\"\n", "tenant": "zenith"}"#,
     );
     assert_eq!(check_theirs.status, 403, "{}", check_theirs.body);
+    // Every endpoint: naming zenith is refused exactly as naming a tenant
+    // that does not exist, and acme's lists never mention zenith.
+    for path in [
+        "/v1/calls/live",
+        "/v1/calls",
+        "/v1/agents",
+        "/v1/flows",
+        "/v1/queues",
+        "/v1/recordings",
+        "/v1/holds",
+        "/v1/retention",
+        "/v1/privacy/requests",
+        "/v1/grievances",
+    ] {
+        let theirs = get(http, &format!("{path}?tenant=zenith"), &acme);
+        let ghost = get(http, &format!("{path}?tenant=ghost"), &acme);
+        assert_eq!(theirs.status, 403, "{path}: {}", theirs.body);
+        assert_eq!(
+            (theirs.status, &theirs.body),
+            (ghost.status, &ghost.body),
+            "{path}"
+        );
+        let mine = get(http, path, &acme);
+        assert_eq!(mine.status, 200, "{path}: {}", mine.body);
+        assert!(!mine.body.contains("zenith"), "{path}: {}", mine.body);
+    }
+    let number = r#""number": "+919800000001""#;
+    for (method, path, body) in [
+        (
+            "POST",
+            "/v1/privacy/export".to_owned(),
+            format!("{{{number}, \"tenant\": \"T\"}}"),
+        ),
+        (
+            "POST",
+            "/v1/privacy/erase".to_owned(),
+            format!("{{{number}, \"tenant\": \"T\"}}"),
+        ),
+        (
+            "POST",
+            "/v1/privacy/withdraw-consent".to_owned(),
+            format!("{{{number}, \"tenant\": \"T\"}}"),
+        ),
+        (
+            "POST",
+            "/v1/holds".to_owned(),
+            r#"{"covers": {"scope": "tenant"}, "reason": "x", "tenant": "T"}"#.to_owned(),
+        ),
+        (
+            "POST",
+            "/v1/flows/check".to_owned(),
+            r#"{"name": "a.ivr", "source": "", "tenant": "T"}"#.to_owned(),
+        ),
+        (
+            "POST",
+            "/v1/flows/test".to_owned(),
+            r#"{"name": "a.ivr", "source": "", "tests": "", "tenant": "T"}"#.to_owned(),
+        ),
+        (
+            "PUT",
+            "/v1/flows/main.ivr".to_owned(),
+            r#"{"source": "", "tenant": "T"}"#.to_owned(),
+        ),
+        (
+            "POST",
+            "/v1/agents/1001/state".to_owned(),
+            r#"{"state": "pause", "tenant": "T"}"#.to_owned(),
+        ),
+        (
+            "DELETE",
+            "/v1/flows/main.ivr?tenant=T".to_owned(),
+            String::new(),
+        ),
+    ] {
+        let send = |t: &str| {
+            request(
+                http,
+                method,
+                &path.replace("=T", &format!("={t}")),
+                &[
+                    ("Authorization", &format!("Bearer {acme}")),
+                    ("Content-Type", "application/json"),
+                ],
+                body.replace("\"T\"", &format!("\"{t}\"")).as_bytes(),
+            )
+        };
+        let (theirs, ghost) = (send("zenith"), send("ghost"));
+        assert_eq!(theirs.status, 403, "{method} {path}: {}", theirs.body);
+        assert_eq!(
+            (theirs.status, &theirs.body),
+            (ghost.status, &ghost.body),
+            "{method} {path}"
+        );
+    }
     // Tenants: each key its own; the operator every one.
-    let t: Vec<String> = get(http, "/v1/tenants", &acme)
-        .json()
+    let t: Vec<String> = get(http, "/v1/tenants", &acme).json()["items"]
+        .clone()
         .as_array()
         .expect("list")
         .iter()
         .map(|t| t["id"].as_str().unwrap_or("").to_owned())
         .collect();
     assert_eq!(t, ["acme"]);
-    let t = get(http, "/v1/tenants", &op).json();
+    let t = get(http, "/v1/tenants", &op).json()["items"].clone();
     assert_eq!(t.as_array().map(Vec::len), Some(2), "{t}");
     assert_eq!(t[0]["numbers"][0]["flow"], "acme main");
     assert_eq!(t[0]["live_calls"], 1);
@@ -862,7 +956,7 @@ fn recordings_holds_erasure_and_consent_through_the_api_keep_to_roles_tenants_an
 
     let mut list = Value::Null;
     wait_until("the call's recordings", Duration::from_secs(10), || {
-        list = get(http, "/v1/recordings", &rec).json();
+        list = get(http, "/v1/recordings", &rec).json()["items"].clone();
         list.as_array().is_some_and(|v| {
             v.iter().any(|r| {
                 r["recording_id"]
@@ -888,7 +982,7 @@ fn recordings_holds_erasure_and_consent_through_the_api_keep_to_roles_tenants_an
     assert_eq!(call_rec["key_mode"], "kek");
     // Another tenant's key lists none of them and cannot guess one.
     assert_eq!(
-        get(http, "/v1/recordings", &zenith).json(),
+        get(http, "/v1/recordings", &zenith).json()["items"].clone(),
         serde_json::json!([])
     );
     let path = format!("/v1/recordings/{id}/audio");
@@ -1002,10 +1096,10 @@ fn recordings_holds_erasure_and_consent_through_the_api_keep_to_roles_tenants_an
     assert_eq!(hold["scope"], "number");
     assert!(!hold.to_string().contains(CALLER), "{hold}");
     let hold_id = hold["hold_id"].as_str().expect("id").to_owned();
-    let listed = get(http, "/v1/holds", &aud).json();
+    let listed = get(http, "/v1/holds", &aud).json()["items"].clone();
     assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
     assert_eq!(
-        get(http, "/v1/holds", &zenith).json(),
+        get(http, "/v1/holds", &zenith).json()["items"].clone(),
         serde_json::json!([])
     );
     assert_eq!(
@@ -1089,7 +1183,7 @@ fn recordings_holds_erasure_and_consent_through_the_api_keep_to_roles_tenants_an
     }
     assert!(!audit.contains(CALLER), "no number in the audit log");
     // Retention: the configured periods, for auditors too.
-    let ret = get(http, "/v1/retention", &aud).json();
+    let ret = get(http, "/v1/retention", &aud).json()["items"].clone();
     assert_eq!(ret.as_array().map(Vec::len), Some(1), "{ret}");
     assert_eq!(ret[0]["tenant"], "demo");
     assert!(
@@ -1191,13 +1285,13 @@ fn flows_are_tested_deployed_refused_and_removed_through_the_api() {
     .json();
     assert_eq!(broken["deployed"], false, "{broken}");
     assert_eq!(broken["check"]["diagnostics"][0]["line"], 5, "{broken}");
-    let live = get(http, "/v1/flows", &acme).json();
+    let live = get(http, "/v1/flows", &acme).json()["items"].clone();
     assert_eq!(live[0]["name"], "acme main", "{live}");
     // The new version: live for the next call.
     let ok = put(&acme, "main.ivr", &body(v2));
     assert_eq!(ok.status, 200, "{}", ok.body);
     assert_eq!(ok.json()["deployed"], true, "{}", ok.body);
-    let live = get(http, "/v1/flows", &acme).json();
+    let live = get(http, "/v1/flows", &acme).json()["items"].clone();
     assert_eq!(live.as_array().map(Vec::len), Some(1), "{live}");
     assert_eq!(live[0]["name"], "acme v2", "{live}");
     assert_eq!(live[0]["numbers"][0], "1000");
@@ -1220,7 +1314,7 @@ fn flows_are_tested_deployed_refused_and_removed_through_the_api() {
     assert_eq!(r["deployed"], false, "{r}");
     assert!(r["refused"].is_string() || r["check"]["ok"] == false, "{r}");
     assert!(!dir.path().join("acme/grab.ivr").exists());
-    let zl = get(http, "/v1/flows", &op).json();
+    let zl = get(http, "/v1/flows", &op).json()["items"].clone();
     let zenith_flow = zl
         .as_array()
         .expect("list")
@@ -1242,7 +1336,10 @@ fn flows_are_tested_deployed_refused_and_removed_through_the_api() {
     };
     assert_eq!(del("main.ivr").status, 204);
     assert_eq!(del("main.ivr").status, 404);
-    assert_eq!(get(http, "/v1/flows", &acme).json(), serde_json::json!([]));
+    assert_eq!(
+        get(http, "/v1/flows", &acme).json()["items"].clone(),
+        serde_json::json!([])
+    );
     let audit = std::fs::read_to_string(server.data_dir().join("audit.log")).expect("audit");
     assert!(
         audit.contains("flow.deploy") && audit.contains("flow.remove"),
@@ -1443,7 +1540,7 @@ fn agents_are_paused_and_unpaused_and_queues_read_through_the_api() {
     let http = server.http.expect("the admin API's address");
     let sup = key(&server, &["--tenant", "demo", "--role", "supervisor"]);
     let agent = key(&server, &["--tenant", "demo", "--role", "agent"]);
-    let agents = get(http, "/v1/agents", &sup).json();
+    let agents = get(http, "/v1/agents", &sup).json()["items"].clone();
     let exts: Vec<&str> = agents
         .as_array()
         .expect("list")
@@ -1452,6 +1549,19 @@ fn agents_are_paused_and_unpaused_and_queues_read_through_the_api() {
         .collect();
     assert_eq!(exts, ["1001", "1002"], "{agents}");
     assert!(!agents.to_string().contains("ha1"), "{agents}");
+    // Every list pages the same way.
+    let first = get(http, "/v1/agents?limit=1", &sup).json();
+    assert_eq!(first["items"].as_array().map(Vec::len), Some(1), "{first}");
+    assert_eq!(first["items"][0]["extension"], "1001");
+    let next = first["next_cursor"]
+        .as_str()
+        .expect("a next page")
+        .to_owned();
+    let second = get(http, &format!("/v1/agents?limit=1&cursor={next}"), &sup).json();
+    assert_eq!(second["items"][0]["extension"], "1002", "{second}");
+    assert!(second["next_cursor"].is_null(), "{second}");
+    assert_eq!(get(http, "/v1/agents?limit=0", &sup).status, 400);
+    assert_eq!(get(http, "/v1/agents?cursor=x", &sup).status, 400);
     let state =
         |ext: &str, b: &str, k: &str| post_json(http, &format!("/v1/agents/{ext}/state"), k, b);
     assert_eq!(
@@ -1463,8 +1573,8 @@ fn agents_are_paused_and_unpaused_and_queues_read_through_the_api() {
     let r = state("1001", r#"{"state": "pause", "reason": "lunch"}"#, &sup);
     assert_eq!(r.status, 202, "{}", r.body);
     let find = |ext: &str| {
-        get(http, "/v1/agents", &sup)
-            .json()
+        get(http, "/v1/agents", &sup).json()["items"]
+            .clone()
             .as_array()
             .expect("list")
             .iter()
@@ -1481,7 +1591,7 @@ fn agents_are_paused_and_unpaused_and_queues_read_through_the_api() {
     wait_until("1001 unpaused", Duration::from_secs(10), || {
         find("1001")["state"] != "paused"
     });
-    let q = get(http, "/v1/queues", &sup).json();
+    let q = get(http, "/v1/queues", &sup).json()["items"].clone();
     let support = q
         .as_array()
         .expect("list")

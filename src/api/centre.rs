@@ -50,13 +50,14 @@ pub struct QueueParams {
 }
 
 /// Each queue's figures (configured queues with no calls too).
-#[utoipa::path(get, path = "/v1/queues", params(QueueParams), responses(
-    (status = 200, body = [QueueFigures]), Problems))]
+#[utoipa::path(get, path = "/v1/queues", params(super::routes::PageParams, QueueParams), responses(
+    (status = 200, body = super::routes::Page<QueueFigures>), Problems))]
 pub async fn queues(
     axum::extract::State(s): St,
     c: Caller,
     ApiQuery(q): ApiQuery<QueueParams>,
-) -> Result<axum::Json<Vec<QueueFigures>>, Problem> {
+    super::problem::ApiQuery(page): super::problem::ApiQuery<super::routes::PageParams>,
+) -> Result<axum::Json<super::routes::Page<QueueFigures>>, Problem> {
     require(&c, Permission::Agents)?;
     let tenant = scope(&c, q.tenant.as_deref())?;
     let now = now_ms();
@@ -93,7 +94,7 @@ pub async fn queues(
             });
         }
     }
-    Ok(axum::Json(out))
+    Ok(axum::Json(super::routes::paginate(out, &page)?))
 }
 
 /// A state change.

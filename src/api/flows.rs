@@ -253,13 +253,14 @@ pub struct FlowsParams {
 }
 
 /// The flows live now.
-#[utoipa::path(get, path = "/v1/flows", params(FlowsParams), responses(
-    (status = 200, body = [LiveFlow]), Problems))]
+#[utoipa::path(get, path = "/v1/flows", params(super::routes::PageParams, FlowsParams), responses(
+    (status = 200, body = super::routes::Page<LiveFlow>), Problems))]
 pub async fn list_flows(
     axum::extract::State(s): St,
     c: Caller,
     super::problem::ApiQuery(q): super::problem::ApiQuery<FlowsParams>,
-) -> Result<axum::Json<Vec<LiveFlow>>, Problem> {
+    super::problem::ApiQuery(page): super::problem::ApiQuery<super::routes::PageParams>,
+) -> Result<axum::Json<super::routes::Page<LiveFlow>>, Problem> {
     require(&c, Permission::Flows)?;
     let tenant = scope(&c, q.tenant.as_deref())?;
     let mut out = Vec::new();
@@ -280,7 +281,7 @@ pub async fn list_flows(
             });
         }
     }
-    Ok(axum::Json(out))
+    Ok(axum::Json(super::routes::paginate(out, &page)?))
 }
 
 /// A flow to deploy.

@@ -53,15 +53,16 @@ pub struct RecordingParams {
 }
 
 /// The tenant's recordings (audited: the `Dhwani-Reason` header is kept).
-#[utoipa::path(get, path = "/v1/recordings", params(RecordingParams,
+#[utoipa::path(get, path = "/v1/recordings", params(super::routes::PageParams, RecordingParams,
     ("Dhwani-Reason" = Option<String>, Header, description = "why (kept in the audit log)")),
-    responses((status = 200, body = [ApiRecording]), Problems))]
+    responses((status = 200, body = super::routes::Page<ApiRecording>), Problems))]
 pub async fn list(
     axum::extract::State(s): St,
     c: Caller,
     headers: HeaderMap,
     ApiQuery(q): ApiQuery<RecordingParams>,
-) -> Result<axum::Json<Vec<ApiRecording>>, Problem> {
+    super::problem::ApiQuery(page): super::problem::ApiQuery<super::routes::PageParams>,
+) -> Result<axum::Json<super::routes::Page<ApiRecording>>, Problem> {
     require(&c, Permission::Recordings)?;
     let tenant = scope(&c, q.tenant.as_deref())?;
     let data_dir = s.config.data_dir.clone();
@@ -108,7 +109,12 @@ pub async fn list(
     })
     .await
     .map_err(Problem::internal)?;
-    let ids: Vec<&str> = found.iter().map(|r| r.recording_id.as_str()).collect();
+    let found = super::routes::paginate(found, &page)?;
+    let ids: Vec<&str> = found
+        .items
+        .iter()
+        .map(|r| r.recording_id.as_str())
+        .collect();
     Audit::new(&s.config.data_dir).append(
         &c.actor(),
         "api.recordings.list",

@@ -102,17 +102,18 @@ fn valid_number(n: &str) -> Result<(), Problem> {
 }
 
 /// Standing holds of the tenants this key sees.
-#[utoipa::path(get, path = "/v1/holds", params(ListParams), responses(
-    (status = 200, body = [ApiHold]), Problems))]
+#[utoipa::path(get, path = "/v1/holds", params(super::routes::PageParams, ListParams), responses(
+    (status = 200, body = super::routes::Page<ApiHold>), Problems))]
 pub async fn list_holds(
     axum::extract::State(s): St,
     c: Caller,
     ApiQuery(q): ApiQuery<ListParams>,
-) -> Result<axum::Json<Vec<ApiHold>>, Problem> {
+    super::problem::ApiQuery(page): super::problem::ApiQuery<super::routes::PageParams>,
+) -> Result<axum::Json<super::routes::Page<ApiHold>>, Problem> {
     require(&c, Permission::Audit)?;
     let tenant = scope(&c, q.tenant.as_deref())?;
     let holds = s.store.holds().await?;
-    Ok(axum::Json(
+    Ok(axum::Json(super::routes::paginate(
         holds
             .into_iter()
             .filter(|h| c.sees(&h.tenant) && tenant.as_ref().is_none_or(|t| *t == h.tenant))
@@ -125,7 +126,8 @@ pub async fn list_holds(
                 placed_ms: h.placed_ms,
             })
             .collect(),
-    ))
+        &page,
+    )?))
 }
 
 /// Places a legal hold: what it covers is kept past its retention and
@@ -371,20 +373,21 @@ pub struct ApiRequest {
 }
 
 /// Privacy requests, oldest first.
-#[utoipa::path(get, path = "/v1/privacy/requests", params(ListParams), responses(
-    (status = 200, body = [ApiRequest]), Problems))]
+#[utoipa::path(get, path = "/v1/privacy/requests", params(super::routes::PageParams, ListParams), responses(
+    (status = 200, body = super::routes::Page<ApiRequest>), Problems))]
 pub async fn requests(
     axum::extract::State(s): St,
     c: Caller,
     ApiQuery(q): ApiQuery<ListParams>,
-) -> Result<axum::Json<Vec<ApiRequest>>, Problem> {
+    super::problem::ApiQuery(page): super::problem::ApiQuery<super::routes::PageParams>,
+) -> Result<axum::Json<super::routes::Page<ApiRequest>>, Problem> {
     require(&c, Permission::Audit)?;
     let tenant = scope(&c, q.tenant.as_deref())?;
     let rows = s
         .store
         .requests(tenant.as_deref(), q.open.unwrap_or(false))
         .await?;
-    Ok(axum::Json(
+    Ok(axum::Json(super::routes::paginate(
         rows.into_iter()
             .filter(|r| c.sees(&r.tenant))
             .map(|r| ApiRequest {
@@ -399,7 +402,8 @@ pub async fn requests(
                 outcome: r.outcome,
             })
             .collect(),
-    ))
+        &page,
+    )?))
 }
 
 /// A grievance (as `dhwani grievance list`).
@@ -434,20 +438,21 @@ pub struct ApiGrievance {
 }
 
 /// Grievances, oldest first.
-#[utoipa::path(get, path = "/v1/grievances", params(ListParams), responses(
-    (status = 200, body = [ApiGrievance]), Problems))]
+#[utoipa::path(get, path = "/v1/grievances", params(super::routes::PageParams, ListParams), responses(
+    (status = 200, body = super::routes::Page<ApiGrievance>), Problems))]
 pub async fn grievances(
     axum::extract::State(s): St,
     c: Caller,
     ApiQuery(q): ApiQuery<ListParams>,
-) -> Result<axum::Json<Vec<ApiGrievance>>, Problem> {
+    super::problem::ApiQuery(page): super::problem::ApiQuery<super::routes::PageParams>,
+) -> Result<axum::Json<super::routes::Page<ApiGrievance>>, Problem> {
     require(&c, Permission::Audit)?;
     let tenant = scope(&c, q.tenant.as_deref())?;
     let rows = s
         .store
         .grievances(tenant.as_deref(), q.open.unwrap_or(false))
         .await?;
-    Ok(axum::Json(
+    Ok(axum::Json(super::routes::paginate(
         rows.into_iter()
             .filter(|g| c.sees(&g.tenant))
             .map(|g| ApiGrievance {
@@ -466,7 +471,8 @@ pub async fn grievances(
                 resolution: g.resolution,
             })
             .collect(),
-    ))
+        &page,
+    )?))
 }
 
 /// A tenant's retention periods.
@@ -487,17 +493,18 @@ pub struct Retention {
 
 /// The retention periods of the tenants this key sees (from the config;
 /// the server applies them hourly).
-#[utoipa::path(get, path = "/v1/retention", params(ListParams), responses(
-    (status = 200, body = [Retention]), Problems))]
+#[utoipa::path(get, path = "/v1/retention", params(super::routes::PageParams, ListParams), responses(
+    (status = 200, body = super::routes::Page<Retention>), Problems))]
 pub async fn retention(
     axum::extract::State(s): St,
     c: Caller,
     ApiQuery(q): ApiQuery<ListParams>,
-) -> Result<axum::Json<Vec<Retention>>, Problem> {
+    super::problem::ApiQuery(page): super::problem::ApiQuery<super::routes::PageParams>,
+) -> Result<axum::Json<super::routes::Page<Retention>>, Problem> {
     require(&c, Permission::Audit)?;
     let tenant = scope(&c, q.tenant.as_deref())?;
     let holds = s.store.holds().await?;
-    Ok(axum::Json(
+    Ok(axum::Json(super::routes::paginate(
         s.config
             .tenants
             .iter()
@@ -510,5 +517,6 @@ pub async fn retention(
                 holds: holds.iter().filter(|h| h.tenant == t.id).count(),
             })
             .collect(),
-    ))
+        &page,
+    )?))
 }

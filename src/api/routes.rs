@@ -299,6 +299,53 @@ pub(super) fn reason(headers: &HeaderMap) -> Option<String> {
         .map(|s| s.chars().take(200).collect())
 }
 
+/// Paging through a list: at most `limit` items from `cursor` on.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageParams {
+    /// At most this many (1 to 500, default 100).
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<i64>,
+    /// The `next_cursor` of the page before.
+    #[param(pattern = "^[0-9]{1,9}$")]
+    pub cursor: Option<String>,
+}
+
+/// One page of a list.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Page<T> {
+    /// The items.
+    pub items: Vec<T>,
+    /// Pass as `cursor` for the next page (none on the last).
+    pub next_cursor: Option<String>,
+}
+
+/// The page `p` asks of `items`.
+pub(super) fn paginate<T>(items: Vec<T>, p: &PageParams) -> Result<Page<T>, Problem> {
+    let limit = p.limit.unwrap_or(100);
+    if !(1..=500).contains(&limit) {
+        return Err(Problem::bad_request("limit: must be 1 to 500"));
+    }
+    let from = match p.cursor.as_deref() {
+        None => 0,
+        Some(c) if (1..=9).contains(&c.len()) && c.bytes().all(|b| b.is_ascii_digit()) => {
+            c.parse::<usize>().unwrap_or(usize::MAX)
+        }
+        Some(_) => {
+            return Err(Problem::bad_request(
+                "cursor: not a cursor this API gave (use next_cursor as it is)",
+            ));
+        }
+    };
+    let total = items.len();
+    let end = from.saturating_add(limit as usize);
+    let items: Vec<T> = items.into_iter().skip(from).take(limit as usize).collect();
+    Ok(Page {
+        items,
+        next_cursor: (end < total).then(|| end.to_string()),
+    })
+}
+
 /// `/health`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
@@ -430,9 +477,13 @@ pub struct TenantInfo {
 }
 
 /// The tenants this key sees (a tenant key: its own).
-#[utoipa::path(get, path = "/v1/tenants", responses(
-    (status = 200, body = [TenantInfo]), Problems))]
-async fn tenants(State(s): St, c: Caller) -> Result<axum::Json<Vec<TenantInfo>>, Problem> {
+#[utoipa::path(get, path = "/v1/tenants", params(super::routes::PageParams), responses(
+    (status = 200, body = super::routes::Page<TenantInfo>), Problems))]
+async fn tenants(
+    State(s): St,
+    c: Caller,
+    super::problem::ApiQuery(page): super::problem::ApiQuery<super::routes::PageParams>,
+) -> Result<axum::Json<super::routes::Page<TenantInfo>>, Problem> {
     require(&c, Permission::Tenants)?;
     let live = s.metrics.live.list(None);
     let out = s
@@ -460,7 +511,7 @@ async fn tenants(State(s): St, c: Caller) -> Result<axum::Json<Vec<TenantInfo>>,
             live_calls: live.iter().filter(|l| *l.tenant == *t.id).count(),
         })
         .collect();
-    Ok(axum::Json(out))
+    Ok(axum::Json(super::routes::paginate(out, &page)?))
 }
 
 /// `tenant` (platform operators only: one tenant, else all).
@@ -478,22 +529,27 @@ pub struct LiveCalls {
     pub now_ms: i64,
     /// The calls, oldest first.
     pub items: Vec<LiveCall>,
+    /// Pass as `cursor` for the next page (none on the last).
+    pub next_cursor: Option<String>,
 }
 
 /// Calls in progress: tenant, flow, current step, queue and agent (no
 /// caller numbers).
-#[utoipa::path(get, path = "/v1/calls/live", params(TenantParam), responses(
+#[utoipa::path(get, path = "/v1/calls/live", params(TenantParam, PageParams), responses(
     (status = 200, body = LiveCalls), Problems))]
 async fn live_calls(
     State(s): St,
     c: Caller,
     ApiQuery(q): ApiQuery<TenantParam>,
+    ApiQuery(page): ApiQuery<PageParams>,
 ) -> Result<axum::Json<LiveCalls>, Problem> {
     require(&c, Permission::LiveCalls)?;
     let tenant = scope(&c, q.tenant.as_deref())?;
+    let p = paginate(s.metrics.live.list(tenant.as_deref()), &page)?;
     Ok(axum::Json(LiveCalls {
         now_ms: now_ms(),
-        items: s.metrics.live.list(tenant.as_deref()),
+        items: p.items,
+        next_cursor: p.next_cursor,
     }))
 }
 
@@ -771,18 +827,19 @@ pub struct ApiAgent {
 
 /// Agents of the CLI's and API's directory (`dhwani agents add`), with
 /// their last recorded state.
-#[utoipa::path(get, path = "/v1/agents", params(TenantParam), responses(
-    (status = 200, body = [ApiAgent]), Problems))]
+#[utoipa::path(get, path = "/v1/agents", params(super::routes::PageParams, TenantParam), responses(
+    (status = 200, body = super::routes::Page<ApiAgent>), Problems))]
 async fn agents(
     State(s): St,
     c: Caller,
     ApiQuery(q): ApiQuery<TenantParam>,
-) -> Result<axum::Json<Vec<ApiAgent>>, Problem> {
+    super::problem::ApiQuery(page): super::problem::ApiQuery<super::routes::PageParams>,
+) -> Result<axum::Json<super::routes::Page<ApiAgent>>, Problem> {
     require(&c, Permission::Agents)?;
     let tenant = scope(&c, q.tenant.as_deref())?;
     let rows = s.store.agents(tenant.as_deref()).await?;
     let states = s.store.latest_agent_events(tenant.as_deref()).await?;
-    Ok(axum::Json(
+    Ok(axum::Json(super::routes::paginate(
         rows.into_iter()
             .filter(|a| c.sees(&a.tenant))
             .map(|a| {
@@ -801,7 +858,8 @@ async fn agents(
                 }
             })
             .collect(),
-    ))
+        &page,
+    )?))
 }
 
 /// The audit log's verification.
