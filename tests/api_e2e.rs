@@ -1610,3 +1610,64 @@ fn agents_are_paused_and_unpaused_and_queues_read_through_the_api() {
         "{text}"
     );
 }
+
+#[test]
+fn every_endpoint_answers_many_clients_at_once_while_calls_run() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let server = Server::start(&two_tenants(dir.path()));
+    let http = server.http.expect("the admin API's address");
+    let op = key(&server, &["--role", "platform-operator"]);
+    let acme = key(&server, &["--tenant", "acme", "--role", "tenant-admin"]);
+    let held: Vec<_> = (0..4)
+        .map(|i| call(&server, "1000", &format!("api-many-{i}")))
+        .collect();
+    let paths = [
+        "/v1/calls/live",
+        "/v1/calls",
+        "/v1/agents",
+        "/v1/flows",
+        "/v1/queues",
+        "/v1/tenants",
+        "/v1/holds",
+        "/v1/retention",
+        "/v1/audit/verify",
+        "/v1/whoami",
+        "/metrics",
+        "/ready",
+    ];
+    let workers: Vec<_> = (0..8)
+        .map(|w| {
+            let (op, acme) = (op.clone(), acme.clone());
+            std::thread::spawn(move || {
+                let mut answered = 0;
+                for round in 0..10 {
+                    for p in paths {
+                        let k = if (w + round) % 2 == 0 { &op } else { &acme };
+                        let r = get(http, p, k);
+                        assert_eq!(r.status, 200, "{p}: {}", r.body);
+                        answered += 1;
+                    }
+                    let c = post_json(
+                        http,
+                        "/v1/flows/check",
+                        &acme,
+                        r#"{"name": "x.ivr", "source": "flow \"X\"\n\nstep main\n  hangup \"bye\"\n"}"#,
+                    );
+                    assert_eq!(c.status, 200, "{}", c.body);
+                }
+                answered
+            })
+        })
+        .collect();
+    let total: usize = workers
+        .into_iter()
+        .map(|w| w.join().expect("a worker"))
+        .sum();
+    assert_eq!(total, 8 * 10 * paths.len());
+    // The calls were not disturbed: still live, then hung up normally.
+    let live = get(http, "/v1/calls/live", &op).json();
+    assert_eq!(live["items"].as_array().map(Vec::len), Some(4), "{live}");
+    for c in &held {
+        hang_up(&server, c, "1000");
+    }
+}
