@@ -169,6 +169,18 @@ pub fn hash(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
+/// Does `secret` hash to `stored` (hex SHA-256)? Compared in constant
+/// time over the fixed-length digests.
+pub fn secret_matches(secret: &str, stored: &str) -> bool {
+    let presented = hash(secret);
+    presented.len() == stored.len()
+        && presented
+            .bytes()
+            .zip(stored.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
 /// The id and secret of a presented key, if it has the key's shape.
 pub fn split_key(key: &str) -> Option<(&str, &str)> {
     let rest = key.strip_prefix("dhk_")?;
@@ -179,15 +191,7 @@ pub fn split_key(key: &str) -> Option<(&str, &str)> {
 
 /// Does `secret` match the stored row (and is the row usable)?
 pub fn matches(row: &ApiKeyRow, secret: &str) -> Option<Caller> {
-    let presented = hash(secret);
-    // Constant time over the (fixed-length) hex digests.
-    let same = presented.len() == row.secret_sha256.len()
-        && presented
-            .bytes()
-            .zip(row.secret_sha256.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    if !same || row.revoked_ms.is_some() {
+    if !secret_matches(secret, &row.secret_sha256) || row.revoked_ms.is_some() {
         return None;
     }
     let role = Role::parse(&row.role)?;

@@ -120,14 +120,7 @@ pub async fn session_caller(
     let Some(s) = store.session(id).await? else {
         return Ok(None);
     };
-    let presented = super::auth::hash(secret);
-    let same = presented.len() == s.secret_sha256.len()
-        && presented
-            .bytes()
-            .zip(s.secret_sha256.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    if !same || s.expires_ms <= now_ms() {
+    if !super::auth::secret_matches(secret, &s.secret_sha256) || s.expires_ms <= now_ms() {
         return Ok(None);
     }
     let Some(u) = store.user(&s.username).await? else {

@@ -370,22 +370,7 @@ pub async fn export(
         let events = store.events(&c.call_id).await?;
         let mut timeline = crate::store::call_json(c, &events);
         // What the outbox still holds of the call (its webhook bodies).
-        let outbox = store
-            .webhook_rows(&crate::store::outbox::OutboxFilter {
-                call_id: Some(c.call_id.clone()),
-                limit: 10_000,
-                ..Default::default()
-            })
-            .await?;
-        timeline["webhook_events"] = outbox
-            .iter()
-            .map(|r| {
-                serde_json::json!({
-                    "event_id": r.event_id, "webhook": r.hook, "type": r.kind, "state": r.state,
-                    "body": serde_json::from_str::<serde_json::Value>(&r.body).unwrap_or_default(),
-                })
-            })
-            .collect();
+        timeline["webhook_events"] = webhook_events_of(store, &c.call_id).await?;
         let tl_name = format!("call-{}.json", c.call_id);
         std::fs::write(folder.join(&tl_name), serde_json::to_vec_pretty(&timeline)?)?;
         let mut recs = Vec::new();
@@ -424,6 +409,29 @@ pub async fn export(
     })
 }
 
+/// What the webhook outbox still holds of a call (its events' bodies).
+async fn webhook_events_of(
+    store: &Store,
+    call_id: &str,
+) -> Result<serde_json::Value, PrivacyError> {
+    let outbox = store
+        .webhook_rows(&crate::store::outbox::OutboxFilter {
+            call_id: Some(call_id.to_owned()),
+            limit: 10_000,
+            ..Default::default()
+        })
+        .await?;
+    Ok(outbox
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "event_id": r.event_id, "webhook": r.hook, "type": r.kind, "state": r.state,
+                "body": serde_json::from_str::<serde_json::Value>(&r.body).unwrap_or_default(),
+            })
+        })
+        .collect())
+}
+
 /// Everything `tenant` holds about `number`, as one JSON document (the
 /// admin API's export: no files are written): per call its CDR, timeline
 /// and webhook events still in the outbox, and the ids of its recordings
@@ -441,22 +449,7 @@ pub async fn export_json(
     for c in &calls {
         let events = store.events(&c.call_id).await?;
         let mut v = crate::store::call_json(c, &events);
-        let outbox = store
-            .webhook_rows(&crate::store::outbox::OutboxFilter {
-                call_id: Some(c.call_id.clone()),
-                limit: 10_000,
-                ..Default::default()
-            })
-            .await?;
-        v["webhook_events"] = outbox
-            .iter()
-            .map(|r| {
-                serde_json::json!({
-                    "event_id": r.event_id, "webhook": r.hook, "type": r.kind, "state": r.state,
-                    "body": serde_json::from_str::<serde_json::Value>(&r.body).unwrap_or_default(),
-                })
-            })
-            .collect();
+        v["webhook_events"] = webhook_events_of(store, &c.call_id).await?;
         v["recordings"] = recordings_of(&cfg.data_dir, tenant, &c.call_id)
             .iter()
             .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
