@@ -516,7 +516,11 @@ fn config_check(file: &std::path::Path) -> anyhow::Result<ExitCode> {
             if cfg.tenants.len() == 1 { "" } else { "s" },
             cfg.listens()
                 .iter()
-                .map(|l| format!("{l:?}"))
+                .map(|l| match l {
+                    crate::config::Listen::Udp(a) => format!("udp:{a}"),
+                    crate::config::Listen::Tcp(a) => format!("tcp:{a}"),
+                    crate::config::Listen::Tls(a) => format!("tls:{a}"),
+                })
                 .collect::<Vec<_>>()
                 .join(", "),
             if cfg.http.listen.is_empty() {
