@@ -769,6 +769,15 @@ fn metrics_move_when_sipp_calls_and_ready_is_503_while_draining() {
     assert!(sample(&after, "dhwani_rtp_packets_total", &[("direction", "out")]) >= 150.0);
     assert!(sample(&after, "dhwani_frames_total", &[]) >= 150.0);
     assert!(sample(&after, "dhwani_store_records_written_total", &[]) > 0.0);
+    let batches = after
+        .samples
+        .iter()
+        .find(|s| s.metric == "dhwani_store_write_latency_seconds")
+        .map(|s| match &s.value {
+            prometheus_parse::Value::Histogram(h) => h.last().map_or(0.0, |b| b.count),
+            _ => 0.0,
+        });
+    assert!(batches.is_some_and(|n| n >= 1.0), "{batches:?}");
     assert!(sample(&after, "dhwani_process_resident_memory_bytes", &[]) > 1e6);
     assert!(
         sample(

@@ -157,6 +157,7 @@ pub struct Metrics {
     store_batches: Counter,
     store_write_seconds: prometheus_client::metrics::counter::Counter<f64, AtomicU64>,
     store_failures: Counter,
+    store_write_latency: Histogram,
     store_backlog: Gauge,
     events_dropped: Counter,
     security: Family<NameLabel, Counter>,
@@ -350,6 +351,14 @@ impl Metrics {
             "Store write transactions that failed (their records are retried)",
             store_failures.clone(),
         );
+        let store_write_latency = Histogram::new([
+            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+        ]);
+        registry.register(
+            "store_write_latency_seconds",
+            "Duration of each store write transaction (committed or failed)",
+            store_write_latency.clone(),
+        );
         let store_backlog = Gauge::default();
         registry.register(
             "store_backlog",
@@ -451,6 +460,7 @@ impl Metrics {
             store_batches,
             store_write_seconds,
             store_failures,
+            store_write_latency,
             store_backlog,
             events_dropped,
             security,
@@ -702,6 +712,11 @@ impl Metrics {
         c.store_failures = s.failures;
         c.events_dropped = s.events_dropped;
         self.store_backlog.set(s.backlog as i64);
+    }
+
+    /// One store write transaction took `d`.
+    pub fn store_batch(&self, d: std::time::Duration) {
+        self.store_write_latency.observe(d.as_secs_f64());
     }
 
     /// Where the store writer's figures are read at scrape time.

@@ -240,6 +240,7 @@ fn the_grafana_dashboard_queries_only_metrics_that_exist() {
     m.http_request("/metrics", 200);
     m.sip(SipFigures::default(), &[("acme".into(), "available", 1)]);
     m.store(StoreFigures::default());
+    m.store_batch(std::time::Duration::from_millis(3));
     let text = m.encode();
     let served: std::collections::HashSet<&str> = text
         .lines()

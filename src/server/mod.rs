@@ -428,6 +428,8 @@ impl Server {
         };
         {
             let (stats, dropped) = log.stats();
+            let m = Arc::clone(&metrics);
+            let _ = stats.on_batch.set(Box::new(move |d| m.store_batch(d)));
             metrics.store_source(Box::new(move || {
                 use std::sync::atomic::Ordering::Relaxed;
                 crate::metrics::StoreFigures {

@@ -49,7 +49,7 @@ pub enum Record {
 pub type Observer = Arc<dyn Fn(&Record) + Send + Sync>;
 
 /// The writer's counters, read by the metrics at scrape time.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct WriterStats {
     /// Records written.
     pub written: AtomicU64,
@@ -61,6 +61,17 @@ pub struct WriterStats {
     pub failures: AtomicU64,
     /// Records gathered and not yet written.
     pub backlog: AtomicU64,
+    /// Called with each transaction's duration (the metrics' histogram).
+    pub on_batch: std::sync::OnceLock<Box<dyn Fn(Duration) + Send + Sync>>,
+}
+
+impl std::fmt::Debug for WriterStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriterStats")
+            .field("written", &self.written)
+            .field("batches", &self.batches)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Where call tasks send records. Cheap to clone.
@@ -261,9 +272,13 @@ async fn run(
             let batch: Vec<Record> = pending.iter().take(n).cloned().collect();
             let began = std::time::Instant::now();
             let wrote = store.write(&batch).await;
+            let took = began.elapsed();
             stats
                 .write_micros
-                .fetch_add(began.elapsed().as_micros() as u64, Ordering::Relaxed);
+                .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+            if let Some(f) = stats.on_batch.get() {
+                f(took);
+            }
             match wrote {
                 Ok(()) => {
                     pending.drain(..n);
