@@ -481,6 +481,18 @@ pub struct FlowTests {
     pub cases: Vec<CaseOutcome>,
 }
 
+impl FlowTests {
+    /// No case ran: the flow failed its check, or the test file is bad.
+    fn not_run(check: FlowCheck, test_error: Option<String>) -> FlowTests {
+        FlowTests {
+            ok: false,
+            check,
+            test_error,
+            cases: Vec::new(),
+        }
+    }
+}
+
 /// Cases per request at most.
 const MAX_CASES: usize = 200;
 
@@ -499,32 +511,20 @@ pub async fn test_flow(
     let out = tokio::task::spawn_blocking(move || {
         let (check, flow) = check_source(&dir, &body.name, &body.source, &queues);
         let Some(flow) = flow else {
-            return FlowTests {
-                ok: false,
-                check,
-                test_error: None,
-                cases: Vec::new(),
-            };
+            return FlowTests::not_run(check, None);
         };
         let test_path = dir.join(&body.name).with_extension("ivrtest");
         let tf = match ivr_dsl::sim::script::parse(&test_path, &body.tests) {
             Ok(tf) => tf,
             Err(e) => {
-                return FlowTests {
-                    ok: false,
-                    check,
-                    test_error: Some(e.to_string()),
-                    cases: Vec::new(),
-                };
+                return FlowTests::not_run(check, Some(e.to_string()));
             }
         };
         if tf.cases.len() > MAX_CASES {
-            return FlowTests {
-                ok: false,
+            return FlowTests::not_run(
                 check,
-                test_error: Some(format!("more than {MAX_CASES} cases: split the file")),
-                cases: Vec::new(),
-            };
+                Some(format!("more than {MAX_CASES} cases: split the file")),
+            );
         }
         let cases: Vec<CaseOutcome> = tf
             .cases
