@@ -400,6 +400,43 @@ fn each_key_sees_only_its_tenant_and_its_roles_operations_on_every_endpoint() {
     assert_eq!(t.as_array().map(Vec::len), Some(2), "{t}");
     assert_eq!(t[0]["numbers"][0]["flow"], "acme main");
     assert_eq!(t[0]["live_calls"], 1);
+    // A tenant named in the path: another's answers as one that does not
+    // exist; changes to tenants are the platform operator's alone.
+    for path in ["/v1/tenants/T", "/v1/tenants/T/numbers"] {
+        let theirs = get(http, &path.replace('T', "zenith"), &acme);
+        let ghost = get(http, &path.replace('T', "ghost"), &acme);
+        assert_eq!(theirs.status, 404, "{path}: {}", theirs.body);
+        assert_eq!(
+            (theirs.status, &theirs.body),
+            (ghost.status, &ghost.body),
+            "{path}"
+        );
+        let mine = get(http, &path.replace('T', "acme"), &acme);
+        assert_eq!(mine.status, 200, "{path}: {}", mine.body);
+        assert!(
+            !mine.body.contains("zenith") && !mine.body.contains("2000"),
+            "{path}: {}",
+            mine.body
+        );
+    }
+    for (method, path, body) in [
+        ("POST", "/v1/tenants", r#"{"id": "new"}"#),
+        ("PATCH", "/v1/tenants/acme", r#"{"max_calls": 1}"#),
+        ("POST", "/v1/tenants/acme/numbers", r#"{"number": "3000"}"#),
+        ("DELETE", "/v1/tenants/acme/numbers/1000", ""),
+    ] {
+        let r = request(
+            http,
+            method,
+            path,
+            &[
+                ("Authorization", &format!("Bearer {acme}")),
+                ("Content-Type", "application/json"),
+            ],
+            body.as_bytes(),
+        );
+        assert_eq!(r.status, 403, "{method} {path}: {}", r.body);
+    }
 
     // The acme call's own timeline, audited with the reason given.
     let mine = request(
@@ -861,7 +898,7 @@ fn schemathesis_finds_no_crash_and_no_answer_outside_the_openapi_document() {
     );
     assert!(out.status.success(), "schemathesis found failures:\n{text}");
     assert!(
-        text.contains("Tested: 29"),
+        text.contains("Tested: 35"),
         "every operation tested:\n{text}"
     );
     // The server is still up and answering.
@@ -1679,4 +1716,248 @@ fn every_endpoint_answers_many_clients_at_once_while_calls_run() {
     for c in &held {
         hang_up(&server, c, "1000");
     }
+}
+
+/// A flow that speaks (a deployed flow reaches no file outside its
+/// tenant's folder).
+fn said(name: &str, number: &str) -> String {
+    format!(
+        "flow \"{name}\"\n  numbers {number}\n\nstep greet\n  say \"Welcome.\"\n  goto hold\n\nstep hold\n  wait 10m\n  hangup \"done\"\n"
+    )
+}
+
+/// An INVITE to `number` that the server refuses: the final status.
+fn refused(server: &Server, number: &str, id: &str) -> String {
+    let (sip, media) = sockets();
+    let local = sip.local_addr().expect("addr");
+    let inv = rawsip::invite(local, media.local_addr().expect("addr"), id)
+        .replace("sip:1000@", &format!("sip:{number}@"));
+    sip.send_to(inv.as_bytes(), server.addr("udp"))
+        .expect("send");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        let Some(reply) = recv_sip(&sip, "SIP/2.0", Duration::from_secs(10)) else {
+            break;
+        };
+        let status = reply.split_whitespace().nth(1).unwrap_or("").to_owned();
+        if !status.starts_with('1') {
+            return status;
+        }
+    }
+    panic!("no final answer to the INVITE to {number}");
+}
+
+fn send(http: SocketAddr, method: &str, path: &str, key: &str, body: &str) -> Reply {
+    let auth = format!("Bearer {key}");
+    request(
+        http,
+        method,
+        path,
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
+        body.as_bytes(),
+    )
+}
+
+#[test]
+fn tenants_and_numbers_are_provisioned_live_through_the_api_and_survive_a_restart() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut server = Server::start(&two_tenants(dir.path()));
+    let http = server.http.expect("the admin API's address");
+    let op = key(&server, &["--role", "platform-operator"]);
+    let acme_admin = key(&server, &["--tenant", "acme", "--role", "tenant-admin"]);
+
+    // Only a platform operator makes tenants.
+    let new = serde_json::json!({"id": "orbit", "name": "Orbit Travel", "max_calls": 5, "numbers": ["+5550100"]}).to_string();
+    assert_eq!(
+        post_json(http, "/v1/tenants", &acme_admin, &new).status,
+        403
+    );
+    // Bad input: named fields, no tenant made.
+    for (body, field) in [
+        (r#"{"id": "a b"}"#, "id"),
+        (r#"{"id": "x", "max_calls": 0}"#, "max_calls"),
+        (r#"{"id": "x", "numbers": ["55a"]}"#, "numbers"),
+        (r#"{"id": "x", "colour": "red"}"#, "colour"),
+    ] {
+        let r = post_json(http, "/v1/tenants", &op, body);
+        assert_eq!(r.status, 400, "{body}: {}", r.body);
+        assert!(
+            r.json()["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains(field)),
+            "{body}: {}",
+            r.body
+        );
+    }
+    // A number another tenant owns: 409, and nothing made.
+    let taken = post_json(
+        http,
+        "/v1/tenants",
+        &op,
+        r#"{"id": "x", "numbers": ["1000"]}"#,
+    );
+    assert_eq!(taken.status, 409, "{}", taken.body);
+    assert_eq!(get(http, "/v1/tenants/x", &op).status, 404);
+
+    let made = post_json(http, "/v1/tenants", &op, &new);
+    assert_eq!(made.status, 201, "{}", made.body);
+    let made = made.json();
+    assert_eq!(made["id"], "orbit", "{made}");
+    assert_eq!(made["provisioned"], true, "{made}");
+    assert_eq!(made["numbers"][0]["number"], "+5550100", "{made}");
+    assert_eq!(
+        post_json(http, "/v1/tenants", &op, &new).status,
+        409,
+        "the same id twice"
+    );
+    // Its keys were made as at a first start.
+    assert!(server.data_dir().join("keys/orbit.kek").is_file());
+
+    // Its admin, made with the CLI (which reads API-made tenants from the
+    // store), deploys a flow; the number answers at once.
+    let orbit = key(&server, &["--tenant", "orbit", "--role", "tenant-admin"]);
+    let deploy = send(
+        http,
+        "PUT",
+        "/v1/flows/main.ivr",
+        &orbit,
+        &serde_json::json!({"source": said("orbit main", "+5550100")}).to_string(),
+    );
+    assert_eq!(deploy.status, 200, "{}", deploy.body);
+    assert_eq!(deploy.json()["deployed"], true, "{}", deploy.body);
+    let c = call(&server, "5550100", "orbit-call-1");
+    hang_up(&server, &c, "5550100");
+    // Its finished calls, as the store has them.
+    let stored = |http: SocketAddr, n: usize| {
+        wait_until("orbit's calls in its list", Duration::from_secs(10), || {
+            get(http, "/v1/calls?tenant=orbit", &op).json()["items"]
+                .as_array()
+                .is_some_and(|a| a.len() == n && a.iter().all(|c| c["end_ms"].is_i64()))
+        });
+    };
+    stored(http, 1);
+    assert_eq!(
+        get(http, "/v1/calls", &orbit).json()["items"][0]["tenant"],
+        "orbit"
+    );
+    // Another tenant sees nothing of it: its id answers as a tenant that
+    // does not exist, byte for byte.
+    let other = get(http, "/v1/tenants/orbit", &acme_admin);
+    let none = get(http, "/v1/tenants/nosuch", &acme_admin);
+    assert_eq!((other.status, &other.body), (none.status, &none.body));
+    assert!(!get(http, "/v1/tenants", &acme_admin).body.contains("orbit"));
+    assert!(
+        get(http, "/v1/calls", &acme_admin).json()["items"]
+            .as_array()
+            .is_some_and(|a| a.iter().all(|c| c["tenant"] == "acme"))
+    );
+
+    // A second number: given, refused for anyone else, routed when a flow
+    // names it, and 404 once taken back.
+    let give = |t: &str, n: &str| {
+        post_json(
+            http,
+            &format!("/v1/tenants/{t}/numbers"),
+            &op,
+            &serde_json::json!({ "number": n }).to_string(),
+        )
+    };
+    assert_eq!(give("orbit", "5550101").status, 201);
+    assert_eq!(give("acme", "5550101").status, 409);
+    assert_eq!(
+        give("orbit", "+5550101").status,
+        409,
+        "a leading + is the same number"
+    );
+    assert_eq!(give("acme", "5550100").status, 409);
+    let n = send(
+        http,
+        "POST",
+        "/v1/tenants/orbit/numbers",
+        &orbit,
+        r#"{"number": "5550199"}"#,
+    );
+    assert_eq!(n.status, 403, "a tenant admin gives itself no numbers");
+    let deploy = send(
+        http,
+        "PUT",
+        "/v1/flows/second.ivr",
+        &orbit,
+        &serde_json::json!({"source": said("orbit second", "5550101")}).to_string(),
+    );
+    assert_eq!(deploy.json()["deployed"], true, "{}", deploy.body);
+    let c = call(&server, "5550101", "orbit-call-2");
+    hang_up(&server, &c, "5550101");
+    // A config file's number is not taken through the API.
+    let r = send(http, "DELETE", "/v1/tenants/acme/numbers/1000", &op, "");
+    assert_eq!(r.status, 409, "{}", r.body);
+    let r = send(http, "DELETE", "/v1/tenants/orbit/numbers/5550101", &op, "");
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert_eq!(refused(&server, "5550101", "orbit-taken"), "404");
+
+    // Suspended: new calls get 503; unsuspended: answered again. A config
+    // file's tenant is changed in its file.
+    let patch = |t: &str, body: &str| send(http, "PATCH", &format!("/v1/tenants/{t}"), &op, body);
+    assert_eq!(patch("acme", r#"{"suspended": true}"#).status, 409);
+    assert_eq!(patch("orbit", r#"{"max_calls": 0}"#).status, 400);
+    let p = patch("orbit", r#"{"suspended": true, "name": "Orbit"}"#);
+    assert_eq!(p.status, 200, "{}", p.body);
+    assert_eq!(p.json()["suspended"], true);
+    assert_eq!(refused(&server, "5550100", "orbit-suspended"), "503");
+    assert_eq!(patch("orbit", r#"{"suspended": false}"#).status, 200);
+    let c = call(&server, "5550100", "orbit-call-3");
+    hang_up(&server, &c, "5550100");
+    stored(http, 3);
+
+    // The audit log names each change.
+    let audit = std::fs::read_to_string(server.data_dir().join("audit.log")).expect("audit log");
+    for action in [
+        "tenants.create",
+        "tenants.number.add",
+        "tenants.number.remove",
+        "tenants.change",
+    ] {
+        assert!(audit.contains(action), "{action} not audited");
+    }
+
+    // After a restart: the tenant, its name, its remaining number and its
+    // flow are there; the taken number stays taken.
+    server.restart();
+    let http = server.http.expect("the admin API's address");
+    let t = get(http, "/v1/tenants/orbit", &op);
+    assert_eq!(t.status, 200, "{}", t.body);
+    let t = t.json();
+    assert_eq!(t["name"], "Orbit", "{t}");
+    assert_eq!(t["max_calls"], 5, "{t}");
+    let numbers: Vec<&str> = t["numbers"]
+        .as_array()
+        .expect("numbers")
+        .iter()
+        .filter_map(|n| n["number"].as_str())
+        .collect();
+    assert_eq!(numbers, ["+5550100"], "{t}");
+    assert_eq!(t["numbers"][0]["flow"], "orbit main", "{t}");
+    let c = call(&server, "5550100", "orbit-call-4");
+    hang_up(&server, &c, "5550100");
+    assert_eq!(refused(&server, "5550101", "orbit-taken-2"), "404");
+    // Retention covers it: the CLI's sweep (which reads API-made tenants
+    // from the store) twenty years on deletes its calls' timelines (orbit
+    // made the only calls of this test).
+    stored(http, 4);
+    let out = dhwani_for(
+        &server,
+        &["retention", "sweep", "--now", "2046-12-01T00:00:00Z"],
+    );
+    let r: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert!(
+        r["timelines_deleted"].as_u64().is_some_and(|n| n >= 4),
+        "{r}"
+    );
+    assert_eq!(
+        get(http, "/v1/retention?tenant=orbit", &op).json()["items"][0]["tenant"],
+        "orbit"
+    );
 }

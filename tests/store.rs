@@ -1068,3 +1068,133 @@ async fn a_calls_personal_fields_are_sealed_under_its_key_and_unreadable_once_it
     let b = sealing_on(postgres, &pg.url).await;
     assert_eq!(a, b);
 }
+
+async fn provisioning(store: Store) -> Vec<String> {
+    use dhwani::store::provisioning::{NumberRow, TenantRow};
+    let tenant = |id: &str| TenantRow {
+        id: id.into(),
+        name: format!("{id} Ltd"),
+        max_calls: 7,
+        suspended: false,
+        created_ms: 1,
+    };
+    let number = |n: &str, t: &str| NumberRow {
+        number: n.into(),
+        tenant: t.into(),
+        added_ms: 2,
+    };
+    let mut out = Vec::new();
+    out.push(format!(
+        "b={}",
+        store.put_provisioned_tenant(&tenant("b")).await.unwrap()
+    ));
+    out.push(format!(
+        "b again={}",
+        store.put_provisioned_tenant(&tenant("b")).await.unwrap()
+    ));
+    // The config file's id: stored, but the file's tenant is used.
+    store.put_provisioned_tenant(&tenant("a")).await.unwrap();
+    for (n, t) in [
+        ("1000", "b"),
+        ("2000", "b"),
+        ("3000", "ghost"),
+        ("+4000", "a"),
+    ] {
+        out.push(format!(
+            "{n}->{t}={}",
+            store.add_provisioned_number(&number(n, t)).await.unwrap()
+        ));
+    }
+    out.push(format!(
+        "4000 again={}",
+        store
+            .add_provisioned_number(&number("4000", "b"))
+            .await
+            .unwrap()
+    ));
+    let mut changed = tenant("b");
+    changed.suspended = true;
+    changed.max_calls = 3;
+    out.push(format!(
+        "update={}",
+        store.update_provisioned_tenant(&changed, 5).await.unwrap()
+    ));
+    out.push(format!(
+        "update ghost={}",
+        store
+            .update_provisioned_tenant(&tenant("ghost"), 5)
+            .await
+            .unwrap()
+    ));
+    out.push(format!(
+        "remove 2000 from a={}",
+        store.remove_provisioned_number("a", "2000").await.unwrap()
+    ));
+    out.push(format!(
+        "remove +2000 from b={}",
+        store.remove_provisioned_number("b", "+2000").await.unwrap()
+    ));
+    let mut cfg = dhwani::config::Config::parse(
+        "[[tenants]]\nid = \"a\"\nnumbers = [\"1000\"]\nflows_dir = \"f\"\n",
+        "test",
+    )
+    .unwrap();
+    cfg.data_dir = "/data".into();
+    store.merge_provisioned(&mut cfg).await.unwrap();
+    let once: Vec<String> = cfg
+        .tenants
+        .iter()
+        .map(|t| {
+            format!(
+                "{} provisioned={} max={} suspended={} numbers={:?} flows={}",
+                t.id,
+                t.provisioned,
+                t.max_calls,
+                t.suspended,
+                t.numbers,
+                t.flows_dir.display()
+            )
+        })
+        .collect();
+    store.merge_provisioned(&mut cfg).await.unwrap();
+    assert_eq!(cfg.tenants.len(), 2, "a second merge adds nothing");
+    assert_eq!(
+        cfg.tenants[0].numbers.len(),
+        2,
+        "a second merge adds nothing"
+    );
+    out.extend(once);
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provisioned_tenants_and_numbers_join_the_config_once_and_the_file_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = dhwani::privacy::open_store("", dir.path()).await.unwrap();
+    let pg = common::pg::TempPostgres::start();
+    let postgres = dhwani::privacy::open_store(&pg.url, dir.path())
+        .await
+        .unwrap();
+    let a = provisioning(sqlite).await;
+    let b = provisioning(postgres).await;
+    assert_eq!(
+        a,
+        [
+            "b=true",
+            "b again=false",
+            "1000->b=true",
+            "2000->b=true",
+            "3000->ghost=true",
+            "+4000->a=true",
+            "4000 again=false",
+            "update=true",
+            "update ghost=false",
+            "remove 2000 from a=false",
+            "remove +2000 from b=true",
+            // 1000 is the file's (a's), 3000's tenant is gone.
+            "a provisioned=false max=100 suspended=false numbers=[\"1000\", \"+4000\"] flows=f",
+            "b provisioned=true max=3 suspended=true numbers=[] flows=/data/tenants/b/flows",
+        ]
+    );
+    assert_eq!(a, b, "SQLite and PostgreSQL disagree");
+}

@@ -88,6 +88,8 @@ pub enum Permission {
     Rights,
     /// Change an agent's state (log in or out, pause, unpause).
     AgentState,
+    /// Make tenants, change them, give and take their numbers.
+    Provision,
 }
 
 impl Permission {
@@ -104,6 +106,7 @@ impl Permission {
             Recordings => matches!(role, PlatformOperator | TenantAdmin | Supervisor),
             Holds | Rights => matches!(role, PlatformOperator | TenantAdmin),
             AgentState => matches!(role, PlatformOperator | TenantAdmin | Supervisor),
+            Provision => role == PlatformOperator,
         }
     }
 }

@@ -117,12 +117,16 @@ fn tenant_of(
     asked: Option<&str>,
 ) -> Result<(usize, String, PathBuf, Vec<crate::config::QueueConfig>), Problem> {
     let tenant = scope(c, asked)?.ok_or_else(|| Problem::bad_request("tenant: name the tenant"))?;
-    let Some(i) = s.registry.tenants.iter().position(|t| *t.id == *tenant) else {
+    let Some(i) = s.registry.index_of(&tenant) else {
         return Err(Problem::forbidden(format!(
             "this key sees no tenant {tenant}"
         )));
     };
-    let t = &s.registry.tenants[i];
+    let Some(t) = s.registry.tenant(i) else {
+        return Err(Problem::forbidden(format!(
+            "this key sees no tenant {tenant}"
+        )));
+    };
     Ok((i, tenant, t.flows_dir.clone(), t.queues.clone()))
 }
 
@@ -264,7 +268,7 @@ pub async fn list_flows(
     require(&c, Permission::Flows)?;
     let tenant = scope(&c, q.tenant.as_deref())?;
     let mut out = Vec::new();
-    for (i, t) in s.registry.tenants.iter().enumerate() {
+    for (i, t) in s.registry.tenants().iter().enumerate() {
         if !c.sees(&t.id) || tenant.as_ref().is_some_and(|x| **x != *t.id) {
             continue;
         }

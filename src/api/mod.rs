@@ -16,6 +16,7 @@ pub mod problem;
 pub mod recordings;
 pub mod rights;
 pub mod routes;
+pub mod tenants;
 pub mod users;
 
 use std::net::SocketAddr;
@@ -51,9 +52,16 @@ pub struct ApiState {
     pub draining: AtomicBool,
     /// Set once the SIP transports are bound.
     pub transports_bound: AtomicBool,
-    /// Flow deploys, one at a time.
+    /// Flow deploys and tenant changes, one at a time.
     pub deploys: tokio::sync::Mutex<()>,
+    /// Asks the server to reload keys, agents and flows (answered when
+    /// done); set by the server once its reloader runs.
+    pub reload: std::sync::OnceLock<tokio::sync::mpsc::Sender<ReloadAsk>>,
 }
+
+/// A reload request: the sender is answered once keys, agents and flows
+/// are reloaded.
+pub type ReloadAsk = Option<tokio::sync::oneshot::Sender<()>>;
 
 impl std::fmt::Debug for ApiState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -91,6 +99,7 @@ impl ApiState {
             draining: AtomicBool::new(false),
             transports_bound: AtomicBool::new(false),
             deploys: tokio::sync::Mutex::new(()),
+            reload: std::sync::OnceLock::new(),
         }
     }
 

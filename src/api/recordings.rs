@@ -68,11 +68,11 @@ pub async fn list(
     let data_dir = s.config.data_dir.clone();
     let call = q.call_id.clone();
     let seen: Vec<String> = s
-        .config
-        .tenants
+        .registry
+        .tenants()
         .iter()
-        .filter(|t| c.sees(&t.id) && tenant.as_ref().is_none_or(|x| *x == t.id))
-        .map(|t| t.id.clone())
+        .filter(|t| c.sees(&t.id) && tenant.as_ref().is_none_or(|x| **x == *t.id))
+        .map(|t| t.id.to_string())
         .collect();
     let found = tokio::task::spawn_blocking(move || {
         let mut out = Vec::new();
@@ -179,15 +179,15 @@ pub async fn audio(
     }
     // Only in the folders of tenants this key sees.
     let file = s
-        .config
-        .tenants
+        .registry
+        .tenants()
         .iter()
         .filter(|t| c.sees(&t.id))
         .map(|t| {
             s.config
                 .data_dir
                 .join("recordings")
-                .join(&t.id)
+                .join(&*t.id)
                 .join(format!("{id}.{EXTENSION}"))
         })
         .find(|p| p.is_file())

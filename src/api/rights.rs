@@ -73,7 +73,7 @@ pub struct ListParams {
 }
 
 fn tenant_known(s: &super::ApiState, tenant: &str) -> Result<(), Problem> {
-    if s.config.tenants.iter().any(|t| t.id == tenant) {
+    if s.registry.index_of(tenant).is_some() {
         Ok(())
     } else {
         Err(Problem::forbidden(format!(
@@ -505,16 +505,26 @@ pub async fn retention(
     let tenant = scope(&c, q.tenant.as_deref())?;
     let holds = s.store.holds().await?;
     Ok(axum::Json(super::routes::paginate(
-        s.config
-            .tenants
+        s.registry
+            .tenants()
             .iter()
-            .filter(|t| c.sees(&t.id) && tenant.as_ref().is_none_or(|x| *x == t.id))
-            .map(|t| Retention {
-                tenant: t.id.clone(),
-                recordings_days: t.retention.recordings_days,
-                interaction_log_days: t.retention.interaction_log_days,
-                cdr_days: t.retention.cdr_days,
-                holds: holds.iter().filter(|h| h.tenant == t.id).count(),
+            .filter(|t| c.sees(&t.id) && tenant.as_ref().is_none_or(|x| **x == *t.id))
+            .map(|t| {
+                // A tenant made through the API keeps the default policy.
+                let r = s
+                    .config
+                    .tenants
+                    .iter()
+                    .find(|c| *c.id == *t.id)
+                    .map(|c| c.retention)
+                    .unwrap_or_default();
+                Retention {
+                    tenant: t.id.to_string(),
+                    recordings_days: r.recordings_days,
+                    interaction_log_days: r.interaction_log_days,
+                    cdr_days: r.cdr_days,
+                    holds: holds.iter().filter(|h| *h.tenant == *t.id).count(),
+                }
             })
             .collect(),
         &page,

@@ -32,7 +32,9 @@ pub(super) type St = State<Arc<ApiState>>;
         license(name = "Apache-2.0")
     ),
     paths(
-        health, ready, metrics, whoami, tenants, live_calls, list_calls, call, agents,
+        health, ready, metrics, whoami, super::tenants::list, super::tenants::get_one,
+        super::tenants::create, super::tenants::change, super::tenants::numbers,
+        super::tenants::add_number, super::tenants::remove_number, live_calls, list_calls, call, agents,
         super::flows::check_flow, super::flows::list_flows, super::flows::deploy_flow,
         super::flows::remove_flow, super::flows::test_flow, audit_verify,
         super::recordings::list, super::recordings::audio,
@@ -43,7 +45,9 @@ pub(super) type St = State<Arc<ApiState>>;
         super::centre::queues, super::centre::agent_state
     ),
     components(schemas(
-        Problem, LiveCall, Health, Ready, WhoAmI, TenantInfo, NumberInfo, LiveCalls, CallPage,
+        Problem, LiveCall, Health, Ready, WhoAmI, super::tenants::TenantInfo,
+        super::tenants::NumberInfo, super::tenants::NewTenant, super::tenants::TenantChange,
+        super::tenants::NewNumber, LiveCalls, CallPage,
         ApiCall, CallDetail, TimelineEvent, ApiAgent, super::flows::CheckFlow,
         super::flows::FlowCheck, super::flows::FlowDiagnostic, super::flows::LiveFlow,
         super::flows::DeployFlow, super::flows::Deployed, super::flows::TestFlow,
@@ -130,7 +134,22 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/whoami", get(whoami))
         .route("/v1/login", post(super::users::login))
         .route("/v1/logout", post(super::users::logout))
-        .route("/v1/tenants", get(tenants))
+        .route(
+            "/v1/tenants",
+            get(super::tenants::list).post(super::tenants::create),
+        )
+        .route(
+            "/v1/tenants/{tenant}",
+            get(super::tenants::get_one).patch(super::tenants::change),
+        )
+        .route(
+            "/v1/tenants/{tenant}/numbers",
+            get(super::tenants::numbers).post(super::tenants::add_number),
+        )
+        .route(
+            "/v1/tenants/{tenant}/numbers/{number}",
+            axum::routing::delete(super::tenants::remove_number),
+        )
         .route("/v1/calls/live", get(live_calls))
         .route("/v1/calls", get(list_calls))
         .route("/v1/calls/{id}", get(call))
@@ -446,72 +465,6 @@ async fn whoami(c: Caller) -> axum::Json<WhoAmI> {
         role: c.role.name().into(),
         recordings: c.recordings,
     })
-}
-
-/// A number a tenant owns.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct NumberInfo {
-    /// The number.
-    pub number: String,
-    /// The flow it answers with (none when its flow is not live).
-    pub flow: Option<String>,
-    /// That flow's version.
-    pub version: Option<String>,
-}
-
-/// A tenant.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TenantInfo {
-    /// Id.
-    pub id: String,
-    /// Display name.
-    pub name: String,
-    /// Its numbers and their live flows.
-    pub numbers: Vec<NumberInfo>,
-    /// Concurrent calls at most.
-    pub max_calls: usize,
-    /// Its queues.
-    pub queues: Vec<String>,
-    /// Answered calls in progress now.
-    pub live_calls: usize,
-}
-
-/// The tenants this key sees (a tenant key: its own).
-#[utoipa::path(get, path = "/v1/tenants", params(super::routes::PageParams), responses(
-    (status = 200, body = super::routes::Page<TenantInfo>), Problems))]
-async fn tenants(
-    State(s): St,
-    c: Caller,
-    super::problem::ApiQuery(page): super::problem::ApiQuery<super::routes::PageParams>,
-) -> Result<axum::Json<super::routes::Page<TenantInfo>>, Problem> {
-    require(&c, Permission::Tenants)?;
-    let live = s.metrics.live.list(None);
-    let out = s
-        .registry
-        .tenants
-        .iter()
-        .filter(|t| c.sees(&t.id))
-        .map(|t| TenantInfo {
-            id: t.id.to_string(),
-            name: t.name.clone(),
-            numbers: t
-                .numbers
-                .iter()
-                .map(|n| {
-                    let r = s.registry.route(n);
-                    NumberInfo {
-                        number: n.clone(),
-                        flow: r.as_ref().map(|r| r.flow.name.clone()),
-                        version: r.as_ref().map(|r| r.flow.version.to_string()),
-                    }
-                })
-                .collect(),
-            max_calls: t.max_calls,
-            queues: t.queues.iter().map(|q| q.name.clone()).collect(),
-            live_calls: live.iter().filter(|l| *l.tenant == *t.id).count(),
-        })
-        .collect();
-    Ok(axum::Json(super::routes::paginate(out, &page)?))
 }
 
 /// `tenant` (platform operators only: one tenant, else all).

@@ -368,7 +368,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             data_dir,
             http_listen,
         } => {
-            let mut cfg = load_config(config.as_deref(), data_dir)?;
+            // The server adds the API-made tenants itself, once its store
+            // is open.
+            let mut cfg = load_file(config.as_deref(), data_dir)?;
             if let Some(h) = http_listen {
                 cfg.http.listen = h;
                 cfg.http
@@ -395,7 +397,40 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 /// The config (`--config` or the embedded default) with `--data-dir`
 /// applied: every subcommand that reads stored data calls this.
+///
+/// The tenants and numbers made through the admin API are added from the
+/// store (`store::provisioning`) when the store exists; when it cannot be
+/// opened the command goes on with the file's tenants and says so.
 pub fn load_config(
+    config: Option<&std::path::Path>,
+    data_dir: Option<PathBuf>,
+) -> anyhow::Result<Config> {
+    let mut cfg = load_file(config, data_dir)?;
+    if store_exists(&cfg) {
+        let merged = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the tokio runtime")?
+            .block_on(async {
+                let store = crate::privacy::open_store(&cfg.store.url, &cfg.data_dir).await?;
+                let mut with = cfg.clone();
+                store.merge_provisioned(&mut with).await?;
+                store.close().await;
+                Ok::<_, crate::store::StoreError>(with)
+            });
+        match merged {
+            Ok(with) => cfg = with,
+            Err(e) => eprintln!(
+                "warning: tenants made through the admin API are not known to this command: {e}"
+            ),
+        }
+    }
+    Ok(cfg)
+}
+
+/// The config file (or the embedded default) with `--data-dir` applied,
+/// without the API-made tenants.
+fn load_file(
     config: Option<&std::path::Path>,
     data_dir: Option<PathBuf>,
 ) -> anyhow::Result<Config> {
@@ -405,6 +440,23 @@ pub fn load_config(
     }
     crate::privacy::keys::configure(&cfg, &config_dir(config));
     Ok(cfg)
+}
+
+/// Whether the config's store is there to read (a SQLite file that
+/// exists, or a PostgreSQL URL): a command never makes an empty one.
+fn store_exists(cfg: &Config) -> bool {
+    let url = &cfg.store.url;
+    if url.is_empty() {
+        return cfg.data_dir.join("dhwani.db").exists();
+    }
+    match url.strip_prefix("sqlite:") {
+        Some(rest) => {
+            let path = rest.trim_start_matches("//");
+            let path = path.split('?').next().unwrap_or(path);
+            std::path::Path::new(path).exists()
+        }
+        None => true,
+    }
 }
 
 /// Where relative paths in the config are from: the config file's

@@ -300,6 +300,21 @@ impl Default for StoreConfig {
     }
 }
 
+/// A tenant id: 1-64 letters, digits, `-` or `_`.
+pub fn valid_tenant_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// A number a tenant may own: 1-32 digits with an optional leading `+`.
+pub fn valid_number(n: &str) -> bool {
+    let digits = n.strip_prefix('+').unwrap_or(n);
+    !digits.is_empty() && digits.len() <= 32 && digits.chars().all(|c| c.is_ascii_digit())
+}
+
 /// Flows shipped inside the binary (the demo tenant of the embedded default).
 pub const BUILTIN_DEMO_FLOWS: &str = "builtin:demo";
 
@@ -324,6 +339,14 @@ pub struct TenantConfig {
     /// Most calls at once for this tenant (beyond: 503).
     #[serde(default = "default_tenant_max_calls")]
     pub max_calls: usize,
+    /// New calls to its numbers are refused (503) while set; calls in
+    /// progress go on. The admin API sets it for tenants it made.
+    #[serde(default)]
+    pub suspended: bool,
+    /// Made through the admin API (`store::provisioning`), not read from
+    /// the config file.
+    #[serde(skip)]
+    pub provisioned: bool,
     /// Hosts its flows may `fetch` from (see docs/ivr-dsl.md).
     #[serde(default)]
     pub fetch_allow: Vec<String>,
@@ -1074,12 +1097,7 @@ impl Config {
         let mut owner: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
         let mut ids = std::collections::HashSet::new();
         for t in &self.tenants {
-            let id_ok = !t.id.is_empty()
-                && t.id.len() <= 64
-                && t.id
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-            if !id_ok {
+            if !valid_tenant_id(&t.id) {
                 return Err(invalid(
                     "id",
                     format!("tenant id `{}`: use 1-64 letters, digits, - or _", t.id),
@@ -1105,12 +1123,7 @@ impl Config {
                 ));
             }
             for n in &t.numbers {
-                if n.is_empty()
-                    || !n
-                        .trim_start_matches('+')
-                        .chars()
-                        .all(|c| c.is_ascii_digit())
-                {
+                if !valid_number(n) {
                     return Err(invalid(
                         "numbers",
                         format!(

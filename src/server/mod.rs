@@ -46,7 +46,7 @@ pub struct Server {
     webhooks_stop: CancellationToken,
     webhooks_task: tokio::task::JoinHandle<()>,
     store: Store,
-    reload: mpsc::Sender<()>,
+    reload: mpsc::Sender<crate::api::ReloadAsk>,
     /// The admin API's address (None: `http.listen` is empty).
     pub http_addr: Option<std::net::SocketAddr>,
     api: Option<(
@@ -111,6 +111,12 @@ impl Server {
             source,
         })?;
         let store = crate::privacy::open_store(&config.store.url, &config.data_dir).await?;
+        // The tenants and numbers made through the admin API join the
+        // file's (`store::provisioning`).
+        let mut config = config.clone();
+        store.merge_provisioned(&mut config).await?;
+        crate::privacy::keys::configure(&config, config_dir);
+        let config = &config;
         let registry = Arc::new(Registry::new(config, config_dir)?);
         let metrics = Arc::new(crate::metrics::Metrics::new());
         metrics.tenants(config.tenants.iter().map(|t| t.id.as_str()));
@@ -139,7 +145,7 @@ impl Server {
         }
         let mut keys = Vec::new();
         let mut pseudonym_keys = Vec::new();
-        for t in &registry.tenants {
+        for t in registry.tenants().iter() {
             let kek_is_new = std::env::var_os(crate::privacy::keys::env_var(&t.id)).is_none()
                 && !crate::privacy::keys::key_path(&config.data_dir, &t.id).exists();
             let kek = match crate::privacy::keys::load_or_create(&config.data_dir, &t.id) {
@@ -476,6 +482,9 @@ impl Server {
             Arc::clone(&metrics),
         );
         let (reload_tx, reload_rx) = mpsc::channel(4);
+        if let Some((_, state, _)) = &api {
+            let _ = state.reload.set(reload_tx.clone());
+        }
         tokio::spawn(watch_flows(
             Arc::clone(&registry),
             Arc::clone(&shared),
@@ -546,7 +555,7 @@ impl Server {
 
     /// Reloads every tenant's flows now (SIGHUP, `dhwani flow deploy`).
     pub fn reload(&self) {
-        let _ = self.reload.try_send(());
+        let _ = self.reload.try_send(None);
     }
 
     /// Drains (no new calls; running calls get `calls.drain_secs`, then
@@ -755,6 +764,12 @@ async fn sweeper(store: Store, config: Config, stop: CancellationToken) {
             .map(|d| d.as_millis() as i64)
             .unwrap_or(0);
         store.log_overdue(now_ms).await;
+        // Tenants the admin API made since the start (here or on another
+        // node) are swept too.
+        let mut config = config.clone();
+        if let Err(e) = store.merge_provisioned(&mut config).await {
+            tracing::error!(error = %e, "tenants made through the admin API not read: this sweep covers the others");
+        }
         match crate::privacy::sweep(&store, &config, SystemTime::now(), "sweeper").await {
             Ok(r) => tracing::info!(
                 recordings = r.recordings_deleted,
@@ -774,7 +789,7 @@ async fn watch_flows(
     registry: Arc<Registry>,
     shared: Arc<Shared>,
     data_dir: std::path::PathBuf,
-    mut asked: mpsc::Receiver<()>,
+    mut asked: mpsc::Receiver<crate::api::ReloadAsk>,
     stop: CancellationToken,
     agent_reload: AgentReload,
 ) {
@@ -787,15 +802,15 @@ async fn watch_flows(
     let mut last = tenants::fingerprint(&registry);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
-        let forced = tokio::select! {
+        let (forced, done) = tokio::select! {
             _ = stop.cancelled() => return,
-            _ = tick.tick() => false,
-            Some(()) = asked.recv() => true,
+            _ = tick.tick() => (false, None),
+            Some(done) = asked.recv() => (true, done),
         };
         if forced {
             // Keys too: a rotation takes effect for the next recording.
-            let keys: Vec<_> = registry
-                .tenants
+            let tenants = registry.tenants();
+            let keys: Vec<_> = tenants
                 .iter()
                 .map(|t| {
                     crate::privacy::keys::load(&data_dir, &t.id)
@@ -806,6 +821,23 @@ async fn watch_flows(
             if let Ok(mut k) = shared.keys.write() {
                 *k = keys;
             }
+            // A tenant the admin API added: its pseudonym key (made by
+            // the API with its recording key) joins the others.
+            let known = shared.pseudonyms.read().map(|p| p.len()).unwrap_or(0);
+            for t in tenants.iter().skip(known) {
+                let key = crate::privacy::pseudonyms::current(&store, &data_dir, &t.id)
+                    .await
+                    .inspect_err(|e| tracing::error!(tenant = %t.id, error = %e, "no pseudonym key: this tenant's calls are not recorded"))
+                    .ok();
+                if let Some(k) = &key {
+                    let k = k.clone();
+                    crate::redact::set_key(&t.id, Arc::new(move |n| k.pseudonym(n)));
+                }
+                if let Ok(mut p) = shared.pseudonyms.write() {
+                    p.push(key);
+                }
+            }
+            let config = in_registry_order(&config, &tenants);
             // Agent state changes (`dhwani agents state`) are read by
             // `agent_commands` within a second.
             // Agents too (`dhwani agents add|passwd|remove`).
@@ -848,7 +880,40 @@ async fn watch_flows(
                 );
             }
         }
+        if let Some(done) = done {
+            let _ = done.send(());
+        }
     }
+}
+
+/// `config` with its tenants in the registry's order (the index every
+/// part of the call core uses), a tenant the admin API added since the
+/// start as its defaults.
+fn in_registry_order(config: &Config, tenants: &[Arc<tenants::Tenant>]) -> Config {
+    let mut out = config.clone();
+    out.tenants = tenants
+        .iter()
+        .map(|t| {
+            config
+                .tenants
+                .iter()
+                .find(|c| *c.id == *t.id)
+                .cloned()
+                .unwrap_or_else(|| {
+                    let row = crate::store::provisioning::TenantRow {
+                        id: t.id.to_string(),
+                        name: t.name.clone(),
+                        max_calls: t.max_calls,
+                        suspended: t.suspended,
+                        created_ms: 0,
+                    };
+                    let mut c = crate::store::provisioning::tenant_config(&row, &config.data_dir);
+                    c.numbers = t.numbers.clone();
+                    c
+                })
+        })
+        .collect();
+    out
 }
 
 /// Each tenant's outbound trunk (by tenant index), with the UDP socket of
@@ -860,7 +925,7 @@ fn outbound_routes(
     bound: &[sip::transport::Bound],
 ) -> Vec<Option<drive::Outbound>> {
     registry
-        .tenants
+        .tenants()
         .iter()
         .map(|t| {
             let tc = config.tenants.iter().find(|c| *c.id == *t.id)?;

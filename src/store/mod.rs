@@ -13,6 +13,7 @@ pub mod agents;
 pub mod api_keys;
 pub mod claims;
 pub mod outbox;
+pub mod provisioning;
 pub mod rights;
 pub mod sealed;
 pub mod usage;
@@ -370,6 +371,26 @@ const MIGRATIONS: &[&[&str]] = &[
         expires_ms BIGINT NOT NULL
     )",
         "CREATE INDEX sessions_by_user ON sessions (username)",
+    ],
+    &[
+        // Tenants and numbers provisioned through the admin API
+        // (`store::provisioning`), beside those of the config file.
+        "CREATE TABLE provisioned_tenants (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        max_calls BIGINT NOT NULL,
+        suspended BIGINT NOT NULL,
+        created_ms BIGINT NOT NULL,
+        updated_ms BIGINT NOT NULL
+    )",
+        // `number_key` is the number without its leading `+` (as routing
+        // sees it), so one number has one owner however it is written.
+        "CREATE TABLE provisioned_numbers (
+        number_key TEXT PRIMARY KEY,
+        number TEXT NOT NULL,
+        tenant TEXT NOT NULL,
+        added_ms BIGINT NOT NULL
+    )",
     ],
 ];
 

@@ -490,6 +490,14 @@ impl Admission for Gate {
             None => return Err(not_found()),
         };
         let tenant = self.registry.tenant(route.tenant).ok_or_else(not_found)?;
+        if tenant.suspended {
+            return Err(Refusal {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                reason: "Service Suspended",
+                headers: vec![],
+                why: format!("tenant `{}` is suspended", tenant.id),
+            });
+        }
         Ok(Admitted {
             tenant: route.tenant,
             tenant_id: Arc::clone(&tenant.id),

@@ -53,7 +53,7 @@ const DEMO_FILES: &[(&str, &[u8])] = &[
 ];
 
 /// One tenant.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Tenant {
     /// Id.
     pub id: Arc<str>,
@@ -65,6 +65,10 @@ pub struct Tenant {
     pub flows_dir: PathBuf,
     /// Concurrent-call limit.
     pub max_calls: usize,
+    /// New calls refused while set.
+    pub suspended: bool,
+    /// Made through the admin API, not by the config file.
+    pub provisioned: bool,
     /// Hosts its flows may fetch from.
     pub allow: AllowList,
     /// Write-only recordings to this X25519 public key.
@@ -98,10 +102,13 @@ pub struct Routes {
 }
 
 /// The tenants and the live routing table.
+///
+/// Tenants are only ever added (the admin API appends one; a tenant's
+/// index never changes while the server runs), and one is changed by
+/// swapping its `Arc` for a changed copy.
 #[derive(Debug)]
 pub struct Registry {
-    /// The tenants, in config order.
-    pub tenants: Vec<Tenant>,
+    tenants: RwLock<Arc<Vec<Arc<Tenant>>>>,
     routes: RwLock<Arc<Routes>>,
     tts: Option<media::tts::EspeakNg>,
 }
@@ -182,74 +189,92 @@ pub enum TenantsError {
     },
 }
 
+impl Tenant {
+    /// The tenant a config entry describes (its flows directory made or
+    /// unpacked, its fetch client built).
+    pub fn new(
+        t: &TenantConfig,
+        config_dir: &Path,
+        data_dir: &Path,
+    ) -> Result<Tenant, TenantsError> {
+        let dir = flows_dir(t, config_dir, data_dir).map_err(|source| TenantsError::Unpack {
+            tenant: t.id.clone(),
+            source,
+        })?;
+        let allow = AllowList::new(&t.fetch_allow).map_err(|source| TenantsError::FetchAllow {
+            tenant: t.id.clone(),
+            source,
+        })?;
+        let fetcher = if allow.is_empty() {
+            None
+        } else {
+            let fail = |why: String| TenantsError::Fetch {
+                tenant: t.id.clone(),
+                why,
+            };
+            let ca = match &t.fetch_ca_file {
+                Some(p) => {
+                    let p = if p.is_relative() {
+                        config_dir.join(p)
+                    } else {
+                        p.clone()
+                    };
+                    Some(
+                        std::fs::read(&p)
+                            .map_err(|e| fail(format!("fetch_ca_file {}: {e}", p.display())))?,
+                    )
+                }
+                None => None,
+            };
+            let nets = t
+                .fetch_private_networks
+                .iter()
+                .filter_map(|n| n.parse().ok())
+                .collect();
+            Some(Arc::new(
+                fetch::Fetcher::new(
+                    allow.clone(),
+                    nets,
+                    ca.as_deref(),
+                    (t.fetch_max_concurrent, t.fetch_max_per_sec),
+                )
+                .map_err(fail)?,
+            ))
+        };
+        Ok(Tenant {
+            id: Arc::from(t.id.as_str()),
+            name: t.name.clone(),
+            numbers: t.numbers.clone(),
+            flows_dir: dir,
+            max_calls: t.max_calls,
+            suspended: t.suspended,
+            provisioned: t.provisioned,
+            allow,
+            recording_public_key: t.public_key(),
+            queues: t.queues.clone(),
+            fetcher,
+            fetch_filler: t.fetch_filler.clone(),
+        })
+    }
+
+    /// Whether it owns `number` (a leading `+` ignored on both sides).
+    pub fn owns(&self, number: &str) -> bool {
+        self.numbers
+            .iter()
+            .any(|m| number_key(m) == number_key(number))
+    }
+}
+
 impl Registry {
     /// The tenants of `config` (flows not loaded yet: call [`Registry::reload`]).
     pub fn new(config: &Config, config_dir: &Path) -> Result<Registry, TenantsError> {
         let mut tenants = Vec::new();
         for t in &config.tenants {
-            let dir = flows_dir(t, config_dir, &config.data_dir).map_err(|source| {
-                TenantsError::Unpack {
-                    tenant: t.id.clone(),
-                    source,
-                }
-            })?;
-            let allow =
-                AllowList::new(&t.fetch_allow).map_err(|source| TenantsError::FetchAllow {
-                    tenant: t.id.clone(),
-                    source,
-                })?;
-            let fetcher = if allow.is_empty() {
-                None
-            } else {
-                let fail = |why: String| TenantsError::Fetch {
-                    tenant: t.id.clone(),
-                    why,
-                };
-                let ca = match &t.fetch_ca_file {
-                    Some(p) => {
-                        let p = if p.is_relative() {
-                            config_dir.join(p)
-                        } else {
-                            p.clone()
-                        };
-                        Some(
-                            std::fs::read(&p)
-                                .map_err(|e| fail(format!("fetch_ca_file {}: {e}", p.display())))?,
-                        )
-                    }
-                    None => None,
-                };
-                let nets = t
-                    .fetch_private_networks
-                    .iter()
-                    .filter_map(|n| n.parse().ok())
-                    .collect();
-                Some(Arc::new(
-                    fetch::Fetcher::new(
-                        allow.clone(),
-                        nets,
-                        ca.as_deref(),
-                        (t.fetch_max_concurrent, t.fetch_max_per_sec),
-                    )
-                    .map_err(fail)?,
-                ))
-            };
-            tenants.push(Tenant {
-                id: Arc::from(t.id.as_str()),
-                name: t.name.clone(),
-                numbers: t.numbers.clone(),
-                flows_dir: dir,
-                max_calls: t.max_calls,
-                allow,
-                recording_public_key: t.public_key(),
-                queues: t.queues.clone(),
-                fetcher,
-                fetch_filler: t.fetch_filler.clone(),
-            });
+            tenants.push(Arc::new(Tenant::new(t, config_dir, &config.data_dir)?));
         }
         let n = tenants.len();
         Ok(Registry {
-            tenants,
+            tenants: RwLock::new(Arc::new(tenants)),
             routes: RwLock::new(Arc::new(Routes {
                 by_number: HashMap::new(),
                 flows: vec![BTreeMap::new(); n],
@@ -257,6 +282,70 @@ impl Registry {
             })),
             tts: media::tts::EspeakNg::find(),
         })
+    }
+
+    /// The tenants now, in config order and then in the order the admin
+    /// API added them.
+    pub fn tenants(&self) -> Arc<Vec<Arc<Tenant>>> {
+        self.tenants
+            .read()
+            .map(|t| Arc::clone(&t))
+            .unwrap_or_default()
+    }
+
+    /// The index of the tenant with id `id`.
+    pub fn index_of(&self, id: &str) -> Option<usize> {
+        self.tenants().iter().position(|t| *t.id == *id)
+    }
+
+    /// Adds a tenant (flows not loaded: call [`Registry::reload`]) and
+    /// returns its index; None when its id or one of its numbers is taken.
+    pub fn add(&self, tenant: Tenant) -> Option<usize> {
+        let mut w = self.tenants.write().ok()?;
+        let taken = w.iter().any(|t| {
+            *t.id == *tenant.id
+                || t.numbers.iter().any(|m| {
+                    tenant
+                        .numbers
+                        .iter()
+                        .any(|n| number_key(m) == number_key(n))
+                })
+        });
+        if taken {
+            return None;
+        }
+        let mut all = Vec::clone(&w);
+        all.push(Arc::new(tenant));
+        *w = Arc::new(all);
+        Some(w.len() - 1)
+    }
+
+    /// Changes tenant `i` (its copy, swapped in whole; calls already
+    /// admitted keep what they were given). `change` may refuse with a
+    /// reason, and then nothing changes. Flows are not reloaded.
+    pub fn change<E>(
+        &self,
+        i: usize,
+        change: impl FnOnce(&[Arc<Tenant>], &mut Tenant) -> Result<(), E>,
+    ) -> Option<Result<(), E>> {
+        let mut w = self.tenants.write().ok()?;
+        let mut t = Tenant::clone(w.get(i)?);
+        if let Err(e) = change(&w, &mut t) {
+            return Some(Err(e));
+        }
+        let mut all = Vec::clone(&w);
+        all[i] = Arc::new(t);
+        *w = Arc::new(all);
+        Some(Ok(()))
+    }
+
+    /// The tenant that owns `number` (leading `+` ignored), with its index.
+    pub fn owner(&self, number: &str) -> Option<(usize, Arc<Tenant>)> {
+        self.tenants()
+            .iter()
+            .enumerate()
+            .find(|(_, t)| t.owns(number))
+            .map(|(i, t)| (i, Arc::clone(t)))
     }
 
     /// The route for a dialled number.
@@ -279,7 +368,7 @@ impl Registry {
         let Ok(routes) = self.routes.read() else {
             return Vec::new();
         };
-        self.tenants
+        self.tenants()
             .iter()
             .enumerate()
             .map(|(i, t)| {
@@ -336,8 +425,8 @@ impl Registry {
     }
 
     /// A tenant by index.
-    pub fn tenant(&self, i: usize) -> Option<&Tenant> {
-        self.tenants.get(i)
+    pub fn tenant(&self, i: usize) -> Option<Arc<Tenant>> {
+        self.tenants().get(i).cloned()
     }
 
     /// The flows live for tenant `i`, by file.
@@ -359,15 +448,19 @@ impl Registry {
             .read()
             .map(|r| Arc::clone(&r))
             .unwrap_or_default();
-        let mut flows = Vec::with_capacity(self.tenants.len());
-        for (i, t) in self.tenants.iter().enumerate() {
+        let tenants = self.tenants();
+        let mut flows = Vec::with_capacity(tenants.len());
+        for (i, t) in tenants.iter().enumerate() {
             let previous = old.flows.get(i).cloned().unwrap_or_default();
             flows.push(self.load_tenant(i, t, &previous, &mut report));
         }
         let mut by_number = HashMap::new();
         for (i, tf) in flows.iter().enumerate() {
             for flow in tf.values() {
-                for n in &flow.numbers {
+                // A number taken from the tenant stops routing at once,
+                // even to a version kept live after its new one was
+                // refused.
+                for n in flow.numbers.iter().filter(|n| tenants[i].owns(n)) {
                     by_number.insert(
                         number_key(n).to_owned(),
                         Route {
@@ -436,7 +529,7 @@ impl Registry {
                 self.tts.as_ref().map(|e| e as &dyn media::tts::Engine),
             );
             for n in &flow.numbers {
-                if !t.numbers.iter().any(|m| number_key(m) == number_key(n)) {
+                if !t.owns(n) {
                     problems.push(format!(
                         "the flow answers {n}, which tenant `{}` does not own (add it to the tenant's numbers)",
                         t.id
@@ -456,7 +549,7 @@ impl Registry {
                     }
                     None => {
                         for n in &flow.numbers {
-                            if t.numbers.iter().any(|m| number_key(m) == number_key(n)) {
+                            if t.owns(n) {
                                 report.not_live.push((index, n.clone()));
                             }
                         }
@@ -495,7 +588,7 @@ impl Registry {
 pub fn fingerprint(reg: &Registry) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    for t in &reg.tenants {
+    for t in reg.tenants().iter() {
         let mut stack = vec![t.flows_dir.clone()];
         let mut seen = 0usize;
         while let Some(dir) = stack.pop() {
