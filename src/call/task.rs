@@ -351,6 +351,9 @@ fn resolve(shared: &Shared, prompts: Vec<Playable>, rate: u32) -> Result<Vec<Arc
     Ok(out)
 }
 
+/// How often a running call adds its media counters to the metrics.
+const MEDIA_REPORT_EVERY: Duration = Duration::from_secs(5);
+
 fn clock_now() -> Instant {
     tokio::time::Instant::now().into_std()
 }
@@ -465,6 +468,9 @@ pub async fn run(
     // A supervisor's leg and its call.
     let mut supervisor: Option<(AgentSockets, CallSlot)> = None;
     let mut supervisor_buf = vec![0u8; 2048];
+    // The media counters this call has added to the server's metrics.
+    let mut media_reported = crate::metrics::MediaTally::default();
+    let mut next_media_report = clock_now() + MEDIA_REPORT_EVERY;
     // Every log line of the call carries its SIP Call-ID and record id.
     async {
     loop {
@@ -562,17 +568,30 @@ pub async fn run(
                 Output::Finished => {}
             }
         }
-        if core.is_finished() {
+        let finished = core.is_finished();
+        let at = clock_now();
+        if finished || at >= next_media_report {
+            next_media_report = at + MEDIA_REPORT_EVERY;
+            let m = core.media();
+            let tally = crate::metrics::MediaTally {
+                received: m.session().counters.rtp_received,
+                sent: m.session().counters.rtp_sent,
+                lost: m.jitter().stats.lost,
+                frames: m.frames,
+                late_2ms: m.late_2ms,
+                late_5ms: m.late_5ms,
+                late_10ms: m.late_10ms,
+                late_20ms: m.late_20ms,
+                skipped_frames: m.skipped_frames,
+            };
+            shared.metrics.media_progress(tally, &mut media_reported);
+        }
+        if finished {
             let m = core.media();
             let rate = f64::from(codec.rtp_clock_rate().max(1));
-            shared.metrics.rtp(
-                m.session().counters.rtp_received,
-                m.session().counters.rtp_sent,
-                m.jitter().stats.lost,
-                m.session()
-                    .recv_stats()
-                    .map(|s| f64::from(s.jitter()) / rate),
-            );
+            if let Some(s) = m.session().recv_stats() {
+                shared.metrics.jitter_at_end(f64::from(s.jitter()) / rate);
+            }
             break;
         }
         let wake = core

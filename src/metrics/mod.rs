@@ -181,6 +181,29 @@ impl std::fmt::Debug for Metrics {
     }
 }
 
+/// One call's media totals so far (see [`Metrics::media_progress`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MediaTally {
+    /// RTP packets received from the caller.
+    pub received: u64,
+    /// RTP packets sent to the caller.
+    pub sent: u64,
+    /// Frames lost (concealed) from the caller.
+    pub lost: u64,
+    /// Frames produced.
+    pub frames: u64,
+    /// Frames produced more than 2 ms late.
+    pub late_2ms: u64,
+    /// ... more than 5 ms.
+    pub late_5ms: u64,
+    /// ... more than 10 ms.
+    pub late_10ms: u64,
+    /// ... more than 20 ms.
+    pub late_20ms: u64,
+    /// Frames skipped because the driver was far too late.
+    pub skipped_frames: u64,
+}
+
 /// The outcome class of a finished call's CDR (`outcome` label).
 pub fn outcome_class(outcome: Option<&str>) -> &'static str {
     let o = outcome.unwrap_or("unfinished");
@@ -525,20 +548,6 @@ impl Metrics {
                             outcome: outcome_class(c.outcome.as_deref()),
                         })
                         .inc();
-                    if let Some(f) = &c.timing {
-                        self.frames.inc_by(f.frames.max(0) as u64);
-                        for (over, n) in [
-                            ("2", f.late_2ms),
-                            ("5", f.late_5ms),
-                            ("10", f.late_10ms),
-                            ("20", f.late_20ms),
-                        ] {
-                            self.frames_late
-                                .get_or_create(&LateLabel { over_ms: over })
-                                .inc_by(n.max(0) as u64);
-                        }
-                        self.frames_skipped.inc_by(f.skipped_frames.max(0) as u64);
-                    }
                 }
             },
             Record::Event(e) => {
@@ -601,19 +610,38 @@ impl Metrics {
         }
     }
 
-    /// A finished call's caller leg: packets each way, frames lost,
-    /// jitter (seconds) at the end.
-    pub fn rtp(&self, received: u64, sent: u64, lost: u64, jitter_secs: Option<f64>) {
+    /// A call's media so far (its caller leg's totals): what moved since
+    /// `reported` is added to the server's counters, and `reported`
+    /// becomes `now`. A call reports every few seconds while it runs and
+    /// once at its end, so the counters move during long calls.
+    pub fn media_progress(&self, now: MediaTally, reported: &mut MediaTally) {
+        let d = |a: u64, b: u64| a.saturating_sub(b);
         self.rtp_packets
             .get_or_create(&DirectionLabel { direction: "in" })
-            .inc_by(received);
+            .inc_by(d(now.received, reported.received));
         self.rtp_packets
             .get_or_create(&DirectionLabel { direction: "out" })
-            .inc_by(sent);
-        self.rtp_lost.inc_by(lost);
-        if let Some(j) = jitter_secs {
-            self.jitter.observe(j);
+            .inc_by(d(now.sent, reported.sent));
+        self.rtp_lost.inc_by(d(now.lost, reported.lost));
+        self.frames.inc_by(d(now.frames, reported.frames));
+        for (over, a, b) in [
+            ("2", now.late_2ms, reported.late_2ms),
+            ("5", now.late_5ms, reported.late_5ms),
+            ("10", now.late_10ms, reported.late_10ms),
+            ("20", now.late_20ms, reported.late_20ms),
+        ] {
+            self.frames_late
+                .get_or_create(&LateLabel { over_ms: over })
+                .inc_by(d(a, b));
         }
+        self.frames_skipped
+            .inc_by(d(now.skipped_frames, reported.skipped_frames));
+        *reported = now;
+    }
+
+    /// A finished call's caller-leg jitter (seconds) at its end.
+    pub fn jitter_at_end(&self, jitter_secs: f64) {
+        self.jitter.observe(jitter_secs);
     }
 
     /// Encrypted recording bytes written.

@@ -122,18 +122,64 @@ fn a_call_moves_the_live_table_and_the_counters_from_its_log_records() {
         Some(1.0),
         "{text}"
     );
-    assert_eq!(value(&text, "dhwani_frames_total"), Some(400.0), "{text}");
+    assert!(!text.contains("+9198"), "no number in the metrics: {text}");
+}
+
+#[test]
+fn media_counters_move_while_a_call_runs_and_count_each_packet_once() {
+    let m = Metrics::new();
+    let mut reported = crate::metrics::MediaTally::default();
+    let at = |received: u64, frames: u64, late_5ms: u64| crate::metrics::MediaTally {
+        received,
+        sent: received * 2,
+        lost: received / 10,
+        frames,
+        late_2ms: late_5ms + 1,
+        late_5ms,
+        late_10ms: 0,
+        late_20ms: 0,
+        skipped_frames: 0,
+    };
+    // Five seconds in: the call's totals so far.
+    m.media_progress(at(250, 250, 3), &mut reported);
+    let text = m.encode();
+    assert_eq!(
+        value(&text, "dhwani_rtp_packets_total{direction=\"in\"}"),
+        Some(250.0),
+        "{text}"
+    );
+    assert_eq!(value(&text, "dhwani_frames_total"), Some(250.0), "{text}");
     assert_eq!(
         value(&text, "dhwani_frames_late_total{over_ms=\"5\"}"),
         Some(3.0),
         "{text}"
     );
+    // At its end: only what moved since is added.
+    m.media_progress(at(400, 401, 4), &mut reported);
+    m.media_progress(at(400, 401, 4), &mut reported);
+    let text = m.encode();
     assert_eq!(
-        value(&text, "dhwani_frames_skipped_total"),
-        Some(2.0),
+        value(&text, "dhwani_rtp_packets_total{direction=\"in\"}"),
+        Some(400.0),
         "{text}"
     );
-    assert!(!text.contains("+9198"), "no number in the metrics: {text}");
+    assert_eq!(
+        value(&text, "dhwani_rtp_packets_total{direction=\"out\"}"),
+        Some(800.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(&text, "dhwani_rtp_lost_frames_total"),
+        Some(40.0),
+        "{text}"
+    );
+    assert_eq!(value(&text, "dhwani_frames_total"), Some(401.0), "{text}");
+    assert_eq!(
+        value(&text, "dhwani_frames_late_total{over_ms=\"2\"}"),
+        Some(5.0),
+        "{text}"
+    );
+    assert_eq!(reported, at(400, 401, 4));
 }
 
 #[test]
@@ -233,7 +279,16 @@ fn the_grafana_dashboard_queries_only_metrics_that_exist() {
         serde_json::json!({"event": "answer", "outcome": "ok"}),
     ));
     m.observe(&Record::Call(Box::new(call("c1", true))));
-    m.rtp(10, 10, 1, Some(0.002));
+    m.media_progress(
+        crate::metrics::MediaTally {
+            received: 10,
+            sent: 10,
+            lost: 1,
+            ..Default::default()
+        },
+        &mut crate::metrics::MediaTally::default(),
+    );
+    m.jitter_at_end(0.002);
     m.recording_written(320);
     m.webhook("delivered");
     m.security_event("flood_ban");
