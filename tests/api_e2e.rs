@@ -841,11 +841,15 @@ fn metrics_move_when_sipp_calls_and_ready_is_503_while_draining() {
     // Media counters move while the call runs (each call adds its figures
     // every 5 s), not only at its end.
     let frames_before = sample(&scrape(http), "dhwani_frames_total", &[]);
-    wait_until("frames of the live call counted", Duration::from_secs(15), || {
-        let now = scrape(http);
-        sample(&now, "dhwani_frames_total", &[]) >= frames_before + 200.0
-            && sample(&now, "dhwani_calls_active", &[("tenant", "test")]) == 1.0
-    });
+    wait_until(
+        "frames of the live call counted",
+        Duration::from_secs(15),
+        || {
+            let now = scrape(http);
+            sample(&now, "dhwani_frames_total", &[]) >= frames_before + 200.0
+                && sample(&now, "dhwani_calls_active", &[("tenant", "test")]) == 1.0
+        },
+    );
     let pid = server.pid().to_string();
     assert!(
         std::process::Command::new("kill")

@@ -177,11 +177,13 @@ pub async fn agent_state(
     } else {
         reason
     };
-    crate::privacy::Audit::new(&s.config.data_dir).append(
-        &c.actor(),
-        "agents.state",
-        &format!("tenant {tenant} agent {extension} {state}"),
-    )?;
+    crate::privacy::Audit::new(&s.config.data_dir)
+        .append_async(
+            &c.actor(),
+            "agents.state",
+            &format!("tenant {tenant} agent {extension} {state}"),
+        )
+        .await?;
     s.store
         .put_agent_command(&crate::store::agents::AgentCommandRow {
             tenant: tenant.clone(),

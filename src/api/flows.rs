@@ -311,9 +311,16 @@ pub struct Deployed {
     pub refused: Option<String>,
 }
 
-fn audit(s: &super::ApiState, c: &Caller, action: &str, subject: &str) -> Result<(), Problem> {
+/// Appends to the audit log as the caller (off the async workers).
+pub(super) async fn audit(
+    s: &super::ApiState,
+    c: &Caller,
+    action: &str,
+    subject: &str,
+) -> Result<(), Problem> {
     crate::privacy::Audit::new(&s.config.data_dir)
-        .append(&c.actor(), action, subject)
+        .append_async(&c.actor(), action, subject)
+        .await
         .map_err(Problem::from)
 }
 
@@ -400,7 +407,8 @@ pub async fn deploy_flow(
             &c,
             "flow.deploy",
             &format!("{subject} version {version}"),
-        )?;
+        )
+        .await?;
         tracing::info!(%subject, %version, "flow deployed through the API");
     }
     Ok(axum::Json(result))
@@ -428,7 +436,8 @@ pub async fn remove_flow(
         &c,
         "flow.remove",
         &format!("tenant {tenant} file {name}"),
-    )?;
+    )
+    .await?;
     let state = Arc::clone(&s);
     tokio::task::spawn_blocking(move || {
         put_file(&path, None)?;

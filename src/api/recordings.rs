@@ -115,17 +115,19 @@ pub async fn list(
         .iter()
         .map(|r| r.recording_id.as_str())
         .collect();
-    Audit::new(&s.config.data_dir).append(
-        &c.actor(),
-        "api.recordings.list",
-        &format!(
-            "tenant {}; {} recordings: {}; reason: {}",
-            tenant.as_deref().unwrap_or("any"),
-            ids.len(),
-            ids.iter().take(100).copied().collect::<Vec<_>>().join(" "),
-            reason(&headers).as_deref().unwrap_or("none given")
-        ),
-    )?;
+    Audit::new(&s.config.data_dir)
+        .append_async(
+            &c.actor(),
+            "api.recordings.list",
+            &format!(
+                "tenant {}; {} recordings: {}; reason: {}",
+                tenant.as_deref().unwrap_or("any"),
+                ids.len(),
+                ids.iter().take(100).copied().collect::<Vec<_>>().join(" "),
+                reason(&headers).as_deref().unwrap_or("none given")
+            ),
+        )
+        .await?;
     Ok(axum::Json(found))
 }
 
@@ -209,11 +211,13 @@ pub async fn audio(
             "the key this recording is sealed under is not on this server",
         ));
     };
-    Audit::new(&s.config.data_dir).append(
-        &c.actor(),
-        "recording.decrypt",
-        &crate::privacy::recording_subject(&id, reason(&headers).as_deref()),
-    )?;
+    Audit::new(&s.config.data_dir)
+        .append_async(
+            &c.actor(),
+            "recording.decrypt",
+            &crate::privacy::recording_subject(&id, reason(&headers).as_deref()),
+        )
+        .await?;
     let (tx, mut rx) = tokio::sync::mpsc::channel(16);
     let kek = key.kek().clone();
     tokio::task::spawn_blocking(move || {

@@ -179,11 +179,13 @@ pub async fn place_hold(
         reason: reason.to_owned(),
         placed_ms: now_ms(),
     };
-    Audit::new(&s.config.data_dir).append(
-        &c.actor(),
-        "hold.place",
-        &format!("{} tenant {tenant} {subject}", row.hold_id),
-    )?;
+    Audit::new(&s.config.data_dir)
+        .append_async(
+            &c.actor(),
+            "hold.place",
+            &format!("{} tenant {tenant} {subject}", row.hold_id),
+        )
+        .await?;
     s.store.place_hold(&row).await?;
     Ok((
         axum::http::StatusCode::CREATED,
@@ -212,7 +214,9 @@ pub async fn lift_hold(
     let Some(h) = holds.iter().find(|h| h.hold_id == id && c.sees(&h.tenant)) else {
         return Err(missing());
     };
-    Audit::new(&s.config.data_dir).append(&c.actor(), "hold.lift", &h.hold_id)?;
+    Audit::new(&s.config.data_dir)
+        .append_async(&c.actor(), "hold.lift", &h.hold_id)
+        .await?;
     if s.store.lift_hold(&h.hold_id).await? {
         Ok(axum::http::StatusCode::NO_CONTENT)
     } else {
@@ -261,16 +265,18 @@ pub async fn export(
     let subject = key.pseudonym(&body.number);
     let doc = crate::privacy::export_json(&s.store, &s.config, &tenant, &body.number).await?;
     let calls = doc["calls"].as_array().map_or(0, Vec::len);
-    Audit::new(&s.config.data_dir).append(
-        &c.actor(),
-        "privacy.export",
-        &format!(
-            "tenant {tenant} number {subject}; {calls} calls; reason: {}",
-            super::routes::reason(&headers)
-                .as_deref()
-                .unwrap_or("none given")
-        ),
-    )?;
+    Audit::new(&s.config.data_dir)
+        .append_async(
+            &c.actor(),
+            "privacy.export",
+            &format!(
+                "tenant {tenant} number {subject}; {calls} calls; reason: {}",
+                super::routes::reason(&headers)
+                    .as_deref()
+                    .unwrap_or("none given")
+            ),
+        )
+        .await?;
     Ok(axum::Json(Export {
         subject,
         export: doc,
@@ -305,11 +311,13 @@ pub async fn erase(
     let key = pseudonyms::current(&s.store, &s.config.data_dir, &tenant).await?;
     let subject = key.pseudonym(&body.number);
     let r = crate::privacy::erase(&s.store, &s.config, &tenant, &body.number).await?;
-    Audit::new(&s.config.data_dir).append(
-        &c.actor(),
-        "privacy.erase",
-        &format!("tenant {tenant} number {subject}"),
-    )?;
+    Audit::new(&s.config.data_dir)
+        .append_async(
+            &c.actor(),
+            "privacy.erase",
+            &format!("tenant {tenant} number {subject}"),
+        )
+        .await?;
     Ok(axum::Json(Erased {
         subject,
         erased: serde_json::to_value(&r).map_err(Problem::internal)?,
@@ -341,11 +349,13 @@ pub async fn withdraw_consent(
     let subject = key.pseudonym(&body.number);
     let at_ms = now_ms();
     s.store.withdraw_consent(&tenant, &subject, at_ms).await?;
-    Audit::new(&s.config.data_dir).append(
-        &c.actor(),
-        "consent.withdraw",
-        &format!("tenant {tenant} number {subject}"),
-    )?;
+    Audit::new(&s.config.data_dir)
+        .append_async(
+            &c.actor(),
+            "consent.withdraw",
+            &format!("tenant {tenant} number {subject}"),
+        )
+        .await?;
     Ok(axum::Json(Withdrawn { subject, at_ms }))
 }
 

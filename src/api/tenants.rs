@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::{Caller, Permission};
+use super::flows::audit;
 use super::problem::{ApiJson, Problem};
 use super::routes::{Page, PageParams, Problems, St, now_ms, require};
 use crate::store::provisioning::{NumberRow, TenantRow};
@@ -236,11 +237,6 @@ async fn reload(s: &super::ApiState) {
     }
 }
 
-fn audit(s: &super::ApiState, c: &Caller, action: &str, subject: &str) -> Result<(), Problem> {
-    crate::privacy::Audit::new(&s.config.data_dir)
-        .append(&c.actor(), action, subject)
-        .map_err(Problem::from)
-}
 
 /// Makes a tenant (platform operators). It is live when this answers:
 /// keys made, flows directory ready, its numbers routed once a flow of
@@ -335,7 +331,8 @@ pub async fn create(
             row.max_calls,
             cfg.numbers.len()
         ),
-    )?;
+    )
+    .await?;
     reload(&s).await;
     tracing::info!(tenant = %row.id, "tenant made through the admin API");
     let (_, t) = seen(&s, &c, &row.id)?;
@@ -406,7 +403,8 @@ pub async fn change(
             "tenant {} max_calls {} suspended {}",
             row.id, row.max_calls, row.suspended
         ),
-    )?;
+    )
+    .await?;
     let (_, t) = seen(&s, &c, &p.tenant)?;
     Ok(axum::Json(info(&s, &t)))
 }
@@ -473,7 +471,8 @@ pub async fn add_number(
         &c,
         "tenants.number.add",
         &format!("tenant {} number {}", t.id, body.number),
-    )?;
+    )
+    .await?;
     reload(&s).await;
     Ok((
         StatusCode::CREATED,
@@ -513,7 +512,8 @@ pub async fn remove_number(
         &c,
         "tenants.number.remove",
         &format!("tenant {} number {}", t.id, p.number),
-    )?;
+    )
+    .await?;
     reload(&s).await;
     Ok(StatusCode::NO_CONTENT)
 }

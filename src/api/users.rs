@@ -240,11 +240,13 @@ pub async fn login(
         expires_ms: created + SESSION_SECS * 1000,
     };
     s.store.put_session(&row).await?;
-    crate::privacy::Audit::new(&s.config.data_dir).append(
-        &format!("user:{}", u.username),
-        "login",
-        &format!("session {id} from {ip}"),
-    )?;
+    crate::privacy::Audit::new(&s.config.data_dir)
+        .append_async(
+            &format!("user:{}", u.username),
+            "login",
+            &format!("session {id} from {ip}"),
+        )
+        .await?;
     Ok(axum::Json(Session {
         token: format!("dhs_{id}_{secret}"),
         expires_ms: row.expires_ms,

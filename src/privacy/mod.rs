@@ -208,6 +208,25 @@ impl Audit {
         Ok(())
     }
 
+    /// [`Audit::append`] on a blocking thread (it takes a file lock and
+    /// syncs the log), for async callers such as the admin API.
+    pub async fn append_async(
+        &self,
+        actor: &str,
+        action: &str,
+        subject: &str,
+    ) -> Result<(), PrivacyError> {
+        let (me, actor, action, subject) = (
+            self.clone(),
+            actor.to_owned(),
+            action.to_owned(),
+            subject.to_owned(),
+        );
+        tokio::task::spawn_blocking(move || me.append(&actor, &action, &subject))
+            .await
+            .map_err(std::io::Error::other)?
+    }
+
     /// Checks the chain and the anchor: Ok(entries) or what is wrong.
     pub fn verify(&self) -> Result<Result<u64, AuditBroken>, PrivacyError> {
         let anchor = self.read_anchor()?;
@@ -311,7 +330,9 @@ pub async fn audit_read_by(
         capped(&callers),
         reason.unwrap_or("none given")
     );
-    Audit::new(&cfg.data_dir).append(actor, action, &subject)
+    Audit::new(&cfg.data_dir)
+        .append_async(actor, action, &subject)
+        .await
 }
 
 /// The audit subject of a recording read: its id and the reason given.
