@@ -1480,6 +1480,26 @@ fn users_log_in_with_a_password_and_a_one_time_code_and_are_locked_out_per_addre
         .expect("the otpauth URI's secret")
         .to_owned();
     assert!(!out.contains(pw), "the password is not echoed: {out}");
+    // The secret is sealed in the store: no database file holds it (the
+    // SQLite file and its write-ahead log hold text inline).
+    let mut files = 0;
+    for entry in std::fs::read_dir(server.data_dir()).expect("data dir") {
+        let path = entry.expect("entry").path();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if name.starts_with("dhwani.db") {
+            files += 1;
+            let bytes = std::fs::read(&path).expect("read the database");
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "{name} holds the TOTP secret in clear"
+            );
+        }
+    }
+    assert!(files > 0, "no database file in the data directory");
+    assert!(server.data_dir().join("keys/mfa.key").is_file());
     let now = || {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

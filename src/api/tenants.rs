@@ -237,7 +237,6 @@ async fn reload(s: &super::ApiState) {
     }
 }
 
-
 /// Makes a tenant (platform operators). It is live when this answers:
 /// keys made, flows directory ready, its numbers routed once a flow of
 /// its answers them.

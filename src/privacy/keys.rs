@@ -351,3 +351,44 @@ pub fn create_recording(
     })?;
     Ok(FileRecorder::new(file, &header, &data_key, sync, now)?)
 }
+
+/// The environment variable that may hold the key sealing users' TOTP
+/// secrets instead of its file (64 hex digits).
+pub const MFA_KEY_VAR: &str = "DHWANI_MFA_KEY";
+
+/// Where the key sealing users' TOTP secrets lives:
+/// `DATA_DIR/keys/mfa.key` (no tenant key file has this name: those end
+/// in `.kek` and `.pseudonym`).
+pub fn mfa_key_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("keys").join("mfa.key")
+}
+
+/// The key sealing users' TOTP secrets in the store: from
+/// `DHWANI_MFA_KEY`, else its file, made (random, mode 0600) when missing
+/// and `create` is set.
+pub fn mfa_key(data_dir: &Path, create: bool) -> Result<Key, PrivacyError> {
+    let parse = |text: &str, what: String| {
+        hex::decode(text.trim())
+            .ok()
+            .and_then(|v| <[u8; 32]>::try_from(v).ok())
+            .map(Key)
+            .ok_or(PrivacyError::NotAKey { what })
+    };
+    if let Ok(text) = std::env::var(MFA_KEY_VAR) {
+        return parse(&text, MFA_KEY_VAR.to_owned());
+    }
+    let path = mfa_key_path(data_dir);
+    if !path.exists() {
+        if !create {
+            return Err(PrivacyError::NoKeyFile {
+                tenant: "(console users' MFA)".to_owned(),
+                path,
+            });
+        }
+        let key: [u8; 32] = rand::random();
+        write_key_file(&path, &key)?;
+        tracing::info!(file = %path.display(), "generated the key that seals users' TOTP secrets");
+    }
+    let text = std::fs::read_to_string(&path).map_err(at(&path))?;
+    parse(&text, path.display().to_string())
+}

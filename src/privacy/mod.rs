@@ -63,6 +63,10 @@ impl crate::store::sealed::KeySource for StoreKeys {
         keys::find(data_dir, tenant, key_id).map(|k| k.kek().clone())
     }
 
+    fn mfa_key(&self, data_dir: &Path, create: bool) -> Result<recordings::keys::Key, String> {
+        keys::mfa_key(data_dir, create).map_err(|e| e.to_string())
+    }
+
     fn pseudonyms<'a>(
         &'a self,
         store: &'a Store,

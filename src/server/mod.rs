@@ -185,6 +185,14 @@ impl Server {
         }
         // Rows written before calls were sealed (`store::sealed`): sealed
         // once, now that every tenant's keys are loaded.
+        match store.seal_clear_totp_secrets().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                users = n,
+                "sealed the TOTP secrets stored in clear by an earlier version"
+            ),
+            Err(e) => tracing::error!(error = %e, "stored TOTP secrets could not be sealed"),
+        }
         match store.seal_clear_rows().await {
             Ok(0) => {}
             Ok(n) => tracing::info!(

@@ -168,6 +168,9 @@ pub trait KeySource: Send + Sync {
     -> Result<(String, Key), String>;
     /// A tenant key by its id (current or archived), if it is here.
     fn find(&self, data_dir: &Path, tenant: &str, key_id: &str) -> Option<Key>;
+    /// The key sealing console users' TOTP secrets, made when missing if
+    /// `create`.
+    fn mfa_key(&self, data_dir: &Path, create: bool) -> Result<Key, String>;
     /// Every pseudonym `number` may be stored under at `tenant` (empty
     /// when the tenant has no pseudonym key here).
     fn pseudonyms<'a>(
@@ -225,6 +228,17 @@ impl Sealer {
             .ok_or_else(|| StoreError::Keys(NO_SOURCE.into()))?;
         source
             .current(&self.data_dir, tenant, create)
+            .map_err(StoreError::Keys)
+    }
+
+    /// The key sealing users' TOTP secrets.
+    pub(super) fn mfa_key(&self, create: bool) -> Result<Key, StoreError> {
+        let source = self
+            .source
+            .as_ref()
+            .ok_or_else(|| StoreError::Keys(NO_SOURCE.into()))?;
+        source
+            .mfa_key(&self.data_dir, create)
             .map_err(StoreError::Keys)
     }
 

@@ -1,5 +1,7 @@
 //! Console users as stored: tenant, role, an Argon2id password hash (PHC
-//! string; never the password), the TOTP secret once MFA is set up, the
+//! string; never the password), the TOTP secret once MFA is set up
+//! (sealed with ChaCha20-Poly1305 under the MFA key outside the database,
+//! `privacy::keys::mfa_key`, bound to the username), the
 //! last TOTP step accepted (a code works once), and login sessions (the
 //! token's SHA-256 only, with an expiry).
 
@@ -21,7 +23,8 @@ pub struct UserRow {
     /// Argon2id PHC string.
     #[serde(skip)]
     pub password_hash: String,
-    /// Base32 TOTP secret (None: no MFA yet).
+    /// Base32 TOTP secret (None: no MFA yet), in clear here; sealed in
+    /// the database.
     #[serde(skip)]
     pub totp_secret: Option<String>,
     /// The last TOTP step accepted.
@@ -61,9 +64,73 @@ fn user(r: &sqlx::any::AnyRow) -> Result<UserRow, sqlx::Error> {
     })
 }
 
+/// The sealed-value context of a user's TOTP secret.
+fn totp_context(username: &str) -> String {
+    format!("user:{username}")
+}
+
 impl Store {
+    /// A row as read, its TOTP secret opened.
+    fn opened(&self, mut u: UserRow) -> Result<UserRow, StoreError> {
+        if let Some(s) = &u.totp_secret
+            && super::sealed::is_sealed(s)
+        {
+            let key = self.sealer.mfa_key(false)?;
+            let opened =
+                super::sealed::open(&key, &totp_context(&u.username), "totp_secret", s)
+                    .ok_or_else(|| {
+                        StoreError::Keys(format!(
+                            "the TOTP secret of user {} does not open with the MFA key (DATA_DIR/keys/mfa.key or DHWANI_MFA_KEY)",
+                            u.username
+                        ))
+                    })?;
+            u.totp_secret = Some(opened);
+        }
+        Ok(u)
+    }
+
+    /// Seals the TOTP secrets stored in clear by an earlier version;
+    /// returns how many.
+    pub async fn seal_clear_totp_secrets(&self) -> Result<u64, StoreError> {
+        let mut n = 0;
+        let rows =
+            sqlx::query("SELECT username, totp_secret FROM users WHERE totp_secret IS NOT NULL")
+                .fetch_all(&self.pool)
+                .await?;
+        for r in rows {
+            let (name, secret): (String, String) = (r.try_get(0)?, r.try_get(1)?);
+            if super::sealed::is_sealed(&secret) {
+                continue;
+            }
+            let key = self.sealer.mfa_key(true)?;
+            let sealed = super::sealed::seal(&key, &totp_context(&name), "totp_secret", &secret);
+            sqlx::query(
+                "UPDATE users SET totp_secret = $2 WHERE username = $1 AND totp_secret = $3",
+            )
+            .bind(&name)
+            .bind(&sealed)
+            .bind(&secret)
+            .execute(&self.pool)
+            .await?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
     /// Adds a user, or replaces its tenant, role, password and MFA.
     pub async fn put_user(&self, u: &UserRow) -> Result<(), StoreError> {
+        let totp = match &u.totp_secret {
+            Some(s) => {
+                let key = self.sealer.mfa_key(true)?;
+                Some(super::sealed::seal(
+                    &key,
+                    &totp_context(&u.username),
+                    "totp_secret",
+                    s,
+                ))
+            }
+            None => None,
+        };
         sqlx::query(
             "INSERT INTO users (username, tenant, role, recordings, password_hash, totp_secret, totp_last_step, created_ms)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
@@ -76,7 +143,7 @@ impl Store {
         .bind(&u.role)
         .bind(i64::from(u.recordings))
         .bind(&u.password_hash)
-        .bind(u.totp_secret.clone())
+        .bind(totp)
         .bind(u.totp_last_step)
         .bind(u.created_ms)
         .execute(&self.pool)
@@ -92,7 +159,11 @@ impl Store {
         .bind(username)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.as_ref().map(user).transpose()?)
+        row.as_ref()
+            .map(user)
+            .transpose()?
+            .map(|u| self.opened(u))
+            .transpose()
     }
 
     /// Every user, by name.
@@ -102,10 +173,7 @@ impl Store {
         )))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(user)
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StoreError::from)
+        rows.iter().map(|r| self.opened(user(r)?)).collect()
     }
 
     /// Removes a user and its sessions; false if there was none.
@@ -197,5 +265,97 @@ impl Store {
             .execute(&self.pool)
             .await?
             .rows_affected())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use recordings::keys::Key;
+
+    use super::super::sealed::{BoxFuture, KeySource};
+    use super::*;
+
+    /// Only the MFA key, fixed.
+    struct MfaOnly;
+
+    impl KeySource for MfaOnly {
+        fn current(&self, _: &Path, _: &str, _: bool) -> Result<(String, Key), String> {
+            Err("no tenant keys here".into())
+        }
+        fn find(&self, _: &Path, _: &str, _: &str) -> Option<Key> {
+            None
+        }
+        fn mfa_key(&self, _: &Path, _: bool) -> Result<Key, String> {
+            Ok(Key([7; 32]))
+        }
+        fn pseudonyms<'a>(
+            &'a self,
+            _: &'a Store,
+            _: &'a Path,
+            _: &'a str,
+            _: &'a str,
+        ) -> BoxFuture<'a, Vec<String>> {
+            Box::pin(async { Vec::new() })
+        }
+    }
+
+    fn row(name: &str, secret: &str) -> UserRow {
+        UserRow {
+            username: name.into(),
+            tenant: "t".into(),
+            role: "supervisor".into(),
+            recordings: false,
+            password_hash: "$argon2id$x".into(),
+            totp_secret: Some(secret.into()),
+            totp_last_step: None,
+            created_ms: 1,
+        }
+    }
+
+    async fn raw_secret(store: &Store, name: &str) -> String {
+        sqlx::query("SELECT totp_secret FROM users WHERE username = $1")
+            .bind(name)
+            .fetch_one(&store.pool)
+            .await
+            .unwrap()
+            .try_get(0)
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn totp_secrets_are_sealed_to_their_user_and_clear_ones_of_old_rows_get_sealed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open("", dir.path())
+            .await
+            .unwrap()
+            .with_key_source(Arc::new(MfaOnly));
+        store.put_user(&row("asha", "JBSWY3DPEHPK3PXP")).await.unwrap();
+        let stored = raw_secret(&store, "asha").await;
+        assert!(super::super::sealed::is_sealed(&stored), "{stored}");
+        assert!(!stored.contains("JBSWY3DPEHPK3PXP"));
+        let read = store.user("asha").await.unwrap().unwrap();
+        assert_eq!(read.totp_secret.as_deref(), Some("JBSWY3DPEHPK3PXP"));
+        // Asha's sealed secret copied onto another user does not open.
+        store.put_user(&row("ravi", "x")).await.unwrap();
+        sqlx::query("UPDATE users SET totp_secret = $1 WHERE username = 'ravi'")
+            .bind(&stored)
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        assert!(store.user("ravi").await.is_err());
+        // A row in clear (an earlier version's) is sealed once.
+        sqlx::query("UPDATE users SET totp_secret = 'GEZDGNBVGY3TQOJQ' WHERE username = 'ravi'")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(store.seal_clear_totp_secrets().await.unwrap(), 1);
+        assert_eq!(store.seal_clear_totp_secrets().await.unwrap(), 0);
+        assert!(super::super::sealed::is_sealed(&raw_secret(&store, "ravi").await));
+        let users = store.users().await.unwrap();
+        let ravi = users.iter().find(|u| u.username == "ravi").unwrap();
+        assert_eq!(ravi.totp_secret.as_deref(), Some("GEZDGNBVGY3TQOJQ"));
     }
 }
