@@ -910,7 +910,7 @@ fn schemathesis_finds_no_crash_and_no_answer_outside_the_openapi_document() {
     );
     assert!(out.status.success(), "schemathesis found failures:\n{text}");
     assert!(
-        text.contains("Tested: 35"),
+        text.contains("Tested: 38"),
         "every operation tested:\n{text}"
     );
     // The server is still up and answering.
@@ -1992,4 +1992,108 @@ fn tenants_and_numbers_are_provisioned_live_through_the_api_and_survive_a_restar
         get(http, "/v1/retention?tenant=orbit", &op).json()["items"][0]["tenant"],
         "orbit"
     );
+}
+
+#[test]
+fn keys_are_made_listed_and_revoked_through_the_api_within_their_tenant_and_role() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let server = Server::start(&two_tenants(dir.path()));
+    let http = server.http.expect("the admin API's address");
+    let op = key(&server, &["--role", "platform-operator"]);
+    let acme = key(&server, &["--tenant", "acme", "--role", "tenant-admin"]);
+    let acme_sup = key(&server, &["--tenant", "acme", "--role", "supervisor"]);
+
+    // The operator makes zenith's admin; the secret is in that answer only.
+    let made = post_json(
+        http,
+        "/v1/keys",
+        &op,
+        r#"{"tenant": "zenith", "role": "tenant-admin", "label": "zenith ops"}"#,
+    );
+    assert_eq!(made.status, 201, "{}", made.body);
+    let made = made.json();
+    let zenith = made["key"].as_str().expect("key").to_owned();
+    let zenith_id = made["key_id"].as_str().expect("id").to_owned();
+    assert!(zenith.starts_with(&format!("dhk_{zenith_id}_")), "{made}");
+    assert_eq!(get(http, "/v1/whoami", &zenith).json()["tenant"], "zenith");
+    let listed = get(http, "/v1/keys", &op);
+    assert!(listed.body.contains(&zenith_id), "{}", listed.body);
+    assert!(
+        !listed.body.contains(&zenith[20..]),
+        "a listing never shows a secret"
+    );
+
+    // A tenant admin: keys of its own tenant, no higher role, no
+    // permission it lacks; a supervisor none at all.
+    let sup = post_json(
+        http,
+        "/v1/keys",
+        &acme,
+        r#"{"role": "supervisor", "label": "wallboard"}"#,
+    );
+    assert_eq!(sup.status, 201, "{}", sup.body);
+    let sup = sup.json();
+    assert_eq!(sup["tenant"], "acme", "{sup}");
+    let wallboard = sup["key"].as_str().expect("key").to_owned();
+    for (body, status) in [
+        (r#"{"role": "platform-operator"}"#, 403),
+        (r#"{"role": "supervisor", "recordings": true}"#, 403),
+        (r#"{"role": "supervisor", "tenant": "zenith"}"#, 403),
+        (r#"{"role": "sorcerer"}"#, 400),
+    ] {
+        let r = post_json(http, "/v1/keys", &acme, body);
+        assert_eq!(r.status, status, "{body}: {}", r.body);
+    }
+    assert_eq!(
+        post_json(http, "/v1/keys", &acme_sup, r#"{"role": "agent"}"#).status,
+        403
+    );
+    assert_eq!(get(http, "/v1/keys", &acme_sup).status, 403);
+    for (body, field) in [
+        (r#"{"role": "tenant-admin"}"#, "tenant"),
+        (
+            r#"{"role": "platform-operator", "tenant": "acme"}"#,
+            "tenant",
+        ),
+        (r#"{"role": "agent", "tenant": "ghost"}"#, "tenant"),
+    ] {
+        let r = post_json(http, "/v1/keys", &op, body);
+        assert_eq!(r.status, 400, "{body}: {}", r.body);
+        assert!(r.body.contains(field), "{body}: {}", r.body);
+    }
+    // Acme's list is acme's keys only.
+    let mine = get(http, "/v1/keys", &acme).json();
+    let items = mine["items"].as_array().expect("items");
+    assert!(
+        items.len() >= 3 && items.iter().all(|k| k["tenant"] == "acme"),
+        "{mine}"
+    );
+    assert_eq!(get(http, "/v1/keys?tenant=zenith", &acme).status, 403);
+
+    // Revoking: zenith's key id from acme answers as a missing one; acme's
+    // own supervisor key stops working at once.
+    let del = |k: &str, id: &str| send(http, "DELETE", &format!("/v1/keys/{id}"), k, "");
+    let theirs = del(&acme, &zenith_id);
+    let nobody = del(&acme, "0123456789abcdef");
+    assert_eq!(theirs.status, 404);
+    assert_eq!((theirs.status, &theirs.body), (nobody.status, &nobody.body));
+    assert_eq!(get(http, "/v1/whoami", &zenith).status, 200);
+    let wallboard_id = sup["key_id"].as_str().expect("id");
+    assert_eq!(get(http, "/v1/calls/live", &wallboard).status, 200);
+    assert_eq!(del(&acme, wallboard_id).status, 204);
+    assert_eq!(get(http, "/v1/calls/live", &wallboard).status, 401);
+    assert_eq!(del(&acme, wallboard_id).status, 404, "revoked already");
+    // A key does not revoke itself.
+    let acme_id = acme[4..20].to_owned();
+    assert_eq!(del(&acme, &acme_id).status, 409);
+    assert_eq!(get(http, "/v1/whoami", &acme).status, 200);
+    // The operator revokes zenith's.
+    assert_eq!(del(&op, &zenith_id).status, 204);
+    assert_eq!(get(http, "/v1/whoami", &zenith).status, 401);
+    let audit = std::fs::read_to_string(server.data_dir().join("audit.log")).expect("audit");
+    assert!(
+        audit.contains(&format!("key {zenith_id} tenant zenith role tenant-admin")),
+        "{audit}"
+    );
+    assert!(audit.contains(&format!("apikeys.revoke")), "{audit}");
 }

@@ -19,7 +19,18 @@ use sha2::{Digest, Sha256};
 use crate::store::api_keys::ApiKeyRow;
 
 /// What a key may do, besides its tenant scope.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Role {
     /// Every tenant, everything.
@@ -90,6 +101,9 @@ pub enum Permission {
     AgentState,
     /// Make tenants, change them, give and take their numbers.
     Provision,
+    /// List, make and revoke API keys (of its own tenant, and never with
+    /// more than its own role and permissions).
+    Keys,
 }
 
 impl Permission {
@@ -107,6 +121,7 @@ impl Permission {
             Holds | Rights => matches!(role, PlatformOperator | TenantAdmin),
             AgentState => matches!(role, PlatformOperator | TenantAdmin | Supervisor),
             Provision => role == PlatformOperator,
+            Keys => matches!(role, PlatformOperator | TenantAdmin),
         }
     }
 }
@@ -141,6 +156,21 @@ impl Caller {
             Some(u) => format!("user:{u}"),
             None => format!("api-key:{}", self.key_id),
         }
+    }
+}
+
+/// Whether a key of `role` may have this tenant scope: a platform
+/// operator's belongs to no tenant, an auditor's to one or none, every
+/// other to one. The error says how to fix it.
+pub fn key_scope(tenant: Option<&str>, role: Role) -> Result<(), String> {
+    match (tenant, role) {
+        (Some(_), Role::PlatformOperator) => {
+            Err("a platform operator's key belongs to no tenant; leave the tenant out".into())
+        }
+        (None, r) if r != Role::PlatformOperator && r != Role::Auditor => {
+            Err(format!("a {} key belongs to one tenant; name it", r.name()))
+        }
+        _ => Ok(()),
     }
 }
 

@@ -12,6 +12,7 @@
 pub mod auth;
 pub mod centre;
 pub mod flows;
+pub mod keys;
 pub mod problem;
 pub mod recordings;
 pub mod rights;

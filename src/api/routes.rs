@@ -34,7 +34,8 @@ pub(super) type St = State<Arc<ApiState>>;
     paths(
         health, ready, metrics, whoami, super::tenants::list, super::tenants::get_one,
         super::tenants::create, super::tenants::change, super::tenants::numbers,
-        super::tenants::add_number, super::tenants::remove_number, live_calls, list_calls, call, agents,
+        super::tenants::add_number, super::tenants::remove_number, super::keys::list,
+        super::keys::create, super::keys::revoke, live_calls, list_calls, call, agents,
         super::flows::check_flow, super::flows::list_flows, super::flows::deploy_flow,
         super::flows::remove_flow, super::flows::test_flow, audit_verify,
         super::recordings::list, super::recordings::audio,
@@ -47,7 +48,8 @@ pub(super) type St = State<Arc<ApiState>>;
     components(schemas(
         Problem, LiveCall, Health, Ready, WhoAmI, super::tenants::TenantInfo,
         super::tenants::NumberInfo, super::tenants::NewTenant, super::tenants::TenantChange,
-        super::tenants::NewNumber, LiveCalls, CallPage,
+        super::tenants::NewNumber, super::keys::ApiKeyInfo, super::keys::NewKey,
+        super::keys::MadeKey, super::auth::Role, LiveCalls, CallPage,
         ApiCall, CallDetail, TimelineEvent, ApiAgent, super::flows::CheckFlow,
         super::flows::FlowCheck, super::flows::FlowDiagnostic, super::flows::LiveFlow,
         super::flows::DeployFlow, super::flows::Deployed, super::flows::TestFlow,
@@ -145,6 +147,11 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route(
             "/v1/tenants/{tenant}/numbers",
             get(super::tenants::numbers).post(super::tenants::add_number),
+        )
+        .route("/v1/keys", get(super::keys::list).post(super::keys::create))
+        .route(
+            "/v1/keys/{key_id}",
+            axum::routing::delete(super::keys::revoke),
         )
         .route(
             "/v1/tenants/{tenant}/numbers/{number}",

@@ -149,8 +149,9 @@ pub struct NewTenant {
     /// Id: 1-64 letters, digits, `-` or `_` (used in the store, the logs
     /// and the data directory; never changes).
     pub id: String,
-    /// Display name.
+    /// Display name (at most 200 characters, no control characters).
     #[serde(default)]
+    #[schema(max_length = 200, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     pub name: String,
     /// Most calls at once (default 100).
     #[serde(default = "default_max_calls", deserialize_with = "whole")]
@@ -342,7 +343,8 @@ pub async fn create(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TenantChange {
-    /// Display name.
+    /// Display name (at most 200 characters, no control characters).
+    #[schema(max_length = 200, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     pub name: Option<String>,
     /// Most calls at once.
     #[serde(default, deserialize_with = "whole_or_null")]

@@ -69,18 +69,13 @@ pub fn run(cmd: ApiKeysCommand, cfg: &Config) -> anyhow::Result<ExitCode> {
             } => {
                 let Some(role) = Role::parse(&role) else {
                     let names: Vec<&str> = Role::ALL.iter().map(|r| r.name()).collect();
-                    anyhow::bail!("--role: `{role}` is not a role; use one of {}", names.join(", "));
+                    anyhow::bail!(
+                        "--role: `{role}` is not a role; use one of {}",
+                        names.join(", ")
+                    );
                 };
-                match (&tenant, role) {
-                    (Some(_), Role::PlatformOperator) => anyhow::bail!(
-                        "--tenant: a platform operator's key belongs to no tenant; leave --tenant out"
-                    ),
-                    (None, r) if r != Role::PlatformOperator && r != Role::Auditor => anyhow::bail!(
-                        "--tenant: a {} key belongs to one tenant; name it",
-                        r.name()
-                    ),
-                    _ => {}
-                }
+                crate::api::auth::key_scope(tenant.as_deref(), role)
+                    .map_err(|m| anyhow::anyhow!("--tenant: {m}"))?;
                 if let Some(t) = &tenant
                     && !cfg.tenants.iter().any(|c| &c.id == t)
                 {
@@ -116,10 +111,18 @@ pub fn run(cmd: ApiKeysCommand, cfg: &Config) -> anyhow::Result<ExitCode> {
                         println!(
                             "{}  {:<10} {:<17} {}{}{}",
                             k.key_id,
-                            if k.tenant.is_empty() { "(platform)" } else { &k.tenant },
+                            if k.tenant.is_empty() {
+                                "(platform)"
+                            } else {
+                                &k.tenant
+                            },
                             k.role,
                             if k.recordings { "recordings " } else { "" },
-                            if k.revoked_ms.is_some() { "REVOKED " } else { "" },
+                            if k.revoked_ms.is_some() {
+                                "REVOKED "
+                            } else {
+                                ""
+                            },
                             k.label
                         );
                     }
@@ -131,7 +134,11 @@ pub fn run(cmd: ApiKeysCommand, cfg: &Config) -> anyhow::Result<ExitCode> {
                     .map_or(key_id.as_str(), |(id, _)| id)
                     .to_owned();
                 if store.revoke_api_key(&id, now_ms()).await? {
-                    audit.append(&crate::privacy::cli_actor(), "apikeys.revoke", &format!("key {id}"))?;
+                    audit.append(
+                        &crate::privacy::cli_actor(),
+                        "apikeys.revoke",
+                        &format!("key {id}"),
+                    )?;
                     println!("key {id} revoked");
                     ExitCode::SUCCESS
                 } else {

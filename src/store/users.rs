@@ -332,7 +332,10 @@ mod tests {
             .await
             .unwrap()
             .with_key_source(Arc::new(MfaOnly));
-        store.put_user(&row("asha", "JBSWY3DPEHPK3PXP")).await.unwrap();
+        store
+            .put_user(&row("asha", "JBSWY3DPEHPK3PXP"))
+            .await
+            .unwrap();
         let stored = raw_secret(&store, "asha").await;
         assert!(super::super::sealed::is_sealed(&stored), "{stored}");
         assert!(!stored.contains("JBSWY3DPEHPK3PXP"));
@@ -353,7 +356,9 @@ mod tests {
             .unwrap();
         assert_eq!(store.seal_clear_totp_secrets().await.unwrap(), 1);
         assert_eq!(store.seal_clear_totp_secrets().await.unwrap(), 0);
-        assert!(super::super::sealed::is_sealed(&raw_secret(&store, "ravi").await));
+        assert!(super::super::sealed::is_sealed(
+            &raw_secret(&store, "ravi").await
+        ));
         let users = store.users().await.unwrap();
         let ravi = users.iter().find(|u| u.username == "ravi").unwrap();
         assert_eq!(ravi.totp_secret.as_deref(), Some("GEZDGNBVGY3TQOJQ"));
