@@ -2095,5 +2095,5 @@ fn keys_are_made_listed_and_revoked_through_the_api_within_their_tenant_and_role
         audit.contains(&format!("key {zenith_id} tenant zenith role tenant-admin")),
         "{audit}"
     );
-    assert!(audit.contains(&format!("apikeys.revoke")), "{audit}");
+    assert!(audit.contains("apikeys.revoke"), "{audit}");
 }
