@@ -806,6 +806,8 @@ fn metrics_move_when_sipp_calls_and_ready_is_503_while_draining() {
     assert!(sample(&after, "dhwani_rtp_packets_total", &[("direction", "out")]) >= 150.0);
     assert!(sample(&after, "dhwani_frames_total", &[]) >= 150.0);
     assert!(sample(&after, "dhwani_store_records_written_total", &[]) > 0.0);
+    // The recordings' filesystem is synced once a second for all of them.
+    assert!(sample(&after, "dhwani_recording_syncs_total", &[]) >= 1.0);
     let batches = after
         .samples
         .iter()

@@ -14,6 +14,11 @@ use crate::stream::Writer;
 /// Default sync interval.
 pub const SYNC_INTERVAL: Duration = Duration::from_secs(1);
 
+/// The interval of a recording that someone else syncs (a server that
+/// syncs the whole filesystem of its recordings at once): the recorder
+/// never syncs, not even at its end.
+pub const EXTERNAL_SYNC: Duration = Duration::MAX;
+
 /// A recording being written to a file.
 pub struct FileRecorder {
     writer: Writer<BufWriter<File>>,
@@ -57,11 +62,13 @@ impl FileRecorder {
         Ok(())
     }
 
-    /// Seals the last chunk and syncs.
+    /// Seals the last chunk and syncs (unless it is synced externally).
     pub fn finish(self) -> Result<(), Error> {
         let out = self.writer.finish()?;
         let file = out.into_inner().map_err(|e| Error::Io(e.to_string()))?;
-        file.sync_all()?;
+        if self.interval != EXTERNAL_SYNC {
+            file.sync_all()?;
+        }
         Ok(())
     }
 }
@@ -201,6 +208,38 @@ mod tests {
         let bytes = std::fs::read(&path).expect("read");
         let s = crate::stream::verify(&bytes[..], |h| unwrap_kek(&kek, h)).expect("intact");
         assert!((s.seconds - 3.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn an_externally_synced_recording_never_syncs_but_still_writes_each_chunk() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("r.rec");
+        let kek = Key([3; 32]);
+        let mut rng = StdRng::seed_from_u64(3);
+        let data_key = Key::random(&mut rng);
+        let header = mono_header(&kek, &data_key, "k", 0, &mut rng);
+        let t0 = Instant::now();
+        let mut r = FileRecorder::new(
+            File::create(&path).expect("create"),
+            &header,
+            &data_key,
+            EXTERNAL_SYNC,
+            t0,
+        )
+        .expect("recorder");
+        for i in 0..500u32 {
+            r.write(t0 + Duration::from_millis(20 * u64::from(i)), &[100; 160])
+                .expect("write");
+        }
+        assert_eq!(r.syncs, 0, "ten seconds, no sync of its own");
+        let bytes = std::fs::read(&path).expect("read");
+        match crate::stream::verify(&bytes[..], |h| unwrap_kek(&kek, h)) {
+            Err(Error::Truncated { seconds, .. }) => {
+                assert!(seconds >= 9.89, "lost at most one chunk: {seconds}")
+            }
+            other => panic!("{other:?}"),
+        }
+        r.finish().expect("finish");
     }
 
     #[test]

@@ -151,6 +151,7 @@ pub struct Metrics {
     flow_errors: Family<NameLabel, Counter>,
     recording_bytes: Counter,
     recording_failures: Counter,
+    recording_syncs: Counter,
     fetches: Family<NameLabel, Counter>,
     webhooks: Family<NameLabel, Counter>,
     store_written: Counter,
@@ -337,6 +338,12 @@ impl Metrics {
             "Recordings that failed to start or to be written",
             recording_failures.clone(),
         );
+        let recording_syncs = Counter::default();
+        registry.register(
+            "recording_syncs",
+            "Syncs of the recordings' filesystem (one for every open recording)",
+            recording_syncs.clone(),
+        );
         let fetches = Family::<NameLabel, Counter>::default();
         registry.register(
             "fetches",
@@ -477,6 +484,7 @@ impl Metrics {
             flow_errors,
             recording_bytes,
             recording_failures,
+            recording_syncs,
             fetches,
             webhooks,
             store_written,
@@ -647,6 +655,11 @@ impl Metrics {
     /// Encrypted recording bytes written.
     pub fn recording_written(&self, bytes: u64) {
         self.recording_bytes.inc_by(bytes);
+    }
+
+    /// The recordings' filesystem was synced.
+    pub fn recordings_synced(&self) {
+        self.recording_syncs.inc();
     }
 
     /// A recording that could not be written.

@@ -9,6 +9,7 @@ pub mod bindings;
 mod claims;
 mod drive;
 pub mod rtp_ports;
+mod syncer;
 pub mod tls;
 pub mod webhooks;
 
@@ -49,6 +50,8 @@ pub struct Server {
     reload: mpsc::Sender<crate::api::ReloadAsk>,
     /// The admin API's address (None: `http.listen` is empty).
     pub http_addr: Option<std::net::SocketAddr>,
+    /// Syncs the recordings (dropped last: a final sync).
+    syncer: Option<syncer::Syncer>,
     api: Option<(
         Arc<crate::api::ApiState>,
         CancellationToken,
@@ -458,6 +461,18 @@ impl Server {
         }
         let tts = media::tts::EspeakNg::find()
             .map(|e| Mutex::new(media::tts::Cache::new(Arc::new(e), 64 << 20)));
+        // One syncfs for every recording (Linux), else each its own file.
+        let every = Duration::from_millis(config.recordings.sync_ms.max(1));
+        let syncer = syncer::Syncer::start(
+            config.data_dir.join("recordings"),
+            every,
+            Arc::clone(&metrics),
+        );
+        let recording_sync = if syncer.is_some() {
+            recordings::file::EXTERNAL_SYNC
+        } else {
+            every
+        };
         let shared = Arc::new(Shared {
             media_timeout: Duration::from_secs(config.media.timeout_secs),
             inband_dtmf: config.media.inband_dtmf,
@@ -472,7 +487,7 @@ impl Server {
             pseudonyms: std::sync::RwLock::new(pseudonym_keys),
             data_dir: config.data_dir.clone(),
             recordings_dir: config.data_dir.join("recordings"),
-            recording_sync: Duration::from_millis(config.recordings.sync_ms.max(1)),
+            recording_sync,
             beep: call_task::builtin_prompt(BEEP, "beep", 8000)?,
             store: store.clone(),
             metrics: Arc::clone(&metrics),
@@ -558,6 +573,7 @@ impl Server {
             reload: reload_tx,
             http_addr,
             api,
+            syncer,
         })
     }
 
@@ -587,6 +603,8 @@ impl Server {
             let _ = task.await;
         }
         self.store.close().await;
+        // Every call is over: one last sync of the recordings.
+        drop(self.syncer);
     }
 }
 
