@@ -611,11 +611,11 @@ fn register_raw(sock: &UdpSocket, server: SocketAddr, cseq: u32, auth: Option<&s
     let auth = auth
         .map(|a| format!("Authorization: {a}\r\n"))
         .unwrap_or_default();
+    // The source's address and port name its transaction and dialog:
+    // sources on different loopback addresses may share a port.
+    let id = local.to_string().replace(['.', ':', '[', ']'], "-");
     let msg = format!(
-        "REGISTER sip:{server} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKlock{cseq}-{}\r\nFrom: <sip:1001@{server}>;tag=l{}\r\nTo: <sip:1001@{server}>\r\nCall-ID: lock-{}@test\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:1001@{local}>\r\nMax-Forwards: 70\r\n{auth}Content-Length: 0\r\n\r\n",
-        local.port(),
-        local.port(),
-        local.port()
+        "REGISTER sip:{server} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKlock{cseq}-{id}\r\nFrom: <sip:1001@{server}>;tag=l{id}\r\nTo: <sip:1001@{server}>\r\nCall-ID: lock-{id}@test\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:1001@{local}>\r\nMax-Forwards: 70\r\n{auth}Content-Length: 0\r\n\r\n"
     );
     sock.send_to(msg.as_bytes(), server).expect("send");
     let mut buf = [0u8; 4096];
