@@ -172,23 +172,34 @@ mod tests {
         }
     }
 
-    #[test]
-    fn chunks_reach_the_file_as_they_complete_and_syncs_follow_the_interval() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("r.rec");
+    /// A mono recorder in `dir/r.rec` syncing every `interval`, under
+    /// the KEK `[3; 32]`: the recorder, its path, the KEK, its start.
+    fn recorder(
+        dir: &std::path::Path,
+        seed: u64,
+        interval: Duration,
+    ) -> (FileRecorder, std::path::PathBuf, Key, Instant) {
+        let path = dir.join("r.rec");
         let kek = Key([3; 32]);
-        let mut rng = StdRng::seed_from_u64(2);
+        let mut rng = StdRng::seed_from_u64(seed);
         let data_key = Key::random(&mut rng);
         let header = mono_header(&kek, &data_key, "k", 0, &mut rng);
         let t0 = Instant::now();
-        let mut r = FileRecorder::new(
+        let r = FileRecorder::new(
             File::create(&path).expect("create"),
             &header,
             &data_key,
-            SYNC_INTERVAL,
+            interval,
             t0,
         )
         .expect("recorder");
+        (r, path, kek, t0)
+    }
+
+    #[test]
+    fn chunks_reach_the_file_as_they_complete_and_syncs_follow_the_interval() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut r, path, kek, t0) = recorder(dir.path(), 2, SYNC_INTERVAL);
         // 3 seconds in 20 ms frames.
         for i in 0..150u32 {
             r.write(t0 + Duration::from_millis(20 * u64::from(i)), &[100; 160])
@@ -213,20 +224,7 @@ mod tests {
     #[test]
     fn an_externally_synced_recording_never_syncs_but_still_writes_each_chunk() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("r.rec");
-        let kek = Key([3; 32]);
-        let mut rng = StdRng::seed_from_u64(3);
-        let data_key = Key::random(&mut rng);
-        let header = mono_header(&kek, &data_key, "k", 0, &mut rng);
-        let t0 = Instant::now();
-        let mut r = FileRecorder::new(
-            File::create(&path).expect("create"),
-            &header,
-            &data_key,
-            EXTERNAL_SYNC,
-            t0,
-        )
-        .expect("recorder");
+        let (mut r, path, kek, t0) = recorder(dir.path(), 3, EXTERNAL_SYNC);
         for i in 0..500u32 {
             r.write(t0 + Duration::from_millis(20 * u64::from(i)), &[100; 160])
                 .expect("write");
