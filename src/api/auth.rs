@@ -197,6 +197,25 @@ pub fn make_key(
     (row, format!("dhk_{id}_{secret}"))
 }
 
+/// The audit log's subject for a key just made.
+pub fn made_key_subject(row: &ApiKeyRow) -> String {
+    format!(
+        "key {} tenant {} role {}{}",
+        row.key_id,
+        if row.tenant.is_empty() {
+            "(platform)"
+        } else {
+            &row.tenant
+        },
+        row.role,
+        if row.recordings {
+            " with recordings"
+        } else {
+            ""
+        }
+    )
+}
+
 /// Hex SHA-256 (of a key's or a session's secret).
 pub fn hash(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))

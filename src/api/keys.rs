@@ -151,23 +151,7 @@ pub async fn create(
         now_ms(),
     );
     s.store.put_api_key(&row).await?;
-    audit(
-        &s,
-        &c,
-        "apikeys.add",
-        &format!(
-            "key {} tenant {} role {}{}",
-            row.key_id,
-            tenant.as_deref().unwrap_or("(platform)"),
-            role.name(),
-            if body.recordings {
-                " with recordings"
-            } else {
-                ""
-            }
-        ),
-    )
-    .await?;
+    audit(&s, &c, "apikeys.add", &super::auth::made_key_subject(&row)).await?;
     Ok((
         StatusCode::CREATED,
         axum::Json(MadeKey {

@@ -86,13 +86,7 @@ pub fn run(cmd: ApiKeysCommand, cfg: &Config) -> anyhow::Result<ExitCode> {
                 audit.append(
                     &crate::privacy::cli_actor(),
                     "apikeys.add",
-                    &format!(
-                        "key {} tenant {} role {}{}",
-                        row.key_id,
-                        tenant.as_deref().unwrap_or("(platform)"),
-                        role.name(),
-                        if recordings { " with recordings" } else { "" }
-                    ),
+                    &crate::api::auth::made_key_subject(&row),
                 )?;
                 eprintln!(
                     "API key {} ({}, {}): shown once, keep it safe",
