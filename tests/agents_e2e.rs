@@ -1488,6 +1488,11 @@ fn sipp_trunk(target: SocketAddr, port: u16) -> std::thread::JoinHandle<common::
     })
 }
 
+/// The tone of a caller whose audio a far end echoes: not the hold
+/// music's 440 Hz (heard while the far end rings), nor an agent's.
+const ECHO_TONE: u32 = 660;
+const ECHO_TONE_HZ: f64 = 660.0;
+
 const TRUNK_FLOW: &str = "flow \"Out\"\n  numbers 1000\n\nstep start\n  transfer \"+919812345678\"\n    on failure -> sorry\n\nstep sorry\n  hangup \"transfer failed\"\n";
 
 /// A flow's transfer to a number through an outbound trunk (SIPp, which
@@ -1502,7 +1507,9 @@ fn transfer_through_trunk(password: &str) -> (serde_json::Value, common::SippRun
     let target = server.addr("udp");
     let trunk = sipp_trunk(target, trunk_port);
     std::thread::sleep(Duration::from_millis(500));
-    let mut caller = caller_dials(target, "+919800000040");
+    // Not 440 Hz: that is the hold music's tone, which the caller hears
+    // while the trunk rings.
+    let mut caller = caller_dials_tone(target, "+919800000040", ECHO_TONE);
     std::thread::sleep(Duration::from_secs(5));
     let c = caller.heard_secs();
     let heard = caller.heard_freq(c - 2.5, c - 0.5);
@@ -1525,7 +1532,7 @@ fn transfer_through_trunk(password: &str) -> (serde_json::Value, common::SippRun
 /// Issue 12, point 6: `transfer "NUMBER"` goes out through the tenant's
 /// outbound trunk, answers its 401 with the configured digest, and bridges
 /// the caller to the far end (SIPp echoes the caller's RTP: the caller
-/// hears its own 440 Hz back through both legs).
+/// hears its own 660 Hz back through both legs).
 #[test]
 fn a_flows_transfer_to_a_number_goes_out_through_the_trunk_answering_its_401() {
     let (call, run, heard, log) = transfer_through_trunk("trunk-secret-1");
@@ -1537,8 +1544,8 @@ fn a_flows_transfer_to_a_number_goes_out_through_the_trunk_answering_its_401() {
         "the log names the number: {log}"
     );
     assert!(
-        (heard - 440.0).abs() < 40.0,
-        "the caller heard {heard} Hz, not its own 440 Hz echoed by the far end"
+        (heard - ECHO_TONE_HZ).abs() < 40.0,
+        "the caller heard {heard} Hz, not its own {ECHO_TONE_HZ} Hz echoed by the far end"
     );
     // With the wrong password the trunk refuses (403): the flow's
     // `on failure`, and the caller heard no echo.
@@ -1566,7 +1573,7 @@ fn refer_to_number(password: &str) -> (Server, Phone, Phone, Phone, common::Sipp
     let a2 = Phone::agent("1002", target);
     wait_registered(&mut server, 2);
     let trunk = sipp_trunk(target, trunk_port);
-    let mut caller = caller_dials(target, "+919800000041");
+    let mut caller = caller_dials_tone(target, "+919800000041", ECHO_TONE);
     assert!(
         wait_for_line(
             &mut server,
@@ -1596,8 +1603,8 @@ fn refer_to_number(password: &str) -> (Server, Phone, Phone, Phone, common::Sipp
         let c = caller.heard_secs();
         let heard = caller.heard_freq(c - 2.5, c - 0.5);
         assert!(
-            (heard - 440.0).abs() < 40.0,
-            "the caller heard {heard} Hz, not its own 440 Hz echoed by the number\n{}",
+            (heard - ECHO_TONE_HZ).abs() < 40.0,
+            "the caller heard {heard} Hz, not its own {ECHO_TONE_HZ} Hz echoed by the number\n{}",
             server.log.join("\n")
         );
         caller.say("/hangup\n");
@@ -1660,8 +1667,8 @@ fn a_caller_whose_transfer_to_a_number_fails_waits_in_the_queue_again_for_the_ne
     );
     let f = a2.recent_freq();
     assert!(
-        (f - 440.0).abs() < 40.0,
-        "agent 1002 heard {f} Hz, not the caller's 440 Hz"
+        (f - ECHO_TONE_HZ).abs() < 40.0,
+        "agent 1002 heard {f} Hz, not the caller's {ECHO_TONE_HZ} Hz"
     );
     let mut caller = caller;
     caller.say("/hangup\n");
@@ -1926,14 +1933,27 @@ fn digest_for(challenge: &str, method: &str, uri: &str, nc: u32) -> String {
     sip::auth::authorization(&ch, method, uri, "1001", PASSWORD, "hand", nc).expect("authorization")
 }
 
-/// Issue 12, point 6: an attended transfer. Agent 1001 (by hand) has the
-/// caller (baresip, 440 Hz), calls agent 1002 (baresip, 1320 Hz) from its
-/// phone, then REFERs the caller to 1002 with `Replaces` naming that
-/// consultation call (the message of RFC 5589 §7.1, our dialogs' values
-/// in it). The caller and 1002 then hear each other, 1001's two calls
-/// end, 1001 wraps up, and the caller's CDR names 1002.
-#[test]
-fn an_attended_transfer_by_refer_with_replaces_hands_the_caller_to_the_consulted_agent() {
+/// An attended transfer's start: agent 1001 (by hand) has the caller
+/// (baresip, 440 Hz) and has called agent 1002 (baresip, 1320 Hz) from its
+/// phone; both calls are bridged.
+struct Consulting {
+    server: Server,
+    a: HandPhone,
+    b: Phone,
+    caller: Phone,
+    /// Our INVITE of 1001's leg in the caller's call.
+    invite: String,
+    /// Our tag in the consultation dialog.
+    cons_to: String,
+    /// The consultation's 200 OK.
+    cons_ok: String,
+    target: SocketAddr,
+    local: SocketAddr,
+    /// Keeps the config's flows as long as the server.
+    _tmp: tempfile::TempDir,
+}
+
+fn consulting(caller_number: &str) -> Consulting {
     let tmp = tempfile::tempdir().expect("tmp");
     let mut server = Server::start(&config(tmp.path(), "longest-idle", ""));
     let target = server.addr("udp");
@@ -1955,7 +1975,7 @@ fn an_attended_transfer_by_refer_with_replaces_hands_the_caller_to_the_consulted
     let b = Phone::agent("1002", target);
     wait_registered(&mut server, 2);
     // The caller queues; 1001 (idle longest) is rung and answers.
-    let caller = caller_dials(target, "+919800000061");
+    let caller = caller_dials(target, caller_number);
     let invite = a.take("INVITE", None, Duration::from_secs(10));
     a.ok(
         &invite,
@@ -2004,6 +2024,90 @@ fn an_attended_transfer_by_refer_with_replaces_hands_the_caller_to_the_consulted
         server.log.join("\n")
     );
     assert!(b.log().contains("Call established"), "{}", b.log());
+    Consulting {
+        server,
+        a,
+        b,
+        caller,
+        invite,
+        cons_to,
+        cons_ok: ok,
+        target,
+        local,
+        _tmp: tmp,
+    }
+}
+
+/// After the REFER: the caller and 1002 hear each other, 1001 wraps up,
+/// the caller's CDR names 1002 and the transfer as attended.
+fn check_attended(c: Consulting, caller_number: &str) {
+    let Consulting {
+        mut server,
+        b,
+        caller,
+        ..
+    } = c;
+    assert!(
+        wait_for_line(
+            &mut server,
+            &["agent transferred the caller", "kind=attended"],
+            Duration::from_secs(5)
+        ),
+        "{}",
+        server.log.join("\n")
+    );
+    // Within its 5 s wrap-up (the transfer was at most 2.5 s ago).
+    assert_eq!(state_of(&server, "1001"), "wrap-up");
+    std::thread::sleep(Duration::from_secs(4));
+    let f = caller.recent_freq();
+    assert!(
+        (f - 1320.0).abs() < 80.0,
+        "the caller heard {f} Hz, not agent 1002's 1320 Hz\n{}",
+        server.log.join("\n")
+    );
+    let f = b.recent_freq();
+    assert!(
+        (f - 440.0).abs() < 40.0,
+        "1002 heard {f} Hz, not the caller's 440 Hz"
+    );
+    assert_eq!(state_of(&server, "1002"), "on-call");
+    let mut caller = caller;
+    caller.say("/hangup\n");
+    std::thread::sleep(Duration::from_millis(1500));
+    let calls = common::finished_calls(&server);
+    let call = calls
+        .iter()
+        .find(|c| c["caller"] == caller_number)
+        .unwrap_or_else(|| panic!("{calls:?}"));
+    assert_eq!(call["agent"], "1002", "{call}");
+    assert_eq!(call["queue"], "support", "{call}");
+    let events = queue_events(&server, call["call_id"].as_str().expect("id"));
+    assert!(
+        events.iter().any(|e| e["event"] == "transferred"
+            && e["to_kind"] == "attended"
+            && e["to"] == "1002"),
+        "{events:?}"
+    );
+    let consult = calls
+        .iter()
+        .find(|c| c["caller"] == "1001")
+        .unwrap_or_else(|| panic!("no CDR of the consultation: {calls:?}"));
+    assert_eq!(consult["called"], "1002", "{consult}");
+    assert_eq!(state_of(&server, "1002"), "wrap-up");
+}
+
+/// Issue 12, point 6: an attended transfer. Agent 1001 (by hand) has the
+/// caller (baresip, 440 Hz), calls agent 1002 (baresip, 1320 Hz) from its
+/// phone, then REFERs the caller to 1002 with `Replaces` naming that
+/// consultation call (the message of RFC 5589 §7.1, our dialogs' values
+/// in it). The caller and 1002 then hear each other, 1001's two calls
+/// end, 1001 wraps up, and the caller's CDR names 1002.
+#[test]
+fn an_attended_transfer_by_refer_with_replaces_hands_the_caller_to_the_consulted_agent() {
+    let mut c = consulting("+919800000061");
+    let (target, local) = (c.target, c.local);
+    let (invite, cons_to) = (c.invite.clone(), c.cons_to.clone());
+    let a = &mut c.a;
     // The REFER of RFC 5589 §7.1 (in the dialog with the caller), with
     // Replaces naming the consultation dialog.
     let h = |n: &str| common::rawsip::header(&invite, n).expect(n).to_owned();
@@ -2037,52 +2141,62 @@ fn an_attended_transfer_by_refer_with_replaces_hands_the_caller_to_the_consulted
     let bye = a.take("BYE", None, Duration::from_secs(5));
     assert!(bye.contains("consult-1@hand"), "{bye}");
     a.ok(&bye, None, "", "");
-    assert!(
-        wait_for_line(
-            &mut server,
-            &["agent transferred the caller", "kind=attended"],
-            Duration::from_secs(5)
-        ),
-        "{}",
-        server.log.join("\n")
+    check_attended(c, "+919800000061");
+}
+
+/// Issue 12, point 6: the same transfer sent the other way round, as some
+/// phones do: 1001's REFER in its consultation call to us, Refer-To the
+/// caller with `Replaces` naming 1001's leg of the caller's call (our tag
+/// the to-tag, the phone's the from-tag). Until now that REFER got 403.
+/// The phone hangs up neither call: we end both (the consultation at once,
+/// the replaced leg after the 2 s grace).
+#[test]
+fn an_attended_transfer_sent_in_the_consultation_call_hands_the_caller_to_the_consulted_agent() {
+    let mut c = consulting("+919800000062");
+    let (target, local) = (c.target, c.local);
+    let leg = |n: &str| common::rawsip::header(&c.invite, n).expect(n).to_owned();
+    let (leg_call_id, leg_from) = (leg("Call-ID"), leg("From"));
+    let our_tag = leg_from.split("tag=").nth(1).expect("our tag").to_owned();
+    let cons_contact = common::rawsip::header(&c.cons_ok, "Contact").expect("Contact");
+    let cons_uri = cons_contact
+        .trim_start_matches('<')
+        .split('>')
+        .next()
+        .expect("uri")
+        .to_owned();
+    let replaces = format!("{leg_call_id};to-tag={our_tag};from-tag=a1")
+        .replace('@', "%40")
+        .replace(';', "%3B")
+        .replace('=', "%3D");
+    let refer = format!(
+        "REFER {cons_uri} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKrevrefer\r\nMax-Forwards: 70\r\nFrom: <sip:1001@{target}>;tag=cons-from\r\nTo: <sip:1002@{target}>;tag={}\r\nCall-ID: consult-1@hand\r\nCSeq: 3 REFER\r\nRefer-To: <sip:+919800000062@{target}?Replaces={replaces}>\r\nReferred-By: <sip:1001@{target}>\r\nContact: <sip:1001@{local}>\r\nContent-Length: 0\r\n\r\n",
+        c.cons_to
     );
-    std::thread::sleep(Duration::from_secs(4));
-    let f = caller.recent_freq();
+    c.a.send(&refer);
+    c.a.take("202", Some("REFER"), Duration::from_secs(5));
+    let notify = c.a.take("NOTIFY", None, Duration::from_secs(5));
     assert!(
-        (f - 1320.0).abs() < 80.0,
-        "the caller heard {f} Hz, not agent 1002's 1320 Hz\n{}",
-        server.log.join("\n")
+        notify.contains("consult-1@hand"),
+        "in the consultation dialog: {notify}"
     );
-    let f = b.recent_freq();
-    assert!(
-        (f - 440.0).abs() < 40.0,
-        "1002 heard {f} Hz, not the caller's 440 Hz"
-    );
-    assert_eq!(state_of(&server, "1001"), "wrap-up");
-    assert_eq!(state_of(&server, "1002"), "on-call");
-    let mut caller = caller;
-    caller.say("/hangup\n");
-    std::thread::sleep(Duration::from_millis(1500));
-    let calls = common::finished_calls(&server);
-    let call = calls
-        .iter()
-        .find(|c| c["caller"] == "+919800000061")
-        .unwrap_or_else(|| panic!("{calls:?}"));
-    assert_eq!(call["agent"], "1002", "{call}");
-    assert_eq!(call["queue"], "support", "{call}");
-    let events = queue_events(&server, call["call_id"].as_str().expect("id"));
-    assert!(
-        events.iter().any(|e| e["event"] == "transferred"
-            && e["to_kind"] == "attended"
-            && e["to"] == "1002"),
-        "{events:?}"
-    );
-    let consult = calls
-        .iter()
-        .find(|c| c["caller"] == "1001")
-        .unwrap_or_else(|| panic!("no CDR of the consultation: {calls:?}"));
-    assert_eq!(consult["called"], "1002", "{consult}");
-    assert_eq!(state_of(&server, "1002"), "wrap-up");
+    assert!(notify.contains("SIP/2.0 200 OK"), "{notify}");
+    c.a.ok(&notify, None, "", "");
+    // Both of 1001's calls are ended by us.
+    let mut ended = Vec::new();
+    for _ in 0..2 {
+        let bye = c.a.take("BYE", None, Duration::from_secs(5));
+        c.a.ok(&bye, None, "", "");
+        ended.push(
+            common::rawsip::header(&bye, "Call-ID")
+                .expect("Call-ID")
+                .to_owned(),
+        );
+    }
+    ended.sort();
+    let mut want = vec!["consult-1@hand".to_owned(), leg_call_id];
+    want.sort();
+    assert_eq!(ended, want);
+    check_attended(c, "+919800000062");
 }
 
 /// Issue 12, point 9: an agent's state is the same on every node sharing
@@ -2169,5 +2283,184 @@ fn an_agents_pause_and_wrap_up_hold_on_every_node_sharing_the_store() {
     assert!(
         after >= Duration::from_millis(4500),
         "A rang the agent {after:?} after B's call ended, inside its 5 s wrap-up"
+    );
+}
+
+/// Lets the tenant of `cfg` transfer to `127.0.0.1:PORT` (`transfer_hosts`),
+/// and, with `loopback_ok`, reach loopback (`transfer_private_networks`).
+fn with_other_host(cfg: &mut String, port: u16, loopback_ok: bool) {
+    let private = if loopback_ok {
+        "transfer_private_networks = [\"127.0.0.0/8\"]\n"
+    } else {
+        ""
+    };
+    *cfg = cfg.replace(
+        "numbers = [\"1000\"]\n",
+        &format!("numbers = [\"1000\"]\ntransfer_hosts = [\"127.0.0.1:{port}\"]\n{private}"),
+    );
+}
+
+/// The SIPp host of `tests/sipp/uri-host.xml` on `port`, for one call,
+/// echoing RTP (it fails the call unless the INVITE's Request-URI and To
+/// are `sip:desk@127.0.0.1:PORT`).
+fn sipp_other_host(target: SocketAddr, port: u16) -> std::thread::JoinHandle<common::SippRun> {
+    let scenario = common::repo_path("tests/sipp/uri-host.xml");
+    std::thread::spawn(move || {
+        common::run_sipp(
+            target,
+            &[
+                "-sf",
+                &scenario.display().to_string(),
+                "-p",
+                &port.to_string(),
+                "-rtp_echo",
+                "-m",
+                "1",
+            ],
+            Duration::from_secs(40),
+        )
+    })
+}
+
+/// Issue 12, point 6: a flow's `transfer "sip:desk@HOST:PORT"` to a host in
+/// the tenant's `transfer_hosts` is an INVITE to that URI at that host
+/// (SIPp checks the Request-URI and To, and echoes): the caller hears its
+/// own 660 Hz back through both legs; the log does not name the URI.
+/// Without `transfer_private_networks` the loopback host is refused before
+/// anything is sent: `on failure`, and nothing reaches the port.
+#[test]
+fn a_flows_transfer_to_a_sip_uri_on_a_listed_host_calls_that_uri_there() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let port = common::free_udp_port();
+    let flow = format!(
+        "flow \"Out\"\n  numbers 1000\n\nstep start\n  transfer \"sip:desk@127.0.0.1:{port}\"\n    on failure -> sorry\n\nstep sorry\n  hangup \"transfer failed\"\n"
+    );
+    let mut cfg = config_with_flow(tmp.path(), "longest-idle", "", &flow);
+    with_other_host(&mut cfg, port, true);
+    let server = Server::start(&cfg);
+    let target = server.addr("udp");
+    let host = sipp_other_host(target, port);
+    std::thread::sleep(Duration::from_millis(500));
+    let mut caller = caller_dials_tone(target, "+919800000050", ECHO_TONE);
+    std::thread::sleep(Duration::from_secs(5));
+    let c = caller.heard_secs();
+    let heard = caller.heard_freq(c - 2.5, c - 0.5);
+    caller.say("/hangup\n");
+    let run = host.join().expect("sipp");
+    std::thread::sleep(Duration::from_millis(800));
+    let log = server.log.join("\n");
+    assert_eq!(run.successful, 1, "{}\n{log}", run.output);
+    let call = common::finished_calls(&server)
+        .into_iter()
+        .find(|c| c["caller"] == "+919800000050")
+        .unwrap_or_else(|| panic!("no CDR:\n{log}"));
+    let uri = format!("sip:desk@127.0.0.1:{port}");
+    assert_eq!(call["outcome"], format!("transferred: {uri}"), "{call}");
+    assert!(
+        (heard - ECHO_TONE_HZ).abs() < 40.0,
+        "the caller heard {heard} Hz, not its own {ECHO_TONE_HZ} Hz echoed by the other host"
+    );
+    assert!(!log.contains("desk@"), "the log names the URI: {log}");
+    drop(server);
+
+    // Loopback not let through: refused before anything is sent.
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut cfg = config_with_flow(tmp.path(), "longest-idle", "", &flow);
+    with_other_host(&mut cfg, port, false);
+    let listener = std::net::UdpSocket::bind(("127.0.0.1", port)).expect("bind the host's port");
+    listener
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
+    let server = Server::start(&cfg);
+    let mut caller = caller_dials_tone(server.addr("udp"), "+919800000051", ECHO_TONE);
+    let end = Instant::now() + Duration::from_secs(6);
+    let mut buf = [0u8; 2048];
+    while Instant::now() < end {
+        if let Ok((n, from)) = listener.recv_from(&mut buf) {
+            panic!(
+                "{from} sent {n} bytes to a host on a refused address: {}",
+                String::from_utf8_lossy(&buf[..n])
+            );
+        }
+    }
+    caller.say("/hangup\n");
+    std::thread::sleep(Duration::from_millis(800));
+    let log = server.log.join("\n");
+    let call = common::finished_calls(&server)
+        .into_iter()
+        .find(|c| c["caller"] == "+919800000051")
+        .unwrap_or_else(|| panic!("no CDR:\n{log}"));
+    assert_eq!(call["outcome"], "hangup: transfer failed", "{call}\n{log}");
+    let shown = common::dhwani_for(
+        &server,
+        &["calls", "show", call["call_id"].as_str().expect("id")],
+    );
+    assert!(
+        shown.contains("private or reserved address"),
+        "the timeline says why: {shown}"
+    );
+}
+
+/// Issue 12, point 6: an agent's REFER (baresip's `/transfer`) to a SIP URI
+/// on a host in the tenant's `transfer_hosts` calls it there; the caller is
+/// bridged to it (SIPp echoes), the agent wraps up, the CDR names the URI.
+#[test]
+fn an_agents_refer_to_a_sip_uri_on_a_listed_host_calls_that_uri_there() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let port = common::free_udp_port();
+    let mut cfg = config(tmp.path(), "longest-idle", "");
+    with_other_host(&mut cfg, port, true);
+    let mut server = Server::start(&cfg);
+    let target = server.addr("udp");
+    let mut a1 = Phone::agent("1001", target);
+    wait_registered(&mut server, 1);
+    let host = sipp_other_host(target, port);
+    let mut caller = caller_dials_tone(target, "+919800000052", ECHO_TONE);
+    assert!(
+        wait_for_line(
+            &mut server,
+            &["bridged to an agent", "agent=1001"],
+            Duration::from_secs(15)
+        ),
+        "{}",
+        server.log.join("\n")
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    a1.say(&format!("/transfer sip:desk@127.0.0.1:{port}\n"));
+    assert!(
+        wait_for_line(
+            &mut server,
+            &["agent transferred the caller", "kind=uri"],
+            Duration::from_secs(10)
+        ),
+        "{}\n--- agent 1001:\n{}",
+        server.log.join("\n"),
+        a1.log()
+    );
+    std::thread::sleep(Duration::from_secs(5));
+    let c = caller.heard_secs();
+    let heard = caller.heard_freq(c - 2.5, c - 0.5);
+    assert!(
+        (heard - ECHO_TONE_HZ).abs() < 40.0,
+        "the caller heard {heard} Hz, not its own {ECHO_TONE_HZ} Hz echoed by the other host\n{}",
+        server.log.join("\n")
+    );
+    caller.say("/hangup\n");
+    let run = host.join().expect("sipp");
+    assert_eq!(run.successful, 1, "{}", run.output);
+    std::thread::sleep(Duration::from_millis(800));
+    let call = common::finished_calls(&server)
+        .into_iter()
+        .find(|c| c["caller"] == "+919800000052")
+        .unwrap_or_else(|| panic!("no CDR:\n{}", server.log.join("\n")));
+    let uri = format!("sip:desk@127.0.0.1:{port}");
+    assert_eq!(call["agent"], uri, "{call}");
+    let events = queue_events(&server, call["call_id"].as_str().expect("id"));
+    assert!(
+        events.iter().any(|e| e["event"] == "transferred"
+            && e["agent"] == "1001"
+            && e["to"] == uri
+            && e["to_kind"] == "uri"),
+        "{events:?}"
     );
 }

@@ -139,6 +139,9 @@ pub enum TransferTo {
     /// A number, dialled through the tenant's outbound trunk (if it does
     /// not answer, the caller waits in its queue again).
     Number,
+    /// A SIP URI on another host of the tenant's `transfer_hosts` (if it
+    /// does not answer, the caller waits in its queue again).
+    Uri,
     /// The agent the transferring agent consulted (an attended transfer):
     /// its leg comes over from the consultation call at once.
     Attended,
@@ -151,6 +154,7 @@ impl TransferTo {
             TransferTo::Queue => "queue",
             TransferTo::Agent => "agent",
             TransferTo::Number => "number",
+            TransferTo::Uri => "uri",
             TransferTo::Attended => "attended",
         }
     }

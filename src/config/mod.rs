@@ -393,6 +393,15 @@ pub struct TenantConfig {
     /// flows reach only these).
     #[serde(default)]
     pub transfer_allow: Vec<String>,
+    /// Other SIP hosts its transfers may call (`HOST` or `HOST:PORT`): a
+    /// flow's `transfer "sip:USER@HOST"` and an agent's REFER to such a
+    /// URI go there over UDP (`tenants::sip_targets`). Empty: none.
+    #[serde(default)]
+    pub transfer_hosts: Vec<String>,
+    /// Networks (CIDR) those hosts may resolve to although they are
+    /// loopback, private or reserved (refused by default, like a fetch's).
+    #[serde(default)]
+    pub transfer_private_networks: Vec<String>,
     /// The pseudonym key's file (as above). Unset:
     /// `DATA_DIR/keys/ID.pseudonym`.
     #[serde(default)]
@@ -1259,6 +1268,28 @@ impl Config {
                     format!("tenant `{}`: no [[outbound_trunks]] named `{name}`", t.id),
                 ));
             }
+            for h in &t.transfer_hosts {
+                if transfer_host(h).is_none() {
+                    return Err(invalid(
+                        "transfer_hosts",
+                        format!(
+                            "tenant `{}`: `{h}` is not HOST or HOST:PORT (e.g. pbx.example.in, 203.0.113.7:5070, [2001:db8::7]:5060)",
+                            t.id
+                        ),
+                    ));
+                }
+            }
+            for n in &t.transfer_private_networks {
+                n.parse::<ipnet::IpNet>().map_err(|_| {
+                    invalid(
+                        "transfer_private_networks",
+                        format!(
+                            "tenant `{}`: `{n}` is not a network (CIDR, e.g. 10.1.0.0/16)",
+                            t.id
+                        ),
+                    )
+                })?;
+            }
             if t.transfer_trunk.is_some() && t.transfer_allow.is_empty() {
                 return Err(invalid(
                     "transfer_allow",
@@ -1344,6 +1375,30 @@ fn line_of(text: &str, dotted: &str) -> usize {
     0
 }
 
+/// A `transfer_hosts` entry (`host`, `host:port`, `[v6]`, `[v6]:port`)
+/// as the host (lower-case; IPv6 without brackets, in its canonical form)
+/// and the one port it may be called at (`None`: any); `None` when it is
+/// neither.
+pub fn transfer_host(s: &str) -> Option<(String, Option<u16>)> {
+    let s = s.trim();
+    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+        let (h, after) = rest.split_once(']')?;
+        let h = h.parse::<std::net::Ipv6Addr>().ok()?.to_string();
+        match after {
+            "" => (h, None),
+            p => (h, Some(p.strip_prefix(':')?.parse::<u16>().ok()?)),
+        }
+    } else {
+        let (h, p) = match s.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p.parse::<u16>().ok()?)),
+            None => (s, None),
+        };
+        sip::uri::Host::parse(&bytes::Bytes::copy_from_slice(h.as_bytes())).ok()?;
+        (h.to_ascii_lowercase(), p)
+    };
+    (port != Some(0)).then_some((host, port))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1381,6 +1436,42 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("max_calls") && err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn transfer_host_mistakes_are_named() {
+        let tenant = "[[tenants]]\nid = \"t\"\nnumbers = [\"1\"]\nflows_dir = \"f\"\n";
+        for (text, want) in [
+            (
+                format!("{tenant}transfer_hosts = [\"sip:desk@pbx.example\"]\n"),
+                "`transfer_hosts`",
+            ),
+            (
+                format!("{tenant}transfer_hosts = [\"pbx.example:0\"]\n"),
+                "is not HOST or HOST:PORT",
+            ),
+            (
+                format!("{tenant}transfer_private_networks = [\"10.0.0.0/40\"]\n"),
+                "`transfer_private_networks`",
+            ),
+        ] {
+            let err = Config::parse(&text, "x.toml").unwrap_err().to_string();
+            assert!(err.contains(want), "{text}: {err}");
+        }
+        let ok = Config::parse(
+            &format!("{tenant}transfer_hosts = [\"PBX.example\", \"[2001:DB8::7]:5070\"]\ntransfer_private_networks = [\"10.0.0.0/8\"]\n"),
+            "x.toml",
+        )
+        .expect("valid");
+        assert_eq!(ok.tenants[0].transfer_hosts.len(), 2);
+        assert_eq!(
+            transfer_host("[2001:DB8:0::7]:5070"),
+            Some(("2001:db8::7".to_owned(), Some(5070)))
+        );
+        assert_eq!(
+            transfer_host("PBX.example"),
+            Some(("pbx.example".to_owned(), None))
+        );
     }
 
     #[test]

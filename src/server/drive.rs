@@ -15,6 +15,7 @@ use crate::acd::{self, Acd, AgentCommand, AttemptId, RingFailure};
 use crate::call::core::{QueueEvent, SipEvent, TransferTo};
 use crate::call::task::{self as call_task, CallEvent, HangupRequest, Shared, ToCore};
 use crate::store::agents::AgentEventRow;
+use crate::tenants::sip_targets::{Refused, Target, UriTargets};
 use crate::ua::legs::LegMedia;
 use crate::ua::registrar::Binding;
 use crate::ua::{Action, AgentRef, CallSlot, Core, Feature, Party};
@@ -63,6 +64,17 @@ impl Outbound {
     }
 }
 
+/// Where calls out go: each tenant's trunk and other SIP hosts (by
+/// tenant index), and our UDP listeners.
+pub(super) struct OutRoutes {
+    /// Each tenant's outbound trunk.
+    pub trunks: Vec<Option<Outbound>>,
+    /// Each tenant's `transfer_hosts`.
+    pub uri_targets: Vec<Arc<UriTargets>>,
+    /// Our UDP listeners' addresses.
+    pub udp_locals: Vec<std::net::SocketAddr>,
+}
+
 /// The first trunk-leg attempt number: far above the ACD's, so the two
 /// never meet.
 const TRUNK_ATTEMPTS: u64 = 1 << 48;
@@ -98,6 +110,31 @@ struct Loop {
     /// Attended transfers under way: the caller's call -> the consulted
     /// agent's attempt (coming over) and where the caller waits if not.
     handing_over: HashMap<CallSlot, (u64, acd::Fallback)>,
+    /// Each tenant's other SIP hosts its transfers may call (by index).
+    uri_targets: Vec<Arc<UriTargets>>,
+    /// Our UDP listeners: a call to another host goes out from the first
+    /// of its address family.
+    udp_locals: Vec<std::net::SocketAddr>,
+    /// Transfers to other hosts report here once their host resolved.
+    resolved_tx: mpsc::UnboundedSender<Resolved>,
+}
+
+/// Where an attended transfer's REFER came in: in the agent's leg of the
+/// caller's call (RFC 5589 §7.1), or the other way round in its
+/// consultation call to us (Refer-To the caller, Replaces its leg).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReferIn {
+    Leg,
+    Consultation,
+}
+
+/// A transfer to a SIP URI on another host, its name resolved (off the
+/// loop: a slow DNS server holds up no other call).
+struct Resolved {
+    call: CallSlot,
+    target: Target,
+    fallback: Option<acd::Fallback>,
+    addrs: Result<Vec<std::net::SocketAddr>, Refused>,
 }
 
 /// A call out through a trunk, still ringing.
@@ -168,6 +205,7 @@ impl Loop {
             number: number.to_owned(),
             caller_id,
             credentials: out.credentials.clone(),
+            uri: None,
         };
         if !self.core.ring_trunk(now, call, attempt, &dial) {
             return Err("the trunk call could not start".into());
@@ -184,6 +222,109 @@ impl Loop {
         Ok(())
     }
 
+    /// Calls `target` (a SIP URI on one of the tenant's `transfer_hosts`)
+    /// for `call`: its host is resolved off the loop, then
+    /// [`Loop::on_resolved`] sends the INVITE. Failing, like [`Loop::dial_out`].
+    fn dial_uri(
+        &mut self,
+        call: CallSlot,
+        tenant: usize,
+        target: Target,
+        fallback: Option<acd::Fallback>,
+    ) {
+        let rules = self.uri_targets.get(tenant).cloned().unwrap_or_default();
+        let tx = self.resolved_tx.clone();
+        self.tasks.spawn(async move {
+            let addrs = rules.resolve(&target).await;
+            let _ = tx.send(Resolved {
+                call,
+                target,
+                fallback,
+                addrs,
+            });
+        });
+    }
+
+    /// A transfer to another host resolved: the INVITE goes to the first
+    /// address we have a UDP listener for.
+    fn on_resolved(&mut self, r: Resolved) {
+        let now = clock_now();
+        if !self.calls.contains_key(&r.call) {
+            return;
+        }
+        let flow = r.addrs.map_err(|e| e.0).and_then(|addrs| {
+            addrs
+                .iter()
+                .find_map(|remote| {
+                    let local = self
+                        .udp_locals
+                        .iter()
+                        .find(|l| l.is_ipv4() == remote.is_ipv4())?;
+                    Some(sip::transport::Flow {
+                        transport: sip::transport::Transport::Udp,
+                        local: *local,
+                        remote: *remote,
+                        conn: None,
+                    })
+                })
+                .ok_or_else(|| "no UDP listener of the host's address family".to_owned())
+        });
+        let flow = match flow {
+            Ok(f) => f,
+            Err(why) => return self.outside_failed(now, r.call, r.fallback, why),
+        };
+        let attempt = self.next_trunk_attempt;
+        self.next_trunk_attempt += 1;
+        let dial = crate::ua::legs::TrunkDial {
+            flow,
+            number: String::new(),
+            caller_id: self.core.called_number(r.call).unwrap_or_default(),
+            credentials: None,
+            uri: Some(r.target.uri.clone()),
+        };
+        if !self.core.ring_trunk(now, r.call, attempt, &dial) {
+            return self.outside_failed(now, r.call, r.fallback, "the call could not start".into());
+        }
+        tracing::info!(slot = r.call.0, "transfer to a SIP URI on another host");
+        self.trunk_calls.insert(
+            attempt,
+            TrunkCall {
+                call: r.call,
+                number: r.target.uri,
+                fallback: r.fallback,
+            },
+        );
+    }
+
+    /// A call out (a number or another host) failed: an agent's transfer
+    /// puts the caller back in its queue, a flow's takes `on failure`.
+    fn outside_failed(
+        &mut self,
+        now: std::time::Instant,
+        call: CallSlot,
+        fallback: Option<acd::Fallback>,
+        why: String,
+    ) {
+        match fallback {
+            Some(back) => {
+                tracing::info!(slot = call.0, why = %why, queue = %back.queue, "transfer out failed; the caller waits in the queue again");
+                self.tell(
+                    call,
+                    SipEvent::Queue(QueueEvent::Timeline {
+                        event: "transfer failed".into(),
+                        agent: None,
+                    })
+                    .into(),
+                );
+                self.acd.return_to_queue(now, call, &back);
+            }
+            None => self.tell(
+                call,
+                SipEvent::Queue(QueueEvent::TransferFailed { why }).into(),
+            ),
+        }
+    }
+
     /// An agent's transfer was accepted: its leg is no longer the call's,
     /// the REFER is answered (202, NOTIFY 200), the caller told.
     fn transferred(
@@ -194,16 +335,36 @@ impl Loop {
         to: String,
         kind: TransferTo,
     ) {
+        self.core.answer_refer(now, attempt, Ok(()));
+        self.handed_on(call, to, kind);
+    }
+
+    /// A transfer was accepted and answered: the caller's agent is gone.
+    fn handed_on(&mut self, call: CallSlot, to: String, kind: TransferTo) {
         self.bridged.remove(&call);
         self.bridged_agent.remove(&call);
-        self.core.answer_refer(now, attempt, Ok(()));
         self.tell(
             call,
             SipEvent::Queue(QueueEvent::Transferred { to, kind }).into(),
         );
     }
 
-    /// An attended transfer: the agent on `call` (leg `attempt`) REFERs
+    /// Answers an attended transfer's REFER where it came in.
+    fn answer_attended(
+        &mut self,
+        now: std::time::Instant,
+        by: ReferIn,
+        (attempt, consult): (u64, CallSlot),
+        verdict: Result<(), u16>,
+    ) {
+        match by {
+            ReferIn::Leg => self.core.answer_refer(now, attempt, verdict),
+            ReferIn::Consultation => self.core.answer_call_refer(now, consult, attempt, verdict),
+        }
+    }
+
+    /// An attended transfer (the REFER in leg `attempt` of `call`, or in
+    /// the consultation call `consult`: `by`): the agent on `call` REFERs
     /// its caller to the agent it consulted on its own call `consult`. The
     /// consulted agent's leg moves to `call` (its task hands the sockets
     /// over: [`Loop::handed_over`]), the consultation call ends, and the
@@ -215,6 +376,7 @@ impl Loop {
         call: CallSlot,
         attempt: u64,
         consult: CallSlot,
+        by: ReferIn,
     ) {
         let from = self.bridged_agent.get(&call).cloned();
         let to_attempt = self.bridged.get(&consult).copied();
@@ -236,13 +398,13 @@ impl Loop {
                 slot = call.0,
                 "attended transfer refused: the replaced call is not this agent's call to another agent"
             );
-            self.core.answer_refer(now, attempt, Err(481));
+            self.answer_attended(now, by, (attempt, consult), Err(481));
             return;
         };
         let (to, back) = match self.acd.attended(now, call, consult) {
             Ok(v) => v,
             Err(why) => {
-                self.core.answer_refer(now, attempt, Err(why.status()));
+                self.answer_attended(now, by, (attempt, consult), Err(why.status()));
                 return;
             }
         };
@@ -250,13 +412,8 @@ impl Loop {
         self.bridged.remove(&consult);
         self.bridged_agent.remove(&consult);
         self.handing_over.insert(call, (to_attempt, back));
-        self.transferred(
-            now,
-            call,
-            attempt,
-            to.extension.clone(),
-            TransferTo::Attended,
-        );
+        self.answer_attended(now, by, (attempt, consult), Ok(()));
+        self.handed_on(call, to.extension.clone(), TransferTo::Attended);
         self.bridged.insert(call, to_attempt);
         self.bridged_agent.insert(call, to);
         // A consultation task that is gone (its call ending) cannot hand
@@ -334,6 +491,41 @@ impl Loop {
             tracing::info!(slot = call.0, why = %why, "transfer to a number could not start; the caller waits in the queue again");
             self.acd.return_to_queue(now, call, &back);
         }
+    }
+
+    /// An agent's blind transfer to a SIP URI on one of the tenant's
+    /// other hosts: refused (403) when it cannot be called (`sips:`, a
+    /// transport other than UDP, a `maddr`); else like
+    /// [`Loop::refer_to_number`], the host resolved first.
+    fn refer_to_uri(
+        &mut self,
+        now: std::time::Instant,
+        call: CallSlot,
+        attempt: u64,
+        tenant: usize,
+        target: Result<Target, Refused>,
+    ) {
+        if self.bridged.get(&call) != Some(&attempt) {
+            self.core.answer_refer(now, attempt, Err(481));
+            return;
+        }
+        let target = match target {
+            Ok(t) => t,
+            Err(why) => {
+                tracing::info!(slot = call.0, why = %why, "transfer to another host refused");
+                self.core.answer_refer(now, attempt, Err(403));
+                return;
+            }
+        };
+        let back = match self.acd.transfer_out(now, call) {
+            Ok(back) => back,
+            Err(why) => {
+                self.core.answer_refer(now, attempt, Err(why.status()));
+                return;
+            }
+        };
+        self.transferred(now, call, attempt, target.uri.clone(), TransferTo::Uri);
+        self.dial_uri(call, tenant, target, Some(back));
     }
 
     /// The call agent `extension` of `tenant` is bridged to.
@@ -551,27 +743,9 @@ impl Loop {
                     let why = match status {
                         486 | 600 => "busy".to_owned(),
                         408 | 480 | 487 => "no answer".to_owned(),
-                        s => format!("the trunk refused the call (SIP {s})"),
+                        s => format!("the far end refused the call (SIP {s})"),
                     };
-                    match t.fallback {
-                        // An agent's transfer: the caller waits again.
-                        Some(back) => {
-                            tracing::info!(slot = t.call.0, why = %why, queue = %back.queue, "transfer to a number failed; the caller waits in the queue again");
-                            self.tell(
-                                t.call,
-                                SipEvent::Queue(QueueEvent::Timeline {
-                                    event: "transfer failed".into(),
-                                    agent: None,
-                                })
-                                .into(),
-                            );
-                            self.acd.return_to_queue(now, t.call, &back);
-                        }
-                        None => self.tell(
-                            t.call,
-                            SipEvent::Queue(QueueEvent::TransferFailed { why }).into(),
-                        ),
-                    }
+                    self.outside_failed(now, t.call, t.fallback, why);
                 }
             }
             Action::LegFailed {
@@ -605,13 +779,26 @@ impl Loop {
                 attempt,
                 replaces: Some(consult),
                 ..
-            } => self.attended(now, call, attempt, consult),
+            } => self.attended(now, call, attempt, consult, ReferIn::Leg),
+            Action::ConsultRefer {
+                consult,
+                call,
+                attempt,
+            } => self.attended(now, call, attempt, consult, ReferIn::Consultation),
             Action::LegRefer {
                 call,
                 attempt,
                 target,
+                uri,
                 replaces: None,
             } => {
+                let other_host = self
+                    .bridged_agent
+                    .get(&call)
+                    .and_then(|a| Some((a.tenant, self.uri_targets.get(a.tenant)?.target(&uri)?)));
+                if let Some((tenant, t)) = other_host {
+                    return self.refer_to_uri(now, call, attempt, tenant, t);
+                }
                 let verdict = if self.bridged.get(&call) == Some(&attempt) {
                     self.acd.transfer(now, call, &target)
                 } else {
@@ -801,8 +988,20 @@ impl Loop {
             ToCore::Hangup(r) => self.core.hangup(now, r.id, r.by, &r.reason),
             ToCore::LeaveQueue(id) => self.acd.left_by_key(now, id),
             ToCore::Transfer { id, tenant, target } => {
-                // `sip:EXT@host` or `EXT`: an agent of the tenant. There
-                // are no outbound trunks yet, so a number reaches nobody.
+                // A SIP URI on one of the tenant's other hosts is called
+                // there.
+                match self.uri_targets.get(tenant).and_then(|u| u.target(&target)) {
+                    Some(Ok(t)) => return self.dial_uri(id, tenant, t, None),
+                    Some(Err(why)) => {
+                        return self.tell(
+                            id,
+                            SipEvent::Queue(QueueEvent::TransferFailed { why: why.0 }).into(),
+                        );
+                    }
+                    None => {}
+                }
+                // Else `sip:EXT@host` or `EXT`: an agent of the tenant, or
+                // a number through its trunk.
                 let ext = target
                     .strip_prefix("sip:")
                     .or_else(|| target.strip_prefix("sips:"))
@@ -868,13 +1067,14 @@ pub(super) async fn drive(
     drain: Duration,
     sinks: Sinks,
     mut agent_cmds: mpsc::Receiver<(AgentRef, AgentCommand)>,
-    outbound: Vec<Option<Outbound>>,
+    routes: OutRoutes,
     (claims, mut claim_replies): (
         mpsc::UnboundedSender<claims::Op>,
         mpsc::UnboundedReceiver<claims::Reply>,
     ),
 ) {
     let (to_core_tx, mut to_core_rx) = mpsc::channel::<ToCore>(1024);
+    let (resolved_tx, mut resolved_rx) = mpsc::unbounded_channel::<Resolved>();
     let mut l = Loop {
         core,
         acd,
@@ -888,7 +1088,10 @@ pub(super) async fn drive(
         bridged: HashMap::new(),
         bridged_agent: HashMap::new(),
         supervising: HashMap::new(),
-        outbound,
+        outbound: routes.trunks,
+        uri_targets: routes.uri_targets,
+        udp_locals: routes.udp_locals,
+        resolved_tx,
         trunk_calls: HashMap::new(),
         next_trunk_attempt: TRUNK_ATTEMPTS,
         claims,
@@ -945,6 +1148,7 @@ pub(super) async fn drive(
                 None => break,
             },
             Some(req) = to_core_rx.recv() => l.call_request(req),
+            Some(r) = resolved_rx.recv() => l.on_resolved(r),
             Some(reply) = claim_replies.recv() => match reply {
                 claims::Reply::Claimed { attempt, ok } => l.claimed(attempt, ok),
                 claims::Reply::Elsewhere(held) => l.acd.held_elsewhere(clock_now(), &held),

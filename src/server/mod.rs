@@ -521,7 +521,15 @@ impl Server {
                 commands: agent_cmd_tx,
             },
         ));
-        let outbound = outbound_routes(config, &registry, &bound);
+        let outbound = drive::OutRoutes {
+            trunks: outbound_routes(config, &registry, &bound),
+            uri_targets: uri_targets(config, &registry),
+            udp_locals: bound
+                .iter()
+                .filter(|b| b.transport == sip::transport::Transport::Udp)
+                .map(|b| b.addr)
+                .collect(),
+        };
         let drain = Duration::from_secs(config.calls.drain_secs);
         let shutdown_for_core = shutdown.clone();
         let store_for_claims = store.clone();
@@ -940,6 +948,38 @@ fn in_registry_order(config: &Config, tenants: &[Arc<tenants::Tenant>]) -> Confi
         })
         .collect();
     out
+}
+
+/// Each tenant's other SIP hosts its transfers may call (by tenant index;
+/// the config was checked when loaded, so a bad entry here is a bug and
+/// leaves the tenant with none).
+fn uri_targets(
+    config: &Config,
+    registry: &Registry,
+) -> Vec<Arc<crate::tenants::sip_targets::UriTargets>> {
+    registry
+        .tenants()
+        .iter()
+        .map(|t| {
+            let rules = config
+                .tenants
+                .iter()
+                .find(|c| *c.id == *t.id)
+                .map(|c| {
+                    crate::tenants::sip_targets::UriTargets::new(
+                        &c.transfer_hosts,
+                        &c.transfer_private_networks,
+                    )
+                })
+                .transpose()
+                .unwrap_or_else(|e| {
+                    tracing::error!(tenant = %t.id, error = %e, "transfer_hosts not usable: no transfers to other hosts");
+                    None
+                })
+                .unwrap_or_default();
+            Arc::new(rules)
+        })
+        .collect()
 }
 
 /// Each tenant's outbound trunk (by tenant index), with the UDP socket of

@@ -16,6 +16,7 @@ pub mod fetch;
 pub mod flowmedia;
 pub mod gate;
 pub mod lockout;
+pub mod sip_targets;
 pub mod webhooks;
 
 use std::collections::{BTreeMap, HashMap};

@@ -93,6 +93,10 @@ pub(super) struct Call {
     /// `Action::CallEnded` was sent.
     pub(super) reported: bool,
     pub(super) info: CallInfo,
+    /// A REFER in this call waiting for the driver's verdict (an agent's
+    /// attended transfer sent in its consultation call:
+    /// [`Core::answer_call_refer`]).
+    pub(super) refer: Option<(TxId, Request)>,
 }
 
 impl Call {
@@ -301,6 +305,7 @@ impl Core {
             media_started: false,
             ack_seen: false,
             reported: false,
+            refer: None,
             info,
         };
         let mut call = call;
@@ -615,18 +620,7 @@ impl Core {
                     .build();
                 let _ = self.layer.respond(now, tx, ok);
             }
-            Method::Refer => {
-                // Only an agent transfers its caller; a caller cannot send
-                // itself (or us) elsewhere.
-                self.respond(
-                    now,
-                    tx,
-                    &req,
-                    StatusCode::FORBIDDEN,
-                    "Transfers Are Made By Agents",
-                    &[],
-                )
-            }
+            Method::Refer => self.call_refer(now, tx, id, req),
             _ => self.respond(now, tx, &req, StatusCode::OK, "OK", &[]),
         }
     }

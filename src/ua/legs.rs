@@ -88,6 +88,9 @@ pub struct TrunkDial {
     pub caller_id: String,
     /// Digest username and password for the trunk's challenges.
     pub credentials: Option<(String, String)>,
+    /// A SIP URI on another host (`tenants::sip_targets`) for the
+    /// Request-URI and the To, instead of `number` at the trunk's address.
+    pub uri: Option<String>,
 }
 
 /// After a transfer is accepted the agent's phone normally hangs up on
@@ -219,11 +222,14 @@ impl Core {
             .chars()
             .filter(|c| c.is_ascii_digit() || *c == '+')
             .collect();
-        let Ok(uri) = sip::uri::Uri::parse(&Bytes::from(format!("sip:{user}@{}", d.flow.remote)))
-        else {
+        let text = match &d.uri {
+            Some(u) => u.clone(),
+            None => format!("sip:{user}@{}", d.flow.remote),
+        };
+        let Ok(uri) = sip::uri::Uri::parse(&Bytes::from(text.clone())) else {
             return false;
         };
-        let to = format!("<sip:{user}@{}>", d.flow.remote);
+        let to = format!("<{text}>");
         let sent = self.send_leg_invite(
             now,
             (call, attempt),
@@ -885,8 +891,115 @@ impl Core {
             call,
             attempt,
             target: user,
+            uri: target.uri.to_string(),
             replaces,
         });
+    }
+
+    /// A REFER in a call to us. Only an agent's attended transfer sent in
+    /// its consultation call is taken: exactly one Refer-To whose
+    /// `Replaces` names an answered agent leg of another call (in which our
+    /// tag is the to-tag, the phone's the from-tag) goes to the driver
+    /// ([`Action::ConsultRefer`]), who checks that the leg is this caller's
+    /// and answers by [`Core::answer_call_refer`]. A Replaces naming no leg
+    /// of ours gets 481; anything else 403 (a caller cannot send itself,
+    /// or us, elsewhere).
+    pub(super) fn call_refer(&mut self, now: Instant, tx: TxId, id: CallSlot, req: Request) {
+        let refer_to: Vec<&Bytes> = req.headers.get_all(&HeaderName::ReferTo).collect();
+        let replaces = match refer_to.as_slice() {
+            [one] => sip::header::NameAddr::parse(one)
+                .ok()
+                .and_then(|t| t.uri.headers.as_deref().and_then(replaces_dialog)),
+            _ => None,
+        };
+        let Some(did) = replaces else {
+            self.respond(
+                now,
+                tx,
+                &req,
+                StatusCode::FORBIDDEN,
+                "Transfers Are Made By Agents",
+                &[],
+            );
+            return;
+        };
+        let leg = self
+            .legs
+            .by_dialog
+            .get(&did)
+            .and_then(|&i| self.legs.forks.get(i)?.as_ref())
+            .filter(|f| f.state == ForkState::Answered && f.call != id)
+            .map(|f| (f.call, f.attempt));
+        let Some((call, attempt)) = leg else {
+            self.respond(
+                now,
+                tx,
+                &req,
+                StatusCode::CALL_DOES_NOT_EXIST,
+                "Replaced Dialog Does Not Exist",
+                &[],
+            );
+            return;
+        };
+        let Some(c) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if c.refer.is_some() {
+            self.respond(
+                now,
+                tx,
+                &req,
+                StatusCode::REQUEST_PENDING,
+                "Request Pending",
+                &[],
+            );
+            return;
+        }
+        c.refer = Some((tx, req));
+        self.actions.push_back(Action::ConsultRefer {
+            consult: id,
+            call,
+            attempt,
+        });
+    }
+
+    /// The driver's verdict on a [`Action::ConsultRefer`]: 202 and one
+    /// final NOTIFY in the consultation call, as [`Core::answer_refer`]
+    /// does in a leg. Accepted, the replaced leg gets our BYE after
+    /// [`TRANSFEROR_GRACE`] unless the phone hangs it up first.
+    pub fn answer_call_refer(
+        &mut self,
+        now: Instant,
+        consult: CallSlot,
+        replaced: AttemptKey,
+        verdict: Result<(), u16>,
+    ) {
+        let branch = self.new_branch();
+        let Some(c) = self.calls.get_mut(&consult) else {
+            return;
+        };
+        let Some((tx, req)) = c.refer.take() else {
+            return;
+        };
+        let flow = c.flow;
+        let notify = c
+            .dialog
+            .as_mut()
+            .map(|d| refer_notify(d, &flow, &branch, &req, verdict));
+        self.respond(now, tx, &req, StatusCode::ACCEPTED, "Accepted", &[]);
+        if let Some(n) = notify {
+            let _ = self
+                .layer
+                .send_request(now, n, flow, flow.transport.is_reliable());
+        }
+        if verdict.is_ok() {
+            for &i in self.legs.by_attempt.get(&replaced).into_iter().flatten() {
+                self.legs
+                    .byes_due
+                    .insert((now + TRANSFEROR_GRACE, i, replaced));
+            }
+        }
+        self.pump(now);
     }
 
     /// Moves an answered agent leg to another call (an attended transfer:
@@ -929,36 +1042,11 @@ impl Core {
         // final error to the REFER itself would be as correct, but
         // baresip 1.x hangs its call up on one, and the agent would lose
         // the caller over a mistyped extension.
-        let frag = match verdict {
-            Ok(()) => "SIP/2.0 200 OK\r\n".to_owned(),
-            Err(s) => {
-                let code = StatusCode::new(s).unwrap_or(StatusCode::SERVER_INTERNAL_ERROR);
-                format!("SIP/2.0 {} {}\r\n", code.as_u16(), code.canonical_reason())
-            }
-        };
         let flow = f.flow;
-        let notify = f.dialog.as_mut().map(|d| {
-            let via = format!(
-                "SIP/2.0/{} {};branch={branch};rport",
-                flow.transport.via_token(),
-                flow.local
-            );
-            let contact = super::calls::contact_for(&flow, "dhwani");
-            let mut n = d.make_request(Method::Notify, &via, &contact);
-            let cseq = req.cseq().map(|c| c.seq).unwrap_or(0);
-            n.headers
-                .push(HeaderName::Event, Bytes::from(format!("refer;id={cseq}")));
-            n.headers.push(
-                HeaderName::SubscriptionState,
-                Bytes::from_static(b"terminated;reason=noresource"),
-            );
-            n.headers.push(
-                HeaderName::ContentType,
-                Bytes::from_static(b"message/sipfrag;version=2.0"),
-            );
-            n.body = Bytes::from(frag);
-            n
-        });
+        let notify = f
+            .dialog
+            .as_mut()
+            .map(|d| refer_notify(d, &flow, &branch, &req, verdict));
         self.respond(now, tx, &req, StatusCode::ACCEPTED, "Accepted", &[]);
         if let Some(n) = notify
             && let Ok(ntx) = self
@@ -1004,6 +1092,45 @@ impl Core {
 /// `callid;to-tag=T;from-tag=F`, escaped in the URI's headers), as our
 /// dialog id: the to-tag is the local tag (the dialog's UAS is us), the
 /// from-tag the remote one. `None` if it is not there or malformed.
+/// The one NOTIFY that ends a REFER's implicit subscription (RFC 3515
+/// §2.4.4-2.4.5): in `dialog`, `Event: refer;id=CSEQ`, its sipfrag the
+/// transfer's outcome.
+fn refer_notify(
+    dialog: &mut sip::dialog::Dialog,
+    flow: &Flow,
+    branch: &str,
+    refer: &Request,
+    verdict: Result<(), u16>,
+) -> Request {
+    let frag = match verdict {
+        Ok(()) => "SIP/2.0 200 OK\r\n".to_owned(),
+        Err(s) => {
+            let code = StatusCode::new(s).unwrap_or(StatusCode::SERVER_INTERNAL_ERROR);
+            format!("SIP/2.0 {} {}\r\n", code.as_u16(), code.canonical_reason())
+        }
+    };
+    let via = format!(
+        "SIP/2.0/{} {};branch={branch};rport",
+        flow.transport.via_token(),
+        flow.local
+    );
+    let contact = super::calls::contact_for(flow, "dhwani");
+    let mut n = dialog.make_request(Method::Notify, &via, &contact);
+    let cseq = refer.cseq().map(|c| c.seq).unwrap_or(0);
+    n.headers
+        .push(HeaderName::Event, Bytes::from(format!("refer;id={cseq}")));
+    n.headers.push(
+        HeaderName::SubscriptionState,
+        Bytes::from_static(b"terminated;reason=noresource"),
+    );
+    n.headers.push(
+        HeaderName::ContentType,
+        Bytes::from_static(b"message/sipfrag;version=2.0"),
+    );
+    n.body = Bytes::from(frag);
+    n
+}
+
 pub(super) fn replaces_dialog(headers: &[u8]) -> Option<DialogId> {
     let value = headers.split(|b| *b == b'&').find_map(|h| {
         let eq = h.iter().position(|b| *b == b'=')?;

@@ -113,10 +113,25 @@ pub enum Action {
         /// The Refer-To's user part: an extension, a queue's name, a
         /// number.
         target: String,
+        /// The whole Refer-To URI (a URI on another host is called there
+        /// when the tenant's `transfer_hosts` lists it).
+        uri: String,
         /// An attended transfer: the agent's consultation call (its own
         /// call to us, named by the Refer-To's `Replaces`), whose other
         /// party takes over the caller.
         replaces: Option<CallSlot>,
+    },
+    /// An agent's attended transfer sent the other way round (RFC 5589
+    /// §7.3 allows either): the REFER came in its consultation call to us
+    /// (`consult`), its Refer-To's `Replaces` naming the agent's answered
+    /// leg `attempt` of `call`. Answer with [`Core::answer_call_refer`].
+    ConsultRefer {
+        /// The consultation call (the agent's own call to us).
+        consult: CallSlot,
+        /// The caller's call whose agent leg is replaced.
+        call: CallSlot,
+        /// That agent leg.
+        attempt: legs::AttemptKey,
     },
     /// The agent's re-INVITE changed its leg's media (hold, unhold, move).
     LegUpdate {
@@ -680,7 +695,8 @@ impl Core {
 fn policy() -> Policy {
     let mut p = Policy::default();
     p.allow.push(Method::Register);
-    // Agents transfer their callers (RFC 3515); a caller's REFER is refused.
+    // Agents transfer their callers (RFC 3515); a caller's REFER is refused
+    // unless it is an agent's attended transfer from its consultation call.
     p.allow.push(Method::Refer);
     p.supported.push("path");
     p

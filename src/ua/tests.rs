@@ -256,6 +256,11 @@ impl Ua {
                 Action::LegRefer {
                     attempt, target, ..
                 } => self.legs.push((attempt, format!("refer {target}"))),
+                Action::ConsultRefer {
+                    consult, attempt, ..
+                } => self
+                    .legs
+                    .push((attempt, format!("consult refer {}", consult.0))),
             }
         }
     }
@@ -1125,6 +1130,98 @@ fn a_phone_that_hangs_up_on_the_notify_gets_no_second_bye_and_a_callers_refer_is
     assert_eq!(refers, 1, "only the agent's REFER reached the driver");
 }
 
+/// An attended transfer the other way round (RFC 5589 allows either): the
+/// agent's phone sends the REFER in its consultation call to us, Refer-To
+/// its caller with `Replaces` naming its leg of the caller's call. It
+/// reaches the driver; its verdict is 202 and one NOTIFY in the
+/// consultation dialog, and the replaced leg gets our BYE after the grace
+/// if the phone keeps it. A Replaces naming no leg gets 481, a leg still
+/// ringing too.
+#[test]
+fn an_attended_transfer_sent_in_the_consultation_call_replaces_the_agents_leg() {
+    let mut ua = Ua::new(settings(10, Duration::ZERO));
+    let phone = [agent_binding(5071, "sip:1001@10.0.0.1")];
+    assert!(ua.core.ring_agent(ua.now, CallSlot(77), 3, "1001", &phone));
+    ua.collect();
+    let leg = sent(&ua, Method::Invite).remove(0).0;
+    let hv = |r: &Request, n: HeaderName| {
+        String::from_utf8_lossy(r.headers.get(&n).expect("header")).into_owned()
+    };
+    let (leg_call_id, our_tag) = (
+        hv(&leg, HeaderName::CallId),
+        hv(&leg, HeaderName::From)
+            .split("tag=")
+            .nth(1)
+            .expect("tag")
+            .to_owned(),
+    );
+    let refer_with = |replaces: &str| {
+        format!(
+            "Refer-To: <sip:caller@127.0.0.1?Replaces={}>\nContent-Length: 0",
+            replaces
+                .replace('@', "%40")
+                .replace(';', "%3B")
+                .replace('=', "%3D")
+        )
+    };
+    let replaces = format!("{leg_call_id};to-tag={our_tag};from-tag=p1");
+    // The consultation call (the agent's own call to us).
+    ua.send(&invite("1000", "c9", 1, "r1", None, &sdp(4000, "sendrecv")));
+    let tag = ua.to_tag();
+    ua.send(&in_dialog("ACK", "c9", 1, "r1ack", &tag));
+    // The leg still rings: nothing to replace.
+    ua.send(
+        &in_dialog("REFER", "c9", 2, "r2", &tag)
+            .replace("Content-Length: 0", &refer_with(&replaces)),
+    );
+    assert_eq!(ua.last(481).cseq().expect("cseq").seq, 2);
+    ua.send(&answer_to(&leg, 200, "p1", Some(30000)));
+    ua.legs.clear();
+    ua.send(&in_dialog("REFER", "c9", 3, "r3", &tag).replace(
+        "Content-Length: 0",
+        &refer_with(&format!("{leg_call_id};to-tag=nope;from-tag=p1")),
+    ));
+    assert_eq!(ua.last(481).cseq().expect("cseq").seq, 3, "no such dialog");
+    assert!(ua.legs.is_empty(), "{:?}", ua.legs);
+    ua.send(
+        &in_dialog("REFER", "c9", 4, "r4", &tag)
+            .replace("Content-Length: 0", &refer_with(&replaces)),
+    );
+    assert_eq!(ua.legs.len(), 1, "{:?} {:?}", ua.legs, ua.statuses());
+    let (attempt, what) = ua.legs[0].clone();
+    assert_eq!(attempt, 3, "the replaced leg");
+    assert!(what.starts_with("consult refer "), "{what}");
+    let consult: u64 = what
+        .trim_start_matches("consult refer ")
+        .parse()
+        .expect("slot");
+    // A second REFER while the first waits for its verdict.
+    ua.send(
+        &in_dialog("REFER", "c9", 5, "r5", &tag)
+            .replace("Content-Length: 0", &refer_with(&replaces)),
+    );
+    assert_eq!(ua.last(491).cseq().expect("cseq").seq, 5);
+    ua.core
+        .answer_call_refer(ua.now, CallSlot(consult), 3, Ok(()));
+    ua.collect();
+    assert_eq!(ua.last(202).cseq().expect("cseq").seq, 4);
+    let notify = sent(&ua, Method::Notify).remove(0).0;
+    assert_eq!(
+        hv(&notify, HeaderName::CallId),
+        "c9",
+        "in the consultation dialog"
+    );
+    assert_eq!(hv(&notify, HeaderName::Event), "refer;id=4");
+    assert_eq!(&notify.body[..], b"SIP/2.0 200 OK\r\n");
+    // The phone keeps the replaced leg: our BYE after the grace, on it.
+    ua.wait(legs::TRANSFEROR_GRACE - Duration::from_millis(10));
+    assert!(sent(&ua, Method::Bye).is_empty());
+    ua.wait(Duration::from_millis(20));
+    let byes = sent(&ua, Method::Bye);
+    assert_eq!(byes.len(), 1);
+    assert_eq!(hv(&byes[0].0, HeaderName::CallId), leg_call_id);
+}
+
 /// A call out through a trunk at 127.0.0.1:5090.
 fn trunk_dial(credentials: bool) -> crate::ua::legs::TrunkDial {
     crate::ua::legs::TrunkDial {
@@ -1137,7 +1234,26 @@ fn trunk_dial(credentials: bool) -> crate::ua::legs::TrunkDial {
         number: "+919812345678".into(),
         caller_id: "+911140000000".into(),
         credentials: credentials.then(|| ("dhwani".to_owned(), "trunk-pw".to_owned())),
+        uri: None,
     }
+}
+
+#[test]
+fn a_call_to_a_uri_on_another_host_names_that_uri_in_the_request_line_and_to() {
+    let mut ua = Ua::new(settings(10, Duration::ZERO));
+    let mut dial = trunk_dial(false);
+    dial.uri = Some("sip:desk@pbx.acme.example:5090".into());
+    assert!(ua.core.ring_trunk(ua.now, CallSlot(1), 1 << 48, &dial));
+    ua.collect();
+    let (invite, to) = sent(&ua, Method::Invite).remove(0);
+    assert_eq!(to, dial.flow.remote, "sent to the address it resolved to");
+    assert_eq!(invite.uri.to_string(), "sip:desk@pbx.acme.example:5090");
+    let to_h =
+        String::from_utf8_lossy(invite.headers.get(&HeaderName::To).expect("to")).into_owned();
+    assert!(
+        to_h.starts_with("<sip:desk@pbx.acme.example:5090>"),
+        "{to_h}"
+    );
 }
 
 /// A trunk's challenge of `invite` in `header`.

@@ -122,11 +122,11 @@ impl Core {
             }
             None => String::new(),
         };
-        // A number may be a person's: the log names only its kind.
-        let shown = if kind == super::TransferTo::Number {
-            "a number"
-        } else {
-            to.as_str()
+        // A number or a URI may be a person's: the log names only its kind.
+        let shown = match kind {
+            super::TransferTo::Number => "a number",
+            super::TransferTo::Uri => "a SIP URI",
+            _ => to.as_str(),
         };
         tracing::info!(call_id = %self.info.sip_call_id, record_id = %self.info.record_id, agent = %a.shown(), to = %shown, kind = %kind.name(), "agent transferred the caller");
         let talk = talk.as_secs_f64();
