@@ -11,9 +11,13 @@
 #
 #   benches/bridged_load.sh [CALLS] [HOLD_SECS] [RATE]   defaults: 500 30 25
 #
+# With PERF_OUT=FILE set, `perf record -e cpu-clock` samples the server for
+# 10 s once every caller has dialled (where a bridged call's CPU goes:
+# `perf report -i FILE`).
+#
 # Prints: calls completed and failed, bridged calls, the server's CPU per
 # bridged call (over the whole run: CPU seconds / bridged call-seconds),
-# RSS idle, peak and per call, the time from INVITE to the agent's phone
+# RSS idle, peak and per call, the time (in a sample of 40 calls) from INVITE to the agent's phone
 # being rung (the timeline's "agent rung" minus the call's start) and to
 # the bridge, and the share of the caller legs' RTP frames sent more than
 # 2, 5, 10 and 20 ms late (each call's `call finished` counters).
@@ -246,6 +250,9 @@ peak_rss=0
     -r "$RATE" -m "$N" -l "$N" -nostdin -timeout "$((limit - 10))s" -timeout_error \
     -max_socket 60000 -trace_stat -stf callers.csv -trace_err -error_file errors.log >/dev/null 2>&1) &
 sp=$!
+if [ -n "${PERF_OUT:-}" ]; then
+  (sleep $((N / RATE + 5)); perf record -q -e cpu-clock -F 999 -g -p "$srv" -o "$PERF_OUT" -- sleep 10 >/dev/null 2>&1) &
+fi
 while kill -0 $sp 2>/dev/null; do
   r=$(rss_kb); [ "$r" -gt "$peak_rss" ] && peak_rss=$r
   sleep 0.5
@@ -277,12 +284,21 @@ calls = con.execute("SELECT call_id, start_ms, talk_ms FROM calls WHERE tenant =
 bridged = [c for c in calls if c[2]]
 talk_s = sum(c[2] for c in bridged) / 1000
 rung, joined = [], []
-for cid, start, _ in bridged:
-    ev = con.execute("SELECT at_ms, detail FROM call_events WHERE call_id = ? AND kind = 'queue' ORDER BY seq", (cid,)).fetchall()
+# Timeline details are sealed in the store: read a sample of 40 calls
+# through the CLI, which opens them.
+import subprocess
+for cid, start, _ in bridged[:40]:
+    out = subprocess.run(["./target/release/dhwani", "calls", "show", cid, "--json",
+                          "--config", f"{work}/bench.toml", "--data-dir", f"{work}/data"],
+                         capture_output=True, text=True).stdout
+    try:
+        timeline = json.loads(out).get("timeline", [])
+    except ValueError:
+        continue
     first = {}
-    for at, d in ev:
-        e = json.loads(d).get("event")
-        first.setdefault(e, at)
+    for t in timeline:
+        if t.get("kind") == "queue" and isinstance(t.get("detail"), dict):
+            first.setdefault(t["detail"].get("event"), t["at_ms"])
     if "agent rung" in first:
         rung.append(first["agent rung"] - start)
     if "bridged" in first:
@@ -296,7 +312,7 @@ print(f"server CPU             {cpu_s:.1f} s over {wall:.1f} s wall = {100 * cpu
 print(f"bridged call-seconds   {talk_s:.0f}")
 print(f"CPU per bridged call   {100 * cpu_s / max(talk_s, 1) * 1:.4f}% of one core (both legs, recording included; the run's setup and teardown counted in)")
 print(f"RSS idle/peak          {idle // 1024} / {peak // 1024} MiB; per call {(peak - idle) / max(int(n), 1):.1f} KiB")
-print(f"INVITE to agent rung   median {statistics.median(rung) if rung else 0:.0f} ms, p95 {pct(rung, 0.95)} ms")
+print(f"INVITE to agent rung   (a sample of {len(rung)} calls) median {statistics.median(rung) if rung else 0:.0f} ms, p95 {pct(rung, 0.95)} ms")
 print(f"INVITE to bridged      median {statistics.median(joined) if joined else 0:.0f} ms, p95 {pct(joined, 0.95)} ms")
 print(f"caller RTP >2 ms late  {late} of {frames} = {100 * late / max(frames, 1):.2f}%")
 for b in (5, 10, 20):

@@ -84,8 +84,21 @@ impl Phone {
     }
 
     /// With `trace`, baresip prints every SIP message it sends and gets,
-    /// each after a `TRANSPORT FROM -> TO` line.
+    /// each after a `TRANSPORT FROM -> TO` line. A baresip that exits at
+    /// once (its SIP port, free when picked, was taken meanwhile by
+    /// another test's socket) is started again on another port.
     fn start_traced(account: &str, tone: u32, trace: bool) -> Phone {
+        for _ in 0..4 {
+            let mut p = Phone::start_once(account, tone, trace);
+            std::thread::sleep(Duration::from_millis(200));
+            if matches!(p.child.try_wait(), Ok(None)) {
+                return p;
+            }
+        }
+        panic!("baresip exits at start four times running ({account})");
+    }
+
+    fn start_once(account: &str, tone: u32, trace: bool) -> Phone {
         let bin = "/usr/bin/baresip";
         assert!(
             Path::new(bin).exists(),

@@ -93,6 +93,11 @@ pub enum Command {
     /// A frame (at the codec's rate) to send when no prompt plays: the
     /// audio of a bridged leg. At most [`MAX_FEED`] wait; older ones go.
     Feed(Vec<i16>),
+    /// Listen for in-band DTMF or not (when [`Config::inband_dtmf`] is
+    /// on). A bridged caller's keys are audio the other party hears: the
+    /// detector, the costliest part of a frame, rests meanwhile, and
+    /// starts afresh when turned on again.
+    InbandDtmf(bool),
     /// The negotiated direction changed (re-INVITE hold/unhold): whether
     /// we may send RTP, and whether the peer will (the media timeout
     /// sleeps while it will not).
@@ -155,6 +160,8 @@ pub struct CallMedia {
     coder: Coder,
     jitter: JitterBuffer,
     detector: Option<inband::Detector>,
+    /// The detector listens ([`Command::InbandDtmf`]).
+    detecting: bool,
     /// Wideband audio goes to the 8 kHz detector through this.
     detector_resampler: Option<FrameResampler>,
     player: Player,
@@ -199,6 +206,7 @@ impl CallMedia {
             coder: Coder::new(cfg.codec),
             jitter: JitterBuffer::new(jcfg),
             detector: cfg.inband_dtmf.then(inband::Detector::new),
+            detecting: true,
             detector_resampler: (cfg.inband_dtmf && rate != inband::RATE)
                 .then(|| FrameResampler::new(rate, inband::RATE))
                 .flatten(),
@@ -255,6 +263,18 @@ impl CallMedia {
             .map_or(self.next_frame, |t| t.min(self.next_frame))
     }
 
+    /// When the next frame is due.
+    pub fn next_frame(&self) -> Instant {
+        self.next_frame
+    }
+
+    /// Moves the next frame's deadline to `at`: a leg joining a bridge
+    /// ticks with the caller's leg, so that one wake-up of the call's
+    /// task serves both.
+    pub fn align_frames(&mut self, at: Instant) {
+        self.next_frame = at;
+    }
+
     /// A datagram from the RTP socket.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
         self.session
@@ -298,6 +318,12 @@ impl CallMedia {
                 self.drain_session(now);
             }
             Command::Tap(on) => self.tap = on,
+            Command::InbandDtmf(on) => {
+                if on && !self.detecting && self.detector.is_some() {
+                    self.detector = Some(inband::Detector::new());
+                }
+                self.detecting = on;
+            }
             Command::Feed(frame) => {
                 if self.feed.len() >= MAX_FEED {
                     self.feed.pop_front();
@@ -410,7 +436,7 @@ impl CallMedia {
             None => caller.resize(n, 0),
         }
         let mut heard = Vec::new();
-        if let Some(d) = self.detector.as_mut() {
+        if let Some(d) = self.detector.as_mut().filter(|_| self.detecting) {
             match self.detector_resampler.as_mut() {
                 Some(r) => {
                     let mut narrow = Vec::with_capacity(160);

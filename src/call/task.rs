@@ -598,12 +598,19 @@ pub async fn run(
             .poll_timeout()
             .map(tokio::time::Instant::from_std)
             .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+        // While the media's clock runs (a frame due within a frame's time)
+        // the sockets are read when it ticks, not when a datagram comes:
+        // one wake-up a frame for the whole call, whatever its legs
+        // receive. Otherwise (no frame due soon) a datagram wakes us.
+        let ticking = wake <= tokio::time::Instant::now() + TICK_READ_WITHIN;
         tokio::select! {
             ev = events.recv() => {
                 match ev.unwrap_or(CallEvent::Sip(SipEvent::Ended { by: Party::System, cause: "server stopped".to_owned() })) {
                     CallEvent::Sip(ev) => core.handle_input(clock_now(), Input::Sip(ev), &mut recorders),
                     CallEvent::AgentAnswered { media, agent: ext, outside } => match (media.negotiated.clone(), media.rtcp_mux, agent_leg(*media, &shared)) {
-                        (negotiated, mux, Ok((sockets, m))) => {
+                        (negotiated, mux, Ok((sockets, mut m))) => {
+                            // Both legs tick together: one wake-up a frame.
+                            m.align_frames(core.media().next_frame());
                             agent = Some(sockets);
                             agent_codec = Some((negotiated, mux));
                             core.handle_input(clock_now(), Input::AgentAnswered { media: Box::new(m), agent: ext, outside }, &mut recorders);
@@ -625,7 +632,8 @@ pub async fn run(
                     CallEvent::Supervise { setup, mode, extension } => {
                         let sid = setup.id;
                         match supervisor.is_none().then(|| supervisor_leg(*setup, &shared)) {
-                            Some(Ok((sockets, m))) => {
+                            Some(Ok((sockets, mut m))) => {
+                                m.align_frames(core.media().next_frame());
                                 supervisor = Some((sockets, sid));
                                 core.handle_input(clock_now(), Input::SupervisorJoined { media: Box::new(m), extension, mode }, &mut recorders);
                             }
@@ -647,13 +655,13 @@ pub async fn run(
                     }
                 }
             }
-            got = agent_recv(supervisor.as_ref().map(|s| &s.0), &mut supervisor_buf) => {
+            got = agent_recv(supervisor.as_ref().map(|s| &s.0), &mut supervisor_buf), if !ticking => {
                 if let Some((n, from)) = got {
                     let bytes = supervisor_buf.get(..n).unwrap_or(&[]);
                     core.handle_input(clock_now(), Input::Datagram { leg: Leg::Supervisor, from, bytes }, &mut recorders);
                 }
             }
-            got = agent_recv(agent.as_ref(), &mut agent_buf) => {
+            got = agent_recv(agent.as_ref(), &mut agent_buf), if !ticking => {
                 if let Some((n, from)) = got {
                     let bytes = agent_buf.get(..n).unwrap_or(&[]);
                     core.handle_input(clock_now(), Input::Datagram { leg: Leg::Agent, from, bytes }, &mut recorders);
@@ -668,14 +676,30 @@ pub async fn run(
                 job = None;
                 core.handle_input(clock_now(), Input::Prompts { job: n, result }, &mut recorders);
             }
-            _ = tokio::time::sleep_until(wake) => core.handle_input(clock_now(), Input::Timeout, &mut recorders),
-            got = sock.recv_from(&mut buf) => {
+            _ = tokio::time::sleep_until(wake) => {
+                // What came since the last frame goes in before the next.
+                let legs = [
+                    (Some(&sock), Leg::Caller),
+                    (Some(&rtcp_sock), Leg::Caller),
+                    (agent.as_ref().map(|a| &a.rtp), Leg::Agent),
+                    (agent.as_ref().map(|a| &a.rtcp), Leg::Agent),
+                    (supervisor.as_ref().map(|s| &s.0.rtp), Leg::Supervisor),
+                    (supervisor.as_ref().map(|s| &s.0.rtcp), Leg::Supervisor),
+                ];
+                for (s, leg) in legs {
+                    if let Some(s) = s {
+                        read_waiting(s, &mut buf, leg, &mut core, &mut recorders);
+                    }
+                }
+                core.handle_input(clock_now(), Input::Timeout, &mut recorders);
+            }
+            got = sock.recv_from(&mut buf), if !ticking => {
                 if let Ok((n, from)) = got {
                     let bytes = buf.get(..n).unwrap_or(&[]);
                     core.handle_input(clock_now(), Input::Datagram { leg: Leg::Caller, from, bytes }, &mut recorders);
                 }
             }
-            got = rtcp_sock.recv_from(&mut rtcp_buf) => {
+            got = rtcp_sock.recv_from(&mut rtcp_buf), if !ticking => {
                 if let Ok((n, from)) = got {
                     let bytes = rtcp_buf.get(..n).unwrap_or(&[]);
                     core.handle_input(clock_now(), Input::Datagram { leg: Leg::Caller, from, bytes }, &mut recorders);
@@ -692,6 +716,34 @@ pub async fn run(
     // A caller who hung up mid-fetch: its request is dropped.
     if let Some((_, j)) = fetch_job.take() {
         j.abort();
+    }
+}
+
+/// A frame due this soon: the call's sockets are read on its tick
+/// ([`read_waiting`]) rather than woken for (a frame and a little slack).
+const TICK_READ_WITHIN: Duration = Duration::from_millis(25);
+
+/// Datagrams read from one socket per tick at most: a flood on one call's
+/// port costs that call this much a frame, and the rest waits in (or
+/// overflows) the kernel's buffer.
+const READ_PER_TICK: usize = 32;
+
+/// Reads the datagrams waiting on `sock` (at most [`READ_PER_TICK`]) into
+/// the call as `leg`'s. Non-blocking: tokio's readiness says whether
+/// anything came, so an idle socket costs no system call.
+fn read_waiting(
+    sock: &UdpSocket,
+    buf: &mut [u8],
+    leg: Leg,
+    core: &mut Core,
+    recorders: &mut FileRecorders,
+) {
+    for _ in 0..READ_PER_TICK {
+        let Ok((n, from)) = sock.try_recv_from(buf) else {
+            return;
+        };
+        let bytes = buf.get(..n).unwrap_or(&[]);
+        core.handle_input(clock_now(), Input::Datagram { leg, from, bytes }, recorders);
     }
 }
 

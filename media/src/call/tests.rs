@@ -219,6 +219,79 @@ fn digits_from_rfc4733_info_and_inband_all_arrive_with_their_source() {
     );
 }
 
+/// 100 ms of in-band '7' and 100 ms of silence from `from`, fed frame by
+/// frame; the in-band digits the media reported.
+fn inband_seven(m: &mut CallMedia, from: Instant, seq: u16) -> Vec<char> {
+    let mut pcm = inband::tone('7', 100, 1.0, 7000.0, 7000.0, 0.0);
+    pcm.extend(vec![0i16; 800]);
+    let mut keys = Vec::new();
+    for (i, chunk) in pcm.chunks(160).enumerate() {
+        let mut payload = Vec::new();
+        Codec::Pcmu.encode(chunk, &mut payload);
+        let at = from + FRAME * i as u32;
+        let n = seq + i as u16;
+        m.handle_datagram(at, peer(), &rtp_in(0, n, 160 * u32::from(n), &payload));
+        m.handle_timeout(at);
+        while let Some(o) = m.poll_output() {
+            if let Output::Event(Event::Digit {
+                key,
+                source: Source::InBand,
+            }) = o
+            {
+                keys.push(key);
+            }
+        }
+    }
+    let more = run(m, from + FRAME * 10, 10);
+    keys.extend(events(&more).into_iter().filter_map(|e| match e {
+        Event::Digit {
+            key,
+            source: Source::InBand,
+        } => Some(key),
+        _ => None,
+    }));
+    keys
+}
+
+#[test]
+fn the_inband_detector_rests_while_turned_off_and_listens_again_after() {
+    let t0 = Instant::now();
+    let mut m = media(t0, false);
+    assert_eq!(inband_seven(&mut m, t0, 10), ['7'], "on by default");
+    m.handle_command(t0, Command::InbandDtmf(false));
+    assert!(
+        inband_seven(&mut m, t0 + FRAME * 20, 30).is_empty(),
+        "resting"
+    );
+    m.handle_command(t0, Command::InbandDtmf(true));
+    assert_eq!(
+        inband_seven(&mut m, t0 + FRAME * 40, 50),
+        ['7'],
+        "listening again"
+    );
+}
+
+#[test]
+fn an_aligned_leg_sends_its_frames_on_the_given_deadlines() {
+    let t0 = Instant::now();
+    let mut m = media(t0, false);
+    let at = t0 + Duration::from_millis(7);
+    m.align_frames(at);
+    assert_eq!(m.next_frame(), at);
+    let out = run(&mut m, t0, 3);
+    let times: Vec<Instant> = sent_rtp(&out).into_iter().map(|(t, _)| t).collect();
+    assert_eq!(
+        times.first(),
+        Some(&at),
+        "the first frame at the new deadline"
+    );
+    assert_eq!(
+        times.get(1),
+        Some(&(at + FRAME)),
+        "then every 20 ms from it"
+    );
+}
+
 #[test]
 fn barge_in_stops_the_prompt() {
     let t0 = Instant::now();

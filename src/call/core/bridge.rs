@@ -84,6 +84,9 @@ impl Core {
         bridge.hear(a, c, true);
         self.bridge = Some((bridge, c, a));
         self.media.handle_command(now, Command::Tap(true));
+        // The caller's in-band keys are audio the agent hears now (keys
+        // that come as RFC 4733 or INFO still go on to the agent).
+        self.media.handle_command(now, Command::InbandDtmf(false));
         media.handle_command(now, Command::Tap(true));
         self.log(
             now,
@@ -114,6 +117,8 @@ impl Core {
             return;
         };
         self.bridge = None;
+        // Waiting again: the queue's keys may come in-band.
+        self.media.handle_command(now, Command::InbandDtmf(true));
         let talk = now.saturating_duration_since(a.since);
         let name = match self.queue_cdr.as_mut() {
             Some(c) => {
