@@ -13,6 +13,8 @@
 #   with an encrypted stereo recording of every call, same server
 #   RECORD=1 ...   every round records
 #   SETTLE=1 ...   also the RSS 60 s after each round's load
+#   STREAM=1 ...   callers stream RTP in (a 440 Hz tone, G.711 u-law, from
+#   the answer to the end), as real callers do; otherwise they send none
 #
 # Prints: calls completed and failed, the server's CPU and RSS (idle, peak,
 # after), CPU time per call-second, and the share of RTP frames sent more
@@ -71,6 +73,21 @@ flows_dir = "$work/flows"
 max_calls = 20000
 TOML
 hold_ms=$((HOLD * 1000))
+stream_on=""
+if [ -n "${STREAM:-}" ]; then
+  python3 - "$work" <<'PY'
+import math, sys
+def ulaw(x):
+    sign = 0x80 if x < 0 else 0
+    x = min(abs(x), 32635) + 132
+    exp = max(0, x.bit_length() - 8)
+    mant = (x >> (exp + 3)) & 0x0F
+    return ~(sign | (exp << 4) | mant) & 0xFF
+with open(f"{sys.argv[1]}/tone.ulaw", "wb") as f:
+    f.write(bytes(ulaw(int(8000 * math.sin(2 * math.pi * 440 * i / 8000))) for i in range(16000)))
+PY
+  stream_on="<nop><action><exec rtp_stream=\"$work/tone.ulaw,-1,0\"/></action></nop>"
+fi
 cat > "$work/caller.xml" <<XML
 <?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="ivr-load">
@@ -107,6 +124,7 @@ Contact: <sip:sipp@[local_ip]:[local_port]>
 Max-Forwards: 70
 Content-Length: 0
 ]]></send>
+  $stream_on
   <pause milliseconds="300"/>
   <send retrans="500"><![CDATA[
 INFO [next_url] SIP/2.0
