@@ -13,7 +13,9 @@
 #
 # With PERF_OUT=FILE set, `perf record -e cpu-clock` samples the server for
 # 10 s once every caller has dialled (where a bridged call's CPU goes:
-# `perf report -i FILE`).
+# `perf report -i FILE`). SERVER_PREFIX="valgrind --tool=massif ..." runs
+# the server under that command (where a bridged call's memory goes; keep
+# CALLS small, valgrind runs the server on one core, many times slower).
 #
 # Prints: calls completed and failed, bridged calls, the server's CPU per
 # bridged call (over the whole run: CPU seconds / bridged call-seconds),
@@ -191,9 +193,9 @@ Content-Length: 0
   <recv response="200"/>
 </scenario>
 XML
-./target/release/dhwani serve --config "$work/bench.toml" --listen "udp:127.0.0.1:$port" --data-dir "$work/data" --http-listen 127.0.0.1:0 2>"$work/server.log" &
+${SERVER_PREFIX:-} ./target/release/dhwani serve --config "$work/bench.toml" --listen "udp:127.0.0.1:$port" --data-dir "$work/data" --http-listen 127.0.0.1:0 2>"$work/server.log" &
 srv=$!
-sleep 3
+sleep "${START_WAIT:-3}"
 # Register every agent from port P (their bindings' flow), then free P.
 python3 - "$port" "$N" "$agents_port" <<'PY'
 import hashlib, re, select, socket, sys, time

@@ -39,8 +39,16 @@ impl FileRecorder {
         now: Instant,
     ) -> Result<FileRecorder, Error> {
         // Unbuffered enough that each sealed chunk reaches the OS at once:
-        // the buffer is flushed after every write below.
-        let writer = Writer::new(BufWriter::new(file), header, data_key)?;
+        // the buffer is flushed after every write below. It holds the
+        // header and one sealed chunk (length, WAV header, audio, tag), so
+        // that a chunk is one write, and no more (the default 8 KiB is
+        // twice what an 8 kHz stereo chunk needs, for every recording).
+        let capacity = header.encode()?.len()
+            + header.chunk_frames as usize * usize::from(header.channels) * 2
+            + 4
+            + 44
+            + 16;
+        let writer = Writer::new(BufWriter::with_capacity(capacity, file), header, data_key)?;
         Ok(FileRecorder {
             writer,
             interval,

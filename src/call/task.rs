@@ -460,14 +460,15 @@ pub async fn run(
         None;
     let mut buf = vec![0u8; 2048];
     let mut rtcp_buf = vec![0u8; 1500];
-    let mut agent_buf = vec![0u8; 2048];
+    // The extra legs' buffers are allocated when a leg joins.
+    let mut agent_buf: Vec<u8> = Vec::new();
     // The agent's leg, once a queued caller is answered.
     let mut agent: Option<AgentSockets> = None;
     // The agent leg's codec, kept to hand the leg to another call.
     let mut agent_codec: Option<(sip::sdp::Negotiated, bool)> = None;
     // A supervisor's leg and its call.
     let mut supervisor: Option<(AgentSockets, CallSlot)> = None;
-    let mut supervisor_buf = vec![0u8; 2048];
+    let mut supervisor_buf: Vec<u8> = Vec::new();
     // The media counters this call has added to the server's metrics.
     let mut media_reported = crate::metrics::MediaTally::default();
     let mut next_media_report = clock_now() + MEDIA_REPORT_EVERY;
@@ -611,6 +612,7 @@ pub async fn run(
                         (negotiated, mux, Ok((sockets, mut m))) => {
                             // Both legs tick together: one wake-up a frame.
                             m.align_frames(core.media().next_frame());
+                            agent_buf.resize(2048, 0);
                             agent = Some(sockets);
                             agent_codec = Some((negotiated, mux));
                             core.handle_input(clock_now(), Input::AgentAnswered { media: Box::new(m), agent: ext, outside }, &mut recorders);
@@ -634,6 +636,7 @@ pub async fn run(
                         match supervisor.is_none().then(|| supervisor_leg(*setup, &shared)) {
                             Some(Ok((sockets, mut m))) => {
                                 m.align_frames(core.media().next_frame());
+                                supervisor_buf.resize(2048, 0);
                                 supervisor = Some((sockets, sid));
                                 core.handle_input(clock_now(), Input::SupervisorJoined { media: Box::new(m), extension, mode }, &mut recorders);
                             }
