@@ -67,16 +67,9 @@ with open(f"{work}/bench.toml", "w") as c:
     c.write('[[tenants.queues]]\nname = "support"\nstrategy = "longest-idle"\n')
     c.write('ring_timeout_secs = 10\nwrap_up_secs = 0\nmax_len = 100000\nno_answer_pause = false\n')
     c.write("members = [" + ", ".join(f'"{e}"' for e in exts) + "]\n")
-# The callers' audio: 2 s of 440 Hz as raw G.711 u-law, looped by SIPp.
-def ulaw(x):
-    sign = 0x80 if x < 0 else 0
-    x = min(abs(x), 32635) + 132
-    exp = max(0, x.bit_length() - 8)
-    mant = (x >> (exp + 3)) & 0x0F
-    return ~(sign | (exp << 4) | mant) & 0xFF
-with open(f"{work}/tone.ulaw", "wb") as f:
-    f.write(bytes(ulaw(int(8000 * math.sin(2 * math.pi * 440 * i / 8000))) for i in range(16000)))
 PY
+# The callers' audio: 2 s of 440 Hz as raw G.711 u-law, looped by SIPp.
+python3 benches/ulaw_tone.py "$work/tone.ulaw"
 cat > "$work/agent.xml" <<'XML'
 <?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="agent farm">

@@ -75,17 +75,7 @@ TOML
 hold_ms=$((HOLD * 1000))
 stream_on=""
 if [ -n "${STREAM:-}" ]; then
-  python3 - "$work" <<'PY'
-import math, sys
-def ulaw(x):
-    sign = 0x80 if x < 0 else 0
-    x = min(abs(x), 32635) + 132
-    exp = max(0, x.bit_length() - 8)
-    mant = (x >> (exp + 3)) & 0x0F
-    return ~(sign | (exp << 4) | mant) & 0xFF
-with open(f"{sys.argv[1]}/tone.ulaw", "wb") as f:
-    f.write(bytes(ulaw(int(8000 * math.sin(2 * math.pi * 440 * i / 8000))) for i in range(16000)))
-PY
+  python3 benches/ulaw_tone.py "$work/tone.ulaw"
   stream_on="<nop><action><exec rtp_stream=\"$work/tone.ulaw,-1,0\"/></action></nop>"
 fi
 cat > "$work/caller.xml" <<XML

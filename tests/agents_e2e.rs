@@ -1483,7 +1483,17 @@ fn with_trunk(cfg: &mut String, port: u16, password: &str) {
 /// The SIPp trunk of `tests/sipp/trunk-401.xml` on `port`, for one call,
 /// echoing RTP; its result when it ends.
 fn sipp_trunk(target: SocketAddr, port: u16) -> std::thread::JoinHandle<common::SippRun> {
-    let scenario = common::repo_path("tests/sipp/trunk-401.xml");
+    sipp_far_end("tests/sipp/trunk-401.xml", target, port)
+}
+
+/// SIPp running `scenario` (a far end our calls out reach) on `port`, for
+/// one call, echoing RTP; its result when it ends.
+fn sipp_far_end(
+    scenario: &str,
+    target: SocketAddr,
+    port: u16,
+) -> std::thread::JoinHandle<common::SippRun> {
+    let scenario = common::repo_path(scenario);
     std::thread::spawn(move || {
         common::run_sipp(
             target,
@@ -2317,22 +2327,7 @@ fn with_other_host(cfg: &mut String, port: u16, loopback_ok: bool) {
 /// echoing RTP (it fails the call unless the INVITE's Request-URI and To
 /// are `sip:desk@127.0.0.1:PORT`).
 fn sipp_other_host(target: SocketAddr, port: u16) -> std::thread::JoinHandle<common::SippRun> {
-    let scenario = common::repo_path("tests/sipp/uri-host.xml");
-    std::thread::spawn(move || {
-        common::run_sipp(
-            target,
-            &[
-                "-sf",
-                &scenario.display().to_string(),
-                "-p",
-                &port.to_string(),
-                "-rtp_echo",
-                "-m",
-                "1",
-            ],
-            Duration::from_secs(40),
-        )
-    })
+    sipp_far_end("tests/sipp/uri-host.xml", target, port)
 }
 
 /// Issue 12, point 6: a flow's `transfer "sip:desk@HOST:PORT"` to a host in

@@ -479,17 +479,30 @@ impl Loop {
             self.core.answer_refer(now, attempt, Err(status));
             return;
         }
-        let back = match self.acd.transfer_out(now, call) {
-            Ok(back) => back,
-            Err(why) => {
-                self.core.answer_refer(now, attempt, Err(why.status()));
-                return;
-            }
+        let Some(back) = self.transfer_out(now, call, attempt) else {
+            return;
         };
         self.transferred(now, call, attempt, number.clone(), TransferTo::Number);
         if let Err(why) = self.dial_out(now, call, tenant, &number, Some(back.clone())) {
             tracing::info!(slot = call.0, why = %why, "transfer to a number could not start; the caller waits in the queue again");
             self.acd.return_to_queue(now, call, &back);
+        }
+    }
+
+    /// The ACD lets the agent's caller go out of the centre (to a number,
+    /// another host); refused, the REFER is answered with why.
+    fn transfer_out(
+        &mut self,
+        now: std::time::Instant,
+        call: CallSlot,
+        attempt: u64,
+    ) -> Option<acd::Fallback> {
+        match self.acd.transfer_out(now, call) {
+            Ok(back) => Some(back),
+            Err(why) => {
+                self.core.answer_refer(now, attempt, Err(why.status()));
+                None
+            }
         }
     }
 
@@ -517,12 +530,8 @@ impl Loop {
                 return;
             }
         };
-        let back = match self.acd.transfer_out(now, call) {
-            Ok(back) => back,
-            Err(why) => {
-                self.core.answer_refer(now, attempt, Err(why.status()));
-                return;
-            }
+        let Some(back) = self.transfer_out(now, call, attempt) else {
+            return;
         };
         self.transferred(now, call, attempt, target.uri.clone(), TransferTo::Uri);
         self.dial_uri(call, tenant, target, Some(back));

@@ -986,12 +986,7 @@ impl Core {
             .dialog
             .as_mut()
             .map(|d| refer_notify(d, &flow, &branch, &req, verdict));
-        self.respond(now, tx, &req, StatusCode::ACCEPTED, "Accepted", &[]);
-        if let Some(n) = notify {
-            let _ = self
-                .layer
-                .send_request(now, n, flow, flow.transport.is_reliable());
-        }
+        self.accept_refer(now, (tx, &req), flow, notify);
         if verdict.is_ok() {
             for &i in self.legs.by_attempt.get(&replaced).into_iter().flatten() {
                 self.legs
@@ -1047,12 +1042,7 @@ impl Core {
             .dialog
             .as_mut()
             .map(|d| refer_notify(d, &flow, &branch, &req, verdict));
-        self.respond(now, tx, &req, StatusCode::ACCEPTED, "Accepted", &[]);
-        if let Some(n) = notify
-            && let Ok(ntx) = self
-                .layer
-                .send_request(now, n, flow, flow.transport.is_reliable())
-        {
+        if let Some(ntx) = self.accept_refer(now, (tx, &req), flow, notify) {
             self.legs.notifies.insert(ntx, i);
         }
         if verdict.is_ok() {
@@ -1061,6 +1051,22 @@ impl Core {
                 .insert((now + TRANSFEROR_GRACE, i, attempt));
         }
         self.pump(now);
+    }
+
+    /// A REFER answered 202, then its final NOTIFY sent over `flow`
+    /// (whose transaction is returned).
+    fn accept_refer(
+        &mut self,
+        now: Instant,
+        (tx, req): (TxId, &Request),
+        flow: Flow,
+        notify: Option<Request>,
+    ) -> Option<TxId> {
+        self.respond(now, tx, req, StatusCode::ACCEPTED, "Accepted", &[]);
+        let n = notify?;
+        self.layer
+            .send_request(now, n, flow, flow.transport.is_reliable())
+            .ok()
     }
 
     /// Transferred legs whose phone did not hang up get our BYE.
