@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Dhwani's test command: installs what the tests need on a bare Debian
-# machine (SIPp and baresip as SIP peers; espeak-ng for speech; PostgreSQL
-# for the store tests, started per test in a temp dir; schemathesis for the
-# admin API), then runs
+# machine (SIPp and baresip as SIP peers; Kamailio as the proxy in front
+# of two nodes; espeak-ng for speech; PostgreSQL for the store tests,
+# started per test in a temp dir; schemathesis for the admin API), then
+# runs
 # formatting, lints, every unit and end-to-end test, and builds the
 # benchmarks. Used as is by CI (.ci/run).
 set -euo pipefail
@@ -15,6 +16,7 @@ command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 command -v espeak-ng >/dev/null 2>&1 || need_apt+=(espeak-ng)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 command -v baresip >/dev/null 2>&1 || need_apt+=(baresip-core)
+[ -x /usr/sbin/kamailio ] || command -v kamailio >/dev/null 2>&1 || need_apt+=(kamailio)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi

@@ -1801,6 +1801,157 @@ fn two_nodes_on_one_database_never_ring_an_agent_the_other_holds_until_its_lease
     drop(phone_a);
 }
 
+/// Issue 12: calls routed between nodes. Agent 1001's phone registers
+/// through a Kamailio proxy that hands REGISTERs to node A (with a Path
+/// carrying the phone's source); a caller dials node B, which shares A's
+/// PostgreSQL. B reads A's binding from the store and rings the phone
+/// through the proxy (the Path as Route): the caller and 1001 hear each
+/// other, the phone's hang-up reaches B through the proxy's
+/// Record-Route, and B's CDR names 1001.
+#[test]
+fn a_caller_at_one_node_is_answered_by_an_agent_registered_at_another_through_a_proxy() {
+    let pg = common::pg::TempPostgres::start();
+    let node = |name: &str, dir: &Path| {
+        let cfg = config(dir, "longest-idle", "").replace(
+            "[registrar]\n",
+            &format!("[registrar]\nnode = \"{name}\"\nclaim_lease_secs = 3\n"),
+        );
+        format!("[store]\nurl = \"{}\"\n\n{cfg}", pg.url)
+    };
+    let (dir_a, dir_b) = (
+        tempfile::tempdir().expect("tmp"),
+        tempfile::tempdir().expect("tmp"),
+    );
+    let a = Server::start(&node("a", dir_a.path()));
+    let mut b = Server::start(&node("b", dir_b.path()));
+    let (addr_a, addr_b) = (a.addr("udp"), b.addr("udp"));
+    let proxy = common::kamailio::Kamailio::start(addr_a, addr_b);
+    let phone = Phone::start_traced(
+        &format!(
+            "<sip:1001@{}>;auth_pass={PASSWORD};regint=60;answermode=auto",
+            proxy.addr
+        ),
+        880,
+        true,
+    );
+    // Registered at A, through the proxy: the stored binding's source is
+    // the proxy and its Path names it.
+    let end = Instant::now() + Duration::from_secs(15);
+    let phones = loop {
+        let phones = agents_json(&a)
+            .iter()
+            .find(|x| x["extension"] == "1001")
+            .and_then(|x| x["phones"].as_array().cloned())
+            .unwrap_or_default();
+        if !phones.is_empty() {
+            break phones;
+        }
+        assert!(
+            Instant::now() < end,
+            "1001 did not register through the proxy:\n{}\n{}\n{}",
+            phone.log(),
+            proxy.log(),
+            a.log.join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(phones.len(), 1, "{phones:?}");
+    assert_eq!(phones[0]["node"], "a", "{phones:?}");
+    assert_eq!(phones[0]["source"], proxy.addr.to_string(), "{phones:?}");
+    assert!(
+        phones[0]["path"][0]
+            .as_str()
+            .is_some_and(|p| p.contains(&proxy.addr.to_string()) && p.contains("received=")),
+        "{phones:?}"
+    );
+    // B learns of the binding within its 2 s read; a caller at B.
+    std::thread::sleep(Duration::from_secs(3));
+    let caller = caller_dials_tone(addr_b, "+919800000061", 660);
+    assert!(
+        wait_for_line(
+            &mut b,
+            &["bridged to an agent", "agent=1001"],
+            Duration::from_secs(15)
+        ),
+        "{}\n{}\n{}",
+        b.log.join("\n"),
+        proxy.log(),
+        phone.log()
+    );
+    assert!(
+        phone.wait_for("Call established", Duration::from_secs(5)),
+        "{}",
+        phone.log()
+    );
+    // The phone got B's INVITE from the proxy (its Via and Record-Route
+    // on top), not straight from B.
+    let log = phone.log();
+    let invite = log
+        .split("INVITE sip:")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no INVITE in the phone's trace:\n{log}"));
+    let invite = &invite[..invite
+        .find("\r\n\r\n")
+        .or(invite.find("\n\n"))
+        .unwrap_or(invite.len())];
+    let top_via = invite
+        .lines()
+        .find(|l| l.starts_with("Via:") || l.starts_with("v:"))
+        .unwrap_or_default();
+    assert!(
+        top_via.contains(&proxy.addr.to_string()),
+        "the INVITE did not come through the proxy: {invite}"
+    );
+    assert!(
+        invite.contains(&format!("Record-Route: <sip:{};lr", proxy.addr)),
+        "{invite}"
+    );
+    std::thread::sleep(Duration::from_secs(4));
+    let f = caller.recent_freq();
+    assert!(
+        (f - 880.0).abs() < 60.0,
+        "the caller at B heard {f} Hz, not 1001's 880 Hz"
+    );
+    let f = phone.recent_freq();
+    assert!(
+        (f - 660.0).abs() < 50.0,
+        "1001 heard {f} Hz, not the caller's 660 Hz"
+    );
+    // Node A never took a call.
+    assert!(
+        !a.log.iter().any(|l| l.contains("bridged to an agent")),
+        "{}",
+        a.log.join("\n")
+    );
+    // The agent hangs up: its BYE follows the Record-Route to B.
+    let mut phone = phone;
+    phone.say("/hangup\n");
+    assert!(
+        caller.wait_for("terminated", Duration::from_secs(10)),
+        "the caller's call did not end:\n{}\n{}",
+        caller.log(),
+        proxy.log()
+    );
+    let call = common::finished_calls(&b)
+        .into_iter()
+        .find(|c| c["caller"] == "+919800000061")
+        .unwrap_or_else(|| panic!("no CDR at B:\n{}", b.log.join("\n")));
+    assert_eq!(call["agent"], "1001", "{call}");
+    assert_eq!(call["hangup_by"], "agent", "{call}");
+    // The phone unregisters (at A, through the proxy): B stops counting
+    // on it once its wrap-up is over.
+    phone.say("/quit\n");
+    assert!(
+        wait_for_line(
+            &mut b,
+            &["agent state", "extension=1001", "to=\"unreachable\""],
+            Duration::from_secs(15)
+        ),
+        "{}",
+        b.log.join("\n")
+    );
+}
+
 /// An agent dials another agent's extension from its phone: the call is
 /// authenticated with the agent's digest, the other agent is rung and
 /// answers, and each hears the other; the CDR names both.

@@ -322,7 +322,7 @@ async fn list(cfg: &Config, store: &Store, tenant: Option<&str>, json: bool) -> 
                 "state_reason": state.map(|e| e.reason.clone()).unwrap_or_default(),
                 "state_since_ms": state.map(|e| e.at_ms),
                 "held_by": held_by,
-                "phones": phones.iter().map(|b| serde_json::json!({"contact": b.contact, "transport": b.transport, "source": b.remote_addr, "expires_ms": b.expires_ms, "node": b.node})).collect::<Vec<_>>(),
+                "phones": phones.iter().map(|b| serde_json::json!({"contact": b.contact, "transport": b.transport, "source": b.remote_addr, "expires_ms": b.expires_ms, "node": b.node, "path": b.path.lines().collect::<Vec<_>>()})).collect::<Vec<_>>(),
             });
             println!("{v}");
         } else {

@@ -73,6 +73,9 @@ pub(super) struct OutRoutes {
     pub uri_targets: Vec<Arc<UriTargets>>,
     /// Our UDP listeners' addresses.
     pub udp_locals: Vec<std::net::SocketAddr>,
+    /// The phones other nodes' agents registered through a proxy, each
+    /// time they change (`bindings::watch_elsewhere`).
+    pub elsewhere: mpsc::Receiver<super::bindings::Elsewhere>,
 }
 
 /// The first trunk-leg attempt number: far above the ACD's, so the two
@@ -117,6 +120,9 @@ struct Loop {
     udp_locals: Vec<std::net::SocketAddr>,
     /// Transfers to other hosts report here once their host resolved.
     resolved_tx: mpsc::UnboundedSender<Resolved>,
+    /// Phones registered at other nodes through a proxy, rung from here
+    /// too (`bindings::elsewhere`).
+    elsewhere: super::bindings::Elsewhere,
 }
 
 /// Where an attended transfer's REFER came in: in the agent's leg of the
@@ -699,7 +705,7 @@ impl Loop {
             Action::InfoDigit(id, key) => self.tell(id, SipEvent::InfoDigit(key).into()),
             Action::MediaUpdate(id, update) => self.tell(id, SipEvent::MediaUpdate(update).into()),
             Action::Bindings(agent, list) => {
-                let live = !self.core.agent_bindings(&agent, now).is_empty();
+                let live = !self.phones(&agent, now).is_empty();
                 self.acd.reachable(now, &agent, live);
                 let _ = self.sinks.bindings.send((agent, list));
             }
@@ -964,6 +970,37 @@ impl Loop {
         }
     }
 
+    /// An agent's phones: those registered here, then those registered at
+    /// other nodes through a proxy (a contact registered here is not
+    /// taken twice), all unexpired.
+    fn phones(&self, agent: &AgentRef, now: std::time::Instant) -> Vec<Binding> {
+        let mut phones = self.core.agent_bindings(agent, now);
+        let wall = SystemTime::now();
+        if let Some(there) = self.elsewhere.get(agent) {
+            for b in there {
+                if b.expires > wall && !phones.iter().any(|p| p.contact == b.contact) {
+                    phones.push(b.clone());
+                }
+            }
+        }
+        phones
+    }
+
+    /// A new set of phones registered at other nodes: agents that gained
+    /// or lost their only phones become reachable or unreachable here.
+    fn elsewhere_changed(&mut self, set: super::bindings::Elsewhere) {
+        let now = clock_now();
+        let old = std::mem::replace(&mut self.elsewhere, set);
+        let mut agents: Vec<AgentRef> = old.into_keys().collect();
+        agents.extend(self.elsewhere.keys().cloned());
+        agents.sort_by(|a, b| (a.tenant, &a.extension).cmp(&(b.tenant, &b.extension)));
+        agents.dedup();
+        for agent in agents {
+            let live = !self.phones(&agent, now).is_empty();
+            self.acd.reachable(now, &agent, live);
+        }
+    }
+
     /// The store's answer to a claim: ring the agent's phones, or, if
     /// another node holds the agent, tell the ACD (the next agent is
     /// tried). A ring stopped meanwhile is not started.
@@ -978,7 +1015,7 @@ impl Loop {
                 .ring_failed(now, AttemptId(attempt), RingFailure::Elsewhere);
             return;
         }
-        let phones = self.core.agent_bindings(&agent, now);
+        let phones = self.phones(&agent, now);
         if !self
             .core
             .ring_agent(now, call, attempt, &agent.extension, &phones)
@@ -1084,6 +1121,7 @@ pub(super) async fn drive(
 ) {
     let (to_core_tx, mut to_core_rx) = mpsc::channel::<ToCore>(1024);
     let (resolved_tx, mut resolved_rx) = mpsc::unbounded_channel::<Resolved>();
+    let mut elsewhere_rx = routes.elsewhere;
     let mut l = Loop {
         core,
         acd,
@@ -1101,6 +1139,7 @@ pub(super) async fn drive(
         uri_targets: routes.uri_targets,
         udp_locals: routes.udp_locals,
         resolved_tx,
+        elsewhere: Default::default(),
         trunk_calls: HashMap::new(),
         next_trunk_attempt: TRUNK_ATTEMPTS,
         claims,
@@ -1158,6 +1197,7 @@ pub(super) async fn drive(
             },
             Some(req) = to_core_rx.recv() => l.call_request(req),
             Some(r) = resolved_rx.recv() => l.on_resolved(r),
+            Some(set) = elsewhere_rx.recv() => l.elsewhere_changed(set),
             Some(reply) = claim_replies.recv() => match reply {
                 claims::Reply::Claimed { attempt, ok } => l.claimed(attempt, ok),
                 claims::Reply::Elsewhere(held) => l.acd.held_elsewhere(clock_now(), &held),

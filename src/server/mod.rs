@@ -521,14 +521,22 @@ impl Server {
                 commands: agent_cmd_tx,
             },
         ));
+        let udp_locals: Vec<std::net::SocketAddr> = bound
+            .iter()
+            .filter(|b| b.transport == sip::transport::Transport::Udp)
+            .map(|b| b.addr)
+            .collect();
         let outbound = drive::OutRoutes {
             trunks: outbound_routes(config, &registry, &bound),
             uri_targets: uri_targets(config, &registry),
-            udp_locals: bound
-                .iter()
-                .filter(|b| b.transport == sip::transport::Transport::Udp)
-                .map(|b| b.addr)
-                .collect(),
+            elsewhere: bindings::watch_elsewhere(
+                store.clone(),
+                node.clone(),
+                config.clone(),
+                udp_locals.clone(),
+                shutdown.clone(),
+            ),
+            udp_locals,
         };
         let drain = Duration::from_secs(config.calls.drain_secs);
         let shutdown_for_core = shutdown.clone();

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod https;
+pub mod kamailio;
 pub mod pg;
 pub mod rawsip;
 pub mod sippxml;
