@@ -15,6 +15,8 @@
 #   SETTLE=1 ...   also the RSS 60 s after each round's load
 #   STREAM=1 ...   callers stream RTP in (a 440 Hz tone, G.711 u-law, from
 #   the answer to the end), as real callers do; otherwise they send none
+#   PERF_OUT=FILE ...   `perf record -e cpu-clock` samples the server for
+#   10 s once every caller of round 1 has dialled (`perf report -i FILE`)
 #
 # Prints: calls completed and failed, the server's CPU and RSS (idle, peak,
 # after), CPU time per call-second, and the share of RTP frames sent more
@@ -182,6 +184,9 @@ peak_rss=0
     -r "$RATE" -m "$N" -l "$N" -nostdin -timeout "$((HOLD + N / RATE + 80))s" -timeout_error \
     -max_socket 60000 -trace_stat -stf "stat$round.csv" >/dev/null 2>&1) &
 sp=$!
+if [ -n "${PERF_OUT:-}" ] && [ "$round" = 1 ]; then
+  (sleep $((N / RATE + 3)); perf record -q -e cpu-clock -F 999 -g -p "$srv" -o "$PERF_OUT" -- sleep 10 >/dev/null 2>&1) &
+fi
 while kill -0 $sp 2>/dev/null; do
   r=$(rss_kb); [ "$r" -gt "$peak_rss" ] && peak_rss=$r
   sleep 0.5

@@ -2,10 +2,11 @@
 //! frequencies, Q.24 acceptance).
 //!
 //! Each of the eight frequencies is measured over its own window of about
-//! 20 cycles (constant Q: 229 samples at 697 Hz, 98 at 1633 Hz), so every
+//! 20 cycles (constant Q: 230 samples at 697 Hz, 98 at 1633 Hz), so every
 //! tone gets the same relative frequency resolution: a tone 1.5% off still
 //! carries most of its energy into its bin, one 3.5% off does not. Every
-//! 5 ms (40 samples) the detector checks, over the windows ending now:
+//! 5 ms (40 samples, a block) the detector checks, over the windows ending
+//! now:
 //!
 //! 1. one low-group and one high-group tone stand out (each at least
 //!    [`MIN_TONE_POWER`] and 6 dB above the others in its group);
@@ -18,6 +19,17 @@
 //! and reports a digit once the same pair has held for [`MIN_HOLD`]: a
 //! 40 ms tone is reported, a 30 ms one is not. The digit ends after
 //! 20 ms without the pair.
+//!
+//! The windows overlap (a check every 40 samples, windows of up to 230),
+//! so each tone's power is not measured afresh over its window (a Goertzel
+//! filter over 230 samples, eight of them, every check). Instead each
+//! 40-sample block's DFT sum at the eight frequencies is computed once,
+//! with the part from each tone's window start for the block where that
+//! window begins, and a check adds up the window's blocks, each turned by
+//! its delay's phase: the same power, |sum of x[m] e^(-jwm)|^2 over the
+//! window, for about a quarter of the arithmetic. A block's sums are
+//! computed only when a check gets that far (loud, steady windows), so
+//! silence and most speech cost only the copy into the block.
 
 use std::collections::VecDeque;
 
@@ -33,12 +45,15 @@ const KEYS: [[char; 4]; 4] = [
 ];
 /// Cycles of each tone in its window.
 const CYCLES: f32 = 20.0;
-/// Samples between checks.
+/// Samples between checks: one block.
 const HOP: usize = 40;
 /// Largest window (the 697 Hz tone's).
 const MAX_WINDOW: usize = 230;
 /// Smallest window (the 1633 Hz tone's).
 const MIN_WINDOW: usize = 98;
+/// Blocks the largest window spans (five whole ones and the end of a
+/// sixth): the blocks kept.
+const BLOCKS: usize = MAX_WINDOW.div_ceil(HOP);
 /// The signal's power over the shortest and the longest window may differ
 /// by this ratio at most: the tone fills the whole long window (onsets and
 /// ends of tones fail this, so a tone is counted only while it lasts).
@@ -71,24 +86,61 @@ pub const MIN_HOLD: usize = 3;
 /// Checks without the pair before the digit ends.
 const RELEASE: usize = 4;
 
+/// Where a window of `len` samples ending at a block's end begins: how
+/// many blocks it spans and the offset in its oldest block.
+const fn span(len: usize) -> (usize, usize) {
+    let blocks = len.div_ceil(HOP);
+    (blocks, blocks * HOP - len)
+}
+
+/// One block's sums, computed when a check first needs them.
+#[derive(Clone, Copy, Default)]
+struct BlockSums {
+    /// The energies below are computed.
+    energy_done: bool,
+    /// Sum of squares of the whole block.
+    energy: f32,
+    /// Sum of squares from the longest window's offset on.
+    energy_long: f32,
+    /// Sum of squares from the shortest window's offset on.
+    energy_short: f32,
+    /// The DFT sums below are computed.
+    dft_done: bool,
+    /// The whole block's sum of x[m] e^(-jw m) per tone (real, imaginary).
+    re: [f32; 8],
+    im: [f32; 8],
+    /// The same from each tone's own window offset on (for the block in
+    /// which that window begins).
+    tail_re: [f32; 8],
+    tail_im: [f32; 8],
+}
+
 /// An in-band DTMF detector for one 8 kHz stream.
 pub struct Detector {
-    /// Goertzel coefficient of each tone (low group first).
-    coeff: [f32; 8],
-    /// Where each tone's window starts within the longest window.
-    starts: [usize; 8],
-    /// Window length of each tone.
+    /// Window length of each tone (low group first).
     windows: [usize; 8],
-    /// The last `MAX_WINDOW` samples, written twice (at `pos` and
-    /// `pos + MAX_WINDOW`) so they are always one contiguous slice.
-    ring: Box<[f32; 2 * MAX_WINDOW]>,
-    pos: usize,
+    /// Blocks each tone's window spans.
+    spans: [usize; 8],
+    /// Where each tone's window begins in its oldest block.
+    offsets: [usize; 8],
+    /// cos(w m) and sin(w m) for each sample m of a block, per tone.
+    cos: Box<[[f32; 8]; HOP]>,
+    sin: Box<[[f32; 8]; HOP]>,
+    /// e^(j w HOP i): the phase of the block `i` blocks before the newest.
+    turn_re: [[f32; 8]; BLOCKS],
+    turn_im: [[f32; 8]; BLOCKS],
+    /// The last [`BLOCKS`] blocks of samples (a ring, by block), the one
+    /// at `head` being filled.
+    blocks: Box<[[f32; HOP]; BLOCKS]>,
+    sums: Box<[BlockSums; BLOCKS]>,
+    head: usize,
+    /// Samples in the block being filled (samples since the last check).
+    fill: usize,
     filled: usize,
-    since_check: usize,
     /// Samples since the last one loud enough to matter: once a whole
     /// window is quieter than [`QUIET`], no tone can be in it and the
     /// checks are skipped (silence, and frames concealed as zeros, cost
-    /// only the copy into the ring).
+    /// only the copy into the block).
     quiet_run: usize,
     candidate: Option<char>,
     hits: usize,
@@ -115,27 +167,57 @@ impl std::fmt::Debug for Detector {
 impl Detector {
     /// A detector with no history.
     pub fn new() -> Detector {
-        let mut coeff = [0f32; 8];
         let mut windows = [0usize; 8];
-        let mut starts = [0usize; 8];
+        let mut spans = [0usize; 8];
+        let mut offsets = [0usize; 8];
+        let mut omega = [0f32; 8];
         for (k, &f) in LOW.iter().chain(HIGH.iter()).enumerate() {
             let window = ((CYCLES * RATE as f32 / f).round() as usize).min(MAX_WINDOW);
-            if let (Some(c), Some(w), Some(st)) =
-                (coeff.get_mut(k), windows.get_mut(k), starts.get_mut(k))
-            {
-                *c = 2.0 * (2.0 * std::f32::consts::PI * f / RATE as f32).cos();
+            let (blocks, offset) = span(window);
+            if let (Some(w), Some(b), Some(o), Some(om)) = (
+                windows.get_mut(k),
+                spans.get_mut(k),
+                offsets.get_mut(k),
+                omega.get_mut(k),
+            ) {
                 *w = window;
-                *st = MAX_WINDOW - window;
+                *b = blocks;
+                *o = offset;
+                *om = 2.0 * std::f32::consts::PI * f / RATE as f32;
+            }
+        }
+        // The tables in f64, rounded once.
+        let mut cos = Box::new([[0f32; 8]; HOP]);
+        let mut sin = Box::new([[0f32; 8]; HOP]);
+        for (m, (c, s)) in cos.iter_mut().zip(sin.iter_mut()).enumerate() {
+            for k in 0..8 {
+                let a = f64::from(omega[k]) * m as f64;
+                c[k] = a.cos() as f32;
+                s[k] = a.sin() as f32;
+            }
+        }
+        let mut turn_re = [[0f32; 8]; BLOCKS];
+        let mut turn_im = [[0f32; 8]; BLOCKS];
+        for (i, (re, im)) in turn_re.iter_mut().zip(turn_im.iter_mut()).enumerate() {
+            for k in 0..8 {
+                let a = f64::from(omega[k]) * (HOP * i) as f64;
+                re[k] = a.cos() as f32;
+                im[k] = a.sin() as f32;
             }
         }
         Detector {
-            coeff,
-            starts,
             windows,
-            ring: Box::new([0.0; 2 * MAX_WINDOW]),
-            pos: 0,
+            spans,
+            offsets,
+            cos,
+            sin,
+            turn_re,
+            turn_im,
+            blocks: Box::new([[0.0; HOP]; BLOCKS]),
+            sums: Box::new([BlockSums::default(); BLOCKS]),
+            head: 0,
+            fill: 0,
             filled: 0,
-            since_check: 0,
             quiet_run: 0,
             candidate: None,
             hits: 0,
@@ -149,33 +231,34 @@ impl Detector {
     pub fn handle_samples(&mut self, samples: &[i16]) {
         let mut rest = samples;
         while !rest.is_empty() {
-            // Up to the next check and the ring's end, in one pass.
-            let n = (HOP - self.since_check)
-                .min(MAX_WINDOW - self.pos)
-                .min(rest.len());
+            // Up to the block's end (the next check), in one pass.
+            let n = (HOP - self.fill).min(rest.len());
             let (now, later) = rest.split_at(n);
-            let (lo, hi) = self.ring.split_at_mut(MAX_WINDOW);
-            let (Some(a), Some(b)) = (
-                lo.get_mut(self.pos..self.pos + n),
-                hi.get_mut(self.pos..self.pos + n),
-            ) else {
+            let Some(to) = self
+                .blocks
+                .get_mut(self.head)
+                .and_then(|b| b.get_mut(self.fill..self.fill + n))
+            else {
                 return;
             };
-            for ((a, b), &s) in a.iter_mut().zip(b.iter_mut()).zip(now) {
-                let x = f32::from(s);
-                *a = x;
-                *b = x;
+            for (d, &s) in to.iter_mut().zip(now) {
+                *d = f32::from(s);
             }
             match now.iter().rposition(|s| s.unsigned_abs() >= QUIET) {
                 Some(i) => self.quiet_run = n - 1 - i,
                 None => self.quiet_run += n,
             }
-            self.pos = (self.pos + n) % MAX_WINDOW;
             self.filled = (self.filled + n).min(MAX_WINDOW);
-            self.since_check += n;
-            if self.since_check == HOP {
-                self.since_check = 0;
+            self.fill += n;
+            if self.fill == HOP {
                 self.check();
+                // The next block takes the oldest one's place.
+                self.head = (self.head + 1) % BLOCKS;
+                self.fill = 0;
+                if let Some(s) = self.sums.get_mut(self.head) {
+                    s.energy_done = false;
+                    s.dft_done = false;
+                }
             }
             rest = later;
         }
@@ -186,63 +269,139 @@ impl Detector {
         self.out.pop_front()
     }
 
-    /// The last `MAX_WINDOW` samples, oldest first.
-    fn window(&self) -> &[f32] {
-        self.ring
-            .get(self.pos..self.pos + MAX_WINDOW)
-            .unwrap_or(&[])
+    /// The ring index of the block `back` blocks before the newest.
+    fn block_at(&self, back: usize) -> usize {
+        (self.head + BLOCKS - back % BLOCKS) % BLOCKS
+    }
+
+    /// The energies of block `b`, computed on first use.
+    fn energies(&mut self, b: usize) -> BlockSums {
+        let (Some(sums), Some(x)) = (self.sums.get_mut(b), self.blocks.get(b)) else {
+            return BlockSums::default();
+        };
+        if !sums.energy_done {
+            let (_, long_off) = span(MAX_WINDOW);
+            let (_, short_off) = span(MIN_WINDOW);
+            let (mut all, mut long, mut short) = (0f32, 0f32, 0f32);
+            for (m, &v) in x.iter().enumerate() {
+                let e = v * v;
+                all += e;
+                if m >= long_off {
+                    long += e;
+                }
+                if m >= short_off {
+                    short += e;
+                }
+            }
+            sums.energy = all;
+            sums.energy_long = long;
+            sums.energy_short = short;
+            sums.energy_done = true;
+        }
+        *sums
+    }
+
+    /// Mean power over the last `len` samples (`len` is the longest or the
+    /// shortest window).
+    fn mean_power(&mut self, len: usize) -> f32 {
+        let (blocks, _) = span(len);
+        let mut sum = 0.0;
+        for back in 0..blocks {
+            let s = self.energies(self.block_at(back));
+            sum += if back + 1 < blocks {
+                s.energy
+            } else if len == MAX_WINDOW {
+                s.energy_long
+            } else {
+                s.energy_short
+            };
+        }
+        sum / len as f32
+    }
+
+    /// The DFT sums of block `b` at the eight tones, computed on first
+    /// use. The eight lanes run side by side (the compiler vectorises
+    /// them); each lane's tail sum is the whole sum up to its offset taken
+    /// away at the end.
+    fn dft(&mut self, b: usize) -> BlockSums {
+        let offsets = self.offsets;
+        let (Some(sums), Some(x)) = (self.sums.get_mut(b), self.blocks.get(b)) else {
+            return BlockSums::default();
+        };
+        if !sums.dft_done {
+            let (mut re, mut im) = ([0f32; 8], [0f32; 8]);
+            let (mut head_re, mut head_im) = ([0f32; 8], [0f32; 8]);
+            for (m, ((&v, c), s)) in x
+                .iter()
+                .zip(self.cos.iter())
+                .zip(self.sin.iter())
+                .enumerate()
+            {
+                for k in 0..8 {
+                    // The sum before the lane's offset, kept as it passes.
+                    let at = m == offsets[k];
+                    head_re[k] = if at { re[k] } else { head_re[k] };
+                    head_im[k] = if at { im[k] } else { head_im[k] };
+                    re[k] += v * c[k];
+                    im[k] -= v * s[k];
+                }
+            }
+            for k in 0..8 {
+                // (An offset of 0 keeps nothing back: the whole block.)
+                sums.tail_re[k] = re[k] - head_re[k];
+                sums.tail_im[k] = im[k] - head_im[k];
+            }
+            sums.re = re;
+            sums.im = im;
+            sums.dft_done = true;
+        }
+        *sums
     }
 
     /// Power of each of the eight tones over its own window ending now,
-    /// scaled so a tone of amplitude A gives A²/2. The eight Goertzel
-    /// recursions run side by side (the compiler vectorises the lanes); a
-    /// lane is fed zeros before its window starts, which leaves its state
-    /// at zero.
-    fn powers(&self) -> [f32; 8] {
-        let (mut s1, mut s2) = ([0f32; 8], [0f32; 8]);
-        let coeff = self.coeff;
-        let starts = self.starts;
-        for (i, &x) in self.window().iter().enumerate() {
-            // Branch-free lanes: the compiler turns this into SIMD.
-            let mut xs = [0f32; 8];
+    /// scaled so a tone of amplitude A gives A²/2: the window's block
+    /// sums, each turned back by its block's delay.
+    fn powers(&mut self) -> [f32; 8] {
+        let (mut re, mut im) = ([0f32; 8], [0f32; 8]);
+        let spans = self.spans;
+        for back in 0..BLOCKS {
+            let s = self.dft(self.block_at(back));
+            let (Some(tr), Some(ti)) = (self.turn_re.get(back), self.turn_im.get(back)) else {
+                break;
+            };
             for k in 0..8 {
-                xs[k] = if i >= starts[k] { x } else { 0.0 };
+                let (br, bi) = if back + 1 < spans[k] {
+                    (s.re[k], s.im[k])
+                } else if back + 1 == spans[k] {
+                    (s.tail_re[k], s.tail_im[k])
+                } else {
+                    (0.0, 0.0)
+                };
+                re[k] += br * tr[k] - bi * ti[k];
+                im[k] += br * ti[k] + bi * tr[k];
             }
-            let mut s0 = [0f32; 8];
-            for k in 0..8 {
-                s0[k] = xs[k] + coeff[k] * s1[k] - s2[k];
-            }
-            s2 = s1;
-            s1 = s0;
         }
         let mut p = [0f32; 8];
         for k in 0..8 {
             let n = self.windows[k] as f32;
-            let mag2 = s1[k] * s1[k] + s2[k] * s2[k] - self.coeff[k] * s1[k] * s2[k];
-            p[k] = 2.0 * mag2 / (n * n);
+            p[k] = 2.0 * (re[k] * re[k] + im[k] * im[k]) / (n * n);
         }
         p
     }
 
     /// The pair present in the windows ending now, if any.
-    fn pair(&self) -> Option<char> {
+    fn pair(&mut self) -> Option<char> {
         if self.filled < MAX_WINDOW || self.quiet_run >= MAX_WINDOW {
             return None;
         }
         // Cheap checks first: loud enough, and steady (mean power over the
         // longest window against the shortest). Silence and most speech
-        // stop here, before any Goertzel runs.
-        let w = self.window();
-        let total: f32 = w.iter().map(|x| x * x).sum::<f32>() / MAX_WINDOW as f32;
+        // stop here, before any tone's sums are computed.
+        let total = self.mean_power(MAX_WINDOW);
         if total < 2.0 * MIN_TONE_POWER {
             return None;
         }
-        let short: f32 = w
-            .iter()
-            .skip(MAX_WINDOW - MIN_WINDOW)
-            .map(|x| x * x)
-            .sum::<f32>()
-            / MIN_WINDOW as f32;
+        let short = self.mean_power(MIN_WINDOW);
         if short > total * STEADY || total > short * STEADY {
             return None;
         }

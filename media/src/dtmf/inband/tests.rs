@@ -203,3 +203,93 @@ fn the_last_key_of_a_sequence_is_heard_with_no_silence_after_it() {
         }
     }
 }
+
+/// Each tone's power from the block sums equals the power measured
+/// directly over its window (the DFT at the tone's frequency, in f64),
+/// and the mean powers equal the direct mean squares, at every check of
+/// a signal of tones, noise and steps, fed in pieces of all sizes.
+#[test]
+fn block_sums_give_the_power_measured_over_each_window() {
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    let mut noise = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % 20_001) as f32 - 10_000.0
+    };
+    let mut signal: Vec<i16> = Vec::new();
+    for part in 0..12 {
+        let (f1, f2) = (300.0 + 110.0 * part as f32, 1250.0 + 37.0 * part as f32);
+        for i in 0..(517 + 61 * part) {
+            let t = i as f32 / RATE as f32;
+            let v = 6000.0 * (2.0 * std::f32::consts::PI * f1 * t).sin()
+                + 3000.0 * (2.0 * std::f32::consts::PI * f2 * t).sin()
+                + if part % 3 == 0 { noise() } else { 0.0 };
+            signal.push(v.clamp(-32768.0, 32767.0) as i16);
+        }
+    }
+    let freqs: Vec<f64> = LOW
+        .iter()
+        .chain(HIGH.iter())
+        .map(|&f| f64::from(f))
+        .collect();
+    let mut d = Detector::new();
+    let mut fed = 0;
+    let mut checks = 0;
+    let mut size = 1;
+    while fed < signal.len() {
+        // Up to the next check, in pieces of 1, 2, ... samples.
+        let to_check = HOP - d.fill;
+        let n = size.min(to_check).min(signal.len() - fed);
+        size = size % 97 + 1;
+        d.handle_samples(&signal[fed..fed + n]);
+        fed += n;
+        if d.fill != 0 || fed < MAX_WINDOW {
+            continue;
+        }
+        // Just checked: look at the windows that check saw (the newest
+        // block's sums were dropped for the next one; its samples stay).
+        d.head = (d.head + BLOCKS - 1) % BLOCKS;
+        let got = d.powers();
+        let mean_long = d.mean_power(MAX_WINDOW);
+        let mean_short = d.mean_power(MIN_WINDOW);
+        d.head = (d.head + 1) % BLOCKS;
+        d.sums[d.head].energy_done = false;
+        d.sums[d.head].dft_done = false;
+        checks += 1;
+        let window = |len: usize| &signal[fed - len..fed];
+        let mean = |len: usize| {
+            window(len)
+                .iter()
+                .map(|&x| f64::from(x).powi(2))
+                .sum::<f64>()
+                / len as f64
+        };
+        let (long, short) = (mean(MAX_WINDOW), mean(MIN_WINDOW));
+        assert!(
+            (f64::from(mean_long) - long).abs() <= long * 1e-4 + 1.0,
+            "{mean_long} vs {long}"
+        );
+        assert!(
+            (f64::from(mean_short) - short).abs() <= short * 1e-4 + 1.0,
+            "{mean_short} vs {short}"
+        );
+        for (k, &f) in freqs.iter().enumerate() {
+            let w = d.windows[k];
+            let omega = 2.0 * std::f64::consts::PI * f / f64::from(RATE);
+            let (mut re, mut im) = (0f64, 0f64);
+            for (m, &x) in window(w).iter().enumerate() {
+                re += f64::from(x) * (omega * m as f64).cos();
+                im -= f64::from(x) * (omega * m as f64).sin();
+            }
+            let want = 2.0 * (re * re + im * im) / (w * w) as f64;
+            let err = (f64::from(got[k]) - want).abs();
+            assert!(
+                err <= want * 1e-3 + long * 1e-5 + 1.0,
+                "tone {f} Hz after {fed} samples: {} from the blocks, {want} directly",
+                got[k]
+            );
+        }
+    }
+    assert!(checks > 100, "{checks} checks");
+}
