@@ -115,8 +115,9 @@ struct BlockSums {
     tail_im: [f32; 8],
 }
 
-/// An in-band DTMF detector for one 8 kHz stream.
-pub struct Detector {
+/// What every detector shares: each tone's window and phase tables
+/// (computed once, not per call).
+struct Tables {
     /// Window length of each tone (low group first).
     windows: [usize; 8],
     /// Blocks each tone's window spans.
@@ -124,11 +125,75 @@ pub struct Detector {
     /// Where each tone's window begins in its oldest block.
     offsets: [usize; 8],
     /// cos(w m) and sin(w m) for each sample m of a block, per tone.
-    cos: Box<[[f32; 8]; HOP]>,
-    sin: Box<[[f32; 8]; HOP]>,
+    cos: [[f32; 8]; HOP],
+    sin: [[f32; 8]; HOP],
     /// e^(j w HOP i): the phase of the block `i` blocks before the newest.
     turn_re: [[f32; 8]; BLOCKS],
     turn_im: [[f32; 8]; BLOCKS],
+}
+
+static TABLES: std::sync::OnceLock<Tables> = std::sync::OnceLock::new();
+
+impl Tables {
+    fn get() -> &'static Tables {
+        TABLES.get_or_init(Tables::new)
+    }
+
+    fn new() -> Tables {
+        let mut windows = [0usize; 8];
+        let mut spans = [0usize; 8];
+        let mut offsets = [0usize; 8];
+        let mut omega = [0f32; 8];
+        for (k, &f) in LOW.iter().chain(HIGH.iter()).enumerate() {
+            let window = ((CYCLES * RATE as f32 / f).round() as usize).min(MAX_WINDOW);
+            let (blocks, offset) = span(window);
+            if let (Some(w), Some(b), Some(o), Some(om)) = (
+                windows.get_mut(k),
+                spans.get_mut(k),
+                offsets.get_mut(k),
+                omega.get_mut(k),
+            ) {
+                *w = window;
+                *b = blocks;
+                *o = offset;
+                *om = 2.0 * std::f32::consts::PI * f / RATE as f32;
+            }
+        }
+        // The tables in f64, rounded once.
+        let mut cos = [[0f32; 8]; HOP];
+        let mut sin = [[0f32; 8]; HOP];
+        for (m, (c, s)) in cos.iter_mut().zip(sin.iter_mut()).enumerate() {
+            for k in 0..8 {
+                let a = f64::from(omega[k]) * m as f64;
+                c[k] = a.cos() as f32;
+                s[k] = a.sin() as f32;
+            }
+        }
+        let mut turn_re = [[0f32; 8]; BLOCKS];
+        let mut turn_im = [[0f32; 8]; BLOCKS];
+        for (i, (re, im)) in turn_re.iter_mut().zip(turn_im.iter_mut()).enumerate() {
+            for k in 0..8 {
+                let a = f64::from(omega[k]) * (HOP * i) as f64;
+                re[k] = a.cos() as f32;
+                im[k] = a.sin() as f32;
+            }
+        }
+        Tables {
+            windows,
+            spans,
+            offsets,
+            cos,
+            sin,
+            turn_re,
+            turn_im,
+        }
+    }
+}
+
+/// An in-band DTMF detector for one 8 kHz stream.
+pub struct Detector {
+    /// The tones' windows and phases (the same for every detector).
+    t: &'static Tables,
     /// The last [`BLOCKS`] blocks of samples (a ring, by block), the one
     /// at `head` being filled.
     blocks: Box<[[f32; HOP]; BLOCKS]>,
@@ -167,52 +232,8 @@ impl std::fmt::Debug for Detector {
 impl Detector {
     /// A detector with no history.
     pub fn new() -> Detector {
-        let mut windows = [0usize; 8];
-        let mut spans = [0usize; 8];
-        let mut offsets = [0usize; 8];
-        let mut omega = [0f32; 8];
-        for (k, &f) in LOW.iter().chain(HIGH.iter()).enumerate() {
-            let window = ((CYCLES * RATE as f32 / f).round() as usize).min(MAX_WINDOW);
-            let (blocks, offset) = span(window);
-            if let (Some(w), Some(b), Some(o), Some(om)) = (
-                windows.get_mut(k),
-                spans.get_mut(k),
-                offsets.get_mut(k),
-                omega.get_mut(k),
-            ) {
-                *w = window;
-                *b = blocks;
-                *o = offset;
-                *om = 2.0 * std::f32::consts::PI * f / RATE as f32;
-            }
-        }
-        // The tables in f64, rounded once.
-        let mut cos = Box::new([[0f32; 8]; HOP]);
-        let mut sin = Box::new([[0f32; 8]; HOP]);
-        for (m, (c, s)) in cos.iter_mut().zip(sin.iter_mut()).enumerate() {
-            for k in 0..8 {
-                let a = f64::from(omega[k]) * m as f64;
-                c[k] = a.cos() as f32;
-                s[k] = a.sin() as f32;
-            }
-        }
-        let mut turn_re = [[0f32; 8]; BLOCKS];
-        let mut turn_im = [[0f32; 8]; BLOCKS];
-        for (i, (re, im)) in turn_re.iter_mut().zip(turn_im.iter_mut()).enumerate() {
-            for k in 0..8 {
-                let a = f64::from(omega[k]) * (HOP * i) as f64;
-                re[k] = a.cos() as f32;
-                im[k] = a.sin() as f32;
-            }
-        }
         Detector {
-            windows,
-            spans,
-            offsets,
-            cos,
-            sin,
-            turn_re,
-            turn_im,
+            t: Tables::get(),
             blocks: Box::new([[0.0; HOP]; BLOCKS]),
             sums: Box::new([BlockSums::default(); BLOCKS]),
             head: 0,
@@ -324,19 +345,15 @@ impl Detector {
     /// them); each lane's tail sum is the whole sum up to its offset taken
     /// away at the end.
     fn dft(&mut self, b: usize) -> BlockSums {
-        let offsets = self.offsets;
+        let t = self.t;
+        let offsets = t.offsets;
         let (Some(sums), Some(x)) = (self.sums.get_mut(b), self.blocks.get(b)) else {
             return BlockSums::default();
         };
         if !sums.dft_done {
             let (mut re, mut im) = ([0f32; 8], [0f32; 8]);
             let (mut head_re, mut head_im) = ([0f32; 8], [0f32; 8]);
-            for (m, ((&v, c), s)) in x
-                .iter()
-                .zip(self.cos.iter())
-                .zip(self.sin.iter())
-                .enumerate()
-            {
+            for (m, ((&v, c), s)) in x.iter().zip(t.cos.iter()).zip(t.sin.iter()).enumerate() {
                 for k in 0..8 {
                     // The sum before the lane's offset, kept as it passes.
                     let at = m == offsets[k];
@@ -363,10 +380,11 @@ impl Detector {
     /// sums, each turned back by its block's delay.
     fn powers(&mut self) -> [f32; 8] {
         let (mut re, mut im) = ([0f32; 8], [0f32; 8]);
-        let spans = self.spans;
+        let t = self.t;
+        let spans = t.spans;
         for back in 0..BLOCKS {
             let s = self.dft(self.block_at(back));
-            let (Some(tr), Some(ti)) = (self.turn_re.get(back), self.turn_im.get(back)) else {
+            let (Some(tr), Some(ti)) = (t.turn_re.get(back), t.turn_im.get(back)) else {
                 break;
             };
             for k in 0..8 {
@@ -383,7 +401,7 @@ impl Detector {
         }
         let mut p = [0f32; 8];
         for k in 0..8 {
-            let n = self.windows[k] as f32;
+            let n = t.windows[k] as f32;
             p[k] = 2.0 * (re[k] * re[k] + im[k] * im[k]) / (n * n);
         }
         p

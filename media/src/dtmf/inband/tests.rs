@@ -275,7 +275,7 @@ fn block_sums_give_the_power_measured_over_each_window() {
             "{mean_short} vs {short}"
         );
         for (k, &f) in freqs.iter().enumerate() {
-            let w = d.windows[k];
+            let w = d.t.windows[k];
             let omega = 2.0 * std::f64::consts::PI * f / f64::from(RATE);
             let (mut re, mut im) = (0f64, 0f64);
             for (m, &x) in window(w).iter().enumerate() {
